@@ -1,0 +1,120 @@
+"""structlog set-up: JSON lines in the run's folder, readable lines on stderr, secrets masked.
+
+Every event carries the run id. Known secret values (token, password) are replaced by `***`
+wherever they would appear in an event, as a last line of defence behind code that never logs
+them in the first place.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any
+
+import structlog
+
+_SECRETS: set[str] = set()
+
+
+def add_secret(value: str | None) -> None:
+    """Mask VALUE in every event from now on (short values would mask too much: 4+ chars)."""
+    if value and len(value) >= 4:
+        _SECRETS.add(value)
+
+
+def _mask(text: str) -> str:
+    for secret in _SECRETS:
+        text = text.replace(secret, "***")
+    return text
+
+
+def mask_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    if _SECRETS:
+        for key, value in event.items():
+            if isinstance(value, str):
+                event[key] = _mask(value)
+            elif value is not None and not isinstance(value, (int, float, bool)):
+                event[key] = _mask(str(value))
+    return event
+
+
+def configure(run_id: str, log_dir: str | None, *, verbose: bool = False) -> str | None:
+    """Log JSON to LOG_DIR/log.jsonl (if given) and to the console; returns the log path."""
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        mask_secrets,
+    ]
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(run_id=run_id)
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    root = logging.getLogger("etl")
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(logging.DEBUG)
+    root.propagate = False
+
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.INFO if verbose else logging.WARNING)
+    console.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                _console_line,
+            ],
+            foreign_pre_chain=shared,
+        )
+    )
+    root.addHandler(console)
+
+    path = None
+    if log_dir is not None:
+        os.makedirs(log_dir, exist_ok=True)
+        path = os.path.join(log_dir, "log.jsonl")
+        handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setLevel(logging.DEBUG)
+        handler.setFormatter(
+            structlog.stdlib.ProcessorFormatter(
+                processors=[
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.JSONRenderer(default=str),
+                ],
+                foreign_pre_chain=shared,
+            )
+        )
+        root.addHandler(handler)
+    return path
+
+
+def _console_line(_: Any, __: str, event: MutableMapping[str, Any]) -> str:
+    """`etl: warning: <event> (key=value, ...)`, without the noise the JSON log keeps."""
+    level = event.pop("level", "info")
+    text = str(event.pop("event", ""))
+    for key in ("timestamp", "run_id"):
+        event.pop(key, None)
+    extra = ", ".join(f"{k}={v}" for k, v in event.items())
+    return f"etl: {level}: {text}" + (f" ({extra})" if extra else "")
+
+
+def get(name: str = "etl") -> Any:
+    return structlog.get_logger(name if name.startswith("etl") else f"etl.{name}")
+
+
+def close() -> None:
+    for handler in list(logging.getLogger("etl").handlers):
+        handler.flush()
+        handler.close()
+        logging.getLogger("etl").removeHandler(handler)
+
+
+def names(items: Iterable[str]) -> str:
+    return ", ".join(f'"{i}"' for i in items)

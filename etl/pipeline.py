@@ -1,0 +1,174 @@
+"""A run, stage by stage: read -> validate -> (post) -> report. The CLI only wires options in.
+
+Files are opened and their headers matched before anything is written, so a file-level problem
+(unreadable, empty, a required column missing) stops the run with exit 2 and no report rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as arrow
+import pyarrow.compute as pc
+
+from etl import logs
+from etl.outcomes import ExitStatus, Outcome, exit_status
+from etl.reading import RawChunk, ReadOptions, Table, open_table
+from etl.reporting import ReportWriter, write_summary
+from etl.resources import Resource
+from etl.validating import ColumnMap, Validator, match_columns
+
+Progress = Callable[[int], None]
+
+
+def new_run_id() -> str:
+    now = dt.datetime.now(dt.UTC)
+    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class Inputs:
+    """The run's files, opened, with their columns matched to the resource."""
+
+    tables: list[Table]
+    columns: list[ColumnMap]
+    own_columns: list[str]  # every file's headers, in order of first appearance
+
+    def chunks(self, progress: Progress | None = None) -> Iterator[tuple[int, RawChunk]]:
+        """(file index, chunk) through all files; progress is told the bytes read."""
+        base = 0
+        for i, table in enumerate(self.tables):
+            done = 0
+
+            def tell(read: int | None, rows: int, table: Table = table) -> None:
+                nonlocal done
+                now = min(read if read is not None else done, table.size)
+                if progress is not None and now > done:
+                    progress(now - done)
+                done = now
+
+            yield from ((i, c) for c in table.chunks(tell))
+            if progress is not None and done < table.size:
+                progress(table.size - done)
+            base += table.size
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(t.size for t in self.tables)
+
+    def own_cells(self, index: int, chunk: RawChunk) -> list[Any]:
+        """The chunk's columns in the report's own-column order (None where a file lacks one)."""
+        where: dict[str, int] = {}
+        for pos, name in enumerate(self.tables[index].header):
+            where.setdefault(name, pos)
+        return [chunk.columns[where[n]] if n in where else None for n in self.own_columns]
+
+
+def prepare_inputs(
+    paths: list[str], resource: Resource, read: ReadOptions, renames: dict[str, str]
+) -> Inputs:
+    tables = [open_table(p, read) for p in paths]
+    columns = [match_columns(t.path, t.header, resource, renames) for t in tables]
+    own: list[str] = []
+    for table in tables:
+        own.extend(h for h in table.header if h not in own)
+    unknown = [u for c in columns for u in c.unknown]
+    if unknown:
+        logs.get().warning(
+            "columns not in the schema are kept in the report and never sent: "
+            + logs.names(dict.fromkeys(unknown)),
+            resource=resource.name,
+        )
+    return Inputs(tables, columns, own)
+
+
+@dataclass
+class RunRecord:
+    """What summary.json says about a run."""
+
+    run_id: str
+    command: str
+    report: str
+    files: list[str]
+    started_at: str = field(default_factory=now_iso)
+    finished_at: str | None = None
+    counts: Counter[str] = field(default_factory=Counter)
+    exit_code: int | None = None
+    stopped: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def summary_path(self) -> str:
+        return os.path.join(os.path.dirname(os.path.abspath(self.report)), "summary.json")
+
+    def finish(self, status: ExitStatus) -> None:
+        self.finished_at = now_iso()
+        self.exit_code = int(status)
+        write_summary(
+            self.summary_path,
+            {
+                "run_id": self.run_id,
+                "command": self.command,
+                "started_at": self.started_at,
+                "finished_at": self.finished_at,
+                "files": self.files,
+                "rows": sum(self.counts.values()),
+                "counts": {o.value: self.counts.get(o.value, 0) for o in Outcome},
+                "exit_code": self.exit_code,
+                "stopped": self.stopped,
+                "report": self.report,
+                **self.extra,
+            },
+        )
+
+    def line(self) -> str:
+        """The one summary line printed at the end."""
+        total = sum(self.counts.values())
+        parts = ", ".join(f"{n} {o}" for o, n in sorted(self.counts.items(), key=_order) if n)
+        return (
+            f"{total} row{'s' if total != 1 else ''}"
+            + (f": {parts}" if parts else "")
+            + (f"; stopped: {self.stopped}" if self.stopped else "")
+            + f". Report: {self.report}"
+        )
+
+
+def _order(item: tuple[str, int]) -> int:
+    return list(Outcome).index(Outcome(item[0]))
+
+
+def validate(
+    inputs: Inputs,
+    validator: Validator,
+    record: RunRecord,
+    progress: Progress | None = None,
+) -> ExitStatus:
+    """The dry run: every row is `valid` or `invalid` with its reasons; nothing is sent."""
+    log = logs.get()
+    writer = ReportWriter(record.report, inputs.own_columns)
+    try:
+        for index, chunk in inputs.chunks(progress):
+            errors, valid = validator.errors(chunk, inputs.columns[index])
+            good = int(valid.sum())
+            record.counts.update({Outcome.VALID.value: good, Outcome.INVALID.value: len(chunk) - good})
+            outcomes = pc.if_else(arrow.array(valid), Outcome.VALID.value, Outcome.INVALID.value)
+            writer.write(
+                inputs.tables[index].path, chunk.rows, outcomes, errors,
+                inputs.own_cells(index, chunk),
+            )
+    finally:
+        writer.close()
+    status = exit_status(record.counts)
+    record.finish(status)
+    log.info("validated", counts=dict(record.counts), report=record.report)
+    return status

@@ -1,0 +1,110 @@
+"""The per-row results CSV and summary.json that the contract fixes, written as the run goes.
+
+Lines are written chunk by chunk with Arrow's CSV writer (the Python csv module would take
+most of a dry run's time on a large file), in input order; `flush()` makes them durable.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as arrow
+import pyarrow.compute as pc
+import pyarrow.csv as arrow_csv
+
+FIXED = ["source", "row", "outcome", "id", "http_status", "attempts", "errors"]
+
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?")
+_FORMULA_FIRST = arrow.array(list("=+-@\t\r"))
+_WRITE = arrow_csv.WriteOptions(include_header=False, quoting_style="needed")
+
+
+def neutralise_cell(cell: str) -> str:
+    """A cell Excel would run as a formula (`=`, `+`, `-`, `@`, tab, CR first), made text."""
+    if cell and cell[0] in "=+-@\t\r" and not _PLAIN_NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
+
+
+def neutralise(cells: arrow.Array) -> arrow.Array:
+    """The column with formula-looking cells neutralised, all at once (most columns have none)."""
+    first = pc.utf8_slice_codeunits(cells, 0, 1)
+    risky = pc.is_in(first, value_set=_FORMULA_FIRST)
+    if not pc.any(risky).as_py():
+        return cells
+    risky = pc.and_not(risky, pc.match_substring_regex(cells, f"^(?:{_PLAIN_NUMBER.pattern})$"))
+    return pc.if_else(risky, pc.binary_join_element_wise("'", cells, ""), cells)
+
+
+def _column(values: Sequence[Any] | None, n: int, type_: arrow.DataType) -> arrow.Array:
+    if values is None:
+        return arrow.nulls(n, type_)
+    if isinstance(values, arrow.Array):
+        return values
+    return arrow.array(values, type=type_)
+
+
+class ReportWriter:
+    """Appends result lines in input order; `flush()` makes what was written durable."""
+
+    def __init__(self, path: str, own_columns: list[str]) -> None:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.path = path
+        self.own_columns = own_columns
+        self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
+        header = io.StringIO()
+        csv.writer(header, lineterminator="\n").writerow(FIXED + own_columns)
+        self._file.write(header.getvalue().encode("utf-8"))
+
+    def write(
+        self,
+        source: str,
+        rows: np.ndarray,
+        outcomes: Sequence[str],
+        errors: Sequence[str],
+        own: Sequence[arrow.Array | None],
+        ids: Sequence[Any] | None = None,
+        statuses: Sequence[Any] | None = None,
+        attempts: Sequence[Any] | None = None,
+    ) -> None:
+        """One line per row; `own` is one column per own column (None: the file lacks it)."""
+        n = len(rows)
+        columns = [
+            arrow.repeat(arrow.scalar(source, arrow.string()), n),
+            arrow.array(rows, type=arrow.int64()),
+            _column(outcomes, n, arrow.string()),
+            _column(ids, n, arrow.int64()),
+            _column(statuses, n, arrow.int64()),
+            _column(attempts, n, arrow.int64()),
+            arrow.array(errors, type=arrow.string()),
+            *(
+                arrow.nulls(n, arrow.string()) if c is None else neutralise(c)
+                for c in own
+            ),
+        ]
+        table = arrow.Table.from_arrays(columns, names=[str(i) for i in range(len(columns))])
+        arrow_csv.write_csv(table, self._file, _WRITE)
+
+    def flush(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self.flush()
+            self._file.close()
+
+
+def write_summary(path: str, summary: dict[str, Any]) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2, default=str)
+        f.write("\n")
+    os.replace(tmp, path)

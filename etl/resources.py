@@ -1,0 +1,80 @@
+"""What the pipeline knows of a target: its endpoint and its columns, and nothing by name.
+
+A resource definition lives in `schemas/<name>.py` as `RESOURCE = Resource(...)`; adding a
+Nexudus resource is one such file, with no change to reading, validating, posting or reporting.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+from dataclasses import dataclass, field
+
+import pandera.pandas as pa
+
+from etl.errors import UsageProblem
+from etl.fields import Field
+
+
+def header_key(name: str) -> str:
+    """How headers are compared: ignoring case, spaces, `_` and `-`."""
+    return re.sub(r"[\s_\-]+", "", name).casefold()
+
+
+@dataclass(frozen=True)
+class Resource:
+    name: str
+    endpoint: str
+    fields: tuple[Field, ...]
+    description: str = ""
+    #: list-endpoint filter that finds existing records of a row (the field whose value it takes)
+    lookup: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def required(self) -> list[str]:
+        return [f.name for f in self.fields if f.required]
+
+    def field(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def match(self, header: str) -> str | None:
+        """The field a file's header names (by its name or an alias), or None."""
+        key = header_key(header)
+        for f in self.fields:
+            if key == header_key(f.name) or key in {header_key(a) for a in f.aliases}:
+                return f.name
+        return None
+
+    def schema(self, decimal: str = ".") -> pa.DataFrameSchema:
+        """The pandera schema of the raw text cells of this resource's columns."""
+        return pa.DataFrameSchema(
+            {
+                f.name: pa.Column(
+                    checks=f.checks(decimal), nullable=True, required=False, coerce=False
+                )
+                for f in self.fields
+            },
+            strict=False,
+            name=self.name,
+        )
+
+
+def available() -> list[str]:
+    import schemas
+
+    return sorted(m.name for m in pkgutil.iter_modules(schemas.__path__) if not m.ispkg)
+
+
+def load(name: str) -> Resource:
+    """The resource definition called NAME, or a usage error listing the ones there are."""
+    if name not in available():
+        raise UsageProblem(
+            f"unknown resource {name!r}; available: {', '.join(available()) or 'none'}"
+        )
+    module = importlib.import_module(f"schemas.{name}")
+    resource: Resource = module.RESOURCE
+    return resource

@@ -1,0 +1,132 @@
+"""Matching a file's headers to a resource, and checking every cell with pandera, lazily.
+
+Every failing cell of every row is found in one pass and turned into a plain-words message
+(`CreditUsed: "abc" is not a number`), never a pandera check name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+import pyarrow as arrow
+
+from etl.errors import FileProblem
+from etl.fields import shown
+from etl.reading import RawChunk
+from etl.resources import Resource, header_key
+
+SEPARATOR = " | "
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Where each of the resource's fields sits in one file's header."""
+
+    header: list[str]
+    positions: dict[str, int]  # field name -> column position
+    unknown: list[str]  # headers that are no field: kept in the report, never sent
+
+
+def match_columns(
+    path: str, header: list[str], resource: Resource, renames: dict[str, str] | None = None
+) -> ColumnMap:
+    """Match headers ignoring case, spaces, `_` and `-`; `renames` (from --map) come first."""
+    renamed = {header_key(src): dst for src, dst in (renames or {}).items()}
+    positions: dict[str, int] = {}
+    unknown: list[str] = []
+    for pos, name in enumerate(header):
+        target = renamed.get(header_key(name)) or resource.match(name)
+        if target is None:
+            unknown.append(name)
+            continue
+        if target in positions:
+            first = header[positions[target]]
+            raise FileProblem(
+                path,
+                f'columns "{first}" and "{name}" both name {target}; '
+                "remove one, or give the other a new name with --map SOURCE=TARGET",
+            )
+        positions[target] = pos
+    missing = [f for f in resource.required if f not in positions]
+    if missing:
+        found = ", ".join(f'"{h}"' for h in header) or "none"
+        raise FileProblem(
+            path,
+            f"required column{'s' if len(missing) > 1 else ''} missing: {', '.join(missing)} "
+            f"(found {found}); if one of them has another name, pass "
+            f"--map SOURCE={missing[0]}",
+        )
+    return ColumnMap(header, positions, unknown)
+
+
+class Validator:
+    """Checks chunks of one resource's rows and turns the valid ones into payloads."""
+
+    def __init__(self, resource: Resource, decimal: str = ".") -> None:
+        self.resource = resource
+        self.decimal = decimal
+        self.schema = pa.DataFrameSchema(
+            {
+                f.name: pa.Column(checks=[f.check(decimal)], nullable=True, required=False)
+                for f in resource.fields
+            },
+            strict=False,
+            name=resource.name,
+        )
+        self._rank = {f.name: i for i, f in enumerate(resource.fields)}
+
+    def frame(self, chunk: RawChunk, columns: ColumnMap) -> pd.DataFrame:
+        table = arrow.table({name: chunk.columns[pos] for name, pos in columns.positions.items()})
+        return table.to_pandas(types_mapper=pd.ArrowDtype)
+
+    def errors(self, chunk: RawChunk, columns: ColumnMap) -> tuple[list[str], np.ndarray]:
+        """Per row, its problems joined with ` | ` ("" when valid); and which rows are valid."""
+        problems: dict[int, list[str]] = {}
+        for pos, message in chunk.shape_errors.items():
+            problems.setdefault(pos, []).append(message)
+        try:
+            self.schema.validate(self.frame(chunk, columns), lazy=True, inplace=True)
+        except pa.errors.SchemaErrors as exc:
+            cases = exc.failure_cases
+            broken = cases[cases["index"].isna()]
+            if len(broken):  # a check that raised is a defect of ours, never the row's fault
+                raise RuntimeError(f"schema check failed to run: {broken.iloc[0].to_dict()}") from exc
+            ranks = cases["column"].map(self._rank)
+            cases = cases.assign(_rank=ranks).sort_values(["index", "_rank"], kind="stable")
+            for column, value, index in zip(
+                cases["column"], cases["failure_case"], cases["index"], strict=True
+            ):
+                field = self.resource.field(column)
+                problem = field.parse(str(value), self.decimal)[1]
+                problem = problem or f"{shown(str(value))} is not a valid {field.type_name}"
+                problems.setdefault(int(index), []).append(f"{column}: {problem}")
+        errors = [""] * len(chunk)
+        valid = np.ones(len(chunk), dtype=bool)
+        for pos, items in problems.items():
+            errors[pos] = SEPARATOR.join(items)
+            valid[pos] = False
+        return errors, valid
+
+    def payloads(
+        self, chunk: RawChunk, columns: ColumnMap, positions: Sequence[int]
+    ) -> list[dict[str, Any]]:
+        """JSON bodies of the (valid) rows at `positions`; blank optional fields are left out."""
+        take = arrow.array(positions, type=arrow.int64())
+        cells = {name: chunk.columns[pos].take(take).to_pylist() for name, pos in columns.positions.items()}
+        bodies = []
+        for i in range(len(positions)):
+            body = {}
+            for f in self.resource.fields:
+                if f.name in cells:
+                    value, problem = f.parse(cells[f.name][i] or "", self.decimal)
+                    if problem:
+                        raise ValueError(f"row is not valid: {f.name}: {problem}")
+                    if value is not None:
+                        body[f.name] = value
+            bodies.append(body)
+        return bodies

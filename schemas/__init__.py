@@ -1,0 +1,1 @@
+"""Resource definitions, one module each: `RESOURCE = etl.resources.Resource(...)`."""

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from etl.cli import main
+
+DATA = Path(__file__).parent / "data"
+SAMPLES = Path(__file__).parent.parent / "samples"
+
+
+@dataclass
+class Run:
+    result: Result
+    cwd: Path
+
+    @property
+    def code(self) -> int:
+        return self.result.exit_code
+
+    @property
+    def out(self) -> str:
+        return self.result.stdout
+
+    @property
+    def err(self) -> str:
+        return self.result.stderr
+
+    def report_path(self) -> Path:
+        found = sorted(self.cwd.glob("logs/*/results.csv"))
+        assert found, f"no report written; stderr: {self.err}"
+        return found[-1]
+
+    def report(self) -> list[dict[str, str]]:
+        with open(self.report_path(), newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+
+    def summary(self) -> dict:
+        return json.loads((self.report_path().parent / "summary.json").read_text())
+
+
+@pytest.fixture
+def etl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Run `etl ARGS...` in a fresh working folder (so logs/ lands there)."""
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str | os.PathLike, env: dict[str, str] | None = None) -> Run:
+        result = CliRunner().invoke(main, [str(a) for a in args], env=env, catch_exceptions=False)
+        return Run(result, tmp_path)
+
+    return run
