@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import sys
@@ -222,3 +223,186 @@ def command_names() -> list[str]:
     return sorted(main.commands)
 
 
+
+
+# --- import ----------------------------------------------------------------------------------
+
+
+def _secret(value: str | None, path: str | None, what: str) -> str | None:
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                return f.read().strip() or None
+        except OSError as exc:
+            raise UsageProblem(f"can't read the {what} file {path}: {exc.strerror}") from None
+    return value
+
+
+@main.command("import")
+@reading_options
+@click.option("--dry-run", is_flag=True, help="Validate and report only, exactly like `etl validate`.")
+@click.option("--sandbox", is_flag=True,
+              help="Post into a Nexudus emulator started in-process (no account needed).")
+@click.option("--api-url", envvar="NEXUDUS_API_URL", default="https://spaces.nexudus.com",
+              show_default=True, metavar="URL", help="Base URL of the Nexudus API.")
+@click.option("--token", envvar="NEXUDUS_TOKEN", metavar="TOKEN",
+              help="A bearer token (env NEXUDUS_TOKEN). Prefer the env var or --token-file.")
+@click.option("--token-file", metavar="PATH", type=click.Path(dir_okay=False),
+              help="Read the bearer token from a file, so it stays out of `ps`.")
+@click.option("--username", envvar="NEXUDUS_USERNAME", metavar="EMAIL",
+              help="Log in with the password grant when no token is given (env NEXUDUS_USERNAME).")
+@click.option("--password", envvar="NEXUDUS_PASSWORD", metavar="PASSWORD",
+              help="Password for --username (env NEXUDUS_PASSWORD).")
+@click.option("--password-file", metavar="PATH", type=click.Path(dir_okay=False),
+              help="Read the password from a file, so it stays out of `ps`.")
+@click.option("--rate", type=click.FloatRange(min=0.001), metavar="N",
+              help="Most POSTs per second, evenly spaced. Default 1 (Nexudus allows 60 a minute); "
+                   "10 with --sandbox.")
+@click.option("--daily-limit", type=click.IntRange(min=1), default=5000, show_default=True, metavar="N",
+              help="Most POSTs in one UTC day, counted across runs from the journal.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=50, show_default=True, metavar="N",
+              help="Rows per batch: the report is made durable after each.")
+@click.option("--concurrency", type=click.IntRange(min=1, max=64), default=1, show_default=True,
+              metavar="N", help="Requests in flight at once.")
+@click.option("--max-retries", type=click.IntRange(min=0), default=5, show_default=True, metavar="N",
+              help="Retries of one row when the failure proves nothing was created.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, metavar="S",
+              help="Seconds to wait for each answer; a time-out leaves the row in doubt.")
+@click.option("--journal", default=os.path.join("logs", "journal.sqlite3"), show_default=True,
+              metavar="PATH", type=click.Path(dir_okay=False),
+              help="The SQLite journal of what was posted (what makes reruns safe).")
+@click.option("--max-errors", type=click.IntRange(min=1), default=50, show_default=True, metavar="N",
+              help="Abort after N rows in a row were rejected or failed.")
+@click.option("--key", metavar="COLUMN[,COLUMN]",
+              help="Identify rows by these columns of the export (an external id) instead of "
+                   "by their content and position among identical rows.")
+@click.option("--allow-insecure-http", is_flag=True,
+              help="Allow a plain http:// --api-url that is not this machine (credentials unencrypted).")
+def import_(files: tuple[str, ...], **kw: Any) -> None:
+    """Validate FILES, then post the valid rows to Nexudus; write the per-row report.
+
+    Every row gets an outcome in the report. The journal remembers what was posted, so a rerun
+    posts nothing twice: created rows come back `skipped`, and a run stopped by the daily limit
+    (exit 4) carries on from where it stopped.
+
+    \b
+    Examples:
+        etl import samples/credit_uses.csv --sandbox
+        NEXUDUS_TOKEN=... etl import export-2026-11-24.csv
+        etl import history-2019-2025.csv --daily-limit 5000 --rate 1
+    """
+    from etl.importing import Settings, import_files
+    from etl.journal import Journal
+    from etl.pacing import Pacer
+    from etl.posting import Client, Credentials, Poster, check_url
+
+    reading = {k: kw.pop(k) for k in ("resource", "encoding", "delimiter", "decimal", "sheet",
+                                      "renames", "report", "quiet")}
+    if kw["dry_run"]:
+        return _validate(files, **reading)
+    run = Run("import", {"files": files, **reading})
+    credentials = Credentials(
+        token=_secret(kw["token"], kw["token_file"], "token"),
+        username=kw["username"],
+        password=_secret(kw["password"], kw["password_file"], "password"),
+    )
+    sandbox = None
+    if kw["sandbox"]:
+        import secrets
+
+        from etl.sandbox import Sandbox
+
+        token = secrets.token_urlsafe(16)
+        folder = os.path.dirname(os.path.abspath(kw["journal"]))
+        os.makedirs(folder, exist_ok=True)
+        sandbox = Sandbox(db=os.path.join(folder, "sandbox.sqlite3"), tokens=(token,)).start()
+        api_url, scope, credentials = sandbox.url, "sandbox", Credentials(token=token)
+    else:
+        api_url = check_url(kw["api_url"], kw["allow_insecure_http"])
+        scope = api_url
+        credentials.check()
+    rate = kw["rate"] or (10.0 if sandbox else 1.0)
+    settings = Settings(
+        batch_size=kw["batch_size"], concurrency=kw["concurrency"], max_errors=kw["max_errors"],
+        key=tuple(k.strip() for k in kw["key"].split(",") if k.strip()) if kw["key"] else (),
+    )
+
+    def poster_for(journal: Journal) -> Poster:
+        client = Client(api_url, credentials, timeout=kw["timeout"], pool=kw["concurrency"] + 2)
+        return Poster(client, Pacer(rate), journal, run.resource.endpoint,
+                      max_retries=kw["max_retries"], daily_limit=kw["daily_limit"])
+
+    try:
+        inputs = run.inputs()
+        with contextlib.ExitStack() as stack:
+            progress = None
+            if run.show_progress():
+                def progress(total: int) -> Callable[[int, Any], None]:
+                    bar = stack.enter_context(click.progressbar(
+                        length=total, label="Importing", file=sys.stderr, show_eta=True,
+                        item_show_func=lambda s: s))
+                    def update(rows: int, counts: Any) -> None:
+                        bar.update(rows, f"created {counts.get('created', 0)}, "
+                                         f"errors {sum(counts.get(o, 0) for o in _ERRORS)}")
+                    return update
+            status = import_files(inputs, run.validator(), run.record, kw["journal"], scope,
+                                  poster_for, settings, progress)
+    finally:
+        if sandbox is not None:
+            sandbox.stop()
+    run.done(status)
+
+
+_ERRORS = ("invalid", "rejected", "failed", "in_doubt")
+
+
+# --- sandbox ---------------------------------------------------------------------------------
+
+
+@main.command("sandbox")
+@click.option("--port", type=int, default=8765, show_default=True,
+              help="Port on 127.0.0.1 (0: any free one).")
+@click.option("--db", metavar="PATH", default=":memory:", show_default=True,
+              help="Keep records in this SQLite file, for a rehearsal that spans runs.")
+@click.option("--username", default="sandbox@example.com", show_default=True, help="Login it accepts.")
+@click.option("--password", default="sandbox-password", show_default=True, help="Password it accepts.")
+@click.option("--latency", type=float, default=0.0, metavar="S", help="Seconds added to every request.")
+@click.option("--rate-limit", type=float, default=0.0, metavar="N",
+              help="POSTs per second accepted; more get 409 + Retry-After (0: no limit).")
+@click.option("--daily-limit", type=int, default=0, metavar="N", help="POSTs per UTC day (0: no limit).")
+@click.option("--unavailable", type=float, default=0.0, metavar="P", help="Share of POSTs answered 503.")
+@click.option("--error-after-create", type=float, default=0.0, metavar="P",
+              help="Share of POSTs that create the record, then answer 500.")
+@click.option("--drop-after-create", type=float, default=0.0, metavar="P",
+              help="Share of POSTs that create the record, then drop the connection.")
+@click.option("--hang-after-create", type=float, default=0.0, metavar="P",
+              help="Share of POSTs that create the record, then answer only after --hang seconds.")
+@click.option("--hang", type=float, default=60.0, show_default=True, metavar="S",
+              help="How long a hang lasts.")
+@click.option("--unsuccessful", type=float, default=0.0, metavar="P",
+              help="Share of POSTs answered 200 with WasSuccessful: false.")
+@click.option("--token-ttl", type=float, default=0.0, metavar="S",
+              help="Seconds a token lives (0: for ever).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fault dice.")
+def sandbox_command(port: int, db: str, username: str, password: str, **faults: Any) -> None:
+    """Run the Nexudus emulator on localhost, for rehearsals, until Ctrl-C.
+
+    \b
+    Examples:
+        etl sandbox --port 8765
+        etl sandbox --rate-limit 1 --unavailable 0.05 --db rehearsal.sqlite3
+        NEXUDUS_API_URL=http://127.0.0.1:8765 NEXUDUS_USERNAME=sandbox@example.com \\
+            NEXUDUS_PASSWORD=sandbox-password etl import samples/credit_uses.csv
+    """
+    from etl.sandbox import Faults, Sandbox
+
+    box = Sandbox(port=port, faults=Faults(**faults), db=db, username=username, password=password)
+    click.echo(f"Nexudus sandbox at {box.url} (username {username}, password {password})", nl=True)
+    sys.stdout.flush()
+    try:
+        box.server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        box.server.server_close()
+        click.echo(f"sandbox stopped: {box.stats.created} records created", err=True)
