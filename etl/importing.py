@@ -116,6 +116,7 @@ class Importer:
         self.identities = Identities(validator.resource.name, settings.key)
         self.stop = threading.Event()
         self.stop_reason: BaseException | None = None
+        self._stop_lock = threading.Lock()
         self.errors_in_a_row = 0
         self.log = logs.get("etl.importing")
         poster.stop = self.stop
@@ -123,7 +124,11 @@ class Importer:
     def _send(self, row: Row) -> Result:
         if self.stop.is_set():
             raise Stopped()
-        return self.poster.send(row.identity, row.body, row.source, row.number)
+        try:
+            return self.poster.send(row.identity, row.body, row.source, row.number)
+        except (DailyLimitReached, RunAborted) as exc:
+            self._stopping(exc)  # at once, so no queued row starts after it
+            raise
 
     def run(
         self, writer: ReportWriter, progress: Callable[[int, Counter[str]], None] | None = None
@@ -182,7 +187,7 @@ class Importer:
                 outcome[r.position] = Outcome.NOT_ATTEMPTED.value
             else:
                 to_send.append(r)
-        results = _ordered(pool, self._send, to_send, workers * 2, self.stop)
+        results = _ordered(pool, self._send, to_send, workers, self.stop)
         by_position = {r.position: r for r in to_send}
         start = 0
         batch = max(1, self.settings.batch_size)
@@ -222,10 +227,11 @@ class Importer:
             self.errors_in_a_row = 0
 
     def _stopping(self, reason: BaseException) -> None:
-        if self.stop_reason is None and not isinstance(reason, Stopped):
-            self.stop_reason = reason
-            self.log.warning(f"stopping: {reason}")
-        self.stop.set()
+        with self._stop_lock:
+            if self.stop_reason is None and not isinstance(reason, Stopped):
+                self.stop_reason = reason
+                self.log.warning(f"stopping: {reason}")
+            self.stop.set()
 
 
 def import_files(

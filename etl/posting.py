@@ -330,7 +330,7 @@ class Poster:
             # (500, time-out, dropped connection) is never retried: the row goes in doubt.
             retry=tenacity.retry_if_result(lambda a: a.kind in (Kind.NOT_SENT, Kind.UNAVAILABLE)),
             stop=tenacity.stop_after_attempt(self.max_retries + 1),
-            wait=tenacity.wait_exponential_jitter(initial=0.5, max=30.0),
+            wait=tenacity.wait_exponential(multiplier=0.5, max=30.0) + tenacity.wait_random(0, 0.5),
             sleep=self.sleep,
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         )

@@ -34,7 +34,7 @@ FILTERS = {
 }
 #: Faults that a POST can be made to meet, by name (see `Faults` and `Sandbox.script`).
 FAULT_NAMES = ("throttle", "unavailable", "error_after_create", "drop_after_create",
-               "hang_after_create", "unsuccessful", "unauthorized")
+               "hang_after_create", "unsuccessful", "unauthorized", "reject")
 
 
 @dataclass
@@ -50,6 +50,8 @@ class Faults:
     hang_after_create: float = 0.0  # create the record, then answer only after `hang` seconds
     hang: float = 60.0
     unsuccessful: float = 0.0  # 200 with WasSuccessful: false, nothing created
+    reject: float = 0.0  # 400 with Errors, nothing created
+    retry_after: int = 1  # seconds a 409 asks the client to wait
     token_ttl: float = 0.0  # seconds an access token lives (0: for ever)
     seed: int = 0
 
@@ -198,7 +200,8 @@ class Sandbox:
                                ("error_after_create", f.error_after_create),
                                ("drop_after_create", f.drop_after_create),
                                ("hang_after_create", f.hang_after_create),
-                               ("unsuccessful", f.unsuccessful)):
+                               ("unsuccessful", f.unsuccessful),
+                               ("reject", f.reject)):
                 if draw < rate:
                     return name
                 draw -= rate
@@ -273,10 +276,11 @@ def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
             if sandbox.faults.latency:
                 time.sleep(sandbox.faults.latency)
             path = urlsplit(self.path).path
+            raw = self._body()  # always read, so the kept-alive connection stays in step
             if path == "/api/token":
-                return self._token()
+                return self._token(raw)
             if path.rstrip("/") == CREDIT_USES:
-                return self._create()
+                return self._create(raw)
             self._send(404, {"Message": "No HTTP resource was found that matches the request URI."})
 
         def do_GET(self) -> None:  # noqa: N802
@@ -299,8 +303,7 @@ def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
                 "HasNextPage": page < pages, "HasPreviousPage": page > 1,
             })
 
-        def _token(self) -> None:
-            raw = self._body()
+        def _token(self, raw: bytes) -> None:
             if "json" in (self.headers.get("Content-Type") or ""):
                 return self._send(400, {"error": "unsupported_grant_type"})
             form = {k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
@@ -316,17 +319,16 @@ def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
             self._send(400, {"error": "invalid_grant",
                              "error_description": "The user name or password is incorrect."})
 
-        def _create(self) -> None:
-            raw = self._body()
+        def _create(self, raw: bytes) -> None:
             if not sandbox.authorized(self.headers.get("Authorization")):
                 return self._send(401, {"Message": "Authorization has been denied for this request."})
             if sandbox.over_rate():
                 sandbox.stats.count("throttle")
-                return self._send(409, None, {"Retry-After": "1"})
+                return self._send(409, None, {"Retry-After": str(sandbox.faults.retry_after)})
             fault = sandbox.next_fault()
             if fault == "throttle":
                 sandbox.stats.count("throttle")
-                return self._send(409, None, {"Retry-After": "1"})
+                return self._send(409, None, {"Retry-After": str(sandbox.faults.retry_after)})
             if fault == "unauthorized":
                 sandbox.stats.count(fault)
                 return self._send(401, {"Message": "Authorization has been denied for this request."})
@@ -343,6 +345,10 @@ def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 body = None
             errors = validate_body(body)
+            if fault == "reject" and not errors:
+                sandbox.stats.count(fault)
+                errors = [{"AttemptedValue": body.get("CreditUsed"), "PropertyName": "CreditUsed",
+                           "Message": "total use would exceed the credit's TotalCredit"}]
             if errors:
                 message = "\n".join(f"{e['PropertyName']}: {e['Message']}" for e in errors)
                 return self._send(400, {"Message": message, "Value": None, "Errors": errors,

@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +34,10 @@ class Run:
         return self.result.stderr
 
     def report_path(self) -> Path:
-        found = sorted(self.cwd.glob("logs/*/results.csv"))
-        assert found, f"no report written; stderr: {self.err}"
-        return found[-1]
+        """The report this run named in its summary line."""
+        match = re.search(r"Report: (.+?)\s*$", self.out)
+        assert match, f"no report named; stdout: {self.out!r}; stderr: {self.err!r}"
+        return self.cwd / match.group(1)
 
     def report(self) -> list[dict[str, str]]:
         with open(self.report_path(), newline="", encoding="utf-8") as f:

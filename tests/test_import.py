@@ -1,0 +1,323 @@
+"""`etl import` against the sandbox over loopback: outcomes, reruns, faults, limits, secrets."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from etl.sandbox import Faults, Sandbox
+from tests.conftest import SAMPLES
+
+TOKEN = "test-token-not-a-real-one-0001"
+USER, PASSWORD = "ops@example.com", "made-up-password-for-tests"
+NO_ENV = {"NEXUDUS_TOKEN": None, "NEXUDUS_USERNAME": None, "NEXUDUS_PASSWORD": None,
+          "NEXUDUS_API_URL": None}
+
+
+@pytest.fixture
+def sandbox():
+    box = Sandbox(faults=Faults(retry_after=0), tokens=(TOKEN,), username=USER, password=PASSWORD)
+    with box:
+        yield box
+
+
+@pytest.fixture
+def post(etl, sandbox):
+    """`etl import FILE` into the sandbox with the test token, fast pacing, a local journal."""
+
+    def run(path, *extra, token: bool = True):
+        args = ["import", path, "--api-url", sandbox.url, "--rate", "1000",
+                "--journal", "journal.sqlite3", *extra]
+        if token:
+            args += ["--token", TOKEN]
+        return etl(*args, env=NO_ENV)
+
+    return run
+
+
+def write(tmp_path: Path, name: str, *lines: str) -> Path:
+    path = tmp_path / name
+    path.write_text("CoworkerBookingCreditId,CreditUsed,Description\n" + "\n".join(lines) + "\n")
+    return path
+
+
+def journal_states(cwd: Path) -> list[tuple[str, int | None]]:
+    with sqlite3.connect(cwd / "journal.sqlite3") as db:
+        return db.execute("SELECT state, record_id FROM entries ORDER BY row").fetchall()
+
+
+def test_created_ids_land_in_report_and_journal_and_a_rerun_posts_nothing(post, sandbox):
+    run = post(SAMPLES / "credit_uses.csv")
+    assert run.code == 0, run.err
+    rows = run.report()
+    assert {r["outcome"] for r in rows} == {"created"}
+    ids = [int(r["id"]) for r in rows]
+    assert sorted(ids) == [r["Id"] for r in sandbox.store.records()]
+    assert rows[0]["http_status"] == "200" and rows[0]["attempts"] == "1"
+    assert [i for _, i in journal_states(run.cwd)] == ids
+    first = sandbox.store.records()[0]
+    assert (first["CoworkerBookingCreditId"], first["CreditUsed"], first["BookingId"]) == (1281, 1.5, 880000)
+
+    posts = sandbox.stats.posts
+    again = post(SAMPLES / "credit_uses.csv")
+    assert again.code == 0
+    assert sandbox.stats.posts == posts
+    assert [(r["outcome"], int(r["id"])) for r in again.report()] == [("skipped", i) for i in ids]
+    assert again.out.startswith("24 rows: 24 skipped.")
+
+
+def test_invalid_rows_are_not_sent(post, sandbox):
+    run = post(SAMPLES / "credit_uses_with_errors.csv")
+    assert run.code == 1
+    outcomes = [r["outcome"] for r in run.report()]
+    assert outcomes.count("created") == 6 and outcomes.count("invalid") == 6
+    assert len(sandbox.store.records()) == 6
+
+
+def test_two_identical_rows_are_two_credit_uses_each_created_once(post, sandbox, tmp_path):
+    path = write(tmp_path, "twins.csv", "101,1.5,coffee", "101,1.5,coffee", "101,1.50,coffee")
+    assert post(path).code == 0
+    assert len(sandbox.store.records()) == 3
+    again = post(path)
+    assert [r["outcome"] for r in again.report()] == ["skipped"] * 3
+    assert len(sandbox.store.records()) == 3
+
+
+def test_throttled_request_waits_and_is_sent_again(post, sandbox, tmp_path):
+    sandbox.script("throttle", "throttle")
+    run = post(write(tmp_path, "a.csv", "101,1,a", "102,2,b"))
+    assert run.code == 0
+    rows = run.report()
+    assert [r["outcome"] for r in rows] == ["created", "created"]
+    assert rows[0]["attempts"] == "3"
+    assert len(sandbox.store.records()) == 2
+
+
+def test_expired_token_is_refreshed_once_and_the_row_resent(post, sandbox, tmp_path):
+    sandbox.script("unauthorized")
+    run = post(write(tmp_path, "a.csv", "101,1,a", "102,2,b"), "--username", USER,
+               "--password", PASSWORD, token=False)
+    assert run.code == 0, run.err
+    assert [r["attempts"] for r in run.report()] == ["2", "1"]
+    assert len(sandbox.store.records()) == 2
+
+
+def test_token_refused_twice_aborts(post, sandbox, tmp_path):
+    sandbox.script("unauthorized", "unauthorized")
+    run = post(write(tmp_path, "a.csv", "101,1,a", "102,2,b"), "--username", USER,
+               "--password", PASSWORD, token=False)
+    assert run.code == 3
+    assert "refused the credentials twice (HTTP 401)" in run.out + run.err
+    assert "NEXUDUS_USERNAME / NEXUDUS_PASSWORD" in run.out + run.err
+    assert [r["outcome"] for r in run.report()] == ["not_attempted", "not_attempted"]
+    assert sandbox.store.records() == []
+
+
+def test_wrong_password_aborts_before_anything_is_sent(post, sandbox, tmp_path):
+    run = post(write(tmp_path, "a.csv", "101,1,a"), "--username", USER, "--password", "wrong-pass",
+               token=False)
+    assert run.code == 3
+    assert "authentication refused" in run.err and "The user name or password is incorrect" in run.err
+    assert "wrong-pass" not in run.err
+    assert sandbox.stats.posts == 0
+
+
+def test_no_credentials_is_a_usage_error(etl, tmp_path):
+    run = etl("import", write(tmp_path, "a.csv", "101,1,a"), env=NO_ENV)
+    assert run.code == 2
+    assert "no credentials: set NEXUDUS_TOKEN" in run.err
+
+
+def test_400_with_errors_is_rejected_with_the_api_message(post, sandbox, tmp_path):
+    sandbox.script("reject")
+    run = post(write(tmp_path, "a.csv", "101,1,a", "102,2,b"))
+    assert run.code == 1
+    rows = run.report()
+    assert (rows[0]["outcome"], rows[0]["http_status"]) == ("rejected", "400")
+    assert rows[0]["errors"] == "CreditUsed: total use would exceed the credit's TotalCredit"
+    assert rows[1]["outcome"] == "created"
+
+
+def test_200_with_was_successful_false_is_a_rejection(post, sandbox, tmp_path):
+    sandbox.script("unsuccessful")
+    rows = post(write(tmp_path, "a.csv", "101,1,a")).report()
+    assert (rows[0]["outcome"], rows[0]["http_status"]) == ("rejected", "200")
+    assert rows[0]["errors"] == "CreditUsed: exceeds the remaining credit"
+    assert sandbox.store.records() == []
+
+
+@pytest.mark.parametrize("fault", ["error_after_create", "drop_after_create", "hang_after_create"])
+def test_ambiguous_answers_leave_the_row_in_doubt_and_a_rerun_does_not_resend(
+    post, sandbox, tmp_path, fault
+):
+    sandbox.faults.hang = 1.5
+    sandbox.script(fault)
+    path = write(tmp_path, "a.csv", "101,1,a", "102,2,b")
+    run = post(path, "--timeout", "0.5")
+    assert run.code == 1
+    rows = run.report()
+    assert [r["outcome"] for r in rows] == ["in_doubt", "created"]
+    assert "may have been created" in rows[0]["errors"]
+    assert rows[0]["attempts"] == "1"
+    assert len(sandbox.store.records()) == 2  # the in-doubt one was in fact created
+
+    again = post(path)
+    assert [r["outcome"] for r in again.report()] == ["in_doubt", "skipped"]
+    assert len(sandbox.store.records()) == 2
+    assert again.code == 1
+
+
+def test_503_is_retried_and_gives_up_as_failed(post, sandbox, tmp_path):
+    sandbox.script("unavailable", "ok", "unavailable", "unavailable", "unavailable")
+    path = write(tmp_path, "a.csv", "101,1,a", "102,2,b")
+    run = post(path, "--max-retries", "2")
+    rows = run.report()
+    assert [(r["outcome"], r["attempts"]) for r in rows] == [("created", "2"), ("failed", "3")]
+    assert rows[1]["errors"] == "HTTP 503 Service Unavailable (after 3 attempts)"
+    assert run.code == 1
+    assert len(sandbox.store.records()) == 1
+    again = post(path)  # failed rows are sent again, created ones are not
+    assert [r["outcome"] for r in again.report()] == ["skipped", "created"]
+    assert len(sandbox.store.records()) == 2
+
+
+def test_daily_limit_stops_at_exactly_n_and_a_later_run_goes_on(post, sandbox):
+    run = post(SAMPLES / "credit_uses.csv", "--daily-limit", "5")
+    assert run.code == 4
+    outcomes = [r["outcome"] for r in run.report()]
+    assert outcomes == ["created"] * 5 + ["not_attempted"] * 19
+    assert len(sandbox.store.records()) == 5
+    assert "daily-limit 5 reached" in run.out
+    assert run.summary()["exit_code"] == 4
+
+    same_day = post(SAMPLES / "credit_uses.csv", "--daily-limit", "5")
+    assert same_day.code == 4 and len(sandbox.store.records()) == 5
+
+    # the next day's quota, as a larger limit today
+    later = post(SAMPLES / "credit_uses.csv", "--daily-limit", "12")
+    expected = ["skipped"] * 5 + ["created"] * 7 + ["not_attempted"] * 12
+    assert [r["outcome"] for r in later.report()] == expected
+    final = post(SAMPLES / "credit_uses.csv", "--daily-limit", "1000")
+    assert final.code == 0
+    assert len(sandbox.store.records()) == 24
+    assert len({(r["Id"]) for r in sandbox.store.records()}) == 24
+
+
+def test_server_daily_quota_stops_the_run_cleanly(post, sandbox, tmp_path):
+    sandbox.faults.daily_limit = 1
+    run = post(write(tmp_path, "a.csv", "101,1,a", "102,2,b", "103,3,c"))
+    assert run.code == 4
+    assert [r["outcome"] for r in run.report()] == ["created", "not_attempted", "not_attempted"]
+    assert "daily quota is spent" in run.out
+
+
+def test_max_errors_aborts_a_run_against_a_wrong_url(etl, sandbox, tmp_path):
+    path = write(tmp_path, "a.csv", *[f"{100 + i},1,x" for i in range(10)])
+    run = etl("import", path, "--api-url", sandbox.url + "/wrong", "--token", TOKEN, "--rate", "1000",
+              "--max-errors", "3", "--journal", "j.sqlite3", env=NO_ENV)
+    assert run.code == 3
+    outcomes = [r["outcome"] for r in run.report()]
+    assert outcomes[:3] == ["failed"] * 3 and set(outcomes[3:]) == {"not_attempted"}
+    assert "--max-errors 3 reached" in run.out
+
+
+def test_concurrent_posting_keeps_input_order_and_creates_each_row_once(post, sandbox):
+    sandbox.faults.latency = 0.01
+    run = post(SAMPLES / "credit_uses.csv", "--concurrency", "4", "--batch-size", "5")
+    assert run.code == 0
+    rows = run.report()
+    assert [int(r["row"]) for r in rows] == list(range(2, 26))
+    by_id = {r["Id"]: r for r in sandbox.store.records()}
+    for r in rows:
+        record = by_id[int(r["id"])]
+        assert record["CoworkerBookingCreditId"] == int(r["CoworkerBookingCreditId"])
+        assert record["Description"] == r["Description"]
+    assert len(by_id) == 24
+
+
+def test_a_row_left_pending_by_a_crash_is_in_doubt_not_resent(post, sandbox, tmp_path):
+    from etl.importing import Identities
+    from etl.journal import Journal, canonical_json
+
+    path = write(tmp_path, "a.csv", "101,1,a", "102,2,b")
+    body = canonical_json({"CoworkerBookingCreditId": 101, "CreditUsed": __import__("decimal").Decimal("1"),
+                           "Description": "a"})
+    identity, _ = Identities("coworkerbookingcreditusehistories", ()).of(body, None, "")
+    journal = Journal(str(tmp_path / "journal.sqlite3"), sandbox.url)
+    journal.mark_pending(identity, body, str(path), 2)
+    journal.close()
+    run = post(path)
+    assert [r["outcome"] for r in run.report()] == ["in_doubt", "created"]
+    assert len(sandbox.store.records()) == 1
+
+
+def test_key_columns_identify_rows(post, sandbox, tmp_path):
+    path = tmp_path / "keyed.csv"
+    path.write_text("ExternalId,CoworkerBookingCreditId,CreditUsed\nA1,101,1\nA2,102,2\nA1,103,3\n")
+    run = post(path, "--key", "ExternalId")
+    assert [r["outcome"] for r in run.report()] == ["created", "created", "invalid"]
+    assert "key: A1 repeats" in run.report()[2]["errors"]
+    path.write_text("ExternalId,CoworkerBookingCreditId,CreditUsed\nA1,101,1.0\nA2,102,2\n")
+    assert [r["outcome"] for r in post(path, "--key", "ExternalId").report()] == ["skipped", "skipped"]
+
+
+def test_journal_is_scoped_by_api_url(post, etl, sandbox, tmp_path):
+    path = write(tmp_path, "a.csv", "101,1,a")
+    assert post(path).code == 0
+    with Sandbox(tokens=(TOKEN,)) as other:
+        run = etl("import", path, "--api-url", other.url, "--token", TOKEN, "--rate", "1000",
+                  "--journal", "journal.sqlite3", env=NO_ENV)
+        assert run.report()[0]["outcome"] == "created"
+        assert len(other.store.records()) == 1
+
+
+def test_a_second_run_on_a_journal_in_use_exits_3(post, tmp_path):
+    import os
+
+    from etl.journal import Journal
+
+    held = Journal(str(tmp_path / "journal.sqlite3"), "x")
+    try:
+        run = post(write(tmp_path, "a.csv", "101,1,a"))
+    finally:
+        held.close()
+    assert run.code == 3
+    assert f"another run holds the journal journal.sqlite3 (pid {os.getpid()}, started 20" in run.err
+
+
+def test_plain_http_to_another_machine_is_refused(etl, tmp_path):
+    run = etl("import", write(tmp_path, "a.csv", "101,1,a"), "--api-url", "http://nexudus.example.com",
+              "--token", TOKEN, env=NO_ENV)
+    assert run.code == 2
+    assert "plain http to another machine" in run.err
+
+
+def test_no_secret_in_anything_a_run_writes(post, sandbox, tmp_path):
+    sandbox.script("unauthorized", "error_after_create", "reject")
+    run = post(SAMPLES / "credit_uses.csv", "--username", USER, "--password", PASSWORD, token=False)
+    written = [p for p in run.cwd.rglob("*") if p.is_file()]
+    assert any(p.name == "journal.sqlite3" for p in written)
+    issued = list(sandbox._tokens)
+    for p in written:
+        data = p.read_bytes()
+        for secret in [PASSWORD, *issued]:
+            assert secret.encode() not in data, f"{secret[:4]}… found in {p.name}"
+    for secret in [PASSWORD, *issued]:
+        assert secret not in run.out + run.err
+
+
+def test_sandbox_flag_runs_the_whole_flow(etl):
+    run = etl("import", SAMPLES / "credit_uses.csv", "--sandbox", "--rate", "500", env=NO_ENV)
+    assert run.code == 0, run.err
+    assert run.out.startswith("24 rows: 24 created.")
+    again = etl("import", SAMPLES / "credit_uses.csv", "--sandbox", "--rate", "500", env=NO_ENV)
+    assert again.out.startswith("24 rows: 24 skipped.")
+
+
+def test_dry_run_is_validate(post, sandbox):
+    run = post(SAMPLES / "credit_uses_with_errors.csv", "--dry-run")
+    assert run.code == 1
+    assert {r["outcome"] for r in run.report()} == {"valid", "invalid"}
+    assert sandbox.stats.posts == 0

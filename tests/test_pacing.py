@@ -1,0 +1,54 @@
+"""The pacer with an injected clock: even spacing, no bursts, and a shared pause on throttling."""
+
+from __future__ import annotations
+
+import pytest
+
+from etl.pacing import Pacer
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(round(seconds, 6))
+        self.now += seconds
+
+
+def test_sends_are_evenly_spaced():
+    clock = FakeClock()
+    pacer = Pacer(4, clock=clock, sleep=clock.sleep)
+    starts = []
+    for _ in range(5):
+        pacer.acquire()
+        starts.append(clock.now)
+    assert [round(b - a, 6) for a, b in zip(starts, starts[1:], strict=False)] == [0.25] * 4
+
+
+def test_idle_time_is_not_saved_up_for_a_burst():
+    clock = FakeClock()
+    pacer = Pacer(2, clock=clock, sleep=clock.sleep)
+    pacer.acquire()
+    clock.now += 10  # a long quiet spell
+    assert pacer.acquire() == 0
+    assert pacer.acquire() == pytest.approx(0.5)
+
+
+def test_a_throttle_pauses_everyone_for_retry_after():
+    clock = FakeClock()
+    pacer = Pacer(10, clock=clock, sleep=clock.sleep)
+    pacer.acquire()
+    pacer.pause(1.0)
+    assert pacer.acquire() == pytest.approx(1.0)
+    assert pacer.acquire() == pytest.approx(0.1)
+    assert pacer.throttled == 1
+
+
+def test_rate_must_be_positive():
+    with pytest.raises(ValueError):
+        Pacer(0)
