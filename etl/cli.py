@@ -276,6 +276,9 @@ def _secret(value: str | None, path: str | None, what: str) -> str | None:
 @click.option("--key", metavar="COLUMN[,COLUMN]",
               help="Identify rows by these columns of the export (an external id) instead of "
                    "by their content and position among identical rows.")
+@click.option("--tag-description", is_flag=True,
+              help="Stamp a short import key ([etl:...]) into each Description, so rows in doubt "
+                   "are matched exactly even when identical; the tag shows in Nexudus.")
 @click.option("--allow-insecure-http", is_flag=True,
               help="Allow a plain http:// --api-url that is not this machine (credentials unencrypted).")
 def import_(files: tuple[str, ...], **kw: Any) -> None:
@@ -325,12 +328,14 @@ def import_(files: tuple[str, ...], **kw: Any) -> None:
     settings = Settings(
         batch_size=kw["batch_size"], concurrency=kw["concurrency"], max_errors=kw["max_errors"],
         key=tuple(k.strip() for k in kw["key"].split(",") if k.strip()) if kw["key"] else (),
+        tag_description=kw["tag_description"],
     )
 
     def poster_for(journal: Journal) -> Poster:
         client = Client(api_url, credentials, timeout=kw["timeout"], pool=kw["concurrency"] + 2)
         return Poster(client, Pacer(rate), journal, run.resource.endpoint,
-                      max_retries=kw["max_retries"], daily_limit=kw["daily_limit"])
+                      max_retries=kw["max_retries"], daily_limit=kw["daily_limit"],
+                      resource=run.resource.name)
 
     try:
         inputs = run.inputs()

@@ -18,6 +18,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,9 @@ CREATE TABLE IF NOT EXISTS entries (
     source TEXT,
     row INTEGER,
     run_id TEXT,
+    resource TEXT,
+    first_sent REAL,            -- epoch seconds of the first send: older records aren't this row's
+    settle_until REAL,          -- before this, "no record found" proves nothing (it may be coming)
     updated_at TEXT NOT NULL,
     PRIMARY KEY (scope, identity)
 );
@@ -61,6 +65,13 @@ class Entry:
     payload: str
     source: str | None = None
     row: int | None = None
+    resource: str | None = None
+    first_sent: float | None = None
+    settle_until: float | None = None
+
+
+_COLUMNS = ("identity, state, record_id, http_status, attempts, errors, payload, source, row, "
+            "resource, first_sent, settle_until")
 
 
 def _now() -> str:
@@ -82,6 +93,10 @@ class Journal:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")  # a pending mark must survive a power cut
         self.db.executescript(_SCHEMA)
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(entries)")}
+        for column, kind in (("resource", "TEXT"), ("first_sent", "REAL"), ("settle_until", "REAL")):
+            if column not in have:  # a journal written by an earlier version
+                self.db.execute(f"ALTER TABLE entries ADD COLUMN {column} {kind}")
         self._mutex = threading.Lock()
 
     def _take_lock(self, lock_path: str) -> Any:
@@ -120,14 +135,18 @@ class Journal:
 
     # --- rows ---------------------------------------------------------------------------------
 
-    def recover(self) -> int:
-        """Rows a crash left `pending` may have been created: they become `in_doubt`."""
+    def recover(self, settle: float) -> int:
+        """Rows a crash left `pending` may have been created: they become `in_doubt`.
+
+        Their request may still be on its way: "no record found" proves nothing until SETTLE
+        seconds after it was sent.
+        """
         with self._mutex:
             cur = self.db.execute(
                 "UPDATE entries SET state = 'in_doubt', updated_at = ?, errors = "
-                "'a run stopped while this row was being sent; it may have been created' "
-                "WHERE scope = ? AND state = ?",
-                (_now(), self.scope, PENDING),
+                "'a run stopped while this row was being sent; it may have been created', "
+                "settle_until = COALESCE(first_sent, 0) + ? WHERE scope = ? AND state = ?",
+                (_now(), settle, self.scope, PENDING),
             )
             return cur.rowcount
 
@@ -138,36 +157,38 @@ class Journal:
                 part = identities[start: start + 500]
                 marks = ",".join("?" * len(part))
                 for r in self.db.execute(
-                    "SELECT identity, state, record_id, http_status, attempts, errors, payload, "
-                    f"source, row FROM entries WHERE scope = ? AND identity IN ({marks})",
+                    f"SELECT {_COLUMNS} FROM entries WHERE scope = ? AND identity IN ({marks})",
                     (self.scope, *part),
                 ):
                     found[r[0]] = Entry(*r)
         return found
 
-    def mark_pending(self, identity: str, payload: str, source: str, row: int) -> None:
+    def mark_pending(self, identity: str, payload: str, source: str, row: int, resource: str = "") -> None:
         """Committed before the request is sent: from now on a crash means 'in doubt'."""
         self._write(
-            "INSERT INTO entries (scope, identity, state, payload, source, row, run_id, updated_at) "
-            "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (scope, identity) DO UPDATE SET "
-            "state = excluded.state, run_id = excluded.run_id, updated_at = excluded.updated_at, "
-            "source = excluded.source, row = excluded.row",
-            (self.scope, identity, PENDING, payload, source, row, self.run_id, _now()),
+            "INSERT INTO entries (scope, identity, state, payload, source, row, run_id, resource, "
+            "first_sent, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (scope, identity) "
+            "DO UPDATE SET state = excluded.state, run_id = excluded.run_id, payload = excluded.payload, "
+            "updated_at = excluded.updated_at, source = excluded.source, row = excluded.row, "
+            "first_sent = excluded.first_sent",
+            (self.scope, identity, PENDING, payload, source, row, self.run_id, resource, time.time(),
+             _now()),
         )
 
     def record(
         self, identity: str, state: str, *, record_id: int | None, http_status: int | None,
-        attempts: int, errors: str | None,
+        attempts: int, errors: str | None, settle: float = 0.0,
     ) -> None:
         self._write(
             "UPDATE entries SET state = ?, record_id = ?, http_status = ?, "
-            "attempts = attempts + ?, errors = ?, updated_at = ? WHERE scope = ? AND identity = ?",
-            (state, record_id, http_status, attempts, errors, _now(), self.scope, identity),
+            "attempts = attempts + ?, errors = ?, settle_until = ?, updated_at = ? "
+            "WHERE scope = ? AND identity = ?",
+            (state, record_id, http_status, attempts, errors, time.time() + settle, _now(),
+             self.scope, identity),
         )
 
     def entries(self, state: str | None = None) -> list[Entry]:
-        sql = ("SELECT identity, state, record_id, http_status, attempts, errors, payload, source, row "
-               "FROM entries WHERE scope = ?")
+        sql = f"SELECT {_COLUMNS} FROM entries WHERE scope = ?"
         args: tuple[Any, ...] = (self.scope,)
         if state:
             sql += " AND state = ?"

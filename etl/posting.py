@@ -308,7 +308,7 @@ class Poster:
     def __init__(
         self, client: Client, pacer: Pacer, journal: Journal, endpoint: str, *,
         max_retries: int = 5, daily_limit: int = 5000, max_throttles: int = 1000,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = time.sleep, resource: str = "",
     ) -> None:
         self.client = client
         self.pacer = pacer
@@ -320,6 +320,7 @@ class Poster:
         self.sleep = sleep
         self.log = logs.get("etl.posting")
         self.stop: threading.Event | None = None
+        self.resource = resource
 
     def send(self, identity: str, body: str, source: str, row: int) -> Result:
         tries = _Tries()
@@ -347,8 +348,12 @@ class Poster:
             errors = f"{errors} (after {tries.sent} attempts)"
         if outcome is Outcome.IN_DOUBT:
             errors = f"{errors}; it may have been created: not resent (etl reconcile checks)"
+        # no answer at all (time-out, dropped): the request may still be under way on the server
+        unanswered = outcome is Outcome.IN_DOUBT and answer.status is None
+        settle = 2 * self.client.timeout if unanswered else 0.0
         self.journal.record(identity, outcome.value, record_id=answer.record_id,
-                            http_status=answer.status, attempts=tries.sent, errors=errors or None)
+                            http_status=answer.status, attempts=tries.sent, errors=errors or None,
+                            settle=settle)
         self.log.debug("row posted", source=source, row=row, outcome=outcome.value,
                        http_status=answer.status, attempts=tries.sent)
         return Result(outcome, answer.record_id, answer.status, tries.sent, errors)
@@ -364,7 +369,8 @@ class Poster:
             if not self.journal.reserve_post(self.daily_limit, day):
                 raise DailyLimitReached(f"--daily-limit {self.daily_limit} reached for {day} (UTC)")
             if not tries.pending:
-                self.journal.mark_pending(identity, body, source, row)  # durable before sending
+                # durable before the request leaves: a crash from here on means 'in doubt'
+                self.journal.mark_pending(identity, body, source, row, self.resource)
                 tries.pending = True
             stale = self.client.token
             answer = self.client.post(self.endpoint, body)

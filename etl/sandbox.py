@@ -34,7 +34,7 @@ FILTERS = {
 }
 #: Faults that a POST can be made to meet, by name (see `Faults` and `Sandbox.script`).
 FAULT_NAMES = ("throttle", "unavailable", "error_after_create", "drop_after_create",
-               "hang_after_create", "unsuccessful", "unauthorized", "reject")
+               "hang_after_create", "unsuccessful", "unauthorized", "reject", "error", "drop")
 
 
 @dataclass
@@ -46,6 +46,8 @@ class Faults:
     daily_limit: int = 0  # POSTs per UTC day (0: no limit); more get 409 with a long Retry-After
     unavailable: float = 0.0  # 503 before doing anything
     error_after_create: float = 0.0  # create the record, then answer 500
+    error: float = 0.0  # answer 500 without creating anything (the other half of "ambiguous")
+    drop: float = 0.0  # close the connection unanswered without creating anything
     drop_after_create: float = 0.0  # create the record, then close the connection unanswered
     hang_after_create: float = 0.0  # create the record, then answer only after `hang` seconds
     hang: float = 60.0
@@ -196,7 +198,7 @@ class Sandbox:
             if self._script:
                 return self._script.popleft()
             f, draw = self.faults, self._random.random()
-            for name, rate in (("unavailable", f.unavailable),
+            for name, rate in (("unavailable", f.unavailable), ("error", f.error), ("drop", f.drop),
                                ("error_after_create", f.error_after_create),
                                ("drop_after_create", f.drop_after_create),
                                ("hang_after_create", f.hang_after_create),
@@ -254,6 +256,7 @@ def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "NexudusSandbox/1"
+        disable_nagle_algorithm = True  # headers and body go out as they are written: no 40 ms stalls
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by default
             pass
@@ -287,6 +290,9 @@ def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
             if sandbox.faults.latency:
                 time.sleep(sandbox.faults.latency)
             parts = urlsplit(self.path)
+            if parts.path == "/_sandbox/stats":  # for rehearsals and benchmarks, not in Nexudus
+                return self._send(200, {"posts": sandbox.stats.posts, "created": sandbox.stats.created,
+                                        "faults": sandbox.stats.faults})
             if parts.path.rstrip("/") != CREDIT_USES:
                 return self._send(404, {"Message": "Not found"})
             if not sandbox.authorized(self.headers.get("Authorization")):
@@ -340,6 +346,14 @@ def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
             if fault == "unavailable":
                 sandbox.stats.count(fault)
                 return self._send(503, None)
+            if fault == "drop":
+                sandbox.stats.count(fault)
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return None
+            if fault == "error":
+                sandbox.stats.count(fault)
+                return self._send(500, {"Message": "Ooops! There was a problem while running this action..."})
             try:
                 body = json.loads(raw)
             except ValueError:

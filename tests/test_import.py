@@ -148,25 +148,90 @@ def test_200_with_was_successful_false_is_a_rejection(post, sandbox, tmp_path):
     assert sandbox.store.records() == []
 
 
-@pytest.mark.parametrize("fault", ["error_after_create", "drop_after_create", "hang_after_create"])
-def test_ambiguous_answers_leave_the_row_in_doubt_and_a_rerun_does_not_resend(
-    post, sandbox, tmp_path, fault
-):
-    sandbox.faults.hang = 1.5
-    sandbox.script(fault)
+def test_500_after_create_is_looked_up_and_found_created(post, sandbox, tmp_path):
+    sandbox.script("error_after_create")
+    run = post(write(tmp_path, "a.csv", "101,1,a", "102,2,b"))
+    assert run.code == 0
+    rows = run.report()
+    assert [r["outcome"] for r in rows] == ["created", "created"]
+    records = sandbox.store.records()
+    assert len(records) == 2
+    assert int(rows[0]["id"]) == records[0]["Id"] and rows[0]["http_status"] == "500"
+
+
+def test_500_that_created_nothing_is_checked_then_sent_again_by_a_rerun(post, sandbox, tmp_path):
+    sandbox.script("error")
     path = write(tmp_path, "a.csv", "101,1,a", "102,2,b")
-    run = post(path, "--timeout", "0.5")
+    run = post(path)
+    rows = run.report()
+    assert [r["outcome"] for r in rows] == ["failed", "created"]
+    assert rows[0]["errors"] == "no record was created (checked); a rerun sends it again"
+    assert run.code == 1
+    again = post(path)
+    assert [r["outcome"] for r in again.report()] == ["created", "skipped"]
+    assert len(sandbox.store.records()) == 2
+
+
+@pytest.mark.parametrize("fault", ["drop_after_create", "hang_after_create"])
+def test_unanswered_request_that_created_the_record_is_found(post, sandbox, tmp_path, fault):
+    sandbox.faults.hang = 1.0
+    sandbox.script(fault)
+    run = post(write(tmp_path, "a.csv", "101,1,a", "102,2,b"), "--timeout", "0.4")
+    assert run.code == 0
+    rows = run.report()
+    assert [r["outcome"] for r in rows] == ["created", "created"]
+    assert rows[0]["http_status"] == ""
+    assert sorted(int(r["id"]) for r in rows) == [r["Id"] for r in sandbox.store.records()]
+
+
+def test_unanswered_request_with_no_record_is_not_resent_until_it_cannot_be_under_way(
+    post, sandbox, tmp_path
+):
+    sandbox.script("drop")
+    path = write(tmp_path, "a.csv", "101,1,a", "102,2,b")
+    run = post(path, "--timeout", "0.4")
     assert run.code == 1
     rows = run.report()
     assert [r["outcome"] for r in rows] == ["in_doubt", "created"]
-    assert "may have been created" in rows[0]["errors"]
-    assert rows[0]["attempts"] == "1"
-    assert len(sandbox.store.records()) == 2  # the in-doubt one was in fact created
+    assert "the connection was dropped before an answer; it may have been created" in rows[0]["errors"]
+    assert "may still be under way" in rows[0]["errors"]
 
-    again = post(path)
+    posts = sandbox.stats.posts
+    again = post(path, "--timeout", "0.4")  # too soon to tell: not resent
     assert [r["outcome"] for r in again.report()] == ["in_doubt", "skipped"]
+    assert sandbox.stats.posts == posts
+
+    import time
+
+    time.sleep(0.9)  # 2 x --timeout after the request: it can no longer arrive
+    later = post(path, "--timeout", "0.4")
+    assert [r["outcome"] for r in later.report()] == ["created", "skipped"]
+    assert later.code == 0
     assert len(sandbox.store.records()) == 2
-    assert again.code == 1
+
+
+def test_identical_rows_in_doubt_that_cant_be_told_apart_stay_in_doubt(post, sandbox, tmp_path):
+    sandbox.script("error_after_create", "error_after_create")
+    path = write(tmp_path, "a.csv", "101,1,same", "101,1,same")
+    run = post(path)
+    rows = run.report()
+    assert [r["outcome"] for r in rows] == ["in_doubt", "in_doubt"]
+    ids = [r["Id"] for r in sandbox.store.records()]
+    expected = f"2 records match this row and can't be told apart (Ids {ids[0]}, {ids[1]})"
+    assert rows[0]["errors"].startswith(expected)
+    assert post(path).report()[0]["outcome"] == "in_doubt"
+    assert len(sandbox.store.records()) == 2
+
+
+def test_tag_description_makes_identical_rows_reconcilable(post, sandbox, tmp_path):
+    sandbox.script("error_after_create", "error_after_create")
+    run = post(write(tmp_path, "a.csv", "101,1,same", "101,1,same"), "--tag-description")
+    rows = run.report()
+    assert [r["outcome"] for r in rows] == ["created", "created"]
+    records = sandbox.store.records()
+    assert sorted(int(r["id"]) for r in rows) == [r["Id"] for r in records]
+    assert all(r["Description"].startswith("same [etl:") for r in records)
+    assert records[0]["Description"] != records[1]["Description"]
 
 
 def test_503_is_retried_and_gives_up_as_failed(post, sandbox, tmp_path):
