@@ -7,6 +7,7 @@ import csv
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -238,23 +239,74 @@ def _secret(value: str | None, path: str | None, what: str) -> str | None:
     return value
 
 
+def api_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Where the API is and how to log in: the options of every command that talks to it."""
+    options = [
+        click.option("--sandbox", is_flag=True,
+                     help="Use a Nexudus emulator started in-process (no account needed); its "
+                          "records are kept beside the journal."),
+        click.option("--api-url", envvar="NEXUDUS_API_URL", default="https://spaces.nexudus.com",
+                     show_default=True, metavar="URL", help="Base URL of the Nexudus API."),
+        click.option("--token", envvar="NEXUDUS_TOKEN", metavar="TOKEN",
+                     help="A bearer token (env NEXUDUS_TOKEN). Prefer the env var or --token-file."),
+        click.option("--token-file", metavar="PATH", type=click.Path(dir_okay=False),
+                     help="Read the bearer token from a file, so it stays out of `ps`."),
+        click.option("--username", envvar="NEXUDUS_USERNAME", metavar="EMAIL",
+                     help="Log in with the password grant when no token is given (env NEXUDUS_USERNAME)."),
+        click.option("--password", envvar="NEXUDUS_PASSWORD", metavar="PASSWORD",
+                     help="Password for --username (env NEXUDUS_PASSWORD)."),
+        click.option("--password-file", metavar="PATH", type=click.Path(dir_okay=False),
+                     help="Read the password from a file, so it stays out of `ps`."),
+        click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+                     metavar="S",
+                     help="Seconds to wait for each answer; a time-out leaves the row in doubt."),
+        click.option("--journal", default=os.path.join("logs", "journal.sqlite3"), show_default=True,
+                     metavar="PATH", type=click.Path(dir_okay=False),
+                     help="The SQLite journal of what was posted (what makes reruns safe)."),
+        click.option("--allow-insecure-http", is_flag=True,
+                     help="Allow a plain http:// --api-url that is not this machine (unencrypted)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@dataclass
+class Api:
+    url: str
+    scope: str
+    credentials: Any
+    sandbox: Any = None
+
+
+def connect(kw: dict[str, Any]) -> Api:
+    """The API to talk to (or the in-process sandbox), its journal scope and credentials."""
+    from etl.posting import Credentials, check_url
+
+    if kw["sandbox"]:
+        import secrets
+
+        from etl.sandbox import Sandbox
+
+        token = secrets.token_urlsafe(16)
+        folder = os.path.dirname(os.path.abspath(kw["journal"]))
+        os.makedirs(folder, exist_ok=True)
+        box = Sandbox(db=os.path.join(folder, "sandbox.sqlite3"), tokens=(token,)).start()
+        return Api(box.url, "sandbox", Credentials(token=token), box)
+    credentials = Credentials(
+        token=_secret(kw["token"], kw["token_file"], "token"),
+        username=kw["username"],
+        password=_secret(kw["password"], kw["password_file"], "password"),
+    )
+    url = check_url(kw["api_url"], kw["allow_insecure_http"])
+    credentials.check()
+    return Api(url, url, credentials)
+
+
 @main.command("import")
 @reading_options
 @click.option("--dry-run", is_flag=True, help="Validate and report only, exactly like `etl validate`.")
-@click.option("--sandbox", is_flag=True,
-              help="Post into a Nexudus emulator started in-process (no account needed).")
-@click.option("--api-url", envvar="NEXUDUS_API_URL", default="https://spaces.nexudus.com",
-              show_default=True, metavar="URL", help="Base URL of the Nexudus API.")
-@click.option("--token", envvar="NEXUDUS_TOKEN", metavar="TOKEN",
-              help="A bearer token (env NEXUDUS_TOKEN). Prefer the env var or --token-file.")
-@click.option("--token-file", metavar="PATH", type=click.Path(dir_okay=False),
-              help="Read the bearer token from a file, so it stays out of `ps`.")
-@click.option("--username", envvar="NEXUDUS_USERNAME", metavar="EMAIL",
-              help="Log in with the password grant when no token is given (env NEXUDUS_USERNAME).")
-@click.option("--password", envvar="NEXUDUS_PASSWORD", metavar="PASSWORD",
-              help="Password for --username (env NEXUDUS_PASSWORD).")
-@click.option("--password-file", metavar="PATH", type=click.Path(dir_okay=False),
-              help="Read the password from a file, so it stays out of `ps`.")
+@api_options
 @click.option("--rate", type=click.FloatRange(min=0.001), metavar="N",
               help="Most POSTs per second, evenly spaced. Default 1 (Nexudus allows 60 a minute); "
                    "10 with --sandbox.")
@@ -266,11 +318,6 @@ def _secret(value: str | None, path: str | None, what: str) -> str | None:
               metavar="N", help="Requests in flight at once.")
 @click.option("--max-retries", type=click.IntRange(min=0), default=5, show_default=True, metavar="N",
               help="Retries of one row when the failure proves nothing was created.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, metavar="S",
-              help="Seconds to wait for each answer; a time-out leaves the row in doubt.")
-@click.option("--journal", default=os.path.join("logs", "journal.sqlite3"), show_default=True,
-              metavar="PATH", type=click.Path(dir_okay=False),
-              help="The SQLite journal of what was posted (what makes reruns safe).")
 @click.option("--max-errors", type=click.IntRange(min=1), default=50, show_default=True, metavar="N",
               help="Abort after N rows in a row were rejected or failed.")
 @click.option("--key", metavar="COLUMN[,COLUMN]",
@@ -279,8 +326,6 @@ def _secret(value: str | None, path: str | None, what: str) -> str | None:
 @click.option("--tag-description", is_flag=True,
               help="Stamp a short import key ([etl:...]) into each Description, so rows in doubt "
                    "are matched exactly even when identical; the tag shows in Nexudus.")
-@click.option("--allow-insecure-http", is_flag=True,
-              help="Allow a plain http:// --api-url that is not this machine (credentials unencrypted).")
 def import_(files: tuple[str, ...], **kw: Any) -> None:
     """Validate FILES, then post the valid rows to Nexudus; write the per-row report.
 
@@ -297,33 +342,15 @@ def import_(files: tuple[str, ...], **kw: Any) -> None:
     from etl.importing import Settings, import_files
     from etl.journal import Journal
     from etl.pacing import Pacer
-    from etl.posting import Client, Credentials, Poster, check_url
+    from etl.posting import Client, Poster
 
     reading = {k: kw.pop(k) for k in ("resource", "encoding", "delimiter", "decimal", "sheet",
                                       "renames", "report", "quiet")}
     if kw["dry_run"]:
         return _validate(files, **reading)
     run = Run("import", {"files": files, **reading})
-    credentials = Credentials(
-        token=_secret(kw["token"], kw["token_file"], "token"),
-        username=kw["username"],
-        password=_secret(kw["password"], kw["password_file"], "password"),
-    )
-    sandbox = None
-    if kw["sandbox"]:
-        import secrets
-
-        from etl.sandbox import Sandbox
-
-        token = secrets.token_urlsafe(16)
-        folder = os.path.dirname(os.path.abspath(kw["journal"]))
-        os.makedirs(folder, exist_ok=True)
-        sandbox = Sandbox(db=os.path.join(folder, "sandbox.sqlite3"), tokens=(token,)).start()
-        api_url, scope, credentials = sandbox.url, "sandbox", Credentials(token=token)
-    else:
-        api_url = check_url(kw["api_url"], kw["allow_insecure_http"])
-        scope = api_url
-        credentials.check()
+    api = connect(kw)
+    sandbox, api_url, scope, credentials = api.sandbox, api.url, api.scope, api.credentials
     rate = kw["rate"] or (10.0 if sandbox else 1.0)
     settings = Settings(
         batch_size=kw["batch_size"], concurrency=kw["concurrency"], max_errors=kw["max_errors"],
@@ -361,6 +388,57 @@ def import_(files: tuple[str, ...], **kw: Any) -> None:
 _ERRORS = ("invalid", "rejected", "failed", "in_doubt")
 
 
+@main.command()
+@click.option("--resource", default=DEFAULT_RESOURCE, show_default=True, metavar="NAME",
+              help="Which Nexudus target the journal's rows are for.")
+@api_options
+@click.option("-q", "--quiet", is_flag=True, help="Only the summary line.")
+def reconcile(resource: str, quiet: bool, **kw: Any) -> None:
+    """Resolve the journal's rows in doubt against the API; post nothing.
+
+    Each row whose request may have created a record (a 500, a time-out, a crash mid-request)
+    is looked up and compared field by field: found once, it is `created` with that Id; not
+    found, it is marked for a rerun to send again; matched by several identical records, it
+    stays in doubt and is listed for a person to decide. Exit 0 when none is left in doubt.
+
+    \b
+    Examples:
+        etl reconcile
+        etl reconcile --journal logs/journal.sqlite3 --sandbox
+    """
+    from etl.journal import Journal
+    from etl.pacing import Pacer
+    from etl.posting import Client
+    from etl.reconciling import Reconciler
+
+    res = load(resource)
+    run_id = pipeline.new_run_id()
+    logs.configure(run_id, os.path.join("logs", run_id))
+    api = connect(kw)
+    try:
+        journal = Journal(kw["journal"], api.scope, run_id=run_id)
+        try:
+            journal.recover(settle=2 * kw["timeout"])
+            doubt = [e for e in journal.entries("in_doubt") if e.resource in (None, "", res.name)]
+            client = Client(api.url, api.credentials, timeout=kw["timeout"])
+            client.login()
+            verdicts = Reconciler(client, journal, res, before_request=Pacer(5).acquire).reconcile(doubt)
+        finally:
+            journal.close()
+    finally:
+        if api.sandbox is not None:
+            api.sandbox.stop()
+    left = [(e, v) for e, v in zip(doubt, verdicts, strict=True) if v.outcome.value == "in_doubt"]
+    if not quiet:
+        for entry, verdict in left:
+            click.echo(f"{entry.source} row {entry.row}: {verdict.reason}")
+    counts = {o: sum(v.outcome.value == o for v in verdicts) for o in ("created", "failed", "in_doubt")}
+    click.echo(f"{len(doubt)} rows in doubt: {counts['created']} were created, {counts['failed']} were "
+               f"not (a rerun sends them), {counts['in_doubt']} still in doubt.")
+    logs.close()
+    sys.exit(1 if left else 0)
+
+
 # --- sandbox ---------------------------------------------------------------------------------
 
 
@@ -376,6 +454,14 @@ _ERRORS = ("invalid", "rejected", "failed", "in_doubt")
               help="POSTs per second accepted; more get 409 + Retry-After (0: no limit).")
 @click.option("--daily-limit", type=int, default=0, metavar="N", help="POSTs per UTC day (0: no limit).")
 @click.option("--unavailable", type=float, default=0.0, metavar="P", help="Share of POSTs answered 503.")
+@click.option("--error", type=float, default=0.0, metavar="P",
+              help="Share of POSTs answered 500 without creating anything.")
+@click.option("--drop", type=float, default=0.0, metavar="P",
+              help="Share of POSTs whose connection is dropped without creating anything.")
+@click.option("--reject", type=float, default=0.0, metavar="P",
+              help="Share of POSTs refused with 400 and Errors.")
+@click.option("--retry-after", type=int, default=1, show_default=True, metavar="S",
+              help="Seconds a 409 asks the client to wait.")
 @click.option("--error-after-create", type=float, default=0.0, metavar="P",
               help="Share of POSTs that create the record, then answer 500.")
 @click.option("--drop-after-create", type=float, default=0.0, metavar="P",

@@ -1,0 +1,15 @@
+"""Zero duplicates, zero lost rows: the importer killed at random moments under every fault."""
+
+from __future__ import annotations
+
+from tests.soak import run_soak
+
+
+def test_kill_and_fault_soak_leaves_no_duplicate_and_no_lost_row(tmp_path):
+    result = run_soak(str(tmp_path), rows=120, kills=3, seed=7)
+    print(result.line())
+    assert result.exit_codes[:3] == [-9, -9, -9]
+    assert result.exit_codes[-1] == 0, result.line()
+    assert sum(result.faults.values()) > 5, result.line()  # the faults really happened
+    assert (result.duplicates, result.lost, result.in_doubt, result.wrong_ids) == (0, 0, 0, 0), result.line()
+    assert result.records == 120
