@@ -117,6 +117,12 @@ class Journal:
         f.flush()
         return f
 
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         with self._mutex:
             self.db.close()

@@ -259,6 +259,7 @@ def _chunk(rows: np.ndarray, records: list[list[str]], width: int) -> RawChunk:
     columns = [arrow.array(cells[:, j], type=arrow.string()) for j in range(width)]
     # rows of empty cells (",,,," as spreadsheets export them) are blank rows too
     filled = np.zeros(len(records), dtype=bool)
+    filled[list(errors)] = True  # a ragged row is data, even when its first cells are empty
     for column in columns:
         filled |= pc.not_equal(column, "").to_numpy(zero_copy_only=False)
     if not filled.all():

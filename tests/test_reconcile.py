@@ -1,0 +1,131 @@
+"""`etl reconcile`, the journal lock, and secrets from files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+
+import pytest
+
+from etl.importing import Identities
+from etl.journal import Journal, canonical_json
+from etl.sandbox import Faults, Sandbox
+from tests.test_import import NO_ENV, TOKEN, write
+
+RESOURCE = "coworkerbookingcreditusehistories"
+
+
+@pytest.fixture
+def sandbox():
+    with Sandbox(faults=Faults(retry_after=0), tokens=(TOKEN,)) as box:
+        yield box
+
+
+def left_pending(tmp_path, url, *rows):
+    """A journal as a crash leaves it: rows marked pending, their answers never recorded."""
+    journal = Journal(str(tmp_path / "journal.sqlite3"), url)
+    seen = Identities(RESOURCE, ())
+    for number, (credit, used, text) in enumerate(rows, start=2):
+        body = canonical_json({"CoworkerBookingCreditId": credit, "CreditUsed": Decimal(used),
+                               "Description": text})
+        identity, _ = seen.of(body, None, "")
+        journal.mark_pending(identity, body, "export.csv", number, RESOURCE)
+    journal.db.execute("UPDATE entries SET first_sent = first_sent - 120")  # two minutes ago
+    journal.close()
+
+
+def reconcile(etl, sandbox, *extra):
+    return etl("reconcile", "--api-url", sandbox.url, "--token", TOKEN, "--journal", "journal.sqlite3",
+               *extra, env=NO_ENV)
+
+
+def test_reconcile_finds_created_records_and_frees_the_rest(etl, sandbox, tmp_path):
+    left_pending(tmp_path, sandbox.url, (101, "1.5", "made it"), (102, "2", "never arrived"))
+    created = sandbox.store.create({"CoworkerBookingCreditId": 101, "CreditUsed": "1.5",
+                                    "Description": "made it"})
+    sandbox.store.create({"CoworkerBookingCreditId": 101, "CreditUsed": "1.25",
+                          "Description": "another use of the same credit"})
+    run = reconcile(etl, sandbox)
+    assert run.code == 0, run.err
+    assert run.out.strip() == (
+        "2 rows in doubt: 1 were created, 1 were not (a rerun sends them), 0 still in doubt.")
+    with Journal(str(tmp_path / "journal.sqlite3"), sandbox.url) as journal:
+        states = {e.row: (e.state, e.record_id) for e in journal.entries()}
+    assert states == {2: ("created", created), 3: ("failed", None)}
+    assert sandbox.stats.posts == 0
+
+    path = write(tmp_path, "export.csv", "101,1.5,made it", "102,2,never arrived")
+    run = etl("import", path, "--api-url", sandbox.url, "--token", TOKEN, "--rate", "1000",
+              "--journal", "journal.sqlite3", env=NO_ENV)
+    assert [r["outcome"] for r in run.report()] == ["skipped", "created"]
+    assert sandbox.stats.posts == 1
+
+
+def test_a_record_older_than_the_request_is_not_taken_for_it(etl, sandbox, tmp_path):
+    sandbox.store.create({"CoworkerBookingCreditId": 101, "CreditUsed": "1.5", "Description": "x"})
+    sandbox.store.db.execute("UPDATE credit_uses SET CreatedOn = '2020-01-01T00:00:00+00:00'")
+    left_pending(tmp_path, sandbox.url, (101, "1.5", "x"))
+    run = reconcile(etl, sandbox)
+    assert "0 were created, 1 were not" in run.out
+
+
+def test_identical_candidates_are_listed_for_a_person(etl, sandbox, tmp_path):
+    left_pending(tmp_path, sandbox.url, (101, "1", "same"), (101, "1", "same"))
+    for _ in range(2):
+        sandbox.store.create({"CoworkerBookingCreditId": 101, "CreditUsed": "1", "Description": "same"})
+    run = reconcile(etl, sandbox)
+    assert run.code == 1
+    assert "export.csv row 2: 2 records match this row and can't be told apart" in run.out
+    assert run.out.strip().endswith("0 were created, 0 were not (a rerun sends them), 2 still in doubt.")
+
+
+def test_reconcile_with_nothing_in_doubt(etl, sandbox):
+    run = reconcile(etl, sandbox)
+    assert run.code == 0
+    assert run.out.strip() == (
+        "0 rows in doubt: 0 were created, 0 were not (a rerun sends them), 0 still in doubt.")
+
+
+def test_secrets_can_come_from_files(etl, sandbox, tmp_path):
+    (tmp_path / "token.txt").write_text(TOKEN + "\n")
+    path = write(tmp_path, "a.csv", "101,1,a")
+    run = etl("import", path, "--api-url", sandbox.url, "--token-file", "token.txt", "--rate", "1000",
+              "--journal", "journal.sqlite3", env=NO_ENV)
+    assert run.code == 0, run.err
+    run = etl("import", path, "--api-url", sandbox.url, "--token-file", "missing.txt", env=NO_ENV)
+    assert run.code == 2
+    assert "can't read the token file missing.txt" in run.err
+
+
+def test_help_shows_no_secret_from_the_environment(etl):
+    run = etl("import", "--help", env={"NEXUDUS_TOKEN": "env-secret-token-123",
+                                       "NEXUDUS_PASSWORD": "env-secret-password"})
+    assert "env-secret" not in run.out
+
+
+def test_a_journal_held_by_a_killed_run_is_free_again(tmp_path):
+    path = str(tmp_path / "journal.sqlite3")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom etl.journal import Journal\n"
+         f"j = Journal({path!r}, 'x')\nprint('held', flush=True)\ntime.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        from etl.errors import RunAborted
+
+        with pytest.raises(RunAborted, match=f"pid {holder.pid}, started 20"):
+            Journal(path, "x")
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+        time.sleep(0.05)
+        Journal(path, "x").close()  # no stale lock
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+        if holder.stdout:
+            holder.stdout.close()
