@@ -272,6 +272,16 @@ def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
+        def _drop(self, fault: str) -> None:
+            """Close the connection without an answer."""
+            sandbox.stats.count(fault)
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+        def _oops(self, fault: str) -> None:
+            sandbox.stats.count(fault)
+            self._send(500, {"Message": "Ooops! There was a problem while running this action..."})
+
         def _body(self) -> bytes:
             return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
@@ -347,13 +357,9 @@ def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
                 sandbox.stats.count(fault)
                 return self._send(503, None)
             if fault == "drop":
-                sandbox.stats.count(fault)
-                self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)
-                return None
+                return self._drop(fault)
             if fault == "error":
-                sandbox.stats.count(fault)
-                return self._send(500, {"Message": "Ooops! There was a problem while running this action..."})
+                return self._oops(fault)
             try:
                 body = json.loads(raw)
             except ValueError:
@@ -377,13 +383,9 @@ def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
             record_id = sandbox.store.create(body)
             sandbox.stats.created += 1
             if fault == "error_after_create":
-                sandbox.stats.count(fault)
-                return self._send(500, {"Message": "Ooops! There was a problem while running this action..."})
+                return self._oops(fault)
             if fault == "drop_after_create":
-                sandbox.stats.count(fault)
-                self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)
-                return None
+                return self._drop(fault)
             if fault == "hang_after_create":
                 sandbox.stats.count(fault)
                 time.sleep(sandbox.faults.hang)
