@@ -46,21 +46,16 @@ class Inputs:
 
     def chunks(self, progress: Progress | None = None) -> Iterator[tuple[int, RawChunk]]:
         """(file index, chunk) through all files; progress is told the bytes read."""
-        base = 0
         for i, table in enumerate(self.tables):
             done = 0
-
-            def tell(read: int | None, rows: int, table: Table = table) -> None:
-                nonlocal done
-                now = min(read if read is not None else done, table.size)
+            for chunk in table.chunks():
+                yield i, chunk
+                now = min(chunk.read_to if chunk.read_to is not None else done, table.size)
                 if progress is not None and now > done:
                     progress(now - done)
                 done = now
-
-            yield from ((i, c) for c in table.chunks(tell))
             if progress is not None and done < table.size:
                 progress(table.size - done)
-            base += table.size
 
     @property
     def total_bytes(self) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
-import gc
 import io
 import os
 from collections.abc import Iterable, Iterator
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 import pyarrow as arrow
 import pyarrow.compute as pc
+import pyarrow.csv as arrow_csv
 
 from etl.errors import FileProblem
 
@@ -37,7 +37,8 @@ class ReadOptions:
     encoding: str | None = None
     delimiter: str | None = None
     sheet: str | None = None
-    chunk_rows: int = CHUNK_ROWS
+    chunk_rows: int = CHUNK_ROWS  # rows of a worksheet at a time
+    block_bytes: int = 1 << 20  # bytes of CSV parsed at a time; also the largest row that can be read
 
 
 @dataclass
@@ -47,6 +48,7 @@ class RawChunk:
     rows: np.ndarray  # spreadsheet row numbers, int64
     columns: list[arrow.Array]
     shape_errors: dict[int, str] = field(default_factory=dict)  # position -> message
+    read_to: int | None = None  # bytes of the file read once this chunk was made, when known
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -59,7 +61,7 @@ class Table:
     header: list[str]
     size: int
 
-    def chunks(self, progress: Any = None) -> Iterator[RawChunk]:
+    def chunks(self) -> Iterator[RawChunk]:
         raise NotImplementedError
 
 
@@ -138,18 +140,6 @@ class _CountingReader(io.RawIOBase):
         super().close()
 
 
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """Building a chunk makes many small lists; the cyclic GC rescanning them triples read time."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 class CsvTable(Table):
     def __init__(self, path: str, options: ReadOptions) -> None:
         self.path = path
@@ -217,28 +207,122 @@ class CsvTable(Table):
         except UnicodeDecodeError as exc:
             raise self._decode_problem(exc) from exc
 
-    def chunks(self, progress: Any = None) -> Iterator[RawChunk]:
-        width = len(self.header)
-        with self._open() as (text, counter):
-            reader = self._reader(text)
-            done = 0  # records read so far; the next one is spreadsheet row done + 1
-            with self._problems(reader):
-                for _ in islice(reader, self.header_row):
-                    done += 1
-                while True:
-                    with _no_gc():
-                        batch = list(islice(reader, self.options.chunk_rows))
-                        if not batch:
-                            break
-                        chunk = _chunk(np.arange(done + 1, done + 1 + len(batch)), batch, width)
-                        done += len(batch)
-                    if progress is not None:
-                        progress(counter.done, len(chunk))
+    def chunks(self) -> Iterator[RawChunk]:
+        """The data rows in chunks of about `chunk_rows` (Arrow's reader needs about 20 times a
+        block in memory, so blocks stay small and are put together here)."""
+        block, done = self.options.block_bytes, 0
+        while True:
+            try:
+                for chunk in _gather(self._blocks(block), self.options.chunk_rows):
+                    chunk = _after(chunk, done)  # after a restart, rows already given are skipped
                     if len(chunk):
+                        done = int(chunk.rows[-1])
                         yield chunk
+                return
+            except _RowTooLong:
+                if block >= _MAX_BLOCK:
+                    raise FileProblem(self.path, f"row {done + 1} or the next is larger than "
+                                                 f"{_MAX_BLOCK >> 20} MB") from None
+                block *= 8  # a row longer than a block: read again with bigger blocks
+
+    def _blocks(self, block: int) -> Iterator[RawChunk]:
+        """The data rows, parsed by Arrow's CSV reader one block at a time (several times faster
+        than the csv module). Blank lines are kept as rows so every row's record number is its
+        spreadsheet row; a row with too many or too few values is handed to `on_ragged`, which
+        puts it back in place with a message."""
+        width = len(self.header)
+        names = [f"c{i}" for i in range(width)]
+        ragged: list[tuple[int, str]] = []
+
+        def on_ragged(row: Any) -> str:
+            ragged.append((row.number, row.text))
+            return "skip"
+
+        encoding = self.encoding.lower().replace("_", "-")
+        with open(self.path, "rb") as raw:
+            counter = _CountingReader(raw)
+            try:
+                reader = arrow_csv.open_csv(
+                    counter,
+                    read_options=arrow_csv.ReadOptions(
+                        use_threads=False,  # row numbers of ragged rows are known only then
+                        block_size=block,
+                        column_names=names,
+                        skip_rows=self.header_row,
+                        encoding="utf8" if encoding in ("utf-8", "utf-8-sig", "utf8") else self.encoding,
+                    ),
+                    parse_options=arrow_csv.ParseOptions(
+                        delimiter=self.delimiter, quote_char='"', double_quote=True,
+                        newlines_in_values=True, ignore_empty_lines=False, invalid_row_handler=on_ragged,
+                    ),
+                    convert_options=arrow_csv.ConvertOptions(
+                        column_types=dict.fromkeys(names, arrow.string()),
+                        strings_can_be_null=False, quoted_strings_can_be_null=False,
+                    ),
+                )
+            except arrow.ArrowInvalid as exc:
+                if "Empty CSV file" in str(exc):
+                    return
+                raise self._arrow_problem(exc) from exc
+            following = self.header_row + 1  # the record number of the next row
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    break
+                except arrow.ArrowInvalid as exc:
+                    raise self._arrow_problem(exc) from exc
+                n = batch.num_rows
+                candidates = np.arange(following, following + n + len(ragged), dtype=np.int64)
+                numbers = candidates[~np.isin(candidates, [r for r, _ in ragged])][:n]
+                last = int(numbers[-1]) if n else following - 1
+                here = [(r, t) for r, t in ragged if r <= last]
+                ragged[:] = [(r, t) for r, t in ragged if r > last]
+                following = last + 1
+                chunk = self._merge(numbers, batch.columns, here, width)
+                chunk.read_to = counter.done
+                if len(chunk):
+                    yield chunk
+            if ragged:
+                chunk = self._merge(np.empty(0, dtype=np.int64),
+                                    [arrow.array([], arrow.string())] * width, ragged, width)
+                if len(chunk):
+                    yield chunk
+
+    def _merge(self, numbers: np.ndarray, columns: list[Any], ragged: list[tuple[int, str]],
+               width: int) -> RawChunk:
+        """A batch's rows with its ragged rows put back in place, as one chunk."""
+        columns = [c.combine_chunks() if isinstance(c, arrow.ChunkedArray) else c for c in columns]
+        errors: dict[int, str] = {}
+        if ragged:
+            records = [self._fields(text) for _, text in ragged]
+            extra = _chunk(np.asarray([r for r, _ in ragged], dtype=np.int64), records, width,
+                           drop_blank=False)
+            numbers = np.concatenate([numbers, extra.rows])
+            order = np.argsort(numbers, kind="stable")
+            numbers = numbers[order]
+            take = arrow.array(order)
+            columns = [arrow.concat_arrays([a, b]).take(take) for a, b in zip(columns, extra.columns,
+                                                                              strict=True)]
+            where = {int(old): new for new, old in enumerate(order)}
+            base = len(order) - len(extra)
+            errors = {where[base + i]: e for i, e in extra.shape_errors.items()}
+        return _drop_blank(RawChunk(numbers, columns, errors))
+
+    def _fields(self, text: str) -> list[str]:
+        return next(csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter), [])
+
+    def _arrow_problem(self, exc: Exception) -> Exception:
+        message = str(exc)
+        if "straddl" in message:
+            return _RowTooLong()
+        if "UTF8" in message or "decode" in message.lower():
+            return FileProblem(self.path, f"is not valid {self.encoding}; "
+                                          "pass --encoding, e.g. --encoding cp1252")
+        return FileProblem(self.path, f"can't be read as CSV ({message.splitlines()[0]})")
 
 
-def _chunk(rows: np.ndarray, records: list[list[str]], width: int) -> RawChunk:
+def _chunk(rows: np.ndarray, records: list[list[str]], width: int, drop_blank: bool = True) -> RawChunk:
     """Columns of the records, blank ones dropped; ragged ones are padded or cut, and say so."""
     errors: dict[int, str] = {}
     if set(map(len, records)) != {width}:
@@ -257,18 +341,67 @@ def _chunk(rows: np.ndarray, records: list[list[str]], width: int) -> RawChunk:
     if records:
         cells[:] = records
     columns = [arrow.array(cells[:, j], type=arrow.string()) for j in range(width)]
-    # rows of empty cells (",,,," as spreadsheets export them) are blank rows too
-    filled = np.zeros(len(records), dtype=bool)
-    filled[list(errors)] = True  # a ragged row is data, even when its first cells are empty
-    for column in columns:
+    chunk = RawChunk(rows, columns, errors)
+    return _drop_blank(chunk) if drop_blank else chunk
+
+
+class _RowTooLong(Exception):
+    pass
+
+
+_MAX_BLOCK = 1 << 30
+
+
+def _after(chunk: RawChunk, row: int) -> RawChunk:
+    """The part of CHUNK after spreadsheet row ROW."""
+    if not row or not len(chunk) or chunk.rows[0] > row:
+        return chunk
+    return _take(chunk, np.flatnonzero(chunk.rows > row))
+
+
+def _take(chunk: RawChunk, where: np.ndarray) -> RawChunk:
+    """The rows of CHUNK at positions WHERE (sorted), messages following their rows."""
+    position = {int(old): new for new, old in enumerate(where)}
+    return RawChunk(chunk.rows[where], [c.take(arrow.array(where)) for c in chunk.columns],
+                    {position[i]: e for i, e in chunk.shape_errors.items() if i in position},
+                    chunk.read_to)
+
+
+def _gather(chunks: Iterator[RawChunk], rows: int) -> Iterator[RawChunk]:
+    """Consecutive chunks put together until each holds at least ROWS rows."""
+    held: list[RawChunk] = []
+    count = 0
+    for chunk in chunks:
+        held.append(chunk)
+        count += len(chunk)
+        if count >= rows:
+            yield _concat(held)
+            held, count = [], 0
+    if held:
+        yield _concat(held)
+
+
+def _concat(chunks: list[RawChunk]) -> RawChunk:
+    if len(chunks) == 1:
+        return chunks[0]
+    errors: dict[int, str] = {}
+    offset = 0
+    for c in chunks:
+        errors.update({offset + i: e for i, e in c.shape_errors.items()})
+        offset += len(c)
+    columns = [arrow.concat_arrays([c.columns[j] for c in chunks]) for j in range(len(chunks[0].columns))]
+    return RawChunk(np.concatenate([c.rows for c in chunks]), columns, errors, chunks[-1].read_to)
+
+
+def _drop_blank(chunk: RawChunk) -> RawChunk:
+    """Rows of empty cells (",,,," as spreadsheets export them) are blank rows too."""
+    filled = np.zeros(len(chunk.rows), dtype=bool)
+    filled[list(chunk.shape_errors)] = True  # a ragged row is data, even when its first cells are empty
+    for column in chunk.columns:
         filled |= pc.not_equal(column, "").to_numpy(zero_copy_only=False)
-    if not filled.all():
-        where = np.flatnonzero(filled)
-        position = {int(old): new for new, old in enumerate(where)}
-        errors = {position[i]: e for i, e in errors.items()}
-        rows = rows[where]
-        columns = [c.take(arrow.array(where)) for c in columns]
-    return RawChunk(rows, columns, errors)
+    if filled.all():
+        return chunk
+    return _take(chunk, np.flatnonzero(filled))
 
 
 def _shape_error(record: list[str], width: int) -> str:
@@ -337,7 +470,7 @@ class XlsxTable(Table):
         finally:
             book.close()
 
-    def chunks(self, progress: Any = None) -> Iterator[RawChunk]:
+    def chunks(self) -> Iterator[RawChunk]:
         width = len(self.header)
         records: Iterable[tuple[int, list[str]]] = self._rows()
         records = iter(records)
@@ -345,7 +478,4 @@ class XlsxTable(Table):
         while batch := list(islice(records, self.options.chunk_rows)):
             # trailing empty cells are formatting, not data
             cut = [(n, r[:width] if not any(r[width:]) else r) for n, r in batch]
-            chunk = _chunk(np.asarray([n for n, _ in cut], dtype=np.int64), [r for _, r in cut], width)
-            if progress is not None:
-                progress(None, len(chunk))
-            yield chunk
+            yield _chunk(np.asarray([n for n, _ in cut], dtype=np.int64), [r for _, r in cut], width)
