@@ -63,10 +63,19 @@ class Inputs:
 
     def own_cells(self, index: int, chunk: RawChunk) -> list[Any]:
         """The chunk's columns in the report's own-column order (None where a file lacks one)."""
-        where: dict[str, int] = {}
-        for pos, name in enumerate(self.tables[index].header):
-            where.setdefault(name, pos)
-        return [chunk.columns[where[n]] if n in where else None for n in self.own_columns]
+        where = dict(zip(_numbered(self.tables[index].header), range(len(chunk.columns)), strict=True))
+        return [chunk.columns[where[n]] if n in where else None
+                for n in _numbered(self.own_columns)]
+
+
+def _numbered(header: list[str]) -> list[tuple[str, int]]:
+    """Each header with how many namesakes precede it: two "Notes" columns are two columns."""
+    seen: Counter[str] = Counter()
+    out = []
+    for name in header:
+        out.append((name, seen[name]))
+        seen[name] += 1
+    return out
 
 
 def prepare_inputs(
@@ -74,9 +83,9 @@ def prepare_inputs(
 ) -> Inputs:
     tables = [open_table(p, read) for p in paths]
     columns = [match_columns(t.path, t.header, resource, renames) for t in tables]
-    own: list[str] = []
+    own: list[tuple[str, int]] = []  # a header and which of its namesakes it is
     for table in tables:
-        own.extend(h for h in table.header if h not in own)
+        own.extend(h for h in _numbered(table.header) if h not in own)
     unknown = [u for c in columns for u in c.unknown]
     if unknown:
         logs.get().warning(
@@ -84,7 +93,7 @@ def prepare_inputs(
             + logs.names(dict.fromkeys(unknown)),
             resource=resource.name,
         )
-    return Inputs(tables, columns, own)
+    return Inputs(tables, columns, [name for name, _ in own])
 
 
 @dataclass

@@ -300,3 +300,10 @@ def test_block_boundaries_do_not_change_rows_or_numbers(tmp_path, block):
         for i, n in enumerate(chunk.rows):
             got.append((int(n), [col[i] for col in cells], i in chunk.shape_errors))
     assert got == expected
+
+
+def test_repeated_unknown_headers_are_all_kept(etl):
+    run = etl("validate", DATA / "repeated_headers.csv")
+    lines = run.report_path().read_text().splitlines()
+    assert lines[0].endswith("CoworkerBookingCreditId,CreditUsed,Notes,Notes")
+    assert lines[1].endswith('"first","second"')
