@@ -129,3 +129,14 @@ def test_a_journal_held_by_a_killed_run_is_free_again(tmp_path):
             holder.wait()
         if holder.stdout:
             holder.stdout.close()
+
+
+def test_an_amount_the_server_rounded_still_matches(etl, sandbox, tmp_path):
+    left_pending(tmp_path, sandbox.url, (101, "1.333", "a third"))
+    created = sandbox.store.create({"CoworkerBookingCreditId": 101, "CreditUsed": "1.33",
+                                    "Description": "a third"})
+    sandbox.store.create({"CoworkerBookingCreditId": 101, "CreditUsed": "1.34", "Description": "a third"})
+    run = reconcile(etl, sandbox)
+    assert "1 were created" in run.out
+    with Journal(str(tmp_path / "journal.sqlite3"), sandbox.url) as journal:
+        assert [e.record_id for e in journal.entries()] == [created]
