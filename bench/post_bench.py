@@ -3,6 +3,8 @@
 (a) paced: the sandbox allows 20 POSTs/s with 50 ms latency; `etl import --rate 20` for about
     60 s. Reports the achieved rate as a fraction of the limit and the share of 409s.
 (b) flat out: no limit, no latency, the journal on; the most rows per second the client sustains.
+(c) over the limit: the sandbox allows 20/s, `--rate 30`: how close the pace settles under the
+    server's real limit, and how many requests are throttled on the way.
 
     python bench/post_bench.py            # both
     python bench/post_bench.py --only b
@@ -75,7 +77,7 @@ def run(name: str, rows: int, sandbox_args: list[str], import_args: list[str]) -
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--only", choices=["a", "b"])
+    ap.add_argument("--only", choices=["a", "b", "c"])
     ap.add_argument("--seconds", type=float, default=60)
     args = ap.parse_args()
     if args.only in (None, "a"):
@@ -83,6 +85,9 @@ def main() -> None:
         run("a: limit 20/s, 50 ms latency", rows, ["--rate-limit", "20", "--latency", "0.05"],
             ["--rate", "20", "--concurrency", "4"])
         print("    fraction of the limit = posting rate / 20")
+    if args.only in (None, "c"):
+        run("c: limit 20/s, --rate 30", int(20 * args.seconds),
+            ["--rate-limit", "20", "--latency", "0.05"], ["--rate", "30", "--concurrency", "4"])
     if args.only in (None, "b"):
         run("b: no limit, no latency", 5000, [], ["--rate", "100000", "--concurrency", "4"])
 

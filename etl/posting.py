@@ -393,6 +393,7 @@ class Poster:
                 self.client.renew(stale)  # 401: not processed, so sent again with the new token
                 renewed = True
                 continue
+            self.pacer.answered()
             return answer
         return Answer(Kind.THROTTLED, 409, errors=f"throttled {self.max_throttles} times in a row")
 

@@ -45,10 +45,29 @@ def test_a_throttle_pauses_everyone_for_retry_after():
     pacer.acquire()
     pacer.pause(1.0)
     assert pacer.acquire() == pytest.approx(1.0)
-    assert pacer.acquire() == pytest.approx(0.1)
+    assert pacer.acquire() == pytest.approx(1 / 9)  # and a slower pace after it
     assert pacer.throttled == 1
 
 
 def test_rate_must_be_positive():
     with pytest.raises(ValueError):
         Pacer(0)
+
+
+def test_throttling_slows_the_pace_and_answers_win_it_back_up_to_the_ceiling():
+    clock = FakeClock()
+    pacer = Pacer(10, clock=clock, sleep=clock.sleep)
+    pacer.pause(0)
+    assert pacer.rate == pytest.approx(9)
+    pacer.acquire()
+    assert pacer.acquire() == pytest.approx(1 / 9)
+    for _ in range(1000):
+        pacer.answered()
+    assert pacer.rate == 10  # never above --rate
+
+
+def test_the_pace_has_a_floor():
+    pacer = Pacer(1)
+    for _ in range(1000):
+        pacer.pause(0)
+    assert pacer.rate == pytest.approx(1 / 60)
