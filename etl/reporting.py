@@ -12,6 +12,7 @@ import json
 import os
 import re
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -62,6 +63,8 @@ class ReportWriter:
         header = io.StringIO()
         csv.writer(header, lineterminator="\n").writerow(FIXED + own_columns)
         self._file.write(header.getvalue().encode("utf-8"))
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="report")
+        self._writing: Future[None] | None = None
 
     def write(
         self,
@@ -90,16 +93,27 @@ class ReportWriter:
             ),
         ]
         table = arrow.Table.from_arrays(columns, names=[str(i) for i in range(len(columns))])
-        arrow_csv.write_csv(table, self._file, _WRITE)
+        self._wait()
+        # Arrow's writer lets go of the GIL: the next chunk is checked while this one is written
+        self._writing = self._pool.submit(arrow_csv.write_csv, table, self._file, _WRITE)
+
+    def _wait(self) -> None:
+        if self._writing is not None:
+            self._writing.result()
+            self._writing = None
 
     def flush(self) -> None:
+        self._wait()
         self._file.flush()
         os.fsync(self._file.fileno())
 
     def close(self) -> None:
         if not self._file.closed:
-            self.flush()
-            self._file.close()
+            try:
+                self.flush()
+            finally:
+                self._pool.shutdown()
+                self._file.close()
 
 
 def write_summary(path: str, summary: dict[str, Any]) -> None:
