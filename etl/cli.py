@@ -419,7 +419,7 @@ def reconcile(resource: str, quiet: bool, **kw: Any) -> None:
         journal = Journal(kw["journal"], api.scope, run_id=run_id)
         try:
             journal.recover(settle=2 * kw["timeout"])
-            doubt = [e for e in journal.entries("in_doubt") if e.resource in (None, "", res.name)]
+            doubt = journal.in_doubt(res.name)
             client = Client(api.url, api.credentials, timeout=kw["timeout"])
             client.login()
             verdicts = Reconciler(client, journal, res, before_request=Pacer(5).acquire).reconcile(doubt)

@@ -148,9 +148,7 @@ class Importer:
             self.log.warning(f"{recovered} rows were left pending by an earlier run that stopped "
                              "mid-request; they are in doubt and will not be resent blindly")
         if self.reconciler is not None:
-            resource = self.validator.resource.name
-            doubt = [e for e in self.journal.entries(Outcome.IN_DOUBT.value)
-                     if e.resource in (None, "", resource)]
+            doubt = self.journal.in_doubt(self.validator.resource.name)
             if doubt:
                 verdicts = Counter(v.outcome.value for v in self.reconciler.reconcile(doubt))
                 self.log.warning(

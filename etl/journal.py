@@ -21,9 +21,11 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from etl.errors import RunAborted
+from etl.fields import canonical_number
 
 PENDING = "pending"
 
@@ -202,6 +204,10 @@ class Journal:
         with self._mutex:
             return [Entry(*r) for r in self.db.execute(sql + " ORDER BY rowid", args)]
 
+    def in_doubt(self, resource: str) -> list[Entry]:
+        """Rows of RESOURCE (or of a journal too old to say) whose request may have created a record."""
+        return [e for e in self.entries("in_doubt") if e.resource in (None, "", resource)]
+
     def claimed_ids(self) -> set[int]:
         with self._mutex:
             return {r[0] for r in self.db.execute(
@@ -251,10 +257,6 @@ class Journal:
 
 def canonical_json(body: dict[str, Any]) -> str:
     """The payload as sent and as remembered: sorted keys, exact decimals, no spaces."""
-    from decimal import Decimal
-
-    from etl.fields import canonical_number
-
     parts = []
     for key in sorted(body):
         value = body[key]

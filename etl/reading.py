@@ -12,7 +12,7 @@ import csv
 import datetime as dt
 import io
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
@@ -472,9 +472,8 @@ class XlsxTable(Table):
 
     def chunks(self) -> Iterator[RawChunk]:
         width = len(self.header)
-        records: Iterable[tuple[int, list[str]]] = self._rows()
-        records = iter(records)
-        next(records)
+        records = self._rows()
+        next(records)  # the header
         while batch := list(islice(records, self.options.chunk_rows)):
             # trailing empty cells are formatting, not data
             cut = [(n, r[:width] if not any(r[width:]) else r) for n, r in batch]

@@ -16,6 +16,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -56,8 +57,6 @@ def _same(value: Any, expected: Any) -> bool:
 
 
 def _created_on(record: dict[str, Any]) -> float | None:
-    from datetime import UTC, datetime
-
     text = record.get("CreatedOn")
     if not isinstance(text, str):
         return None
