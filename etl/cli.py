@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,9 @@ class Group(click.Group):
         except EtlError as exc:
             click.echo(f"etl: error: {exc}", err=True)
             ctx.exit(int(exc.exit_status))
+        except KeyboardInterrupt:
+            click.echo("etl: interrupted", err=True)
+            ctx.exit(int(ExitStatus.INTERRUPTED))
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -128,7 +132,9 @@ class Run:
         self.run_id = pipeline.new_run_id()
         self.run_dir = os.path.join("logs", self.run_id)
         report = kw["report"] or os.path.join(self.run_dir, "results.csv")
-        logs.configure(self.run_id, self.run_dir)
+        pipeline.check_paths(list(kw["files"]), report)
+        logs.configure(self.run_id, os.path.dirname(os.path.abspath(report)),
+                       verbose=bool(kw.get("verbose")))
         self.read = ReadOptions(encoding=kw["encoding"], delimiter=kw["delimiter"], sheet=kw["sheet"])
         self.decimal: str = kw["decimal"]
         self.files: list[str] = list(kw["files"])
@@ -244,7 +250,7 @@ def api_options(command: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--sandbox", is_flag=True,
                      help="Use a Nexudus emulator started in-process (no account needed); its "
-                          "records are kept beside the journal."),
+                          "records are kept beside its journal."),
         click.option("--api-url", envvar="NEXUDUS_API_URL", default="https://spaces.nexudus.com",
                      show_default=True, metavar="URL", help="Base URL of the Nexudus API."),
         click.option("--token", envvar="NEXUDUS_TOKEN", metavar="TOKEN",
@@ -260,9 +266,9 @@ def api_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
                      metavar="S",
                      help="Seconds to wait for each answer; a time-out leaves the row in doubt."),
-        click.option("--journal", default=os.path.join("logs", "journal.sqlite3"), show_default=True,
-                     metavar="PATH", type=click.Path(dir_okay=False),
-                     help="The SQLite journal of what was posted (what makes reruns safe)."),
+        click.option("--journal", envvar="ETL_JOURNAL", metavar="PATH", type=click.Path(dir_okay=False),
+                     help="The SQLite journal of what was posted (what makes reruns safe). Default: "
+                          "one per API target in your state folder, whatever folder you start in."),
         click.option("--allow-insecure-http", is_flag=True,
                      help="Allow a plain http:// --api-url that is not this machine (unencrypted)."),
     ]
@@ -274,33 +280,91 @@ def api_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @dataclass
 class Api:
     url: str
-    scope: str
+    target: str
     credentials: Any
+    journal: str
     sandbox: Any = None
 
 
-def connect(kw: dict[str, Any]) -> Api:
-    """The API to talk to (or the in-process sandbox), its journal scope and credentials."""
-    from etl.posting import Credentials, check_url
+def _target(kw: dict[str, Any]) -> tuple[str, str]:
+    """The API target (its normalised URL, or "sandbox") and the path of its journal."""
+    from etl.journal import default_journal_path, normalise_url
+    from etl.posting import check_url
 
+    target = "sandbox" if kw["sandbox"] else normalise_url(
+        check_url(kw["api_url"], kw["allow_insecure_http"]))
+    return target, kw["journal"] or default_journal_path(target)
+
+
+def connect(kw: dict[str, Any], *, credentials: bool = True) -> Api:
+    """The API to talk to (or the in-process sandbox), its journal and credentials."""
+    from etl.posting import Credentials
+
+    target, journal = _target(kw)
     if kw["sandbox"]:
         import secrets
 
         from etl.sandbox import Sandbox
 
         token = secrets.token_urlsafe(16)
-        folder = os.path.dirname(os.path.abspath(kw["journal"]))
+        folder = os.path.dirname(os.path.abspath(journal))
         os.makedirs(folder, exist_ok=True)
-        box = Sandbox(db=os.path.join(folder, "sandbox.sqlite3"), tokens=(token,)).start()
-        return Api(box.url, "sandbox", Credentials(token=token), box)
-    credentials = Credentials(
+        box = Sandbox(db=os.path.join(folder, "sandbox-records.sqlite3"), tokens=(token,)).start()
+        return Api(box.url, target, Credentials(token=token), journal, box)
+    creds = Credentials(
         token=_secret(kw["token"], kw["token_file"], "token"),
         username=kw["username"],
         password=_secret(kw["password"], kw["password_file"], "password"),
     )
-    url = check_url(kw["api_url"], kw["allow_insecure_http"])
-    credentials.check()
-    return Api(url, url, credentials)
+    if credentials:
+        creds.check()
+    return Api(target, target, creds, journal)
+
+
+def open_journal(api: Api, kw: dict[str, Any], run_id: str, command: str) -> Any:
+    """The target's journal, taking over the one an earlier version kept in this folder."""
+    from etl.journal import OLD_DEFAULT, Journal, forget
+
+    if kw.get("new_journal"):
+        forget(api.journal)
+    journal = Journal(api.journal, api.target, run_id=run_id, command=command)
+    if not kw["journal"] and os.path.isfile(OLD_DEFAULT) and \
+            os.path.abspath(OLD_DEFAULT) != journal.path:
+        taken = journal.adopt_legacy(OLD_DEFAULT)
+        if taken:
+            logs.get().warning(
+                f"took over {taken} rows of {api.target} from {OLD_DEFAULT}, the journal an earlier "
+                f"version kept in this folder; the journal is now {journal.path}")
+    logs.get().info("journal", path=journal.path, target=api.target)
+    return journal
+
+
+class _Signals:
+    """Ctrl-C and SIGTERM stop a run cleanly; a second one exits at once (the journal is
+    consistent either way: every write is one transaction)."""
+
+    def __init__(self, stopper: Any) -> None:
+        self.stopper = stopper
+        self.old: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        from etl.importing import Interrupted
+
+        def handler(signum: int, frame: Any) -> None:
+            if isinstance(self.stopper.reason, Interrupted):
+                os._exit(128 + signum)
+            self.stopper.stop(Interrupted(signum))
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.old[sig] = signal.signal(sig, handler)
+            except ValueError:  # not the main thread: the embedding program handles signals
+                pass
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self.old.items():
+            signal.signal(sig, old)
 
 
 @main.command("import")
@@ -319,28 +383,45 @@ def connect(kw: dict[str, Any]) -> Api:
 @click.option("--max-retries", type=click.IntRange(min=0), default=5, show_default=True, metavar="N",
               help="Retries of one row when the failure proves nothing was created.")
 @click.option("--max-errors", type=click.IntRange(min=1), default=50, show_default=True, metavar="N",
-              help="Abort after N rows in a row were rejected or failed.")
+              help="Abort after N rows in a row ended rejected, failed or in doubt.")
+@click.option("--throttle-patience", type=click.FloatRange(min=0), default=600.0, show_default=True,
+              metavar="S", help="Stop (exit 4, like the daily limit) after S seconds of throttling "
+                                "without a break.")
 @click.option("--key", metavar="COLUMN[,COLUMN]",
-              help="Identify rows by these columns of the export (an external id) instead of "
-                   "by their content and position among identical rows.")
+              help="Identify rows by these columns of the export (its own record id) instead of "
+                   "by every cell and their position among identical rows.")
+@click.option("--ignore-column", "ignore", multiple=True, metavar="NAME",
+              help="Leave a column that changes on every export (an export timestamp) out of the "
+                   "rows' identity (repeatable).")
+@click.option("--allow-new-identity", is_flag=True,
+              help="Post rows that match rows created under another way of identifying them "
+                   "(they are new credit uses, not a re-export).")
+@click.option("--no-system-id", "system_id", flag_value=False, default=True,
+              help="Don't send each row's import key as SystemId (used, where the account keeps it, "
+                   "to check rows in doubt exactly).")
+@click.option("--new-journal", is_flag=True,
+              help="Start afresh when the target's journal is missing or empty although it had "
+                   "recorded created rows (only when sure the target has none of them).")
 @click.option("--tag-description", is_flag=True,
               help="Stamp a short import key ([etl:...]) into each Description, so rows in doubt "
-                   "are matched exactly even when identical; the tag shows in Nexudus.")
+                   "are matched exactly even without SystemId; the tag shows in Nexudus.")
+@click.option("-v", "--verbose", is_flag=True, help="Show the debug log (every row's state change).")
 def import_(files: tuple[str, ...], **kw: Any) -> None:
     """Validate FILES, then post the valid rows to Nexudus; write the per-row report.
 
-    Every row gets an outcome in the report. The journal remembers what was posted, so a rerun
-    posts nothing twice: created rows come back `skipped`, and a run stopped by the daily limit
-    (exit 4) carries on from where it stopped.
+    Every row gets an outcome in the report. The journal (one per API target, in your state
+    folder) remembers what was posted, so a rerun from any folder posts nothing twice: created
+    rows come back `skipped`, and a run stopped by the daily limit (exit 4) carries on from
+    where it stopped. Ctrl-C finishes the requests under way and completes the report (exit 130).
 
     \b
     Examples:
         etl import samples/credit_uses.csv --sandbox
         NEXUDUS_TOKEN=... etl import export-2026-11-24.csv
         etl import history-2019-2025.csv --daily-limit 5000 --rate 1
+        etl import export.csv --key InvoiceLineRef
     """
-    from etl.importing import Settings, import_files
-    from etl.journal import Journal
+    from etl.importing import Settings, Stopper, import_files
     from etl.pacing import Pacer
     from etl.posting import Client, Poster
 
@@ -348,40 +429,51 @@ def import_(files: tuple[str, ...], **kw: Any) -> None:
                                       "renames", "report", "quiet")}
     if kw["dry_run"]:
         return _validate(files, **reading)
-    run = Run("import", {"files": files, **reading})
+    run = Run("import", {"files": files, "verbose": kw["verbose"], **reading})
     api = connect(kw)
-    sandbox, api_url, scope, credentials = api.sandbox, api.url, api.scope, api.credentials
-    rate = kw["rate"] or (10.0 if sandbox else 1.0)
+    rate = kw["rate"] or (10.0 if api.sandbox else 1.0)
     settings = Settings(
         batch_size=kw["batch_size"], concurrency=kw["concurrency"], max_errors=kw["max_errors"],
         key=tuple(k.strip() for k in kw["key"].split(",") if k.strip()) if kw["key"] else (),
-        tag_description=kw["tag_description"],
+        ignore=tuple(kw["ignore"]), tag_description=kw["tag_description"],
+        system_id=kw["system_id"], allow_new_identity=kw["allow_new_identity"], timeout=kw["timeout"],
     )
-
-    def poster_for(journal: Journal) -> Poster:
-        client = Client(api_url, credentials, timeout=kw["timeout"], pool=kw["concurrency"] + 2)
-        return Poster(client, Pacer(rate), journal, run.resource.endpoint,
-                      max_retries=kw["max_retries"], daily_limit=kw["daily_limit"],
-                      resource=run.resource.name)
-
+    stopper = Stopper()
     try:
         inputs = run.inputs()
-        with contextlib.ExitStack() as stack:
-            progress = None
-            if run.show_progress():
-                def progress(total: int) -> Callable[[int, Any], None]:
-                    bar = stack.enter_context(click.progressbar(
-                        length=total, label="Importing", file=sys.stderr, show_eta=True,
-                        item_show_func=lambda s: s))
-                    def update(rows: int, counts: Any) -> None:
-                        bar.update(rows, f"created {counts.get('created', 0)}, "
-                                         f"errors {sum(counts.get(o, 0) for o in _ERRORS)}")
-                    return update
-            status = import_files(inputs, run.validator(), run.record, kw["journal"], scope,
-                                  poster_for, settings, progress)
+        journal = open_journal(api, kw, run.run_id, "import")
+        try:
+            client = Client(api.url, api.credentials, timeout=kw["timeout"], pool=kw["concurrency"] + 2)
+            poster = Poster(client, Pacer(rate), journal, run.resource.endpoint,
+                            max_retries=kw["max_retries"], daily_limit=kw["daily_limit"],
+                            throttle_patience=kw["throttle_patience"])
+            with contextlib.ExitStack() as stack, _Signals(stopper):
+                progress = None
+                if run.show_progress():
+                    def progress(total: int) -> Callable[[int, Any], None]:
+                        bar = stack.enter_context(click.progressbar(
+                            length=total, label="Importing", file=sys.stderr, show_eta=True,
+                            item_show_func=lambda s: s))
+
+                        def update(rows: int, counts: Any) -> None:
+                            bar.update(rows, f"created {counts.get('created', 0)}, "
+                                             f"errors {sum(counts.get(o, 0) for o in _ERRORS)}")
+                        return update
+                status = import_files(inputs, run.validator(), run.record, journal, poster, settings,
+                                      stopper, progress)
+        finally:
+            journal.close()
     finally:
-        if sandbox is not None:
-            sandbox.stop()
+        if api.sandbox is not None:
+            api.sandbox.stop()
+    notes = run.record.extra.get("notes") or {}
+    if notes.get("skipped_identical_from_other_files"):
+        click.echo(f"{notes['skipped_identical_from_other_files']} rows were skipped: identical in every "
+                   "cell to rows created earlier from other files (the report names them).", err=True)
+    if notes.get("posted_with_the_payload_of_an_earlier_row"):
+        click.echo(f"{notes['posted_with_the_payload_of_an_earlier_row']} rows were posted although "
+                   "rows with the same payload were created earlier from other files; their other "
+                   "cells differ (the report names the earlier rows).", err=True)
     run.done(status)
 
 
@@ -397,46 +489,113 @@ def reconcile(resource: str, quiet: bool, **kw: Any) -> None:
     """Resolve the journal's rows in doubt against the API; post nothing.
 
     Each row whose request may have created a record (a 500, a time-out, a crash mid-request)
-    is looked up and compared field by field: found once, it is `created` with that Id; not
-    found, it is marked for a rerun to send again; matched by several identical records, it
-    stays in doubt and is listed for a person to decide. Exit 0 when none is left in doubt.
+    is looked up (by its SystemId where the account keeps it, else by its fields): found, it is
+    `created` with that Id; proved absent once its request has settled, it is marked for a
+    rerun to send again; otherwise it stays in doubt and is listed with the reason, for
+    `etl resolve` to decide. Exit 0 when none is left in doubt.
 
     \b
     Examples:
         etl reconcile
-        etl reconcile --journal logs/journal.sqlite3 --sandbox
+        etl reconcile --sandbox
     """
-    from etl.journal import Journal
+    from etl.ledger import CRASH_REASON, Event, Ledger
     from etl.pacing import Pacer
     from etl.posting import Client
-    from etl.reconciling import Reconciler
+    from etl.reconciling import Reconciler, settle_time
 
     res = load(resource)
     run_id = pipeline.new_run_id()
     logs.configure(run_id, os.path.join("logs", run_id))
     api = connect(kw)
     try:
-        journal = Journal(kw["journal"], api.scope, run_id=run_id)
+        journal = open_journal(api, kw, run_id, "reconcile")
         try:
-            journal.recover(settle=2 * kw["timeout"])
-            doubt = journal.in_doubt(res.name)
+            ledger = Ledger(journal)
+            for e in journal.entries("pending"):
+                ledger.apply(e.identity, Event.CRASHED, CRASH_REASON,
+                             settle_until=(e.last_sent or e.first_sent or 0.0) + settle_time(e.timeout))
+            doubt = [e for e in journal.entries("in_doubt") if e.resource in (None, "", res.name)]
             client = Client(api.url, api.credentials, timeout=kw["timeout"])
             client.login()
-            verdicts = Reconciler(client, journal, res, before_request=Pacer(5).acquire).reconcile(doubt)
+            verdicts = Reconciler(client, journal, ledger, res,
+                                  before_request=Pacer(5).acquire).reconcile(doubt, final=True)
         finally:
             journal.close()
     finally:
         if api.sandbox is not None:
             api.sandbox.stop()
-    left = [(e, v) for e, v in zip(doubt, verdicts, strict=True) if v.outcome.value == "in_doubt"]
+    left = [v for v in verdicts if v.outcome.value == "in_doubt"]
     if not quiet:
-        for entry, verdict in left:
-            click.echo(f"{entry.source} row {entry.row}: {verdict.reason}")
+        for v in verdicts:
+            click.echo(f"{v.entry.where}: {v.outcome.value}"
+                       + (f" (Id {v.record_id})" if v.record_id else "") + f": {v.reason}")
     counts = {o: sum(v.outcome.value == o for v in verdicts) for o in ("created", "failed", "in_doubt")}
-    click.echo(f"{len(doubt)} rows in doubt: {counts['created']} were created, {counts['failed']} were "
+    click.echo(f"{len(verdicts)} rows in doubt: {counts['created']} were created, {counts['failed']} were "
                f"not (a rerun sends them), {counts['in_doubt']} still in doubt.")
     logs.close()
     sys.exit(1 if left else 0)
+
+
+@main.command()
+@click.argument("where", metavar="SOURCE:ROW")
+@click.option("--created", "record_id", type=click.IntRange(min=1), metavar="ID",
+              help="The row's credit use exists: it is the record with this Id.")
+@click.option("--not-created", is_flag=True,
+              help="The row's credit use does not exist: a rerun sends it again.")
+@click.option("--note", default="", metavar="TEXT", help="Why: kept in the journal with the decision.")
+@click.option("--resource", default=DEFAULT_RESOURCE, show_default=True, metavar="NAME",
+              help="Which Nexudus target the row is for.")
+@api_options
+def resolve(where: str, record_id: int | None, not_created: bool, note: str, resource: str,
+            **kw: Any) -> None:
+    """Decide a row in doubt by hand, after looking in Nexudus; recorded in the journal.
+
+    SOURCE is the input file (its path, or its name when only one file of that name is known)
+    and ROW its spreadsheet row number, as in the report. Nothing is sent.
+
+    \b
+    Examples:
+        etl resolve export-2026-11-24.csv:17 --created 87654399 --note "found in the UI"
+        etl resolve export-2026-11-24.csv:18 --not-created
+    """
+    from etl.ledger import Event, Ledger
+
+    source, sep, row = where.rpartition(":")
+    if not sep or not row.isdigit() or not source:
+        raise UsageProblem(f"{where!r} is not SOURCE:ROW (e.g. export.csv:17)")
+    if (record_id is None) == (not not_created):
+        raise UsageProblem("say either --created ID or --not-created")
+    load(resource)
+    run_id = pipeline.new_run_id()
+    logs.configure(run_id, None)
+    api = connect(kw, credentials=False)
+    journal = open_journal(api, kw, run_id, "resolve")
+    try:
+        found = [e for e in journal.at(source, int(row)) if e.resource in (None, "", resource)]
+        doubt = [e for e in found if e.state in ("in_doubt", "pending")]
+        if not doubt:
+            what = f"it is {found[0].state}" if found else "the journal has no such row"
+            raise UsageProblem(f"{where}: not in doubt ({what}); only rows in doubt are resolved")
+        if len(doubt) > 1:
+            raise UsageProblem(f"{where}: {len(doubt)} rows in doubt have that name and row "
+                               f"({', '.join(e.source or '' for e in doubt)}); give the full path")
+        entry = doubt[0]
+        if record_id is not None and record_id in journal.claimed_ids():
+            raise UsageProblem(f"record {record_id} already belongs to another row of the journal")
+        ledger = Ledger(journal)
+        if entry.state == "pending":
+            ledger.apply(entry.identity, Event.CRASHED, "a run stopped while this row was being sent")
+        text = f"decided by hand on {pipeline.now_iso()}" + (f": {note}" if note else "")
+        if record_id is not None:
+            ledger.apply(entry.identity, Event.RESOLVED_CREATED, text, record_id=record_id)
+            click.echo(f"{entry.where}: created, record {record_id} ({text})")
+        else:
+            ledger.apply(entry.identity, Event.RESOLVED_ABSENT, text)
+            click.echo(f"{entry.where}: not created; the next import of it sends it ({text})")
+    finally:
+        journal.close()
+        logs.close()
 
 
 # --- sandbox ---------------------------------------------------------------------------------

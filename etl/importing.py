@@ -1,34 +1,47 @@
-"""The import run: validate, decide each valid row against the journal, post, report.
+"""The import run: check every row, decide each against the journal, post, reconcile, report.
 
-Rows are posted by `concurrency` workers, paced by one Pacer, and their results are taken back
-in input order, so the report is written in input order and made durable every `batch_size`
-rows. A run stops cleanly at the daily limit (exit 4), on refused credentials or after
-`max_errors` rejected or failed rows in a row (exit 3); every row it did not reach is
-`not_attempted`, and a rerun carries on from there.
+Before anything is sent, a first pass reads every file: file problems, a changed way of
+identifying rows, a repeated `--key` all stop the run (exit 2) with nothing posted. Then rows are
+posted by `concurrency` workers, paced by one Pacer, and their results taken back in input order,
+so the report is written in input order and made durable every `batch_size` rows. What becomes
+of a row is decided by `etl.ledger` alone; this module only proposes events to it.
+
+A run stops cleanly at the daily limit or under endless throttling (exit 4), on refused
+credentials or after `max_errors` rows in a row that end rejected, failed or in doubt (exit 3),
+and on Ctrl-C (130) or SIGTERM (143): requests under way are finished, every row not reached is
+`not_attempted`, the report and summary are complete, and a rerun carries on.
 """
 
 from __future__ import annotations
 
-import hashlib
+import datetime as dt
+import os
+import signal
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from etl import logs
-from etl.errors import RunAborted, UsageProblem
-from etl.journal import Journal, canonical_json
+from etl.errors import EtlError, RunAborted, UsageProblem
+from etl.identity import Identities, describe_scheme, id_like_columns
+from etl.journal import LEGACY_SCHEME, Entry, Journal, canonical_json, clock, payload_hash
+from etl.ledger import CRASH_REASON, Event, Ledger, Sending, plan, report_outcome
 from etl.outcomes import ExitStatus, Outcome, exit_status
 from etl.pipeline import Inputs, RunRecord
-from etl.posting import DailyLimitReached, Poster, Result, Stopped
+from etl.posting import DailyLimitReached, Kind, Poster, ReadFailed, Result, Stopped
 from etl.reading import RawChunk
-from etl.reconciling import Reconciler
-from etl.reporting import ReportWriter
+from etl.reconciling import Reconciler, created_range, settle_time
+from etl.reporting import ReportWriter, patch_report
 from etl.resources import header_key
 from etl.validating import Validator
+
+#: how many times, at the end of a run, rows proved not created are sent again
+FINAL_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -37,49 +50,61 @@ class Settings:
     concurrency: int = 1
     max_errors: int = 50
     key: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
     tag_description: bool = False
+    system_id: bool = True
+    allow_new_identity: bool = False
+    timeout: float = 30.0
+    settle_wait: bool = True  # at the end, wait for this run's rows in doubt to settle and check them
+
+
+class Interrupted(RunAborted):
+    """Ctrl-C or SIGTERM: no new request; those under way finish; the report is completed."""
+
+    def __init__(self, signum: int) -> None:
+        name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+        super().__init__(f"interrupted ({name}): requests under way were finished; rerun to continue")
+        self.exit_status = ExitStatus.TERMINATED if signum == signal.SIGTERM else ExitStatus.INTERRUPTED
+
+
+class Stopper:
+    """Why the run stops, set once, by a worker, the importer or a signal handler."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reason: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def stop(self, reason: BaseException) -> None:
+        with self._lock:
+            if self.reason is None and not isinstance(reason, Stopped):
+                self.reason = reason
+                logs.get("etl.importing").warning(f"stopping: {reason}")
+        self.event.set()
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
 
 
 @dataclass
 class Row:
     position: int
     identity: str
-    body: str
-    source: str
+    scheme: str
+    body: dict[str, object]  # the payload, tagged if asked, without SystemId
+    payload_hash: str
+    source: str  # as the operator named it
     number: int
+    legacy: str | None = None
 
 
-class Identities:
-    """A row's identity: the resource, its canonical payload and its occurrence in the input
-    (the second identical row is another row), or with --key the export's own key columns."""
+@dataclass
+class Done:
+    """A row after its sending: the state the ledger gave it and the last answer."""
 
-    def __init__(self, resource: str, key: tuple[str, ...]) -> None:
-        self.resource = resource
-        self.key = key
-        self.seen: dict[bytes, int] = {}
-        self.first_row: dict[bytes, str] = {}
-
-    def key_positions(self, path: str, header: list[str]) -> list[int]:
-        wanted = {header_key(k): k for k in self.key}
-        found = {header_key(h): i for i, h in enumerate(header)}
-        missing = [k for hk, k in wanted.items() if hk not in found]
-        if missing:
-            raise UsageProblem(f"{path}: --key column {', '.join(missing)} is not in the file")
-        return [found[header_key(k)] for k in self.key]
-
-    def of(self, body: str, key_values: list[str] | None, where: str) -> tuple[str, str | None]:
-        """(identity, problem): a repeated --key value is a problem, a repeated payload is not."""
-        if key_values is not None:
-            text = "\x1f".join(v.strip() for v in key_values)
-            digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
-            if digest in self.first_row:
-                return "", f"key: {', '.join(key_values)} repeats {self.first_row[digest]}"
-            self.first_row[digest] = where
-            return hashlib.sha256(f"{self.resource}\nkey\n{text}".encode()).hexdigest()[:40], None
-        digest = hashlib.blake2b(body.encode(), digest_size=16).digest()
-        occurrence = self.seen.get(digest, 0) + 1
-        self.seen[digest] = occurrence
-        return hashlib.sha256(f"{self.resource}\n{body}\n{occurrence}".encode()).hexdigest()[:40], None
+    row: Row
+    state: str
+    result: Result
 
 
 def tagged(payload: dict[str, object], identity: str) -> dict[str, object]:
@@ -89,12 +114,18 @@ def tagged(payload: dict[str, object], identity: str) -> dict[str, object]:
     return {**payload, "Description": (text + " " if text else "") + f"[etl:{identity[:12]}]"}
 
 
-def _ordered(
-    pool: ThreadPoolExecutor, send: Callable[[Row], Result], rows: list[Row], window: int,
-    stop: threading.Event,
-) -> Iterator[Result | BaseException]:
-    """Results of `send` over ROWS in order, at most WINDOW in flight; none started after STOP."""
-    ahead: deque[Future[Result]] = deque()
+def system_id_of(identity: str) -> str:
+    return f"etl-{identity[:32]}"
+
+
+def _when(entry: Entry) -> str:
+    return (entry.created_at or entry.updated_at or "")[:16].replace("T", " ")
+
+
+def _ordered(pool: ThreadPoolExecutor, send: Callable[[Row], Done], rows: list[Row], window: int,
+             stop: Stopper) -> Iterator[Done | None]:
+    """Results of `send` over ROWS in order, at most WINDOW in flight; None for rows not started."""
+    ahead: deque[Future[Done]] = deque()
     it = iter(rows)
     while True:
         while len(ahead) < window and not stop.is_set():
@@ -104,203 +135,503 @@ def _ordered(
             ahead.append(pool.submit(send, row))
         if not ahead:
             break
-        future = ahead.popleft()
-        try:
-            yield future.result()
-        except (DailyLimitReached, RunAborted, Stopped) as exc:
-            yield exc
+        yield ahead.popleft().result()
     for _ in it:
-        yield Stopped()
+        yield None
+
+
+@dataclass
+class Plan:
+    """One chunk's rows, decided against the journal."""
+
+    errors: list[str]
+    outcome: np.ndarray
+    ids: list[int | None]
+    statuses: list[int | None]
+    attempts: list[int | None]
+    to_send: list[Row] = field(default_factory=list)
 
 
 class Importer:
     def __init__(self, inputs: Inputs, validator: Validator, record: RunRecord, journal: Journal,
-                 poster: Poster, settings: Settings, reconciler: Reconciler | None = None) -> None:
+                 poster: Poster, reconciler: Reconciler, settings: Settings,
+                 stopper: Stopper | None = None) -> None:
         self.inputs = inputs
         self.validator = validator
+        self.resource = validator.resource
         self.record = record
         self.journal = journal
+        self.ledger = reconciler.ledger
         self.poster = poster
-        self.settings = settings
         self.reconciler = reconciler
-        self.identities = Identities(validator.resource.name, settings.key)
-        self.stop = threading.Event()
-        self.stop_reason: BaseException | None = None
-        self._stop_lock = threading.Lock()
-        self.errors_in_a_row = 0
+        self.settings = settings
+        self.stopper = stopper or Stopper()
+        poster.stop = self.stopper.event
         self.log = logs.get("etl.importing")
-        poster.stop = self.stop
+        self.sources = {os.path.realpath(t.path) for t in inputs.tables}
+        self.doubtful: dict[str, tuple[str, int]] = {}  # identity -> (source, row) reported in doubt
+        self.streak: list[tuple[int, str]] = []  # (position, identity) of errors in a row
+        self.notes: Counter[str] = Counter()
+        self.legacy = journal.meta("legacy") == "1"
+        self.valid_rows: dict[str, int] = {}
 
-    def _send(self, row: Row) -> Result:
-        if self.stop.is_set():
-            raise Stopped()
-        try:
-            return self.poster.send(row.identity, row.body, row.source, row.number)
-        except (DailyLimitReached, RunAborted) as exc:
-            self._stopping(exc)  # at once, so no queued row starts after it
-            raise
+    # --- identities ------------------------------------------------------------------------------
 
-    def run(
-        self, writer: ReportWriter, progress: Callable[[int, Counter[str]], None] | None = None
-    ) -> ExitStatus:
-        recovered = self.journal.recover(settle=2 * self.poster.client.timeout)
-        if recovered:
-            self.log.warning(f"{recovered} rows were left pending by an earlier run that stopped "
-                             "mid-request; they are in doubt and will not be resent blindly")
-        if self.reconciler is not None:
-            doubt = self.journal.in_doubt(self.validator.resource.name)
-            if doubt:
-                verdicts = Counter(v.outcome.value for v in self.reconciler.reconcile(doubt))
-                self.log.warning(
-                    f"checked {len(doubt)} rows in doubt from earlier runs: "
-                    f"{verdicts.get('created', 0)} were created, {verdicts.get('failed', 0)} were not "
-                    f"(sent again now), {verdicts.get('in_doubt', 0)} still in doubt")
-        workers = max(1, self.settings.concurrency)
-        with ThreadPoolExecutor(workers, thread_name_prefix="post") as pool:
-            for index, chunk in self.inputs.chunks():
-                self._chunk(pool, workers, index, chunk, writer, progress)
-        counts = self.record.counts
-        if isinstance(self.stop_reason, DailyLimitReached):
-            self.record.stopped = str(self.stop_reason)
-            return exit_status(counts, daily_limit=True)
-        if isinstance(self.stop_reason, RunAborted):
-            self.record.stopped = str(self.stop_reason)
-            return ExitStatus.ABORTED
-        return exit_status(counts)
-
-    def _chunk(self, pool: ThreadPoolExecutor, workers: int, index: int, chunk: RawChunk,
-               writer: ReportWriter, progress: Callable[[int, Counter[str]], None] | None) -> None:
+    def _identify(self, identities: Identities, index: int, chunk: RawChunk, valid: np.ndarray
+                  ) -> tuple[list[Row], list[tuple[int, str]]]:
         table, columns = self.inputs.tables[index], self.inputs.columns[index]
-        n = len(chunk)
-        errors, valid = self.validator.errors(chunk, columns)
-        outcome = np.where(valid, "", Outcome.INVALID.value).astype(object)
-        ids: list[int | None] = [None] * n
-        statuses: list[int | None] = [None] * n
-        attempts: list[int | None] = [None] * n
+        at, scheme = identities.columns(table.path, table.header)
         positions = [int(p) for p in np.flatnonzero(valid)]
         payloads = self.validator.payloads(chunk, columns, positions)
-        bodies = [canonical_json(b) for b in payloads]
-        key_cells = None
-        if self.settings.key:
-            key_at = self.identities.key_positions(table.path, table.header)
-            key_cells = [chunk.columns[k].to_pylist() for k in key_at]
-        rows: list[Row] = []
-        for pos, payload, body in zip(positions, payloads, bodies, strict=True):
+        cells = [chunk.columns[i].to_pylist() for i in at]
+        rows, problems = [], []
+        for pos, payload in zip(positions, payloads, strict=True):
             number = int(chunk.rows[pos])
-            values = [c[pos] or "" for c in key_cells] if key_cells is not None else None
-            identity, problem = self.identities.of(body, values, f"{table.path} row {number}")
+            values = [c[pos] or "" for c in cells]
+            identity, problem = identities.of(scheme, values, f"{table.path} row {number}")
             if problem:
-                outcome[pos], errors[pos] = Outcome.INVALID.value, problem
+                problems.append((pos, problem))
                 continue
-            if self.settings.tag_description:
-                body = canonical_json(tagged(payload, identity))
-            rows.append(Row(pos, identity, body, table.path, number))
-        known = self.journal.lookup([r.identity for r in rows])
-        to_send = []
+            plain = canonical_json(payload)
+            legacy = None
+            if self.legacy:
+                key_text = "\x1f".join(v.strip() for v in values) if identities.key else None
+                legacy = identities.legacy_of(plain, key_text)
+            body = tagged(payload, identity) if self.settings.tag_description else payload
+            rows.append(Row(pos, identity, scheme, body, payload_hash(self.resource.name, plain),
+                            table.path, number, legacy))
+        return rows, problems
+
+    def _known(self, rows: list[Row]) -> dict[str, Entry]:
+        known = self.journal.lookup(r.identity for r in rows)
+        if self.legacy:
+            missing = [r for r in rows if r.identity not in known and r.legacy]
+            old = self.journal.lookup(r.legacy for r in missing if r.legacy)
+            for r in missing:
+                entry = old.get(r.legacy or "")
+                if entry is not None and entry.scheme == LEGACY_SCHEME:
+                    self.journal.rekey(entry.identity, r.identity, r.scheme)
+                    known[r.identity] = self.journal.lookup([r.identity])[r.identity]
+        return known
+
+    # --- the first pass: nothing is sent before every row was read -------------------------------
+
+    def check(self) -> None:
+        """Read every file once: file problems, a changed identity, a repeated --key stop the run
+        here (exit 2), before anything is sent."""
+        identities = self._identities()
+        changed: list[tuple[Row, Entry]] = []
+        for index, chunk in self.inputs.chunks():
+            table = self.inputs.tables[index]
+            _, valid = self.validator.errors(chunk, self.inputs.columns[index])
+            rows, problems = self._identify(identities, index, chunk, valid)
+            known = self._known(rows)
+            fresh = [r for r in rows if r.identity not in known]
+            earlier = self.journal.created_with_payload(r.payload_hash for r in fresh)
+            used: Counter[str] = Counter()
+            for r in fresh:
+                others = [e for e in earlier.get(r.payload_hash, []) if e.scheme != r.scheme]
+                if used[r.payload_hash] < len(others):
+                    changed.append((r, others[used[r.payload_hash]]))
+                    used[r.payload_hash] += 1
+            self._look_for_an_id_column(index, chunk)
+            count = self.record.extra.setdefault("rows_read", {})
+            count[table.path] = count.get(table.path, 0) + len(chunk)
+            good = self.valid_rows
+            good[table.path] = good.get(table.path, 0) + len(rows)
+        if changed and not self.settings.allow_new_identity:
+            row, entry = changed[0]
+            raise UsageProblem(
+                f"{len(changed)} rows match credit uses already created under another way of "
+                f"identifying rows: {row.source} row {row.number} is identified by "
+                f"{describe_scheme(row.scheme)}, but the same payload was created from "
+                f"{entry.where} (Id {entry.record_id}) when rows were identified by "
+                f"{describe_scheme(entry.scheme)}. Nothing was posted. If these are the same credit "
+                "uses, rerun the way they were identified then (the same --key, or --ignore-column "
+                "for a column the export added); if they are new credit uses, rerun with "
+                "--allow-new-identity")
+
+    def _identities(self) -> Identities:
+        return Identities(self.resource.name, self.settings.key, self.settings.ignore)
+
+    def _look_for_an_id_column(self, index: int, chunk: RawChunk) -> None:
+        if self.settings.key or index in getattr(self, "_id_checked", set()):
+            return
+        self._id_checked = getattr(self, "_id_checked", set()) | {index}
+        table = self.inputs.tables[index]
+        sent = {header_key(f.name) for f in self.resource.fields}
+        for i in id_like_columns(table.header, sent):
+            values = chunk.columns[i]
+            if len(values) > 1 and values.null_count == 0 and len(values.unique()) == len(values):
+                self.log.warning(
+                    f'{table.path}: column "{table.header[i]}" looks like the export\'s own record '
+                    f"id (unique on every row); --key '{table.header[i]}' would identify rows by it "
+                    "exactly, whatever else changes in a re-export")
+                return
+
+    # --- the posting pass ----------------------------------------------------------------------
+
+    def run(self, writer: ReportWriter, progress: Callable[[int, Counter[str]], None] | None = None
+            ) -> ExitStatus:
+        self._recover()
+        workers = max(1, self.settings.concurrency)
+        identities = self._identities()
+        with ThreadPoolExecutor(workers, thread_name_prefix="post") as pool:
+            for index, chunk in self.inputs.chunks():
+                self._chunk(pool, workers, identities, index, chunk, writer, progress)
+        writer.close()
+        self._final_pass()
+        self._patch_report()
+        for what, n in self.notes.items():
+            self.record.extra.setdefault("notes", {})[what] = n
+        counts = self.record.counts
+        reason = self.stopper.reason
+        if reason is not None:
+            self.record.stopped = str(reason)
+        if isinstance(reason, DailyLimitReached):
+            return exit_status(counts, daily_limit=True)
+        if isinstance(reason, EtlError):
+            return reason.exit_status
+        return exit_status(counts)
+
+    def _recover(self) -> None:
+        """Rows an earlier run left pending are in doubt; rows in doubt from any file are checked."""
+        pending = self.journal.entries("pending")
+        for e in pending:
+            self.ledger.apply(e.identity, Event.CRASHED, CRASH_REASON,
+                              settle_until=(e.last_sent or e.first_sent or 0.0) + settle_time(e.timeout))
+        if pending:
+            self.log.warning(f"{len(pending)} rows were left pending by an earlier run that stopped "
+                             "mid-request; they are in doubt and will not be resent blindly")
+        doubt = [e for e in self.journal.entries(Outcome.IN_DOUBT.value)
+                 if e.resource in (None, "", self.resource.name)]
+        if not doubt:
+            return
+        verdicts = self.reconciler.reconcile(doubt)
+        others = [v for v in verdicts if os.path.realpath(v.entry.source or "") not in self.sources]
+        for v in others:
+            self.log.warning(f"{v.entry.where} (not in this run): {v.reason}"
+                             + (f" (Id {v.record_id})" if v.record_id else ""))
+        if others:
+            tally = Counter(v.outcome.value for v in others)
+            self.record.extra["other_files"] = {
+                "checked": len(others), "created": tally.get("created", 0),
+                "not_created": tally.get("failed", 0), "in_doubt": tally.get("in_doubt", 0)}
+
+    def _plan(self, identities: Identities, index: int, chunk: RawChunk) -> Plan:
+        n = len(chunk)
+        errors, valid = self.validator.errors(chunk, self.inputs.columns[index])
+        p = Plan(errors, np.where(valid, "", Outcome.INVALID.value).astype(object),
+                 [None] * n, [None] * n, [None] * n)
+        rows, problems = self._identify(identities, index, chunk, valid)
+        for pos, problem in problems:
+            p.outcome[pos], p.errors[pos] = Outcome.INVALID.value, problem
+        known = self._known(rows)
         for r in rows:
             entry = known.get(r.identity)
-            if entry is not None and entry.state == Outcome.CREATED.value:
-                outcome[r.position], ids[r.position] = Outcome.SKIPPED.value, entry.record_id
-            elif entry is not None and entry.state in (Outcome.IN_DOUBT.value, "pending"):
-                outcome[r.position] = Outcome.IN_DOUBT.value
-                errors[r.position] = entry.errors or "an earlier request may have created it"
-            elif self.stop.is_set():
-                outcome[r.position] = Outcome.NOT_ATTEMPTED.value
+            what = plan(entry)
+            if what == "skip" and entry is not None:
+                p.outcome[r.position], p.ids[r.position] = Outcome.SKIPPED.value, entry.record_id
+                same_file = os.path.realpath(r.source) == (entry.source or "")
+                p.errors[r.position] = (f"note: already created from {entry.where} on {_when(entry)}"
+                                        f" (Id {entry.record_id})")
+                if not same_file:
+                    self.notes["skipped_identical_from_other_files"] += 1
+            elif what == "doubt" and entry is not None:
+                p.outcome[r.position] = Outcome.IN_DOUBT.value
+                p.errors[r.position] = entry.reason or "an earlier request may have created it"
+                self.doubtful[r.identity] = (r.source, r.number)
+            elif self.stopper.is_set():
+                p.outcome[r.position] = Outcome.NOT_ATTEMPTED.value
             else:
-                to_send.append(r)
-        results = _ordered(pool, self._send, to_send, workers, self.stop)
-        by_position = {r.position: r for r in to_send}
-        start = 0
+                p.to_send.append(r)
+        earlier = self.journal.created_with_payload(r.payload_hash for r in p.to_send)
+        for r in p.to_send:
+            same = [e for e in earlier.get(r.payload_hash, []) if e.identity != r.identity]
+            if same:
+                e = same[0]
+                p.errors[r.position] = (f"note: same payload as {e.where} (Id {e.record_id}, created "
+                                        f"{_when(e)}), but its other cells differ: posted as a new "
+                                        "credit use")
+                self.notes["posted_with_the_payload_of_an_earlier_row"] += 1
+        return p
+
+    def _chunk(self, pool: ThreadPoolExecutor, workers: int, identities: Identities, index: int,
+               chunk: RawChunk, writer: ReportWriter,
+               progress: Callable[[int, Counter[str]], None] | None) -> None:
+        table = self.inputs.tables[index]
+        p = self._plan(identities, index, chunk)
+        n = len(chunk)
+        to_send = p.to_send
+        first: Done | None = None
+        if to_send and self._needs_probe():
+            first = self._probe(to_send[0])
+            to_send = to_send[1:]
+        results = _ordered(pool, self._send, to_send, workers, self.stopper)
+        by_position = {r.position: r for r in p.to_send}
         batch = max(1, self.settings.batch_size)
+        start = 0
         while start < n:
             end = min(n, start + batch)
             for pos in range(start, end):
                 if pos not in by_position:
                     continue
-                result = next(results)
-                if isinstance(result, BaseException):
-                    self._stopping(result)
-                    outcome[pos] = Outcome.NOT_ATTEMPTED.value
-                    continue
-                outcome[pos], ids[pos] = result.outcome.value, result.record_id
-                statuses[pos], attempts[pos], errors[pos] = result.http_status, result.attempts, result.errors
-                self._count_error(result.outcome)
-            self._reconcile(range(start, end), by_position, outcome, ids, errors)
+                done = first if first is not None and first.row.position == pos else next(results)
+                self._take(p, pos, done)
+                if progress is not None:
+                    progress(1, self.record.counts)
+            self._batch_reconcile(p, range(start, end), by_position)
             segment = slice(start, end)
-            self.record.counts.update(outcome[segment].tolist())
+            self.record.counts.update(p.outcome[segment].tolist())
             writer.write(
-                table.path, chunk.rows[segment], outcome[segment].tolist(), errors[segment],
+                table.path, chunk.rows[segment], p.outcome[segment].tolist(), p.errors[segment],
                 [None if c is None else c[start:end] for c in self.inputs.own_cells(index, chunk)],
-                ids=ids[segment], statuses=statuses[segment], attempts=attempts[segment],
+                ids=p.ids[segment], statuses=p.statuses[segment], attempts=p.attempts[segment],
             )
             writer.flush()
             if progress is not None:
-                progress(end - start, self.record.counts)
+                progress(sum(1 for q in range(start, end) if q not in by_position), self.record.counts)
             start = end
 
-    def _reconcile(self, positions: range, by_position: dict[int, Row], outcome: np.ndarray,
-                   ids: list[int | None], errors: list[str]) -> None:
-        """Rows of this batch that went in doubt are looked up at once."""
-        doubt = [by_position[p] for p in positions
-                 if p in by_position and outcome[p] == Outcome.IN_DOUBT.value]
-        if not doubt or self.reconciler is None:
+    def _take(self, p: Plan, pos: int, done: Done | None) -> None:
+        """One sent row's answer into the report, and into the count of errors in a row."""
+        if done is None:
+            p.outcome[pos] = Outcome.NOT_ATTEMPTED.value
             return
-        entries = self.journal.lookup([r.identity for r in doubt])
-        verdicts = self.reconciler.reconcile([entries[r.identity] for r in doubt])
-        for row, verdict in zip(doubt, verdicts, strict=True):
-            if verdict.outcome is Outcome.CREATED:
-                outcome[row.position], ids[row.position] = Outcome.CREATED.value, verdict.record_id
-                errors[row.position] = ""
-            elif verdict.outcome is Outcome.FAILED:
-                outcome[row.position] = Outcome.FAILED.value
-                errors[row.position] = "no record was created (checked); a rerun sends it again"
-            else:
-                errors[row.position] = verdict.reason
+        r, result = done.row, done.result
+        outcome = Outcome.NOT_ATTEMPTED if done.state == "new" else Outcome(done.state)
+        note = p.errors[pos] if p.errors[pos].startswith("note:") else ""
+        entry = self.journal.lookup([r.identity]).get(r.identity)
+        reason = (entry.reason if entry is not None and done.state != "new" else result.errors) or ""
+        p.outcome[pos], p.ids[pos] = outcome.value, result.record_id
+        p.statuses[pos], p.attempts[pos] = result.http_status, result.attempts or None
+        p.errors[pos] = " | ".join(x for x in (reason, note) if x)
+        if outcome is Outcome.IN_DOUBT:
+            self.doubtful[r.identity] = (r.source, r.number)
+        if outcome in (Outcome.REJECTED, Outcome.FAILED, Outcome.IN_DOUBT):
+            self.streak.append((pos, r.identity))
+            if len(self.streak) >= self.settings.max_errors:
+                self._errors_in_a_row(p)
+        elif outcome is Outcome.CREATED:
+            self.streak.clear()
 
-    def _count_error(self, outcome: Outcome) -> None:
-        if outcome in (Outcome.REJECTED, Outcome.FAILED):
-            self.errors_in_a_row += 1
-            if self.errors_in_a_row >= self.settings.max_errors and not self.stop.is_set():
-                self._stopping(RunAborted(
-                    f"--max-errors {self.settings.max_errors} reached: that many rows in a row were "
-                    "rejected or failed; check the report, --api-url and the data"))
+    def _errors_in_a_row(self, p: Plan) -> None:
+        """--max-errors reached: reconciliation has its say on the rows in doubt first."""
+        doubt = [i for pos, i in self.streak if p.outcome[pos] == Outcome.IN_DOUBT.value]
+        if doubt:
+            entries = list(self.journal.lookup(doubt).values())
+            for v in self.reconciler.reconcile(entries):
+                for k, (pos, identity) in enumerate(self.streak):
+                    if identity == v.identity and v.outcome is Outcome.CREATED:
+                        p.outcome[pos], p.ids[pos], p.errors[pos] = "created", v.record_id, ""
+                        self.streak = self.streak[k + 1:]
+                        break
+        if len(self.streak) >= self.settings.max_errors:
+            self.stopper.stop(RunAborted(
+                f"--max-errors {self.settings.max_errors} reached: that many rows in a row were "
+                "rejected, failed or left in doubt; check the report, --api-url and the data"))
+
+    def _batch_reconcile(self, p: Plan, positions: range, by_position: dict[int, Row]) -> None:
+        """Rows of this batch that went in doubt are looked up at once: a record found is theirs."""
+        doubt = [by_position[q] for q in positions
+                 if q in by_position and p.outcome[q] == Outcome.IN_DOUBT.value]
+        if not doubt:
+            return
+        entries = self.journal.lookup(r.identity for r in doubt)
+        verdicts = {v.identity: v for v in self.reconciler.reconcile(list(entries.values()))}
+        for r in doubt:
+            v = verdicts.get(r.identity)
+            if v is None:
+                continue
+            p.errors[r.position] = v.reason
+            if v.outcome is Outcome.CREATED:
+                p.outcome[r.position], p.ids[r.position] = Outcome.CREATED.value, v.record_id
+                p.errors[r.position] = ""
+            elif v.outcome is Outcome.FAILED:
+                p.outcome[r.position] = Outcome.FAILED.value
+
+    # --- sending one row -------------------------------------------------------------------------
+
+    def _needs_probe(self) -> bool:
+        return self.settings.system_id and self.journal.meta("system_id") in (None, "unknown")
+
+    def _body(self, row: Row) -> tuple[str, str | None]:
+        if self.settings.system_id and self.journal.meta("system_id") != "off":
+            sid = system_id_of(row.identity)
+            return canonical_json({**row.body, "SystemId": sid}), sid
+        return canonical_json(row.body), None
+
+    def _send(self, row: Row) -> Done:
+        body, sid = self._body(row)
+
+        def mark() -> None:
+            self.ledger.apply(row.identity, Event.SEND, "sent", sending=Sending(
+                row.identity, row.scheme, body, row.payload_hash, row.source, row.number,
+                self.resource.name, self.settings.timeout, sid))
+
+        if self.stopper.is_set():
+            return Done(row, "new", Result(Kind.NOT_SENT))
+        result = self.poster.send(body, mark)
+        if result.system_id_refused and sid is not None:
+            # a 400 proves nothing was created: the row is sent again, without the field
+            self.ledger.apply(row.identity, Event.REJECTED, result.errors, http_status=result.http_status,
+                              attempts=result.attempts)
+            self._system_id("off", f"the API refused the SystemId field ({result.errors})")
+            return self._send(row)
+        return Done(row, self._answer(row, result), result)
+
+    def _answer(self, row: Row, result: Result) -> str:
+        """The answer, as an event for the ledger; returns the row's new state."""
+        if result.stop is not None:
+            self.stopper.stop(result.stop)
+            if not result.marked:
+                return "new"
+            why = f"not sent: {result.errors}" if result.errors else "not sent: the run stopped"
+            return self.ledger.apply(row.identity, Event.WITHDRAWN, why, attempts=result.attempts)
+        facts = {"http_status": result.http_status, "attempts": result.attempts,
+                 "server_offset": self.poster.client.server_offset}
+        if result.kind is Kind.CREATED:
+            return self.ledger.apply(row.identity, Event.CREATED, "created",
+                                     record_id=result.record_id, **facts)
+        if result.kind is Kind.REJECTED:
+            return self.ledger.apply(row.identity, Event.REJECTED, result.errors, **facts)
+        if result.kind is Kind.AMBIGUOUS:
+            return self.ledger.apply(
+                row.identity, Event.AMBIGUOUS,
+                f"{result.errors}; it may have been created: not sent again until checked",
+                settle_until=clock() + settle_time(self.settings.timeout), **facts)
+        return self.ledger.apply(row.identity, Event.NOT_CREATED, result.errors, **facts)
+
+    # --- SystemId: verified on the account, remembered in the journal ----------------------------
+
+    def _probe(self, row: Row) -> Done:
+        """The first row sent to a target carries SystemId, alone; its record is read back."""
+        done = self._send(row)
+        if done.state != Outcome.CREATED.value or not self._needs_probe():
+            return done
+        sent_at = clock() + (self.poster.client.server_offset or 0.0)
+        try:
+            record = self.reconciler._get(f"{self.resource.endpoint}/{done.result.record_id}")
+        except ReadFailed as exc:
+            self.log.warning(f"could not read record {done.result.record_id} back to check SystemId "
+                             f"({exc}); checked again next run")
+            return done
+        if not isinstance(record, dict):  # no way to read a record back: nothing to verify by
+            self._system_id("off", "its records can't be read back by Id to verify SystemId")
+            return done
+        self._learn_zone(record, sent_at)
+        if record.get("SystemId") == system_id_of(row.identity):
+            self._system_id("on", "the account keeps SystemId: rows in doubt are checked by it exactly")
         else:
-            self.errors_in_a_row = 0
+            self._system_id("off", "the account does not keep SystemId; rows in doubt are checked by "
+                                   "their fields")
+        return done
 
-    def _stopping(self, reason: BaseException) -> None:
-        with self._stop_lock:
-            if self.stop_reason is None and not isinstance(reason, Stopped):
-                self.stop_reason = reason
-                self.log.warning(f"stopping: {reason}")
-            self.stop.set()
+    def _learn_zone(self, record: dict[str, object], server_now: float) -> None:
+        """A CreatedOn without an offset is the account's local time: its zone, from a record
+        created just now, to the quarter hour."""
+        text = record.get("CreatedOn")
+        when = created_range({"CreatedOn": text}, 0.0)
+        if not isinstance(text, str) or when is None:
+            return
+        try:
+            aware = dt.datetime.fromisoformat(text.replace("Z", "+00:00")).tzinfo is not None
+        except ValueError:
+            return
+        zone = 0.0 if aware else round((when[0] - server_now) / 900.0) * 900.0
+        self.journal.set_meta("created_on_zone", "" if aware else f"{zone:g}")
+
+    def _system_id(self, value: str, why: str) -> None:
+        if self.journal.meta("system_id") != value:
+            self.journal.set_meta("system_id", value)
+            self.log.warning(f"SystemId {value} for {self.journal.target}: {why}")
+
+    # --- the end: rows in doubt settle, are checked, and those proved absent are sent again ------
+
+    def _final_pass(self) -> None:
+        for _ in range(FINAL_ROUNDS):
+            if self.stopper.is_set() or not self.doubtful:
+                return
+            entries = [e for e in self.journal.lookup(self.doubtful).values() if e.state == "in_doubt"]
+            if not entries:
+                return
+            # this run's requests settle within its own time-out; a longer wait (a request of a
+            # killed run sent with a longer one) is left to a later run
+            longest = clock() + settle_time(self.settings.timeout)
+            until = max(min(e.settle_until or 0.0, longest) for e in entries)
+            wait = until - clock()
+            if wait > 0 and self.settings.settle_wait:
+                self.log.warning(f"waiting {wait:.0f} s for {len(entries)} requests in doubt to settle "
+                                 "before checking them (Ctrl-C stops; a rerun checks them)")
+                while clock() < until and not self.stopper.is_set():
+                    time.sleep(min(0.2, max(0.0, until - clock())))
+                if self.stopper.is_set():
+                    return
+            verdicts = self.reconciler.reconcile(entries, final=True)
+            again = [v.entry for v in verdicts if v.outcome is Outcome.FAILED
+                     and v.identity in self.doubtful]
+            for e in again:
+                if self.stopper.is_set():
+                    return
+                self._resend(e)
+
+    def _resend(self, entry: Entry) -> None:
+        """A row proved not created is sent again, as it was sent before."""
+        def mark() -> None:
+            self.ledger.apply(entry.identity, Event.SEND, "sent again: checked, it had not been created",
+                              sending=Sending(entry.identity, entry.scheme, entry.payload,
+                                              entry.payload_hash, entry.source or "", entry.row or 0,
+                                              self.resource.name, self.settings.timeout, entry.system_id))
+
+        result = self.poster.send(entry.payload, mark)
+        row = Row(0, entry.identity, entry.scheme, {}, entry.payload_hash, entry.source or "",
+                  entry.row or 0)
+        self._answer(row, result)
+
+    def _patch_report(self) -> None:
+        """Rows reported in doubt whose fate was decided later in the run: the report is mended."""
+        if not self.doubtful:
+            return
+        now = self.journal.lookup(self.doubtful)
+        changes = {}
+        for identity, (source, number) in self.doubtful.items():
+            e = now.get(identity)
+            outcome = report_outcome(e, this_run=True)
+            if e is None or outcome is Outcome.IN_DOUBT:
+                continue
+            changes[(source, number)] = (outcome.value, e.record_id, e.reason or "")
+        if changes:
+            moved = patch_report(self.record.report, changes)
+            self.record.counts.subtract({Outcome.IN_DOUBT.value: sum(moved.values())})
+            self.record.counts.update(moved)
+            self.record.counts = +self.record.counts
 
 
 def import_files(
-    inputs: Inputs, validator: Validator, record: RunRecord, journal_path: str, scope: str,
-    poster_for: Callable[[Journal], Poster], settings: Settings,
+    inputs: Inputs, validator: Validator, record: RunRecord, journal: Journal,
+    poster: Poster, settings: Settings, stopper: Stopper | None = None,
     progress: Callable[[int], Callable[[int, Counter[str]], None]] | None = None,
 ) -> ExitStatus:
-    """The whole import: a validation pass (file problems stop it before anything is sent),
-    the journal taken, the credentials checked, then the posting pass."""
-    total_rows = 0
-    for index, chunk in inputs.chunks():
-        total_rows += len(chunk)
-        validator.errors(chunk, inputs.columns[index])
-    journal = Journal(journal_path, scope, run_id=record.run_id)
+    """The whole import: a first pass over every row (problems stop it before anything is
+    sent), the credentials checked, then the posting pass."""
+    ledger = Ledger(journal)
+    reconciler = Reconciler(poster.client, journal, ledger, validator.resource,
+                            before_request=poster.pacer.acquire, patience=poster.throttle_patience)
+    importer = Importer(inputs, validator, record, journal, poster, reconciler, settings, stopper)
+    journal.start_run(record.command, [os.path.realpath(p) for p in record.files], record.started_at)
+    importer.check()
+    for path, rows in record.extra.get("rows_read", {}).items():
+        journal.note_source(os.path.realpath(path), rows, importer.valid_rows.get(path, 0), "")
+    total = sum(record.extra.get("rows_read", {}).values())
+    poster.client.login()
+    writer = ReportWriter(record.report, inputs.own_columns)
     try:
-        poster = poster_for(journal)
-        poster.client.login()
-        reconciler = Reconciler(poster.client, journal, validator.resource,
-                                before_request=poster.pacer.acquire)
-        importer = Importer(inputs, validator, record, journal, poster, settings, reconciler)
-        writer = ReportWriter(record.report, inputs.own_columns)
-        try:
-            status = importer.run(writer, progress(total_rows) if progress else None)
-        finally:
-            writer.close()
+        status = importer.run(writer, progress(total) if progress else None)
     finally:
-        journal.close()
+        writer.close()
+    journal.finish_run(int(status), {k: v for k, v in record.counts.items() if v})
+    record.extra["journal"] = journal.path
     record.finish(status)
     logs.get().info("imported", counts=dict(record.counts), report=record.report,
-                    stopped=record.stopped)
+                    stopped=record.stopped, journal=journal.path)
     return status

@@ -1,82 +1,133 @@
 """The SQLite journal of what was posted: the memory that makes reruns and crashes safe.
 
-A row's identity is decided before it is sent. Its journal entry is committed as `pending`
-*before* the request leaves, and gets its outcome after the answer. So after a crash a row is
-either untouched (never sent), final, or `pending`, which a rerun treats as `in_doubt` and
-never resends blindly. Entries are scoped by API URL so rehearsals and production never mix.
-POSTs are counted per UTC day across runs for `--daily-limit`.
+One journal per API target, in the user's state folder (never the current folder), so a run
+started from any folder, with the URL spelt any way, finds the same journal. A row is entered
+`pending` *before* its request leaves and gets its outcome after the answer, so after a crash
+a row is untouched, final, or `pending` (which a rerun treats as in doubt, never resends
+blindly). The row states themselves are changed by `etl.ledger` only; this module stores them.
 
-One run at a time: an exclusive `flock` on `<journal>.lock`, which the OS drops when the
-process dies, however it dies.
+One run at a time: an exclusive lock on `<journal>.lock` (`filelock`, the same on every
+platform), which the OS drops when the process dies, however it dies.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import json
 import os
+import posixpath
+import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from etl.errors import RunAborted
+from etl.errors import EtlError, RunAborted, UsageProblem
 from etl.fields import canonical_number
+from etl.outcomes import ExitStatus
 
-PENDING = "pending"
+VERSION = "2"
+APP = "nexudus-etl"
+#: where the journal lived before it moved to the user's state folder
+OLD_DEFAULT = os.path.join("logs", "journal.sqlite3")
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS entries (
-    scope TEXT NOT NULL,
-    identity TEXT NOT NULL,
-    state TEXT NOT NULL,
-    record_id INTEGER,
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS rows (
+    identity TEXT PRIMARY KEY,  -- the row: every cell as read (or its --key), and its occurrence
+    scheme TEXT NOT NULL,       -- how the identity was made: which columns, or which --key
+    state TEXT NOT NULL,        -- pending | created | rejected | failed | in_doubt | not_attempted
+    record_id INTEGER UNIQUE,   -- a record Id belongs to one row, ever
     http_status INTEGER,
     attempts INTEGER NOT NULL DEFAULT 0,
-    errors TEXT,
-    payload TEXT NOT NULL,
-    source TEXT,
-    row INTEGER,
-    run_id TEXT,
+    reason TEXT,
+    payload TEXT NOT NULL,      -- the body as sent
+    payload_hash TEXT NOT NULL, -- the body without any tag: finds the same credit use from elsewhere
+    source TEXT,                -- absolute path of the file the row came from
+    row INTEGER,                -- its spreadsheet row number there
     resource TEXT,
-    first_sent REAL,            -- epoch seconds of the first send: older records aren't this row's
-    settle_until REAL,          -- before this, "no record found" proves nothing (it may be coming)
-    updated_at TEXT NOT NULL,
-    PRIMARY KEY (scope, identity)
+    run_id TEXT,
+    system_id TEXT,             -- the key sent as SystemId, when one was sent
+    timeout REAL,               -- seconds the last request was given: how long it may be under way
+    first_sent REAL,            -- our clock, epoch seconds
+    last_sent REAL,
+    server_offset REAL,         -- the server's clock minus ours, from its Date header, when known
+    settle_until REAL,          -- before this, "no record found" proves nothing
+    created_at TEXT,
+    updated_at TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS entries_state ON entries (scope, state);
-CREATE TABLE IF NOT EXISTS daily_posts (
-    scope TEXT NOT NULL, day TEXT NOT NULL, posts INTEGER NOT NULL,
-    PRIMARY KEY (scope, day)
+CREATE INDEX IF NOT EXISTS rows_state ON rows (state);
+CREATE INDEX IF NOT EXISTS rows_payload ON rows (payload_hash);
+CREATE INDEX IF NOT EXISTS rows_source ON rows (source, row);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY, identity TEXT NOT NULL, at TEXT NOT NULL, run_id TEXT,
+    source TEXT, row INTEGER, from_state TEXT, to_state TEXT NOT NULL, event TEXT NOT NULL,
+    reason TEXT
 );
+CREATE INDEX IF NOT EXISTS events_identity ON events (identity);
+CREATE TABLE IF NOT EXISTS sources (
+    source TEXT PRIMARY KEY, rows INTEGER, valid INTEGER, scheme TEXT, last_run TEXT,
+    updated_at TEXT
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, command TEXT, started_at TEXT, finished_at TEXT, exit_code INTEGER,
+    counts TEXT, files TEXT
+);
+CREATE TABLE IF NOT EXISTS quota (day TEXT PRIMARY KEY, posts INTEGER NOT NULL);
 """
+
+ROW_COLUMNS = ("identity", "scheme", "state", "record_id", "http_status", "attempts", "reason",
+               "payload", "payload_hash", "source", "row", "resource", "run_id", "system_id",
+               "timeout", "first_sent", "last_sent", "server_offset", "settle_until", "created_at",
+               "updated_at")
+_SELECT = f"SELECT {', '.join(ROW_COLUMNS)} FROM rows"
 
 
 @dataclass(frozen=True)
 class Entry:
+    """One row as the journal knows it."""
+
     identity: str
+    scheme: str
     state: str
     record_id: int | None
     http_status: int | None
     attempts: int
-    errors: str | None
+    reason: str | None
     payload: str
-    source: str | None = None
-    row: int | None = None
-    resource: str | None = None
-    first_sent: float | None = None
-    settle_until: float | None = None
+    payload_hash: str
+    source: str | None
+    row: int | None
+    resource: str | None
+    run_id: str | None
+    system_id: str | None
+    timeout: float | None
+    first_sent: float | None
+    last_sent: float | None
+    server_offset: float | None
+    settle_until: float | None
+    created_at: str | None
+    updated_at: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.source} row {self.row}"
 
 
-_COLUMNS = ("identity, state, record_id, http_status, attempts, errors, payload, source, row, "
-            "resource, first_sent, settle_until")
+class JournalProblem(EtlError):
+    """The journal can't be used as it is (damaged, missing, for another target): exit 2."""
 
 
-def _now() -> str:
+class DiskFull(RunAborted):
+    """The journal could not be written: nothing more may be sent (exit 3)."""
+
+
+def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
@@ -84,40 +135,190 @@ def utc_day() -> str:
     return dt.datetime.now(dt.UTC).date().isoformat()
 
 
+# --- where the journal lives ---------------------------------------------------------------------
+
+
+def normalise_url(url: str) -> str:
+    """One spelling per API target: scheme and host in lower case, no default port, no dot
+    segments, no trailing or doubled slashes, no query. `HTTP://Host:80//api/./` is `http://host/api`."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port
+    if port and (scheme, port) not in (("http", 80), ("https", 443)):
+        host = f"{host}:{port}"
+    path = re.sub(r"/{2,}", "/", parts.path or "/")
+    path = posixpath.normpath(path) if path not in ("", "/") else ""
+    path = "" if path in (".", "/") else path.rstrip("/")
+    return urlunsplit((scheme, host, path, "", ""))
+
+
+def state_home() -> str:
+    """The user's state folder for etl (XDG_STATE_HOME on Linux, the platform's own elsewhere)."""
+    import platformdirs
+
+    return platformdirs.user_state_dir(APP, appauthor=False)
+
+
+def default_journal_path(target: str) -> str:
+    """The journal of TARGET (a normalised URL, or "sandbox") in the user's state folder."""
+    slug = re.sub(r"[^a-z0-9.]+", "-", target.lower().split("://", 1)[-1]).strip("-") or "target"
+    return os.path.join(state_home(), "journals", f"{slug}.sqlite3")
+
+
+# --- a registry of journals, so that a lost one is noticed -----------------------------------------
+
+
+def _registry_path() -> str:
+    return os.path.join(state_home(), "journals.json")
+
+
+def _registry() -> dict[str, Any]:
+    try:
+        with open(_registry_path(), encoding="utf-8") as f:
+            data = json.load(f)
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _register(path: str, target: str, created: int) -> None:
+    data = _registry()
+    known = data.get(path) or {}
+    data[path] = {"target": target, "created": max(created, int(known.get("created") or 0)),
+                  "updated_at": now_iso()}
+    os.makedirs(os.path.dirname(_registry_path()), exist_ok=True)
+    tmp = _registry_path() + f".{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)
+    os.replace(tmp, _registry_path())
+
+
+def forget(path: str) -> None:
+    """`--new-journal`: the journal at PATH is knowingly started afresh."""
+    data = _registry()
+    if data.pop(os.path.abspath(path), None) is not None:
+        os.makedirs(os.path.dirname(_registry_path()), exist_ok=True)
+        with open(_registry_path(), "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1)
+
+
+# --- the journal -----------------------------------------------------------------------------------
+
+
 class Journal:
-    def __init__(self, path: str, scope: str, *, run_id: str = "") -> None:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self.path = path
-        self.scope = scope
+    def __init__(self, path: str, target: str, *, run_id: str = "", command: str = "") -> None:
+        self.path = os.path.abspath(path)
+        self.target = target
         self.run_id = run_id
-        self._lock_file = self._take_lock(path + ".lock")
-        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")  # a pending mark must survive a power cut
-        self.db.executescript(_SCHEMA)
-        have = {r[1] for r in self.db.execute("PRAGMA table_info(entries)")}
-        for column, kind in (("resource", "TEXT"), ("first_sent", "REAL"), ("settle_until", "REAL")):
-            if column not in have:  # a journal written by an earlier version
-                self.db.execute(f"ALTER TABLE entries ADD COLUMN {column} {kind}")
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self._lock = self._take_lock()
+        try:
+            self._open(command)
+        except BaseException:
+            self._lock.release()
+            raise
         self._mutex = threading.Lock()
 
-    def _take_lock(self, lock_path: str) -> Any:
-        f = open(lock_path, "a+")  # noqa: SIM115 - held for the journal's lifetime
+    # opening
+
+    def _take_lock(self) -> Any:
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(self.path + ".lock", timeout=0)
+        holder_path = self.path + ".holder"
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "unknown"
-            f.close()
+            lock.acquire()
+        except Timeout:
+            try:
+                with open(holder_path, encoding="utf-8") as f:
+                    holder = f.read().strip() or "unknown"
+            except OSError:
+                holder = "unknown"
             raise RunAborted(
-                f"another run holds the journal {self.path} ({holder}); "
-                "wait for it to finish, or use another --journal"
+                f"another run holds the journal {self.path} ({holder}); wait for it to finish "
+                "(never point this run at another journal: rows would be posted twice)"
             ) from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()}, started {_now()}")
-        f.flush()
-        return f
+        with open(holder_path, "w", encoding="utf-8") as f:
+            f.write(f"pid {os.getpid()}, started {now_iso()}")
+        return lock
+
+    def _open(self, command: str) -> None:
+        existed = os.path.exists(self.path) and os.path.getsize(self.path) > 0
+        try:
+            self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                      timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")  # a pending mark must survive a power cut
+            self.db.executescript(_SCHEMA)
+            target = self._meta("target")
+            legacy = self.db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='entries'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise JournalProblem(
+                f"the journal {self.path} is damaged ({exc}); restore it from a backup. Do not "
+                "delete it: it is what stops rows being posted twice"
+            ) from None
+        if target is None:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('target', ?), ('version', ?)",
+                            (self.target, VERSION))
+        elif target != self.target:
+            raise UsageProblem(
+                f"the journal {self.path} is the journal of {target}, not of {self.target}; "
+                "leave out --journal to use the target's own journal"
+            )
+        if legacy:
+            self.adopt_legacy(self.path)
+        created = self.count("created")
+        known = _registry().get(self.path)
+        if known and int(known.get("created") or 0) > 0 and created == 0 and command == "import":
+            what = "was emptied" if existed else "is missing"
+            raise JournalProblem(
+                f"the journal {self.path} of {self.target} {what}, but it had recorded "
+                f"{known['created']} created credit uses (last {known.get('updated_at')}): posting "
+                "now would send them again. Restore it from a backup; only if you are sure the "
+                "target has none of those rows, start afresh with --new-journal"
+            )
+
+    def adopt_legacy(self, path: str) -> int:
+        """Take over the rows of an earlier version's journal (one table for every URL) that
+        belong to this target; their identities are re-keyed when the rows are next read."""
+        src = self.db if os.path.abspath(path) == self.path else sqlite3.connect(path)
+        done = self._meta(f"adopted:{os.path.abspath(path)}")
+        if done:
+            return 0
+        try:
+            rows = src.execute(
+                "SELECT scope, identity, state, record_id, http_status, attempts, errors, payload, "
+                "source, row, resource, first_sent, settle_until, updated_at FROM entries").fetchall()
+        except sqlite3.DatabaseError:
+            rows = []
+        finally:
+            if src is not self.db:
+                src.close()
+        taken = 0
+        with self.transaction():
+            for (scope, identity, state, record_id, status, attempts, errors, payload, source, row,
+                 resource, first_sent, settle_until, updated_at) in rows:
+                if _old_scope(scope) != self.target:
+                    continue
+                self.db.execute(
+                    "INSERT OR IGNORE INTO rows (identity, scheme, state, record_id, http_status, "
+                    "attempts, reason, payload, payload_hash, source, row, resource, first_sent, "
+                    "last_sent, settle_until, timeout, updated_at) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (identity, LEGACY_SCHEME, "in_doubt" if state == "pending" else state, record_id,
+                     status, attempts or 0, errors, payload, payload_hash(resource or "", payload),
+                     os.path.abspath(source) if source else None, row, resource, first_sent,
+                     first_sent, settle_until, None, updated_at or now_iso()))
+                taken += 1
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                            (f"adopted:{os.path.abspath(path)}", now_iso()))
+            if taken:
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('legacy', '1')")
+        return taken
 
     def __enter__(self) -> Journal:
         return self
@@ -126,133 +327,215 @@ class Journal:
         self.close()
 
     def close(self) -> None:
-        with self._mutex:
-            self.db.close()
-        fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-        self._lock_file.close()
+        try:
+            with self._mutex:
+                created = self.count("created")
+                self.db.close()
+            if created:
+                _register(self.path, self.target, created)
+        except (sqlite3.Error, OSError):
+            pass
+        finally:
+            self._lock.release()
 
-    def _write(self, sql: str, args: Iterable[Any]) -> None:
+    # low level
+
+    def _meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def meta(self, key: str) -> str | None:
         with self._mutex:
-            self.db.execute("BEGIN IMMEDIATE")
+            return self._meta(key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction():
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic write. A failure to write (disk full) is reported as what it is."""
+        lock = getattr(self, "_mutex", None)
+        if lock is not None:
+            lock.acquire()
+        try:
             try:
-                self.db.execute(sql, tuple(args))
+                self.db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise _write_problem(self.path, exc) from None
+            try:
+                yield self.db
                 self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
+            except BaseException as exc:
+                try:
+                    self.db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # the first error is the one to report
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise _write_problem(self.path, exc) from None
                 raise
+        finally:
+            if lock is not None:
+                lock.release()
 
-    # --- rows ---------------------------------------------------------------------------------
+    def count(self, state: str) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM rows WHERE state = ?", (state,)).fetchone()[0])
 
-    def recover(self, settle: float) -> int:
-        """Rows a crash left `pending` may have been created: they become `in_doubt`.
+    # rows: reading
 
-        Their request may still be on its way: "no record found" proves nothing until SETTLE
-        seconds after it was sent.
-        """
-        with self._mutex:
-            cur = self.db.execute(
-                "UPDATE entries SET state = 'in_doubt', updated_at = ?, errors = "
-                "'a run stopped while this row was being sent; it may have been created', "
-                "settle_until = COALESCE(first_sent, 0) + ? WHERE scope = ? AND state = ?",
-                (_now(), settle, self.scope, PENDING),
-            )
-            return cur.rowcount
-
-    def lookup(self, identities: list[str]) -> dict[str, Entry]:
+    def lookup(self, identities: Iterable[str]) -> dict[str, Entry]:
         found: dict[str, Entry] = {}
+        wanted = list(identities)
         with self._mutex:
-            for start in range(0, len(identities), 500):
-                part = identities[start: start + 500]
+            for start in range(0, len(wanted), 500):
+                part = wanted[start: start + 500]
                 marks = ",".join("?" * len(part))
-                for r in self.db.execute(
-                    f"SELECT {_COLUMNS} FROM entries WHERE scope = ? AND identity IN ({marks})",
-                    (self.scope, *part),
-                ):
+                for r in self.db.execute(f"{_SELECT} WHERE identity IN ({marks})", part):
                     found[r[0]] = Entry(*r)
         return found
 
-    def mark_pending(self, identity: str, payload: str, source: str, row: int, resource: str = "") -> None:
-        """Committed before the request is sent: from now on a crash means 'in doubt'."""
-        self._write(
-            "INSERT INTO entries (scope, identity, state, payload, source, row, run_id, resource, "
-            "first_sent, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (scope, identity) "
-            "DO UPDATE SET state = excluded.state, run_id = excluded.run_id, payload = excluded.payload, "
-            "updated_at = excluded.updated_at, source = excluded.source, row = excluded.row, "
-            "first_sent = excluded.first_sent",
-            (self.scope, identity, PENDING, payload, source, row, self.run_id, resource, time.time(),
-             _now()),
-        )
-
-    def record(
-        self, identity: str, state: str, *, record_id: int | None, http_status: int | None,
-        attempts: int, errors: str | None, settle: float = 0.0,
-    ) -> None:
-        self._write(
-            "UPDATE entries SET state = ?, record_id = ?, http_status = ?, "
-            "attempts = attempts + ?, errors = ?, settle_until = ?, updated_at = ? "
-            "WHERE scope = ? AND identity = ?",
-            (state, record_id, http_status, attempts, errors, time.time() + settle, _now(),
-             self.scope, identity),
-        )
+    def created_with_payload(self, hashes: Iterable[str]) -> dict[str, list[Entry]]:
+        """Created rows by their payload's hash: the same credit use, from wherever it came."""
+        found: dict[str, list[Entry]] = {}
+        wanted = list(dict.fromkeys(hashes))
+        with self._mutex:
+            for start in range(0, len(wanted), 500):
+                part = wanted[start: start + 500]
+                marks = ",".join("?" * len(part))
+                for r in self.db.execute(
+                    f"{_SELECT} WHERE state = 'created' AND payload_hash IN ({marks}) "
+                    "ORDER BY created_at, rowid", part):
+                    entry = Entry(*r)
+                    found.setdefault(entry.payload_hash, []).append(entry)
+        return found
 
     def entries(self, state: str | None = None) -> list[Entry]:
-        sql = f"SELECT {_COLUMNS} FROM entries WHERE scope = ?"
-        args: tuple[Any, ...] = (self.scope,)
+        sql, args = _SELECT, ()
         if state:
-            sql += " AND state = ?"
-            args += (state,)
+            sql, args = sql + " WHERE state = ?", (state,)
         with self._mutex:
             return [Entry(*r) for r in self.db.execute(sql + " ORDER BY rowid", args)]
 
-    def in_doubt(self, resource: str) -> list[Entry]:
-        """Rows of RESOURCE (or of a journal too old to say) whose request may have created a record."""
-        return [e for e in self.entries("in_doubt") if e.resource in (None, "", resource)]
+    def at(self, source: str, row: int) -> list[Entry]:
+        """The journal's rows that came from SOURCE (an absolute path, or a file name) row ROW."""
+        with self._mutex:
+            found = [Entry(*r) for r in self.db.execute(f"{_SELECT} WHERE source = ? AND row = ?",
+                                                        (os.path.abspath(source), row))]
+            if not found and os.sep not in source:
+                found = [Entry(*r) for r in self.db.execute(f"{_SELECT} WHERE row = ?", (row,))
+                         if r[9] and os.path.basename(r[9]) == source]
+        return found
+
+    def pending_payloads(self) -> set[str]:
+        """Payloads with a request under way right now: their identical rows can't be judged yet."""
+        with self._mutex:
+            return {r[0] for r in self.db.execute(
+                "SELECT payload_hash FROM rows WHERE state = 'pending'")}
 
     def claimed_ids(self) -> set[int]:
         with self._mutex:
             return {r[0] for r in self.db.execute(
-                "SELECT record_id FROM entries WHERE scope = ? AND record_id IS NOT NULL", (self.scope,)
-            )}
+                "SELECT record_id FROM rows WHERE record_id IS NOT NULL")}
 
-    # --- the daily quota ----------------------------------------------------------------------
+    def events(self, identity: str) -> list[tuple[str, str | None, str, str, str | None]]:
+        with self._mutex:
+            return list(self.db.execute(
+                "SELECT at, from_state, to_state, event, reason FROM events WHERE identity = ? "
+                "ORDER BY seq", (identity,)))
+
+    # rows: the ledger's writes (etl.ledger is the only caller)
+
+    def write_row(self, db: sqlite3.Connection, identity: str, fields: dict[str, Any],
+                  insert: bool) -> None:
+        fields = {**fields, "updated_at": now_iso()}
+        if insert:
+            names = ["identity", *fields]
+            db.execute(f"INSERT INTO rows ({', '.join(names)}) VALUES ({','.join('?' * len(names))})",
+                       (identity, *fields.values()))
+        else:
+            sets = ", ".join(f"{k} = ?" for k in fields)
+            db.execute(f"UPDATE rows SET {sets} WHERE identity = ?", (*fields.values(), identity))
+
+    def write_event(self, db: sqlite3.Connection, identity: str, source: str | None, row: int | None,
+                    from_state: str | None, to_state: str, event: str, reason: str | None) -> None:
+        db.execute(
+            "INSERT INTO events (identity, at, run_id, source, row, from_state, to_state, event, "
+            "reason) VALUES (?,?,?,?,?,?,?,?,?)",
+            (identity, now_iso(), self.run_id, source, row, from_state, to_state, event, reason))
+
+    def rekey(self, old: str, new: str, scheme: str) -> None:
+        """A row adopted from an earlier version's journal gets today's identity."""
+        with self.transaction() as db:
+            db.execute("UPDATE rows SET identity = ?, scheme = ? WHERE identity = ?", (new, scheme, old))
+            db.execute("UPDATE events SET identity = ? WHERE identity = ?", (new, old))
+
+    # files and runs
+
+    def note_source(self, source: str, rows: int, valid: int, scheme: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO sources VALUES (?,?,?,?,?,?) ON CONFLICT (source) DO UPDATE SET "
+                "rows = excluded.rows, valid = excluded.valid, scheme = excluded.scheme, "
+                "last_run = excluded.last_run, updated_at = excluded.updated_at",
+                (os.path.abspath(source), rows, valid, scheme, self.run_id, now_iso()))
+
+    def start_run(self, command: str, files: list[str], started_at: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO runs (run_id, command, started_at, files) VALUES (?,?,?,?)",
+                       (self.run_id, command, started_at, json.dumps(files)))
+
+    def finish_run(self, exit_code: int, counts: dict[str, int]) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET finished_at = ?, exit_code = ?, counts = ? WHERE run_id = ?",
+                       (now_iso(), exit_code, json.dumps(counts), self.run_id))
+
+    # the daily quota
 
     def posts_on(self, day: str) -> int:
         with self._mutex:
-            row = self.db.execute(
-                "SELECT posts FROM daily_posts WHERE scope = ? AND day = ?", (self.scope, day)
-            ).fetchone()
+            row = self.db.execute("SELECT posts FROM quota WHERE day = ?", (day,)).fetchone()
         return int(row[0]) if row else 0
 
     def reserve_post(self, limit: int, day: str | None = None) -> bool:
         """Count one POST today, unless that would pass LIMIT (then False, nothing counted)."""
         day = day or utc_day()
-        with self._mutex:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self.db.execute(
-                    "SELECT posts FROM daily_posts WHERE scope = ? AND day = ?", (self.scope, day)
-                ).fetchone()
-                used = int(row[0]) if row else 0
-                if used >= limit:
-                    self.db.execute("COMMIT")
-                    return False
-                self.db.execute(
-                    "INSERT INTO daily_posts VALUES (?, ?, 1) ON CONFLICT (scope, day) "
-                    "DO UPDATE SET posts = posts + 1",
-                    (self.scope, day),
-                )
-                self.db.execute("COMMIT")
-                return True
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
+        with self.transaction() as db:
+            row = db.execute("SELECT posts FROM quota WHERE day = ?", (day,)).fetchone()
+            if (int(row[0]) if row else 0) >= limit:
+                return False
+            db.execute("INSERT INTO quota VALUES (?, 1) ON CONFLICT (day) DO UPDATE SET posts = posts + 1",
+                       (day,))
+            return True
 
     def release_post(self, day: str) -> None:
         """A counted POST that the server did not process (throttled, never sent) is given back."""
-        self._write(
-            "UPDATE daily_posts SET posts = MAX(posts - 1, 0) WHERE scope = ? AND day = ?",
-            (self.scope, day),
-        )
+        with self.transaction() as db:
+            db.execute("UPDATE quota SET posts = MAX(posts - 1, 0) WHERE day = ?", (day,))
+
+
+def _write_problem(path: str, exc: sqlite3.OperationalError) -> EtlError:
+    text = str(exc)
+    if "full" in text or "disk" in text or "I/O" in text:
+        return DiskFull(f"the journal {path} could not be written ({text}); nothing more is sent. "
+                        "Free some space and rerun: the journal is consistent")
+    if "locked" in text:
+        return RunAborted(f"the journal {path} is locked by another program ({text})")
+    problem = JournalProblem(f"the journal {path} could not be written ({text})")
+    problem.exit_status = ExitStatus.ABORTED
+    return problem
+
+
+LEGACY_SCHEME = "v1"
+
+
+def _old_scope(scope: str) -> str:
+    return scope if scope == "sandbox" else normalise_url(scope)
+
+
+def payload_hash(resource: str, body: str) -> str:
+    import hashlib
+
+    return hashlib.blake2b(f"{resource}\n{body}".encode(), digest_size=16).hexdigest()
 
 
 def canonical_json(body: dict[str, Any]) -> str:
@@ -266,3 +549,7 @@ def canonical_json(body: dict[str, Any]) -> str:
             text = json.dumps(value, ensure_ascii=False)
         parts.append(f"{json.dumps(key)}:{text}")
     return "{" + ",".join(parts) + "}"
+
+
+def clock() -> float:
+    return time.time()

@@ -23,6 +23,8 @@ class ExitStatus(IntEnum):
     USAGE = 2
     ABORTED = 3
     DAILY_LIMIT = 4
+    INTERRUPTED = 130
+    TERMINATED = 143
 
 
 #: Outcomes that mean the row is done and needs nobody's attention.

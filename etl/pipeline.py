@@ -18,6 +18,7 @@ import pyarrow as arrow
 import pyarrow.compute as pc
 
 from etl import logs
+from etl.errors import UsageProblem
 from etl.outcomes import ExitStatus, Outcome, exit_status
 from etl.reading import RawChunk, ReadOptions, Table, open_table
 from etl.reporting import ReportWriter, write_summary
@@ -76,6 +77,25 @@ def _numbered(header: list[str]) -> list[tuple[str, int]]:
         out.append((name, seen[name]))
         seen[name] += 1
     return out
+
+
+def check_paths(files: list[str], report: str) -> None:
+    """The same input twice (after following links) is a mistake, and a report that would
+    overwrite an input destroys it: both are refused before anything is read or written."""
+    seen: dict[str, str] = {}
+    for path in files:
+        real = os.path.realpath(path)
+        if real in seen:
+            raise UsageProblem(f"{path} and {seen[real]} are the same file; name each input once")
+        seen[real] = path
+    folder = os.path.dirname(os.path.abspath(report))
+    for out in (report, os.path.join(folder, "errors.csv"), os.path.join(folder, "summary.json"),
+                os.path.join(folder, "log.jsonl")):
+        real = os.path.realpath(out)
+        if real in seen:
+            raise UsageProblem(f"--report {report} would overwrite the input {seen[real]}"
+                               + ("" if out == report else f" (as {os.path.basename(out)})")
+                               + "; choose another --report")
 
 
 def prepare_inputs(

@@ -13,8 +13,10 @@ Only this module imports requests.
 
 from __future__ import annotations
 
+import datetime as dt
 import email.utils
 import enum
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -30,7 +32,6 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnection
 from etl import __version__, logs
 from etl.errors import RunAborted, UsageProblem
 from etl.journal import Journal, utc_day
-from etl.outcomes import Outcome
 from etl.pacing import Pacer
 
 #: A Retry-After longer than this is the daily quota talking, not a throttle: stop for today.
@@ -46,6 +47,7 @@ class Kind(enum.Enum):
     UNAUTHORIZED = "unauthorized"
     AMBIGUOUS = "ambiguous"
     REFUSED = "refused"
+    TLS = "tls"
 
 
 #: Answers that prove the server did not process the request.
@@ -59,10 +61,21 @@ class Answer:
     record_id: int | None = None
     errors: str = ""
     retry_after: float = 1.0
+    server_time: float | None = None  # the server's clock (its Date header), epoch seconds
+    local_time: float | None = None  # ours, when that answer came
 
 
 class DailyLimitReached(Exception):
     """No POST may be sent today: --daily-limit counted from the journal, or the server said so."""
+
+
+class ThrottledTooLong(DailyLimitReached):
+    """The server throttled without a break for longer than --throttle-patience: stop like the
+    daily limit (exit 4); a rerun carries on."""
+
+
+class ReadFailed(Exception):
+    """A read (list, look-up) that proves nothing: the rows it was for stay as they are."""
 
 
 class AuthenticationRefused(RunAborted):
@@ -113,10 +126,11 @@ class Client:
     """One API account: authenticates, renews its token once on a 401, and classifies answers."""
 
     def __init__(self, api_url: str, credentials: Credentials, *, timeout: float = 30.0,
-                 pool: int = 4) -> None:
+                 pool: int = 4, clock: Callable[[], float] = time.time) -> None:
         self.api_url = api_url
         self.credentials = credentials
         self.timeout = timeout
+        self.clock = clock
         self.session = requests.Session()
         # no retries inside urllib3: every resend is decided by the policy below, nowhere else
         adapter = HTTPAdapter(max_retries=0, pool_connections=1, pool_maxsize=max(pool, 1))
@@ -127,6 +141,8 @@ class Client:
         self.token: str | None = credentials.token
         self._refresh: str | None = None
         self._lock = threading.Lock()
+        #: the server's clock minus ours, from the Date header of its latest answer
+        self.server_offset: float | None = None
         logs.add_secret(credentials.token)
         logs.add_secret(credentials.password)
 
@@ -141,6 +157,8 @@ class Client:
         try:
             r = self.session.post(f"{self.api_url}/api/token", data=form, timeout=self.timeout,
                                   allow_redirects=False)
+        except requests.exceptions.SSLError as exc:
+            raise RunAborted(_tls_message(self.api_url, exc)) from None
         except requests.RequestException as exc:
             raise RunAborted(f"could not reach {self.api_url}/api/token: {type(exc).__name__}") from None
         body = _json(r)
@@ -179,16 +197,46 @@ class Client:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
 
+    def _request(self, method: str, path: str, **kw: Any) -> tuple[requests.Response, bytes]:
+        """One request whose whole answer must arrive within --timeout (a body trickling in a
+        byte at a time is cut off at the deadline, not read for ever)."""
+        deadline = self.clock() + self.timeout
+        r = self.session.request(method, self.api_url + path, timeout=self.timeout, stream=True,
+                                 headers=self.headers() | kw.pop("headers", {}),
+                                 allow_redirects=False, **kw)
+        try:
+            chunks = []
+            for chunk in r.iter_content(8192):
+                chunks.append(chunk)
+                if self.clock() > deadline:
+                    raise requests.ReadTimeout(f"the answer took longer than {self.timeout:g} s")
+            content = b"".join(chunks)
+        finally:
+            r.close()
+        r._content = content  # noqa: SLF001 - so .json() reads what was already read
+        self._note_clock(r)
+        return r, content
+
+    def _note_clock(self, r: requests.Response) -> None:
+        when = r.headers.get("Date")
+        try:
+            server = email.utils.parsedate_to_datetime(when).timestamp() if when else None
+        except (TypeError, ValueError):
+            server = None
+        if server is not None:
+            self.server_offset = server - self.clock()
+
     def post(self, path: str, body: str) -> Answer:
         try:
-            r = self.session.post(
-                self.api_url + path, data=body.encode("utf-8"), timeout=self.timeout,
-                headers={**self.headers(), "Content-Type": "application/json"}, allow_redirects=False,
-            )
+            r, _ = self._request("POST", path, data=body.encode("utf-8"),
+                                 headers={"Content-Type": "application/json"})
+        except requests.exceptions.SSLError as exc:
+            # the TLS handshake comes before any byte of the request: nothing was sent
+            return Answer(Kind.TLS, errors=_tls_message(self.api_url, exc))
         except requests.ConnectTimeout:
             return Answer(Kind.NOT_SENT, errors="could not connect in time")
         except requests.ReadTimeout:
-            return Answer(Kind.AMBIGUOUS, errors=f"no answer within {self.timeout:g} s")
+            return Answer(Kind.AMBIGUOUS, errors=f"no complete answer within {self.timeout:g} s")
         except requests.ConnectionError as exc:
             if _never_sent(exc):
                 return Answer(Kind.NOT_SENT, errors="could not connect")
@@ -197,20 +245,61 @@ class Client:
             return Answer(Kind.AMBIGUOUS, errors=f"request failed: {type(exc).__name__}")
         return classify(r)
 
-    def get(self, path: str, params: dict[str, Any]) -> Any:
-        """A read (for reconciliation); returns the parsed JSON or raises RunAborted."""
-        for renewed in (False, True):
+    def get(self, path: str, params: dict[str, Any] | None = None, *,
+            patience: float = 600.0, sleep: Callable[[float], None] = time.sleep) -> Any:
+        """A read: its parsed JSON, None for a 404, or ReadFailed. Reads are safe to repeat, so a
+        dropped or timed-out read is tried again a few times and a throttled one waits."""
+        renewed = False
+        failures = 0
+        throttled_since: float | None = None
+        while True:
             stale = self.token
-            r = self.session.get(self.api_url + path, params=params, timeout=self.timeout,
-                                 headers=self.headers(), allow_redirects=False)
+            try:
+                r, _ = self._request("GET", path, params=params or {})
+            except requests.exceptions.SSLError as exc:
+                raise ReadFailed(_tls_message(self.api_url, exc)) from None
+            except requests.RequestException as exc:
+                failures += 1
+                if failures > READ_RETRIES:
+                    raise ReadFailed(f"GET {path} failed {failures} times ({type(exc).__name__})") from None
+                sleep(min(8.0, 0.25 * 2 ** failures))
+                continue
             if r.status_code == 401 and not renewed:
                 self.renew(stale)
+                renewed = True
                 continue
+            if r.status_code in (409, 429):
+                now = self.clock()
+                throttled_since = throttled_since or now
+                wait = parse_retry_after(r.headers.get("Retry-After"), now)
+                if now + wait - throttled_since > patience:
+                    raise ReadFailed(f"GET {path} was throttled for longer than {patience:g} s")
+                sleep(wait)
+                continue
+            if r.status_code in (500, 502, 503, 504):
+                failures += 1
+                if failures > READ_RETRIES:
+                    raise ReadFailed(f"GET {path} answered HTTP {r.status_code} {failures} times")
+                sleep(min(8.0, 0.25 * 2 ** failures))
+                continue
+            if r.status_code == 404:
+                return None
             body = _json(r)
             if r.status_code == 200 and body is not None:
                 return body
-            raise RunAborted(f"GET {path} answered HTTP {r.status_code}")
-        raise AssertionError("unreachable")
+            raise ReadFailed(f"GET {path} answered HTTP {r.status_code}"
+                             + ("" if body is not None else " without a readable body"))
+
+
+#: a read is tried this many more times after a dropped connection, a time-out or a 5xx
+READ_RETRIES = 3
+
+
+def _tls_message(url: str, exc: Exception) -> str:
+    text = str(exc)
+    what = "its certificate could not be verified" if "CERTIFICATE" in text.upper() else "TLS failed"
+    return (f"could not open a secure connection to {url}: {what}; nothing was sent. Check "
+            "--api-url, the machine's clock and its CA certificates (REQUESTS_CA_BUNDLE)")
 
 
 def _never_sent(exc: requests.ConnectionError) -> bool:
@@ -228,14 +317,21 @@ def _json(r: requests.Response) -> Any:
         return None
 
 
-def _retry_after(value: str | None) -> float:
-    if not value:
+def parse_retry_after(value: str | None, now: float | None = None) -> float:
+    """Seconds to wait: a number of seconds ("120", "120s"), an HTTP date, or anything else read
+    as the default of 1 s. Never negative, never a traceback."""
+    if not value or not value.strip():
         return 1.0
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:s|sec|secs|seconds?)?\s*", value, re.IGNORECASE)
+    if match:
+        return float(match.group(1))
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        when = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, when.timestamp() - time.time()) if when else 1.0
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return 1.0
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def api_errors(body: Any) -> str:
@@ -258,7 +354,7 @@ def api_errors(body: Any) -> str:
 def classify(r: requests.Response) -> Answer:
     status = r.status_code
     if status in (409, 429):  # throttling "for legacy reasons": never a duplicate record
-        return Answer(Kind.THROTTLED, status, retry_after=_retry_after(r.headers.get("Retry-After")))
+        return Answer(Kind.THROTTLED, status, retry_after=parse_retry_after(r.headers.get("Retry-After")))
     body = _json(r)
     if 200 <= status < 300:
         if not isinstance(body, dict):
@@ -287,28 +383,33 @@ def classify(r: requests.Response) -> Answer:
 
 @dataclass
 class Result:
-    """What became of one row."""
+    """What one row's sending came to: the last answer, and how many requests were sent."""
 
-    outcome: Outcome
+    kind: Kind
     record_id: int | None = None
     http_status: int | None = None
     attempts: int = 0
     errors: str = ""
+    marked: bool = False  # the row was entered `pending` (a request may have left)
+    stop: BaseException | None = None  # the run must stop (daily limit, credentials, Ctrl-C)
+    system_id_refused: bool = False  # the server refused the SystemId field (400 naming it)
 
 
-_OUTCOME = {Kind.CREATED: Outcome.CREATED, Kind.REJECTED: Outcome.REJECTED,
-            Kind.AMBIGUOUS: Outcome.IN_DOUBT, Kind.REFUSED: Outcome.FAILED,
-            Kind.NOT_SENT: Outcome.FAILED, Kind.UNAVAILABLE: Outcome.FAILED,
-            Kind.THROTTLED: Outcome.FAILED, Kind.UNAUTHORIZED: Outcome.FAILED}
+#: A Retry-After is waited out in steps this long, so a stopping run is not held up by it.
+_WAIT_STEP = 0.5
 
 
 class Poster:
-    """Sends one row until the answer is final, under the policy written for a non-idempotent POST."""
+    """Sends one row until the answer is final, under the policy written for a non-idempotent POST.
+
+    It decides nothing about the row: it reports the answer, and calls `mark` (which enters the
+    row `pending` in the journal) right before the first request leaves.
+    """
 
     def __init__(
         self, client: Client, pacer: Pacer, journal: Journal, endpoint: str, *,
-        max_retries: int = 5, daily_limit: int = 5000, max_throttles: int = 1000,
-        sleep: Callable[[float], None] = time.sleep, resource: str = "",
+        max_retries: int = 5, daily_limit: int = 5000, throttle_patience: float = 600.0,
+        sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.pacer = pacer
@@ -316,74 +417,77 @@ class Poster:
         self.endpoint = endpoint
         self.max_retries = max_retries
         self.daily_limit = daily_limit
-        self.max_throttles = max_throttles
+        self.throttle_patience = throttle_patience
         self.sleep = sleep
-        self.log = logs.get("etl.posting")
+        self.clock = clock
         self.stop: threading.Event | None = None
-        self.resource = resource
+        self._throttled_since: float | None = None  # shared: throttling "without a break"
+        self._throttle_lock = threading.Lock()
 
-    def send(self, identity: str, body: str, source: str, row: int) -> Result:
+    def send(self, body: str, mark: Callable[[], None]) -> Result:
         tries = _Tries()
         retrying = tenacity.Retrying(
             # Resending is safe here, and only here: these answers prove the server did not
             # process the request (no connection was made, or it answered 503 before doing
             # any work), so a resend cannot create a second credit use. An ambiguous answer
-            # (500, time-out, dropped connection) is never retried: the row goes in doubt.
+            # (500, 502, 504, a time-out, a dropped connection) is never retried: the row goes
+            # in doubt and only reconciliation may decide to send it again.
             retry=tenacity.retry_if_result(lambda a: a.kind in (Kind.NOT_SENT, Kind.UNAVAILABLE)),
             stop=tenacity.stop_after_attempt(self.max_retries + 1),
             wait=tenacity.wait_exponential(multiplier=0.5, max=30.0) + tenacity.wait_random(0, 0.5),
-            sleep=self.sleep,
+            sleep=self._sleep,
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         )
         try:
-            answer: Answer = retrying(self._attempt, identity, body, source, row, tries)
-        except (DailyLimitReached, AuthenticationRefused, Stopped):
-            if tries.sent:  # every earlier answer proved nothing was created
-                self.journal.record(identity, Outcome.NOT_ATTEMPTED.value, record_id=None,
-                                    http_status=None, attempts=tries.sent, errors=None)
-            raise
-        outcome = _OUTCOME[answer.kind]
+            answer: Answer = retrying(self._attempt, body, mark, tries)
+        except (DailyLimitReached, AuthenticationRefused, Stopped) as exc:
+            # every answer so far proved nothing was created (or no request left at all)
+            return Result(Kind.NOT_SENT, attempts=tries.sent, marked=tries.marked, stop=exc,
+                          errors=str(exc) if not isinstance(exc, Stopped) else "")
         errors = answer.errors
-        if outcome is Outcome.FAILED and tries.sent > 1:
+        if answer.kind in NOT_PROCESSED and tries.sent > 1:
             errors = f"{errors} (after {tries.sent} attempts)"
-        if outcome is Outcome.IN_DOUBT:
-            errors = f"{errors}; it may have been created: not resent (etl reconcile checks)"
-        # no answer at all (time-out, dropped): the request may still be under way on the server
-        unanswered = outcome is Outcome.IN_DOUBT and answer.status is None
-        settle = 2 * self.client.timeout if unanswered else 0.0
-        self.journal.record(identity, outcome.value, record_id=answer.record_id,
-                            http_status=answer.status, attempts=tries.sent, errors=errors or None,
-                            settle=settle)
-        self.log.debug("row posted", source=source, row=row, outcome=outcome.value,
-                       http_status=answer.status, attempts=tries.sent)
-        return Result(outcome, answer.record_id, answer.status, tries.sent, errors)
+        if answer.kind is Kind.TLS:
+            return Result(answer.kind, None, None, tries.sent, errors, tries.marked,
+                          stop=RunAborted(errors))
+        return Result(answer.kind, answer.record_id, answer.status, tries.sent, errors, tries.marked,
+                      system_id_refused=_names_system_id(answer))
 
-    def _attempt(self, identity: str, body: str, source: str, row: int, tries: _Tries) -> Answer:
+    def _sleep(self, seconds: float) -> None:
+        end = self.clock() + seconds
+        while (left := end - self.clock()) > 0:
+            if self.stop is not None and self.stop.is_set():
+                raise Stopped()
+            self.sleep(min(left, _WAIT_STEP))
+
+    def _attempt(self, body: str, mark: Callable[[], None], tries: _Tries) -> Answer:
         """One attempt: throttling and one token renewal are waited out here, not counted as retries."""
         renewed = False
-        for _ in range(self.max_throttles):
+        while True:
             self.pacer.acquire()
             if self.stop is not None and self.stop.is_set():
                 raise Stopped()
             day = utc_day()
             if not self.journal.reserve_post(self.daily_limit, day):
                 raise DailyLimitReached(f"--daily-limit {self.daily_limit} reached for {day} (UTC)")
-            if not tries.pending:
-                # durable before the request leaves: a crash from here on means 'in doubt'
-                self.journal.mark_pending(identity, body, source, row, self.resource)
-                tries.pending = True
+            if not tries.marked:
+                mark()  # durable before the request leaves: a crash from here on means 'in doubt'
+                tries.marked = True
             stale = self.client.token
             answer = self.client.post(self.endpoint, body)
             tries.sent += 1
-            if answer.kind in NOT_PROCESSED:
+            if answer.kind in NOT_PROCESSED or answer.kind is Kind.TLS:
                 self.journal.release_post(day)
             if answer.kind is Kind.THROTTLED:
                 if answer.retry_after > QUOTA_RETRY_AFTER:
                     raise DailyLimitReached(
                         f"the API's daily quota is spent (Retry-After {answer.retry_after:.0f} s)")
+                self._throttled(answer.retry_after)
                 # throttled: not processed, so sent again after the wait (not a retry)
                 self.pacer.pause(answer.retry_after)
                 continue
+            with self._throttle_lock:
+                self._throttled_since = None
             if answer.kind is Kind.UNAUTHORIZED:
                 if renewed:
                     raise AuthenticationRefused(
@@ -395,10 +499,24 @@ class Poster:
                 continue
             self.pacer.answered()
             return answer
-        return Answer(Kind.THROTTLED, 409, errors=f"throttled {self.max_throttles} times in a row")
+
+    def _throttled(self, wait: float) -> None:
+        now = self.clock()
+        with self._throttle_lock:
+            if self._throttled_since is None:
+                self._throttled_since = now
+            since = self._throttled_since
+        if now + wait - since > self.throttle_patience:
+            raise ThrottledTooLong(
+                f"the API kept throttling (HTTP 409/429) for more than --throttle-patience "
+                f"{self.throttle_patience:g} s; rerun later to continue")
+
+
+def _names_system_id(answer: Answer) -> bool:
+    return answer.kind is Kind.REJECTED and "systemid" in answer.errors.replace(" ", "").lower()
 
 
 @dataclass
 class _Tries:
     sent: int = 0
-    pending: bool = False
+    marked: bool = False

@@ -1,19 +1,31 @@
 """Resolving rows in doubt: did the ambiguous request create the record after all?
 
-A row is in doubt when its POST may have created a record (500, time-out, dropped connection,
-a crash mid-request). It is looked up with the resource's list endpoint, every page, and the
-records are compared field by field (the API ignores filters it does not know, so only what is
-compared is trusted). Only records created after the row was first sent, and claimed by no
-other journal row, count:
-- exactly one: the row was created, with that Id;
-- none, once the request can no longer be under way: it was not created; a run sends it again;
-- several that can't be told apart (identical rows): it stays in doubt and says why.
+A row is in doubt when its POST may have created a record (500, 502, 504, a time-out, a dropped
+connection, a crash mid-request). Reconciliation proves before anything is sent again:
+
+- **By SystemId, where the account keeps it**: the row's import key was sent as `SystemId`; one
+  exact look-up finds its record, or proves there is none. The returned records' `SystemId` is
+  compared here, since a server ignores filters it does not know.
+- **Otherwise by its fields**: records are listed with the resource's look-up filter, every page,
+  and compared on what the server cannot have changed (the ids, the amount within rounding);
+  `Description` breaks ties, tolerating shortening, trimming, whitespace, Unicode forms and HTML
+  entities. Only records created after the row's first send (by the *server's* clock, read from
+  its `Date` header) and claimed by no other journal row can be this row's; a record whose
+  creation time can't be placed (a local time in an unknown zone) keeps the row in doubt.
+- **Identical rows are interchangeable**: n identical rows in doubt and m unclaimed records that
+  match them: min(n, m) are created (Ids in order), the rest are not created once settled.
+- **"Not created" needs the request to be settled**: no record may mean "not yet", until twice the
+  time-out the request was sent with (from the journal), plus a grace period, has passed.
 """
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import time
+import unicodedata
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,123 +34,271 @@ from typing import Any
 
 from etl import logs
 from etl.journal import Entry, Journal
+from etl.ledger import ABSENT_REASON as ABSENT
+from etl.ledger import Event, Ledger
 from etl.outcomes import Outcome
-from etl.posting import Client
+from etl.posting import Client, ReadFailed
 from etl.resources import Resource
 
-#: Server clocks drift: a record may carry a CreatedOn a little before our first send.
-CLOCK_SKEW = 600.0
-PAGE_SIZE = 100
+#: records created this long before our send (by the server's clock) are someone else's
+MARGIN = 5.0
+#: when the server sent no Date header, its clock may be this far from ours
+UNKNOWN_SKEW = 900.0
+#: a time without an offset may be in any zone from UTC-12 to UTC+14
+ZONES = (-12 * 3600.0, 14 * 3600.0)
+#: an ambiguous request may still be processed until 2 x its time-out plus this (or its
+#: time-out, when shorter)
+SETTLE_GRACE = 5.0
+PAGE_SIZE = 500
+MAX_PAGES = 400
 AMOUNT_TOLERANCE = Decimal("0.005")
-NOT_CREATED = "checked: the request did not create it; it is sent again"
+
+
+def settle_time(timeout: float | None) -> float:
+    """How long after an ambiguous request "no record" still proves nothing."""
+    timeout = timeout or 30.0
+    return 2 * timeout + min(SETTLE_GRACE, timeout)
 
 
 @dataclass(frozen=True)
 class Verdict:
-    identity: str
+    entry: Entry
     outcome: Outcome  # CREATED, FAILED (not created: send again) or IN_DOUBT
     record_id: int | None
     reason: str
 
+    @property
+    def identity(self) -> str:
+        return self.entry.identity
+
+
+def normal_text(value: Any) -> str:
+    text = html.unescape(str(value or ""))
+    text = unicodedata.normalize("NFKC", text)
+    return re.sub(r"\s+", " ", text).strip().casefold()
+
+
+def same_text(theirs: Any, ours: Any) -> bool:
+    """The server's Description may be ours shortened, trimmed, re-spaced or HTML-encoded."""
+    a, b = normal_text(theirs), normal_text(ours)
+    if a == b:
+        return True
+    a = a.rstrip(".…").rstrip()
+    return len(a) >= 8 and b.startswith(a)
+
 
 def _same(value: Any, expected: Any) -> bool:
     if expected is None or expected == "":
-        return value is None or value == ""
+        return value is None or value == "" or value == 0
     if isinstance(expected, Decimal):
         # an amount may come back rounded (to cents, or through a float): within half a cent
-        # it is the same amount; "no match" would mean sending it again, a worse mistake
         try:
             return value is not None and abs(Decimal(str(value)) - expected) <= AMOUNT_TOLERANCE
         except InvalidOperation:
             return False
-    if isinstance(value, str) and isinstance(expected, str):
-        return value.strip() == expected.strip()
+    if isinstance(expected, bool) or isinstance(value, bool):
+        return value == expected
+    if isinstance(expected, int):
+        try:
+            return int(value) == expected
+        except (TypeError, ValueError):
+            return False
     return bool(value == expected)
 
 
-def _created_on(record: dict[str, Any]) -> float | None:
+def _as_sent(entry: Entry) -> str:
+    """What tells identical rows apart on the server: the body as sent, less its SystemId."""
+    body = json.loads(entry.payload)
+    body.pop("SystemId", None)
+    return json.dumps(body, sort_keys=True)
+
+
+def created_range(record: dict[str, Any], zone: float | None) -> tuple[float, float] | None:
+    """When RECORD was created, as an interval of UTC epoch seconds (one point when its
+    CreatedOn carries an offset or the account's zone is known); None when unreadable."""
     text = record.get("CreatedOn")
-    if not isinstance(text, str):
+    if not isinstance(text, str) or not text.strip():
         return None
     try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         return None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+    if when.tzinfo is not None:
+        t = when.timestamp()
+        return t, t
+    naive = when.replace(tzinfo=UTC).timestamp()
+    if zone is not None:
+        return naive - zone, naive - zone
+    return naive - ZONES[1], naive - ZONES[0]
 
 
 class Reconciler:
-    def __init__(self, client: Client, journal: Journal, resource: Resource, *,
+    def __init__(self, client: Client, journal: Journal, ledger: Ledger, resource: Resource, *,
                  before_request: Callable[[], Any] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, patience: float = 600.0) -> None:
         self.client = client
         self.journal = journal
+        self.ledger = ledger
         self.resource = resource
         self.before_request = before_request
         self.clock = clock
+        self.patience = patience
         self.log = logs.get("etl.reconciling")
 
-    def _records(self, body: dict[str, Any], cache: dict[Any, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-        params = {name: str(body[field]) for name, field in self.resource.lookup.items() if field in body}
-        key = tuple(sorted(params.items()))
-        if key in cache:
-            return cache[key]
-        records: list[dict[str, Any]] = []
+    # reading the server
+
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        if self.before_request:
+            self.before_request()
+        return self.client.get(path, params, patience=self.patience)
+
+    def records(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        """Every record the list endpoint gives for PARAMS, each once, in Id order. A page that
+        brings nothing new, TotalPages or a hard cap ends the paging (servers that ignore
+        `page` would otherwise be read for ever)."""
+        seen: dict[Any, dict[str, Any]] = {}
         page = 1
-        while True:
-            if self.before_request:
-                self.before_request()
-            answer = self.client.get(self.resource.endpoint,
-                                     {**params, "page": page, "size": PAGE_SIZE})
-            batch = answer.get("Records") or [] if isinstance(answer, dict) else []
-            records.extend(r for r in batch if isinstance(r, dict))
-            if not (isinstance(answer, dict) and answer.get("HasNextPage")) or not batch:
+        while page <= MAX_PAGES:
+            answer = self._get(self.resource.endpoint, {**params, "page": page, "size": PAGE_SIZE,
+                                                        "orderBy": "Id", "dir": 1})
+            if not isinstance(answer, dict) or not isinstance(answer.get("Records"), list):
+                raise ReadFailed(f"the list of {self.resource.name} came back without Records")
+            new = 0
+            for record in answer["Records"]:
+                if isinstance(record, dict) and record.get("Id") is not None and record["Id"] not in seen:
+                    seen[record["Id"]] = record
+                    new += 1
+            pages = answer.get("TotalPages")
+            if not new or not answer.get("HasNextPage", True) or (isinstance(pages, int) and page >= pages):
                 break
             page += 1
-        cache[key] = records
-        return records
+        return sorted(seen.values(), key=lambda r: (str(type(r["Id"])), r["Id"]))
 
-    def reconcile(self, entries: list[Entry]) -> list[Verdict]:
-        """Decide each in-doubt entry, record the decision in the journal, and return them."""
+    # deciding
+
+    def reconcile(self, entries: list[Entry], *, final: bool = False) -> list[Verdict]:
+        """Decide each entry in doubt (and every identical row in doubt with it), record each
+        verdict through the ledger, and return the verdicts of ENTRIES."""
+        if not entries:
+            return []
+        wanted = {e.identity for e in entries}
+        by_payload: dict[str, list[Entry]] = defaultdict(list)
+        hashes = {e.payload_hash for e in entries}
+        for e in self.journal.entries(Outcome.IN_DOUBT.value):
+            if e.payload_hash in hashes and e.resource in (None, "", self.resource.name):
+                by_payload[_as_sent(e)].append(e)
+        busy = set() if final else self.journal.pending_payloads()
         claimed = self.journal.claimed_ids()
+        exact = self.journal.meta("system_id") == "on"
         cache: dict[Any, list[dict[str, Any]]] = {}
+        verdicts: dict[str, Verdict] = {}
+        for group in by_payload.values():
+            if not group:
+                continue
+            group.sort(key=lambda e: (e.first_sent or 0.0, e.identity))
+            if group[0].payload_hash in busy:
+                for e in group:
+                    verdicts[e.identity] = self._undecided(
+                        e, "an identical row is being sent right now; checked once it is answered")
+                continue
+            keyed = [e for e in group if exact and e.system_id]
+            rest = [e for e in group if not (exact and e.system_id)]
+            try:
+                for e in keyed:
+                    verdicts[e.identity] = self._by_system_id(e, claimed)
+                if rest:
+                    for v in self._by_fields(rest, claimed, cache):
+                        verdicts[v.identity] = v
+            except ReadFailed as exc:
+                for e in group:
+                    if e.identity not in verdicts:
+                        verdicts[e.identity] = self._undecided(e, f"could not check: {exc}")
+        # ENTRIES first, then the identical rows decided with them
+        return sorted(verdicts.values(), key=lambda v: v.identity not in wanted)
+
+    def _by_system_id(self, entry: Entry, claimed: set[int]) -> Verdict:
+        sid = entry.system_id
+        found = [r for r in self.records({self.resource.system_id_filter: str(sid)})
+                 if r.get("SystemId") == sid and r.get("Id") not in claimed]
+        if found:
+            record_id = int(found[0]["Id"])
+            extra = (f" (also Ids {', '.join(str(r['Id']) for r in found[1:6])} carry its key: "
+                     "check them)") if len(found) > 1 else ""
+            claimed.add(record_id)
+            return self._found(entry, record_id, f"checked by its SystemId: it was created{extra}")
+        return self._absent_or_wait(entry, "no record carries its SystemId")
+
+    def _by_fields(self, group: list[Entry], claimed: set[int],
+                   cache: dict[Any, list[dict[str, Any]]]) -> list[Verdict]:
+        """n identical rows in doubt against the records that match them."""
+        body = json.loads(group[0].payload, parse_float=Decimal, parse_int=int)
+        params = {name: str(body[field]) for name, field in self.resource.lookup.items() if field in body}
+        key = tuple(sorted(params.items()))
+        if key not in cache:
+            cache[key] = self.records(params)
+        zone_text = self.journal.meta("created_on_zone")
+        zone = float(zone_text) if zone_text not in (None, "") else None
+        offset = self.client.server_offset
+        exact_fields = [f.name for f in self.resource.fields if f.name != "Description"]
+        # the earliest a record of this group can have been created, by the server's clock
+        starts = []
+        for e in group:
+            sent = e.first_sent or 0.0
+            known = e.server_offset if e.server_offset is not None else offset
+            starts.append(sent + (known or 0.0) - (MARGIN if known is not None else UNKNOWN_SKEW))
+        start = min(starts)
+        ours, maybe = [], []
+        for record in cache[key]:
+            if record.get("Id") in claimed:
+                continue
+            if not all(_same(record.get(f), body.get(f)) for f in exact_fields):
+                continue
+            if "Description" in body or record.get("Description"):
+                if not same_text(record.get("Description"), body.get("Description")):
+                    continue
+            when = created_range(record, zone)
+            if when is None:
+                maybe.append(record)
+            elif when[1] < start:
+                continue  # created before any of these requests left: someone else's
+            elif when[0] >= start:
+                ours.append(record)
+            else:
+                maybe.append(record)
+        if maybe:
+            ids = ", ".join(str(r["Id"]) for r in (ours + maybe)[:10])
+            reason = (f"a record that may be this row exists (Ids {ids}), but its creation time "
+                      "can't be placed against our request; not sent again: decide with etl resolve")
+            return [self._undecided(e, reason) for e in group]
         verdicts = []
-        for entry in entries:
-            body = json.loads(entry.payload, parse_float=Decimal, parse_int=int)
-            fields = [f.name for f in self.resource.fields]
-            since = (entry.first_sent or 0.0) - CLOCK_SKEW
-            matches = []
-            for record in self._records(body, cache):
-                if record.get("Id") in claimed:
-                    continue
-                created = _created_on(record)
-                if created is not None and created < since:
-                    continue
-                if all(_same(record.get(f), body.get(f)) for f in fields):
-                    matches.append(record)
-            verdicts.append(self._decide(entry, matches, claimed))
+        for e, record in zip(group, ours, strict=False):
+            record_id = int(record["Id"])
+            claimed.add(record_id)
+            how = "checked: it was created"
+            if len(group) > 1:
+                how += f" (one of {len(group)} identical rows; records are interchangeable)"
+            verdicts.append(self._found(e, record_id, how))
+        for e in group[len(ours):]:
+            verdicts.append(self._absent_or_wait(e, "no matching record"))
         return verdicts
 
-    def _decide(self, entry: Entry, matches: list[dict[str, Any]], claimed: set[int]) -> Verdict:
-        if len(matches) == 1:
-            record_id = int(matches[0]["Id"])
-            claimed.add(record_id)
-            reason = "checked: the request did create it"
-            self.journal.record(entry.identity, Outcome.CREATED.value, record_id=record_id,
-                                http_status=entry.http_status, attempts=0, errors=reason)
-            return Verdict(entry.identity, Outcome.CREATED, record_id, reason)
-        if not matches:
-            if (entry.settle_until or 0.0) > self.clock():
-                return Verdict(entry.identity, Outcome.IN_DOUBT, None,
-                               (entry.errors or "in doubt") + "; no record yet, but the request may "
-                               "still be under way: checked again by the next run or etl reconcile")
-            self.journal.record(entry.identity, Outcome.FAILED.value, record_id=None,
-                                http_status=entry.http_status, attempts=0, errors=NOT_CREATED)
-            return Verdict(entry.identity, Outcome.FAILED, None, NOT_CREATED)
-        ids = ", ".join(str(m["Id"]) for m in matches[:10])
-        reason = (f"{len(matches)} records match this row and can't be told apart (Ids {ids}): decide "
-                  "by hand; --tag-description makes identical rows distinguishable")
-        self.journal.record(entry.identity, Outcome.IN_DOUBT.value, record_id=None,
-                            http_status=entry.http_status, attempts=0, errors=reason,
-                            settle=(entry.settle_until or 0.0) - self.clock())
-        return Verdict(entry.identity, Outcome.IN_DOUBT, None, reason)
+    # verdicts, through the ledger
+
+    def _found(self, entry: Entry, record_id: int, reason: str) -> Verdict:
+        self.ledger.apply(entry.identity, Event.FOUND, reason, record_id=record_id)
+        return Verdict(entry, Outcome.CREATED, record_id, reason)
+
+    def _absent_or_wait(self, entry: Entry, what: str) -> Verdict:
+        until = entry.settle_until or ((entry.last_sent or entry.first_sent or 0.0)
+                                       + settle_time(entry.timeout))
+        if until > self.clock():
+            left = until - self.clock()
+            return self._undecided(entry, f"{what} yet, but the request may still be under way for "
+                                          f"{left:.0f} s more; not sent again before that")
+        self.ledger.apply(entry.identity, Event.ABSENT, ABSENT)
+        return Verdict(entry, Outcome.FAILED, None, ABSENT)
+
+    def _undecided(self, entry: Entry, reason: str) -> Verdict:
+        reason = f"in doubt: {reason}"
+        self.ledger.apply(entry.identity, Event.UNDECIDED, reason)
+        return Verdict(entry, Outcome.IN_DOUBT, None, reason)

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import re
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -122,3 +123,24 @@ def write_summary(path: str, summary: dict[str, Any]) -> None:
         json.dump(summary, f, indent=2, default=str)
         f.write("\n")
     os.replace(tmp, path)
+
+
+def patch_report(path: str, changes: dict[tuple[str, int], tuple[str, Any, str]]) -> Counter[str]:
+    """Rewrite the outcome, id and errors of the lines keyed (source, row) in CHANGES: a row's
+    fate decided after its line was written. Returns how many lines moved to each outcome."""
+    moved: Counter[str] = Counter()
+    tmp = path + ".tmp"
+    with open(path, newline="", encoding="utf-8") as src, open(tmp, "w", newline="", encoding="utf-8") as dst:
+        reader, writer = csv.reader(src), csv.writer(dst, lineterminator="\n")
+        writer.writerow(next(reader))
+        for line in reader:
+            change = changes.get((line[0], int(line[1]))) if len(line) > 2 and line[1].isdigit() else None
+            if change is not None:
+                outcome, record_id, errors = change
+                line[2], line[3], line[6] = outcome, "" if record_id is None else str(record_id), errors
+                moved[outcome] += 1
+            writer.writerow(line)
+        dst.flush()
+        os.fsync(dst.fileno())
+    os.replace(tmp, path)
+    return moved

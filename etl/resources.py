@@ -30,6 +30,8 @@ class Resource:
     description: str = ""
     #: list-endpoint filter that finds existing records of a row (the field whose value it takes)
     lookup: dict[str, str] = field(default_factory=dict)
+    #: list-endpoint filter on the user-defined SystemId (where the account keeps it)
+    system_id_filter: str = ""
 
     @property
     def required(self) -> list[str]:

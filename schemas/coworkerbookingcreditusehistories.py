@@ -26,4 +26,5 @@ RESOURCE = Resource(
         PositiveInteger("EventAttendeeId", help="The event attendance the credit paid for."),
     ),
     lookup={"CoworkerBookingCreditUseHistory_CoworkerBookingCredit": "CoworkerBookingCreditId"},
+    system_id_filter="CoworkerBookingCreditUseHistory_SystemId",
 )

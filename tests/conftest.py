@@ -47,6 +47,15 @@ class Run:
         return json.loads((self.report_path().parent / "summary.json").read_text())
 
 
+@pytest.fixture(autouse=True)
+def state_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test has a state folder of its own: journals never land in the real home."""
+    home = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("XDG_STATE_HOME", str(home))
+    monkeypatch.delenv("ETL_JOURNAL", raising=False)
+    return home
+
+
 @pytest.fixture
 def etl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Run `etl ARGS...` in a fresh working folder (so logs/ lands there)."""

@@ -1,0 +1,100 @@
+"""A row's identity: which credit use of the export it is, the same from any folder, any run.
+
+By default a row is the whole row: every cell as read (sent to the API or not), by normalised
+header name, whatever the column order, plus its occurrence among identical whole rows of the
+run (the second identical row is a second credit use). `--key` names the export's own id
+columns instead; `--ignore-column` leaves out a column that changes on every export (an export
+timestamp). The *scheme* (which columns, or which key) is kept with each row in the journal, so
+a later run can tell that rows were identified differently before, and stop instead of
+posting them again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+from etl.errors import UsageProblem
+from etl.resources import header_key
+
+#: headers that look like an export's own record id
+_ID_LIKE = re.compile(r"^(id|.*(id|ref|reference|uuid|guid|key)|.*(number|no))$")
+
+
+def digest(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=20).hexdigest()
+
+
+class Identities:
+    """Identities of the rows of one run, file after file (occurrences count across the run)."""
+
+    def __init__(self, resource: str, key: Sequence[str] = (), ignore: Sequence[str] = ()) -> None:
+        self.resource = resource
+        self.key = tuple(key)
+        self.ignore = {header_key(c) for c in ignore}
+        self.occurrences: Counter[str] = Counter()
+        self.key_rows: dict[str, str] = {}
+        self.legacy: Counter[str] = Counter()
+
+    def columns(self, path: str, header: list[str]) -> tuple[list[int], str]:
+        """The positions of the columns that make a row's identity in HEADER, and the scheme."""
+        keys = [header_key(h) for h in header]
+        if self.key:
+            wanted = [header_key(k) for k in self.key]
+            missing = [k for k, w in zip(self.key, wanted, strict=True) if w not in keys]
+            if missing:
+                raise UsageProblem(f"{path}: --key column {', '.join(missing)} is not in the file")
+            return [keys.index(w) for w in wanted], "key:" + ",".join(wanted)
+        unknown = [c for c in self.ignore if c not in keys]
+        if unknown:
+            raise UsageProblem(f"{path}: --ignore-column {', '.join(sorted(unknown))} is not in the file")
+        positions = [i for i, k in enumerate(keys) if k and k not in self.ignore]
+        names = _numbered([keys[i] for i in positions])
+        order = sorted(range(len(positions)), key=lambda i: names[i])
+        return [positions[i] for i in order], "cells:" + ",".join(sorted(names))
+
+    def of(self, scheme: str, cells: Sequence[str], where: str) -> tuple[str, str | None]:
+        """(identity, problem) of a row whose identity cells are CELLS (in scheme order)."""
+        text = "\x1f".join((c or "").strip() for c in cells)
+        if scheme.startswith("key:"):
+            if text in self.key_rows:
+                return "", f"key: {', '.join(cells)} repeats {self.key_rows[text]}"
+            self.key_rows[text] = where
+            return digest(f"{self.resource}\n{scheme}\n{text}"), None
+        base = digest(f"{self.resource}\n{scheme}\n{text}")
+        self.occurrences[base] += 1
+        return digest(f"{base}\n{self.occurrences[base]}"), None
+
+    def legacy_of(self, body: str, key_text: str | None) -> str:
+        """The identity an earlier version gave this row: its payload and occurrence (or key)."""
+        if key_text is not None:
+            return hashlib.sha256(f"{self.resource}\nkey\n{key_text}".encode()).hexdigest()[:40]
+        self.legacy[body] += 1
+        return hashlib.sha256(f"{self.resource}\n{body}\n{self.legacy[body]}".encode()).hexdigest()[:40]
+
+
+def _numbered(names: list[str]) -> list[str]:
+    """Repeated header names stay apart: "notes", "notes#2"."""
+    seen: Counter[str] = Counter()
+    out = []
+    for n in names:
+        seen[n] += 1
+        out.append(n if seen[n] == 1 else f"{n}#{seen[n]}")
+    return out
+
+
+def id_like_columns(header: list[str], sent: set[str]) -> list[int]:
+    """Positions of columns that are not sent and whose name looks like an export's record id."""
+    return [i for i, h in enumerate(header)
+            if header_key(h) not in sent and _ID_LIKE.match(header_key(h))]
+
+
+def describe_scheme(scheme: str) -> str:
+    kind, _, cols = scheme.partition(":")
+    if kind == "key":
+        return f"--key {cols}"
+    if kind == "cells":
+        return f"every cell of the columns {cols.replace(',', ', ')}"
+    return "an earlier version's identity (the payload)"
