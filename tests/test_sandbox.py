@@ -10,6 +10,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -318,7 +319,7 @@ def test_without_declared_credits_every_credit_exists() -> None:
         assert post(box, credit=5, used=3).status_code == 400
 
 
-def test_credits_load_from_json_or_csv(tmp_path: Any) -> None:
+def test_credits_load_from_json_or_csv(tmp_path: Path) -> None:
     (tmp_path / "c.json").write_text(json.dumps([{"Id": 1, "TotalCredit": 3}]))
     (tmp_path / "c.csv").write_text("Id,TotalCredit,RemainingCredit,ValidFrom,ExpireDate,CoworkerId\n"
                                     "2,10,4,2025-01-01,,77\n")
@@ -332,7 +333,7 @@ def test_credits_load_from_json_or_csv(tmp_path: Any) -> None:
         load_credits(tmp_path / "bad.csv")
 
 
-def test_etl_sandbox_refuses_a_bad_credits_file(etl: Any, tmp_path: Any) -> None:
+def test_etl_sandbox_refuses_a_bad_credits_file(etl: Any, tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text('[{"Id": "x", "TotalCredit": 1}]')
     run = etl("sandbox", "--port", "0", "--credits", "bad.json")
     assert run.code == 2 and "--credits" in run.err
@@ -354,7 +355,7 @@ def test_stats_count_lists_reads_and_credit_lookups() -> None:
                          "faults": {"list_error": 1}}
 
 
-def test_a_file_from_an_older_sandbox_gains_the_new_columns(tmp_path: Any) -> None:
+def test_a_file_from_an_older_sandbox_gains_the_new_columns(tmp_path: Path) -> None:
     path = str(tmp_path / "old.sqlite3")
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE credit_uses (Id INTEGER PRIMARY KEY AUTOINCREMENT, "

@@ -6,7 +6,7 @@ import random
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 #: Faults a credit-use POST can be made to meet, by name (see `Faults` and `Sandbox.script`).
@@ -79,10 +79,6 @@ class Faults:
             raise ValueError(f"system_id must be one of {SYSTEM_ID_MODES}, not {self.system_id!r}")
         if self.dir_one not in DIR_ONE_MEANINGS:
             raise ValueError(f"dir_one must be one of {DIR_ONE_MEANINGS}, not {self.dir_one!r}")
-
-    @classmethod
-    def names(cls) -> set[str]:
-        return {f.name for f in fields(cls)}
 
 
 @dataclass
