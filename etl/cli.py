@@ -1,29 +1,69 @@
-"""The command line: parses options, then hands over to the pipeline. Only this module imports click."""
+"""The command line: parses options, then hands over to the pipeline. Only this module imports click.
+
+Start-up is kept light: `etl --help`, `etl status` and shell completion import neither pandas,
+pyarrow nor pandera; the modules that need them are imported inside the commands.
+
+Every option can also come from the environment (`ETL_<OPTION>`) or from a `--config` TOML file;
+`Group.add_command` wires that into each command once, so no option is configured by hand.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from etl import __version__, logs, pipeline
+from etl import __version__, config
 from etl.errors import EtlError, UsageProblem
 from etl.outcomes import ExitStatus
-from etl.reading import ReadOptions
-from etl.resources import Resource, available, load
-from etl.validating import Validator
+
+if TYPE_CHECKING:
+    from etl import pipeline
+    from etl.resources import Resource
+    from etl.validating import Validator
 
 DEFAULT_RESOURCE = "coworkerbookingcreditusehistories"
 
 
+#: Commands that take no options from ETL_* or --config: the emulator's fault knobs
+#: (its --daily-limit is the emulated server's, not the importer's).
+_NOT_CONFIGURED = frozenset({"sandbox"})
+#: Secrets keep their NEXUDUS_* names only.
+_SECRET_OPTIONS = frozenset({"token", "password"})
+
+
+def _long_name(option: click.Option) -> str:
+    """The option's long name without dashes (`--daily-limit` -> `daily-limit`)."""
+    longs = [o for o in option.opts if o.startswith("--")] or option.opts
+    return max(longs, key=len).lstrip("-")
+
+
+def _options(command: click.Command) -> dict[str, str]:
+    return {_long_name(p): p.name for p in command.params
+            if isinstance(p, click.Option) and p.name and p.name != "config"}
+
+
+def _load_config(ctx: click.Context, _: click.Parameter, path: str | None) -> None:
+    """Eager: the file's values become the command's defaults before any other option is read."""
+    if not path or ctx.resilient_parsing or ctx.command.name is None:
+        return
+    group = ctx.find_root().command
+    assert isinstance(group, click.Group)
+    everywhere = {o for c in group.commands.values() for o in _options(c)}
+    values = config.load(path, ctx.command.name, _options(ctx.command), everywhere, group.commands)
+    ctx.default_map = {**(ctx.default_map or {}), **values}
+
+
 class Group(click.Group):
-    """Turns the project's typed errors into one line on stderr and their exit code."""
+    """Turns the project's typed errors into one line on stderr and their exit code, and gives
+    every command's options their ETL_* environment variable and a --config file."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -31,6 +71,30 @@ class Group(click.Group):
         except EtlError as exc:
             click.echo(f"etl: error: {exc}", err=True)
             ctx.exit(int(exc.exit_status))
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        if (name or cmd.name) not in _NOT_CONFIGURED:
+            _configurable(cmd)
+        super().add_command(cmd, name)
+
+
+def _configurable(command: click.Command) -> None:
+    """Flag, then ETL_<OPTION> (or NEXUDUS_*), then --config, then the default: click's own order
+    of command line, envvar, default_map and default, set up here for every option at once."""
+    for param in command.params:
+        if not isinstance(param, click.Option) or param.name in ("help", "version"):
+            continue
+        name = _long_name(param)
+        if param.envvar is None:
+            param.envvar = config.env_name(name)
+        elif name not in _SECRET_OPTIONS and isinstance(param.envvar, str):
+            param.envvar = [param.envvar, config.env_name(name)]
+    command.params.append(click.Option(
+        ["--config"], metavar="FILE", is_eager=True, expose_value=False, callback=_load_config,
+        envvar="ETL_CONFIG", type=click.Path(dir_okay=False),
+        help="Read options from a TOML file whose keys are long option names "
+             "(daily-limit = 5000); the command line and ETL_* variables win over it.",
+    ))
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -40,6 +104,10 @@ def main() -> None:
 
     Every row is validated against the resource's schema; valid rows are posted at a pace the
     API accepts, and a report gives the outcome of every single row.
+
+    Every option can also be set by an environment variable ETL_<OPTION> (ETL_DAILY_LIMIT=5000)
+    or in a --config TOML file (daily-limit = 5000); secrets only as NEXUDUS_TOKEN,
+    NEXUDUS_USERNAME and NEXUDUS_PASSWORD, or in a config file only its owner can read.
 
     \b
     Start with a dry run:
@@ -103,20 +171,36 @@ def reading_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="Per-row results CSV. Default: logs/<run-id>/results.csv.",
         ),
         click.option(
-            "-q", "--quiet", is_flag=True, help="No progress bar; only the summary line."
+            "-q", "--quiet", is_flag=True,
+            help="No progress bar and no list of rows that need action; only the summary line.",
         ),
+        click.option("-v", "--verbose", is_flag=True, help="Show the debug log on stderr."),
+        json_option,
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
+json_option = click.option(
+    "--json", "as_json", is_flag=True,
+    help="Print the run's summary as JSON on stdout (what summary.json holds); the summary "
+         "line goes to stderr.",
+)
+
+
 class Run:
     """What every reading command sets up: the run id, logs, the resource, inputs, a record."""
 
     def __init__(self, command: str, kw: dict[str, Any]) -> None:
+        from etl import logs, pipeline
+        from etl.reading import ReadOptions
+        from etl.resources import load
+
         self.command = command
         self.quiet: bool = kw["quiet"]
+        self.verbose: bool = kw.get("verbose", False)
+        self.as_json: bool = kw.get("as_json", False)
         self.resource: Resource = load(kw["resource"])
         for target in kw["renames"].values():
             if self.resource.match(target) is None:
@@ -128,7 +212,7 @@ class Run:
         self.run_id = pipeline.new_run_id()
         self.run_dir = os.path.join("logs", self.run_id)
         report = kw["report"] or os.path.join(self.run_dir, "results.csv")
-        logs.configure(self.run_id, self.run_dir)
+        logs.configure(self.run_id, self.run_dir, verbose=self.verbose)
         self.read = ReadOptions(encoding=kw["encoding"], delimiter=kw["delimiter"], sheet=kw["sheet"])
         self.decimal: str = kw["decimal"]
         self.files: list[str] = list(kw["files"])
@@ -136,21 +220,48 @@ class Run:
         logs.get().info("run started", command=command, files=self.files)
 
     def inputs(self) -> pipeline.Inputs:
+        from etl import pipeline
+
         return pipeline.prepare_inputs(self.files, self.resource, self.read, self.renames)
 
     def validator(self) -> Validator:
+        from etl.validating import Validator
+
         return Validator(self.resource, self.decimal)
 
     def show_progress(self) -> bool:
-        return not self.quiet and sys.stderr.isatty()
+        return not self.quiet and not self.verbose and sys.stderr.isatty()
 
     def done(self, status: ExitStatus) -> None:
-        click.echo(self.record.line())
+        from etl import logs
+
+        attention = self.record.attention
+        if attention is not None and attention.total and not self.quiet:
+            show_attention(attention)
+        if self.as_json:
+            if not self.quiet:
+                click.echo(self.record.line(), err=True)
+            click.echo(json.dumps(self.record.summary(), indent=2, default=str))
+        else:
+            click.echo(self.record.line())
         logs.close()
         sys.exit(int(status))
 
 
+def show_attention(attention: Any) -> None:
+    """The first rows that need action, on stderr, each with its row number and reason."""
+    for source, row, outcome, errors in attention.first:
+        click.echo(f"{source} row {row}: {outcome}: {errors}", err=True)
+    more = attention.total - len(attention.first)
+    if more > 0:
+        click.echo(f"and {more} more: see {attention.path}", err=True)
+    else:
+        click.echo(f"To fix and load them again: {attention.path}", err=True)
+
+
 def _validate(files: tuple[str, ...], **kw: Any) -> None:
+    from etl import pipeline
+
     run = Run("validate", {"files": files, **kw})
     inputs = run.inputs()
     if run.show_progress():
@@ -200,6 +311,8 @@ def schema(resource: str, template: str | None) -> None:
         etl schema
         etl schema --template blank.csv
     """
+    from etl.resources import available, load
+
     res = load(resource)
     if template:
         with open(template, "w", newline="", encoding="utf-8") as f:
@@ -345,7 +458,7 @@ def import_(files: tuple[str, ...], **kw: Any) -> None:
     from etl.posting import Client, Poster
 
     reading = {k: kw.pop(k) for k in ("resource", "encoding", "delimiter", "decimal", "sheet",
-                                      "renames", "report", "quiet")}
+                                      "renames", "report", "quiet", "verbose", "as_json")}
     if kw["dry_run"]:
         return _validate(files, **reading)
     run = Run("import", {"files": files, **reading})
@@ -393,7 +506,8 @@ _ERRORS = ("invalid", "rejected", "failed", "in_doubt")
               help="Which Nexudus target the journal's rows are for.")
 @api_options
 @click.option("-q", "--quiet", is_flag=True, help="Only the summary line.")
-def reconcile(resource: str, quiet: bool, **kw: Any) -> None:
+@json_option
+def reconcile(resource: str, quiet: bool, as_json: bool, **kw: Any) -> None:
     """Resolve the journal's rows in doubt against the API; post nothing.
 
     Each row whose request may have created a record (a 500, a time-out, a crash mid-request)
@@ -406,10 +520,12 @@ def reconcile(resource: str, quiet: bool, **kw: Any) -> None:
         etl reconcile
         etl reconcile --journal logs/journal.sqlite3 --sandbox
     """
+    from etl import logs, pipeline
     from etl.journal import Journal
     from etl.pacing import Pacer
     from etl.posting import Client
     from etl.reconciling import Reconciler
+    from etl.resources import load
 
     res = load(resource)
     run_id = pipeline.new_run_id()
@@ -431,10 +547,16 @@ def reconcile(resource: str, quiet: bool, **kw: Any) -> None:
     left = [(e, v) for e, v in zip(doubt, verdicts, strict=True) if v.outcome.value == "in_doubt"]
     if not quiet:
         for entry, verdict in left:
-            click.echo(f"{entry.source} row {entry.row}: {verdict.reason}")
+            click.echo(f"{entry.source} row {entry.row}: {verdict.reason}", err=as_json)
     counts = {o: sum(v.outcome.value == o for v in verdicts) for o in ("created", "failed", "in_doubt")}
     click.echo(f"{len(doubt)} rows in doubt: {counts['created']} were created, {counts['failed']} were "
-               f"not (a rerun sends them), {counts['in_doubt']} still in doubt.")
+               f"not (a rerun sends them), {counts['in_doubt']} still in doubt.", err=as_json)
+    if as_json:
+        click.echo(json.dumps({
+            "run_id": run_id, "command": "reconcile", "rows": len(doubt), "counts": counts,
+            "exit_code": 1 if left else 0,
+            "in_doubt": [{"source": e.source, "row": e.row, "reason": v.reason} for e, v in left],
+        }, indent=2))
     logs.close()
     sys.exit(1 if left else 0)
 

@@ -1,6 +1,6 @@
 """What the pipeline knows of a target: its endpoint and its columns, and nothing by name.
 
-A resource definition lives in `schemas/<name>.py` as `RESOURCE = Resource(...)`; adding a
+A resource definition lives in `schemas/<name>.py` (installed as `etl.schemas.<name>`) as `RESOURCE = Resource(...)`; adding a
 Nexudus resource is one such file, with no change to reading, validating, posting or reporting.
 """
 
@@ -64,7 +64,7 @@ class Resource:
 
 
 def available() -> list[str]:
-    import schemas
+    from etl import schemas
 
     return sorted(m.name for m in pkgutil.iter_modules(schemas.__path__) if not m.ispkg)
 
@@ -75,6 +75,6 @@ def load(name: str) -> Resource:
         raise UsageProblem(
             f"unknown resource {name!r}; available: {', '.join(available()) or 'none'}"
         )
-    module = importlib.import_module(f"schemas.{name}")
+    module = importlib.import_module(f"etl.schemas.{name}")
     resource: Resource = module.RESOURCE
     return resource
