@@ -1,7 +1,8 @@
 """What the pipeline knows of a target: its endpoint and its columns, and nothing by name.
 
-A resource definition lives in `schemas/<name>.py` (installed as `etl.schemas.<name>`) as `RESOURCE = Resource(...)`; adding a
-Nexudus resource is one such file, with no change to reading, validating, posting or reporting.
+A resource definition lives in `schemas/<name>.py` (installed as `etl.schemas.<name>`) as
+`RESOURCE = Resource(...)`; adding a Nexudus resource is one such file, with no change to
+reading, validating, posting or reporting.
 """
 
 from __future__ import annotations
