@@ -333,6 +333,41 @@ def schema(resource: str, template: str | None) -> None:
         click.echo(f"Other resources: {', '.join(others)}")
 
 
+# --- status ----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--api-url", envvar="NEXUDUS_API_URL", default="https://spaces.nexudus.com",
+              show_default=True, metavar="URL", help="The target whose journal to read.")
+@click.option("--sandbox", is_flag=True, help="The journal of the in-process sandbox's rehearsals.")
+@click.option("--journal", metavar="PATH", type=click.Path(dir_okay=False),
+              help="Read this journal. Default: the target's, in the user's state folder.")
+@click.option("--daily-limit", type=click.IntRange(min=1), default=5000, show_default=True, metavar="N",
+              help="POSTs a night, to count the nights still needed.")
+@click.option("--runs", type=click.IntRange(min=0), default=5, show_default=True, metavar="N",
+              help="How many of the last runs to list.")
+@json_option
+def status(api_url: str, sandbox: bool, journal: str | None, daily_limit: int, runs: int,
+           as_json: bool) -> None:
+    """What the journal of a target knows: per file done, in doubt, failed and left; today's
+    POSTs against the daily limit; the nights still needed; the last runs. Read-only, offline.
+
+    \b
+    Examples:
+        etl status
+        etl status --config nightly.toml
+        etl status --sandbox --json
+    """
+    from etl import status as journal_status
+
+    found = journal_status.read(journal_status.journal_for(journal, api_url, sandbox),
+                                daily_limit=daily_limit, runs=runs)
+    if as_json:
+        click.echo(json.dumps(found.as_dict(), indent=2))
+    else:
+        click.echo(journal_status.text(found))
+
+
 # --- report ----------------------------------------------------------------------------------
 
 
