@@ -200,3 +200,24 @@ def test_html_report_renders_in_a_real_browser(etl, imported, tmp_path):
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, height) == (1200, 1600)
     assert len(data) > 20_000  # a blank page compresses to a few kB; charts and tables do not
+
+
+def test_reconcile_json(etl, imported, faulty):
+    run = etl("reconcile", "--api-url", faulty.url, "--token", TOKEN, "--journal", "journal.sqlite3",
+              "--json", env=NO_ENV)
+    assert run.code == 0, run.err
+    out = json.loads(run.out)
+    assert (out["command"], out["rows"], out["exit_code"], out["in_doubt"]) == ("reconcile", 0, 0, [])
+    assert "0 rows in doubt" in run.err
+
+
+def test_verbose_shows_the_debug_log(etl, faulty, tmp_path):
+    (tmp_path / "one.csv").write_text(HEADER + "\n1203,1.5,room\n")
+    run = etl("import", "one.csv", "--api-url", faulty.url, "--token", TOKEN, "--rate", "1000",
+              "--journal", "journal.sqlite3", "-v", env=NO_ENV)
+    assert "etl: info: run started" in run.err
+    assert "etl: debug: row posted (source=one.csv, row=2" in run.err
+    assert TOKEN not in run.err
+    quiet = etl("import", "one.csv", "--api-url", faulty.url, "--token", TOKEN, "--rate", "1000",
+                "--journal", "journal.sqlite3", env=NO_ENV)
+    assert "etl: info" not in quiet.err and "debug" not in quiet.err
