@@ -1,30 +1,70 @@
-"""The command line: parses options, then hands over to the pipeline. Only this module imports click."""
+"""The command line: parses options, then hands over to the pipeline. Only this module imports click.
+
+Start-up is kept light: `etl --help`, `etl status` and shell completion import neither pandas,
+pyarrow nor pandera; the modules that need them are imported inside the commands.
+
+Every option can also come from the environment (`ETL_<OPTION>`) or from a `--config` TOML file;
+`Group.add_command` wires that into each command once, so no option is configured by hand.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from etl import __version__, logs, pipeline
+from etl import __version__, config
 from etl.errors import EtlError, UsageProblem
 from etl.outcomes import ExitStatus
-from etl.reading import ReadOptions
-from etl.resources import Resource, available, load
-from etl.validating import Validator
+
+if TYPE_CHECKING:
+    from etl import pipeline
+    from etl.resources import Resource
+    from etl.validating import Validator
 
 DEFAULT_RESOURCE = "coworkerbookingcreditusehistories"
 
 
+#: Commands that take no options from ETL_* or --config: the emulator's fault knobs
+#: (its --daily-limit is the emulated server's, not the importer's).
+_NOT_CONFIGURED = frozenset({"sandbox"})
+#: Secrets keep their NEXUDUS_* names only.
+_SECRET_OPTIONS = frozenset({"token", "password"})
+
+
+def _long_name(option: click.Option) -> str:
+    """The option's long name without dashes (`--daily-limit` -> `daily-limit`)."""
+    longs = [o for o in option.opts if o.startswith("--")] or option.opts
+    return max(longs, key=len).lstrip("-")
+
+
+def _options(command: click.Command) -> dict[str, str]:
+    return {_long_name(p): p.name for p in command.params
+            if isinstance(p, click.Option) and p.name and p.name != "config"}
+
+
+def _load_config(ctx: click.Context, _: click.Parameter, path: str | None) -> None:
+    """Eager: the file's values become the command's defaults before any other option is read."""
+    if not path or ctx.resilient_parsing or ctx.command.name is None:
+        return
+    group = ctx.find_root().command
+    assert isinstance(group, click.Group)
+    everywhere = {o for c in group.commands.values() for o in _options(c)}
+    values = config.load(path, ctx.command.name, _options(ctx.command), everywhere, group.commands)
+    ctx.default_map = {**(ctx.default_map or {}), **values}
+
+
 class Group(click.Group):
-    """Turns the project's typed errors into one line on stderr and their exit code."""
+    """Turns the project's typed errors into one line on stderr and their exit code, and gives
+    every command's options their ETL_* environment variable and a --config file."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -36,6 +76,30 @@ class Group(click.Group):
             click.echo("etl: interrupted", err=True)
             ctx.exit(int(ExitStatus.INTERRUPTED))
 
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        if (name or cmd.name) not in _NOT_CONFIGURED:
+            _configurable(cmd)
+        super().add_command(cmd, name)
+
+
+def _configurable(command: click.Command) -> None:
+    """Flag, then ETL_<OPTION> (or NEXUDUS_*), then --config, then the default: click's own order
+    of command line, envvar, default_map and default, set up here for every option at once."""
+    for param in command.params:
+        if not isinstance(param, click.Option) or param.name in ("help", "version"):
+            continue
+        name = _long_name(param)
+        if param.envvar is None:
+            param.envvar = config.env_name(name)
+        elif name not in _SECRET_OPTIONS and isinstance(param.envvar, str):
+            param.envvar = [param.envvar, config.env_name(name)]
+    command.params.append(click.Option(
+        ["--config"], metavar="FILE", is_eager=True, expose_value=False, callback=_load_config,
+        envvar="ETL_CONFIG", type=click.Path(dir_okay=False),
+        help="Read options from a TOML file whose keys are long option names "
+             "(daily-limit = 5000); the command line and ETL_* variables win over it.",
+    ))
+
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="etl")
@@ -44,6 +108,10 @@ def main() -> None:
 
     Every row is validated against the resource's schema; valid rows are posted at a pace the
     API accepts, and a report gives the outcome of every single row.
+
+    Every option can also be set by an environment variable ETL_<OPTION> (ETL_DAILY_LIMIT=5000)
+    or in a --config TOML file (daily-limit = 5000); secrets only as NEXUDUS_TOKEN,
+    NEXUDUS_USERNAME and NEXUDUS_PASSWORD, or in a config file only its owner can read.
 
     \b
     Start with a dry run:
@@ -107,20 +175,36 @@ def reading_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="Per-row results CSV. Default: logs/<run-id>/results.csv.",
         ),
         click.option(
-            "-q", "--quiet", is_flag=True, help="No progress bar; only the summary line."
+            "-q", "--quiet", is_flag=True,
+            help="No progress bar and no list of rows that need action; only the summary line.",
         ),
+        click.option("-v", "--verbose", is_flag=True, help="Show the debug log on stderr."),
+        json_option,
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
+json_option = click.option(
+    "--json", "as_json", is_flag=True,
+    help="Print the run's summary as JSON on stdout (what summary.json holds); the summary "
+         "line goes to stderr.",
+)
+
+
 class Run:
     """What every reading command sets up: the run id, logs, the resource, inputs, a record."""
 
     def __init__(self, command: str, kw: dict[str, Any]) -> None:
+        from etl import logs, pipeline
+        from etl.reading import ReadOptions
+        from etl.resources import load
+
         self.command = command
         self.quiet: bool = kw["quiet"]
+        self.verbose: bool = kw.get("verbose", False)
+        self.as_json: bool = kw.get("as_json", False)
         self.resource: Resource = load(kw["resource"])
         for target in kw["renames"].values():
             if self.resource.match(target) is None:
@@ -133,8 +217,7 @@ class Run:
         self.run_dir = os.path.join("logs", self.run_id)
         report = kw["report"] or os.path.join(self.run_dir, "results.csv")
         pipeline.check_paths(list(kw["files"]), report)
-        logs.configure(self.run_id, os.path.dirname(os.path.abspath(report)),
-                       verbose=bool(kw.get("verbose")))
+        logs.configure(self.run_id, os.path.dirname(os.path.abspath(report)), verbose=self.verbose)
         self.read = ReadOptions(encoding=kw["encoding"], delimiter=kw["delimiter"], sheet=kw["sheet"])
         self.decimal: str = kw["decimal"]
         self.files: list[str] = list(kw["files"])
@@ -142,21 +225,48 @@ class Run:
         logs.get().info("run started", command=command, files=self.files)
 
     def inputs(self) -> pipeline.Inputs:
+        from etl import pipeline
+
         return pipeline.prepare_inputs(self.files, self.resource, self.read, self.renames)
 
     def validator(self) -> Validator:
+        from etl.validating import Validator
+
         return Validator(self.resource, self.decimal)
 
     def show_progress(self) -> bool:
-        return not self.quiet and sys.stderr.isatty()
+        return not self.quiet and not self.verbose and sys.stderr.isatty()
 
     def done(self, status: ExitStatus) -> None:
-        click.echo(self.record.line())
+        from etl import logs
+
+        attention = self.record.attention
+        if attention is not None and attention.total and not self.quiet:
+            show_attention(attention)
+        if self.as_json:
+            if not self.quiet:
+                click.echo(self.record.line(), err=True)
+            click.echo(json.dumps(self.record.summary(), indent=2, default=str))
+        else:
+            click.echo(self.record.line())
         logs.close()
         sys.exit(int(status))
 
 
+def show_attention(attention: Any) -> None:
+    """The first rows that need action, on stderr, each with its row number and reason."""
+    for source, row, outcome, errors in attention.first:
+        click.echo(f"{source} row {row}: {outcome}: {errors}", err=True)
+    more = attention.total - len(attention.first)
+    if more > 0:
+        click.echo(f"and {more} more: see {attention.path}", err=True)
+    else:
+        click.echo(f"To fix and load them again: {attention.path}", err=True)
+
+
 def _validate(files: tuple[str, ...], **kw: Any) -> None:
+    from etl import pipeline
+
     run = Run("validate", {"files": files, **kw})
     inputs = run.inputs()
     if run.show_progress():
@@ -206,6 +316,8 @@ def schema(resource: str, template: str | None) -> None:
         etl schema
         etl schema --template blank.csv
     """
+    from etl.resources import available, load
+
     res = load(resource)
     if template:
         with open(template, "w", newline="", encoding="utf-8") as f:
@@ -224,6 +336,81 @@ def schema(resource: str, template: str | None) -> None:
     others = [n for n in available() if n != res.name]
     if others:
         click.echo(f"Other resources: {', '.join(others)}")
+
+
+# --- status ----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--api-url", envvar="NEXUDUS_API_URL", default="https://spaces.nexudus.com",
+              show_default=True, metavar="URL", help="The target whose journal to read.")
+@click.option("--sandbox", is_flag=True, help="The journal of the in-process sandbox's rehearsals.")
+@click.option("--journal", metavar="PATH", type=click.Path(dir_okay=False),
+              help="Read this journal. Default: the target's, in the user's state folder.")
+@click.option("--daily-limit", type=click.IntRange(min=1), default=5000, show_default=True, metavar="N",
+              help="POSTs a night, to count the nights still needed.")
+@click.option("--runs", type=click.IntRange(min=0), default=5, show_default=True, metavar="N",
+              help="How many of the last runs to list.")
+@json_option
+def status(api_url: str, sandbox: bool, journal: str | None, daily_limit: int, runs: int,
+           as_json: bool) -> None:
+    """What the journal of a target knows: per file done, in doubt, failed and left; today's
+    POSTs against the daily limit; the nights still needed; the last runs. Read-only, offline.
+
+    \b
+    Examples:
+        etl status
+        etl status --config nightly.toml
+        etl status --sandbox --json
+    """
+    from etl import status as journal_status
+
+    found = journal_status.read(journal_status.journal_for(journal, api_url, sandbox),
+                                daily_limit=daily_limit, runs=runs)
+    if as_json:
+        click.echo(json.dumps(found.as_dict(), indent=2))
+    else:
+        click.echo(journal_status.text(found))
+
+
+# --- report ----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("target", metavar="RUN_DIR|RESULTS.csv", type=click.Path(exists=True))
+@click.option("--html", "html_path", metavar="PATH", type=click.Path(dir_okay=False),
+              help="Also write a self-contained HTML page (charts, no network) to PATH.")
+@click.option("--rows", type=click.IntRange(min=0), default=10, show_default=True, metavar="N",
+              help="How many rows that need action to list on the terminal.")
+@json_option
+def report(target: str, html_path: str | None, rows: int, as_json: bool) -> None:
+    """Summarise a finished run: counts per outcome and file, the most common reasons by
+    column, the rows that need action; with --html, a page with charts to share.
+
+    \b
+    Examples:
+        etl report logs/20261124T010000Z-3f9c0a
+        etl report logs/20261124T010000Z-3f9c0a/results.csv --html run.html
+    """
+    from etl import report as run_report
+
+    found = run_report.read(target)
+    if html_path:
+        from etl import report_html
+
+        report_html.write(found, html_path)
+    if as_json:
+        click.echo(json.dumps({
+            "results": found.results, "summary": found.summary, "rows": found.rows,
+            "counts": dict(run_report.ordered(found.counts)),
+            "files": {f: dict(run_report.ordered(c)) for f, c in found.by_file.items()},
+            "reasons": [{"column": c, "reason": r, "rows": n} for c, r, n in found.top_reasons()],
+            "needs_action": found.attention_total, "posts": len(found.posts), "html": html_path,
+        }, indent=2, default=str))
+    else:
+        click.echo(run_report.text(found, rows=rows))
+        if html_path:
+            click.echo(f"Wrote {html_path}")
 
 
 def command_names() -> list[str]:
@@ -323,6 +510,7 @@ def connect(kw: dict[str, Any], *, credentials: bool = True) -> Api:
 
 def open_journal(api: Api, kw: dict[str, Any], run_id: str, command: str) -> Any:
     """The target's journal, taking over the one an earlier version kept in this folder."""
+    from etl import logs
     from etl.journal import OLD_DEFAULT, Journal, forget
 
     if kw.get("new_journal"):
@@ -405,7 +593,6 @@ class _Signals:
 @click.option("--tag-description", is_flag=True,
               help="Stamp a short import key ([etl:...]) into each Description, so rows in doubt "
                    "are matched exactly even without SystemId; the tag shows in Nexudus.")
-@click.option("-v", "--verbose", is_flag=True, help="Show the debug log (every row's state change).")
 def import_(files: tuple[str, ...], **kw: Any) -> None:
     """Validate FILES, then post the valid rows to Nexudus; write the per-row report.
 
@@ -426,10 +613,10 @@ def import_(files: tuple[str, ...], **kw: Any) -> None:
     from etl.posting import Client, Poster
 
     reading = {k: kw.pop(k) for k in ("resource", "encoding", "delimiter", "decimal", "sheet",
-                                      "renames", "report", "quiet")}
+                                      "renames", "report", "quiet", "verbose", "as_json")}
     if kw["dry_run"]:
         return _validate(files, **reading)
-    run = Run("import", {"files": files, "verbose": kw["verbose"], **reading})
+    run = Run("import", {"files": files, **reading})
     api = connect(kw)
     rate = kw["rate"] or (10.0 if api.sandbox else 1.0)
     settings = Settings(
@@ -485,7 +672,8 @@ _ERRORS = ("invalid", "rejected", "failed", "in_doubt")
               help="Which Nexudus target the journal's rows are for.")
 @api_options
 @click.option("-q", "--quiet", is_flag=True, help="Only the summary line.")
-def reconcile(resource: str, quiet: bool, **kw: Any) -> None:
+@json_option
+def reconcile(resource: str, quiet: bool, as_json: bool, **kw: Any) -> None:
     """Resolve the journal's rows in doubt against the API; post nothing.
 
     Each row whose request may have created a record (a 500, a time-out, a crash mid-request)
@@ -499,10 +687,12 @@ def reconcile(resource: str, quiet: bool, **kw: Any) -> None:
         etl reconcile
         etl reconcile --sandbox
     """
+    from etl import logs, pipeline
     from etl.ledger import CRASH_REASON, Event, Ledger
     from etl.pacing import Pacer
     from etl.posting import Client
     from etl.reconciling import Reconciler, settle_time
+    from etl.resources import load
 
     res = load(resource)
     run_id = pipeline.new_run_id()
@@ -529,10 +719,16 @@ def reconcile(resource: str, quiet: bool, **kw: Any) -> None:
     if not quiet:
         for v in verdicts:
             click.echo(f"{v.entry.where}: {v.outcome.value}"
-                       + (f" (Id {v.record_id})" if v.record_id else "") + f": {v.reason}")
+                       + (f" (Id {v.record_id})" if v.record_id else "") + f": {v.reason}", err=as_json)
     counts = {o: sum(v.outcome.value == o for v in verdicts) for o in ("created", "failed", "in_doubt")}
     click.echo(f"{len(verdicts)} rows in doubt: {counts['created']} were created, {counts['failed']} were "
-               f"not (a rerun sends them), {counts['in_doubt']} still in doubt.")
+               f"not (a rerun sends them), {counts['in_doubt']} still in doubt.", err=as_json)
+    if as_json:
+        click.echo(json.dumps({
+            "run_id": run_id, "command": "reconcile", "rows": len(verdicts), "counts": counts,
+            "exit_code": 1 if left else 0,
+            "in_doubt": [{"source": v.entry.source, "row": v.entry.row, "reason": v.reason} for v in left],
+        }, indent=2))
     logs.close()
     sys.exit(1 if left else 0)
 
@@ -559,7 +755,9 @@ def resolve(where: str, record_id: int | None, not_created: bool, note: str, res
         etl resolve export-2026-11-24.csv:17 --created 87654399 --note "found in the UI"
         etl resolve export-2026-11-24.csv:18 --not-created
     """
+    from etl import logs, pipeline
     from etl.ledger import Event, Ledger
+    from etl.resources import load
 
     source, sep, row = where.rpartition(":")
     if not sep or not row.isdigit() or not source:

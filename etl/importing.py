@@ -601,10 +601,9 @@ class Importer:
                 continue
             changes[(source, number)] = (outcome.value, e.record_id, e.reason or "")
         if changes:
-            moved = patch_report(self.record.report, changes)
-            self.record.counts.subtract({Outcome.IN_DOUBT.value: sum(moved.values())})
-            self.record.counts.update(moved)
-            self.record.counts = +self.record.counts
+            self.record.counts.update(patch_report(self.record.report, changes))
+            for outcome in [o for o, n in self.record.counts.items() if n <= 0]:
+                del self.record.counts[outcome]
 
 
 def import_files(

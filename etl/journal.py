@@ -28,7 +28,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from etl.errors import EtlError, RunAborted, UsageProblem
-from etl.fields import canonical_number
 from etl.outcomes import ExitStatus
 
 VERSION = "2"
@@ -540,6 +539,8 @@ def payload_hash(resource: str, body: str) -> str:
 
 def canonical_json(body: dict[str, Any]) -> str:
     """The payload as sent and as remembered: sorted keys, exact decimals, no spaces."""
+    from etl.fields import canonical_number
+
     parts = []
     for key in sorted(body):
         value = body[key]

@@ -64,7 +64,7 @@ def configure(run_id: str, log_dir: str | None, *, verbose: bool = False) -> str
     root.propagate = False
 
     console = logging.StreamHandler(sys.stderr)
-    console.setLevel(logging.INFO if verbose else logging.WARNING)
+    console.setLevel(logging.DEBUG if verbose else logging.WARNING)
     console.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[

@@ -21,7 +21,7 @@ from etl import logs
 from etl.errors import UsageProblem
 from etl.outcomes import ExitStatus, Outcome, exit_status
 from etl.reading import RawChunk, ReadOptions, Table, open_table
-from etl.reporting import ReportWriter, write_summary
+from etl.reporting import NEEDS_ACTION, Attention, ReportWriter, write_errors, write_summary
 from etl.resources import Resource
 from etl.validating import ColumnMap, Validator, match_columns
 
@@ -89,8 +89,7 @@ def check_paths(files: list[str], report: str) -> None:
             raise UsageProblem(f"{path} and {seen[real]} are the same file; name each input once")
         seen[real] = path
     folder = os.path.dirname(os.path.abspath(report))
-    for out in (report, os.path.join(folder, "errors.csv"), os.path.join(folder, "summary.json"),
-                os.path.join(folder, "log.jsonl")):
+    for out in (report, os.path.join(folder, "summary.json"), os.path.join(folder, "log.jsonl")):
         real = os.path.realpath(out)
         if real in seen:
             raise UsageProblem(f"--report {report} would overwrite the input {seen[real]}"
@@ -118,7 +117,7 @@ def prepare_inputs(
 
 @dataclass
 class RunRecord:
-    """What summary.json says about a run."""
+    """What summary.json says about a run (and `--json` prints)."""
 
     run_id: str
     command: str
@@ -130,30 +129,46 @@ class RunRecord:
     exit_code: int | None = None
     stopped: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    attention: Attention | None = None
 
     @property
     def summary_path(self) -> str:
         return os.path.join(os.path.dirname(os.path.abspath(self.report)), "summary.json")
 
+    @property
+    def errors_path(self) -> str:
+        """errors.csv beside the report, unless that is one of this run's inputs (an operator
+        who fixed an errors.csv in place and reports into the same folder keeps the fixes)."""
+        path = os.path.join(os.path.dirname(self.report), "errors.csv")
+        if any(os.path.abspath(path) == os.path.abspath(f) for f in self.files):
+            path = os.path.join(os.path.dirname(self.report), f"errors-{self.run_id}.csv")
+        return path
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "command": self.command,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "files": self.files,
+            "rows": sum(self.counts.values()),
+            "counts": {o.value: self.counts.get(o.value, 0) for o in Outcome},
+            "exit_code": self.exit_code,
+            "stopped": self.stopped,
+            "report": self.report,
+            "errors_report": self.attention.path if self.attention else None,
+            "needs_action": self.attention.total if self.attention else None,
+            **self.extra,
+        }
+
     def finish(self, status: ExitStatus) -> None:
+        """Cut errors.csv from the finished report, then write summary.json."""
         self.finished_at = now_iso()
         self.exit_code = int(status)
-        write_summary(
-            self.summary_path,
-            {
-                "run_id": self.run_id,
-                "command": self.command,
-                "started_at": self.started_at,
-                "finished_at": self.finished_at,
-                "files": self.files,
-                "rows": sum(self.counts.values()),
-                "counts": {o.value: self.counts.get(o.value, 0) for o in Outcome},
-                "exit_code": self.exit_code,
-                "stopped": self.stopped,
-                "report": self.report,
-                **self.extra,
-            },
-        )
+        if os.path.exists(self.report):
+            expected = sum(self.counts.get(o, 0) for o in NEEDS_ACTION)
+            self.attention = write_errors(self.report, self.errors_path, expected=expected)
+        write_summary(self.summary_path, self.summary())
 
     def line(self) -> str:
         """The one summary line printed at the end."""

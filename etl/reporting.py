@@ -1,7 +1,9 @@
-"""The per-row results CSV and summary.json that the contract fixes, written as the run goes.
+"""The per-row results CSV and summary.json that the contract fixes, written as the run goes,
+and errors.csv beside them once the run is over.
 
 Lines are written chunk by chunk with Arrow's CSV writer (the Python csv module would take
 most of a dry run's time on a large file), in input order; `flush()` makes them durable.
+errors.csv is cut from the finished results.csv, so it holds exactly what the report says.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,6 +25,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as arrow_csv
 
 FIXED = ["source", "row", "outcome", "id", "http_status", "attempts", "errors"]
+#: The outcomes of rows someone has to act on: these go to errors.csv and on the terminal.
+NEEDS_ACTION = ("invalid", "rejected", "failed", "in_doubt")
 
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?")
 _FORMULA_FIRST = arrow.array(list("=+-@\t\r"))
@@ -127,7 +132,7 @@ def write_summary(path: str, summary: dict[str, Any]) -> None:
 
 def patch_report(path: str, changes: dict[tuple[str, int], tuple[str, Any, str]]) -> Counter[str]:
     """Rewrite the outcome, id and errors of the lines keyed (source, row) in CHANGES: a row's
-    fate decided after its line was written. Returns how many lines moved to each outcome."""
+    fate decided after its line was written. Returns the change in the count of each outcome."""
     moved: Counter[str] = Counter()
     tmp = path + ".tmp"
     with open(path, newline="", encoding="utf-8") as src, open(tmp, "w", newline="", encoding="utf-8") as dst:
@@ -137,10 +142,74 @@ def patch_report(path: str, changes: dict[tuple[str, int], tuple[str, Any, str]]
             change = changes.get((line[0], int(line[1]))) if len(line) > 2 and line[1].isdigit() else None
             if change is not None:
                 outcome, record_id, errors = change
-                line[2], line[3], line[6] = outcome, "" if record_id is None else str(record_id), errors
+                moved[line[2]] -= 1
                 moved[outcome] += 1
+                line[2], line[3], line[6] = outcome, "" if record_id is None else str(record_id), errors
             writer.writerow(line)
         dst.flush()
         os.fsync(dst.fileno())
     os.replace(tmp, path)
     return moved
+
+
+@dataclass
+class Attention:
+    """The rows that need action: how many, where errors.csv is, and the first few of them."""
+
+    path: str
+    total: int = 0
+    first: list[tuple[str, int, str, str]] = field(default_factory=list)  # source, row, outcome, errors
+
+
+def write_errors(report: str, path: str, *, limit: int = 10, expected: int | None = None) -> Attention:
+    """errors.csv at PATH: the report's rows that need action, in the input's own columns with
+    `errors` last, ready to fix and import again (an `errors` column of the input, from an earlier
+    errors.csv, is the old reasons and is replaced). Cells are as in the report, formulas made text.
+
+    EXPECTED, when the run's counts say no row needs action, spares reading the report again.
+    """
+    with open(report, newline="", encoding="utf-8") as f:
+        header = next(csv.reader(f), FIXED)
+    own = [i for i, name in enumerate(header) if i >= len(FIXED) and name.strip().casefold() != "errors"]
+    attention = Attention(path)
+    head = io.StringIO()
+    csv.writer(head, lineterminator="\n").writerow([header[i] for i in own] + ["errors"])
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as out:
+        out.write(head.getvalue().encode("utf-8"))
+        if expected != 0:
+            for batch in results_batches(report, len(header)):
+                picked = batch.filter(pc.is_in(batch.column(2), value_set=arrow.array(NEEDS_ACTION)))
+                if not picked.num_rows:
+                    continue
+                attention.total += picked.num_rows
+                if len(attention.first) < limit:
+                    take = picked.slice(0, limit - len(attention.first))
+                    attention.first.extend(zip(
+                        take.column(0).to_pylist(), (int(r) for r in take.column(1).to_pylist()),
+                        take.column(2).to_pylist(), take.column(6).to_pylist(), strict=True))
+                table = arrow.Table.from_arrays(
+                    [picked.column(i) for i in own] + [picked.column(6)],
+                    names=[str(i) for i in range(len(own) + 1)])
+                arrow_csv.write_csv(table, out, _WRITE)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+    return attention
+
+
+def results_batches(report: str, width: int | None = None) -> Iterator[arrow.RecordBatch]:
+    """The lines of a results CSV as Arrow record batches of text, columns named by position
+    (an input may repeat a column name), a batch at a time so memory stays flat."""
+    if width is None:
+        with open(report, newline="", encoding="utf-8") as f:
+            width = len(next(csv.reader(f), FIXED))
+    names = [str(i) for i in range(width)]
+    reader = arrow_csv.open_csv(
+        report,
+        read_options=arrow_csv.ReadOptions(skip_rows=1, column_names=names, block_size=1 << 22),
+        parse_options=arrow_csv.ParseOptions(newlines_in_values=True),
+        convert_options=arrow_csv.ConvertOptions(
+            column_types={n: arrow.string() for n in names}, strings_can_be_null=False),
+    )
+    yield from reader

@@ -1,7 +1,8 @@
 """What the pipeline knows of a target: its endpoint and its columns, and nothing by name.
 
-A resource definition lives in `schemas/<name>.py` as `RESOURCE = Resource(...)`; adding a
-Nexudus resource is one such file, with no change to reading, validating, posting or reporting.
+A resource definition lives in `schemas/<name>.py` (installed as `etl.schemas.<name>`) as
+`RESOURCE = Resource(...)`; adding a Nexudus resource is one such file, with no change to
+reading, validating, posting or reporting.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class Resource:
 
 
 def available() -> list[str]:
-    import schemas
+    from etl import schemas
 
     return sorted(m.name for m in pkgutil.iter_modules(schemas.__path__) if not m.ispkg)
 
@@ -77,6 +78,6 @@ def load(name: str) -> Resource:
         raise UsageProblem(
             f"unknown resource {name!r}; available: {', '.join(available()) or 'none'}"
         )
-    module = importlib.import_module(f"schemas.{name}")
+    module = importlib.import_module(f"etl.schemas.{name}")
     resource: Resource = module.RESOURCE
     return resource

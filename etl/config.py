@@ -1,0 +1,90 @@
+"""Where an option's value comes from when the command line does not give it.
+
+Precedence is the command line, then the environment (`ETL_<OPTION>`, or `NEXUDUS_*` for the
+API's settings and secrets), then a `--config` TOML file, then the option's default. The file's
+keys are the long option names (`api-url = "..."`, `daily-limit = 5000`); a table named after a
+command (`[import]`) holds values for that command only. A key that is an option of some other
+command is ignored (one file serves `etl import` and `etl status`); a key that is an option of no
+command is a typo and stops the run.
+
+This module does not import click: the CLI hands it the option names it knows.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from etl.errors import UsageProblem
+
+#: Options whose values are secrets: never read from a file that others can read.
+SECRETS = frozenset({"token", "password"})
+
+
+def env_name(option: str) -> str:
+    """`--daily-limit` -> `ETL_DAILY_LIMIT`."""
+    return "ETL_" + option.lstrip("-").upper().replace("-", "_")
+
+
+def key(name: str) -> str:
+    """A config key as a long option name: `daily_limit` and `daily-limit` are the same key."""
+    return name.strip().lstrip("-").lower().replace("_", "-")
+
+
+def load(
+    path: str, command: str, options: Mapping[str, str], everywhere: Iterable[str],
+    commands: Iterable[str] = (),
+) -> dict[str, Any]:
+    """The values FILE sets for COMMAND, keyed by parameter name.
+
+    OPTIONS maps this command's long option names (without `--`) to its parameter names;
+    EVERYWHERE is every long option name of every command, so a key meant for another command
+    is skipped quietly while a misspelt one is reported.
+    """
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise UsageProblem(f"--config {path}: no such file") from None
+    except OSError as exc:
+        raise UsageProblem(f"--config {path}: can't read it: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageProblem(f"--config {path}: not valid TOML: {exc}") from None
+    command_names = set(commands) | {command}
+    known = {key(o) for o in everywhere}
+    values: dict[str, Any] = {}
+    for scope in (data, data.get(command) if isinstance(data.get(command), dict) else {}):
+        for name, value in scope.items():
+            if name in command_names and isinstance(value, dict):
+                continue  # a command's own table: applied after the top level, or not this command
+            option = key(name)
+            if option not in known:
+                raise UsageProblem(
+                    f"--config {path}: {name!r} is not an option of etl; keys are long option "
+                    "names such as api-url, daily-limit, rate"
+                )
+            if option in SECRETS and _readable_by_others(mode):
+                raise UsageProblem(
+                    f"--config {path} holds the {option} but others can read the file; "
+                    f"make it readable only by its owner (chmod 600 {path}) or use "
+                    f"NEXUDUS_{option.upper()}"
+                )
+            if option in options:
+                values[options[option]] = _value(value)
+    return values
+
+
+def _readable_by_others(mode: int) -> bool:
+    return os.name == "posix" and bool(mode & (stat.S_IRGRP | stat.S_IROTH))
+
+
+def _value(value: Any) -> Any:
+    """TOML values as the option parsers take them: a table of renames becomes SOURCE=TARGET items."""
+    if isinstance(value, dict):
+        return [f"{k}={v}" for k, v in value.items()]
+    return value

@@ -1,0 +1,175 @@
+"""`etl status`: what a target's journal knows, read-only, without the network.
+
+Per input file: rows done (created), in doubt, failed or rejected, and left (valid rows not yet
+created); the POSTs of today (UTC) against the daily limit; how many nights the rows still to
+post take at that limit; the last runs and their exit codes. It opens the journal read-only, so
+it can run while an import holds the journal, and imports nothing heavy, so it answers at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from etl.errors import UsageProblem
+from etl.journal import default_journal_path, normalise_url
+
+
+@dataclass
+class Source:
+    source: str
+    rows: int | None = None  # as last read; None when the journal never recorded the file's size
+    valid: int | None = None
+    done: int = 0
+    in_doubt: int = 0
+    failed: int = 0  # failed or rejected: the next run sends them again
+    not_attempted: int = 0
+    last_run: str | None = None
+
+    @property
+    def left(self) -> int:
+        """Valid rows not yet created (the rows in doubt among them are not resent blindly)."""
+        known = self.done + self.in_doubt + self.failed + self.not_attempted
+        return max(0, (self.valid if self.valid is not None else known) - self.done)
+
+    @property
+    def to_post(self) -> int:
+        return max(0, self.left - self.in_doubt)
+
+
+@dataclass
+class Status:
+    journal: str
+    target: str | None
+    day: str
+    daily_limit: int
+    posts_today: int = 0
+    sources: list[Source] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def to_post(self) -> int:
+        return sum(s.to_post for s in self.sources)
+
+    @property
+    def nights(self) -> int:
+        """Nights of --daily-limit POSTs still needed for the rows left to post."""
+        return math.ceil(self.to_post / self.daily_limit) if self.daily_limit else 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "journal": self.journal, "target": self.target, "day": self.day,
+            "posts_today": self.posts_today, "daily_limit": self.daily_limit,
+            "to_post": self.to_post, "nights": self.nights,
+            "sources": [{**asdict(s), "left": s.left} for s in self.sources],
+            "runs": self.runs,
+        }
+
+
+def journal_for(journal: str | None, api_url: str, sandbox: bool) -> str:
+    if journal:
+        return journal
+    return default_journal_path("sandbox" if sandbox else normalise_url(api_url))
+
+
+def read(path: str, *, daily_limit: int, runs: int = 5, today: str | None = None) -> Status:
+    """The journal at PATH, opened read-only."""
+    if not os.path.exists(path):
+        raise UsageProblem(f"no journal at {path}: nothing has been imported into this target yet "
+                           "(or name it with --journal)")
+    day = today or dt.datetime.now(dt.UTC).date().isoformat()
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    except sqlite3.Error as exc:
+        raise UsageProblem(f"can't open the journal {path}: {exc}") from None
+    try:
+        return _read(db, path, daily_limit, runs, day)
+    except sqlite3.DatabaseError as exc:
+        raise UsageProblem(f"{path} is not an etl journal this version can read ({exc})") from None
+    finally:
+        db.close()
+
+
+def _read(db: sqlite3.Connection, path: str, daily_limit: int, runs: int, day: str) -> Status:
+    meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    status = Status(path, meta.get("target"), day, daily_limit)
+    row = db.execute("SELECT posts FROM quota WHERE day = ?", (day,)).fetchone()
+    status.posts_today = int(row[0]) if row else 0
+    sources: dict[str, Source] = {}
+    for name, rows, valid, last_run in db.execute(
+        "SELECT source, rows, valid, last_run FROM sources ORDER BY source"
+    ):
+        sources[name] = Source(name, rows, valid, last_run=last_run)
+    for name, state, n in db.execute(
+        "SELECT source, state, COUNT(*) FROM rows GROUP BY source, state ORDER BY source"
+    ):
+        s = sources.setdefault(name or "(unknown)", Source(name or "(unknown)"))
+        if state == "created":
+            s.done += n
+        elif state in ("in_doubt", "pending"):
+            s.in_doubt += n
+        elif state in ("failed", "rejected"):
+            s.failed += n
+        elif state == "not_attempted":
+            s.not_attempted += n
+    status.sources = sorted(sources.values(), key=lambda s: s.source)
+    for run_id, command, started, finished, exit_code, counts, files in db.execute(
+        "SELECT run_id, command, started_at, finished_at, exit_code, counts, files FROM runs "
+        "ORDER BY started_at DESC LIMIT ?", (runs,)
+    ):
+        status.runs.append({
+            "run_id": run_id, "command": command, "started_at": started, "finished_at": finished,
+            "exit_code": exit_code, "counts": _json(counts, {}), "files": _json(files, []),
+        })
+    return status
+
+
+def _json(text: str | None, empty: Any) -> Any:
+    try:
+        return json.loads(text) if text else empty
+    except ValueError:
+        return empty
+
+
+def text(status: Status) -> str:
+    lines = [f"Journal {status.journal}" + (f" (target {status.target})" if status.target else "")]
+    head = ("file", "rows", "valid", "done", "in doubt", "failed", "left")
+    table = [head] + [
+        (s.source, _n(s.rows), _n(s.valid), str(s.done), str(s.in_doubt), str(s.failed), str(s.left))
+        for s in status.sources
+    ]
+    if status.sources:
+        widths = [max(len(r[i]) for r in table) for i in range(len(head))]
+        for r in table:
+            lines.append("  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:],
+                                                                                        strict=True)]))
+    else:
+        lines.append("No rows recorded yet.")
+    lines.append(f"POSTs today ({status.day} UTC): {status.posts_today} of {status.daily_limit} "
+                 "(--daily-limit).")
+    if status.to_post:
+        nights = f"{status.nights} night" + ("s" if status.nights != 1 else "")
+        lines.append(f"{status.to_post} rows to post: {nights} at {status.daily_limit} a night.")
+    else:
+        lines.append("Nothing left to post.")
+    doubt = sum(s.in_doubt for s in status.sources)
+    if doubt:
+        lines.append(f"{doubt} rows in doubt: `etl reconcile` checks them against the API.")
+    if status.runs:
+        lines.append("Last runs:")
+        for r in status.runs:
+            counts = ", ".join(f"{n} {o}" for o, n in r["counts"].items() if n)
+            code = r["exit_code"] if r["exit_code"] is not None else "-"
+            lines.append(f"  {r['run_id']}  {r['command']}  {r['started_at']} .. "
+                         f"{r['finished_at'] or 'running'}  exit {code}"
+                         + (f"  ({counts})" if counts else ""))
+    return "\n".join(lines)
+
+
+def _n(value: int | None) -> str:
+    return "?" if value is None else str(value)

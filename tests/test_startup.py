@@ -1,0 +1,74 @@
+"""Start-up stays light, and the install has one import namespace."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HEAVY = ("pandas", "pyarrow", "pandera", "numpy")
+ROOT = Path(__file__).parent.parent
+
+# Runs `etl ARGS` in a fresh interpreter, then prints which heavy modules it imported.
+PROBE = """
+import json, sys
+from etl.cli import main
+try:
+    main(sys.argv[1:], prog_name="etl")
+except SystemExit:
+    pass
+print(json.dumps(sorted(m for m in HEAVY if m in sys.modules)))
+""".replace("HEAVY", repr(HEAVY))
+
+
+def imported(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[list[str], str]:
+    done = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, **(env or {})})
+    *shown, last = done.stdout.strip().splitlines()
+    return json.loads(last), "\n".join(shown)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["import", "--help"], ["report", "--help"]])
+def test_help_imports_neither_pandas_pyarrow_nor_pandera(tmp_path, args):
+    heavy, shown = imported(args, tmp_path)
+    assert "Usage: etl" in shown
+    assert heavy == []
+
+
+def test_shell_completion_imports_neither_pandas_pyarrow_nor_pandera(tmp_path):
+    env = {"_ETL_COMPLETE": "bash_complete", "COMP_WORDS": "etl import --da", "COMP_CWORD": "2"}
+    heavy, shown = imported([], tmp_path, env)
+    assert "plain,--daily-limit" in shown
+    assert heavy == []
+    env = {"_ETL_COMPLETE": "bash_complete", "COMP_WORDS": "etl re", "COMP_CWORD": "1"}
+    heavy, shown = imported([], tmp_path, env)
+    assert shown.split("\n") == ["plain,reconcile", "plain,report", "plain,resolve"]
+    assert heavy == []
+
+
+def test_a_dry_run_does_import_them(tmp_path):
+    """The probe itself can see a heavy import (so the tests above can fail)."""
+    heavy, _ = imported(["validate", str(ROOT / "samples" / "credit_uses.csv"), "-q"], tmp_path)
+    assert {"pandas", "pyarrow", "pandera"} <= set(heavy)
+
+
+def test_resource_definitions_install_under_etl_not_as_a_top_level_schemas(tmp_path):
+    probe = (
+        "import importlib.util, importlib.metadata, json, etl.schemas, etl.resources as r\n"
+        "dist = importlib.metadata.distribution('nexudus-etl')\n"
+        "print(json.dumps([importlib.util.find_spec('schemas') is None, list(etl.schemas.__path__),\n"
+        "    r.available(), r.load('coworkerbookingcreditusehistories').name,\n"
+        "    (dist.read_text('top_level.txt') or '').split()]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    no_top_level, path, available, loaded, top_level = json.loads(done.stdout)
+    assert no_top_level, "a top-level package `schemas` is importable"
+    assert [Path(p) for p in path] == [ROOT / "schemas"]
+    assert available == ["coworkerbookingcreditusehistories"] == [loaded]
+    assert top_level in ([], ["etl"])

@@ -1,0 +1,127 @@
+"""`etl status` reads a target's journal: per file done / in doubt / failed / left, today's POSTs
+against the daily limit, the nights to go, the last runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# This mirrors the schema of the journal (etl/journal.py, version 2): one SQLite file per target.
+SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE rows (identity TEXT PRIMARY KEY, state TEXT NOT NULL, record_id INTEGER UNIQUE,
+    source TEXT, row INTEGER, resource TEXT, run_id TEXT, reason TEXT, first_sent REAL,
+    updated_at TEXT);
+CREATE TABLE sources (source TEXT PRIMARY KEY, rows INTEGER, valid INTEGER, last_run TEXT,
+    updated_at TEXT);
+CREATE TABLE runs (run_id TEXT PRIMARY KEY, command TEXT, started_at TEXT, finished_at TEXT,
+    exit_code INTEGER, counts TEXT, files TEXT);
+CREATE TABLE quota (day TEXT PRIMARY KEY, posts INTEGER);
+"""
+HISTORY, NIGHTLY = "/data/history-2019-2025.csv", "/data/export-2026-11-24.csv"
+TODAY = dt.datetime.now(dt.UTC).date().isoformat()
+NO_ENV = {"ETL_CONFIG": None, "ETL_JOURNAL": None, "ETL_DAILY_LIMIT": None, "NEXUDUS_API_URL": None}
+
+
+def journal(path: Path) -> Path:
+    """A migration half way: 12,000 valid rows of history, 4,000 created, 2 in doubt, 3 failed or
+    rejected; a nightly file that is done; 4,000 POSTs today; two runs."""
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode=WAL")  # as the journal runs
+    db.executescript(SCHEMA)
+    db.executemany("INSERT INTO meta VALUES (?, ?)",
+                   [("target", "https://spaces.nexudus.com"), ("version", "2")])
+    states = ["created"] * 4000 + ["in_doubt", "pending", "failed", "rejected", "rejected"] \
+        + ["not_attempted"] * 10
+    db.executemany(
+        "INSERT INTO rows (identity, state, record_id, source, row, resource, run_id) VALUES (?,?,?,?,?,?,?)",
+        [(f"h{i}", s, i if s == "created" else None, HISTORY, i + 2, "r", "run2")
+         for i, s in enumerate(states)]
+        + [(f"n{i}", "created", 100_000 + i, NIGHTLY, i + 2, "r", "run1") for i in range(24)],
+    )
+    db.executemany("INSERT INTO sources VALUES (?,?,?,?,?)",
+                   [(HISTORY, 12_050, 12_000, "run2", TODAY), (NIGHTLY, 24, 24, "run1", TODAY)])
+    db.executemany("INSERT INTO runs VALUES (?,?,?,?,?,?,?)", [
+        ("run1", "import", "2026-11-24T01:00:00+00:00", "2026-11-24T01:00:30+00:00", 0,
+         json.dumps({"created": 24}), json.dumps([NIGHTLY])),
+        ("run2", "import", f"{TODAY}T01:00:00+00:00", f"{TODAY}T02:10:00+00:00", 4,
+         json.dumps({"created": 4000, "failed": 1, "rejected": 2, "in_doubt": 2, "not_attempted": 8045}),
+         json.dumps([HISTORY])),
+    ])
+    db.executemany("INSERT INTO quota VALUES (?, ?)", [("2026-11-24", 24), (TODAY, 4000)])
+    db.commit()
+    db.close()
+    return path
+
+
+def test_status_per_file_today_and_nights_to_go(etl, tmp_path):
+    path = journal(tmp_path / "journal.sqlite3")
+    run = etl("status", "--journal", path, env=NO_ENV)
+    assert run.code == 0, run.err
+    lines = run.out.splitlines()
+    assert lines[0] == f"Journal {path} (target https://spaces.nexudus.com)"
+    assert lines[1].split() == ["file", "rows", "valid", "done", "in", "doubt", "failed", "left"]
+    assert lines[2].split() == [NIGHTLY, "24", "24", "24", "0", "0", "0"]
+    assert lines[3].split() == [HISTORY, "12050", "12000", "4000", "2", "3", "8000"]
+    assert lines[4] == f"POSTs today ({TODAY} UTC): 4000 of 5000 (--daily-limit)."
+    assert lines[5] == "7998 rows to post: 2 nights at 5000 a night."
+    assert lines[6] == "2 rows in doubt: `etl reconcile` checks them against the API."
+    assert lines[7] == "Last runs:"
+    assert lines[8].startswith("  run2  import  ") and "exit 4" in lines[8] and "4000 created" in lines[8]
+    assert lines[9].startswith("  run1  import  2026-11-24T01:00:00+00:00 .. ") and "exit 0" in lines[9]
+
+
+def test_status_as_json_with_the_limit_and_journal_from_config_and_environment(etl, tmp_path):
+    path = journal(tmp_path / "journal.sqlite3")
+    (tmp_path / "nightly.toml").write_text('journal = "elsewhere.sqlite3"\ndaily-limit = 1000\nrate = 1\n')
+    run = etl("status", "--config", "nightly.toml", "--json", env={**NO_ENV, "ETL_JOURNAL": str(path)})
+    assert run.code == 0, run.err
+    status = json.loads(run.out)
+    assert (status["journal"], status["daily_limit"], status["posts_today"]) == (str(path), 1000, 4000)
+    assert (status["to_post"], status["nights"]) == (7998, 8)
+    history = status["sources"][1]
+    assert (history["source"], history["done"], history["in_doubt"], history["failed"], history["left"]) == (
+        HISTORY, 4000, 2, 3, 8000)
+    assert [r["exit_code"] for r in status["runs"]] == [4, 0]
+
+
+def test_status_of_a_target_without_a_journal(etl, tmp_path):
+    run = etl("status", "--journal", tmp_path / "none.sqlite3", env=NO_ENV)
+    assert run.code == 2
+    assert "no journal at" in run.err and "nothing has been imported" in run.err
+
+
+def test_status_opens_the_journal_read_only_and_imports_nothing_heavy(tmp_path):
+    path = journal(tmp_path / "journal.sqlite3")
+    path.chmod(0o444)
+    before = path.read_bytes()
+    probe = ("import sys\nfrom etl.cli import main\ntry:\n    main(['status', '--journal', sys.argv[1]])\n"
+             "except SystemExit as e:\n    print('exit', e.code)\n"
+             "print(sorted(m for m in ('pandas', 'pyarrow', 'pandera') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", probe, str(path)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "ETL_CONFIG": ""})
+    assert done.stdout.splitlines()[-2:] == ["exit 0", "[]"], done.stderr
+    assert "8000" in done.stdout
+    assert path.read_bytes() == before
+    wal = Path(str(path) + "-wal")  # SQLite may make an empty one to read a WAL database
+    assert not wal.exists() or wal.stat().st_size == 0
+
+
+@pytest.mark.parametrize(("url", "same"), [
+    ("https://Spaces.Nexudus.com/", "https://spaces.nexudus.com"),
+    ("https://spaces.nexudus.com:443", "https://spaces.nexudus.com"),
+    ("http://127.0.0.1:8765/", "http://127.0.0.1:8765"),
+])
+def test_one_journal_however_the_url_is_spelt(etl, tmp_path, url, same):
+    env = {**NO_ENV, "XDG_STATE_HOME": str(tmp_path / "state"), "HOME": str(tmp_path)}
+    a = etl("status", "--api-url", url, env=env)
+    b = etl("status", "--api-url", same, env=env)
+    assert a.code == b.code == 2
+    assert a.err == b.err and str(tmp_path / "state") in a.err
