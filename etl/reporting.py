@@ -44,6 +44,35 @@ def neutralise(cells: arrow.Array) -> arrow.Array:
     return pc.if_else(risky, pc.binary_join_element_wise("'", cells, ""), cells)
 
 
+def _numbered(names: list[str]) -> list[tuple[str, int]]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        out.append((name, seen.get(name, 0)))
+        seen[name] = seen.get(name, 0) + 1
+    return out
+
+
+def report_names(own_columns: list[str]) -> dict[tuple[str, int], str]:
+    """Input columns that get another name in the report: one named like a report column
+    (`id`, `errors`, any case) becomes `id (input)`, so a reader going by name gets the report's
+    own; a formula-looking name is neutralised like a cell. Keyed by (name, namesakes before)."""
+    fixed = {f.casefold() for f in FIXED}
+    taken = {n.casefold() for n in own_columns} | fixed
+    renamed = {}
+    for key in _numbered(own_columns):
+        name = key[0]
+        new = neutralise_cell(name)
+        if new.strip().casefold() in fixed:
+            new = f"{new} (input)"
+            while new.casefold() in taken:
+                new = f"{new} (input)"
+            taken.add(new.casefold())
+        if new != name:
+            renamed[key] = new
+    return renamed
+
+
 def _column(values: Sequence[Any] | None, n: int, type_: arrow.DataType) -> arrow.Array:
     if values is None:
         return arrow.nulls(n, type_)
@@ -61,7 +90,9 @@ class ReportWriter:
         self.own_columns = own_columns
         self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
         header = io.StringIO()
-        csv.writer(header, lineterminator="\n").writerow(FIXED + own_columns)
+        names = report_names(own_columns)
+        own = [names.get(key, name) for key, name in zip(_numbered(own_columns), own_columns, strict=True)]
+        csv.writer(header, lineterminator="\n").writerow(FIXED + own)
         self._file.write(header.getvalue().encode("utf-8"))
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="report")
         self._writing: Future[None] | None = None
