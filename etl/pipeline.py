@@ -97,8 +97,9 @@ def prepare_inputs(
         for note in table.notes:
             logs.get().warning(note)
     for old, new in report_names([name for name, _ in own]).items():
-        logs.get().warning(f'input column "{old[0]}" is "{new}" in the report, so that it does not '
-                           "shadow the report's own column of that name")
+        why = ("so that it does not shadow the report's own column" if new.endswith(" (input)")
+               else "so that a spreadsheet does not run it as a formula")
+        logs.get().warning(f'input column "{old[0]}" is "{new}" in the report, {why}')
     unknown = [u for c in columns for u in c.unknown]
     if unknown:
         logs.get().warning(

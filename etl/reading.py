@@ -111,7 +111,7 @@ def sniff_delimiter(sample: str) -> str:
     """The candidate that splits the header into most columns and the rows below into as many;
     quoted text is read as the csv module reads it, so delimiters inside quotes don't count.
     `,` when none splits the header."""
-    best, best_score = ",", (0, 0)
+    best, best_score = ",", (0, 0, 0)
     for delimiter in DELIMITERS:
         records = []
         reader = csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter)
@@ -128,7 +128,8 @@ def sniff_delimiter(sample: str) -> str:
         width = len(records[0]) if records else 0
         if width < 2:
             continue
-        score = (sum(len(r) == width for r in records[1:]), width)
+        padded = sum(f[:1].isspace() for f in records[0])  # ", " splits text, not columns
+        score = (sum(len(r) == width for r in records[1:]), width - padded, -padded)
         if score > best_score:
             best, best_score = delimiter, score
     return best
