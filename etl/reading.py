@@ -591,7 +591,8 @@ class XlsxTable(Table):
         except FileProblem:
             raise
         except Exception as exc:
-            raise FileProblem(path, f"worksheet {chosen} can't be read ({_first_line(exc)})") from exc
+            raise FileProblem(path, f"worksheet {chosen} is damaged and can't be read ({_first_line(exc)}); "
+                                    "open it in Excel and save it again") from exc
         if first is None:
             others = ", ".join(str(s) for s in sheets if s != chosen)
             raise FileProblem(path, f"worksheet {chosen} is empty: no header row"

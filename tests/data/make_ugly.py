@@ -47,7 +47,8 @@ def uses_sheet(sheet, n: int = 2) -> None:
 
 def main() -> None:
     # a UTF-8 export with one byte of cp1252 pasted into row 4
-    write("utf8_one_bad_byte.csv", rows("Réunion", "Genève", "Caf\udce9 noir").encode("utf-8", "surrogateescape"))
+    write("utf8_one_bad_byte.csv",
+          rows("Réunion", "Genève", "Caf\udce9 noir").encode("utf-8", "surrogateescape"))
     # legacy code pages, as old Windows, Japanese, Mac and DOS programs save them
     write("cp1251.csv", rows("Встреча в офисе", "Переговорная комната").encode("cp1251"))
     write("shift_jis.csv", rows("会議室の予約", "東京オフィス").encode("shift_jis"))
@@ -58,13 +59,15 @@ def main() -> None:
     # UTF-16 without a BOM (some database exports)
     write("utf16le_no_bom.csv", rows("Café", "Naïve").encode("utf-16-le"))
     # a quote opened in row 3 and never closed
-    write("unterminated_quote.csv", (HEAD + '\n101,1,fine\n102,1,"oops\n103,1,swallowed\n104,1,too\n').encode())
+    write("unterminated_quote.csv",
+          (HEAD + '\n101,1,fine\n102,1,"oops\n103,1,swallowed\n104,1,too\n').encode())
     # a line break inside a quoted header cell (Excel: Alt+Enter in a header)
     write("header_line_break.csv",
           b'CoworkerBookingCreditId,"Credit\nUsed",Description\n101,1,a\n102,abc,b\n103,1,c\n')
     # a TSV whose header text has commas (Google Sheets' TSV does not quote them)
     write("tsv_commas_in_header.csv",
-          b"CoworkerBookingCreditId\tCreditUsed\tNotes (room, floor, desk)\n101\t1\tA, 1, 2\n102\t2\tB, 3, 4\n")
+          b"CoworkerBookingCreditId\tCreditUsed\tNotes (room, floor, desk)\n"
+          b"101\t1\tA, 1, 2\n102\t2\tB, 3, 4\n")
     # a ; file whose first cell has a quoted line break (LibreOffice)
     write("semicolon_break_first_cell.csv",
           b'"Coworker Booking\nCredit Id";CreditUsed;Description\n101;1,5;a, b\n102;2;c, d\n')
