@@ -154,17 +154,20 @@ def reading_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--encoding", metavar="ENC",
-            help="File encoding. Default: detected (UTF-8 with or without BOM, UTF-16, cp1252).",
+            help="CSV file encoding. Default: detected from the whole file (a BOM, UTF-8, UTF-16, or "
+                 "the code page that fits, named in a warning).",
         ),
         click.option(
             "--delimiter", metavar="CHAR", callback=lambda c, p, v: _delimiter(v),
-            help="CSV delimiter (a character, or tab). Default: sniffed from , ; tab |.",
+            help="CSV delimiter (a character, or tab). Default: a `sep=` first line, else sniffed "
+                 "from , ; tab | outside quotes.",
         ),
         click.option(
             "--decimal", type=click.Choice([".", ","]), default=".", show_default=True,
             help="Decimal mark of numbers; ',' for European spreadsheets.",
         ),
-        click.option("--sheet", metavar="NAME", help="Worksheet of an .xlsx. Default: the first."),
+        click.option("--sheet", metavar="NAME",
+                     help="Worksheet of an .xlsx. Default: the active one (never a hidden one)."),
         click.option(
             "--map", "renames", multiple=True, metavar="SOURCE=TARGET",
             callback=lambda c, p, v: _parse_map(v),

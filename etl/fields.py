@@ -31,10 +31,34 @@ _NUMBER_RX = re.compile(_NUMBER, re.ASCII)
 _SPACE = " \t\r\n\v\f"
 
 
+#: invisible characters, named where a message shows a cell (never shown as if not there)
+_INVISIBLE_NAMES = {"\ufeff": "<BOM>", "\u00a0": "<NBSP>", "\x00": "<NUL>", "\u200b": "<ZWSP>",
+                    "\u202f": "<NNBSP>", "\u2007": "<FIGURE SPACE>", "\u200e": "<LRM>", "\u200f": "<RLM>",
+                    "\u2060": "<WJ>", "\u00ad": "<SHY>"}
+_INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00a0\u00ad\u2000-\u200f\u2028-\u202f"
+                        "\u205f-\u206f\ufeff\ufff9-\ufffb]")
+
+
+def visible(text: str) -> str:
+    """TEXT with invisible characters named: `2.5<NBSP>`, `<BOM>CreditUsed`, `<U+2003>`."""
+    return _INVISIBLE.sub(lambda m: _INVISIBLE_NAMES.get(m.group(), f"<U+{ord(m.group()):04X}>"), text)
+
+
 def shown(value: str, limit: int = 60) -> str:
-    """A cell quoted for a message: one line, at most LIMIT characters."""
-    text = value.strip().replace("\n", " ").replace("\r", " ")
+    """A cell quoted for a message: one line, at most LIMIT characters, invisibles named."""
+    text = visible(value.strip(_SPACE).replace("\n", " ").replace("\r", " "))
     return '"' + (text if len(text) <= limit else text[: limit - 1] + "…") + '"'
+
+
+def _grouped(text: str, decimal: str) -> str | None:
+    """The thousands separator of a number written with one (`1.234,50`, `1,234.50`, `1 234`)."""
+    for sep in (".", ",", " ", "\u00a0", "\u202f", "'"):
+        if sep == decimal:
+            continue
+        mark = re.escape(decimal)
+        if re.fullmatch(rf"[+-]?\d{{1,3}}(?:{re.escape(sep)}\d{{3}})+(?:{mark}\d*)?", text):
+            return sep
+    return None
 
 
 def _trimmed(cells: arrow.Array) -> arrow.Array:
@@ -126,6 +150,12 @@ class PositiveDecimal(Field):
     def parse_text(self, text: str, decimal: str) -> tuple[Any, str | None]:
         dotted = _dotted(text, decimal)
         if not _NUMBER_RX.fullmatch(dotted):
+            sep = _grouped(text, decimal)
+            if sep is not None:
+                plain = text.replace(sep, "")
+                name = {" ": "a space", "\u00a0": "a no-break space", "\u202f": "a narrow no-break space"}
+                return None, (f"{shown(text)} has a thousands separator "
+                              f"({name.get(sep, repr(sep).replace(chr(39), chr(34)))}); write it as {plain}")
             mark = "" if decimal == "." else f' (the decimal mark is "{decimal}")'
             return None, f"{shown(text)} is not a number{mark}"
         try:

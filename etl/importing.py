@@ -613,6 +613,7 @@ def import_files(
 ) -> ExitStatus:
     """The whole import: a first pass over every row (problems stop it before anything is
     sent), the credentials checked, then the posting pass."""
+    record.inputs = inputs
     ledger = Ledger(journal)
     reconciler = Reconciler(poster.client, journal, ledger, validator.resource,
                             before_request=poster.pacer.acquire, patience=poster.throttle_patience)

@@ -18,10 +18,10 @@ import pyarrow as arrow
 import pyarrow.compute as pc
 
 from etl import logs
-from etl.errors import UsageProblem
+from etl.errors import FileProblem, UsageProblem
 from etl.outcomes import ExitStatus, Outcome, exit_status
 from etl.reading import RawChunk, ReadOptions, Table, open_table
-from etl.reporting import NEEDS_ACTION, Attention, ReportWriter, write_errors, write_summary
+from etl.reporting import NEEDS_ACTION, Attention, ReportWriter, report_names, write_errors, write_summary
 from etl.resources import Resource
 from etl.validating import ColumnMap, Validator, match_columns
 
@@ -48,8 +48,9 @@ class Inputs:
     def chunks(self, progress: Progress | None = None) -> Iterator[tuple[int, RawChunk]]:
         """(file index, chunk) through all files; progress is told the bytes read."""
         for i, table in enumerate(self.tables):
-            done = 0
+            done = rows = 0
             for chunk in table.chunks():
+                rows += len(chunk)
                 yield i, chunk
                 now = min(chunk.read_to if chunk.read_to is not None else done, table.size)
                 if progress is not None and now > done:
@@ -57,6 +58,11 @@ class Inputs:
                 done = now
             if progress is not None and done < table.size:
                 progress(table.size - done)
+            table.rows_read = rows
+
+    def read(self) -> list[dict[str, Any]]:
+        """What was read of each file: format, encoding and delimiter or sheet, rows."""
+        return [{**t.describe(), "rows": t.rows_read} for t in self.tables]
 
     @property
     def total_bytes(self) -> int:
@@ -105,6 +111,13 @@ def prepare_inputs(
     own: list[tuple[str, int]] = []  # a header and which of its namesakes it is
     for table in tables:
         own.extend(h for h in _numbered(table.header) if h not in own)
+    for table in tables:
+        for note in table.notes:
+            logs.get().warning(note)
+    for old, new in report_names([name for name, _ in own]).items():
+        why = ("so that it does not shadow the report's own column" if new.endswith(" (input)")
+               else "so that a spreadsheet does not run it as a formula")
+        logs.get().warning(f'input column "{old[0]}" is "{new}" in the report, {why}')
     unknown = [u for c in columns for u in c.unknown]
     if unknown:
         logs.get().warning(
@@ -130,6 +143,7 @@ class RunRecord:
     stopped: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     attention: Attention | None = None
+    inputs: Inputs | None = None  # what was read, once known
 
     @property
     def summary_path(self) -> str:
@@ -151,6 +165,7 @@ class RunRecord:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "files": self.files,
+            **({"read": self.inputs.read()} if self.inputs is not None else {}),
             "rows": sum(self.counts.values()),
             "counts": {o.value: self.counts.get(o.value, 0) for o in Outcome},
             "exit_code": self.exit_code,
@@ -178,8 +193,23 @@ class RunRecord:
             f"{total} row{'s' if total != 1 else ''}"
             + (f": {parts}" if parts else "")
             + (f"; stopped: {self.stopped}" if self.stopped else "")
+            + (f". Read {self._read()}" if self.inputs is not None else "")
             + f". Report: {self.report}"
         )
+
+    def _read(self) -> str:
+        """Each file as read: `a.csv (UTF-8, ","; 24 rows)`, `b.xlsx (sheet "Uses"; 10 rows)`."""
+        items = []
+        for r in self.inputs.read() if self.inputs is not None else []:
+            how = (f'sheet "{r["sheet"]}"' if "sheet" in r
+                   else f'{r["encoding"]}, "{_delimiter_name(r["delimiter"])}"')
+            rows = "" if r["rows"] is None else f"; {r['rows']} row{'s' if r['rows'] != 1 else ''}"
+            items.append(f"{r['path']} ({how}{rows})")
+        return ", ".join(items)
+
+
+def _delimiter_name(delimiter: str) -> str:
+    return {"\t": "tab"}.get(delimiter, delimiter)
 
 
 def _order(item: tuple[str, int]) -> int:
@@ -194,6 +224,7 @@ def validate(
 ) -> ExitStatus:
     """The dry run: every row is `valid` or `invalid` with its reasons; nothing is sent."""
     log = logs.get()
+    record.inputs = inputs
     writer = ReportWriter(record.report, inputs.own_columns)
     try:
         for index, chunk in inputs.chunks(progress):
@@ -205,6 +236,11 @@ def validate(
                 inputs.tables[index].path, chunk.rows, outcomes, errors,
                 inputs.own_cells(index, chunk),
             )
+    except FileProblem as exc:  # found mid-read: the report so far and summary.json still say so
+        writer.close()
+        record.stopped = str(exc)
+        record.finish(ExitStatus.USAGE)
+        raise
     finally:
         writer.close()
     status = exit_status(record.counts)

@@ -7,11 +7,12 @@ than stopping the read. Memory stays flat: only one chunk of rows is held at a t
 
 from __future__ import annotations
 
-import codecs
 import csv
 import datetime as dt
 import io
+import itertools
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,12 +24,12 @@ import pyarrow as arrow
 import pyarrow.compute as pc
 import pyarrow.csv as arrow_csv
 
+from etl import encodings
 from etl.errors import FileProblem
 
 DELIMITERS = ",;\t|"
 CHUNK_ROWS = 50_000
 _SNIFF_BYTES = 64 * 1024
-_BLOCK = 1 << 20
 csv.field_size_limit(64 * 1024 * 1024)
 
 
@@ -49,6 +50,7 @@ class RawChunk:
     columns: list[arrow.Array]
     shape_errors: dict[int, str] = field(default_factory=dict)  # position -> message
     read_to: int | None = None  # bytes of the file read once this chunk was made, when known
+    numeric: list[np.ndarray] | None = None  # per column, which cells a workbook held as numbers
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -60,9 +62,24 @@ class Table:
     path: str
     header: list[str]
     size: int
+    notes: list[str]  # what the operator should know about how it was read (warnings)
+    rows_read: int | None = None  # data rows, once they were all read
 
     def chunks(self) -> Iterator[RawChunk]:
         raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """What was read, for summary.json and the summary line."""
+        raise NotImplementedError
+
+
+def _not_text(path: str, sample: str) -> None:
+    """Text has few control characters; a file full of them is binary, whatever its name."""
+    head = sample[:4096]
+    controls = sum(1 for c in head if c < " " and c not in "\t\r\n")
+    if head and controls > max(8, len(head) // 10):
+        raise FileProblem(path, f"is not a text file ({controls} control characters in its first "
+                                f"{len(head)}); pass a CSV export or an .xlsx workbook")
 
 
 def open_table(path: str, options: ReadOptions) -> Table:
@@ -82,42 +99,49 @@ def open_table(path: str, options: ReadOptions) -> Table:
 
 
 def detect_encoding(path: str) -> str:
-    """UTF-8 (with or without BOM), UTF-16 with a BOM, else cp1252, else latin-1.
-
-    The whole file is tried as UTF-8 (block by block, so memory stays flat): spreadsheet
-    exports are either UTF-8 or the Windows code page, and a late accented name must not
-    turn into a decoding error after half the rows were read.
-    """
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    for encoding in ("utf-8", "cp1252"):
-        if _decodes(path, encoding):
-            return encoding
-    return "latin-1"
-
-
-def _decodes(path: str, encoding: str) -> bool:
-    decoder = codecs.getincrementaldecoder(encoding)()
-    try:
-        with open(path, "rb") as f:
-            while block := f.read(_BLOCK):
-                decoder.decode(block)
-        decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return False
-    return True
+    """The Python codec that decodes the whole file (BOM included), decided from its bytes; a
+    FileProblem when no encoding fits it honestly (see `etl.encodings`)."""
+    verdict = encodings.choose(path, None)
+    if isinstance(verdict, encodings.Encoding):
+        return verdict.python_name
+    raise FileProblem(path, "has no single encoding")
 
 
 def sniff_delimiter(sample: str) -> str:
-    """The candidate that occurs most often in the header line; `,` when none does."""
-    header = next((line for line in sample.splitlines() if line.strip()), "")
-    counts = {d: header.count(d) for d in DELIMITERS}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] else ","
+    """The candidate that splits the header into most columns and the rows below into as many;
+    quoted text is read as the csv module reads it, so delimiters inside quotes don't count.
+    `,` when none splits the header."""
+    best, best_score = ",", (0, 0, 0)
+    for delimiter in DELIMITERS:
+        records = []
+        reader = csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter)
+        try:
+            for record in reader:
+                if any(record):
+                    records.append(record)
+                if len(records) > 50:
+                    break
+        except csv.Error:
+            continue
+        if len(records) > 2 and not sample.endswith(("\n", "\r")):
+            records.pop()  # the sample may end mid-row
+        width = len(records[0]) if records else 0
+        if width < 2:
+            continue
+        padded = sum(f[:1].isspace() for f in records[0])  # ", " splits text, not columns
+        score = (sum(len(r) == width for r in records[1:]), width - padded, -padded)
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
+_SEP_LINE = re.compile(r"\A\"?sep=(.)\"?[ \t]*(\r\n|\r|\n|\Z)", re.IGNORECASE)
+
+
+def sep_line(text: str) -> str | None:
+    """The delimiter a `sep=;` first line names (Excel writes one and hides it)."""
+    match = _SEP_LINE.match(text)
+    return match.group(1) if match else None
 
 
 class _CountingReader(io.RawIOBase):
@@ -140,72 +164,133 @@ class _CountingReader(io.RawIOBase):
         super().close()
 
 
+def _lines(text: io.TextIOBase, consumed: list[str]) -> Iterator[str]:
+    """The lines of TEXT, each kept in CONSUMED as the csv reader takes it."""
+    while line := text.readline():
+        consumed.append(line)
+        yield line
+
+
 class CsvTable(Table):
+    kind = "csv"
+
     def __init__(self, path: str, options: ReadOptions) -> None:
         self.path = path
         self.options = options
         self.size = os.path.getsize(path)
+        self.notes: list[str] = []
         try:
-            self.encoding = options.encoding or detect_encoding(path)
-            codecs.lookup(self.encoding)
+            with open(path, "rb") as f:
+                head = f.read(4096)
+            what = encodings.binary_kind(head)
+            if what is not None:
+                raise FileProblem(path, f"is {what}")
+            verdict = encodings.choose(path, options.encoding)
         except LookupError as exc:
             raise FileProblem(path, f"unknown encoding {options.encoding!r}") from exc
         except OSError as exc:
             raise FileProblem(path, f"can't be read ({exc.strerror})") from exc
-        with self._open() as (text, _):
-            try:
-                sample = text.read(_SNIFF_BYTES)
-            except UnicodeDecodeError as exc:
-                raise self._decode_problem(exc) from exc
-        self.delimiter = options.delimiter or sniff_delimiter(sample)
+        if isinstance(verdict, encodings.Refused):
+            raise FileProblem(path, verdict.reason)
+        damaged = verdict if isinstance(verdict, encodings.Damaged) else None
+        self.encoding = verdict.encoding if isinstance(verdict, encodings.Damaged) else verdict
+        errors = "replace" if damaged else "strict"
+        with self._text(errors) as text:
+            sample = text.read(_SNIFF_BYTES)
+        _not_text(path, sample)
+        named = sep_line(sample)
+        self.lead = 1 if named else 0  # a sep= line is no spreadsheet row
+        if named and options.delimiter and named != options.delimiter:
+            self.notes.append(f"{path}: its first line says sep={named}, but --delimiter "
+                              f"{options.delimiter!r} was given; --delimiter wins")
+        body = sample.split("\n", 1)[1] if named and "\n" in sample else sample
+        self.delimiter = options.delimiter or named or sniff_delimiter(body)
         if len(self.delimiter) != 1:
             raise FileProblem(path, f"the delimiter must be one character, not {self.delimiter!r}")
-        with self._open() as (text, _):
-            records = self._records(text)
-            first = next(records, None)
-        if first is None:
-            raise FileProblem(path, "the file is empty: no header row (row 1 names the columns)")
-        self.header_row, header = first
+        if damaged is not None:
+            raise self._damage(damaged)
+        self.header_row, header, self.data_start = self._header()
         self.header = [h.strip() for h in header]
+        if self.encoding.quotes % 2:
+            self._check_quotes()
+        if self.encoding.note:
+            self.notes.append(f"{path}: {self.encoding.note}; pass --encoding if that is wrong")
+        if options.sheet is not None:
+            self.notes.append(f"{path}: --sheet applies to workbooks only; ignored for this CSV file")
 
     @contextmanager
-    def _open(self) -> Iterator[tuple[io.TextIOWrapper, _CountingReader]]:
+    def _text(self, errors: str = "strict", start: int | None = None) -> Iterator[io.TextIOWrapper]:
+        """The file as text from START (default: after the BOM)."""
         try:
-            counter = _CountingReader(open(self.path, "rb"))  # noqa: SIM115 - closed below
+            raw = open(self.path, "rb")  # noqa: SIM115 - closed below
         except OSError as exc:
             raise FileProblem(self.path, f"can't be read ({exc.strerror})") from exc
-        text = io.TextIOWrapper(io.BufferedReader(counter, _BLOCK), self.encoding, newline="")
+        raw.seek(self.encoding.bom if start is None else start)
+        text = io.TextIOWrapper(raw, self.encoding.codec, errors=errors, newline="")
         try:
-            yield text, counter
+            yield text
         finally:
             text.close()
 
-    def _decode_problem(self, exc: UnicodeDecodeError) -> FileProblem:
+    def _reader(self, lines: Iterator[str]) -> Iterator[list[str]]:
+        return csv.reader(lines, delimiter=self.delimiter, quotechar='"', strict=False)
+
+    def _header(self) -> tuple[int, list[str], int]:
+        """(spreadsheet row, names, byte offset where the data rows start) of the header: the
+        first non-blank record, a quoted line break in it being part of it (one row)."""
+        consumed: list[str] = []
+        with self._text() as text:
+            try:
+                for number, record in enumerate(self._reader(_lines(text, consumed)), start=1 - self.lead):
+                    if number >= 1 and any(record):
+                        taken = "".join(consumed).encode(self.encoding.codec)
+                        return number, record, self.encoding.bom + len(taken)
+            except csv.Error as exc:
+                raise FileProblem(self.path, f"can't be read as CSV ({exc})") from exc
+        raise FileProblem(self.path, "the file is empty: no header row (row 1 names the columns)")
+
+    def _row_at(self, offset: int) -> int:
+        """The spreadsheet row holding the byte at OFFSET (quoted line breaks stay in one row)."""
+        with open(self.path, "rb") as f:
+            f.seek(self.encoding.bom)
+            prefix = f.read(max(0, offset - self.encoding.bom) + 1)
+        text = prefix.decode(self.encoding.codec, "replace")
+        rows = sum(1 for _ in csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter))
+        return max(1, rows - self.lead)
+
+    def _damage(self, damage: encodings.Damaged) -> FileProblem:
+        row = self._row_at(damage.offset)
+        where = f"row {row}: byte 0x{damage.byte:02X} at offset {damage.offset}"
+        if damage.forced:
+            found = encodings.choose(self.path, None)
+            hint = (f"leave out --encoding (it reads as {found.name})"
+                    if isinstance(found, encodings.Encoding) else "pass the file's real --encoding")
+            return FileProblem(self.path, f"{where} is not valid {damage.encoding.name}; {hint}")
         return FileProblem(
             self.path,
-            f"is not valid {self.encoding} ({exc.reason} at byte {exc.start}); "
-            "pass --encoding, e.g. --encoding cp1252",
+            f"{where} is not valid {damage.encoding.name}, though the rest of the file is; fix that "
+            "cell (the export was damaged or mixed), or pass --encoding if the file is not UTF-8",
         )
 
-    def _reader(self, text: io.TextIOWrapper) -> Iterator[list[str]]:
-        return csv.reader(text, delimiter=self.delimiter, quotechar='"', strict=False)
+    def _check_quotes(self) -> None:
+        """A quote left open at the end of the file would make the rest of it one cell: a file
+        problem naming the row where it opened (an odd number of quotes is the hint)."""
+        end = "\x00etl-end\x00"
+        with self._text() as text:
+            lines = itertools.chain(iter(text.readline, ""), ["\n", end])
+            last, number = None, 0
+            for number, record in enumerate(self._reader(lines), start=1 - self.lead):  # noqa: B007
+                last = record
+        if last != [end]:
+            raise FileProblem(
+                self.path,
+                f"row {number}: a quote opened in this row is never closed, so the rest of the "
+                "file would be one cell; close it (or double a quote meant as text: \"\")",
+            )
 
-    def _records(self, text: io.TextIOWrapper) -> Iterator[tuple[int, list[str]]]:
-        """Non-blank records with their spreadsheet row numbers (blank rows are counted)."""
-        reader = self._reader(text)
-        with self._problems(reader):
-            for number, record in enumerate(reader, start=1):
-                if any(record):
-                    yield number, record
-
-    @contextmanager
-    def _problems(self, reader: Any) -> Iterator[None]:
-        try:
-            yield
-        except csv.Error as exc:
-            raise FileProblem(self.path, f"line {reader.line_num}: {exc}") from exc
-        except UnicodeDecodeError as exc:
-            raise self._decode_problem(exc) from exc
+    def describe(self) -> dict[str, Any]:
+        return {"path": self.path, "format": "csv", "encoding": self.encoding.name,
+                "delimiter": self.delimiter}
 
     def chunks(self) -> Iterator[RawChunk]:
         """The data rows in chunks of about `chunk_rows` (Arrow's reader needs about 20 times a
@@ -235,12 +320,16 @@ class CsvTable(Table):
         ragged: list[tuple[int, str]] = []
 
         def on_ragged(row: Any) -> str:
-            ragged.append((row.number, row.text))
+            ragged.append((self.header_row + row.number, row.text))  # numbered from the data start
             return "skip"
 
-        encoding = self.encoding.lower().replace("_", "-")
+        if self.data_start >= self.size:
+            return  # a header and nothing else (maybe not even a final line break)
+        codec = self.encoding.codec
         with open(self.path, "rb") as raw:
+            raw.seek(self.data_start)
             counter = _CountingReader(raw)
+            counter.done = self.data_start
             try:
                 reader = arrow_csv.open_csv(
                     counter,
@@ -248,8 +337,7 @@ class CsvTable(Table):
                         use_threads=False,  # row numbers of ragged rows are known only then
                         block_size=block,
                         column_names=names,
-                        skip_rows=self.header_row,
-                        encoding="utf8" if encoding in ("utf-8", "utf-8-sig", "utf8") else self.encoding,
+                        encoding="utf8" if codec == "utf-8" else codec,
                     ),
                     parse_options=arrow_csv.ParseOptions(
                         delimiter=self.delimiter, quote_char='"', double_quote=True,
@@ -316,10 +404,9 @@ class CsvTable(Table):
         message = str(exc)
         if "straddl" in message:
             return _RowTooLong()
-        if "UTF8" in message or "decode" in message.lower():
-            return FileProblem(self.path, f"is not valid {self.encoding}; "
-                                          "pass --encoding, e.g. --encoding cp1252")
-        return FileProblem(self.path, f"can't be read as CSV ({message.splitlines()[0]})")
+        if "UTF8" in message or "decode" in message.lower():  # the file changed since it was checked
+            return FileProblem(self.path, f"is no longer valid {self.encoding.name}")
+        return FileProblem(self.path, f"can't be read as CSV ({message.splitlines()[0][:200]})")
 
 
 def _chunk(rows: np.ndarray, records: list[list[str]], width: int, drop_blank: bool = True) -> RawChunk:
@@ -417,14 +504,17 @@ def _shape_error(record: list[str], width: int) -> str:
 # --- Excel -----------------------------------------------------------------------------------
 
 
-def cell_text(value: Any) -> str:
-    """A worksheet value as the text a CSV export of it would hold."""
+def cell_text(value: Any, decimal: str = ".") -> str:
+    """A worksheet value as the text a CSV export of it would hold. A number shows at most the
+    15 significant digits Excel shows, so a cached `=0.1+0.2` is "0.3", not binary noise."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return format(value, ".15g")
     if isinstance(value, dt.datetime) and value.time() == dt.time(0):
         return value.date().isoformat()
     if isinstance(value, (dt.date, dt.time)):
@@ -432,49 +522,146 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
+_SHEET_KINDS = {"WorkSheet": "worksheet", "ChartSheet": "chart sheet", "DialogSheet": "dialog sheet",
+                "MacroSheet": "macro sheet", "Vba": "VBA module"}
+
+
+@dataclass(frozen=True)
+class _Sheet:
+    name: str
+    kind: str  # worksheet, chart sheet, ...
+    hidden: bool
+
+    def __str__(self) -> str:
+        extra = [self.kind] if self.kind != "worksheet" else []
+        extra += ["hidden"] if self.hidden else []
+        return f'"{self.name}"' + (f" ({', '.join(extra)})" if extra else "")
+
+
+def _active_tab(path: str) -> int:
+    """The sheet the workbook opens on (`activeTab` of its first view; 0 when it names none)."""
+    import zipfile
+    from xml.etree import ElementTree
+
+    try:
+        with zipfile.ZipFile(path) as book:
+            root = ElementTree.fromstring(book.read("xl/workbook.xml"))
+    except (KeyError, OSError, zipfile.BadZipFile, ElementTree.ParseError):
+        return 0
+    for element in root.iter():
+        if element.tag.endswith("}workbookView") or element.tag == "workbookView":
+            try:
+                return int(element.get("activeTab", "0"))
+            except ValueError:
+                return 0
+    return 0
+
+
 class XlsxTable(Table):
+    """A worksheet read with calamine, which reads every row there is: it does not trust the
+    `<dimension>` element (openpyxl's read-only mode does, and loses rows when it understates
+    the sheet) and is several times faster. The sheet is checked and parsed when it is opened,
+    so a damaged one stops the run before any report is written."""
+
+    kind = "xlsx"
+
     def __init__(self, path: str, options: ReadOptions) -> None:
+        from python_calamine import CalamineWorkbook  # only .xlsx runs pay for it
+
         self.path = path
         self.options = options
         self.size = os.path.getsize(path)
-        rows = self._rows()
-        first = next(rows, None)
+        self.notes: list[str] = []
+        for option, value in (("--encoding", options.encoding), ("--delimiter", options.delimiter)):
+            if value is not None:
+                self.notes.append(f"{path}: {option} applies to CSV files only; ignored for this workbook")
+        try:
+            book = CalamineWorkbook.from_path(path)
+            sheets = [_Sheet(m.name, _SHEET_KINDS.get(str(m.typ).rpartition(".")[2], str(m.typ)),
+                             str(m.visible).rpartition(".")[2] != "Visible") for m in book.sheets_metadata]
+        except Exception as exc:  # calamine raises several kinds for a damaged file
+            raise FileProblem(path, f"is not a readable .xlsx workbook ({_first_line(exc)})") from exc
+        self.sheets = sheets
+        chosen = self._choose(sheets)
+        self.sheet = chosen.name
+        try:
+            self._data = book.get_sheet_by_name(chosen.name)
+            rows = self._records()
+            first = next(rows, None)
+        except FileProblem:
+            raise
+        except Exception as exc:
+            raise FileProblem(path, f"worksheet {chosen} is damaged and can't be read ({_first_line(exc)}); "
+                                    "open it in Excel and save it again") from exc
         if first is None:
-            raise FileProblem(path, "the worksheet is empty: no header row")
-        self.header_row, header = first
+            others = ", ".join(str(s) for s in sheets if s != chosen)
+            raise FileProblem(path, f"worksheet {chosen} is empty: no header row"
+                                    + (f"; the other sheets are: {others} (pass --sheet NAME)"
+                                       if others else ""))
+        self.header_row, header, _ = first
         while header and header[-1] == "":
             header.pop()
         self.header = [h.strip() for h in header]
 
-    def _rows(self) -> Iterator[tuple[int, list[str]]]:
-        from openpyxl import load_workbook  # only .xlsx runs pay for it
+    def _choose(self, sheets: list[_Sheet]) -> _Sheet:
+        """The sheet named by --sheet (any kind of name match, hidden or not), else the sheet the
+        workbook opens on, else the first visible worksheet; never a hidden one unasked."""
+        listed = ", ".join(str(s) for s in sheets)
+        worksheets = [s for s in sheets if s.kind == "worksheet"]
+        wanted = self.options.sheet
+        if wanted is not None:
+            found = next((s for s in sheets if s.name == wanted), None) or next(
+                (s for s in sheets if s.name.strip().casefold() == wanted.strip().casefold()), None)
+            if found is None:
+                raise FileProblem(self.path, f"has no worksheet {wanted!r}; it has: {listed}")
+            if found.kind != "worksheet":
+                raise FileProblem(self.path, f"sheet {wanted!r} is a {found.kind}, not a worksheet "
+                                             f"of rows; its sheets are: {listed}")
+            if found.hidden:
+                self.notes.append(f"{self.path}: worksheet {found.name!r} is hidden; read as asked")
+            return found
+        active = _active_tab(self.path)
+        if 0 <= active < len(sheets) and sheets[active].kind == "worksheet" and not sheets[active].hidden:
+            return sheets[active]
+        visible = [s for s in worksheets if not s.hidden]
+        if not visible:
+            raise FileProblem(self.path, f"has no visible worksheet; its sheets are: {listed} "
+                                         "(pass --sheet NAME to read a hidden one)")
+        return visible[0]
 
+    def _records(self, start: int = 0) -> Iterator[tuple[int, list[str], list[bool]]]:
+        """(spreadsheet row, cell texts, which cells are numbers) of the non-blank rows."""
+        decimal = "."
+        number = 0
         try:
-            book = load_workbook(self.path, read_only=True, data_only=True)
-        except Exception as exc:  # openpyxl raises many kinds for a damaged file
-            raise FileProblem(self.path, f"is not a readable .xlsx workbook ({exc})") from exc
-        try:
-            if self.options.sheet is None:
-                sheet = book.worksheets[0]
-            elif self.options.sheet in book.sheetnames:
-                sheet = book[self.options.sheet]
-            else:
-                raise FileProblem(
-                    self.path,
-                    f"has no worksheet {self.options.sheet!r}; it has: {', '.join(book.sheetnames)}",
-                )
-            for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-                record = [cell_text(v) for v in values]
+            for number, values in enumerate(self._data.iter_rows(), start=1):  # noqa: B007
+                if number <= start:
+                    continue
+                record = [cell_text(v, decimal) for v in values]
                 if any(record):
-                    yield number, record
-        finally:
-            book.close()
+                    yield number, record, [isinstance(v, float) for v in values]
+        except Exception as exc:
+            raise FileProblem(self.path, f"worksheet {self.sheet!r}, row {number + 1}: can't be read "
+                                         f"({_first_line(exc)})") from exc
 
     def chunks(self) -> Iterator[RawChunk]:
         width = len(self.header)
-        records = self._rows()
-        next(records)  # the header
+        records = self._records(self.header_row)
         while batch := list(islice(records, self.options.chunk_rows)):
             # trailing empty cells are formatting, not data
-            cut = [(n, r[:width] if not any(r[width:]) else r) for n, r in batch]
-            yield _chunk(np.asarray([n for n, _ in cut], dtype=np.int64), [r for _, r in cut], width)
+            cut = [(n, r[:width] if not any(r[width:]) else r, f) for n, r, f in batch]
+            chunk = _chunk(np.asarray([n for n, _, _ in cut], dtype=np.int64), [r for _, r, _ in cut], width)
+            numeric = np.zeros((len(cut), width), dtype=bool)
+            for i, (_, _, flags) in enumerate(cut):
+                flags = flags[:width]
+                numeric[i, : len(flags)] = flags
+            chunk.numeric = [numeric[:, j] for j in range(width)] if numeric.any() else None
+            yield chunk
+
+    def describe(self) -> dict[str, Any]:
+        return {"path": self.path, "format": "xlsx", "sheet": self.sheet}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]

@@ -50,6 +50,35 @@ def neutralise(cells: arrow.Array) -> arrow.Array:
     return pc.if_else(risky, pc.binary_join_element_wise("'", cells, ""), cells)
 
 
+def _numbered(names: list[str]) -> list[tuple[str, int]]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        out.append((name, seen.get(name, 0)))
+        seen[name] = seen.get(name, 0) + 1
+    return out
+
+
+def report_names(own_columns: list[str]) -> dict[tuple[str, int], str]:
+    """Input columns that get another name in the report: one named like a report column
+    (`id`, `errors`, any case) becomes `id (input)`, so a reader going by name gets the report's
+    own; a formula-looking name is neutralised like a cell. Keyed by (name, namesakes before)."""
+    fixed = {f.casefold() for f in FIXED}
+    taken = {n.casefold() for n in own_columns} | fixed
+    renamed = {}
+    for key in _numbered(own_columns):
+        name = key[0]
+        new = neutralise_cell(name)
+        if new.strip().casefold() in fixed:
+            new = f"{new} (input)"
+            while new.casefold() in taken:
+                new = f"{new} (input)"
+            taken.add(new.casefold())
+        if new != name:
+            renamed[key] = new
+    return renamed
+
+
 def _column(values: Sequence[Any] | None, n: int, type_: arrow.DataType) -> arrow.Array:
     if values is None:
         return arrow.nulls(n, type_)
@@ -67,7 +96,9 @@ class ReportWriter:
         self.own_columns = own_columns
         self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
         header = io.StringIO()
-        csv.writer(header, lineterminator="\n").writerow(FIXED + own_columns)
+        names = report_names(own_columns)
+        own = [names.get(key, name) for key, name in zip(_numbered(own_columns), own_columns, strict=True)]
+        csv.writer(header, lineterminator="\n").writerow(FIXED + own)
         self._file.write(header.getvalue().encode("utf-8"))
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="report")
         self._writing: Future[None] | None = None
@@ -170,7 +201,9 @@ def write_errors(report: str, path: str, *, limit: int = 10, expected: int | Non
     """
     with open(report, newline="", encoding="utf-8") as f:
         header = next(csv.reader(f), FIXED)
-    own = [i for i, name in enumerate(header) if i >= len(FIXED) and name.strip().casefold() != "errors"]
+    old_reasons = ("errors", "errors (input)")
+    own = [i for i, name in enumerate(header)
+           if i >= len(FIXED) and name.strip().casefold() not in old_reasons]
     attention = Attention(path)
     head = io.StringIO()
     csv.writer(head, lineterminator="\n").writerow([header[i] for i in own] + ["errors"])
@@ -207,7 +240,8 @@ def results_batches(report: str, width: int | None = None) -> Iterator[arrow.Rec
     names = [str(i) for i in range(width)]
     reader = arrow_csv.open_csv(
         report,
-        read_options=arrow_csv.ReadOptions(skip_rows=1, column_names=names, block_size=1 << 22),
+        read_options=arrow_csv.ReadOptions(skip_rows_after_names=1, column_names=names,
+                                           block_size=1 << 22),
         parse_options=arrow_csv.ParseOptions(newlines_in_values=True),
         convert_options=arrow_csv.ConvertOptions(
             column_types={n: arrow.string() for n in names}, strings_can_be_null=False),

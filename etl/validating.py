@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow as arrow
+import pyarrow.compute as pc
 
 from etl.errors import FileProblem
 from etl.fields import shown
@@ -48,13 +49,15 @@ def match_columns(
             first = header[positions[target]]
             raise FileProblem(
                 path,
-                f'columns "{first}" and "{name}" both name {target}; '
+                f"columns {shown(first)} and {shown(name)} both name {target}; "
                 "remove one, or give the other a new name with --map SOURCE=TARGET",
             )
         positions[target] = pos
     missing = [f for f in resource.required if f not in positions]
     if missing:
-        found = ", ".join(f'"{h}"' for h in header) or "none"
+        found = ", ".join(shown(h, 40) for h in header[:20]) or "none"
+        if len(header) > 20:
+            found += f", … ({len(header)} in all)"
         raise FileProblem(
             path,
             f"required column{'s' if len(missing) > 1 else ''} missing: {', '.join(missing)} "
@@ -80,8 +83,18 @@ class Validator:
         )
         self._rank = {f.name: i for i, f in enumerate(resource.fields)}
 
+    def cells(self, chunk: RawChunk, position: int) -> arrow.Array:
+        """A column as the validator reads it: a workbook's number cells (written with a dot)
+        take the decimal mark asked for, since they are numbers, not text in some locale."""
+        column = chunk.columns[position]
+        numeric = chunk.numeric[position] if chunk.numeric is not None else None
+        if self.decimal == "." or numeric is None or not numeric.any():
+            return column
+        swapped = pc.replace_substring(column, ".", self.decimal)
+        return pc.if_else(arrow.array(numeric), swapped, column)
+
     def frame(self, chunk: RawChunk, columns: ColumnMap) -> pd.DataFrame:
-        table = arrow.table({name: chunk.columns[pos] for name, pos in columns.positions.items()})
+        table = arrow.table({name: self.cells(chunk, pos) for name, pos in columns.positions.items()})
         return table.to_pandas(types_mapper=pd.ArrowDtype)
 
     def errors(self, chunk: RawChunk, columns: ColumnMap) -> tuple[list[str], np.ndarray]:
@@ -117,7 +130,8 @@ class Validator:
     ) -> list[dict[str, Any]]:
         """JSON bodies of the (valid) rows at `positions`; blank optional fields are left out."""
         take = arrow.array(positions, type=arrow.int64())
-        cells = {name: chunk.columns[pos].take(take).to_pylist() for name, pos in columns.positions.items()}
+        cells = {name: self.cells(chunk, pos).take(take).to_pylist()
+                 for name, pos in columns.positions.items()}
         bodies = []
         for i in range(len(positions)):
             body = {}

@@ -13,7 +13,8 @@ def test_clean_sample_is_all_valid(etl):
     rows = run.report()
     assert len(rows) == 24
     assert {r["outcome"] for r in rows} == {"valid"}
-    assert run.out.strip().startswith("24 rows: 24 valid. Report: logs/")
+    assert run.out.strip().startswith(f'24 rows: 24 valid. Read {SAMPLES / "credit_uses.csv"} '
+                                      '(UTF-8, ","; 24 rows). Report: logs/')
 
 
 def test_sample_with_errors_names_every_bad_row(etl):
@@ -93,8 +94,9 @@ def test_encoding_and_delimiter_can_be_forced(etl):
     assert run.code == 0
     run = etl("validate", DATA / "cp1252.csv", "--encoding", "utf-8")
     assert run.code == 2
-    assert run.err.strip().endswith("pass --encoding, e.g. --encoding cp1252")
-    assert "cp1252.csv: is not valid utf-8" in run.err
+    assert run.err.strip().endswith(
+        "cp1252.csv: row 2: byte 0xE9 at offset 58 is not valid utf-8; leave out --encoding "
+        "(it reads as cp1252)")
     assert "Traceback" not in run.err
 
 
@@ -185,7 +187,7 @@ def test_header_only_file_has_zero_rows(etl):
     run = etl("validate", DATA / "header_only.csv")
     assert run.code == 0
     assert run.report() == []
-    assert run.out.startswith("0 rows. Report:")
+    assert run.out.startswith("0 rows. Read ") and "(UTF-8, \",\"; 0 rows). Report:" in run.out
 
 
 def test_missing_file_and_directory(etl, tmp_path):
@@ -227,7 +229,7 @@ def test_xlsx_first_sheet_by_default_and_unknown_sheet(etl):
     assert "required columns missing" in run.err
     run = etl("validate", DATA / "workbook.xlsx", "--sheet", "March")
     assert run.code == 2
-    assert "has no worksheet 'March'; it has: Summary, Uses" in run.err
+    assert """has no worksheet 'March'; it has: "Summary", "Uses"\n""" in run.err
 
 
 def test_bundled_xlsx_sample(etl):

@@ -1,0 +1,149 @@
+"""Makes the ugly exports in this folder the way the programs that write them do (run it from
+anywhere: `python tests/data/make_ugly.py`). The files are checked in; this says how each was made.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+import zipfile
+from pathlib import Path
+
+import openpyxl
+
+HERE = Path(__file__).parent
+HEAD = "CoworkerBookingCreditId,CreditUsed,Description"
+
+
+def write(name: str, data: bytes) -> None:
+    (HERE / name).write_bytes(data)
+
+
+def rows(*descriptions: str, sep: str = ",", newline: str = "\n") -> str:
+    lines = [HEAD.replace(",", sep)]
+    lines += [f"{101 + i}{sep}1{sep}{d}" for i, d in enumerate(descriptions)]
+    return newline.join(lines) + newline
+
+
+def patched(book: openpyxl.Workbook, name: str, fix: dict[str, callable]) -> None:
+    """Save BOOK, then rewrite some of its parts as other generators write them."""
+    buffer = io.BytesIO()
+    book.save(buffer)
+    source = zipfile.ZipFile(buffer)
+    with zipfile.ZipFile(HERE / name, "w", zipfile.ZIP_DEFLATED) as out:
+        for item in source.namelist():
+            data = source.read(item)
+            if item in fix:
+                data = fix[item](data)
+            out.writestr(item, data)
+
+
+def uses_sheet(sheet, n: int = 2) -> None:
+    sheet.append(["CoworkerBookingCreditId", "CreditUsed", "Description"])
+    for i in range(n):
+        sheet.append([101 + i, 1.5, f"use {i + 1}"])
+
+
+def main() -> None:
+    # a UTF-8 export with one byte of cp1252 pasted into row 4
+    write("utf8_one_bad_byte.csv",
+          rows("Réunion", "Genève", "Caf\udce9 noir").encode("utf-8", "surrogateescape"))
+    # legacy code pages, as old Windows, Japanese, Mac and DOS programs save them
+    write("cp1251.csv", rows("Встреча в офисе", "Переговорная комната").encode("cp1251"))
+    write("shift_jis.csv", rows("会議室の予約", "東京オフィス").encode("shift_jis"))
+    write("mac_roman.csv", rows("Réunion à Genève", "Café crème").encode("mac_roman"))
+    write("cp850.csv", rows("Réunion à Genève", "Größe Übung").encode("cp850"))
+    # Excel's "CSV UTF-8": a BOM and CRLF
+    write("excel_utf8_bom.csv", b"\xef\xbb\xbf" + rows("Café", "Naïve", newline="\r\n").encode())
+    # UTF-16 without a BOM (some database exports)
+    write("utf16le_no_bom.csv", rows("Café", "Naïve").encode("utf-16-le"))
+    # a quote opened in row 3 and never closed
+    write("unterminated_quote.csv",
+          (HEAD + '\n101,1,fine\n102,1,"oops\n103,1,swallowed\n104,1,too\n').encode())
+    # a line break inside a quoted header cell (Excel: Alt+Enter in a header)
+    write("header_line_break.csv",
+          b'CoworkerBookingCreditId,"Credit\nUsed",Description\n101,1,a\n102,abc,b\n103,1,c\n')
+    # a TSV whose header text has commas (Google Sheets' TSV does not quote them)
+    write("tsv_commas_in_header.csv",
+          b"CoworkerBookingCreditId\tCreditUsed\tNotes (room, floor, desk)\n"
+          b"101\t1\tA, 1, 2\n102\t2\tB, 3, 4\n")
+    # a ; file whose first cell has a quoted line break (LibreOffice)
+    write("semicolon_break_first_cell.csv",
+          b'"Coworker Booking\nCredit Id";CreditUsed;Description\n101;1,5;a, b\n102;2;c, d\n')
+    # Excel's sep= first line
+    write("sep_line.csv", b"sep=;\r\n" + rows("a, b", "c", sep=";", newline="\r\n").encode())
+    # a header and nothing else, not even a final line break
+    write("header_only_no_newline.csv", HEAD.encode())
+    # European numbers with a thousands separator
+    write("thousands.csv", b"CoworkerBookingCreditId;CreditUsed\n101;1.234,50\n102;2,5\n")
+    # a number with a no-break space (pasted from a web page)
+    write("nbsp.csv", "CoworkerBookingCreditId,CreditUsed\n101,2.5\u00a0\n102,3\n".encode())
+    # input columns named like the report's own, and a formula as a header
+    write("report_names.csv", b"id,CoworkerBookingCreditId,CreditUsed,errors,Outcome,=HYPERLINK(\"x\")\n"
+                              b"7,101,1,none,fine,y\n")
+    # a workbook, an .ods, a gzip file, all named .csv
+    buffer = io.BytesIO()
+    book = openpyxl.Workbook()
+    uses_sheet(book.active)
+    book.save(buffer)
+    write("workbook_named.csv", buffer.getvalue())
+    ods = io.BytesIO()
+    with zipfile.ZipFile(ods, "w") as z:
+        z.writestr(zipfile.ZipInfo("mimetype"), "application/vnd.oasis.opendocument.spreadsheet")
+        z.writestr("content.xml", "<office:document-content/>")
+    write("ods_named.csv", ods.getvalue())
+    write("gzip_named.csv", gzip.compress(rows("a", "b").encode(), mtime=0))
+    # a late bad byte, found under a forced encoding
+    late = [HEAD] + [f"{100 + i},1,row {i + 2}" for i in range(40)]
+    late[39] = "139,1,Caf\udce9"
+    write("late_bad_byte.csv", ("\n".join(late) + "\n").encode("utf-8", "surrogateescape"))
+
+    # .xlsx whose <dimension> says A1 (some generators write it) over 10 data rows
+    book = openpyxl.Workbook()
+    uses_sheet(book.active, 10)
+    patched(book, "dimension_a1.xlsx", {"xl/worksheets/sheet1.xml": lambda d: re.sub(
+        rb'<dimension ref="[^"]*" ?/>', b'<dimension ref="A1"/>', d)})
+    # a hidden first sheet (an old copy) before the visible, active one
+    book = openpyxl.Workbook()
+    old = book.active
+    old.title = "Old copy"
+    old.append(["CoworkerBookingCreditId", "CreditUsed"])
+    old.append([999, 9])
+    old.sheet_state = "hidden"
+    uses_sheet(book.create_sheet("Uses"))
+    book.active = 1
+    book.save(HERE / "hidden_first_sheet.xlsx")
+    # a chart sheet beside the data
+    book = openpyxl.Workbook()
+    book.active.title = "Uses"
+    uses_sheet(book.active)
+    book.create_chartsheet("Chart")
+    book.save(HERE / "chart_sheet.xlsx")
+    # a damaged workbook: the sheet's XML cut off
+    book = openpyxl.Workbook()
+    uses_sheet(book.active, 5)
+    patched(book, "truncated_sheet.xlsx", {"xl/worksheets/sheet1.xml": lambda d: d[: len(d) * 2 // 3]})
+    # text in a numeric cell
+    book = openpyxl.Workbook()
+    uses_sheet(book.active)
+    patched(book, "text_in_number_cell.xlsx", {"xl/worksheets/sheet1.xml": lambda d: d.replace(
+        b'<c r="B2" t="n"><v>1.5</v>', b'<c r="B2" t="n"><v>abc</v>')})
+    # the active sheet is empty, the data is on another
+    book = openpyxl.Workbook()
+    book.active.title = "Notes"
+    uses_sheet(book.create_sheet("Uses"))
+    book.save(HERE / "empty_active_sheet.xlsx")
+    # a cached formula value with binary noise, and plain numbers (for --decimal ,)
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["CoworkerBookingCreditId", "CreditUsed", "Description"])
+    sheet.append([101, "=0.1+0.2", "formula"])
+    sheet.append([102, 2.25, "number"])
+    sheet.append([103, "1,5", "text"])
+    patched(book, "formula_noise.xlsx", {"xl/worksheets/sheet1.xml": lambda d: re.sub(
+        rb"<f>0.1\+0.2</f><v ?/>", b"<f>0.1+0.2</f><v>0.30000000000000004</v>", d)})
+
+
+if __name__ == "__main__":
+    main()

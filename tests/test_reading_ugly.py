@@ -1,0 +1,180 @@
+"""Real exports made the way Excel, LibreOffice, Google Sheets and other systems make them
+(see tests/data/make_ugly.py): each reads right or stops with one clear line, exit 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import DATA
+
+
+def one_line_error(run, text: str) -> None:
+    assert run.code == 2, run.out + run.err
+    assert run.err.count("\n") == 1 and "Traceback" not in run.err, run.err
+    assert text in run.err, run.err
+
+
+@pytest.mark.parametrize("name, encoding, descriptions", [
+    ("cp1251.csv", "cp1251", ["Встреча в офисе", "Переговорная комната"]),
+    ("shift_jis.csv", "cp932", ["会議室の予約", "東京オフィス"]),
+    ("mac_roman.csv", "mac_roman", ["Réunion à Genève", "Café crème"]),
+    ("cp850.csv", "cp850", ["Réunion à Genève", "Größe Übung"]),
+])
+def test_legacy_code_pages_are_read_in_their_own_and_named(etl, name, encoding, descriptions):
+    run = etl("validate", DATA / name)
+    assert run.code == 0, run.err
+    assert [r["Description"] for r in run.report()] == descriptions
+    assert f"reads best as {encoding}" in run.err and f'e.g. "{descriptions[0].split()[0]}"' in run.err
+    assert run.summary()["read"][0]["encoding"] == encoding
+    assert f"({encoding}, \",\"; 2 rows)" in run.out
+
+
+def test_one_bad_byte_in_utf8_is_a_file_problem_naming_row_and_byte(etl):
+    run = etl("validate", DATA / "utf8_one_bad_byte.csv")
+    one_line_error(run, "utf8_one_bad_byte.csv: row 4: byte 0xE9 at offset 85 is not valid UTF-8, "
+                        "though the rest of the file is")
+    assert not list(run.cwd.glob("logs/*/results.csv"))
+
+
+def test_a_late_bad_byte_under_a_forced_encoding_stops_before_any_report(etl):
+    run = etl("validate", DATA / "late_bad_byte.csv", "--encoding", "utf-8")
+    one_line_error(run, "late_bad_byte.csv: row 40: byte 0xE9 at offset 542 is not valid utf-8; "
+                        "leave out --encoding (it reads as cp1252)")
+    assert not list(run.cwd.glob("logs/*/results.csv"))
+
+
+@pytest.mark.parametrize("args", [(), ("--encoding", "utf-8"), ("--encoding", "utf-8-sig")])
+def test_excel_csv_utf8_bom_never_leaks_into_the_header(etl, args):
+    run = etl("validate", DATA / "excel_utf8_bom.csv", *args)
+    assert run.code == 0, run.err
+    assert [r["Description"] for r in run.report()] == ["Café", "Naïve"]
+    assert run.summary()["read"][0]["encoding"] == "UTF-8 with BOM"
+
+
+def test_a_bom_contradicting_the_encoding_given_is_refused(etl):
+    one_line_error(etl("validate", DATA / "excel_utf8_bom.csv", "--encoding", "cp1252"),
+                   "starts with a UTF-8 byte-order mark, so it is not cp1252")
+
+
+def test_utf16_without_bom(etl):
+    run = etl("validate", DATA / "utf16le_no_bom.csv")
+    assert run.code == 0, run.err
+    assert [r["Description"] for r in run.report()] == ["Café", "Naïve"]
+
+
+def test_unterminated_quote_names_the_row_where_it_opened(etl):
+    one_line_error(etl("validate", DATA / "unterminated_quote.csv"),
+                   "unterminated_quote.csv: row 3: a quote opened in this row is never closed")
+
+
+def test_line_break_in_a_quoted_header_keeps_row_numbers(etl):
+    run = etl("validate", DATA / "header_line_break.csv")
+    rows = run.report()
+    assert [(r["row"], r["outcome"]) for r in rows] == [("2", "valid"), ("3", "invalid"), ("4", "valid")]
+    assert rows[1]["errors"] == 'CreditUsed: "abc" is not a number'
+
+
+@pytest.mark.parametrize("name, delimiter", [
+    ("tsv_commas_in_header.csv", "\t"), ("semicolon_break_first_cell.csv", ";"), ("sep_line.csv", ";"),
+])
+def test_sniffer_ignores_quoted_text_and_honours_sep(etl, name, delimiter):
+    run = etl("validate", DATA / name, "--decimal", ",")
+    assert run.code == 0, run.err
+    rows = run.report()
+    assert [(r["row"], list(r.values())[7]) for r in rows] == [("2", "101"), ("3", "102")]
+    assert run.summary()["read"][0]["delimiter"] == delimiter
+
+
+def test_header_only_without_final_newline_is_zero_rows(etl):
+    run = etl("validate", DATA / "header_only_no_newline.csv")
+    assert run.code == 0, run.err
+    assert run.report() == [] and run.summary()["rows"] == 0
+
+
+def test_thousands_separator_is_named(etl):
+    rows = etl("validate", DATA / "thousands.csv", "--decimal", ",").report()
+    assert rows[0]["errors"] == 'CreditUsed: "1.234,50" has a thousands separator ("."); write it as 1234,50'
+    assert rows[1]["outcome"] == "valid"
+
+
+def test_invisible_characters_are_named(etl):
+    rows = etl("validate", DATA / "nbsp.csv").report()
+    assert rows[0]["errors"] == 'CreditUsed: "2.5<NBSP>" is not a number'
+
+
+def test_report_columns_cannot_be_shadowed(etl):
+    run = etl("validate", DATA / "report_names.csv")
+    header = run.report_path().read_text().splitlines()[0]
+    assert header == ("source,row,outcome,id,http_status,attempts,errors,id (input),CoworkerBookingCreditId,"
+                      "CreditUsed,errors (input),Outcome (input),\"'=HYPERLINK(\"\"x\"\")\"")
+    row = run.report()[0]
+    assert (row["id"], row["id (input)"], row["errors"], row["errors (input)"]) == ("", "7", "", "none")
+    assert 'input column "id" is "id (input)" in the report' in run.err
+
+
+@pytest.mark.parametrize("name, what", [
+    ("workbook_named.csv", "is an Excel workbook, not CSV; rename it to .xlsx"),
+    ("ods_named.csv", "is an OpenDocument spreadsheet (.ods), not CSV"),
+    ("gzip_named.csv", "is gzip-compressed, not CSV"),
+])
+def test_binary_files_are_named_by_their_content(etl, name, what):
+    run = etl("validate", DATA / name)
+    one_line_error(run, f"{name}: {what}")
+    assert len(run.err) < 200
+
+
+def test_xlsx_dimension_that_understates_the_sheet_loses_no_row(etl):
+    run = etl("validate", DATA / "dimension_a1.xlsx")
+    assert run.code == 0, run.err
+    assert [r["row"] for r in run.report()] == [str(n) for n in range(2, 12)]
+
+
+def test_xlsx_hidden_first_sheet_is_not_read_unless_named(etl):
+    run = etl("validate", DATA / "hidden_first_sheet.xlsx")
+    assert [r["CoworkerBookingCreditId"] for r in run.report()] == ["101", "102"]
+    assert run.summary()["read"][0]["sheet"] == "Uses"
+    assert '(sheet "Uses"; 2 rows)' in run.out
+    run = etl("validate", DATA / "hidden_first_sheet.xlsx", "--sheet", "Old copy")
+    assert [r["CoworkerBookingCreditId"] for r in run.report()] == ["999"]
+    assert "worksheet 'Old copy' is hidden; read as asked" in run.err
+
+
+@pytest.mark.parametrize("name, args, text", [
+    ("chart_sheet.xlsx", ("--sheet", "Chart"),
+     "sheet 'Chart' is a chart sheet, not a worksheet of rows; "
+     "its sheets are: \"Uses\", \"Chart\" (chart sheet)"),
+    ("truncated_sheet.xlsx", (), 'worksheet "Sheet" is damaged and can\'t be read'),
+    ("text_in_number_cell.xlsx", (), 'worksheet "Sheet" is damaged and can\'t be read'),
+    ("empty_active_sheet.xlsx", (),
+     'worksheet "Notes" is empty: no header row; the other sheets are: "Uses" (pass --sheet NAME)'),
+])
+def test_xlsx_problems_are_one_line(etl, name, args, text):
+    one_line_error(etl("validate", DATA / name, *args), f"{name}: {text}")
+
+
+def test_xlsx_numbers_are_numbers_whatever_the_decimal_mark(etl):
+    rows = etl("validate", DATA / "formula_noise.xlsx").report()
+    assert [r["CreditUsed"] for r in rows] == ["0.3", "2.25", "1,5"]
+    assert [r["outcome"] for r in rows] == ["valid", "valid", "invalid"]
+    run = etl("validate", DATA / "formula_noise.xlsx", "--decimal", ",")
+    assert run.code == 0, run.err
+    assert [r["CreditUsed"] for r in run.report()] == ["0.3", "2.25", "1,5"]
+
+
+def test_options_that_do_not_apply_are_named(etl):
+    run = etl("validate", DATA / "chart_sheet.xlsx", "--delimiter", ";", "--encoding", "cp1252")
+    assert run.code == 0
+    assert "--delimiter applies to CSV files only; ignored for this workbook" in run.err
+    assert "--encoding applies to CSV files only" in run.err
+    run = etl("validate", DATA / "tab.csv", "--sheet", "Uses")
+    assert "--sheet applies to workbooks only; ignored for this CSV file" in run.err
+
+
+def test_summary_names_what_was_read(etl):
+    run = etl("validate", DATA / "cp1252.csv", DATA / "hidden_first_sheet.xlsx")
+    read = run.summary()["read"]
+    assert read == [
+        {"path": str(DATA / "cp1252.csv"), "format": "csv", "encoding": "cp1252", "delimiter": ",",
+         "rows": 2},
+        {"path": str(DATA / "hidden_first_sheet.xlsx"), "format": "xlsx", "sheet": "Uses", "rows": 2},
+    ]
