@@ -1,8 +1,11 @@
 """A row's identity: which credit use of the export it is, the same from any folder, any run.
 
 By default a row is the whole row: every cell as read (sent to the API or not), by normalised
-header name, whatever the column order, plus its occurrence among identical whole rows of the
-run (the second identical row is a second credit use). `--key` names the export's own id
+header name, whatever the column order, plus its occurrence among identical whole rows (the
+second identical row is a second credit use). Identical rows are interchangeable, so a run's
+identical rows take the journal's rows of that content unfinished ones first: re-importing
+only the failed one of three identical rows (an errors.csv) sends that one, never skips it as
+one of the two created; a fourth identical row is a new occurrence. `--key` names the export's own id
 columns instead; `--ignore-column` leaves out a column that changes on every export (an export
 timestamp). The *scheme* (which columns, or which key) is kept with each row in the journal, so
 a later run can tell that rows were identified differently before, and stop instead of
@@ -13,8 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import Counter
-from collections.abc import Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
 
 from etl.errors import UsageProblem
 from etl.resources import header_key
@@ -30,11 +33,15 @@ def digest(text: str) -> str:
 class Identities:
     """Identities of the rows of one run, file after file (occurrences count across the run)."""
 
-    def __init__(self, resource: str, key: Sequence[str] = (), ignore: Sequence[str] = ()) -> None:
+    def __init__(self, resource: str, key: Sequence[str] = (), ignore: Sequence[str] = (),
+                 known: Callable[[str], list[tuple[str, str, int]]] | None = None) -> None:
+        """KNOWN gives the journal's rows of a content (base): (identity, state, occurrence)."""
         self.resource = resource
         self.key = tuple(key)
         self.ignore = {header_key(c) for c in ignore}
-        self.occurrences: Counter[str] = Counter()
+        self.known = known
+        self.queues: dict[str, deque[tuple[str, int]]] = {}
+        self.next_occurrence: dict[str, int] = {}
         self.key_rows: dict[str, str] = {}
         self.legacy: Counter[str] = Counter()
 
@@ -55,17 +62,29 @@ class Identities:
         order = sorted(range(len(positions)), key=lambda i: names[i])
         return [positions[i] for i in order], "cells:" + ",".join(sorted(names))
 
-    def of(self, scheme: str, cells: Sequence[str], where: str) -> tuple[str, str | None]:
-        """(identity, problem) of a row whose identity cells are CELLS (in scheme order)."""
+    def of(self, scheme: str, cells: Sequence[str], where: str) -> tuple[str, str, int, str | None]:
+        """(identity, base, occurrence, problem) of a row whose identity cells are CELLS (in
+        scheme order); BASE is the content shared by identical rows."""
         text = "\x1f".join((c or "").strip() for c in cells)
+        base = digest(f"{self.resource}\n{scheme}\n{text}")
         if scheme.startswith("key:"):
             if text in self.key_rows:
-                return "", f"key: {', '.join(cells)} repeats {self.key_rows[text]}"
+                return "", base, 0, f"key: {', '.join(cells)} repeats {self.key_rows[text]}"
             self.key_rows[text] = where
-            return digest(f"{self.resource}\n{scheme}\n{text}"), None
-        base = digest(f"{self.resource}\n{scheme}\n{text}")
-        self.occurrences[base] += 1
-        return digest(f"{base}\n{self.occurrences[base]}"), None
+            return base, base, 0, None
+        if base not in self.queues:
+            known = self.known(base) if self.known else []
+            order = {"in_doubt": 0, "pending": 0, "failed": 1, "not_attempted": 1, "rejected": 1}
+            known.sort(key=lambda k: (order.get(k[1], 2), k[2]))
+            self.queues[base] = deque((k[0], k[2]) for k in known)
+            self.next_occurrence[base] = max((k[2] for k in known), default=0) + 1
+        queue = self.queues[base]
+        if queue:
+            identity, occurrence = queue.popleft()
+            return identity, base, occurrence, None
+        occurrence = self.next_occurrence[base]
+        self.next_occurrence[base] = occurrence + 1
+        return digest(f"{base}\n{occurrence}"), base, occurrence, None
 
     def legacy_of(self, body: str, key_text: str | None) -> str:
         """The identity an earlier version gave this row: its payload and occurrence (or key)."""

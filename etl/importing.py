@@ -96,6 +96,8 @@ class Row:
     source: str  # as the operator named it
     number: int
     legacy: str | None = None
+    base: str | None = None
+    occurrence: int | None = None
 
 
 @dataclass
@@ -188,7 +190,8 @@ class Importer:
         for pos, payload in zip(positions, payloads, strict=True):
             number = int(chunk.rows[pos])
             values = [c[pos] or "" for c in cells]
-            identity, problem = identities.of(scheme, values, f"{table.path} row {number}")
+            identity, base, occurrence, problem = identities.of(scheme, values,
+                                                                f"{table.path} row {number}")
             if problem:
                 problems.append((pos, problem))
                 continue
@@ -199,7 +202,7 @@ class Importer:
                 legacy = identities.legacy_of(plain, key_text)
             body = tagged(payload, identity) if self.settings.tag_description else payload
             rows.append(Row(pos, identity, scheme, body, payload_hash(self.resource.name, plain),
-                            table.path, number, legacy))
+                            table.path, number, legacy, base, occurrence))
         return rows, problems
 
     def _known(self, rows: list[Row]) -> dict[str, Entry]:
@@ -252,7 +255,8 @@ class Importer:
                 "--allow-new-identity")
 
     def _identities(self) -> Identities:
-        return Identities(self.resource.name, self.settings.key, self.settings.ignore)
+        return Identities(self.resource.name, self.settings.key, self.settings.ignore,
+                          known=self.journal.of_base)
 
     def _look_for_an_id_column(self, index: int, chunk: RawChunk) -> None:
         if self.settings.key or index in getattr(self, "_id_checked", set()):
@@ -467,7 +471,7 @@ class Importer:
         def mark() -> None:
             self.ledger.apply(row.identity, Event.SEND, "sent", sending=Sending(
                 row.identity, row.scheme, body, row.payload_hash, row.source, row.number,
-                self.resource.name, self.settings.timeout, sid))
+                self.resource.name, self.settings.timeout, sid, row.base, row.occurrence))
 
         if self.stopper.is_set():
             return Done(row, "new", Result(Kind.NOT_SENT))
@@ -581,7 +585,8 @@ class Importer:
             self.ledger.apply(entry.identity, Event.SEND, "sent again: checked, it had not been created",
                               sending=Sending(entry.identity, entry.scheme, entry.payload,
                                               entry.payload_hash, entry.source or "", entry.row or 0,
-                                              self.resource.name, self.settings.timeout, entry.system_id))
+                                              self.resource.name, self.settings.timeout, entry.system_id,
+                                              entry.base, entry.occurrence))
 
         result = self.poster.send(entry.payload, mark)
         row = Row(0, entry.identity, entry.scheme, {}, entry.payload_hash, entry.source or "",

@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS rows (
     identity TEXT PRIMARY KEY,  -- the row: every cell as read (or its --key), and its occurrence
     scheme TEXT NOT NULL,       -- how the identity was made: which columns, or which --key
+    base TEXT,                  -- the content identical rows share (their identities differ)
+    occurrence INTEGER,         -- which of the identical rows it is
     state TEXT NOT NULL,        -- pending | created | rejected | failed | in_doubt | not_attempted
     record_id INTEGER UNIQUE,   -- a record Id belongs to one row, ever
     http_status INTEGER,
@@ -63,6 +65,7 @@ CREATE TABLE IF NOT EXISTS rows (
 CREATE INDEX IF NOT EXISTS rows_state ON rows (state);
 CREATE INDEX IF NOT EXISTS rows_payload ON rows (payload_hash);
 CREATE INDEX IF NOT EXISTS rows_source ON rows (source, row);
+CREATE INDEX IF NOT EXISTS rows_base ON rows (base);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY, identity TEXT NOT NULL, at TEXT NOT NULL, run_id TEXT,
     source TEXT, row INTEGER, from_state TEXT, to_state TEXT NOT NULL, event TEXT NOT NULL,
@@ -80,10 +83,11 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS quota (day TEXT PRIMARY KEY, posts INTEGER NOT NULL);
 """
 
-ROW_COLUMNS = ("identity", "scheme", "state", "record_id", "http_status", "attempts", "reason",
-               "payload", "payload_hash", "source", "row", "resource", "run_id", "system_id",
-               "timeout", "first_sent", "last_sent", "server_offset", "settle_until", "created_at",
-               "updated_at")
+ROW_COLUMNS = (
+    "identity", "scheme", "base", "occurrence", "state", "record_id", "http_status", "attempts",
+    "reason", "payload", "payload_hash", "source", "row", "resource", "run_id", "system_id",
+    "timeout", "first_sent", "last_sent", "server_offset", "settle_until", "created_at", "updated_at",
+)
 _SELECT = f"SELECT {', '.join(ROW_COLUMNS)} FROM rows"
 
 
@@ -93,6 +97,8 @@ class Entry:
 
     identity: str
     scheme: str
+    base: str | None
+    occurrence: int | None
     state: str
     record_id: int | None
     http_status: int | None
@@ -424,6 +430,12 @@ class Journal:
                 found = [Entry(*r) for r in self.db.execute(f"{_SELECT} WHERE row = ?", (row,))
                          if r[9] and os.path.basename(r[9]) == source]
         return found
+
+    def of_base(self, base: str) -> list[tuple[str, str, int]]:
+        """The rows of one content: (identity, state, occurrence), for identical rows."""
+        with self._mutex:
+            return [(r[0], r[1], int(r[2] or 0)) for r in self.db.execute(
+                "SELECT identity, state, occurrence FROM rows WHERE base = ?", (base,))]
 
     def pending_payloads(self) -> set[str]:
         """Payloads with a request under way right now: their identical rows can't be judged yet."""

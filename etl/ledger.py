@@ -92,6 +92,8 @@ class Sending:
     resource: str
     timeout: float
     system_id: str | None = None
+    base: str | None = None
+    occurrence: int | None = None
 
 
 class Ledger:
@@ -127,6 +129,7 @@ class Ledger:
                               payload_hash=sending.payload_hash, source=os.path.abspath(sending.source),
                               row=sending.row, resource=sending.resource, timeout=sending.timeout,
                               system_id=sending.system_id, last_sent=now, settle_until=None,
+                              base=sending.base, occurrence=sending.occurrence,
                               first_sent=now if row is None or row[4] is None else row[4])
                 if before in (_F, _N, _R):
                     fields["first_sent"] = now  # a new request: older records are not its own

@@ -35,10 +35,10 @@ def left_pending(tmp_path, url, *rows):
     for number, (credit, used, text) in enumerate(rows, start=2):
         body = canonical_json({"CoworkerBookingCreditId": credit, "CreditUsed": Decimal(used),
                                "Description": text})
-        identity, _ = seen.of(scheme, [str(credit), used, text], "")
+        identity, base, occurrence, _ = seen.of(scheme, [str(credit), used, text], "")
         ledger.apply(identity, Event.SEND, "sent", sending=Sending(
             identity, scheme, body, payload_hash(RESOURCE, body), str(tmp_path / "export.csv"), number,
-            RESOURCE, 30.0))
+            RESOURCE, 30.0, None, base, occurrence))
     journal.db.execute("UPDATE rows SET first_sent = first_sent - 120, last_sent = last_sent - 120")
     journal.close()
 
