@@ -40,6 +40,7 @@ class Identities:
         self.key = tuple(key)
         self.ignore = {header_key(c) for c in ignore}
         self.known = known
+        self.always_ignored = {"errors"}  # the reasons column of an errors.csv being loaded again
         self.queues: dict[str, deque[tuple[str, int]]] = {}
         self.next_occurrence: dict[str, int] = {}
         self.key_rows: dict[str, str] = {}
@@ -57,7 +58,8 @@ class Identities:
         unknown = [c for c in self.ignore if c not in keys]
         if unknown:
             raise UsageProblem(f"{path}: --ignore-column {', '.join(sorted(unknown))} is not in the file")
-        positions = [i for i, k in enumerate(keys) if k and k not in self.ignore]
+        left_out = self.ignore | self.always_ignored
+        positions = [i for i, k in enumerate(keys) if k and k not in left_out]
         names = _numbered([keys[i] for i in positions])
         order = sorted(range(len(positions)), key=lambda i: names[i])
         return [positions[i] for i in order], "cells:" + ",".join(sorted(names))

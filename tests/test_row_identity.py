@@ -1,0 +1,288 @@
+"""One row, one credit use: the journal's home, a row's identity, interrupts, and the ways an
+operator really starts a run (another folder, the same file twice, a changed --key...)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from etl.sandbox import Faults, Sandbox
+from tests.test_import import NO_ENV, PASSWORD, TOKEN, USER, journal_of, write
+
+HEADER = "CoworkerBookingCreditId,CreditUsed,Description"
+
+
+@pytest.fixture
+def sandbox():
+    with Sandbox(faults=Faults(retry_after=0), tokens=(TOKEN,), username=USER, password=PASSWORD) as box:
+        yield box
+
+
+@pytest.fixture
+def post(etl, sandbox):
+    def run(*args, token: bool = True):
+        return etl("import", *args, "--api-url", sandbox.url, "--rate", "1000",
+                   *(["--token", TOKEN] if token else []), env=NO_ENV)
+    return run
+
+
+def outcomes(run) -> list[str]:
+    return [r["outcome"] for r in run.report()]
+
+
+def journal_rows(url: str) -> list[tuple[int, str, int | None]]:
+    with sqlite3.connect(journal_of(url)) as db:
+        return db.execute("SELECT row, state, record_id FROM rows ORDER BY row").fetchall()
+
+
+def test_a_run_from_another_folder_finds_the_same_journal(post, sandbox, tmp_path, monkeypatch):
+    path = write(tmp_path, "export.csv", "101,1,a", "102,2,b")
+    assert outcomes(post(path)) == ["created", "created"]
+    elsewhere = tmp_path / "cron-home"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    again = post(path)
+    again.cwd = elsewhere
+    assert again.code == 0
+    assert outcomes(again) == ["skipped", "skipped"]
+    assert len(sandbox.store.records()) == 2
+    assert again.summary()["journal"] == journal_of(sandbox.url)
+
+
+def test_the_same_payload_in_the_next_nights_export_is_a_new_credit_use(post, sandbox, tmp_path):
+    night1 = tmp_path / "export-24.csv"
+    night1.write_text("Date," + HEADER + "\n2026-11-24,101,1,coffee\n")
+    night2 = tmp_path / "export-25.csv"
+    night2.write_text("Date," + HEADER + "\n2026-11-25,101,1,coffee\n")
+    assert outcomes(post(night1)) == ["created"]
+    run = post(night2)
+    assert run.code == 0
+    row = run.report()[0]
+    assert row["outcome"] == "created"
+    first = sandbox.store.records()[0]["Id"]
+    assert f"same payload as {night1} row 2 (Id {first}, created " in row["errors"]
+    assert "1 rows were posted although rows with the same payload" in run.err
+    assert len(sandbox.store.records()) == 2
+
+
+def test_a_row_identical_in_every_cell_from_another_file_is_skipped_naming_it(post, sandbox, tmp_path):
+    first = write(tmp_path, "first.csv", "101,1,coffee")
+    second = write(tmp_path, "second.csv", "101,1,coffee", "102,2,tea")
+    post(first)
+    run = post(second)
+    rows = run.report()
+    assert [r["outcome"] for r in rows] == ["skipped", "created"]
+    assert f"already created from {first} row 2 on " in rows[0]["errors"]
+    assert "1 rows were skipped: identical in every cell to rows created earlier from other files" in run.err
+    assert len(sandbox.store.records()) == 2
+
+
+def test_the_errors_csv_of_identical_rows_sends_the_failed_one(post, sandbox, tmp_path):
+    path = write(tmp_path, "export.csv", "101,1,same", "101,1,same", "101,1,same")
+    sandbox.script("ok", "reject", "ok")
+    run = post(path)
+    assert outcomes(run) == ["created", "rejected", "created"]
+    errors = run.report_path().parent / "errors.csv"
+    assert errors.read_text().count("same") == 1
+    again = post(errors)  # fixed (nothing to fix here: the server refused once) and loaded again
+    assert outcomes(again) == ["created"], again.report()
+    assert len(sandbox.store.records()) == 3
+    assert outcomes(post(path)) == ["skipped", "skipped", "skipped"]
+
+
+@pytest.mark.parametrize("how", ["twice", "dot", "symlink"])
+def test_the_same_input_twice_is_a_usage_error(post, sandbox, tmp_path, how):
+    path = write(tmp_path, "export.csv", "101,1,a")
+    other = {"twice": path, "dot": Path("./export.csv"), "symlink": tmp_path / "link.csv"}[how]
+    if how == "symlink":
+        other.symlink_to(path)
+    run = post(path, other)
+    assert run.code == 2
+    assert "are the same file; name each input once" in run.err
+    assert sandbox.stats.posts == 0
+
+
+@pytest.mark.parametrize("command", ["validate", "import"])
+def test_a_report_that_is_an_input_is_refused_and_the_input_kept(etl, sandbox, tmp_path, command):
+    path = write(tmp_path, "export.csv", "101,1,a")
+    before = path.read_text()
+    extra = ["--api-url", sandbox.url, "--token", TOKEN] if command == "import" else []
+    run = etl(command, path, "--report", "export.csv", *extra, env=NO_ENV)
+    assert run.code == 2
+    assert "would overwrite the input" in run.err
+    assert path.read_text() == before
+    assert sandbox.stats.posts == 0
+
+
+@pytest.mark.parametrize("system_id", [True, False])
+def test_identical_rows_in_flight_together_each_get_their_own_record(post, sandbox, tmp_path, system_id):
+    lines = ["101,1,same"] * 12 + ["102,2,other"] * 4
+    path = write(tmp_path, "export.csv", *lines)
+    sandbox.faults.error_after_create = 0.4
+    sandbox.faults.drop_after_create = 0.2
+    sandbox.faults.latency = 0.02
+    run = post(path, "--concurrency", "4", "--timeout", "0.5", "--batch-size", "4",
+               *([] if system_id else ["--no-system-id"]))
+    rows = run.report()
+    assert run.code == 0, (run.err, [r["errors"] for r in rows])
+    ids = [int(r["id"]) for r in rows]
+    records = sandbox.store.records()
+    assert len(records) == 16
+    assert sorted(ids) == [r["Id"] for r in records]  # one record each, none claimed twice
+    assert outcomes(post(path)) == ["skipped"] * 16
+
+
+def test_changing_the_key_never_posts_again(post, sandbox, tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text("Ref," + HEADER + "\nA1,101,1,a\nA2,102,2,b\n")
+    assert outcomes(post(path)) == ["created", "created"]
+    for extra in (["--key", "Ref"], ["--key", "Description"]):
+        run = post(path, *extra)
+        assert run.code == 2, extra
+        assert "2 rows match credit uses already created under another way of identifying rows" in run.err
+        assert "Nothing was posted" in run.err
+    assert sandbox.stats.posts == 2
+    keyed = write(tmp_path, "keyed.csv", "101,3,c")
+    assert outcomes(post(keyed, "--key", "CoworkerBookingCreditId,Description")) == ["created"]
+    assert post(keyed).code == 2  # the key removed again
+
+
+def test_a_column_added_to_the_export_stops_the_run_until_it_is_ignored(post, sandbox, tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text(HEADER + "\n101,1,a\n102,2,b\n")
+    post(path)
+    path.write_text("ExportedAt," + HEADER + "\n2026-11-25T01:00,101,1,a\n2026-11-25T01:00,102,2,b\n")
+    run = post(path)
+    assert run.code == 2
+    assert "--ignore-column" in run.err
+    again = post(path, "--ignore-column", "ExportedAt")
+    assert outcomes(again) == ["skipped", "skipped"]
+    assert len(sandbox.store.records()) == 2
+    new = post(path, "--allow-new-identity")  # the operator says these are new credit uses
+    assert outcomes(new) == ["created", "created"]
+
+
+def test_an_id_like_column_is_pointed_out(post, tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text("UseId," + HEADER + "\nU1,101,1,a\nU2,102,2,b\n")
+    run = post(path)
+    assert 'column "UseId" looks like the export\'s own record id' in run.err
+    assert "--key 'UseId'" in run.err
+
+
+@pytest.mark.parametrize("how", ["emptied", "deleted"])
+def test_a_lost_journal_stops_the_run_instead_of_posting_everything_again(post, sandbox, tmp_path, how):
+    path = write(tmp_path, "export.csv", "101,1,a")
+    post(path)
+    journal = Path(journal_of(sandbox.url))
+    if how == "deleted":
+        journal.unlink()
+    else:
+        with sqlite3.connect(journal) as db:
+            db.execute("DELETE FROM rows")
+        db.close()
+    run = post(path)
+    assert run.code == 2
+    assert "had recorded 1 created credit uses" in run.err and "--new-journal" in run.err
+    assert sandbox.stats.posts == 1
+    assert outcomes(post(path, "--new-journal")) == ["created"]  # the operator's explicit choice
+
+
+def test_a_damaged_journal_stops_the_run_saying_what_to_do(post, sandbox, tmp_path):
+    path = write(tmp_path, "export.csv", "101,1,a")
+    post(path)
+    journal = Path(journal_of(sandbox.url))
+    journal.write_bytes(b"this is not a database" * 100)
+    for extra in ("-wal", "-shm"):
+        Path(str(journal) + extra).unlink(missing_ok=True)
+    run = post(path)
+    assert run.code == 2
+    assert "is damaged" in run.err and "restore it from a backup" in run.err
+    assert "Traceback" not in run.err
+    assert sandbox.stats.posts == 1
+
+
+def test_a_journal_left_by_an_earlier_version_in_this_folder_is_taken_over(post, sandbox, tmp_path):
+    """An earlier version kept logs/journal.sqlite3 in the current folder, one table for every URL."""
+    path = write(tmp_path, "export.csv", "101,1,a")
+    body = '{"CoworkerBookingCreditId":101,"CreditUsed":1,"Description":"a"}'
+    import hashlib
+
+    identity = hashlib.sha256(f"coworkerbookingcreditusehistories\n{body}\n1".encode()).hexdigest()[:40]
+    (tmp_path / "logs").mkdir()
+    with sqlite3.connect(tmp_path / "logs" / "journal.sqlite3") as db:
+        db.execute("CREATE TABLE entries (scope TEXT, identity TEXT, state TEXT, record_id INTEGER, "
+                   "http_status INTEGER, attempts INTEGER, errors TEXT, payload TEXT, source TEXT, "
+                   "row INTEGER, run_id TEXT, resource TEXT, first_sent REAL, settle_until REAL, "
+                   "updated_at TEXT)")
+        db.execute("INSERT INTO entries VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                   (sandbox.url + "/", identity, "created", 87650000, 200, 1, None, body, "export.csv", 2,
+                    "old", "coworkerbookingcreditusehistories", 0.0, 0.0, "2026-11-01"))
+    db.close()
+    run = post(path)
+    assert "took over 1 rows" in run.err
+    assert outcomes(run) == ["skipped"]
+    assert sandbox.stats.posts == 0
+
+
+def test_refused_renewal_mid_row_leaves_report_and_journal_agreeing(post, sandbox, tmp_path):
+    sandbox.script("ok", "unauthorized", "unauthorized")
+    run = post(write(tmp_path, "a.csv", "101,1,a", "102,2,b", "103,3,c"), "--username", USER,
+               "--password", PASSWORD, token=False)
+    assert run.code == 3
+    assert outcomes(run) == ["created", "not_attempted", "not_attempted"]
+    assert [(n, s) for n, s, _ in journal_rows(sandbox.url)] == [(2, "created"), (3, "not_attempted")]
+
+
+def test_max_errors_trips_when_every_post_answers_500(post, sandbox, tmp_path):
+    sandbox.faults.error = 1.0
+    run = post(write(tmp_path, "a.csv", *[f"{100 + i},1,x" for i in range(20)]), "--max-errors", "3",
+               "--timeout", "0.2")
+    assert run.code == 3
+    assert "--max-errors 3 reached" in run.err
+    assert sandbox.stats.posts == 3
+    rows = outcomes(run)
+    assert rows[3:] == ["not_attempted"] * 17
+    assert set(rows[:3]) <= {"in_doubt", "failed"}
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupt_finishes_the_requests_under_way_and_completes_the_report(
+    sandbox, tmp_path, sig, code
+):
+    path = write(tmp_path, "export.csv", *[f"{100 + i},1,row {i}" for i in range(12)])
+    sandbox.faults.latency = 0.3
+    env = {**os.environ, "NEXUDUS_TOKEN": TOKEN}
+    cmd = [sys.executable, "-m", "etl", "import", str(path), "--api-url", sandbox.url, "--rate", "1000",
+           "--concurrency", "2", "--report", str(tmp_path / "out" / "results.csv"), "-q"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 30
+    while len(sandbox.store.records()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == code, err
+    assert "interrupted" in out + err and "Traceback" not in err
+    with open(tmp_path / "out" / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 12
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["exit_code"] == code
+    created = [r for r in rows if r["outcome"] == "created"]
+    assert len(created) == len(sandbox.store.records()) < 12
+    assert {r["outcome"] for r in rows} == {"created", "not_attempted"}
+    assert all(state != "pending" for _, state, _ in journal_rows(sandbox.url))
+    sandbox.faults.latency = 0.0
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert len(sandbox.store.records()) == 12
