@@ -457,7 +457,10 @@ class Importer:
     # --- sending one row -------------------------------------------------------------------------
 
     def _needs_probe(self) -> bool:
-        return self.settings.system_id and self.journal.meta("system_id") in (None, "unknown")
+        """The first record created for a target is read back once: does the account keep
+        SystemId, and in which zone are its CreatedOn times (they may carry no offset)?"""
+        return (self.settings.system_id and self.journal.meta("system_id") in (None, "unknown")) \
+            or self.journal.meta("created_on_zone") is None
 
     def _body(self, row: Row) -> tuple[str, str | None]:
         if self.settings.system_id and self.journal.meta("system_id") != "off":
@@ -521,9 +524,13 @@ class Importer:
                              f"({exc}); checked again next run")
             return done
         if not isinstance(record, dict):  # no way to read a record back: nothing to verify by
-            self._system_id("off", "its records can't be read back by Id to verify SystemId")
+            self.journal.set_meta("created_on_zone", "")
+            if self.settings.system_id:
+                self._system_id("off", "its records can't be read back by Id to verify SystemId")
             return done
         self._learn_zone(record, sent_at)
+        if not self.settings.system_id:
+            return done
         if record.get("SystemId") == system_id_of(row.identity):
             self._system_id("on", "the account keeps SystemId: rows in doubt are checked by it exactly")
         else:
@@ -574,6 +581,8 @@ class Importer:
             verdicts = self.reconciler.reconcile(entries, final=True)
             again = [v.entry for v in verdicts if v.outcome is Outcome.FAILED
                      and v.identity in self.doubtful]
+            if not again:
+                return  # nothing proved absent: another round would find the same
             for e in again:
                 if self.stopper.is_set():
                     return

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import requests
 import tenacity
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
@@ -206,11 +207,14 @@ class Client:
                                  allow_redirects=False, **kw)
         try:
             chunks = []
-            for chunk in r.iter_content(8192):
+            # read1 returns what has arrived, so a body trickling in meets the deadline too
+            while chunk := r.raw.read1(8192):
                 chunks.append(chunk)
                 if self.clock() > deadline:
                     raise requests.ReadTimeout(f"the answer took longer than {self.timeout:g} s")
             content = b"".join(chunks)
+        except (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError, OSError) as exc:
+            raise requests.ConnectionError(exc) from None
         finally:
             r.close()
         r._content = content  # noqa: SLF001 - so .json() reads what was already read

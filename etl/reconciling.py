@@ -29,7 +29,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, ROUND_UP, Decimal, InvalidOperation
 from typing import Any
 
 from etl import logs
@@ -91,11 +91,7 @@ def _same(value: Any, expected: Any) -> bool:
     if expected is None or expected == "":
         return value is None or value == "" or value == 0
     if isinstance(expected, Decimal):
-        # an amount may come back rounded (to cents, or through a float): within half a cent
-        try:
-            return value is not None and abs(Decimal(str(value)) - expected) <= AMOUNT_TOLERANCE
-        except InvalidOperation:
-            return False
+        return value is not None and same_amount(value, expected)
     if isinstance(expected, bool) or isinstance(value, bool):
         return value == expected
     if isinstance(expected, int):
@@ -111,6 +107,21 @@ def _as_sent(entry: Entry) -> str:
     body = json.loads(entry.payload)
     body.pop("SystemId", None)
     return json.dumps(body, sort_keys=True)
+
+
+def same_amount(theirs: Any, ours: Decimal) -> bool:
+    """The server may keep an amount rounded (to cents, to its own precision, through a float):
+    within half a cent, or ours rounded to the places the server's has, is the same amount."""
+    try:
+        value = Decimal(str(theirs))
+    except (InvalidOperation, ValueError):
+        return False
+    if abs(value - ours) <= AMOUNT_TOLERANCE:
+        return True
+    places = max(0, -int(value.normalize().as_tuple().exponent))
+    step = Decimal(1).scaleb(-places)
+    return any(ours.quantize(step, rounding=mode) == value
+               for mode in (ROUND_HALF_UP, ROUND_HALF_EVEN, ROUND_DOWN, ROUND_UP))
 
 
 def created_range(record: dict[str, Any], zone: float | None) -> tuple[float, float] | None:
