@@ -1,6 +1,7 @@
 """The large crash-and-fault soak: many rows, many SIGKILLs, every fault on.
 
     python bench/soak_bench.py --rows 3000 --kills 10
+    python bench/soak_bench.py --rows 3000 --kills 10 --system-id drop   # matched by fields
 
 Prints rows, kills, faults injected, duplicates, lost rows and rows left in doubt.
 """
@@ -23,10 +24,14 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=3000)
     ap.add_argument("--kills", type=int, default=10)
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--system-id", default="store", choices=["store", "drop", "refuse"],
+                    help="what the sandbox does with SystemId (drop/refuse: rows matched by fields)")
+    ap.add_argument("--tag-description", action="store_true")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        result = run_soak(tmp, args.rows, args.kills, args.seed, kill_window=(0.5, 4.0), max_reruns=30)
+        result = run_soak(tmp, args.rows, args.kills, args.seed, kill_window=(0.5, 4.0), max_reruns=30,
+                          system_id=args.system_id, tag=args.tag_description)
         print(result.line())
         print(f"exit codes: {result.exit_codes}; {time.perf_counter() - start:.0f} s")
 

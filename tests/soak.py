@@ -26,7 +26,8 @@ TAG = re.compile(r"\s*\[etl:[0-9a-f]+\]$")
 
 FAULTS = {"--unavailable": "0.05", "--error-after-create": "0.03", "--error": "0.02",
           "--drop-after-create": "0.03", "--drop": "0.02", "--hang-after-create": "0.02",
-          "--unsuccessful": "0.0"}
+          "--unsuccessful": "0.0", "--bad-gateway": "0.02", "--gateway-timeout": "0.02",
+          "--gateway-timeout-late": "0.02"}
 
 
 @dataclass
@@ -55,7 +56,7 @@ def write_export(path: str, rows: int, seed: int) -> list[tuple[int, Decimal, st
         w = csv.writer(f)
         w.writerow(["CoworkerBookingCreditId", "CreditUsed", "Description"])
         for i in range(rows):
-            if i % 25 == 24 and out:  # now and then a row identical to an earlier one
+            if i % 5 == 4 and out:  # often a row identical to an earlier one
                 row = out[rnd.randrange(len(out))]
             else:
                 row = (rnd.randint(1, 40), Decimal(rnd.randint(1, 40)) / 4, f"soak {i}")
@@ -66,7 +67,9 @@ def write_export(path: str, rows: int, seed: int) -> list[tuple[int, Decimal, st
 
 def run_soak(workdir: str, rows: int, kills: int, seed: int = 1, *, rate: int = 400,
              concurrency: int = 4, timeout: float = 0.5, kill_window: tuple[float, float] = (0.3, 1.5),
-             max_reruns: int = 12) -> SoakResult:
+             max_reruns: int = 12, system_id: str = "store", tag: bool = False) -> SoakResult:
+    """Identical rows, --concurrency 4, every fault of the sandbox, SIGKILLs; SYSTEM_ID is what the
+    sandbox does with SystemId ("store", "drop", "refuse"), TAG adds --tag-description."""
     rnd = random.Random(seed)
     os.makedirs(workdir, exist_ok=True)
     export = os.path.join(workdir, "export.csv")
@@ -75,17 +78,19 @@ def run_soak(workdir: str, rows: int, kills: int, seed: int = 1, *, rate: int = 
     server = subprocess.Popen(
         [sys.executable, "-m", "etl", "sandbox", "--port", "0", "--db", db, "--username", USER,
          "--password", PASSWORD, "--hang", str(timeout * 2), "--seed", str(seed),
+         "--late-delay", str(timeout * 1.5), "--system-id", system_id,
          *[x for kv in FAULTS.items() for x in kv]],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=workdir)
     try:
         assert server.stdout is not None
         url = server.stdout.readline().split(" at ")[1].split()[0]
-        env = {**os.environ, "NEXUDUS_USERNAME": USER, "NEXUDUS_PASSWORD": PASSWORD}
+        env = {**os.environ, "NEXUDUS_USERNAME": USER, "NEXUDUS_PASSWORD": PASSWORD,
+               "XDG_STATE_HOME": os.path.join(workdir, "state")}
         report = os.path.join(workdir, "results.csv")
         cmd = [sys.executable, "-m", "etl", "import", export, "--api-url", url, "-q",
                "--rate", str(rate), "--concurrency", str(concurrency), "--timeout", str(timeout),
                "--journal", os.path.join(workdir, "journal.sqlite3"), "--report", report,
-               "--batch-size", "10", "--max-errors", "1000", "--tag-description"]
+               "--batch-size", "10", "--max-errors", "1000", *(["--tag-description"] if tag else [])]
         codes = []
         for _ in range(kills):
             proc = subprocess.Popen(cmd, env=env, cwd=workdir, stdout=subprocess.DEVNULL,

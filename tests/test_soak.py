@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from tests.soak import run_soak
+import pytest
+
+from tests.soak import run_soak  # noqa: I001
 
 
-def test_kill_and_fault_soak_leaves_no_duplicate_and_no_lost_row(tmp_path):
-    result = run_soak(str(tmp_path), rows=120, kills=3, seed=7)
+@pytest.mark.parametrize("system_id", ["store", "drop"])
+def test_kill_and_fault_soak_leaves_no_duplicate_and_no_lost_row(tmp_path, system_id):
+    result = run_soak(str(tmp_path), rows=120, kills=3, seed=7, system_id=system_id)
     print(result.line())
     assert result.exit_codes[:3] == [-9, -9, -9]
     assert result.exit_codes[-1] == 0, result.line()
