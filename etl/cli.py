@@ -225,6 +225,8 @@ class Run:
         self.decimal: str = kw["decimal"]
         self.files: list[str] = list(kw["files"])
         self.record = pipeline.RunRecord(self.run_id, command, report, self.files)
+        with contextlib.suppress(FileNotFoundError):  # an earlier run's, beside a --report reused
+            os.remove(self.record.summary_path)
         logs.get().info("run started", command=command, files=self.files)
 
     def inputs(self) -> pipeline.Inputs:
@@ -518,7 +520,8 @@ def open_journal(api: Api, kw: dict[str, Any], run_id: str, command: str) -> Any
 
     if kw.get("new_journal"):
         forget(api.journal)
-    journal = Journal(api.journal, api.target, run_id=run_id, command=command)
+    journal = Journal(api.journal, api.target, run_id=run_id, command=command,
+                      fresh=bool(kw.get("new_journal")))
     if not kw["journal"] and os.path.isfile(OLD_DEFAULT) and \
             os.path.abspath(OLD_DEFAULT) != journal.path:
         taken = journal.adopt_legacy(OLD_DEFAULT)
@@ -578,6 +581,9 @@ class _Signals:
 @click.option("--throttle-patience", type=click.FloatRange(min=0), default=600.0, show_default=True,
               metavar="S", help="Stop (exit 4, like the daily limit) after S seconds of throttling "
                                 "without a break.")
+@click.option("--gateway-settle", type=click.FloatRange(min=0), default=600.0, show_default=True,
+              metavar="S", help="After a gateway's 502/504, seconds before \"no record\" may mean "
+                                "\"not created\" (the application behind it may still be working).")
 @click.option("--key", metavar="COLUMN[,COLUMN]",
               help="Identify rows by these columns of the export (its own record id) instead of "
                    "by every cell and their position among identical rows.")
@@ -627,6 +633,7 @@ def import_(files: tuple[str, ...], **kw: Any) -> None:
         key=tuple(k.strip() for k in kw["key"].split(",") if k.strip()) if kw["key"] else (),
         ignore=tuple(kw["ignore"]), tag_description=kw["tag_description"],
         system_id=kw["system_id"], allow_new_identity=kw["allow_new_identity"], timeout=kw["timeout"],
+        gateway_settle=kw["gateway_settle"],
     )
     stopper = Stopper()
     try:
@@ -770,7 +777,7 @@ def resolve(where: str, record_id: int | None, not_created: bool, note: str, res
     load(resource)
     run_id = pipeline.new_run_id()
     logs.configure(run_id, None)
-    api = connect(kw, credentials=False)
+    api = connect(kw, credentials=record_id is not None)
     journal = open_journal(api, kw, run_id, "resolve")
     try:
         found = [e for e in journal.at(source, int(row)) if e.resource in (None, "", resource)]
@@ -784,6 +791,8 @@ def resolve(where: str, record_id: int | None, not_created: bool, note: str, res
         entry = doubt[0]
         if record_id is not None and record_id in journal.claimed_ids():
             raise UsageProblem(f"record {record_id} already belongs to another row of the journal")
+        if record_id is not None:
+            _check_record(api, kw, load(resource), entry, record_id)
         ledger = Ledger(journal)
         if entry.state == "pending":
             ledger.apply(entry.identity, Event.CRASHED, "a run stopped while this row was being sent")
@@ -797,6 +806,34 @@ def resolve(where: str, record_id: int | None, not_created: bool, note: str, res
     finally:
         journal.close()
         logs.close()
+
+
+def _check_record(api: Api, kw: dict[str, Any], res: Resource, entry: Any, record_id: int) -> None:
+    """The record a person names must exist and be this row's credit use (ids, amount)."""
+    import json as json_
+
+    from etl.posting import Client, ReadFailed
+    from etl.reconciling import _same, same_text
+
+    client = Client(api.url, api.credentials, timeout=kw["timeout"])
+    try:
+        client.login()
+        record = client.get(f"{res.endpoint}/{record_id}")
+    except ReadFailed as exc:
+        raise UsageProblem(f"could not read record {record_id} to check it: {exc}") from None
+    if not isinstance(record, dict):
+        raise UsageProblem(f"there is no record {record_id} in {api.target}")
+    from decimal import Decimal
+
+    body = json_.loads(entry.payload, parse_float=Decimal, parse_int=int)
+    differ = [f.name for f in res.fields if f.name != "Description"
+              and not _same(record.get(f.name), body.get(f.name))]
+    if ("Description" in body or record.get("Description")) and \
+            not same_text(record.get("Description"), body.get("Description")):
+        differ.append("Description")
+    if differ:
+        shown = ", ".join(f"{n} {record.get(n)!r} (the row: {body.get(n)!r})" for n in differ)
+        raise UsageProblem(f"record {record_id} is not this row's credit use: {shown}")
 
 
 # --- sandbox ---------------------------------------------------------------------------------

@@ -55,6 +55,7 @@ class Settings:
     system_id: bool = True
     allow_new_identity: bool = False
     timeout: float = 30.0
+    gateway_settle: float = 600.0  # a 502/504's request is not taken as settled before this
     settle_wait: bool = True  # at the end, wait for this run's rows in doubt to settle and check them
 
 
@@ -63,7 +64,8 @@ class Interrupted(RunAborted):
 
     def __init__(self, signum: int) -> None:
         name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
-        super().__init__(f"interrupted ({name}): requests under way were finished; rerun to continue")
+        super().__init__(f"interrupted ({name}): no new request is sent, those under way are "
+                         "finished and the report completed; rerun to continue (again: stop at once)")
         self.exit_status = ExitStatus.TERMINATED if signum == signal.SIGTERM else ExitStatus.INTERRUPTED
 
 
@@ -176,6 +178,7 @@ class Importer:
         self.notes: Counter[str] = Counter()
         self.legacy = journal.meta("legacy") == "1"
         self.valid_rows: dict[str, int] = {}
+        self.zone_checked = False  # learnt again each run: daylight saving time moves it
 
     # --- identities ------------------------------------------------------------------------------
 
@@ -230,7 +233,7 @@ class Importer:
             rows, problems = self._identify(identities, index, chunk, valid)
             known = self._known(rows)
             fresh = [r for r in rows if r.identity not in known]
-            earlier = self.journal.created_with_payload(r.payload_hash for r in fresh)
+            earlier = self.journal.created_with_payload((r.payload_hash for r in fresh), maybe=True)
             used: Counter[str] = Counter()
             for r in fresh:
                 others = [e for e in earlier.get(r.payload_hash, []) if e.scheme != r.scheme]
@@ -277,7 +280,6 @@ class Importer:
 
     def run(self, writer: ReportWriter, progress: Callable[[int, Counter[str]], None] | None = None
             ) -> ExitStatus:
-        self._recover()
         workers = max(1, self.settings.concurrency)
         identities = self._identities()
         with ThreadPoolExecutor(workers, thread_name_prefix="post") as pool:
@@ -298,7 +300,7 @@ class Importer:
             return reason.exit_status
         return exit_status(counts)
 
-    def _recover(self) -> None:
+    def recover(self) -> None:
         """Rows an earlier run left pending are in doubt; rows in doubt from any file are checked."""
         pending = self.journal.entries("pending")
         for e in pending:
@@ -460,7 +462,7 @@ class Importer:
         """The first record created for a target is read back once: does the account keep
         SystemId, and in which zone are its CreatedOn times (they may carry no offset)?"""
         return (self.settings.system_id and self.journal.meta("system_id") in (None, "unknown")) \
-            or self.journal.meta("created_on_zone") is None
+            or not self.zone_checked
 
     def _body(self, row: Row) -> tuple[str, str | None]:
         if self.settings.system_id and self.journal.meta("system_id") != "off":
@@ -506,7 +508,8 @@ class Importer:
             return self.ledger.apply(
                 row.identity, Event.AMBIGUOUS,
                 f"{result.errors}; it may have been created: not sent again until checked",
-                settle_until=clock() + settle_time(self.settings.timeout), **facts)
+                settle_until=clock() + settle_time(self.settings.timeout, result.http_status,
+                                                   self.settings.gateway_settle), **facts)
         return self.ledger.apply(row.identity, Event.NOT_CREATED, result.errors, **facts)
 
     # --- SystemId: verified on the account, remembered in the journal ----------------------------
@@ -523,8 +526,8 @@ class Importer:
             self.log.warning(f"could not read record {done.result.record_id} back to check SystemId "
                              f"({exc}); checked again next run")
             return done
+        self.zone_checked = True
         if not isinstance(record, dict):  # no way to read a record back: nothing to verify by
-            self.journal.set_meta("created_on_zone", "")
             if self.settings.system_id:
                 self._system_id("off", "its records can't be read back by Id to verify SystemId")
             return done
@@ -549,7 +552,7 @@ class Importer:
             aware = dt.datetime.fromisoformat(text.replace("Z", "+00:00")).tzinfo is not None
         except ValueError:
             return
-        zone = 0.0 if aware else round((when[0] - server_now) / 900.0) * 900.0
+        zone = 0.0 if aware else round((when[2] - server_now) / 900.0) * 900.0
         self.journal.set_meta("created_on_zone", "" if aware else f"{zone:g}")
 
     def _system_id(self, value: str, why: str) -> None:
@@ -613,7 +616,8 @@ class Importer:
             outcome = report_outcome(e, this_run=True)
             if e is None or outcome is Outcome.IN_DOUBT:
                 continue
-            changes[(source, number)] = (outcome.value, e.record_id, e.reason or "")
+            changes[(source, number)] = (outcome.value, e.record_id, e.reason or "", e.http_status,
+                                         e.attempts)
         if changes:
             self.record.counts.update(patch_report(self.record.report, changes))
             for outcome in [o for o, n in self.record.counts.items() if n <= 0]:
@@ -633,11 +637,12 @@ def import_files(
                             before_request=poster.pacer.acquire, patience=poster.throttle_patience)
     importer = Importer(inputs, validator, record, journal, poster, reconciler, settings, stopper)
     journal.start_run(record.command, [os.path.realpath(p) for p in record.files], record.started_at)
+    poster.client.login()
+    importer.recover()  # rows an earlier run left in doubt are settled first: the check sees them
     importer.check()
     for path, rows in record.extra.get("rows_read", {}).items():
         journal.note_source(os.path.realpath(path), rows, importer.valid_rows.get(path, 0), "")
     total = sum(record.extra.get("rows_read", {}).values())
-    poster.client.login()
     writer = ReportWriter(record.report, inputs.own_columns)
     try:
         status = importer.run(writer, progress(total) if progress else None)

@@ -148,7 +148,7 @@ def normalise_url(url: str) -> str:
     segments, no trailing or doubled slashes, no query. `HTTP://Host:80//api/./` is `http://host/api`."""
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
+    host = (parts.hostname or "").lower().rstrip(".")
     if ":" in host:
         host = f"[{host}]"
     port = parts.port
@@ -214,10 +214,13 @@ def forget(path: str) -> None:
 
 
 class Journal:
-    def __init__(self, path: str, target: str, *, run_id: str = "", command: str = "") -> None:
+    def __init__(self, path: str, target: str, *, run_id: str = "", command: str = "",
+                 fresh: bool = False) -> None:
+        """FRESH (`--new-journal`): knowingly start afresh, whatever other journals know."""
         self.path = os.path.abspath(path)
         self.target = target
         self.run_id = run_id
+        self.fresh = fresh
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         self._lock = self._take_lock()
         try:
@@ -277,7 +280,19 @@ class Journal:
         if legacy:
             self.adopt_legacy(self.path)
         created = self.count("created")
-        known = _registry().get(self.path)
+        registry = _registry()
+        others = [(p, k) for p, k in registry.items() if p != self.path and k.get("target") == self.target
+                  and int(k.get("created") or 0) > 0 and os.path.exists(p)]
+        if others and created == 0 and not self.count("in_doubt") and command == "import" \
+                and not self.fresh:
+            path, k = others[0]
+            raise JournalProblem(
+                f"the journal {path} records {k['created']} credit uses created on {self.target}, but "
+                f"this run would use {self.path}, which knows none of them: posting would send them "
+                f"again. Use that journal (leave out --journal, or --journal {path}); only if this "
+                "journal is meant to start afresh, --new-journal"
+            )
+        known = registry.get(self.path)
         if known and int(known.get("created") or 0) > 0 and created == 0 and command == "import":
             what = "was emptied" if existed else "is missing"
             raise JournalProblem(
@@ -399,16 +414,19 @@ class Journal:
                     found[r[0]] = Entry(*r)
         return found
 
-    def created_with_payload(self, hashes: Iterable[str]) -> dict[str, list[Entry]]:
-        """Created rows by their payload's hash: the same credit use, from wherever it came."""
+    def created_with_payload(self, hashes: Iterable[str], *, maybe: bool = False
+                             ) -> dict[str, list[Entry]]:
+        """Created rows by their payload's hash: the same credit use, from wherever it came;
+        with MAYBE, rows that may have been created too (in doubt, pending)."""
         found: dict[str, list[Entry]] = {}
         wanted = list(dict.fromkeys(hashes))
+        states = "('created', 'in_doubt', 'pending')" if maybe else "('created')"
         with self._mutex:
             for start in range(0, len(wanted), 500):
                 part = wanted[start: start + 500]
                 marks = ",".join("?" * len(part))
                 for r in self.db.execute(
-                    f"{_SELECT} WHERE state = 'created' AND payload_hash IN ({marks}) "
+                    f"{_SELECT} WHERE state IN {states} AND payload_hash IN ({marks}) "
                     "ORDER BY created_at, rowid", part):
                     entry = Entry(*r)
                     found.setdefault(entry.payload_hash, []).append(entry)
@@ -437,11 +455,18 @@ class Journal:
             return [(r[0], r[1], int(r[2] or 0)) for r in self.db.execute(
                 "SELECT identity, state, occurrence FROM rows WHERE base = ?", (base,))]
 
-    def pending_payloads(self) -> set[str]:
-        """Payloads with a request under way right now: their identical rows can't be judged yet."""
+    def snapshot(self) -> tuple[set[int], set[str]]:
+        """(record Ids claimed, payloads with a request under way), read together."""
         with self._mutex:
-            return {r[0] for r in self.db.execute(
-                "SELECT payload_hash FROM rows WHERE state = 'pending'")}
+            self.db.execute("BEGIN")
+            try:
+                claimed = {r[0] for r in self.db.execute(
+                    "SELECT record_id FROM rows WHERE record_id IS NOT NULL")}
+                busy = {r[0] for r in self.db.execute(
+                    "SELECT payload_hash FROM rows WHERE state = 'pending'")}
+            finally:
+                self.db.execute("COMMIT")
+        return claimed, busy
 
     def claimed_ids(self) -> set[int]:
         with self._mutex:

@@ -23,9 +23,10 @@ from __future__ import annotations
 import html
 import json
 import re
+import sqlite3
 import time
 import unicodedata
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,15 +50,21 @@ ZONES = (-12 * 3600.0, 14 * 3600.0)
 #: an ambiguous request may still be processed until 2 x its time-out plus this (or its
 #: time-out, when shorter)
 SETTLE_GRACE = 5.0
+#: a gateway's 502/504 says nothing of how long the application behind it goes on: its
+#: request is not taken as settled before this
+GATEWAY_SETTLE = 600.0
 PAGE_SIZE = 500
 MAX_PAGES = 400
 AMOUNT_TOLERANCE = Decimal("0.005")
 
 
-def settle_time(timeout: float | None) -> float:
-    """How long after an ambiguous request "no record" still proves nothing."""
+def settle_time(timeout: float | None, status: int | None = None,
+                gateway: float = GATEWAY_SETTLE) -> float:
+    """How long after an ambiguous request "no record" still proves nothing; GATEWAY is the
+    least for a gateway's 502/504."""
     timeout = timeout or 30.0
-    return 2 * timeout + min(SETTLE_GRACE, timeout)
+    settle = 2 * timeout + min(SETTLE_GRACE, timeout)
+    return max(settle, gateway) if status in (502, 504) else settle
 
 
 @dataclass(frozen=True)
@@ -124,9 +131,12 @@ def same_amount(theirs: Any, ours: Decimal) -> bool:
                for mode in (ROUND_HALF_UP, ROUND_HALF_EVEN, ROUND_DOWN, ROUND_UP))
 
 
-def created_range(record: dict[str, Any], zone: float | None) -> tuple[float, float] | None:
-    """When RECORD was created, as an interval of UTC epoch seconds (one point when its
-    CreatedOn carries an offset or the account's zone is known); None when unreadable."""
+def created_range(record: dict[str, Any], zone: float | None
+                  ) -> tuple[float, float, float] | None:
+    """When RECORD was created, in UTC epoch seconds: (earliest, latest, best guess). A time
+    with an offset is one point; one without is anywhere from UTC-12 to UTC+14, the best guess
+    being the account's zone as learnt (zones change: daylight saving time), else the earliest.
+    None when unreadable."""
     text = record.get("CreatedOn")
     if not isinstance(text, str) or not text.strip():
         return None
@@ -136,11 +146,10 @@ def created_range(record: dict[str, Any], zone: float | None) -> tuple[float, fl
         return None
     if when.tzinfo is not None:
         t = when.timestamp()
-        return t, t
+        return t, t, t
     naive = when.replace(tzinfo=UTC).timestamp()
-    if zone is not None:
-        return naive - zone, naive - zone
-    return naive - ZONES[1], naive - ZONES[0]
+    earliest, latest = naive - ZONES[1], naive - ZONES[0]
+    return earliest, latest, (naive - zone if zone is not None else earliest)
 
 
 class Reconciler:
@@ -180,16 +189,26 @@ class Reconciler:
                     seen[record["Id"]] = record
                     new += 1
             pages = answer.get("TotalPages")
-            if not new or not answer.get("HasNextPage", True) or (isinstance(pages, int) and page >= pages):
-                break
+            if page > 1 and answer["Records"] and not new:
+                break  # a page that repeats what was read: the server does not page
+            if not answer["Records"] or not answer.get("HasNextPage", True) or (
+                    isinstance(pages, int) and page >= pages):
+                return sorted(seen.values(), key=lambda r: (str(type(r["Id"])), r["Id"]))
             page += 1
-        return sorted(seen.values(), key=lambda r: (str(type(r["Id"])), r["Id"]))
+        # a server that ignores `page` (or a list longer than the cap): what was read is not all
+        # there is, and "no record" could not be trusted
+        raise ReadFailed(f"the list of {self.resource.name} could not be read to its end (page {page} "
+                         f"brought nothing new, {len(seen)} records read)")
 
     # deciding
 
     def reconcile(self, entries: list[Entry], *, final: bool = False) -> list[Verdict]:
         """Decide each entry in doubt (and every identical row in doubt with it), record each
-        verdict through the ledger, and return the verdicts of ENTRIES."""
+        verdict through the ledger, and return the verdicts (ENTRIES' first).
+
+        The server is read first and the journal after, in one snapshot: a record an identical
+        row in flight has just created is then either claimed by it already, or its row is
+        still pending and the group waits. Never the other way round."""
         if not entries:
             return []
         wanted = {e.identity for e in entries}
@@ -198,55 +217,71 @@ class Reconciler:
         for e in self.journal.entries(Outcome.IN_DOUBT.value):
             if e.payload_hash in hashes and e.resource in (None, "", self.resource.name):
                 by_payload[_as_sent(e)].append(e)
-        busy = set() if final else self.journal.pending_payloads()
-        claimed = self.journal.claimed_ids()
         exact = self.journal.meta("system_id") == "on"
+        groups = [sorted(g, key=lambda e: (e.first_sent or 0.0, e.identity)) for g in by_payload.values()]
         cache: dict[Any, list[dict[str, Any]]] = {}
+        read: dict[int, tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]] = {}
         verdicts: dict[str, Verdict] = {}
-        for group in by_payload.values():
-            if not group:
-                continue
-            group.sort(key=lambda e: (e.first_sent or 0.0, e.identity))
+        for gi, group in enumerate(groups):
+            try:
+                keyed = {e.identity: self.records({self.resource.system_id_filter: str(e.system_id)})
+                         for e in group if exact and e.system_id}
+                rest = [e for e in group if e.identity not in keyed]
+                read[gi] = (keyed, self._listed(rest[0], cache) if rest else [])
+            except ReadFailed as exc:
+                for e in group:
+                    verdicts[e.identity] = self._undecided(e, f"could not check: {exc}")
+        claimed, busy = self.journal.snapshot()
+        # candidates by fields, group by group; a record that may be the row of two different
+        # groups (a shortened Description) is taken by neither
+        found: dict[int, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
+        for gi, (keyed, listed) in read.items():
+            rest = [e for e in groups[gi] if e.identity not in keyed]
+            if rest:
+                found[gi] = self._candidates(rest, listed, claimed)
+        times = Counter(r["Id"] for ours, maybe in found.values() for r in ours + maybe)
+        for gi, (keyed, _) in read.items():
+            group = groups[gi]
             if group[0].payload_hash in busy:
                 for e in group:
                     verdicts[e.identity] = self._undecided(
                         e, "an identical row is being sent right now; checked once it is answered")
                 continue
-            keyed = [e for e in group if exact and e.system_id]
-            rest = [e for e in group if not (exact and e.system_id)]
-            try:
-                for e in keyed:
-                    verdicts[e.identity] = self._by_system_id(e, claimed)
-                if rest:
-                    for v in self._by_fields(rest, claimed, cache):
-                        verdicts[v.identity] = v
-            except ReadFailed as exc:
-                for e in group:
-                    if e.identity not in verdicts:
-                        verdicts[e.identity] = self._undecided(e, f"could not check: {exc}")
-        # ENTRIES first, then the identical rows decided with them
+            for e in group:
+                if e.identity in keyed:
+                    verdicts[e.identity] = self._by_system_id(e, keyed[e.identity], claimed)
+            if gi in found:
+                ours, maybe = found[gi]
+                maybe = maybe + [r for r in ours if times[r["Id"]] > 1]
+                ours = [r for r in ours if times[r["Id"]] == 1]
+                rest = [e for e in group if e.identity not in keyed]
+                for v in self._decide(rest, ours, maybe, claimed):
+                    verdicts[v.identity] = v
         return sorted(verdicts.values(), key=lambda v: v.identity not in wanted)
 
-    def _by_system_id(self, entry: Entry, claimed: set[int]) -> Verdict:
+    def _by_system_id(self, entry: Entry, records: list[dict[str, Any]], claimed: set[int]) -> Verdict:
         sid = entry.system_id
-        found = [r for r in self.records({self.resource.system_id_filter: str(sid)})
-                 if r.get("SystemId") == sid and r.get("Id") not in claimed]
+        found = [r for r in records if r.get("SystemId") == sid and r.get("Id") not in claimed]
         if found:
             record_id = int(found[0]["Id"])
             extra = (f" (also Ids {', '.join(str(r['Id']) for r in found[1:6])} carry its key: "
                      "check them)") if len(found) > 1 else ""
-            claimed.add(record_id)
-            return self._found(entry, record_id, f"checked by its SystemId: it was created{extra}")
+            return self._found(entry, record_id, f"checked by its SystemId: it was created{extra}", claimed)
         return self._absent_or_wait(entry, "no record carries its SystemId")
 
-    def _by_fields(self, group: list[Entry], claimed: set[int],
-                   cache: dict[Any, list[dict[str, Any]]]) -> list[Verdict]:
-        """n identical rows in doubt against the records that match them."""
-        body = json.loads(group[0].payload, parse_float=Decimal, parse_int=int)
+    def _listed(self, entry: Entry, cache: dict[Any, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        body = json.loads(entry.payload, parse_float=Decimal, parse_int=int)
         params = {name: str(body[field]) for name, field in self.resource.lookup.items() if field in body}
         key = tuple(sorted(params.items()))
         if key not in cache:
             cache[key] = self.records(params)
+        return cache[key]
+
+    def _candidates(self, group: list[Entry], listed: list[dict[str, Any]], claimed: set[int]
+                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(ours, maybe): records that match the group's rows and were created after their first
+        send by the server's clock, and those whose creation time can't be placed."""
+        body = json.loads(group[0].payload, parse_float=Decimal, parse_int=int)
         zone_text = self.journal.meta("created_on_zone")
         zone = float(zone_text) if zone_text not in (None, "") else None
         offset = self.client.server_offset
@@ -259,7 +294,7 @@ class Reconciler:
             starts.append(sent + (known or 0.0) - (MARGIN if known is not None else UNKNOWN_SKEW))
         start = min(starts)
         ours, maybe = [], []
-        for record in cache[key]:
+        for record in listed:
             if record.get("Id") in claimed:
                 continue
             if not all(_same(record.get(f), body.get(f)) for f in exact_fields):
@@ -271,37 +306,45 @@ class Reconciler:
             if when is None:
                 maybe.append(record)
             elif when[1] < start:
-                continue  # created before any of these requests left: someone else's
-            elif when[0] >= start:
+                continue  # created before any of these requests left, in any time zone
+            elif when[2] >= start:
                 ours.append(record)
             else:
                 maybe.append(record)
+        return ours, maybe
+
+    def _decide(self, group: list[Entry], ours: list[dict[str, Any]], maybe: list[dict[str, Any]],
+                claimed: set[int]) -> list[Verdict]:
+        """n identical rows in doubt against the m records that can only be theirs."""
         if maybe:
             ids = ", ".join(str(r["Id"]) for r in (ours + maybe)[:10])
-            reason = (f"a record that may be this row exists (Ids {ids}), but its creation time "
-                      "can't be placed against our request; not sent again: decide with etl resolve")
+            reason = (f"a record that may be this row exists (Ids {ids}), but it can't be told to be "
+                      "this row's (its creation time, or another row it may belong to); not sent "
+                      "again: decide with etl resolve")
             return [self._undecided(e, reason) for e in group]
         verdicts = []
         for e, record in zip(group, ours, strict=False):
-            record_id = int(record["Id"])
-            claimed.add(record_id)
             how = "checked: it was created"
             if len(group) > 1:
                 how += f" (one of {len(group)} identical rows; records are interchangeable)"
-            verdicts.append(self._found(e, record_id, how))
+            verdicts.append(self._found(e, int(record["Id"]), how, claimed))
         for e in group[len(ours):]:
             verdicts.append(self._absent_or_wait(e, "no matching record"))
         return verdicts
 
     # verdicts, through the ledger
 
-    def _found(self, entry: Entry, record_id: int, reason: str) -> Verdict:
-        self.ledger.apply(entry.identity, Event.FOUND, reason, record_id=record_id)
+    def _found(self, entry: Entry, record_id: int, reason: str, claimed: set[int]) -> Verdict:
+        try:
+            self.ledger.apply(entry.identity, Event.FOUND, reason, record_id=record_id)
+        except sqlite3.IntegrityError:  # another row took it meanwhile: it is not this row's proof
+            return self._undecided(entry, f"record {record_id} was taken by another row meanwhile")
+        claimed.add(record_id)
         return Verdict(entry, Outcome.CREATED, record_id, reason)
 
     def _absent_or_wait(self, entry: Entry, what: str) -> Verdict:
         until = entry.settle_until or ((entry.last_sent or entry.first_sent or 0.0)
-                                       + settle_time(entry.timeout))
+                                       + settle_time(entry.timeout, entry.http_status))
         if until > self.clock():
             left = until - self.clock()
             return self._undecided(entry, f"{what} yet, but the request may still be under way for "

@@ -161,7 +161,8 @@ def write_summary(path: str, summary: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def patch_report(path: str, changes: dict[tuple[str, int], tuple[str, Any, str]]) -> Counter[str]:
+def patch_report(path: str, changes: dict[tuple[str, int], tuple[str, Any, str, Any, Any]]
+                 ) -> Counter[str]:
     """Rewrite the outcome, id and errors of the lines keyed (source, row) in CHANGES: a row's
     fate decided after its line was written. Returns the change in the count of each outcome."""
     moved: Counter[str] = Counter()
@@ -172,10 +173,11 @@ def patch_report(path: str, changes: dict[tuple[str, int], tuple[str, Any, str]]
         for line in reader:
             change = changes.get((line[0], int(line[1]))) if len(line) > 2 and line[1].isdigit() else None
             if change is not None:
-                outcome, record_id, errors = change
+                outcome, record_id, errors, status, attempts = change
                 moved[line[2]] -= 1
                 moved[outcome] += 1
                 line[2], line[3], line[6] = outcome, "" if record_id is None else str(record_id), errors
+                line[4], line[5] = "" if status is None else str(status), str(attempts or "")
             writer.writerow(line)
         dst.flush()
         os.fsync(dst.fileno())

@@ -90,7 +90,8 @@ def run_soak(workdir: str, rows: int, kills: int, seed: int = 1, *, rate: int = 
         cmd = [sys.executable, "-m", "etl", "import", export, "--api-url", url, "-q",
                "--rate", str(rate), "--concurrency", str(concurrency), "--timeout", str(timeout),
                "--journal", os.path.join(workdir, "journal.sqlite3"), "--report", report,
-               "--batch-size", "10", "--max-errors", "1000", *(["--tag-description"] if tag else [])]
+               "--batch-size", "10", "--max-errors", "1000", "--gateway-settle", str(timeout * 4),
+               *(["--tag-description"] if tag else [])]
         codes = []
         for _ in range(kills):
             proc = subprocess.Popen(cmd, env=env, cwd=workdir, stdout=subprocess.DEVNULL,

@@ -286,3 +286,29 @@ def test_an_interrupt_finishes_the_requests_under_way_and_completes_the_report(
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert len(sandbox.store.records()) == 12
+
+
+def test_another_journal_of_the_same_target_that_knows_its_rows_is_not_bypassed(post, sandbox, tmp_path):
+    path = write(tmp_path, "export.csv", "101,1,a")
+    assert outcomes(post(path)) == ["created"]
+    other = post(path, "--journal", str(tmp_path / "other.sqlite3"))
+    assert other.code == 2
+    assert f"the journal {journal_of(sandbox.url)} records 1 credit uses created on" in other.err
+    assert sandbox.stats.posts == 1
+
+
+def test_identical_rows_four_at_a_time_under_ambiguous_faults_end_once_each(post, sandbox, tmp_path):
+    sandbox.faults.system_id = "drop"
+    sandbox.faults.error = 0.2
+    sandbox.faults.error_after_create = 0.2
+    sandbox.faults.seed = 7
+    path = write(tmp_path, "export.csv", *["101,1,same"] * 30)
+    for _ in range(3):
+        run = post(path, "--concurrency", "4", "--batch-size", "1", "--timeout", "0.2")
+        assert "Traceback" not in run.err
+        created = [int(r["id"]) for r in run.report() if r["id"]]
+        assert len(created) == len(set(created)) <= len(sandbox.store.records())
+        if run.code == 0:
+            break
+    assert run.code == 0, run.report()
+    assert len(sandbox.store.records()) == 30
