@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from etl import logs
-from etl.errors import FileProblem
+from etl.errors import FileProblem, RunAborted
 from etl.journal import Journal, utc_day
 from etl.outcomes import ExitStatus
 from etl.pacing import Pacer
@@ -121,12 +121,13 @@ class AccountChecks:
     """The account checks a resource declares, for one run: collect the rows that may be sent,
     look their records up once, then give each row its verdict in input order."""
 
-    def __init__(self, resource: Resource, get: Callable[[str], Any], *,
+    def __init__(self, resource: Resource, get: Callable[[str, dict[str, Any] | None], Any], *,
                  pace: Callable[[], object] | None = None, rate: float | None = None,
                  stop: threading.Event | None = None,
                  now: Callable[[], dt.datetime] = _utc_now,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.references: tuple[Reference, ...] = resource.references
+        self.listing = resource.endpoint
         self.get = get
         self.pace = pace
         self.rate = rate  # the pace of `pace`, to say how long the look-ups take
@@ -188,6 +189,7 @@ class AccountChecks:
                     self.found[key] = self._read(key)
             if not self._decide(draws, "").problem:
                 left = None if left is None else left - 1
+        self._confirm_missing()
         self._reset()
         self.seconds += self.clock() - start
         self._warn()
@@ -210,7 +212,7 @@ class AccountChecks:
             self.pace()
         self.lookups += 1
         try:
-            record = self.get(ref.endpoint.format(id=ident))
+            record = self.get(ref.endpoint.format(id=ident), None)
         except ReadFailed as exc:
             self._failures += 1
             if self._failures >= GIVE_UP_AFTER:
@@ -224,6 +226,27 @@ class AccountChecks:
                                    "than a record")
         left = amount(record.get(ref.remaining)) if ref.remaining else None
         return Found(True, left, passed(record.get(ref.expires), self.now()) if ref.expires else "")
+
+    def _confirm_missing(self) -> None:
+        """A 404 for every record looked up is also what a wrong --api-url answers: one read of
+        the resource's own list tells them apart. Found there, the records are missing; not
+        found, the run stops with nothing posted; unreadable, their rows are left unchecked."""
+        if not self.found or any(f.exists for f in self.found.values()) or \
+                not any(f.exists is False for f in self.found.values()):
+            return
+        if self.pace is not None:
+            self.pace()
+        self.lookups += 1
+        try:
+            answer = self.get(self.listing, {"page": 1, "size": 1})
+        except ReadFailed as exc:
+            why = f"every look-up answered 404, and {exc}, so a wrong --api-url can't be ruled out"
+            self.found = {k: Found(None, why=why) if f.exists is False else f for k, f in self.found.items()}
+            return
+        if answer is None:
+            raise RunAborted(
+                f"GET {self.listing} answered 404 (not found), as did every one of the "
+                f"{len(self.found)} records looked up: check --api-url; nothing was posted")
 
     def _warn(self) -> None:
         """One line on the terminal per kind of finding that is not a row's fault alone."""
@@ -319,7 +342,7 @@ def for_client(resource: Resource, client: Client, *, read_rate: float = READ_RA
     if not resource.references:
         return None
     pacer = Pacer(read_rate, burst=READ_BURST)
-    return AccountChecks(resource, lambda path: client.get(path, patience=patience),
+    return AccountChecks(resource, lambda path, params: client.get(path, params, patience=patience),
                          pace=pacer.acquire, rate=read_rate, stop=stop)
 
 
