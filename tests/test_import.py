@@ -311,8 +311,9 @@ def test_a_row_left_pending_by_a_killed_run_is_judged_by_the_timeout_it_was_sent
     path = write(tmp_path, "a.csv", "101,1,a", "102,2,b")
     sandbox.faults.latency = 6.0
     proc = subprocess.Popen([sys.executable, "-m", "etl", "import", str(path), "--api-url", sandbox.url,
-                             "--token", TOKEN, "-q"], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env={**os.environ, "NEXUDUS_TOKEN": ""})
+                             "--token", TOKEN, "-q", "--no-check-credits"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "NEXUDUS_TOKEN": ""})
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:  # the row is entered pending just before its request leaves
         time.sleep(0.05)
