@@ -269,36 +269,47 @@ def show_attention(attention: Any) -> None:
         click.echo(f"To fix and load them again: {attention.path}", err=True)
 
 
-def _validate(files: tuple[str, ...], **kw: Any) -> None:
+def _validate(files: tuple[str, ...], online: bool = False, **kw: Any) -> None:
     from etl import pipeline
 
     run = Run("validate", {"files": files, **kw})
     inputs = run.inputs()
-    if run.show_progress():
-        with click.progressbar(
-            length=inputs.total_bytes, label="Validating", file=sys.stderr, show_eta=True
-        ) as bar:
-            status = pipeline.validate(inputs, run.validator(), run.record, bar.update)
-    else:
-        status = pipeline.validate(inputs, run.validator(), run.record)
+    api = connect(kw) if online else None
+    try:
+        with contextlib.ExitStack() as stack:
+            progress = None
+            if run.show_progress():
+                progress = stack.enter_context(click.progressbar(
+                    length=inputs.total_bytes, label="Validating", file=sys.stderr, show_eta=True
+                )).update
+            if api is None:
+                status = pipeline.validate(inputs, run.validator(), run.record, progress)
+            else:
+                from etl.checks import validate_online
+
+                status = validate_online(inputs, run.validator(), run.record, api.url, api.credentials,
+                                         timeout=kw["timeout"], read_rate=_read_rate(kw, api),
+                                         progress=progress)
+    finally:
+        if api is not None and api.sandbox is not None:
+            api.sandbox.stop()
     run.done(status)
 
 
-@main.command()
-@reading_options
-def validate(files: tuple[str, ...], **kw: Any) -> None:
-    """Dry run: read and validate FILES and write the per-row report. Never touches the network.
+def _read_rate(kw: dict[str, Any], api: Api) -> float:
+    """--read-rate, else the default: under Nexudus' read limits, or quicker for the sandbox."""
+    from etl.checks import READ_RATE, SANDBOX_READ_RATE
 
-    Exit 0 when every row is valid, 1 when some are not (the report names each problem),
-    2 when a file can't be used at all.
+    return float(kw["read_rate"] or (SANDBOX_READ_RATE if api.sandbox else READ_RATE))
 
-    \b
-    Examples:
-        etl validate samples/credit_uses.csv
-        etl validate export.csv --delimiter ';' --decimal ','
-        etl validate bookings.xlsx --sheet March --map 'Credits=CreditUsed'
-    """
-    _validate(files, **kw)
+
+def check_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """How the account checks read (`etl import`, `etl validate --online`)."""
+    return click.option(
+        "--read-rate", type=click.FloatRange(min=0.001), metavar="N",
+        help="Most look-ups (reads) a second when checking booking credits before posting. "
+             "Default 1.25, after a first 40 at once (Nexudus allows 120 requests a minute and "
+             "5,000 an hour); 50 with --sandbox.")(command)
 
 
 # --- schema ----------------------------------------------------------------------------------
@@ -561,6 +572,31 @@ class _Signals:
             signal.signal(sig, old)
 
 
+@main.command()  # here, below api_options, which it takes for --online
+@reading_options
+@click.option("--online", is_flag=True,
+              help="Also check the account: each booking credit exists, has enough left, and "
+                   "whether it expired. Reads the API (credentials, or --sandbox), never posts.")
+@api_options
+@check_options
+def validate(files: tuple[str, ...], **kw: Any) -> None:
+    """Dry run: read and validate FILES and write the per-row report. Never touches the network,
+    unless --online: then each booking credit the valid rows use is looked up once (it exists,
+    enough is left for the rows in input order, expiry), and nothing is posted.
+
+    Exit 0 when every row is valid, 1 when some are not (the report names each problem),
+    2 when a file can't be used at all.
+
+    \b
+    Examples:
+        etl validate samples/credit_uses.csv
+        etl validate export.csv --delimiter ';' --decimal ','
+        etl validate bookings.xlsx --sheet March --map 'Credits=CreditUsed'
+        NEXUDUS_TOKEN=... etl validate export.csv --online
+    """
+    _validate(files, **kw)
+
+
 @main.command("import")
 @reading_options
 @click.option("--dry-run", is_flag=True, help="Validate and report only, exactly like `etl validate`.")
@@ -602,6 +638,11 @@ class _Signals:
 @click.option("--tag-description", is_flag=True,
               help="Stamp a short import key ([etl:...]) into each Description, so rows in doubt "
                    "are matched exactly even without SystemId; the tag shows in Nexudus.")
+@click.option("--check-credits/--no-check-credits", default=True, show_default=True,
+              help="Before the first POST, look each booking credit of tonight's rows up once: rows "
+                   "of a credit that does not exist, or that would take it below zero, are invalid "
+                   "and not sent; an expired credit is noted.")
+@check_options
 def import_(files: tuple[str, ...], **kw: Any) -> None:
     """Validate FILES, then post the valid rows to Nexudus; write the per-row report.
 
@@ -634,6 +675,7 @@ def import_(files: tuple[str, ...], **kw: Any) -> None:
         ignore=tuple(kw["ignore"]), tag_description=kw["tag_description"],
         system_id=kw["system_id"], allow_new_identity=kw["allow_new_identity"], timeout=kw["timeout"],
         gateway_settle=kw["gateway_settle"],
+        account_checks=kw["check_credits"], read_rate=_read_rate(kw, api),
     )
     stopper = Stopper()
     try:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from etl import logs
+from etl.checks import READ_RATE, AccountChecks, for_client, posts_left
 from etl.errors import EtlError, RunAborted, UsageProblem
 from etl.identity import Identities, describe_scheme, id_like_columns
 from etl.journal import LEGACY_SCHEME, Entry, Journal, canonical_json, clock, payload_hash
@@ -57,6 +58,8 @@ class Settings:
     timeout: float = 30.0
     gateway_settle: float = 600.0  # a 502/504's request is not taken as settled before this
     settle_wait: bool = True  # at the end, wait for this run's rows in doubt to settle and check them
+    account_checks: bool = True  # look the records rows refer to up before posting (etl.checks)
+    read_rate: float = READ_RATE  # those look-ups a second
 
 
 class Interrupted(RunAborted):
@@ -179,6 +182,9 @@ class Importer:
         self.legacy = journal.meta("legacy") == "1"
         self.valid_rows: dict[str, int] = {}
         self.zone_checked = False  # learnt again each run: daylight saving time moves it
+        self.account: AccountChecks | None = for_client(
+            self.resource, poster.client, read_rate=settings.read_rate,
+            patience=poster.throttle_patience, stop=self.stopper.event) if settings.account_checks else None
 
     # --- identities ------------------------------------------------------------------------------
 
@@ -232,6 +238,8 @@ class Importer:
             _, valid = self.validator.errors(chunk, self.inputs.columns[index])
             rows, problems = self._identify(identities, index, chunk, valid)
             known = self._known(rows)
+            if self.account is not None:  # the rows this run may send, for the account checks
+                self.account.collect(r.body for r in rows if plan(known.get(r.identity)) == "send")
             fresh = [r for r in rows if r.identity not in known]
             earlier = self.journal.created_with_payload((r.payload_hash for r in fresh), maybe=True)
             used: Counter[str] = Counter()
@@ -256,6 +264,13 @@ class Importer:
                 "uses, rerun the way they were identified then (the same --key, or --ignore-column "
                 "for a column the export added); if they are new credit uses, rerun with "
                 "--allow-new-identity")
+
+    def check_account(self) -> None:
+        """Before the first POST: the records the rows tonight's quota can send refer to are
+        looked up, once each (see etl.checks)."""
+        if self.account is not None:
+            self.account.look_up(posts_left(self.journal, self.poster.daily_limit))
+            self.record.extra["account_checks"] = self.account.summary()
 
     def _identities(self) -> Identities:
         return Identities(self.resource.name, self.settings.key, self.settings.ignore,
@@ -360,7 +375,21 @@ class Importer:
                                         f"{_when(e)}), but its other cells differ: posted as a new "
                                         "credit use")
                 self.notes["posted_with_the_payload_of_an_earlier_row"] += 1
+        if self.account is not None:
+            p.to_send = [r for r in p.to_send if self._account_allows(p, r)]
         return p
+
+    def _account_allows(self, p: Plan, r: Row) -> bool:
+        """The account checks' verdict, in input order: a row they refuse is `invalid` and never
+        sent (nor entered in the journal); their notes go on the row."""
+        assert self.account is not None
+        verdict = self.account.verdict(r.body, f"{r.source} row {r.number}")
+        if verdict.problem:
+            p.outcome[r.position], p.errors[r.position] = Outcome.INVALID.value, verdict.problem
+            return False
+        notes = [p.errors[r.position], *(f"note: {n}" for n in verdict.notes)]
+        p.errors[r.position] = " | ".join(n for n in notes if n)
+        return True
 
     def _chunk(self, pool: ThreadPoolExecutor, workers: int, identities: Identities, index: int,
                chunk: RawChunk, writer: ReportWriter,
@@ -643,6 +672,7 @@ def import_files(
     for path, rows in record.extra.get("rows_read", {}).items():
         journal.note_source(os.path.realpath(path), rows, importer.valid_rows.get(path, 0), "")
     total = sum(record.extra.get("rows_read", {}).values())
+    importer.check_account()
     writer = ReportWriter(record.report, inputs.own_columns)
     try:
         status = importer.run(writer, progress(total) if progress else None)

@@ -5,8 +5,10 @@ not used is not saved up for a burst later. When the server throttles (409/429),
 waits out its Retry-After before the next send, and the pace drops (multiplicative decrease);
 each answered request then wins a little of it back (additive increase), never above `rate`.
 So a server whose real limit is below `--rate` settles the pace just under it instead of
-throttling every other request. `clock` and `sleep` come in as parameters so tests drive a
-fake clock and run in microseconds.
+throttling every other request. With `burst` above 1 (reads, whose limits are per minute and
+per hour), up to `burst` starts may follow each other at once after a quiet spell: a few
+look-ups cost no waiting, and a long run of them still keeps to `rate`. `clock` and `sleep`
+come in as parameters so tests drive a fake clock and run in microseconds.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class Pacer:
         self,
         rate: float,
         *,
+        burst: int = 1,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -35,6 +38,8 @@ class Pacer:
             raise ValueError("rate must be above 0")
         self.ceiling = rate
         self.rate = rate
+        #: starts that may follow each other at once after a quiet spell (1: none)
+        self.burst = max(1, burst)
         self.clock = clock
         self.sleep = sleep
         self._next = clock()
@@ -49,8 +54,9 @@ class Pacer:
         """Wait for this caller's send slot; returns the seconds waited."""
         with self._lock:
             now = self.clock()
-            start = max(self._next, now)
-            self._next = start + self.interval
+            due = max(self._next, now)
+            start = max(now, due - (self.burst - 1) * self.interval)
+            self._next = due + self.interval
         wait = start - now
         if wait > 0:
             self.sleep(wait)
@@ -62,7 +68,8 @@ class Pacer:
         with self._lock:
             self.throttled += 1
             self.rate = max(min(FLOOR, self.ceiling), self.rate * BACK_OFF)
-            self._next = max(self._next, self.clock() + seconds)
+            # and no burst after it: the starts that follow are evenly spaced again
+            self._next = max(self._next, self.clock() + seconds + (self.burst - 1) * self.interval)
 
     def answered(self) -> None:
         """A request got through: win back a little of the pace."""

@@ -24,6 +24,21 @@ def header_key(name: str) -> str:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """A column whose value names a record of the account that a row needs, checked before
+    posting (see `etl.checks`): the record must exist; with `draws`, the row's amount in that
+    field is drawn from what the record has left (its field `remaining`); with `expires`, a
+    record whose date in that field has passed is noted on the row (historic uses are normal)."""
+
+    column: str  # the row's field holding the record's Id
+    endpoint: str  # where one record is read: "/api/.../{id}"
+    name: str = "record"  # what it is called in messages ("credit 5000 does not exist ...")
+    draws: str = ""  # the row's field whose amount is drawn down
+    remaining: str = ""  # the record's field: what is left
+    expires: str = ""  # the record's field: when it expires (null: never)
+
+
+@dataclass(frozen=True)
 class Resource:
     name: str
     endpoint: str
@@ -33,6 +48,8 @@ class Resource:
     lookup: dict[str, str] = field(default_factory=dict)
     #: list-endpoint filter on the user-defined SystemId (where the account keeps it)
     system_id_filter: str = ""
+    #: records of the account the rows refer to, checked before the first POST (`etl.checks`)
+    references: tuple[Reference, ...] = ()
 
     @property
     def required(self) -> list[str]:

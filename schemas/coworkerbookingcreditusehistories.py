@@ -1,7 +1,7 @@
 """A use of a coworker's booking credit (CoworkerBookingCreditUseHistory)."""
 
 from etl.fields import PositiveDecimal, PositiveInteger, Text
-from etl.resources import Resource
+from etl.resources import Reference, Resource
 
 RESOURCE = Resource(
     name="coworkerbookingcreditusehistories",
@@ -27,4 +27,14 @@ RESOURCE = Resource(
     ),
     lookup={"CoworkerBookingCreditUseHistory_CoworkerBookingCredit": "CoworkerBookingCreditId"},
     system_id_filter="CoworkerBookingCreditUseHistory_SystemId",
+    references=(
+        Reference(
+            column="CoworkerBookingCreditId",
+            endpoint="/api/billing/coworkerbookingcredits/{id}",
+            name="credit",
+            draws="CreditUsed",
+            remaining="RemainingCredit",
+            expires="ExpireDate",
+        ),
+    ),
 )

@@ -282,7 +282,7 @@ def test_server_daily_quota_stops_the_run_cleanly(post, sandbox, tmp_path):
 def test_max_errors_aborts_a_run_against_a_wrong_url(etl, sandbox, tmp_path):
     path = write(tmp_path, "a.csv", *[f"{100 + i},1,x" for i in range(10)])
     run = etl("import", path, "--api-url", sandbox.url + "/wrong", "--token", TOKEN, "--rate", "1000",
-              "--max-errors", "3", "--journal", "j.sqlite3", env=NO_ENV)
+              "--max-errors", "3", "--journal", "j.sqlite3", "--no-check-credits", env=NO_ENV)
     assert run.code == 3
     outcomes = [r["outcome"] for r in run.report()]
     assert outcomes[:3] == ["failed"] * 3 and set(outcomes[3:]) == {"not_attempted"}
@@ -311,8 +311,9 @@ def test_a_row_left_pending_by_a_killed_run_is_judged_by_the_timeout_it_was_sent
     path = write(tmp_path, "a.csv", "101,1,a", "102,2,b")
     sandbox.faults.latency = 6.0
     proc = subprocess.Popen([sys.executable, "-m", "etl", "import", str(path), "--api-url", sandbox.url,
-                             "--token", TOKEN, "-q"], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env={**os.environ, "NEXUDUS_TOKEN": ""})
+                             "--token", TOKEN, "-q", "--no-check-credits"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "NEXUDUS_TOKEN": ""})
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:  # the row is entered pending just before its request leaves
         time.sleep(0.05)

@@ -71,3 +71,14 @@ def test_the_pace_has_a_floor():
     for _ in range(1000):
         pacer.pause(0)
     assert pacer.rate == pytest.approx(1 / 60)
+
+
+def test_a_burst_goes_at_once_then_the_pace_holds_and_a_pause_empties_it():
+    clock = FakeClock()
+    pacer = Pacer(2, burst=3, clock=clock, sleep=clock.sleep)
+    assert [pacer.acquire() for _ in range(5)] == [0, 0, 0, pytest.approx(0.5), pytest.approx(0.5)]
+    clock.now += 10  # a quiet spell fills the bucket again, to 3 and no more
+    assert [pacer.acquire() for _ in range(4)] == [0, 0, 0, pytest.approx(0.5)]
+    pacer.pause(5)
+    waits = [pacer.acquire() for _ in range(3)]
+    assert waits[0] == pytest.approx(5) and waits[1:] == [pytest.approx(0.5 / 0.9)] * 2
