@@ -266,7 +266,7 @@ class Client:
                 failures += 1
                 if failures > READ_RETRIES:
                     raise ReadFailed(f"GET {path} failed {failures} times ({type(exc).__name__})") from None
-                sleep(min(8.0, 0.25 * 2 ** failures))
+                sleep(min(8.0, 0.2 * 2 ** (failures - 1)))
                 continue
             if r.status_code == 401 and not renewed:
                 self.renew(stale)
@@ -284,7 +284,7 @@ class Client:
                 failures += 1
                 if failures > READ_RETRIES:
                     raise ReadFailed(f"GET {path} answered HTTP {r.status_code} {failures} times")
-                sleep(min(8.0, 0.25 * 2 ** failures))
+                sleep(min(8.0, 0.2 * 2 ** (failures - 1)))
                 continue
             if r.status_code == 404:
                 return None
