@@ -1,5 +1,5 @@
 """The dry run's answers, held cell for cell: ~20k-row exports with assorted bad cells give the
-very reports they gave when tests/data/make_golden.py made them (a faster validator or reader
+very reports (results.csv and errors.csv) they gave when tests/data/make_golden.py made them (a faster validator or reader
 must not change one word of one line)."""
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ def test_report_is_the_golden_one(etl, tmp_path, source, options, expected):
         shutil.copy(DATA / source, tmp_path / name)
     run = etl("validate", name, *options, "--report", "out/results.csv")
     assert run.code == 1
-    got = (tmp_path / "out" / "results.csv").read_bytes().splitlines(keepends=True)
-    want = gzip.decompress((DATA / expected).read_bytes()).splitlines(keepends=True)
-    assert len(got) == len(want)
-    assert [i for i, (a, b) in enumerate(zip(got, want, strict=True)) if a != b][:5] == []
+    for made, kept in (("results.csv", expected), ("errors.csv", expected.replace(".report.", ".errors."))):
+        got = (tmp_path / "out" / made).read_bytes().splitlines(keepends=True)
+        want = gzip.decompress((DATA / kept).read_bytes()).splitlines(keepends=True)
+        assert len(got) == len(want), made
+        assert [i for i, (a, b) in enumerate(zip(got, want, strict=True)) if a != b][:5] == [], made

@@ -3,7 +3,7 @@
 The inputs are ~20k-row exports with assorted bad cells of every kind the validator judges; the
 reports are what `etl validate` wrote for them when they were made, kept so that a faster
 validator is held to the same answers, cell for cell (tests/test_golden.py). Regenerate the
-reports only on purpose, when an answer is meant to change.
+reports only on purpose (`--reports-only` keeps the inputs), when an answer is meant to change.
 """
 
 from __future__ import annotations
@@ -94,8 +94,8 @@ def write_xlsx(path: Path, n: int) -> None:
     book.save(path)
 
 
-def report(args: list[str]) -> bytes:
-    """The results.csv `etl validate ARGS` writes, the source column as given in ARGS."""
+def report(args: list[str]) -> tuple[bytes, bytes]:
+    """The results.csv and errors.csv `etl validate ARGS` writes."""
     from click.testing import CliRunner
 
     from etl.cli import main
@@ -104,13 +104,14 @@ def report(args: list[str]) -> bytes:
         out = os.path.join(tmp, "results.csv")
         result = CliRunner().invoke(main, ["validate", *args, "-q", "--report", out])
         assert result.exit_code in (0, 1), result.output
-        with open(out, "rb") as f:
-            return f.read()
+        with open(out, "rb") as f, open(os.path.join(tmp, "errors.csv"), "rb") as g:
+            return f.read(), g.read()
 
 
 def main() -> None:
-    write_csv(HERE / "golden.csv.gz", 20_000)
-    write_xlsx(HERE / "golden.xlsx", 6_000)
+    if "--reports-only" not in sys.argv:
+        write_csv(HERE / "golden.csv.gz", 20_000)
+        write_xlsx(HERE / "golden.xlsx", 6_000)
     os.chdir(HERE)
     with tempfile.TemporaryDirectory() as tmp:
         plain = os.path.join(tmp, "golden.csv")
@@ -120,9 +121,11 @@ def main() -> None:
                  "golden.xlsx.report.gz": ["golden.xlsx"],
                  "golden.xlsx.comma.report.gz": ["golden.xlsx", "--decimal", ","]}
         for name, args in cases.items():
-            data = report(args).replace(plain.encode(), b"golden.csv")
-            (HERE / name).write_bytes(gzip.compress(data, mtime=0))
-            print(name, data.count(b"\n"), "lines", file=sys.stderr)
+            results, errors = report(args)
+            results = results.replace(plain.encode(), b"golden.csv")
+            (HERE / name).write_bytes(gzip.compress(results, mtime=0))
+            (HERE / name.replace(".report.", ".errors.")).write_bytes(gzip.compress(errors, mtime=0))
+            print(name, results.count(b"\n"), "lines", file=sys.stderr)
 
 
 if __name__ == "__main__":
