@@ -12,13 +12,14 @@ import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import pandas as pd
-import pandera.pandas as pa
 import pyarrow as arrow
 import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    import pandera.pandas as pa
 
 #: Nexudus ids are 32-bit signed integers.
 MAX_ID = 2**31 - 1
@@ -104,6 +105,8 @@ class Field:
 
     def check(self, decimal: str) -> pa.Check:
         """The pandera check of this column: one pass, every failing cell reported."""
+        import pandas as pd
+        import pandera.pandas as pa
 
         def column_ok(series: pd.Series) -> pd.Series:
             return pd.Series(self.ok(arrow.array(series), decimal), index=series.index)

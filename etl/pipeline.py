@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import queue
 import secrets
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as arrow
 import pyarrow.compute as pc
@@ -26,6 +28,7 @@ from etl.resources import Resource
 from etl.validating import ColumnMap, Validator, match_columns
 
 Progress = Callable[[int], None]
+T = TypeVar("T")
 
 
 def new_run_id() -> str:
@@ -180,7 +183,7 @@ class RunRecord:
         """Cut errors.csv from the finished report, then write summary.json."""
         self.finished_at = now_iso()
         self.exit_code = int(status)
-        if os.path.exists(self.report):
+        if os.path.exists(self.report) and self.attention is None:  # else cut as it was written
             expected = sum(self.counts.get(o, 0) for o in NEEDS_ACTION)
             self.attention = write_errors(self.report, self.errors_path, expected=expected)
         write_summary(self.summary_path, self.summary())
@@ -222,12 +225,18 @@ def validate(
     record: RunRecord,
     progress: Progress | None = None,
 ) -> ExitStatus:
-    """The dry run: every row is `valid` or `invalid` with its reasons; nothing is sent."""
+    """The dry run: every row is `valid` or `invalid` with its reasons; nothing is sent.
+
+    Three things overlap: the next chunk is read (Arrow lets go of the GIL) while this one is
+    checked, and the last one written; errors.csv is cut as the report is written, since a dry
+    run's outcomes are final when written.
+    """
     log = logs.get()
     record.inputs = inputs
-    writer = ReportWriter(record.report, inputs.own_columns)
+    validator.prepare()
+    writer = ReportWriter(record.report, inputs.own_columns, errors=record.errors_path)
     try:
-        for index, chunk in inputs.chunks(progress):
+        for index, chunk in read_ahead(inputs.chunks(progress)):
             errors, valid = validator.errors(chunk, inputs.columns[index])
             good = int(valid.sum())
             record.counts.update({Outcome.VALID.value: good, Outcome.INVALID.value: len(chunk) - good})
@@ -237,13 +246,62 @@ def validate(
                 inputs.own_cells(index, chunk),
             )
     except FileProblem as exc:  # found mid-read: the report so far and summary.json still say so
-        writer.close()
+        record.attention = writer.finish_errors()
         record.stopped = str(exc)
         record.finish(ExitStatus.USAGE)
         raise
     finally:
         writer.close()
+        validator.done()
+    record.attention = writer.finish_errors()
     status = exit_status(record.counts)
     record.finish(status)
     log.info("validated", counts=dict(record.counts), report=record.report)
     return status
+
+
+_END = object()
+
+
+def read_ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """ITEMS made in a background thread, at most DEPTH ahead of the consumer (so memory stays
+    flat); what the thread raises is raised here, in order. Reading Arrow's CSV lets go of the
+    GIL, so the next chunk is read while this one is checked."""
+    ready: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any, error: BaseException | None = None) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put((item, error), timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_END)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(None, exc)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = ready.get()
+            if error is not None:
+                raise error
+            if item is _END:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
