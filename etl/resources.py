@@ -72,8 +72,7 @@ class Resource:
 
 
 def available() -> list[str]:
-    from etl import schemas
-
+    schemas = importlib.import_module("etl.schemas")  # installed from schemas/: mypy can't see it
     return sorted(m.name for m in pkgutil.iter_modules(schemas.__path__) if not m.ispkg)
 
 

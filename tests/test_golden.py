@@ -1,6 +1,6 @@
 """The dry run's answers, held cell for cell: ~20k-row exports with assorted bad cells give the
-very reports (results.csv and errors.csv) they gave when tests/data/make_golden.py made them (a faster validator or reader
-must not change one word of one line)."""
+very reports (results.csv and errors.csv) they gave when tests/data/make_golden.py made them (a
+faster validator or reader must not change one word of one line)."""
 
 from __future__ import annotations
 
