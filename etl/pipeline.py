@@ -245,6 +245,7 @@ def validate(
                 inputs.tables[index].path, chunk.rows, outcomes, errors,
                 inputs.own_cells(index, chunk),
             )
+        record.attention = writer.finish_errors()
     except FileProblem as exc:  # found mid-read: the report so far and summary.json still say so
         record.attention = writer.finish_errors()
         record.stopped = str(exc)
@@ -253,7 +254,6 @@ def validate(
     finally:
         writer.close()
         validator.done()
-    record.attention = writer.finish_errors()
     status = exit_status(record.counts)
     record.finish(status)
     log.info("validated", counts=dict(record.counts), report=record.report)

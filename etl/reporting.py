@@ -124,13 +124,23 @@ class ReportWriter:
     ) -> None:
         """One line per row; `own` is one column per own column (None: the file lacks it)."""
         n = len(rows)
-        columns = [
+        fixed = [  # taken now: a caller may reuse its arrays once this returns
             arrow.repeat(arrow.scalar(source, arrow.string()), n),
             arrow.array(rows, type=arrow.int64()),
             _column(outcomes, n, arrow.string()),
             _column(ids, n, arrow.int64()),
             _column(statuses, n, arrow.int64()),
             _column(attempts, n, arrow.int64()),
+        ]
+        self._wait()
+        # the rest is built and written by the writer's thread (Arrow lets go of the GIL): the
+        # next chunk is checked meanwhile
+        self._writing = self._pool.submit(self._write, fixed, list(errors), list(own))
+
+    def _write(self, fixed: list[arrow.Array], errors: list[str], own: list[arrow.Array | None]) -> None:
+        n = len(fixed[0])
+        columns = [
+            *fixed,
             arrow.array(errors, type=arrow.string()),
             *(
                 arrow.nulls(n, arrow.string()) if c is None else neutralise(c)
@@ -138,11 +148,6 @@ class ReportWriter:
             ),
         ]
         table = arrow.Table.from_arrays(columns, names=[str(i) for i in range(len(columns))])
-        self._wait()
-        # Arrow's writer lets go of the GIL: the next chunk is checked while this one is written
-        self._writing = self._pool.submit(self._write, table)
-
-    def _write(self, table: arrow.Table) -> None:
         arrow_csv.write_csv(table, self._file, _WRITE)
         if self._errors is not None:
             self._errors.add(table)

@@ -118,12 +118,14 @@ class Validator:
         swapped = pc.replace_substring(column, ".", self.decimal)
         return pc.if_else(arrow.array(numeric), swapped, column)
 
-    def frame(self, chunk: RawChunk, columns: ColumnMap, rows: np.ndarray | None = None) -> pd.DataFrame:
-        """The chunk's fields as an Arrow-backed frame (only the ROWS positions, when given; the
-        index is then those positions)."""
+    def frame(self, chunk: RawChunk, columns: ColumnMap, rows: np.ndarray | None = None,
+              fields: Sequence[str] | None = None) -> pd.DataFrame:
+        """The chunk's fields as an Arrow-backed frame; only the ROWS positions (the index is
+        then those positions) and only FIELDS, when given."""
         import pandas as pd
 
-        cells = {name: self.cells(chunk, pos) for name, pos in columns.positions.items()}
+        names = columns.positions if fields is None else fields
+        cells = {name: self.cells(chunk, columns.positions[name]) for name in names}
         if rows is not None:
             take = arrow.array(rows, type=arrow.int64())
             cells = {name: column.take(take) for name, column in cells.items()}
@@ -132,21 +134,26 @@ class Validator:
             frame.index = pd.Index(rows)
         return frame
 
-    def failing(self, chunk: RawChunk, columns: ColumnMap) -> np.ndarray:
-        """Positions of the rows with at least one cell its field refuses (one pass a column)."""
+    def failing(self, chunk: RawChunk, columns: ColumnMap) -> tuple[np.ndarray, list[str]]:
+        """Positions of the rows with a cell its field refuses, and the fields that refuse one
+        (each column judged once, whole)."""
         bad = np.zeros(len(chunk), dtype=bool)
+        fields = []
         for name, pos in columns.positions.items():
-            bad |= ~self._fields[name].ok(self.cells(chunk, pos), self.decimal)
-        return np.flatnonzero(bad)
+            ok = self._fields[name].ok(self.cells(chunk, pos), self.decimal)
+            if not ok.all():
+                bad |= ~ok
+                fields.append(name)
+        return np.flatnonzero(bad), fields
 
     def errors(self, chunk: RawChunk, columns: ColumnMap) -> tuple[list[str], np.ndarray]:
         """Per row, its problems joined with ` | ` ("" when valid); and which rows are valid."""
         problems: dict[int, list[str]] = {}
         for pos, message in chunk.shape_errors.items():
             problems.setdefault(pos, []).append(message)
-        failing = self.failing(chunk, columns)
-        if len(failing):
-            for index, problem in self.cell_problems(self.frame(chunk, columns, failing)):
+        rows, fields = self.failing(chunk, columns)
+        if len(rows):  # pandera sees the failing rows of the failing columns, and nothing else
+            for index, problem in self.cell_problems(self.frame(chunk, columns, rows, fields)):
                 problems.setdefault(index, []).append(problem)
         errors = [""] * len(chunk)
         valid = np.ones(len(chunk), dtype=bool)
