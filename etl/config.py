@@ -58,7 +58,8 @@ def load(
     command_names = set(commands) | {command}
     known = {key(o) for o in everywhere}
     values: dict[str, Any] = {}
-    for scope in (data, data.get(command) if isinstance(data.get(command), dict) else {}):
+    own = data.get(command)
+    for scope in (data, own if isinstance(own, dict) else {}):
         for name, value in scope.items():
             if name in command_names and isinstance(value, dict):
                 continue  # a command's own table: applied after the top level, or not this command

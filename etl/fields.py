@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import pandas as pd
-import pandera.pandas as pa
 import pyarrow as arrow
 import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    import pandera.pandas as pa
 
 #: Nexudus ids are 32-bit signed integers.
 MAX_ID = 2**31 - 1
@@ -65,6 +67,32 @@ def _trimmed(cells: arrow.Array) -> arrow.Array:
     return pc.utf8_trim(pc.fill_null(cells, ""), _SPACE)
 
 
+def bools(mask: arrow.Array | arrow.ChunkedArray) -> np.ndarray:
+    """An Arrow boolean array as numpy (null is False), unpacked from its bits: Arrow's own
+    `to_numpy` goes through pandas and would import it."""
+    if isinstance(mask, arrow.ChunkedArray):
+        return np.concatenate([bools(c) for c in mask.chunks]) if mask.num_chunks else np.zeros(0, bool)
+    if mask.null_count:
+        mask = pc.fill_null(mask, False)
+    n, offset = len(mask), mask.offset
+    if not n:
+        return np.zeros(0, dtype=bool)
+    bits = np.frombuffer(mask.buffers()[1], dtype=np.uint8)
+    return np.unpackbits(bits, bitorder="little", count=offset + n)[offset:].astype(bool)
+
+
+def _and_the_rest(good: arrow.Array, simple: arrow.Array, text: arrow.Array,
+                  judge: Callable[[arrow.Array], arrow.Array]) -> arrow.Array:
+    """GOOD for the SIMPLE cells, and JUDGE's verdict for the other, rarer ones (blank cells,
+    which the caller decides, are left out)."""
+    rest = np.flatnonzero(~bools(simple) & bools(pc.not_equal(text, "")))
+    if not len(rest):
+        return good
+    verdict = bools(good)
+    verdict[rest] = bools(judge(text.take(arrow.array(rest))))
+    return arrow.array(verdict)
+
+
 def _full(cells: arrow.Array, pattern: str) -> arrow.Array:
     return pc.match_substring_regex(cells, f"^(?:{pattern})$")
 
@@ -97,13 +125,15 @@ class Field:
         text = _trimmed(cells)
         blank = pc.equal(text, "")
         good = pc.if_else(blank, not self.required, self.ok_text(text, decimal))
-        return good.to_numpy(zero_copy_only=False)
+        return bools(good)
 
     def ok_text(self, text: arrow.Array, decimal: str) -> arrow.Array:
         return pc.not_equal(text, "\x00never")  # any text is good text
 
     def check(self, decimal: str) -> pa.Check:
         """The pandera check of this column: one pass, every failing cell reported."""
+        import pandas as pd
+        import pandera.pandas as pa
 
         def column_ok(series: pd.Series) -> pd.Series:
             return pd.Series(self.ok(arrow.array(series), decimal), index=series.index)
@@ -133,11 +163,16 @@ class PositiveInteger(Field):
         return number, None
 
     def ok_text(self, text: arrow.Array, decimal: str) -> arrow.Array:
+        # the common cell, at most 9 ASCII digits, is a number below MAX_ID: good when above 0
+        simple = pc.and_(pc.ascii_is_decimal(text), pc.less_equal(pc.binary_length(text), 9))
+        good = pc.greater(pc.cast(pc.if_else(simple, text, "0"), arrow.int64()), 0)
+        return _and_the_rest(good, simple, text, self._ok_text)
+
+    def _ok_text(self, text: arrow.Array) -> arrow.Array:
         # 1 to 10 significant digits, no sign but "+": then it fits in int64 and can be compared
-        digits = pc.struct_field(
-            pc.extract_regex(text, r"^\+?0*(?P<d>[1-9]\d{0,9})(?:\.0*)?$"), [0]
-        )
-        number = pc.cast(pc.fill_null(digits, "0"), arrow.int64())
+        whole = pc.match_substring_regex(text, r"^\+?0*[1-9]\d{0,9}(?:\.0*)?$")
+        digits = pc.replace_substring_regex(pc.if_else(whole, text, "0"), r"^\+?0*|\.0*$", "")
+        number = pc.cast(pc.if_else(whole, digits, "0"), arrow.int64())
         return pc.and_(pc.greater(number, 0), pc.less_equal(number, MAX_ID))
 
 
@@ -172,6 +207,16 @@ class PositiveDecimal(Field):
     def ok_text(self, text: arrow.Array, decimal: str) -> arrow.Array:
         if decimal != ".":
             text = pc.replace_substring(pc.replace_substring(text, ".", "\x00"), decimal, ".")
+        # the common cell, ASCII digits with at most one dot and short enough to be finite, is
+        # a number: good when above 0
+        simple = pc.and_(
+            pc.and_(pc.ascii_is_decimal(pc.replace_substring(text, ".", "", max_replacements=1)),
+                    pc.less_equal(pc.binary_length(text), 300)),
+            pc.less_equal(pc.count_substring(text, "."), 1))
+        good = pc.greater(pc.cast(pc.if_else(simple, text, "0"), arrow.float64()), 0.0)
+        return _and_the_rest(good, simple, text, self._ok_number)
+
+    def _ok_number(self, text: arrow.Array) -> arrow.Array:
         number = _full(text, _NUMBER)
         value = pc.cast(pc.if_else(number, text, "0"), arrow.float64())
         finite = pc.is_finite(value)

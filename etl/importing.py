@@ -23,6 +23,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -526,7 +527,7 @@ class Importer:
                 return "new"
             why = f"not sent: {result.errors}" if result.errors else "not sent: the run stopped"
             return self.ledger.apply(row.identity, Event.WITHDRAWN, why, attempts=result.attempts)
-        facts = {"http_status": result.http_status, "attempts": result.attempts,
+        facts: dict[str, Any] = {"http_status": result.http_status, "attempts": result.attempts,
                  "server_offset": self.poster.client.server_offset}
         if result.kind is Kind.CREATED:
             return self.ledger.apply(row.identity, Event.CREATED, "created",
@@ -649,8 +650,8 @@ class Importer:
                                          e.attempts)
         if changes:
             self.record.counts.update(patch_report(self.record.report, changes))
-            for outcome in [o for o, n in self.record.counts.items() if n <= 0]:
-                del self.record.counts[outcome]
+            for gone in [o for o, n in self.record.counts.items() if n <= 0]:
+                del self.record.counts[gone]
 
 
 def import_files(

@@ -433,7 +433,7 @@ class Journal:
         return found
 
     def entries(self, state: str | None = None) -> list[Entry]:
-        sql, args = _SELECT, ()
+        sql, args = _SELECT, tuple[str, ...]()
         if state:
             sql, args = sql + " WHERE state = ?", (state,)
         with self._mutex:

@@ -462,13 +462,14 @@ def _gather(chunks: Iterator[RawChunk], rows: int) -> Iterator[RawChunk]:
         held.append(chunk)
         count += len(chunk)
         if count >= rows:
-            yield _concat(held)
+            yield concat_chunks(held)
             held, count = [], 0
     if held:
-        yield _concat(held)
+        yield concat_chunks(held)
 
 
-def _concat(chunks: list[RawChunk]) -> RawChunk:
+def concat_chunks(chunks: list[RawChunk]) -> RawChunk:
+    """Consecutive chunks of one file as one (their `numeric` flags are not kept)."""
     if len(chunks) == 1:
         return chunks[0]
     errors: dict[int, str] = {}

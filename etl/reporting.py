@@ -8,6 +8,7 @@ errors.csv is cut from the finished results.csv, so it holds exactly what the re
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -88,9 +89,14 @@ def _column(values: Sequence[Any] | None, n: int, type_: arrow.DataType) -> arro
 
 
 class ReportWriter:
-    """Appends result lines in input order; `flush()` makes what was written durable."""
+    """Appends result lines in input order; `flush()` makes what was written durable.
 
-    def __init__(self, path: str, own_columns: list[str]) -> None:
+    Given ERRORS (a path), it also cuts errors.csv as it goes, for a run whose outcomes are
+    final when written (a dry run): the same file `write_errors` would cut from the finished
+    report, without reading the report again. `finish_errors()` publishes it.
+    """
+
+    def __init__(self, path: str, own_columns: list[str], errors: str | None = None) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.path = path
         self.own_columns = own_columns
@@ -102,6 +108,8 @@ class ReportWriter:
         self._file.write(header.getvalue().encode("utf-8"))
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="report")
         self._writing: Future[None] | None = None
+        self._errors = _ErrorsFile(errors, FIXED + own) if errors is not None else None
+        self.attention: Attention | None = None
 
     def write(
         self,
@@ -116,13 +124,23 @@ class ReportWriter:
     ) -> None:
         """One line per row; `own` is one column per own column (None: the file lacks it)."""
         n = len(rows)
-        columns = [
+        fixed = [  # taken now: a caller may reuse its arrays once this returns
             arrow.repeat(arrow.scalar(source, arrow.string()), n),
             arrow.array(rows, type=arrow.int64()),
             _column(outcomes, n, arrow.string()),
             _column(ids, n, arrow.int64()),
             _column(statuses, n, arrow.int64()),
             _column(attempts, n, arrow.int64()),
+        ]
+        self._wait()
+        # the rest is built and written by the writer's thread (Arrow lets go of the GIL): the
+        # next chunk is checked meanwhile
+        self._writing = self._pool.submit(self._write, fixed, list(errors), list(own))
+
+    def _write(self, fixed: list[arrow.Array], errors: list[str], own: list[arrow.Array | None]) -> None:
+        n = len(fixed[0])
+        columns = [
+            *fixed,
             arrow.array(errors, type=arrow.string()),
             *(
                 arrow.nulls(n, arrow.string()) if c is None else neutralise(c)
@@ -130,9 +148,9 @@ class ReportWriter:
             ),
         ]
         table = arrow.Table.from_arrays(columns, names=[str(i) for i in range(len(columns))])
-        self._wait()
-        # Arrow's writer lets go of the GIL: the next chunk is checked while this one is written
-        self._writing = self._pool.submit(arrow_csv.write_csv, table, self._file, _WRITE)
+        arrow_csv.write_csv(table, self._file, _WRITE)
+        if self._errors is not None:
+            self._errors.add(table)
 
     def _wait(self) -> None:
         if self._writing is not None:
@@ -145,12 +163,28 @@ class ReportWriter:
         os.fsync(self._file.fileno())
 
     def close(self) -> None:
+        """Close the report (an errors.csv not published by `finish_errors` is dropped)."""
         if not self._file.closed:
             try:
                 self.flush()
             finally:
                 self._pool.shutdown()
                 self._file.close()
+                if self._errors is not None and self.attention is None:
+                    self._errors.discard()
+
+    def finish_errors(self) -> Attention | None:
+        """Close the report, then publish errors.csv: the rows that need action, as written."""
+        if self._file.closed:
+            return self.attention
+        try:
+            self._wait()
+        finally:
+            self._pool.shutdown()
+        if self._errors is not None:
+            self.attention = self._errors.publish()
+        self.close()
+        return self.attention
 
 
 def write_summary(path: str, summary: dict[str, Any]) -> None:
@@ -194,6 +228,57 @@ class Attention:
     first: list[tuple[str, int, str, str]] = field(default_factory=list)  # source, row, outcome, errors
 
 
+class _ErrorsFile:
+    """errors.csv being cut from a results CSV, batch by batch: the rows that need action, in
+    the input's own columns with `errors` last (an `errors` column of the input, from an earlier
+    errors.csv, is the old reasons and is dropped). Written to a temporary file until published."""
+
+    def __init__(self, path: str, header: list[str], limit: int = 10) -> None:
+        old_reasons = ("errors", "errors (input)")
+        self.own = [i for i, name in enumerate(header)
+                    if i >= len(FIXED) and name.strip().casefold() not in old_reasons]
+        self.attention = Attention(path)
+        self.limit = limit
+        self.tmp = path + ".tmp"
+        self._out = open(self.tmp, "wb")  # noqa: SIM115 - closed in publish() or discard()
+        head = io.StringIO()
+        csv.writer(head, lineterminator="\n").writerow([header[i] for i in self.own] + ["errors"])
+        self._out.write(head.getvalue().encode("utf-8"))
+
+    def add(self, batch: arrow.Table | arrow.RecordBatch) -> None:
+        """The lines of BATCH (all the report's columns, by position) that need action."""
+        picked = batch.filter(pc.is_in(batch.column(2), value_set=_NEEDS_ACTION))
+        if not picked.num_rows:
+            return
+        attention = self.attention
+        attention.total += picked.num_rows
+        if len(attention.first) < self.limit:
+            take = picked.slice(0, self.limit - len(attention.first))
+            attention.first.extend(zip(
+                take.column(0).to_pylist(), (int(r) for r in take.column(1).to_pylist()),
+                take.column(2).to_pylist(), take.column(6).to_pylist(), strict=True))
+        # a cell the report leaves empty is an empty cell here, whatever it was in memory
+        table = arrow.Table.from_arrays(
+            [pc.fill_null(picked.column(i), "") for i in self.own] + [picked.column(6)],
+            names=[str(i) for i in range(len(self.own) + 1)])
+        arrow_csv.write_csv(table, self._out, _WRITE)
+
+    def publish(self) -> Attention:
+        self._out.flush()
+        os.fsync(self._out.fileno())
+        self._out.close()
+        os.replace(self.tmp, self.attention.path)
+        return self.attention
+
+    def discard(self) -> None:
+        self._out.close()
+        with contextlib.suppress(OSError):
+            os.remove(self.tmp)
+
+
+_NEEDS_ACTION = arrow.array(NEEDS_ACTION)
+
+
 def write_errors(report: str, path: str, *, limit: int = 10, expected: int | None = None) -> Attention:
     """errors.csv at PATH: the report's rows that need action, in the input's own columns with
     `errors` last, ready to fix and import again (an `errors` column of the input, from an earlier
@@ -203,34 +288,11 @@ def write_errors(report: str, path: str, *, limit: int = 10, expected: int | Non
     """
     with open(report, newline="", encoding="utf-8") as f:
         header = next(csv.reader(f), FIXED)
-    old_reasons = ("errors", "errors (input)")
-    own = [i for i, name in enumerate(header)
-           if i >= len(FIXED) and name.strip().casefold() not in old_reasons]
-    attention = Attention(path)
-    head = io.StringIO()
-    csv.writer(head, lineterminator="\n").writerow([header[i] for i in own] + ["errors"])
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as out:
-        out.write(head.getvalue().encode("utf-8"))
-        if expected != 0:
-            for batch in results_batches(report, len(header)):
-                picked = batch.filter(pc.is_in(batch.column(2), value_set=arrow.array(NEEDS_ACTION)))
-                if not picked.num_rows:
-                    continue
-                attention.total += picked.num_rows
-                if len(attention.first) < limit:
-                    take = picked.slice(0, limit - len(attention.first))
-                    attention.first.extend(zip(
-                        take.column(0).to_pylist(), (int(r) for r in take.column(1).to_pylist()),
-                        take.column(2).to_pylist(), take.column(6).to_pylist(), strict=True))
-                table = arrow.Table.from_arrays(
-                    [picked.column(i) for i in own] + [picked.column(6)],
-                    names=[str(i) for i in range(len(own) + 1)])
-                arrow_csv.write_csv(table, out, _WRITE)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
-    return attention
+    errors = _ErrorsFile(path, header, limit)
+    if expected != 0:
+        for batch in results_batches(report, len(header)):
+            errors.add(batch)
+    return errors.publish()
 
 
 def results_batches(report: str, width: int | None = None) -> Iterator[arrow.RecordBatch]:

@@ -11,11 +11,13 @@ import importlib
 import pkgutil
 import re
 from dataclasses import dataclass, field
-
-import pandera.pandas as pa
+from typing import TYPE_CHECKING
 
 from etl.errors import UsageProblem
 from etl.fields import Field
+
+if TYPE_CHECKING:
+    import pandera.pandas as pa
 
 
 def header_key(name: str) -> str:
@@ -70,11 +72,14 @@ class Resource:
         return None
 
     def schema(self, decimal: str = ".") -> pa.DataFrameSchema:
-        """The pandera schema of the raw text cells of this resource's columns."""
+        """The pandera schema of the raw text cells of this resource's columns (pandera is
+        imported here, not with the module: `etl --help` and a clean dry run's start stay light)."""
+        import pandera.pandas as pa
+
         return pa.DataFrameSchema(
             {
                 f.name: pa.Column(
-                    checks=f.checks(decimal), nullable=True, required=False, coerce=False
+                    checks=[f.check(decimal)], nullable=True, required=False, coerce=False
                 )
                 for f in self.fields
             },
@@ -84,8 +89,7 @@ class Resource:
 
 
 def available() -> list[str]:
-    from etl import schemas
-
+    schemas = importlib.import_module("etl.schemas")  # installed from schemas/: mypy can't see it
     return sorted(m.name for m in pkgutil.iter_modules(schemas.__path__) if not m.ispkg)
 
 

@@ -162,11 +162,11 @@ def text(status: Status) -> str:
         lines.append(f"{doubt} rows in doubt: `etl reconcile` checks them against the API.")
     if status.runs:
         lines.append("Last runs:")
-        for r in status.runs:
-            counts = ", ".join(f"{n} {o}" for o, n in r["counts"].items() if n)
-            code = r["exit_code"] if r["exit_code"] is not None else "-"
-            lines.append(f"  {r['run_id']}  {r['command']}  {r['started_at']} .. "
-                         f"{r['finished_at'] or 'running'}  exit {code}"
+        for run in status.runs:
+            counts = ", ".join(f"{n} {o}" for o, n in run["counts"].items() if n)
+            code = run["exit_code"] if run["exit_code"] is not None else "-"
+            lines.append(f"  {run['run_id']}  {run['command']}  {run['started_at']} .. "
+                         f"{run['finished_at'] or 'running'}  exit {code}"
                          + (f"  ({counts})" if counts else ""))
     return "\n".join(lines)
 

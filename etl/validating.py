@@ -6,13 +6,12 @@ Every failing cell of every row is found in one pass and turned into a plain-wor
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-import pandera.pandas as pa
 import pyarrow as arrow
 import pyarrow.compute as pc
 
@@ -21,7 +20,15 @@ from etl.fields import shown
 from etl.reading import RawChunk
 from etl.resources import Resource, header_key
 
+if TYPE_CHECKING:
+    import pandas as pd
+    import pandera.pandas as pa
+
 SEPARATOR = " | "
+
+
+def _import_pandera() -> None:
+    import pandera.pandas  # noqa: F401 - the import is the point
 
 
 @dataclass(frozen=True)
@@ -68,20 +75,38 @@ def match_columns(
 
 
 class Validator:
-    """Checks chunks of one resource's rows and turns the valid ones into payloads."""
+    """Checks chunks of one resource's rows and turns the valid ones into payloads.
+
+    Each column is judged once, whole, by its field's Arrow kernels; pandera then validates
+    only the rows with a failing cell, so its error objects are built for those cells alone
+    (building them for every chunk was most of a dry run's time). pandera, and pandas with it,
+    is imported on first need, or ahead of it in the background by `prepare()`.
+    """
 
     def __init__(self, resource: Resource, decimal: str = ".") -> None:
         self.resource = resource
         self.decimal = decimal
-        self.schema = pa.DataFrameSchema(
-            {
-                f.name: pa.Column(checks=[f.check(decimal)], nullable=True, required=False)
-                for f in resource.fields
-            },
-            strict=False,
-            name=resource.name,
-        )
+        self._schema: pa.DataFrameSchema | None = None
         self._rank = {f.name: i for i, f in enumerate(resource.fields)}
+        self._fields = {f.name: f for f in resource.fields}
+        self._importing: threading.Thread | None = None
+
+    @property
+    def schema(self) -> pa.DataFrameSchema:
+        if self._schema is None:
+            self._schema = self.resource.schema(self.decimal)
+        return self._schema
+
+    def prepare(self) -> None:
+        """Import pandera (and pandas) in the background while the first rows are read."""
+        if self._importing is None and self._schema is None:
+            self._importing = threading.Thread(target=_import_pandera, name="import-pandera", daemon=True)
+            self._importing.start()
+
+    def done(self) -> None:
+        """Wait for `prepare()`'s import: an interpreter must not exit in the middle of one."""
+        if self._importing is not None:
+            self._importing.join()
 
     def cells(self, chunk: RawChunk, position: int) -> arrow.Array:
         """A column as the validator reads it: a workbook's number cells (written with a dot)
@@ -93,17 +118,57 @@ class Validator:
         swapped = pc.replace_substring(column, ".", self.decimal)
         return pc.if_else(arrow.array(numeric), swapped, column)
 
-    def frame(self, chunk: RawChunk, columns: ColumnMap) -> pd.DataFrame:
-        table = arrow.table({name: self.cells(chunk, pos) for name, pos in columns.positions.items()})
-        return table.to_pandas(types_mapper=pd.ArrowDtype)
+    def frame(self, chunk: RawChunk, columns: ColumnMap, rows: np.ndarray | None = None,
+              fields: Sequence[str] | None = None) -> pd.DataFrame:
+        """The chunk's fields as an Arrow-backed frame; only the ROWS positions (the index is
+        then those positions) and only FIELDS, when given."""
+        import pandas as pd
+
+        names = columns.positions if fields is None else fields
+        cells = {name: self.cells(chunk, columns.positions[name]) for name in names}
+        if rows is not None:
+            take = arrow.array(rows, type=arrow.int64())
+            cells = {name: column.take(take) for name, column in cells.items()}
+        frame = arrow.table(cells).to_pandas(types_mapper=pd.ArrowDtype)
+        if rows is not None:
+            frame.index = pd.Index(rows)
+        return frame
+
+    def failing(self, chunk: RawChunk, columns: ColumnMap) -> tuple[np.ndarray, list[str]]:
+        """Positions of the rows with a cell its field refuses, and the fields that refuse one
+        (each column judged once, whole)."""
+        bad = np.zeros(len(chunk), dtype=bool)
+        fields = []
+        for name, pos in columns.positions.items():
+            ok = self._fields[name].ok(self.cells(chunk, pos), self.decimal)
+            if not ok.all():
+                bad |= ~ok
+                fields.append(name)
+        return np.flatnonzero(bad), fields
 
     def errors(self, chunk: RawChunk, columns: ColumnMap) -> tuple[list[str], np.ndarray]:
         """Per row, its problems joined with ` | ` ("" when valid); and which rows are valid."""
         problems: dict[int, list[str]] = {}
         for pos, message in chunk.shape_errors.items():
             problems.setdefault(pos, []).append(message)
+        rows, fields = self.failing(chunk, columns)
+        if len(rows):  # pandera sees the failing rows of the failing columns, and nothing else
+            for index, problem in self.cell_problems(self.frame(chunk, columns, rows, fields)):
+                problems.setdefault(index, []).append(problem)
+        errors = [""] * len(chunk)
+        valid = np.ones(len(chunk), dtype=bool)
+        for pos, items in problems.items():
+            errors[pos] = SEPARATOR.join(items)
+            valid[pos] = False
+        return errors, valid
+
+    def cell_problems(self, frame: pd.DataFrame) -> list[tuple[int, str]]:
+        """(row index, `Field: problem`) of every failing cell pandera finds in FRAME, in row
+        order and, within a row, in the resource's column order."""
+        import pandera.pandas as pa
+
         try:
-            self.schema.validate(self.frame(chunk, columns), lazy=True, inplace=True)
+            self.schema.validate(frame, lazy=True, inplace=True)
         except pa.errors.SchemaErrors as exc:
             cases = exc.failure_cases
             broken = cases[cases["index"].isna()]
@@ -111,19 +176,16 @@ class Validator:
                 raise RuntimeError(f"schema check failed to run: {broken.iloc[0].to_dict()}") from exc
             ranks = cases["column"].map(self._rank)
             cases = cases.assign(_rank=ranks).sort_values(["index", "_rank"], kind="stable")
+            found = []
             for column, value, index in zip(
                 cases["column"], cases["failure_case"], cases["index"], strict=True
             ):
                 field = self.resource.field(column)
                 problem = field.parse(str(value), self.decimal)[1]
                 problem = problem or f"{shown(str(value))} is not a valid {field.type_name}"
-                problems.setdefault(int(index), []).append(f"{column}: {problem}")
-        errors = [""] * len(chunk)
-        valid = np.ones(len(chunk), dtype=bool)
-        for pos, items in problems.items():
-            errors[pos] = SEPARATOR.join(items)
-            valid[pos] = False
-        return errors, valid
+                found.append((int(index), f"{column}: {problem}"))
+            return found
+        return []
 
     def payloads(
         self, chunk: RawChunk, columns: ColumnMap, positions: Sequence[int]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pyarrow as arrow
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from etl.fields import MAX_ID, PositiveDecimal, PositiveInteger, Text, canonical_number
@@ -70,8 +70,11 @@ def test_amount_examples_from_the_spec():
         assert AMOUNT.parse(absurd)[1] == f'"{absurd}" is not a number'
 
 
+@settings(deadline=None)  # the first Arrow kernel of a process imports pandas: no test of speed
 @given(st.lists(NUMBERISH, max_size=30), st.sampled_from([".", ","]))
 @example(["", " ", "+0012", "00", "-0", "1.", ".5", "5.", "1e-400", "2147483647.000"], ".")
+@example(["9" * 300, "9" * 309, "9" * 400, "123456789", "1234567890", "000000000", "000000001", "1.5.",
+          "1" + "0" * 299 + ".5", "0." + "0" * 330 + "1"], ".")
 def test_column_check_agrees_with_the_cell_parser(cells, decimal):
     column = arrow.array(cells, type=arrow.string())
     for field in (ID, AMOUNT, OPTIONAL_ID, Text("Description"), Text("Note", required=True)):

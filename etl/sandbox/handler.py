@@ -7,6 +7,7 @@ import email.utils
 import json
 import socket
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -147,6 +148,7 @@ def handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
             if path == "/_sandbox/stats":  # for rehearsals and benchmarks, not in Nexudus
                 return self._send(200, sandbox.stats.as_dict())
             head, _, tail = path.rpartition("/")
+            route: Callable[[str, dict[str, str]], None]
             if path == CREDIT_USES:
                 route = self._list
             elif head == CREDIT_USES:

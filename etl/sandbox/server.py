@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from http.server import ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 
 from etl.sandbox import rules
 from etl.sandbox.faults import (
@@ -59,7 +59,7 @@ class Sandbox:
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
+        host, port = cast("tuple[str, int]", self.server.server_address[:2])
         return f"http://{host}:{port}"
 
     def start(self) -> Sandbox:
