@@ -31,7 +31,15 @@ from etl import logs
 from etl.checks import READ_RATE, AccountChecks, for_client, posts_left
 from etl.errors import EtlError, RunAborted, UsageProblem
 from etl.identity import Identities, describe_scheme, id_like_columns
-from etl.journal import LEGACY_SCHEME, Entry, Journal, canonical_json, clock, payload_hash
+from etl.journal import (
+    LEGACY_SCHEME,
+    Entry,
+    Journal,
+    JournalProblem,
+    canonical_json,
+    clock,
+    payload_hash,
+)
 from etl.ledger import CRASH_REASON, Event, Ledger, Sending, plan, report_outcome
 from etl.outcomes import ExitStatus, Outcome, exit_status
 from etl.pipeline import Inputs, RunRecord
@@ -183,6 +191,7 @@ class Importer:
         self.legacy = journal.meta("legacy") == "1"
         self.valid_rows: dict[str, int] = {}
         self.zone_checked = False  # learnt again each run: daylight saving time moves it
+        self.first_to_send: Row | None = None
         self.account: AccountChecks | None = for_client(
             self.resource, poster.client, read_rate=settings.read_rate,
             patience=poster.throttle_patience, stop=self.stopper.event) if settings.account_checks else None
@@ -239,6 +248,8 @@ class Importer:
             _, valid = self.validator.errors(chunk, self.inputs.columns[index])
             rows, problems = self._identify(identities, index, chunk, valid)
             known = self._known(rows)
+            if self.first_to_send is None:
+                self.first_to_send = next((r for r in rows if plan(known.get(r.identity)) == "send"), None)
             if self.account is not None:  # the rows this run may send, for the account checks
                 self.account.collect(r.body for r in rows if plan(known.get(r.identity)) == "send")
             fresh = [r for r in rows if r.identity not in known]
@@ -265,6 +276,31 @@ class Importer:
                 "uses, rerun the way they were identified then (the same --key, or --ignore-column "
                 "for a column the export added); if they are new credit uses, rerun with "
                 "--allow-new-identity")
+
+    def guard_new_journal(self) -> None:
+        """A journal that knows nothing of a target: if the first row to send already has its
+        record there (its import key in SystemId), another journal knows these rows (another
+        --journal, another state folder, the URL spelt with another host name). Stop."""
+        row = self.first_to_send
+        if row is None or not self.settings.system_id or self.journal.total() \
+                or self.journal.meta("system_id") == "off":
+            return
+        sid = system_id_of(row.identity)
+        try:
+            answer = self.reconciler._get(self.resource.endpoint,
+                                          {self.resource.system_id_filter: sid, "page": 1, "size": 100})
+        except ReadFailed as exc:
+            self.log.warning(f"could not look for rows posted before under another journal ({exc})")
+            return
+        records = answer.get("Records") if isinstance(answer, dict) else None
+        hit = [r for r in records or [] if isinstance(r, dict) and r.get("SystemId") == sid]
+        if hit:
+            raise JournalProblem(
+                f"{row.source} row {row.number} was already posted to {self.journal.target} (record "
+                f"{hit[0].get('Id')} carries its import key), but the journal {self.journal.path} "
+                "knows nothing of it: another journal has these rows (another --journal, another "
+                "state folder, or the API URL spelt with another host name). Nothing was posted; "
+                "run with that journal")
 
     def check_account(self) -> None:
         """Before the first POST: the records the rows tonight's quota can send refer to are
@@ -670,6 +706,7 @@ def import_files(
     poster.client.login()
     importer.recover()  # rows an earlier run left in doubt are settled first: the check sees them
     importer.check()
+    importer.guard_new_journal()
     for path, rows in record.extra.get("rows_read", {}).items():
         journal.note_source(os.path.realpath(path), rows, importer.valid_rows.get(path, 0), "")
     total = sum(record.extra.get("rows_read", {}).values())

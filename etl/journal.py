@@ -398,6 +398,10 @@ class Journal:
             if lock is not None:
                 lock.release()
 
+    def total(self) -> int:
+        with self._mutex:
+            return int(self.db.execute("SELECT COUNT(*) FROM rows").fetchone()[0])
+
     def count(self, state: str) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM rows WHERE state = ?", (state,)).fetchone()[0])
 

@@ -313,3 +313,16 @@ def test_identical_rows_four_at_a_time_under_ambiguous_faults_end_once_each(post
             break
     assert run.code == 0, run.report()
     assert len(sandbox.store.records()) == 30
+
+
+def test_a_new_journal_for_rows_the_target_already_has_stops_before_posting(etl, sandbox, tmp_path,
+                                                                           monkeypatch, state_home):
+    path = write(tmp_path, "export.csv", "101,1,a", "102,2,b")
+    first = etl("import", path, "--api-url", sandbox.url, "--token", TOKEN, "--rate", "1000", env=NO_ENV)
+    assert outcomes(first) == ["created", "created"]
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "another-state"))  # cron with another HOME
+    other_host = sandbox.url.replace("127.0.0.1", "localhost")
+    run = etl("import", path, "--api-url", other_host, "--token", TOKEN, "--rate", "1000", env=NO_ENV)
+    assert run.code == 2
+    assert "was already posted to" in run.err and "Nothing was posted" in run.err
+    assert sandbox.stats.posts == 2
