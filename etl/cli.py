@@ -468,7 +468,8 @@ def api_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Read the password from a file, so it stays out of `ps`."),
         click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
                      metavar="S",
-                     help="Seconds to wait for each answer; a time-out leaves the row in doubt."),
+                     help="Seconds the whole answer to a request may take; a time-out leaves the row "
+                          "in doubt."),
         click.option("--journal", envvar="ETL_JOURNAL", metavar="PATH", type=click.Path(dir_okay=False),
                      help="The SQLite journal of what was posted (what makes reruns safe). Default: "
                           "one per API target in your state folder, whatever folder you start in."),
