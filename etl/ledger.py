@@ -19,7 +19,7 @@ Everything else (posting, reconciling, the importer) only proposes events; `Ledg
 checks the transition against this table, writes the row and an event record in one
 transaction, and logs one structured event (`row`, `from`, `to`, `reason`). So the report, the
 journal and the log say the same thing in the same words, and "why is row 17 in doubt?" is
-`grep '"row": 17' log.jsonl` or `etl resolve FILE:17 --show`.
+`grep '"row": 17' log.jsonl` (the journal's `events` table keeps the same, across runs).
 """
 
 from __future__ import annotations
