@@ -124,8 +124,9 @@ def _reasons(report: RunReport) -> str:
 def _posts(report: RunReport) -> str:
     if not report.posts:
         if report.summary.get("command") == "import":
-            return ('<section id="posts"><h2>POSTs over time</h2>'
-                    '<p class="note">The run\'s log (log.jsonl) was not found.</p></section>')
+            why = ("No POST was sent in this run." if report.log
+                   else "The run's log (log.jsonl) was not found.")
+            return f'<section id="posts"><h2>POSTs over time</h2><p class="note">{escape(why)}</p></section>'
         return ""
     size, buckets = per_bucket(report.posts)
     peak = max(n for _, n in buckets) or 1

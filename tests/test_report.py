@@ -222,3 +222,17 @@ def test_verbose_shows_the_debug_log(etl, faulty, tmp_path):
     quiet = etl("import", "one.csv", "--api-url", faulty.url, "--token", TOKEN, "--rate", "1000",
                 "--journal", "journal.sqlite3", env=NO_ENV)
     assert "etl: info" not in quiet.err and "debug" not in quiet.err
+
+
+def test_html_report_of_an_import_that_sent_nothing_says_so(etl, tmp_path):
+    (tmp_path / "one.csv").write_text(HEADER + "\n1203,1.5,room\n")
+    with Sandbox(tokens=(TOKEN,)) as box:
+        args = ["import", "one.csv", "--api-url", box.url, "--token", TOKEN, "--rate", "1000"]
+        etl(*args, env=NO_ENV)
+        again = etl(*args, env=NO_ENV)  # everything skipped: no POST
+    assert again.report()[0]["outcome"] == "skipped"
+    run = etl("report", again.report_path().parent, "--html", "page.html", env=NO_ENV)
+    assert run.code == 0
+    page = Page()
+    page.feed((tmp_path / "page.html").read_text())
+    assert page.text["posts"][1] == "No POST was sent in this run."
