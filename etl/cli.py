@@ -552,12 +552,16 @@ class _Signals:
     def __init__(self, stopper: Any) -> None:
         self.stopper = stopper
         self.old: dict[int, Any] = {}
+        self.count = 0
 
     def __enter__(self) -> _Signals:
         from etl.importing import Interrupted
 
         def handler(signum: int, frame: Any) -> None:
-            if isinstance(self.stopper.reason, Interrupted):
+            self.count += 1
+            if self.count > 1:
+                sys.stderr.write("etl: interrupted again: stopped at once; the report is incomplete, "
+                                 "the journal consistent: rerun to continue\n")
                 os._exit(128 + signum)
             self.stopper.stop(Interrupted(signum))
 
@@ -621,6 +625,9 @@ def validate(files: tuple[str, ...], **kw: Any) -> None:
 @click.option("--gateway-settle", type=click.FloatRange(min=0), default=600.0, show_default=True,
               metavar="S", help="After a gateway's 502/504, seconds before \"no record\" may mean "
                                 "\"not created\" (the application behind it may still be working).")
+@click.option("--retry-rejected", is_flag=True,
+              help="Send again rows the API refused in an earlier run (after fixing the account, "
+                   "e.g. topping a credit up); by default a refused row is not sent again.")
 @click.option("--key", metavar="COLUMN[,COLUMN]",
               help="Identify rows by these columns of the export (its own record id) instead of "
                    "by every cell and their position among identical rows.")
@@ -675,7 +682,7 @@ def import_(files: tuple[str, ...], **kw: Any) -> None:
         key=tuple(k.strip() for k in kw["key"].split(",") if k.strip()) if kw["key"] else (),
         ignore=tuple(kw["ignore"]), tag_description=kw["tag_description"],
         system_id=kw["system_id"], allow_new_identity=kw["allow_new_identity"], timeout=kw["timeout"],
-        gateway_settle=kw["gateway_settle"],
+        gateway_settle=kw["gateway_settle"], retry_rejected=kw["retry_rejected"],
         account_checks=kw["check_credits"], read_rate=_read_rate(kw, api),
     )
     stopper = Stopper()
@@ -825,6 +832,10 @@ def resolve(where: str, record_id: int | None, not_created: bool, note: str, res
     try:
         found = [e for e in journal.at(source, int(row)) if e.resource in (None, "", resource)]
         doubt = [e for e in found if e.state in ("in_doubt", "pending")]
+        if not doubt and found and found[0].base:
+            # identical rows are interchangeable: the report may name another of them
+            doubt = [e for e in journal.entries("in_doubt")
+                     if e.base == found[0].base and e.source == found[0].source][:1]
         if not doubt:
             what = f"it is {found[0].state}" if found else "the journal has no such row"
             raise UsageProblem(f"{where}: not in doubt ({what}); only rows in doubt are resolved")

@@ -18,6 +18,7 @@ import hashlib
 import re
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 
 from etl.errors import UsageProblem
 from etl.resources import header_key
@@ -44,10 +45,22 @@ class Identities:
         self.queues: dict[str, deque[tuple[str, int]]] = {}
         self.next_occurrence: dict[str, int] = {}
         self.key_rows: dict[str, str] = {}
+        self.source: str | None = None
+        self.names: dict[str, list[str]] = {}
         self.legacy: Counter[str] = Counter()
 
-    def columns(self, path: str, header: list[str]) -> tuple[list[int], str]:
-        """The positions of the columns that make a row's identity in HEADER, and the scheme."""
+    def start(self, source: str) -> None:
+        """Identical rows count within their file: the same row in two files (overlapping
+        exports) is one credit use, in one run as in two."""
+        if source != self.source:
+            self.source = source
+            self.queues.clear()
+            self.next_occurrence.clear()
+
+    def columns(self, path: str, header: list[str], sent: AbstractSet[str] = frozenset()
+                ) -> tuple[list[int], str]:
+        """The positions of the columns that make a row's identity in HEADER, and the scheme.
+        SENT are the (normalised) names of the columns the API is sent: never left out."""
         keys = [header_key(h) for h in header]
         if self.key:
             wanted = [header_key(k) for k in self.key]
@@ -58,18 +71,34 @@ class Identities:
         unknown = [c for c in self.ignore if c not in keys]
         if unknown:
             raise UsageProblem(f"{path}: --ignore-column {', '.join(sorted(unknown))} is not in the file")
+        sent_ignored = [c for c in self.ignore if c in sent]
+        if sent_ignored:
+            raise UsageProblem(f"--ignore-column {', '.join(sorted(sent_ignored))}: a column the API is "
+                               "sent is always part of a row's identity")
         left_out = self.ignore | self.always_ignored
         positions = [i for i, k in enumerate(keys) if k and k not in left_out]
         names = _numbered([keys[i] for i in positions])
         order = sorted(range(len(positions)), key=lambda i: names[i])
-        return [positions[i] for i in order], "cells:" + ",".join(sorted(names))
+        scheme = "cells:" + ",".join(sorted(names))
+        self.names[scheme] = sorted(names)
+        return [positions[i] for i in order], scheme
 
     def of(self, scheme: str, cells: Sequence[str], where: str) -> tuple[str, str, int, str | None]:
         """(identity, base, occurrence, problem) of a row whose identity cells are CELLS (in
         scheme order); BASE is the content shared by identical rows."""
-        text = "\x1f".join((c or "").strip() for c in cells)
-        base = digest(f"{self.resource}\n{scheme}\n{text}")
+        if scheme.startswith("cells:"):
+            # the row's non-empty cells by column name: a column that is empty on every row (one
+            # another file of the run has) changes nothing
+            text = "\x1f".join(f"{n}={(c or '').strip()}" for n, c in zip(self.names[scheme], cells,
+                                                                          strict=True)
+                               if (c or "").strip())
+            base = digest(f"{self.resource}\ncells\n{text}")
+        else:
+            text = "\x1f".join((c or "").strip() for c in cells)
+            base = digest(f"{self.resource}\n{scheme}\n{text}")
         if scheme.startswith("key:"):
+            if not any((c or "").strip() for c in cells):
+                return "", base, 0, "key: the key cell is empty; every row needs its own key"
             if text in self.key_rows:
                 return "", base, 0, f"key: {', '.join(cells)} repeats {self.key_rows[text]}"
             self.key_rows[text] = where

@@ -40,7 +40,7 @@ from etl.journal import (
     clock,
     payload_hash,
 )
-from etl.ledger import CRASH_REASON, Event, Ledger, Sending, plan, report_outcome
+from etl.ledger import ABSENT_REASON, CRASH_REASON, Event, Ledger, Sending, plan, report_outcome
 from etl.outcomes import ExitStatus, Outcome, exit_status
 from etl.pipeline import Inputs, RunRecord
 from etl.posting import DailyLimitReached, Kind, Poster, ReadFailed, Result, Stopped
@@ -66,6 +66,7 @@ class Settings:
     allow_new_identity: bool = False
     timeout: float = 30.0
     gateway_settle: float = 600.0  # a 502/504's request is not taken as settled before this
+    retry_rejected: bool = False  # send rows the API refused in an earlier run again
     settle_wait: bool = True  # at the end, wait for this run's rows in doubt to settle and check them
     account_checks: bool = True  # look the records rows refer to up before posting (etl.checks)
     read_rate: float = READ_RATE  # those look-ups a second
@@ -183,10 +184,11 @@ class Importer:
         self.settings = settings
         self.stopper = stopper or Stopper()
         poster.stop = self.stopper.event
+        poster.client.stop = self.stopper.event
         self.log = logs.get("etl.importing")
         self.sources = {os.path.realpath(t.path) for t in inputs.tables}
         self.doubtful: dict[str, tuple[str, int]] = {}  # identity -> (source, row) reported in doubt
-        self.streak: list[tuple[int, str]] = []  # (position, identity) of errors in a row
+        self.streak: list[str] = []  # identities of the rows in a row that ended in an error
         self.notes: Counter[str] = Counter()
         self.legacy = journal.meta("legacy") == "1"
         self.valid_rows: dict[str, int] = {}
@@ -201,7 +203,9 @@ class Importer:
     def _identify(self, identities: Identities, index: int, chunk: RawChunk, valid: np.ndarray
                   ) -> tuple[list[Row], list[tuple[int, str]]]:
         table, columns = self.inputs.tables[index], self.inputs.columns[index]
-        at, scheme = identities.columns(table.path, table.header)
+        identities.start(table.path)
+        at, scheme = identities.columns(table.path, table.header,
+                                        {header_key(f.name) for f in self.resource.fields})
         positions = [int(p) for p in np.flatnonzero(valid)]
         payloads = self.validator.payloads(chunk, columns, positions)
         cells = [chunk.columns[i].to_pylist() for i in at]
@@ -249,9 +253,11 @@ class Importer:
             rows, problems = self._identify(identities, index, chunk, valid)
             known = self._known(rows)
             if self.first_to_send is None:
-                self.first_to_send = next((r for r in rows if plan(known.get(r.identity)) == "send"), None)
+                self.first_to_send = next((r for r in rows if plan(
+                    known.get(r.identity), retry_rejected=self.settings.retry_rejected) == "send"), None)
             if self.account is not None:  # the rows this run may send, for the account checks
-                self.account.collect(r.body for r in rows if plan(known.get(r.identity)) == "send")
+                self.account.collect(r.body for r in rows if plan(
+                    known.get(r.identity), retry_rejected=self.settings.retry_rejected) == "send")
             fresh = [r for r in rows if r.identity not in known]
             earlier = self.journal.created_with_payload((r.payload_hash for r in fresh), maybe=True)
             used: Counter[str] = Counter()
@@ -387,7 +393,7 @@ class Importer:
         known = self._known(rows)
         for r in rows:
             entry = known.get(r.identity)
-            what = plan(entry)
+            what = plan(entry, retry_rejected=self.settings.retry_rejected)
             if what == "skip" and entry is not None:
                 p.outcome[r.position], p.ids[r.position] = Outcome.SKIPPED.value, entry.record_id
                 same_file = os.path.realpath(r.source) == (entry.source or "")
@@ -395,6 +401,10 @@ class Importer:
                                         f" (Id {entry.record_id})")
                 if not same_file:
                     self.notes["skipped_identical_from_other_files"] += 1
+            elif what == "rejected" and entry is not None:
+                p.outcome[r.position], p.statuses[r.position] = Outcome.REJECTED.value, entry.http_status
+                p.errors[r.position] = (f"{entry.reason} (refused on {_when(entry)}; not sent again: "
+                                        "fix the row, or --retry-rejected once the account is fixed)")
             elif what == "doubt" and entry is not None:
                 p.outcome[r.position] = Outcome.IN_DOUBT.value
                 p.errors[r.position] = entry.reason or "an earlier request may have created it"
@@ -481,23 +491,24 @@ class Importer:
         if outcome is Outcome.IN_DOUBT:
             self.doubtful[r.identity] = (r.source, r.number)
         if outcome in (Outcome.REJECTED, Outcome.FAILED, Outcome.IN_DOUBT):
-            self.streak.append((pos, r.identity))
+            self.streak.append(r.identity)
             if len(self.streak) >= self.settings.max_errors:
-                self._errors_in_a_row(p)
+                self._errors_in_a_row()
         elif outcome is Outcome.CREATED:
             self.streak.clear()
 
-    def _errors_in_a_row(self, p: Plan) -> None:
-        """--max-errors reached: reconciliation has its say on the rows in doubt first."""
-        doubt = [i for pos, i in self.streak if p.outcome[pos] == Outcome.IN_DOUBT.value]
+    def _errors_in_a_row(self) -> None:
+        """--max-errors reached: reconciliation has its say on the rows in doubt first; a row of
+        the streak found created ends it (the journal says; the report is mended at the end)."""
+        entries = self.journal.lookup(self.streak)
+        doubt = [e for e in entries.values() if e.state == Outcome.IN_DOUBT.value]
         if doubt:
-            entries = list(self.journal.lookup(doubt).values())
-            for v in self.reconciler.reconcile(entries):
-                for k, (pos, identity) in enumerate(self.streak):
-                    if identity == v.identity and v.outcome is Outcome.CREATED:
-                        p.outcome[pos], p.ids[pos], p.errors[pos] = "created", v.record_id, ""
-                        self.streak = self.streak[k + 1:]
-                        break
+            self.reconciler.reconcile(doubt)
+            entries = self.journal.lookup(self.streak)
+        created = [k for k, i in enumerate(self.streak)
+                   if i in entries and entries[i].state == Outcome.CREATED.value]
+        if created:
+            self.streak = self.streak[created[-1] + 1:]
         if len(self.streak) >= self.settings.max_errors:
             self.stopper.stop(RunAborted(
                 f"--max-errors {self.settings.max_errors} reached: that many rows in a row were "
@@ -519,6 +530,8 @@ class Importer:
             if v.outcome is Outcome.CREATED:
                 p.outcome[r.position], p.ids[r.position] = Outcome.CREATED.value, v.record_id
                 p.errors[r.position] = ""
+                if r.identity in self.streak:
+                    self.streak = self.streak[self.streak.index(r.identity) + 1:]
             elif v.outcome is Outcome.FAILED:
                 p.outcome[r.position] = Outcome.FAILED.value
 
@@ -629,30 +642,34 @@ class Importer:
     # --- the end: rows in doubt settle, are checked, and those proved absent are sent again ------
 
     def _final_pass(self) -> None:
+        """This run's rows in doubt settle (those that will within this run's time-out), are
+        checked, and those proved absent (then, or by a check during the run) are sent again."""
         for _ in range(FINAL_ROUNDS):
             if self.stopper.is_set() or not self.doubtful:
                 return
-            entries = [e for e in self.journal.lookup(self.doubtful).values() if e.state == "in_doubt"]
-            if not entries:
-                return
-            # this run's requests settle within its own time-out; a longer wait (a request of a
-            # killed run sent with a longer one) is left to a later run
-            longest = clock() + settle_time(self.settings.timeout)
-            until = max(min(e.settle_until or 0.0, longest) for e in entries)
-            wait = until - clock()
-            if wait > 0 and self.settings.settle_wait:
-                self.log.warning(f"waiting {wait:.0f} s for {len(entries)} requests in doubt to settle "
-                                 "before checking them (Ctrl-C stops; a rerun checks them)")
-                while clock() < until and not self.stopper.is_set():
-                    time.sleep(min(0.2, max(0.0, until - clock())))
-                if self.stopper.is_set():
-                    return
-            verdicts = self.reconciler.reconcile(entries, final=True)
-            again = [v.entry for v in verdicts if v.outcome is Outcome.FAILED
-                     and v.identity in self.doubtful]
-            if not again:
+            now = list(self.journal.lookup(self.doubtful).values())
+            absent = [e for e in now if e.state == Outcome.FAILED.value and e.reason == ABSENT_REASON]
+            doubt = [e for e in now if e.state == Outcome.IN_DOUBT.value]
+            if doubt:
+                # wait no longer than this run's own requests take to settle: a request of a
+                # killed run sent with a longer time-out, or a gateway's, may be proved created
+                # meanwhile (its record shows up), else a later run decides it
+                longest = clock() + settle_time(self.settings.timeout)
+                until = max(min(e.settle_until or 0.0, longest) for e in doubt)
+                wait = until - clock()
+                if wait > 0 and self.settings.settle_wait:
+                    self.log.warning(f"waiting {wait:.0f} s for requests in doubt to settle before "
+                                     "checking them (Ctrl-C stops; a rerun checks them)")
+                    while clock() < until and not self.stopper.is_set():
+                        time.sleep(min(0.2, max(0.0, until - clock())))
+                    if self.stopper.is_set():
+                        return
+                verdicts = self.reconciler.reconcile(doubt, final=True)
+                absent += [v.entry for v in verdicts if v.outcome is Outcome.FAILED
+                           and v.identity in self.doubtful]
+            if not absent:
                 return  # nothing proved absent: another round would find the same
-            for e in again:
+            for e in absent:
                 if self.stopper.is_set():
                     return
                 self._resend(e)

@@ -157,11 +157,15 @@ def report_outcome(entry: Entry | None, *, this_run: bool) -> Outcome:
     return Outcome(entry.state)
 
 
-def plan(entry: Entry | None) -> str:
-    """What a run does with a row: "send", "skip" (created earlier) or "doubt" (may exist)."""
+def plan(entry: Entry | None, *, retry_rejected: bool = False) -> str:
+    """What a run does with a row: "send", "skip" (created earlier), "doubt" (may exist) or
+    "rejected" (the API refused it: sending the same row again won't help, and if a corrected
+    copy was loaded meanwhile, a server that accepts it now would make a second credit use)."""
     state = NEW if entry is None else entry.state
     if state == _C:
         return "skip"
     if state in (_D, PENDING):
         return "doubt"
+    if state == _R and not retry_rejected:
+        return "rejected"
     return "send"

@@ -144,6 +144,8 @@ class Client:
         self._lock = threading.Lock()
         #: the server's clock minus ours, from the Date header of its latest answer
         self.server_offset: float | None = None
+        #: set when the run stops: reads waiting out a throttle or a back-off give up
+        self.stop: threading.Event | None = None
         logs.add_secret(credentials.token)
         logs.add_secret(credentials.password)
 
@@ -250,9 +252,10 @@ class Client:
         return classify(r)
 
     def get(self, path: str, params: dict[str, Any] | None = None, *,
-            patience: float = 600.0, sleep: Callable[[float], None] = time.sleep) -> Any:
+            patience: float = 600.0, sleep: Callable[[float], None] | None = None) -> Any:
         """A read: its parsed JSON, None for a 404, or ReadFailed. Reads are safe to repeat, so a
         dropped or timed-out read is tried again a few times and a throttled one waits."""
+        sleep = sleep or self._wait
         renewed = False
         failures = 0
         throttled_since: float | None = None
@@ -293,6 +296,13 @@ class Client:
                 return body
             raise ReadFailed(f"GET {path} answered HTTP {r.status_code}"
                              + ("" if body is not None else " without a readable body"))
+
+
+    def _wait(self, seconds: float) -> None:
+        if self.stop is None:
+            time.sleep(seconds)
+        elif self.stop.wait(seconds):
+            raise ReadFailed("the run is stopping")
 
 
 #: a read is tried this many more times after a dropped connection, a time-out or a 5xx

@@ -80,6 +80,16 @@ def report_names(own_columns: list[str]) -> dict[tuple[str, int], str]:
     return renamed
 
 
+def input_name(name: str) -> str:
+    """The input's own name of a report column renamed so as not to shadow a fixed one: errors.csv
+    is loaded again, and a row's identity goes by its header names."""
+    fixed = {f.casefold() for f in FIXED}
+    base = name
+    while base.endswith(" (input)"):
+        base = base[: -len(" (input)")]
+    return base if base != name and base.strip().casefold() in fixed else name
+
+
 def _column(values: Sequence[Any] | None, n: int, type_: arrow.DataType) -> arrow.Array:
     if values is None:
         return arrow.nulls(n, type_)
@@ -242,7 +252,8 @@ class _ErrorsFile:
         self.tmp = path + ".tmp"
         self._out = open(self.tmp, "wb")  # noqa: SIM115 - closed in publish() or discard()
         head = io.StringIO()
-        csv.writer(head, lineterminator="\n").writerow([header[i] for i in self.own] + ["errors"])
+        csv.writer(head, lineterminator="\n").writerow([input_name(header[i]) for i in self.own]
+                                                       + ["errors"])
         self._out.write(head.getvalue().encode("utf-8"))
 
     def add(self, batch: arrow.Table | arrow.RecordBatch) -> None:

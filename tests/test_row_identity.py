@@ -88,12 +88,12 @@ def test_a_row_identical_in_every_cell_from_another_file_is_skipped_naming_it(po
 
 def test_the_errors_csv_of_identical_rows_sends_the_failed_one(post, sandbox, tmp_path):
     path = write(tmp_path, "export.csv", "101,1,same", "101,1,same", "101,1,same")
-    sandbox.script("ok", "reject", "ok")
-    run = post(path)
-    assert outcomes(run) == ["created", "rejected", "created"]
+    sandbox.script("ok", "unavailable", "ok")
+    run = post(path, "--max-retries", "0")
+    assert outcomes(run) == ["created", "failed", "created"]
     errors = run.report_path().parent / "errors.csv"
     assert errors.read_text().count("same") == 1
-    again = post(errors)  # fixed (nothing to fix here: the server refused once) and loaded again
+    again = post(errors)  # nothing to fix (the server was unavailable once): loaded again
     assert outcomes(again) == ["created"], again.report()
     assert len(sandbox.store.records()) == 3
     assert outcomes(post(path)) == ["skipped", "skipped", "skipped"]
@@ -194,7 +194,11 @@ def test_a_lost_journal_stops_the_run_instead_of_posting_everything_again(post, 
     assert run.code == 2
     assert "had recorded 1 created credit uses" in run.err and "--new-journal" in run.err
     assert sandbox.stats.posts == 1
-    assert outcomes(post(path, "--new-journal")) == ["created"]  # the operator's explicit choice
+    fresh = post(path, "--new-journal")  # the operator's explicit choice; but the target has it
+    assert fresh.code == 2 and "was already posted to" in fresh.err
+    with sandbox.store.lock:
+        sandbox.store.db.execute("DELETE FROM credit_uses")  # a target that really has none of them
+    assert outcomes(post(path, "--new-journal")) == ["created"]
 
 
 def test_a_damaged_journal_stops_the_run_saying_what_to_do(post, sandbox, tmp_path):
@@ -326,3 +330,65 @@ def test_a_new_journal_for_rows_the_target_already_has_stops_before_posting(etl,
     assert run.code == 2
     assert "was already posted to" in run.err and "Nothing was posted" in run.err
     assert sandbox.stats.posts == 2
+
+
+def test_overlapping_exports_in_one_run_post_their_shared_rows_once(post, sandbox, tmp_path):
+    mon = write(tmp_path, "mon.csv", "101,1,a", "102,2,b")
+    tue = write(tmp_path, "tue.csv", "101,1,a", "102,2,b", "103,3,c")
+    run = post(mon, tue)
+    assert outcomes(run) == ["created", "created", "skipped", "skipped", "created"]
+    assert len(sandbox.store.records()) == 3
+    assert outcomes(post(mon, tue)) == ["skipped"] * 5
+    assert len(sandbox.store.records()) == 3
+
+
+def test_an_input_column_named_like_a_report_column_survives_the_errors_csv_round_trip(
+    post, sandbox, tmp_path
+):
+    path = tmp_path / "withid.csv"
+    path.write_text("id," + HEADER + "\nE1,101,1,a\nE2,102,2,b\n")
+    sandbox.script("unavailable", "unavailable")
+    run = post(path, "--max-retries", "0")
+    assert outcomes(run) == ["failed", "failed"]
+    errors = run.report_path().parent / "errors.csv"
+    assert errors.read_text().splitlines()[0] == "id," + HEADER + ",errors"
+    assert outcomes(post(errors)) == ["created", "created"]
+    assert outcomes(post(path)) == ["skipped", "skipped"]
+    assert len(sandbox.store.records()) == 2
+
+
+def test_a_column_empty_on_every_row_does_not_change_a_rows_identity(post, sandbox, tmp_path):
+    path = write(tmp_path, "a.csv", "101,1,a")
+    post(path)
+    wider = tmp_path / "b.csv"
+    wider.write_text(HEADER + ",BookingId,Site\n101,1,a,,\n")
+    assert outcomes(post(wider)) == ["skipped"]
+    assert len(sandbox.store.records()) == 1
+
+
+def test_a_sent_column_can_not_be_left_out_of_the_identity(post, sandbox, tmp_path):
+    run = post(write(tmp_path, "a.csv", "101,1,a"), "--ignore-column", "CreditUsed")
+    assert run.code == 2 and "a column the API is sent is always part of a row's identity" in run.err
+    assert sandbox.stats.posts == 0
+
+
+def test_an_empty_key_is_an_invalid_row(post, sandbox, tmp_path):
+    path = tmp_path / "k.csv"
+    path.write_text("Ref," + HEADER + "\nR1,101,1,a\n,102,2,b\n")
+    run = post(path, "--key", "Ref")
+    rows = run.report()
+    assert [r["outcome"] for r in rows] == ["created", "invalid"]
+    assert "the key cell is empty" in rows[1]["errors"]
+
+
+def test_a_rejected_row_is_not_sent_again_unless_asked(post, sandbox, tmp_path):
+    path = write(tmp_path, "a.csv", "101,1,a", "102,2,b")
+    sandbox.script("reject")
+    assert outcomes(post(path)) == ["rejected", "created"]
+    again = post(path)
+    rows = again.report()
+    assert [r["outcome"] for r in rows] == ["rejected", "skipped"]
+    assert "not sent again" in rows[0]["errors"] and "--retry-rejected" in rows[0]["errors"]
+    assert sandbox.stats.posts == 2
+    assert outcomes(post(path, "--retry-rejected")) == ["created", "skipped"]
+    assert len(sandbox.store.records()) == 2
