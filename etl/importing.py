@@ -675,7 +675,9 @@ class Importer:
                 self._resend(e)
 
     def _resend(self, entry: Entry) -> None:
-        """A row proved not created is sent again, as it was sent before."""
+        """A row proved not created is sent again, as it was sent before. Safe: reconciliation
+        found no record that could be this row after its request had settled (the ledger only
+        moves a row to `failed` on that proof), so this cannot make a second credit use."""
         def mark() -> None:
             self.ledger.apply(entry.identity, Event.SEND, "sent again: checked, it had not been created",
                               sending=Sending(entry.identity, entry.scheme, entry.payload,
