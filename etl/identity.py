@@ -49,6 +49,16 @@ class Identities:
         self.names: dict[str, list[str]] = {}
         self.legacy: Counter[str] = Counter()
 
+    def scheme_of(self, header: list[str], filled: AbstractSet[int]) -> str:
+        """The scheme of a file's rows from the columns that have a value somewhere in it; ""
+        with --key (the key is the scheme)."""
+        if self.key:
+            return ""
+        keys = [header_key(h) for h in header]
+        left_out = self.ignore | self.always_ignored
+        names = _numbered([k for i, k in enumerate(keys) if k and k not in left_out and i in filled])
+        return "cells:" + ",".join(sorted(names))
+
     def start(self, source: str) -> None:
         """Identical rows count within their file: the same row in two files (overlapping
         exports) is one credit use, in one run as in two."""
@@ -105,7 +115,10 @@ class Identities:
             return base, base, 0, None
         if base not in self.queues:
             known = self.known(base) if self.known else []
-            order = {"in_doubt": 0, "pending": 0, "failed": 1, "not_attempted": 1, "rejected": 1}
+            # a refused row comes last, after the created ones: a file with fewer copies than the
+            # journal knows (the refused one fixed, or left out) takes the created copy, never
+            # the refused one, which --retry-rejected would send again
+            order = {"in_doubt": 0, "pending": 0, "failed": 1, "not_attempted": 1, "rejected": 3}
             known.sort(key=lambda k: (order.get(k[1], 2), k[2]))
             self.queues[base] = deque((k[0], k[2]) for k in known)
             self.next_occurrence[base] = max((k[2] for k in known), default=0) + 1

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pyarrow.compute as pc
 
 from etl import logs
 from etl.checks import READ_RATE, AccountChecks, for_client, posts_left
@@ -187,13 +188,17 @@ class Importer:
         poster.client.stop = self.stopper.event
         self.log = logs.get("etl.importing")
         self.sources = {os.path.realpath(t.path) for t in inputs.tables}
-        self.doubtful: dict[str, tuple[str, int]] = {}  # identity -> (source, row) reported in doubt
+        # identity -> the (source, row) report lines that said "in doubt" (identical rows of two
+        # files of the run can share one)
+        self.doubtful: dict[str, list[tuple[str, int]]] = {}
         self.streak: list[str] = []  # identities of the rows in a row that ended in an error
         self.notes: Counter[str] = Counter()
         self.legacy = journal.meta("legacy") == "1"
         self.valid_rows: dict[str, int] = {}
         self.zone_checked = False  # learnt again each run: daylight saving time moves it
         self.first_to_send: Row | None = None
+        self.filled: dict[int, set[int]] = {}  # per file, the columns with a value somewhere
+        self.schemes: dict[int, str] = {}  # per file, the scheme its rows are identified by
         self.account: AccountChecks | None = for_client(
             self.resource, poster.client, read_rate=settings.read_rate,
             patience=poster.throttle_patience, stop=self.stopper.event) if settings.account_checks else None
@@ -224,7 +229,8 @@ class Importer:
                 key_text = "\x1f".join(v.strip() for v in values) if identities.key else None
                 legacy = identities.legacy_of(plain, key_text)
             body = tagged(payload, identity) if self.settings.tag_description else payload
-            rows.append(Row(pos, identity, scheme, body, payload_hash(self.resource.name, plain),
+            rows.append(Row(pos, identity, self.schemes.get(index) or scheme, body,
+                            payload_hash(self.resource.name, plain),
                             table.path, number, legacy, base, occurrence))
         return rows, problems
 
@@ -247,6 +253,7 @@ class Importer:
         here (exit 2), before anything is sent."""
         identities = self._identities()
         changed: list[tuple[Row, Entry]] = []
+        fresh: list[tuple[int, Row]] = []
         for index, chunk in self.inputs.chunks():
             table = self.inputs.tables[index]
             _, valid = self.validator.errors(chunk, self.inputs.columns[index])
@@ -258,19 +265,28 @@ class Importer:
             if self.account is not None:  # the rows this run may send, for the account checks
                 self.account.collect(r.body for r in rows if plan(
                     known.get(r.identity), retry_rejected=self.settings.retry_rejected) == "send")
-            fresh = [r for r in rows if r.identity not in known]
-            earlier = self.journal.created_with_payload((r.payload_hash for r in fresh), maybe=True)
-            used: Counter[str] = Counter()
-            for r in fresh:
-                others = [e for e in earlier.get(r.payload_hash, []) if e.scheme != r.scheme]
-                if used[r.payload_hash] < len(others):
-                    changed.append((r, others[used[r.payload_hash]]))
-                    used[r.payload_hash] += 1
+            fresh.extend((index, r) for r in rows if r.identity not in known)
+            filled = self.filled.setdefault(index, set())
+            for i, column in enumerate(chunk.columns):
+                if i not in filled and pc.any(pc.not_equal(pc.utf8_trim_whitespace(column), "")).as_py():
+                    filled.add(i)
             self._look_for_an_id_column(index, chunk)
             count = self.record.extra.setdefault("rows_read", {})
             count[table.path] = count.get(table.path, 0) + len(chunk)
             good = self.valid_rows
             good[table.path] = good.get(table.path, 0) + len(rows)
+        # a file's rows are identified by its columns that have a value somewhere: a column the
+        # export added but left empty changes nothing
+        for index, table in enumerate(self.inputs.tables):
+            self.schemes[index] = identities.scheme_of(table.header, self.filled.get(index, set()))
+        earlier = self.journal.created_with_payload((r.payload_hash for _, r in fresh), maybe=True)
+        used: Counter[str] = Counter()
+        for index, r in fresh:
+            r.scheme = self.schemes[index] or r.scheme
+            others = [e for e in earlier.get(r.payload_hash, []) if e.scheme != r.scheme]
+            if used[r.payload_hash] < len(others):
+                changed.append((r, others[used[r.payload_hash]]))
+                used[r.payload_hash] += 1
         if changed and not self.settings.allow_new_identity:
             row, entry = changed[0]
             raise UsageProblem(
@@ -408,7 +424,7 @@ class Importer:
             elif what == "doubt" and entry is not None:
                 p.outcome[r.position] = Outcome.IN_DOUBT.value
                 p.errors[r.position] = entry.reason or "an earlier request may have created it"
-                self.doubtful[r.identity] = (r.source, r.number)
+                self.doubtful.setdefault(r.identity, []).append((r.source, r.number))
             elif self.stopper.is_set():
                 p.outcome[r.position] = Outcome.NOT_ATTEMPTED.value
             else:
@@ -489,7 +505,7 @@ class Importer:
         p.statuses[pos], p.attempts[pos] = result.http_status, result.attempts or None
         p.errors[pos] = " | ".join(x for x in (reason, note) if x)
         if outcome is Outcome.IN_DOUBT:
-            self.doubtful[r.identity] = (r.source, r.number)
+            self.doubtful.setdefault(r.identity, []).append((r.source, r.number))
         if outcome in (Outcome.REJECTED, Outcome.FAILED, Outcome.IN_DOUBT):
             self.streak.append(r.identity)
             if len(self.streak) >= self.settings.max_errors:
@@ -696,13 +712,14 @@ class Importer:
             return
         now = self.journal.lookup(self.doubtful)
         changes = {}
-        for identity, (source, number) in self.doubtful.items():
+        for identity, lines in self.doubtful.items():
             e = now.get(identity)
             outcome = report_outcome(e, this_run=True)
             if e is None or outcome is Outcome.IN_DOUBT:
                 continue
-            changes[(source, number)] = (outcome.value, e.record_id, e.reason or "", e.http_status,
-                                         e.attempts)
+            for source, number in lines:
+                changes[(source, number)] = (outcome.value, e.record_id, e.reason or "", e.http_status,
+                                             e.attempts)
         if changes:
             self.record.counts.update(patch_report(self.record.report, changes))
             for gone in [o for o, n in self.record.counts.items() if n <= 0]:

@@ -34,21 +34,51 @@ _FORMULA_FIRST = arrow.array(list("=+-@\t\r"))
 _WRITE = arrow_csv.WriteOptions(include_header=False, quoting_style="needed")
 
 
+_RISKY_FIRST = "=+-@\t\r"
+_FIRST_OR_QUOTE = arrow.array([*_RISKY_FIRST, "'"])
+_RISKY = "^[=+\\-@\t\r]"
+
+
+def _at_risk(cell: str) -> bool:
+    """Excel would run it as a formula once any apostrophes it starts with are taken off."""
+    rest = cell.lstrip("'")
+    return bool(rest) and rest[0] in _RISKY_FIRST and not _PLAIN_NUMBER.fullmatch(rest)
+
+
 def neutralise_cell(cell: str) -> str:
-    """A cell Excel would run as a formula (`=`, `+`, `-`, `@`, tab, CR first), made text."""
-    if cell and cell[0] in "=+-@\t\r" and not _PLAIN_NUMBER.fullmatch(cell):
-        return "'" + cell
-    return cell
+    """A cell Excel would run as a formula (`=`, `+`, `-`, `@`, tab, CR first), made text with a
+    leading `'`; one that already starts with apostrophes before such a character gets one more,
+    so that `restore_cell` gives every cell back exactly."""
+    return "'" + cell if cell and _at_risk(cell) else cell
+
+
+def restore_cell(cell: str) -> str:
+    """The cell as read, from its neutralised form (errors.csv is loaded again: a changed cell
+    would be another row, and another payload)."""
+    return cell[1:] if cell.startswith("'") and _at_risk(cell[1:]) else cell
+
+
+def _risky(cells: arrow.Array) -> arrow.Array:
+    rest = pc.utf8_ltrim(cells, characters="'")
+    return pc.and_not(pc.match_substring_regex(rest, _RISKY),
+                      pc.match_substring_regex(rest, f"^(?:{_PLAIN_NUMBER.pattern})$"))
 
 
 def neutralise(cells: arrow.Array) -> arrow.Array:
     """The column with formula-looking cells neutralised, all at once (most columns have none)."""
     first = pc.utf8_slice_codeunits(cells, 0, 1)
-    risky = pc.is_in(first, value_set=_FORMULA_FIRST)
-    if not pc.any(risky).as_py():
+    if not pc.any(pc.is_in(first, value_set=_FIRST_OR_QUOTE)).as_py():
         return cells
-    risky = pc.and_not(risky, pc.match_substring_regex(cells, f"^(?:{_PLAIN_NUMBER.pattern})$"))
-    return pc.if_else(risky, pc.binary_join_element_wise("'", cells, ""), cells)
+    return pc.if_else(_risky(cells), pc.binary_join_element_wise("'", cells, ""), cells)
+
+
+def restore(cells: arrow.Array) -> arrow.Array:
+    """`neutralise` undone, all at once."""
+    quoted = pc.starts_with(cells, "'")
+    if not pc.any(quoted).as_py():
+        return cells
+    tail = pc.utf8_slice_codeunits(cells, 1)
+    return pc.if_else(pc.and_(quoted, _risky(tail)), tail, cells)
 
 
 def _numbered(names: list[str]) -> list[tuple[str, int]]:
@@ -81,9 +111,10 @@ def report_names(own_columns: list[str]) -> dict[tuple[str, int], str]:
 
 
 def input_name(name: str) -> str:
-    """The input's own name of a report column renamed so as not to shadow a fixed one: errors.csv
-    is loaded again, and a row's identity goes by its header names."""
+    """The input's own name of a report column renamed so as not to shadow a fixed one, or made
+    safe from Excel: errors.csv is loaded again, and a row's identity goes by its header names."""
     fixed = {f.casefold() for f in FIXED}
+    name = restore_cell(name)
     base = name
     while base.endswith(" (input)"):
         base = base[: -len(" (input)")]
@@ -269,8 +300,10 @@ class _ErrorsFile:
                 take.column(0).to_pylist(), (int(r) for r in take.column(1).to_pylist()),
                 take.column(2).to_pylist(), take.column(6).to_pylist(), strict=True))
         # a cell the report leaves empty is an empty cell here, whatever it was in memory
+        # the cells as read: this file is fixed and loaded again, and a cell changed by the
+        # report's formula guard would be another row with another payload
         table = arrow.Table.from_arrays(
-            [pc.fill_null(picked.column(i), "") for i in self.own] + [picked.column(6)],
+            [restore(pc.fill_null(picked.column(i), "")) for i in self.own] + [picked.column(6)],
             names=[str(i) for i in range(len(self.own) + 1)])
         arrow_csv.write_csv(table, self._out, _WRITE)
 

@@ -392,3 +392,50 @@ def test_a_rejected_row_is_not_sent_again_unless_asked(post, sandbox, tmp_path):
     assert sandbox.stats.posts == 2
     assert outcomes(post(path, "--retry-rejected")) == ["created", "skipped"]
     assert len(sandbox.store.records()) == 2
+
+
+def test_an_errors_csv_gives_back_cells_the_report_guards_against_formulas(post, sandbox, tmp_path):
+    path = write(tmp_path, "a.csv", '101,1,"- Hot desk"', '102,2,"=not a formula"', "103,3,plain")
+    sandbox.script("unavailable", "unavailable", "ok")
+    run = post(path, "--max-retries", "0")
+    assert outcomes(run) == ["failed", "failed", "created"]
+    assert run.report()[0]["Description"] == "'- Hot desk"  # the report is safe to open in Excel
+    errors = run.report_path().parent / "errors.csv"
+    assert '- Hot desk' in errors.read_text() and "'- Hot desk" not in errors.read_text()
+    assert outcomes(post(errors)) == ["created", "created"]
+    assert outcomes(post(path)) == ["skipped"] * 3
+    assert sorted(r["Description"] for r in sandbox.store.records()) == ["- Hot desk", "=not a formula",
+                                                                         "plain"]
+
+
+def test_of_identical_rows_the_created_one_is_never_reported_refused(post, sandbox, tmp_path):
+    path = write(tmp_path, "a.csv", "101,3,day pass", "101,3,day pass")
+    sandbox.script("reject", "ok")
+    assert outcomes(post(path)) == ["rejected", "created"]
+    fixed = write(tmp_path, "b.csv", "101,2,day pass", "101,3,day pass")  # the refused one fixed
+    assert outcomes(post(fixed)) == ["created", "skipped"]
+    assert outcomes(post(fixed, "--retry-rejected")) == ["skipped", "skipped"]
+    assert len(sandbox.store.records()) == 2
+
+
+def test_a_column_the_export_added_but_left_empty_does_not_stop_the_nightly_run(post, sandbox, tmp_path):
+    d1 = tmp_path / "d1.csv"
+    d1.write_text("Ref," + HEADER + "\nA1,101,1.5,Room\n")
+    post(d1)
+    d2 = tmp_path / "d2.csv"
+    d2.write_text("Ref," + HEADER + ",Tags\nA2,101,1.5,Room,\n")  # the same use again, a new day
+    run = post(d2)
+    assert run.code == 0, run.err
+    assert outcomes(run) == ["created"]
+    assert len(sandbox.store.records()) == 2
+
+
+def test_a_row_in_doubt_shared_by_two_files_of_a_run_is_mended_in_both(post, sandbox, tmp_path):
+    sandbox.faults.late_delay = 0.5
+    sandbox.script("gateway_timeout_late")
+    a = write(tmp_path, "a.csv", "101,1,same")
+    b = write(tmp_path, "b.csv", "101,1,same")
+    run = post(a, b, "--timeout", "0.5")
+    assert outcomes(run) == ["created", "skipped"] or outcomes(run) == ["created", "created"], run.report()
+    assert run.code == 0
+    assert len(sandbox.store.records()) == 1
