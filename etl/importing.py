@@ -653,7 +653,9 @@ class Importer:
     def _system_id(self, value: str, why: str) -> None:
         if self.journal.meta("system_id") != value:
             self.journal.set_meta("system_id", value)
-            self.log.warning(f"SystemId {value} for {self.journal.target}: {why}")
+            # good news goes to the log; a target that can't keep the key is worth a warning
+            say = self.log.info if value == "on" else self.log.warning
+            say(f"SystemId {value} for {self.journal.target}: {why}")
 
     # --- the end: rows in doubt settle, are checked, and those proved absent are sent again ------
 
