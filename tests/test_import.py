@@ -309,7 +309,7 @@ def test_a_row_left_pending_by_a_killed_run_is_judged_by_the_timeout_it_was_sent
     """A run killed mid-request (sent with the default 30 s time-out) is rerun at once with
     --timeout 0.3: its request may still be under way, so the row is in doubt, never resent."""
     path = write(tmp_path, "a.csv", "101,1,a", "102,2,b")
-    sandbox.faults.latency = 4.0
+    sandbox.faults.latency = 6.0
     proc = subprocess.Popen([sys.executable, "-m", "etl", "import", str(path), "--api-url", sandbox.url,
                              "--token", TOKEN, "-q", "--no-check-credits"], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -183,14 +183,14 @@ def test_a_record_that_may_be_either_of_two_rows_is_taken_by_neither(post, sandb
 
 
 def test_a_504_whose_record_comes_after_our_settle_period_is_never_resent(post, sandbox, tmp_path):
-    sandbox.faults.late_delay = 2.5  # longer than 2 x --timeout and a grace period
+    sandbox.faults.late_delay = 4.0  # far longer than 2 x --timeout and a grace period
     sandbox.script("ok", "gateway_timeout_late")
     path = write(tmp_path, "a.csv", "101,1,a", "102,2,b")
     run = post(path, "--no-system-id", "--timeout", "0.3")
     rows = run.report()
     assert [r["outcome"] for r in rows] == ["created", "in_doubt"], rows
     assert sandbox.stats.posts == 2
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 15
     while len(sandbox.store.records()) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
     again = post(path, "--no-system-id", "--timeout", "0.3")

@@ -262,8 +262,8 @@ def test_retry_after_is_sent_verbatim(value: str | int) -> None:
 
 
 def test_reads_over_the_rate_limit_get_409() -> None:
-    with running(read_rate_limit=10) as box:
-        time.sleep(0.15)
+    with running(read_rate_limit=1) as box:  # one a second: the three after the first come too soon
+        time.sleep(1.05)
         first = get(box, USES).status_code
         later = [get(box, USES).status_code, get(box, f"{CREDITS}/1").status_code,
                  get(box, f"{USES}/1").status_code]
