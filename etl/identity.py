@@ -46,6 +46,7 @@ class Identities:
         self.next_occurrence: dict[str, int] = {}
         self.key_rows: dict[str, str] = {}
         self.source: str | None = None
+        self.needing_action = False
         self.names: dict[str, list[str]] = {}
         self.legacy: Counter[str] = Counter()
 
@@ -59,13 +60,16 @@ class Identities:
         names = _numbered([k for i, k in enumerate(keys) if k and k not in left_out and i in filled])
         return "cells:" + ",".join(sorted(names))
 
-    def start(self, source: str) -> None:
+    def start(self, source: str, header: Sequence[str] = ()) -> None:
         """Identical rows count within their file: the same row in two files (overlapping
-        exports) is one credit use, in one run as in two."""
+        exports) is one credit use, in one run as in two. A file with an `errors` column (an
+        errors.csv loaded again) holds the rows that needed action: of identical rows, it takes
+        the refused ones before the created ones."""
         if source != self.source:
             self.source = source
             self.queues.clear()
             self.next_occurrence.clear()
+            self.needing_action = "errors" in {header_key(h) for h in header}
 
     def columns(self, path: str, header: list[str], sent: AbstractSet[str] = frozenset()
                 ) -> tuple[list[int], str]:
@@ -115,10 +119,12 @@ class Identities:
             return base, base, 0, None
         if base not in self.queues:
             known = self.known(base) if self.known else []
-            # a refused row comes last, after the created ones: a file with fewer copies than the
+            # a refused row comes after the created ones: a file with fewer copies than the
             # journal knows (the refused one fixed, or left out) takes the created copy, never
-            # the refused one, which --retry-rejected would send again
-            order = {"in_doubt": 0, "pending": 0, "failed": 1, "not_attempted": 1, "rejected": 3}
+            # the refused one, which --retry-rejected would send again; but an errors.csv holds
+            # exactly the rows that needed action
+            order = {"in_doubt": 0, "pending": 0, "failed": 1, "not_attempted": 1,
+                     "rejected": 1 if self.needing_action else 3}
             known.sort(key=lambda k: (order.get(k[1], 2), k[2]))
             self.queues[base] = deque((k[0], k[2]) for k in known)
             self.next_occurrence[base] = max((k[2] for k in known), default=0) + 1

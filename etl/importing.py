@@ -208,7 +208,7 @@ class Importer:
     def _identify(self, identities: Identities, index: int, chunk: RawChunk, valid: np.ndarray
                   ) -> tuple[list[Row], list[tuple[int, str]]]:
         table, columns = self.inputs.tables[index], self.inputs.columns[index]
-        identities.start(table.path)
+        identities.start(table.path, table.header)
         at, scheme = identities.columns(table.path, table.header,
                                         {header_key(f.name) for f in self.resource.fields})
         positions = [int(p) for p in np.flatnonzero(valid)]
@@ -431,7 +431,7 @@ class Importer:
                 p.to_send.append(r)
         earlier = self.journal.created_with_payload(r.payload_hash for r in p.to_send)
         for r in p.to_send:
-            same = [e for e in earlier.get(r.payload_hash, []) if e.identity != r.identity]
+            same = [e for e in earlier.get(r.payload_hash, []) if e.base != r.base]
             if same:
                 e = same[0]
                 p.errors[r.position] = (f"note: same payload as {e.where} (Id {e.record_id}, created "
@@ -719,8 +719,10 @@ class Importer:
             outcome = report_outcome(e, this_run=True)
             if e is None or outcome is Outcome.IN_DOUBT:
                 continue
-            for source, number in lines:
-                changes[(source, number)] = (outcome.value, e.record_id, e.reason or "", e.http_status,
+            for k, (source, number) in enumerate(lines):
+                # the same row in a second file of the run is that one credit use: skipped there
+                said = Outcome.SKIPPED if k and outcome is Outcome.CREATED else outcome
+                changes[(source, number)] = (said.value, e.record_id, e.reason or "", e.http_status,
                                              e.attempts)
         if changes:
             self.record.counts.update(patch_report(self.record.report, changes))

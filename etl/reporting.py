@@ -90,20 +90,26 @@ def _numbered(names: list[str]) -> list[tuple[str, int]]:
     return out
 
 
+def _input_base(name: str) -> str:
+    while name.endswith(" (input)"):
+        name = name[: -len(" (input)")]
+    return name
+
+
 def report_names(own_columns: list[str]) -> dict[tuple[str, int], str]:
     """Input columns that get another name in the report: one named like a report column
     (`id`, `errors`, any case) becomes `id (input)`, so a reader going by name gets the report's
-    own; a formula-looking name is neutralised like a cell. Keyed by (name, namesakes before)."""
+    own; a formula-looking name is neutralised like a cell. Both are undone exactly by
+    `input_name` (a name that already ends in ` (input)` after a report column's name gets one
+    more). Keyed by (name, namesakes before)."""
     fixed = {f.casefold() for f in FIXED}
     taken = {n.casefold() for n in own_columns} | fixed
     renamed = {}
     for key in _numbered(own_columns):
         name = key[0]
         new = neutralise_cell(name)
-        if new.strip().casefold() in fixed:
+        if _input_base(new).strip().casefold() in fixed:
             new = f"{new} (input)"
-            while new.casefold() in taken:
-                new = f"{new} (input)"
             taken.add(new.casefold())
         if new != name:
             renamed[key] = new
@@ -114,11 +120,9 @@ def input_name(name: str) -> str:
     """The input's own name of a report column renamed so as not to shadow a fixed one, or made
     safe from Excel: errors.csv is loaded again, and a row's identity goes by its header names."""
     fixed = {f.casefold() for f in FIXED}
-    name = restore_cell(name)
-    base = name
-    while base.endswith(" (input)"):
-        base = base[: -len(" (input)")]
-    return base if base != name and base.strip().casefold() in fixed else name
+    if name.endswith(" (input)") and _input_base(name).strip().casefold() in fixed:
+        name = name[: -len(" (input)")]
+    return restore_cell(name)
 
 
 def _column(values: Sequence[Any] | None, n: int, type_: arrow.DataType) -> arrow.Array:
@@ -275,9 +279,10 @@ class _ErrorsFile:
     errors.csv, is the old reasons and is dropped). Written to a temporary file until published."""
 
     def __init__(self, path: str, header: list[str], limit: int = 10) -> None:
-        old_reasons = ("errors", "errors (input)")
+        # an input column named `errors` (an earlier errors.csv's reasons: the report calls it
+        # `errors (input)`) is replaced by the new reasons
         self.own = [i for i, name in enumerate(header)
-                    if i >= len(FIXED) and name.strip().casefold() not in old_reasons]
+                    if i >= len(FIXED) and name.strip().casefold() != "errors (input)"]
         self.attention = Attention(path)
         self.limit = limit
         self.tmp = path + ".tmp"
