@@ -867,7 +867,7 @@ def _check_record(api: Api, kw: dict[str, Any], res: Resource, entry: Any, recor
     import json as json_
 
     from etl.posting import Client, ReadFailed
-    from etl.reconciling import _same, same_text
+    from etl.reconciling import differences
 
     client = Client(api.url, api.credentials, timeout=kw["timeout"])
     try:
@@ -880,11 +880,7 @@ def _check_record(api: Api, kw: dict[str, Any], res: Resource, entry: Any, recor
     from decimal import Decimal
 
     body = json_.loads(entry.payload, parse_float=Decimal, parse_int=int)
-    differ = [f.name for f in res.fields if f.name != "Description"
-              and not _same(record.get(f.name), body.get(f.name))]
-    if ("Description" in body or record.get("Description")) and \
-            not same_text(record.get("Description"), body.get("Description")):
-        differ.append("Description")
+    differ = differences(res, record, body)
     if differ:
         shown = ", ".join(f"{n} {record.get(n)!r} (the row: {body.get(n)!r})" for n in differ)
         raise UsageProblem(f"record {record_id} is not this row's credit use: {shown}")

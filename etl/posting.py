@@ -6,7 +6,9 @@ Every answer is sorted into what it proves about the record:
   process the request, so sending it again cannot create a second credit use;
 - AMBIGUOUS (500/502/504, a time-out or a connection dropped after sending, an unreadable 2xx):
   the record may exist. Never resent; the row is `in_doubt` until reconciled.
-- REFUSED (404, 405, a redirect, other 4xx): nothing created, and resending won't help.
+- REFUSED (404, 405, a redirect, other 4xx): nothing created, and resending won't help;
+- TLS (the handshake failed, before any byte of the request left): nothing sent, and the run
+  stops, since every request would fail the same way.
 
 Only this module imports requests.
 """

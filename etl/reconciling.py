@@ -116,6 +116,18 @@ def _as_sent(entry: Entry) -> str:
     return json.dumps(body, sort_keys=True)
 
 
+def differences(resource: Resource, record: dict[str, Any], body: dict[str, Any]) -> list[str]:
+    """The fields in which RECORD can't be the credit use BODY was sent as: the ids and the
+    amount must agree (the amount as the server keeps it rounded); the Description may come
+    back shortened, trimmed, re-spaced or HTML-encoded. [] when it can be."""
+    differ = [f.name for f in resource.fields if f.name != "Description"
+              and not _same(record.get(f.name), body.get(f.name))]
+    if ("Description" in body or record.get("Description")) and \
+            not same_text(record.get("Description"), body.get("Description")):
+        differ.append("Description")
+    return differ
+
+
 def same_amount(theirs: Any, ours: Decimal) -> bool:
     """The server may keep an amount rounded (to cents, to its own precision, through a float):
     within half a cent, or ours rounded to the places the server's has, is the same amount."""
@@ -285,7 +297,6 @@ class Reconciler:
         zone_text = self.journal.meta("created_on_zone")
         zone = float(zone_text) if zone_text not in (None, "") else None
         offset = self.client.server_offset
-        exact_fields = [f.name for f in self.resource.fields if f.name != "Description"]
         # the earliest a record of this group can have been created, by the server's clock
         starts = []
         for e in group:
@@ -297,11 +308,8 @@ class Reconciler:
         for record in listed:
             if record.get("Id") in claimed:
                 continue
-            if not all(_same(record.get(f), body.get(f)) for f in exact_fields):
+            if differences(self.resource, record, body):
                 continue
-            if "Description" in body or record.get("Description"):
-                if not same_text(record.get("Description"), body.get("Description")):
-                    continue
             when = created_range(record, zone)
             if when is None:
                 maybe.append(record)
