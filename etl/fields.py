@@ -133,7 +133,10 @@ class Field:
     def check(self, decimal: str) -> pa.Check:
         """The pandera check of this column: one pass, every failing cell reported."""
         import pandas as pd
-        import pandera.pandas as pa
+
+        from etl.lazy import pandera
+
+        pa = pandera()
 
         def column_ok(series: pd.Series) -> pd.Series:
             return pd.Series(self.ok(arrow.array(series), decimal), index=series.index)

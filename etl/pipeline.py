@@ -237,7 +237,8 @@ def validate(
     # the system allocator gives freed chunks back; Arrow's default (mimalloc) keeps ~20% more
     previous = arrow.default_memory_pool()
     arrow.set_memory_pool(arrow.system_memory_pool())
-    writer = ReportWriter(record.report, inputs.own_columns, errors=record.errors_path)
+    # a dry run's report is made again by running it again: it is not worth an fsync
+    writer = ReportWriter(record.report, inputs.own_columns, errors=record.errors_path, durable=False)
     try:
         for index, chunk in read_ahead(_larger(inputs.chunks(progress), VALIDATE_ROWS)):
             errors, valid = validator.errors(chunk, inputs.columns[index])

@@ -134,14 +134,16 @@ def _column(values: Sequence[Any] | None, n: int, type_: arrow.DataType) -> arro
 
 
 class ReportWriter:
-    """Appends result lines in input order; `flush()` makes what was written durable.
+    """Appends result lines in input order; `flush()` makes what was written durable (unless
+    DURABLE is false: a dry run's report is made again by running it again).
 
     Given ERRORS (a path), it also cuts errors.csv as it goes, for a run whose outcomes are
     final when written (a dry run): the same file `write_errors` would cut from the finished
     report, without reading the report again. `finish_errors()` publishes it.
     """
 
-    def __init__(self, path: str, own_columns: list[str], errors: str | None = None) -> None:
+    def __init__(self, path: str, own_columns: list[str], errors: str | None = None,
+                 durable: bool = True) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.path = path
         self.own_columns = own_columns
@@ -153,7 +155,8 @@ class ReportWriter:
         self._file.write(header.getvalue().encode("utf-8"))
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="report")
         self._writing: Future[None] | None = None
-        self._errors = _ErrorsFile(errors, FIXED + own) if errors is not None else None
+        self._errors = _ErrorsFile(errors, FIXED + own, durable=durable) if errors is not None else None
+        self.durable = durable
         self.attention: Attention | None = None
 
     def write(
@@ -205,7 +208,8 @@ class ReportWriter:
     def flush(self) -> None:
         self._wait()
         self._file.flush()
-        os.fsync(self._file.fileno())
+        if self.durable:
+            os.fsync(self._file.fileno())
 
     def close(self) -> None:
         """Close the report (an errors.csv not published by `finish_errors` is dropped)."""
@@ -278,13 +282,14 @@ class _ErrorsFile:
     the input's own columns with `errors` last (an `errors` column of the input, from an earlier
     errors.csv, is the old reasons and is dropped). Written to a temporary file until published."""
 
-    def __init__(self, path: str, header: list[str], limit: int = 10) -> None:
+    def __init__(self, path: str, header: list[str], limit: int = 10, durable: bool = True) -> None:
         # an input column named `errors` (an earlier errors.csv's reasons: the report calls it
         # `errors (input)`) is replaced by the new reasons
         self.own = [i for i, name in enumerate(header)
                     if i >= len(FIXED) and name.strip().casefold() != "errors (input)"]
         self.attention = Attention(path)
         self.limit = limit
+        self.durable = durable
         self.tmp = path + ".tmp"
         self._out = open(self.tmp, "wb")  # noqa: SIM115 - closed in publish() or discard()
         head = io.StringIO()
@@ -314,7 +319,8 @@ class _ErrorsFile:
 
     def publish(self) -> Attention:
         self._out.flush()
-        os.fsync(self._out.fileno())
+        if self.durable:
+            os.fsync(self._out.fileno())
         self._out.close()
         os.replace(self.tmp, self.attention.path)
         return self.attention

@@ -74,8 +74,9 @@ class Resource:
     def schema(self, decimal: str = ".") -> pa.DataFrameSchema:
         """The pandera schema of the raw text cells of this resource's columns (pandera is
         imported here, not with the module: `etl --help` and a clean dry run's start stay light)."""
-        import pandera.pandas as pa
+        from etl.lazy import pandera
 
+        pa = pandera()
         return pa.DataFrameSchema(
             {
                 f.name: pa.Column(

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from etl.errors import FileProblem
 from etl.fields import shown
+from etl.lazy import pandera
 from etl.reading import RawChunk
 from etl.resources import Resource, header_key
 
@@ -28,7 +29,7 @@ SEPARATOR = " | "
 
 
 def _import_pandera() -> None:
-    import pandera.pandas  # noqa: F401 - the import is the point
+    pandera()
 
 
 @dataclass(frozen=True)
@@ -165,8 +166,7 @@ class Validator:
     def cell_problems(self, frame: pd.DataFrame) -> list[tuple[int, str]]:
         """(row index, `Field: problem`) of every failing cell pandera finds in FRAME, in row
         order and, within a row, in the resource's column order."""
-        import pandera.pandas as pa
-
+        pa = pandera()
         try:
             self.schema.validate(frame, lazy=True, inplace=True)
         except pa.errors.SchemaErrors as exc:

@@ -56,6 +56,27 @@ def test_a_dry_run_does_import_them(tmp_path):
     assert {"pandas", "pyarrow", "pandera"} <= set(heavy)
 
 
+def test_a_dry_run_leaves_hypothesis_alone_and_importable(tmp_path):
+    """pandera's pandas backend would import hypothesis (for its data synthesis) where it is
+    installed, a quarter of a second of a dry run's start; the dry run, which calls pandera
+    for its invalid rows, does not, and the process can still import it afterwards."""
+    pytest.importorskip("hypothesis")  # installed with the test extras
+    bad = tmp_path / "bad.csv"
+    bad.write_text("CoworkerBookingCreditId,CreditUsed\nabc,1\n", encoding="utf-8")
+    probe = (
+        "import json, sys\nfrom etl.cli import main\n"
+        "try:\n    main(['validate', sys.argv[1], '-q', '--report', 'out/results.csv'],\n"
+        "         prog_name='etl')\nexcept SystemExit:\n    pass\n"
+        "during = 'hypothesis' in sys.modules\nimport hypothesis.strategies\n"
+        "print(json.dumps([during, 'pandera.pandas' in sys.modules, 'hypothesis' in sys.modules]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, str(bad)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [False, True, True]
+    assert "abc" in (tmp_path / "out" / "errors.csv").read_text(encoding="utf-8")
+
+
 def test_resource_definitions_install_under_etl_not_as_a_top_level_schemas(tmp_path):
     probe = (
         "import importlib.util, importlib.metadata, json, etl.schemas, etl.resources as r\n"

@@ -1,0 +1,39 @@
+"""pandera, imported on first need, and without what a dry run never uses.
+
+pandera's pandas backend imports `hypothesis` when it is installed, for its data-synthesis
+strategies; the checks etl runs never use them, and the import is a quarter of a second of a
+dry run's start. While pandera and its pandas backend load, `hypothesis` is hidden from them
+(a `None` in `sys.modules` makes an import of it fail, which pandera handles), then shown
+again, so other code in the process imports it as usual.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import sys
+import threading
+from types import ModuleType
+
+_HIDDEN = "hypothesis"
+_lock = threading.Lock()
+
+
+def pandera() -> ModuleType:
+    """`pandera.pandas`, imported once, by whichever thread comes first."""
+    loaded = sys.modules.get("pandera.pandas")
+    if loaded is not None:
+        return loaded
+    with _lock:
+        hide = _HIDDEN not in sys.modules
+        if hide:
+            sys.modules[_HIDDEN] = None  # type: ignore[assignment]
+        try:
+            module = importlib.import_module("pandera.pandas")
+            # the backend of the built-in checks is what imports hypothesis: load it now
+            with contextlib.suppress(ImportError):
+                importlib.import_module("pandera.backends.pandas.builtin_checks")
+        finally:
+            if hide and sys.modules.get(_HIDDEN, 0) is None:
+                del sys.modules[_HIDDEN]
+    return module
