@@ -25,6 +25,8 @@ import pyarrow as arrow
 import pyarrow.compute as pc
 import pyarrow.csv as arrow_csv
 
+from etl.fields import bools
+
 FIXED = ["source", "row", "outcome", "id", "http_status", "attempts", "errors"]
 #: The outcomes of rows someone has to act on: these go to errors.csv and on the terminal.
 NEEDS_ACTION = ("invalid", "rejected", "failed", "in_doubt")
@@ -65,20 +67,42 @@ def _risky(cells: arrow.Array) -> arrow.Array:
 
 
 def neutralise(cells: arrow.Array) -> arrow.Array:
-    """The column with formula-looking cells neutralised, all at once (most columns have none)."""
+    """The column with formula-looking cells neutralised, all at once (most columns have none;
+    only the cells that start with one of the characters are looked at closely)."""
     first = pc.utf8_slice_codeunits(cells, 0, 1)
-    if not pc.any(pc.is_in(first, value_set=_FIRST_OR_QUOTE)).as_py():
-        return cells
-    return pc.if_else(_risky(cells), pc.binary_join_element_wise("'", cells, ""), cells)
+    return _mended(cells, pc.is_in(first, value_set=_FIRST_OR_QUOTE), _neutralised)
 
 
 def restore(cells: arrow.Array) -> arrow.Array:
     """`neutralise` undone, all at once."""
-    quoted = pc.starts_with(cells, "'")
-    if not pc.any(quoted).as_py():
-        return cells
+    return _mended(cells, pc.starts_with(cells, "'"), _restored)
+
+
+def _neutralised(cells: arrow.Array) -> arrow.Array:
+    return pc.if_else(_risky(cells), pc.binary_join_element_wise("'", cells, ""), cells)
+
+
+def _restored(cells: arrow.Array) -> arrow.Array:
     tail = pc.utf8_slice_codeunits(cells, 1)
-    return pc.if_else(pc.and_(quoted, _risky(tail)), tail, cells)
+    return pc.if_else(_risky(tail), tail, cells)
+
+
+def _mended(cells: arrow.Array, candidates: arrow.Array, mend: Any) -> arrow.Array:
+    """CELLS with MEND applied to the CANDIDATES (a mask) alone: the regular expressions that
+    judge a cell run on a few cells, not on the whole column."""
+    where = np.flatnonzero(bools(candidates))
+    if not len(where):
+        return cells
+    if isinstance(cells, arrow.ChunkedArray):
+        cells = cells.combine_chunks()
+    picked = cells.take(arrow.array(where, type=arrow.int64()))
+    mended = mend(picked)
+    changed = bools(pc.not_equal(mended, picked))
+    if not changed.any():
+        return cells
+    mask = np.zeros(len(cells), dtype=bool)
+    mask[where[changed]] = True
+    return pc.replace_with_mask(cells, arrow.array(mask), mended.filter(arrow.array(changed)))
 
 
 def _numbered(names: list[str]) -> list[tuple[str, int]]:
