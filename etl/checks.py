@@ -360,18 +360,18 @@ class CheckedValidator(Validator):
         self.account = account
         self.inputs = inputs
 
-    def errors(self, chunk: RawChunk, columns: ColumnMap) -> tuple[list[str], np.ndarray]:
-        errors, valid = super().errors(chunk, columns)
+    def verdicts(self, chunk: RawChunk, columns: ColumnMap) -> tuple[dict[int, str], np.ndarray]:
+        texts, valid = super().verdicts(chunk, columns)
         source = next(t.path for t, c in zip(self.inputs.tables, self.inputs.columns, strict=True)
                       if c is columns)
         positions = [int(p) for p in np.flatnonzero(valid)]
         for pos, body in zip(positions, self.payloads(chunk, columns, positions), strict=True):
             verdict = self.account.verdict(body, f"{source} row {int(chunk.rows[pos])}")
             if verdict.problem:
-                errors[pos], valid[pos] = verdict.problem, False
+                texts[pos], valid[pos] = verdict.problem, False
             elif verdict.notes:
-                errors[pos] = " | ".join(f"note: {n}" for n in verdict.notes)
-        return errors, valid
+                texts[pos] = " | ".join(f"note: {n}" for n in verdict.notes)
+        return texts, valid
 
 
 def validate_online(inputs: Inputs, validator: Validator, record: RunRecord, api_url: str,

@@ -23,7 +23,15 @@ from etl import logs
 from etl.errors import FileProblem, UsageProblem
 from etl.outcomes import ExitStatus, Outcome, exit_status
 from etl.reading import RawChunk, ReadOptions, Table, concat_chunks, open_table
-from etl.reporting import NEEDS_ACTION, Attention, ReportWriter, report_names, write_errors, write_summary
+from etl.reporting import (
+    NEEDS_ACTION,
+    Attention,
+    ReportWriter,
+    report_names,
+    sparse_text,
+    write_errors,
+    write_summary,
+)
 from etl.resources import Resource
 from etl.validating import ColumnMap, Validator, match_columns
 
@@ -241,7 +249,8 @@ def validate(
     writer = ReportWriter(record.report, inputs.own_columns, errors=record.errors_path, durable=False)
     try:
         for index, chunk in read_ahead(_larger(inputs.chunks(progress), VALIDATE_ROWS)):
-            errors, valid = validator.errors(chunk, inputs.columns[index])
+            texts, valid = validator.verdicts(chunk, inputs.columns[index])
+            errors = sparse_text(len(chunk), texts)
             good = int(valid.sum())
             record.counts.update({Outcome.VALID.value: good, Outcome.INVALID.value: len(chunk) - good})
             outcomes = pc.if_else(arrow.array(valid), Outcome.VALID.value, Outcome.INVALID.value)

@@ -32,12 +32,12 @@ FIXED = ["source", "row", "outcome", "id", "http_status", "attempts", "errors"]
 NEEDS_ACTION = ("invalid", "rejected", "failed", "in_doubt")
 
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?")
-_FORMULA_FIRST = arrow.array(list("=+-@\t\r"))
 _WRITE = arrow_csv.WriteOptions(include_header=False, quoting_style="needed")
 
 
 _RISKY_FIRST = "=+-@\t\r"
-_FIRST_OR_QUOTE = arrow.array([*_RISKY_FIRST, "'"])
+_FIRST_OR_QUOTE = np.zeros(256, dtype=bool)  # by first byte: a cell that may need the guard
+_FIRST_OR_QUOTE[list(f"{_RISKY_FIRST}'".encode())] = True
 _RISKY = "^[=+\\-@\t\r]"
 
 
@@ -69,13 +69,32 @@ def _risky(cells: arrow.Array) -> arrow.Array:
 def neutralise(cells: arrow.Array) -> arrow.Array:
     """The column with formula-looking cells neutralised, all at once (most columns have none;
     only the cells that start with one of the characters are looked at closely)."""
-    first = pc.utf8_slice_codeunits(cells, 0, 1)
-    return _mended(cells, pc.is_in(first, value_set=_FIRST_OR_QUOTE), _neutralised)
+    return _mended(cells, _FIRST_OR_QUOTE[first_bytes(cells)], _neutralised)
 
 
 def restore(cells: arrow.Array) -> arrow.Array:
     """`neutralise` undone, all at once."""
     return _mended(cells, pc.starts_with(cells, "'"), _restored)
+
+
+def first_bytes(cells: arrow.Array | arrow.ChunkedArray) -> np.ndarray:
+    """The first byte of each cell of a text column (0 for an empty or null cell), read from
+    Arrow's buffers in place: no cell is copied."""
+    if isinstance(cells, arrow.ChunkedArray):
+        return np.concatenate([first_bytes(c) for c in cells.chunks] or [np.zeros(0, np.uint8)])
+    n = len(cells)
+    first = np.zeros(n, dtype=np.uint8)
+    buffers = cells.buffers()
+    if not n or len(buffers) < 3 or buffers[2] is None:
+        return first
+    width = np.dtype(np.int64 if arrow.types.is_large_string(cells.type) else np.int32)
+    offsets = np.frombuffer(buffers[1], dtype=width, count=n + 1, offset=cells.offset * width.itemsize)
+    starts = offsets[:-1]
+    filled = offsets[1:] > starts
+    if cells.null_count:
+        filled &= bools(cells.is_valid())
+    first[filled] = np.frombuffer(buffers[2], dtype=np.uint8)[starts[filled]]
+    return first
 
 
 def _neutralised(cells: arrow.Array) -> arrow.Array:
@@ -87,10 +106,10 @@ def _restored(cells: arrow.Array) -> arrow.Array:
     return pc.if_else(_risky(tail), tail, cells)
 
 
-def _mended(cells: arrow.Array, candidates: arrow.Array, mend: Any) -> arrow.Array:
+def _mended(cells: arrow.Array, candidates: arrow.Array | np.ndarray, mend: Any) -> arrow.Array:
     """CELLS with MEND applied to the CANDIDATES (a mask) alone: the regular expressions that
     judge a cell run on a few cells, not on the whole column."""
-    where = np.flatnonzero(bools(candidates))
+    where = np.flatnonzero(candidates if isinstance(candidates, np.ndarray) else bools(candidates))
     if not len(where):
         return cells
     if isinstance(cells, arrow.ChunkedArray):
@@ -149,9 +168,23 @@ def input_name(name: str) -> str:
     return restore_cell(name)
 
 
+def sparse_text(n: int, texts: dict[int, str]) -> arrow.Array:
+    """A text column of N cells, empty but at the positions TEXTS names, built from its
+    buffers: no Python list of N strings to convert (most rows of a dry run have no problem)."""
+    order = sorted(texts)
+    encoded = [texts[i].encode("utf-8") for i in order]
+    lengths = np.zeros(n + 1, dtype=np.int64)
+    lengths[np.asarray(order, dtype=np.int64) + 1] = [len(e) for e in encoded]
+    offsets = np.cumsum(lengths)
+    if offsets[-1] >= 2**31:  # beyond Arrow's text offsets
+        return arrow.array([texts.get(i, "") for i in range(n)], type=arrow.large_string())
+    return arrow.StringArray.from_buffers(
+        n, arrow.py_buffer(offsets.astype(np.int32)), arrow.py_buffer(b"".join(encoded)))
+
+
 def _column(values: Sequence[Any] | None, n: int, type_: arrow.DataType) -> arrow.Array:
-    if values is None:
-        return arrow.nulls(n, type_)
+    if values is None:  # as text: empty cells either way, and Arrow writes text nulls faster
+        return arrow.nulls(n, arrow.string())
     if isinstance(values, arrow.Array):
         return values
     return arrow.array(values, type=type_)
@@ -188,7 +221,7 @@ class ReportWriter:
         source: str,
         rows: np.ndarray,
         outcomes: Sequence[str],
-        errors: Sequence[str],
+        errors: Sequence[str] | arrow.Array,
         own: Sequence[arrow.Array | None],
         ids: Sequence[Any] | None = None,
         statuses: Sequence[Any] | None = None,
@@ -207,13 +240,15 @@ class ReportWriter:
         self._wait()
         # the rest is built and written by the writer's thread (Arrow lets go of the GIL): the
         # next chunk is checked meanwhile
-        self._writing = self._pool.submit(self._write, fixed, list(errors), list(own))
+        errors = errors if isinstance(errors, arrow.Array) else list(errors)
+        self._writing = self._pool.submit(self._write, fixed, errors, list(own))
 
-    def _write(self, fixed: list[arrow.Array], errors: list[str], own: list[arrow.Array | None]) -> None:
+    def _write(self, fixed: list[arrow.Array], errors: list[str] | arrow.Array,
+               own: list[arrow.Array | None]) -> None:
         n = len(fixed[0])
         columns = [
             *fixed,
-            arrow.array(errors, type=arrow.string()),
+            errors if isinstance(errors, arrow.Array) else arrow.array(errors, type=arrow.string()),
             *(
                 arrow.nulls(n, arrow.string()) if c is None else neutralise(c)
                 for c in own

@@ -75,6 +75,13 @@ def match_columns(
     return ColumnMap(header, positions, unknown)
 
 
+def valid_rows(n: int, problems: dict[int, str]) -> np.ndarray:
+    """Which of N rows are valid, given the problems of the others."""
+    valid = np.ones(n, dtype=bool)
+    valid[np.fromiter(problems, dtype=np.int64, count=len(problems))] = False
+    return valid
+
+
 class Validator:
     """Checks chunks of one resource's rows and turns the valid ones into payloads.
 
@@ -149,6 +156,20 @@ class Validator:
 
     def errors(self, chunk: RawChunk, columns: ColumnMap) -> tuple[list[str], np.ndarray]:
         """Per row, its problems joined with ` | ` ("" when valid); and which rows are valid."""
+        texts, valid = self.verdicts(chunk, columns)
+        errors = [""] * len(chunk)
+        for pos, text in texts.items():
+            errors[pos] = text
+        return errors, valid
+
+    def verdicts(self, chunk: RawChunk, columns: ColumnMap) -> tuple[dict[int, str], np.ndarray]:
+        """The text of the report's `errors` cell of each row that has one (by position), and
+        which rows are valid."""
+        problems = self.problems(chunk, columns)
+        return problems, valid_rows(len(chunk), problems)
+
+    def problems(self, chunk: RawChunk, columns: ColumnMap) -> dict[int, str]:
+        """The rows with problems (position in the chunk), each with them joined by ` | `."""
         problems: dict[int, list[str]] = {}
         for pos, message in chunk.shape_errors.items():
             problems.setdefault(pos, []).append(message)
@@ -156,12 +177,7 @@ class Validator:
         if len(rows):  # pandera sees the failing rows of the failing columns, and nothing else
             for index, problem in self.cell_problems(self.frame(chunk, columns, rows, fields)):
                 problems.setdefault(index, []).append(problem)
-        errors = [""] * len(chunk)
-        valid = np.ones(len(chunk), dtype=bool)
-        for pos, items in problems.items():
-            errors[pos] = SEPARATOR.join(items)
-            valid[pos] = False
-        return errors, valid
+        return {pos: SEPARATOR.join(items) for pos, items in problems.items()}
 
     def cell_problems(self, frame: pd.DataFrame) -> list[tuple[int, str]]:
         """(row index, `Field: problem`) of every failing cell pandera finds in FRAME, in row
