@@ -178,3 +178,37 @@ def test_summary_names_what_was_read(etl):
          "rows": 2},
         {"path": str(DATA / "hidden_first_sheet.xlsx"), "format": "xlsx", "sheet": "Uses", "rows": 2},
     ]
+
+
+def _straddling(tmp_path, tail: bytes):
+    """A UTF-8 export of over a mebibyte (the encoding check reads it in blocks of one) whose
+    row 2 holds TAIL starting one byte before the block's end, so a character is cut in two."""
+    head = b"CoworkerBookingCreditId,CreditUsed,Description\n"
+    first = b"1,1.5,"
+    pad = (1 << 20) - 1 - len(head) - len(first)
+    body = head + first + b"x" * pad + tail + b"\n" + b"".join(b"2,2.5,row %d\n" % i for i in range(3, 40))
+    path = tmp_path / "big.csv"
+    path.write_bytes(body)
+    return path, len(head) + len(first) + pad
+
+
+def test_a_character_cut_by_the_encoding_checks_block_is_read_whole(etl, tmp_path):
+    path, at = _straddling(tmp_path, "é€😀 done".encode())
+    run = etl("validate", path)
+    assert run.code == 0, run.err
+    rows = run.report()
+    assert rows[0]["Description"].endswith("xé€😀 done") and len(rows) == 38
+
+
+def test_a_bad_byte_just_past_the_encoding_checks_block_is_found_where_it_is(etl, tmp_path):
+    path, at = _straddling(tmp_path, b"\xc3\xa9\xe9 bad")
+    run = etl("validate", path)
+    one_line_error(run, f"big.csv: row 2: byte 0xE9 at offset {at + 2} is not valid UTF-8, "
+                        "though the rest of the file is")
+
+
+def test_a_file_that_ends_inside_a_character_is_not_valid_utf8(etl, tmp_path):
+    path = tmp_path / "cut.csv"
+    path.write_bytes(b"CoworkerBookingCreditId,CreditUsed,Description\n1,1.5,Caf" + b"\xc3")
+    run = etl("validate", path)
+    one_line_error(run, "cut.csv: row 2: byte 0xC3 at offset 56 is not valid UTF-8")
