@@ -81,6 +81,21 @@ def bools(mask: arrow.Array | arrow.ChunkedArray) -> np.ndarray:
     return np.unpackbits(bits, bitorder="little", count=offset + n)[offset:].astype(bool)
 
 
+def nonempty(cells: arrow.Array) -> np.ndarray:
+    """Which cells of a text column hold something (null and "" do not), read from the
+    column's offsets in place."""
+    if not arrow.types.is_string(cells.type) or isinstance(cells, arrow.ChunkedArray):
+        return bools(pc.not_equal(pc.fill_null(cells, ""), ""))
+    n = len(cells)
+    if not n:
+        return np.zeros(0, dtype=bool)
+    offsets = np.frombuffer(cells.buffers()[1], dtype=np.int32, count=n + 1, offset=cells.offset * 4)
+    filled = offsets[1:] > offsets[:-1]
+    if cells.null_count:
+        filled &= bools(cells.is_valid())
+    return filled
+
+
 def _and_the_rest(good: arrow.Array, simple: arrow.Array, text: arrow.Array,
                   judge: Callable[[arrow.Array], arrow.Array]) -> arrow.Array:
     """GOOD for the SIMPLE cells, and JUDGE's verdict for the other, rarer ones (blank cells,

@@ -56,12 +56,13 @@ class Inputs:
     columns: list[ColumnMap]
     own_columns: list[str]  # every file's headers, in order of first appearance
 
-    def chunks(self, progress: Progress | None = None) -> Iterator[tuple[int, RawChunk]]:
-        """(file index, chunk) through all files; progress is told the bytes read."""
+    def chunks(self, progress: Progress | None = None, rows: int | None = None
+               ) -> Iterator[tuple[int, RawChunk]]:
+        """(file index, chunk of about ROWS) through all files; progress is told the bytes read."""
         for i, table in enumerate(self.tables):
-            done = rows = 0
-            for chunk in table.chunks():
-                rows += len(chunk)
+            done = rows_read = 0
+            for chunk in table.chunks(rows):
+                rows_read += len(chunk)
                 yield i, chunk
                 now = min(chunk.read_to if chunk.read_to is not None else done, table.size)
                 if progress is not None and now > done:
@@ -69,7 +70,7 @@ class Inputs:
                 done = now
             if progress is not None and done < table.size:
                 progress(table.size - done)
-            table.rows_read = rows
+            table.rows_read = rows_read
 
     def read(self) -> list[dict[str, Any]]:
         """What was read of each file: format, encoding and delimiter or sheet, rows."""
@@ -248,7 +249,7 @@ def validate(
     # a dry run's report is made again by running it again: it is not worth an fsync
     writer = ReportWriter(record.report, inputs.own_columns, errors=record.errors_path, durable=False)
     try:
-        for index, chunk in read_ahead(_larger(inputs.chunks(progress), VALIDATE_ROWS)):
+        for index, chunk in read_ahead(_larger(inputs.chunks(progress, VALIDATE_ROWS), VALIDATE_ROWS)):
             texts, valid = validator.verdicts(chunk, inputs.columns[index])
             errors = sparse_text(len(chunk), texts)
             good = int(valid.sum())

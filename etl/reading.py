@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 import pyarrow as arrow
-import pyarrow.compute as pc
 import pyarrow.csv as arrow_csv
 
 from etl import encodings
 from etl.errors import FileProblem
+from etl.fields import nonempty
 
 DELIMITERS = ",;\t|"
 CHUNK_ROWS = 50_000
@@ -65,7 +65,8 @@ class Table:
     notes: list[str]  # what the operator should know about how it was read (warnings)
     rows_read: int | None = None  # data rows, once they were all read
 
-    def chunks(self) -> Iterator[RawChunk]:
+    def chunks(self, rows: int | None = None) -> Iterator[RawChunk]:
+        """The data rows, about ROWS at a time (default: the read options' `chunk_rows`)."""
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
@@ -292,13 +293,13 @@ class CsvTable(Table):
         return {"path": self.path, "format": "csv", "encoding": self.encoding.name,
                 "delimiter": self.delimiter}
 
-    def chunks(self) -> Iterator[RawChunk]:
-        """The data rows in chunks of about `chunk_rows` (Arrow's reader needs about 20 times a
-        block in memory, so blocks stay small and are put together here)."""
+    def chunks(self, rows: int | None = None) -> Iterator[RawChunk]:
+        """The data rows in chunks of about ROWS (Arrow's reader needs about 20 times a block in
+        memory, so blocks stay small and are put together here)."""
         block, done = self.options.block_bytes, 0
         while True:
             try:
-                for chunk in _gather(self._blocks(block), self.options.chunk_rows):
+                for chunk in _gather(self._blocks(block), rows or self.options.chunk_rows):
                     chunk = _after(chunk, done)  # after a restart, rows already given are skipped
                     if len(chunk):
                         done = int(chunk.rows[-1])
@@ -486,7 +487,7 @@ def _drop_blank(chunk: RawChunk) -> RawChunk:
     filled = np.zeros(len(chunk.rows), dtype=bool)
     filled[list(chunk.shape_errors)] = True  # a ragged row is data, even when its first cells are empty
     for column in chunk.columns:
-        filled |= pc.not_equal(column, "").to_numpy(zero_copy_only=False)
+        filled |= nonempty(column)
     if filled.all():
         return chunk
     return _take(chunk, np.flatnonzero(filled))
@@ -645,7 +646,9 @@ class XlsxTable(Table):
             raise FileProblem(self.path, f"worksheet {self.sheet!r}, row {number + 1}: can't be read "
                                          f"({_first_line(exc)})") from exc
 
-    def chunks(self) -> Iterator[RawChunk]:
+    def chunks(self, rows: int | None = None) -> Iterator[RawChunk]:
+        """Chunks of `chunk_rows` whatever ROWS asks: a worksheet's cells are Python objects
+        until a chunk is made of them, so its chunks stay small."""
         width = len(self.header)
         records = self._records(self.header_row)
         while batch := list(islice(records, self.options.chunk_rows)):
