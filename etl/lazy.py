@@ -17,23 +17,27 @@ from types import ModuleType
 
 _HIDDEN = "hypothesis"
 _lock = threading.Lock()
+_loaded: ModuleType | None = None
 
 
 def pandera() -> ModuleType:
-    """`pandera.pandas`, imported once, by whichever thread comes first."""
-    loaded = sys.modules.get("pandera.pandas")
-    if loaded is not None:
-        return loaded
+    """`pandera.pandas`, imported once, by whichever thread comes first (another thread that
+    asks meanwhile waits for the import to finish: a module half imported is never handed out)."""
+    global _loaded
+    if _loaded is not None:
+        return _loaded
     with _lock:
-        hide = _HIDDEN not in sys.modules
-        if hide:
-            sys.modules[_HIDDEN] = None  # type: ignore[assignment]
-        try:
-            module = importlib.import_module("pandera.pandas")
-            # the backend of the built-in checks is what imports hypothesis: load it now
-            with contextlib.suppress(ImportError):
-                importlib.import_module("pandera.backends.pandas.builtin_checks")
-        finally:
-            if hide and sys.modules.get(_HIDDEN, 0) is None:
-                del sys.modules[_HIDDEN]
-    return module
+        if _loaded is None:
+            hide = _HIDDEN not in sys.modules
+            if hide:
+                sys.modules[_HIDDEN] = None  # type: ignore[assignment]
+            try:
+                module = importlib.import_module("pandera.pandas")
+                # the backend of the built-in checks is what imports hypothesis: load it now
+                with contextlib.suppress(ImportError):
+                    importlib.import_module("pandera.backends.pandas.builtin_checks")
+            finally:
+                if hide and sys.modules.get(_HIDDEN, 0) is None:
+                    del sys.modules[_HIDDEN]
+            _loaded = module
+    return _loaded

@@ -84,8 +84,10 @@ def first_bytes(cells: arrow.Array | arrow.ChunkedArray) -> np.ndarray:
         return np.concatenate([first_bytes(c) for c in cells.chunks] or [np.zeros(0, np.uint8)])
     n = len(cells)
     first = np.zeros(n, dtype=np.uint8)
+    if not (arrow.types.is_string(cells.type) or arrow.types.is_large_string(cells.type)):
+        cells = cells.cast(arrow.large_string())  # another layout (a view, a dictionary)
     buffers = cells.buffers()
-    if not n or len(buffers) < 3 or buffers[2] is None:
+    if not n or buffers[2] is None:
         return first
     width = np.dtype(np.int64 if arrow.types.is_large_string(cells.type) else np.int32)
     offsets = np.frombuffer(buffers[1], dtype=width, count=n + 1, offset=cells.offset * width.itemsize)
