@@ -3,7 +3,8 @@
 Precedence is the command line, then the environment (`ETL_<OPTION>`, or `NEXUDUS_*` for the
 API's settings and secrets), then a `--config` TOML file, then the option's default. The file's
 keys are the long option names (`api-url = "..."`, `daily-limit = 5000`); a table named after a
-command (`[import]`) holds values for that command only. A key that is an option of some other
+command (`[import]`) holds values for that command only (and for `etl status`, which describes the
+import: its own `[status]` table wins). A key that is an option of some other
 command is ignored (one file serves `etl import` and `etl status`); a key that is an option of no
 command is a typo and stops the run.
 
@@ -18,6 +19,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from etl.errors import UsageProblem
+
+#: Commands that also read another command's table, before their own: `etl status` describes
+#: the journal and the daily limit of `etl import`, so `[import] daily-limit = 2000` holds for it.
+BORROWS = {"status": ("import",)}
 
 #: Options whose values are secrets: never read from a file that others can read.
 SECRETS = frozenset({"token", "password"})
@@ -58,8 +63,8 @@ def load(
     command_names = set(commands) | {command}
     known = {key(o) for o in everywhere}
     values: dict[str, Any] = {}
-    own = data.get(command)
-    for scope in (data, own if isinstance(own, dict) else {}):
+    tables = [data.get(c) for c in (*BORROWS.get(command, ()), command)]
+    for scope in (data, *(t for t in tables if isinstance(t, dict))):
         for name, value in scope.items():
             if name in command_names and isinstance(value, dict):
                 continue  # a command's own table: applied after the top level, or not this command

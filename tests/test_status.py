@@ -92,6 +92,22 @@ def test_status_as_json_with_the_limit_and_journal_from_config_and_environment(e
     assert [r["exit_code"] for r in status["runs"]] == [4, 0]
 
 
+def test_status_takes_the_import_tables_limit_and_journal_from_the_config(etl, tmp_path):
+    """The nightly config keeps the import's settings in its [import] table: status describes that
+    import, so it reads them too (its own [status] table still wins)."""
+    path = journal(tmp_path / "journal.sqlite3")
+    (tmp_path / "nightly.toml").write_text(
+        f'[import]\njournal = "{path}"\ndaily-limit = 2000\nrate = 1\n[validate]\ndecimal = ","\n')
+    run = etl("status", "--config", "nightly.toml", "--json", env=NO_ENV)
+    assert run.code == 0, run.err
+    status = json.loads(run.out)
+    assert (status["journal"], status["daily_limit"], status["nights"]) == (str(path), 2000, 4)
+    (tmp_path / "nightly.toml").write_text(
+        f'[import]\njournal = "{path}"\ndaily-limit = 2000\n[status]\ndaily-limit = 4000\n')
+    run = etl("status", "--config", "nightly.toml", "--json", env=NO_ENV)
+    assert json.loads(run.out)["daily_limit"] == 4000
+
+
 def test_status_of_a_target_without_a_journal(etl, tmp_path):
     run = etl("status", "--journal", tmp_path / "none.sqlite3", env=NO_ENV)
     assert run.code == 2
