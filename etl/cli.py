@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import json
 import os
 import signal
@@ -38,6 +39,8 @@ DEFAULT_RESOURCE = "coworkerbookingcreditusehistories"
 _NOT_CONFIGURED = frozenset({"sandbox"})
 #: Secrets keep their NEXUDUS_* names only.
 _SECRET_OPTIONS = frozenset({"token", "password"})
+#: errno of a write that found no room: a full disk, a file size limit, a quota
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)})
 
 
 def _long_name(option: click.Option) -> str:
@@ -75,6 +78,16 @@ class Group(click.Group):
         except KeyboardInterrupt:
             click.echo("etl: interrupted", err=True)
             ctx.exit(int(ExitStatus.INTERRUPTED))
+        except OSError as exc:
+            if exc.errno not in _NO_SPACE and "No space left" not in str(exc) \
+                    and "File too large" not in str(exc):
+                raise
+            where = f" writing {exc.filename}" if exc.filename else ""
+            then = ("nothing more is sent; free some space and run it again: the journal says what "
+                    "was done" if ctx.invoked_subcommand in ("import", "reconcile", "resolve")
+                    else "free some space and run it again")
+            click.echo(f"etl: error: no room left{where} ({exc.strerror or exc}); {then}", err=True)
+            ctx.exit(int(ExitStatus.ABORTED))
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         if (name or cmd.name) not in _NOT_CONFIGURED:

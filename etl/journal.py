@@ -265,13 +265,16 @@ class Journal:
             legacy = self.db.execute(
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name='entries'").fetchone()
         except sqlite3.DatabaseError as exc:
+            if _cannot_write(exc):
+                raise _write_problem(self.path, exc) from None
             raise JournalProblem(
                 f"the journal {self.path} is damaged ({exc}); restore it from a backup. Do not "
                 "delete it: it is what stops rows being posted twice"
             ) from None
         if target is None:
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('target', ?), ('version', ?)",
-                            (self.target, VERSION))
+            with self.transaction() as db:
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('target', ?), ('version', ?)",
+                           (self.target, VERSION))
         elif target != self.target:
             raise UsageProblem(
                 f"the journal {self.path} is the journal of {target}, not of {self.target}; "
@@ -391,7 +394,7 @@ class Journal:
                     self.db.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass  # the first error is the one to report
-                if isinstance(exc, sqlite3.OperationalError):
+                if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.IntegrityError):
                     raise _write_problem(self.path, exc) from None
                 raise
         finally:
@@ -553,13 +556,25 @@ class Journal:
             db.execute("UPDATE quota SET posts = MAX(posts - 1, 0) WHERE day = ?", (day,))
 
 
-def _write_problem(path: str, exc: sqlite3.OperationalError) -> EtlError:
+def _cannot_write(exc: sqlite3.Error) -> bool:
+    """A failure to write (a full disk, a file size limit, a device error), not damage."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name:
+        return name.startswith(("SQLITE_FULL", "SQLITE_IOERR"))
     text = str(exc)
-    if "full" in text or "disk" in text or "I/O" in text:
+    return "is full" in text or "I/O error" in text
+
+
+def _write_problem(path: str, exc: sqlite3.Error) -> EtlError:
+    text = str(exc)
+    if _cannot_write(exc):
         return DiskFull(f"the journal {path} could not be written ({text}); nothing more is sent. "
                         "Free some space and rerun: the journal is consistent")
     if "locked" in text:
         return RunAborted(f"the journal {path} is locked by another program ({text})")
+    if (getattr(exc, "sqlite_errorname", "") or "").startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return JournalProblem(f"the journal {path} is damaged ({text}); restore it from a backup. "
+                              "Do not delete it: it is what stops rows being posted twice")
     problem = JournalProblem(f"the journal {path} could not be written ({text})")
     problem.exit_status = ExitStatus.ABORTED
     return problem
