@@ -3,8 +3,8 @@
 Precedence is the command line, then the environment (`ETL_<OPTION>`, or `NEXUDUS_*` for the
 API's settings and secrets), then a `--config` TOML file, then the option's default. The file's
 keys are the long option names (`api-url = "..."`, `daily-limit = 5000`); a table named after a
-command (`[import]`) holds values for that command only (and for `etl status`, which describes the
-import: its own `[status]` table wins). A key that is an option of some other
+command (`[import]`) holds values for that command only (`etl status`, which describes the import,
+also takes its target, journal and daily limit from `[import]`; its own `[status]` table wins). A key that is an option of some other
 command is ignored (one file serves `etl import` and `etl status`); a key that is an option of no
 command is a typo and stops the run.
 
@@ -20,9 +20,11 @@ from typing import Any
 
 from etl.errors import UsageProblem
 
-#: Commands that also read another command's table, before their own: `etl status` describes
-#: the journal and the daily limit of `etl import`, so `[import] daily-limit = 2000` holds for it.
-BORROWS = {"status": ("import",)}
+#: Keys a command also takes from another command's table, before its own: `etl status`
+#: describes the target, journal and daily limit of `etl import`, so `[import] daily-limit = 2000`
+#: holds for it (how the import prints, `json` or `quiet`, does not).
+BORROWS: dict[str, dict[str, frozenset[str]]] = {
+    "status": {"import": frozenset({"api-url", "sandbox", "journal", "daily-limit"})}}
 
 #: Options whose values are secrets: never read from a file that others can read.
 SECRETS = frozenset({"token", "password"})
@@ -63,9 +65,15 @@ def load(
     command_names = set(commands) | {command}
     known = {key(o) for o in everywhere}
     values: dict[str, Any] = {}
-    tables = [data.get(c) for c in (*BORROWS.get(command, ()), command)]
-    for scope in (data, *(t for t in tables if isinstance(t, dict))):
+    borrowed = BORROWS.get(command, {})
+    scopes: list[tuple[dict[str, Any], frozenset[str] | None]] = [(data, None)]
+    for table, keys in [*borrowed.items(), (command, None)]:
+        if isinstance(data.get(table), dict):
+            scopes.append((data[table], keys))
+    for scope, only in scopes:
         for name, value in scope.items():
+            if only is not None and key(name) not in only:
+                continue  # the rest of another command's table is that command's business
             if name in command_names and isinstance(value, dict):
                 continue  # a command's own table: applied after the top level, or not this command
             option = key(name)

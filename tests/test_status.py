@@ -97,10 +97,13 @@ def test_status_takes_the_import_tables_limit_and_journal_from_the_config(etl, t
     import, so it reads them too (its own [status] table still wins)."""
     path = journal(tmp_path / "journal.sqlite3")
     (tmp_path / "nightly.toml").write_text(
-        f'[import]\njournal = "{path}"\ndaily-limit = 2000\nrate = 1\n[validate]\ndecimal = ","\n')
-    run = etl("status", "--config", "nightly.toml", "--json", env=NO_ENV)
+        f'[import]\njournal = "{path}"\ndaily-limit = 2000\nrate = 1\njson = true\n'
+        '[validate]\ndecimal = ","\n')
+    run = etl("status", "--config", "nightly.toml", env=NO_ENV)
     assert run.code == 0, run.err
-    status = json.loads(run.out)
+    assert "(--daily-limit)" in run.out, "the import's json = true made status print JSON"
+    assert "7998 rows to post: 4 nights at 2000 a night." in run.out
+    status = json.loads(etl("status", "--config", "nightly.toml", "--json", env=NO_ENV).out)
     assert (status["journal"], status["daily_limit"], status["nights"]) == (str(path), 2000, 4)
     (tmp_path / "nightly.toml").write_text(
         f'[import]\njournal = "{path}"\ndaily-limit = 2000\n[status]\ndaily-limit = 4000\n')
