@@ -3,10 +3,10 @@
 Precedence is the command line, then the environment (`ETL_<OPTION>`, or `NEXUDUS_*` for the
 API's settings and secrets), then a `--config` TOML file, then the option's default. The file's
 keys are the long option names (`api-url = "..."`, `daily-limit = 5000`); a table named after a
-command (`[import]`) holds values for that command only (`etl status`, which describes the import,
-also takes its target, journal and daily limit from `[import]`; its own `[status]` table wins). A key that is an option of some other
-command is ignored (one file serves `etl import` and `etl status`); a key that is an option of no
-command is a typo and stops the run.
+command (`[import]`) holds values for that command only (`etl status`, which describes the
+import, also takes its target, journal and daily limit from `[import]`; its own `[status]` table
+wins). A key that is an option of some other command is ignored (one file serves `etl import`
+and `etl status`); a key that is an option of no command is a typo and stops the run.
 
 This module does not import click: the CLI hands it the option names it knows.
 """
