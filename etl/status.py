@@ -88,11 +88,38 @@ def read(path: str, *, daily_limit: int, runs: int = 5, today: str | None = None
     except sqlite3.Error as exc:
         raise UsageProblem(f"can't open the journal {path}: {exc}") from None
     try:
-        return _read(db, path, daily_limit, runs, day)
+        status = _read(db, path, daily_limit, runs, day)
     except sqlite3.DatabaseError as exc:
         raise UsageProblem(f"{path} is not an etl journal this version can read ({exc})") from None
     finally:
         db.close()
+    held = any(r["finished_at"] is None for r in status.runs) and _held(path)
+    for run in status.runs:  # runs hold the journal's lock one at a time: only the newest may run
+        run["running"] = run["finished_at"] is None and held and run is status.runs[0]
+    return status
+
+
+def _held(path: str) -> bool:
+    """Whether the run that last took the journal's lock is alive: its pid is in the holder
+    file beside the lock (the lock itself is not tried: a run starting that instant would find
+    it taken). Where a process can't be asked about (Windows), an unfinished run may be running."""
+    try:
+        with open(path + ".holder", encoding="utf-8") as f:
+            words = f.read().split()
+        pid = int(words[1].rstrip(",")) if len(words) > 1 and words[0] == "pid" else 0
+    except (OSError, ValueError):
+        return False
+    if pid <= 0:
+        return False
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _read(db: sqlite3.Connection, path: str, daily_limit: int, runs: int, day: str) -> Status:
@@ -165,8 +192,10 @@ def text(status: Status) -> str:
         for run in status.runs:
             counts = ", ".join(f"{n} {o}" for o, n in run["counts"].items() if n)
             code = run["exit_code"] if run["exit_code"] is not None else "-"
+            end = run["finished_at"] or ("running" if run.get("running") else
+                                         "never finished (killed, crashed or out of room)")
             lines.append(f"  {run['run_id']}  {run['command']}  {run['started_at']} .. "
-                         f"{run['finished_at'] or 'running'}  exit {code}"
+                         f"{end}  exit {code}"
                          + (f"  ({counts})" if counts else ""))
     return "\n".join(lines)
 

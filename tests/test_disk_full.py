@@ -81,3 +81,27 @@ def test_a_dry_run_that_runs_out_of_room_says_so_in_one_line(tmp_path):
     line = one_line(run.stderr)
     assert "no room left" in line and "free some space and run it again" in line, line
     assert "journal" not in line
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full to write the report to")
+def test_an_import_whose_report_cannot_be_written_stops_cleanly_and_a_rerun_posts_nothing_twice(tmp_path):
+    """The report fills the disk while the journal still has room (the report is a link to
+    /dev/full, where every write fails with ENOSPC)."""
+    export = tmp_path / "nightly.csv"
+    export.write_text("CoworkerBookingCreditId,CreditUsed,Description\n"
+                      + "".join(f"{i % 7 + 1},1.5,Meeting room {i}\n" for i in range(ROWS)))
+    state = tmp_path / "state"
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "results.csv").symlink_to("/dev/full")
+    with Sandbox(faults=Faults(retry_after=0), tokens=(TOKEN,)) as box:
+        args = ["import", str(export), "--api-url", box.url, "--token", TOKEN, "--rate", "1000", "-q"]
+        full = etl([*args, "--report", "full/results.csv"], tmp_path, state)
+        assert full.returncode == 3, full.stderr
+        line = one_line(full.stderr)
+        assert "no room left" in line and "the journal says what was done" in line, line
+
+        again = etl([*args, "--report", "again/results.csv"], tmp_path, state)
+        assert again.returncode == 0, again.stderr
+        made = Counter(r["Description"] for r in box.store.records())
+        assert sorted(made) == sorted(f"Meeting room {i}" for i in range(ROWS))
+        assert set(made.values()) == {1}, "a row was posted twice"

@@ -111,6 +111,29 @@ def test_status_takes_the_import_tables_limit_and_journal_from_the_config(etl, t
     assert json.loads(run.out)["daily_limit"] == 4000
 
 
+def test_a_run_that_never_finished_is_told_from_one_still_running(etl, tmp_path):
+    """A run killed mid-way (or out of room) leaves no end in the journal: it is shown as never
+    finished unless a run holds the journal's lock right now."""
+    from filelock import FileLock
+
+    path = journal(tmp_path / "journal.sqlite3")
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO runs VALUES ('run3', 'import', ?, NULL, NULL, '{}', '[]')",
+                   (f"{TODAY}T03:00:00+00:00",))
+    run = etl("status", "--journal", path, env=NO_ENV)
+    assert run.code == 0, run.err
+    assert "  run3  import  " in run.out and "never finished (killed, crashed or out of room)" in run.out
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    Path(str(path) + ".holder").write_text(f"pid {dead}, started {TODAY}T03:00:00+00:00")
+    assert "never finished" in etl("status", "--journal", path, env=NO_ENV).out
+    Path(str(path) + ".holder").write_text(f"pid {os.getpid()}, started {TODAY}T03:00:00+00:00")
+    with FileLock(str(path) + ".lock", timeout=0):  # this process holds the journal, as a run does
+        run = etl("status", "--journal", path, "--json", env=NO_ENV)
+    runs = json.loads(run.out)["runs"]
+    assert [(r["run_id"], r["running"]) for r in runs] == [("run3", True), ("run2", False), ("run1", False)]
+
+
 def test_status_of_a_target_without_a_journal(etl, tmp_path):
     run = etl("status", "--journal", tmp_path / "none.sqlite3", env=NO_ENV)
     assert run.code == 2
