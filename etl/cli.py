@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import errno
 import json
 import os
 import signal
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from etl import __version__, config
-from etl.errors import EtlError, UsageProblem
+from etl.errors import EtlError, UsageProblem, no_room
 from etl.outcomes import ExitStatus
 
 if TYPE_CHECKING:
@@ -39,8 +38,6 @@ DEFAULT_RESOURCE = "coworkerbookingcreditusehistories"
 _NOT_CONFIGURED = frozenset({"sandbox"})
 #: Secrets keep their NEXUDUS_* names only.
 _SECRET_OPTIONS = frozenset({"token", "password"})
-#: errno of a write that found no room: a full disk, a file size limit, a quota
-_NO_SPACE = frozenset({errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)})
 
 
 def _long_name(option: click.Option) -> str:
@@ -79,8 +76,7 @@ class Group(click.Group):
             click.echo("etl: interrupted", err=True)
             ctx.exit(int(ExitStatus.INTERRUPTED))
         except OSError as exc:
-            if exc.errno not in _NO_SPACE and "No space left" not in str(exc) \
-                    and "File too large" not in str(exc):
+            if not no_room(exc):
                 raise
             where = f" writing {exc.filename}" if exc.filename else ""
             then = ("nothing more is sent; free some space and run it again: the journal says what "

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import errno
+
 from etl.outcomes import ExitStatus
+
+#: errno of a write that found no room: a full disk, a file size limit, a quota
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)})
+
+
+def no_room(exc: BaseException) -> bool:
+    """Whether EXC is a write that found no room (Arrow's own write errors carry no errno, only
+    the system's words)."""
+    return isinstance(exc, OSError) and (
+        exc.errno in _NO_ROOM or "No space left" in str(exc) or "File too large" in str(exc))
 
 
 class EtlError(Exception):

@@ -14,6 +14,7 @@ and on Ctrl-C (130) or SIGTERM (143): requests under way are finished, every row
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -30,7 +31,7 @@ import pyarrow.compute as pc
 
 from etl import logs
 from etl.checks import READ_RATE, AccountChecks, for_client, posts_left
-from etl.errors import EtlError, RunAborted, UsageProblem
+from etl.errors import EtlError, RunAborted, UsageProblem, no_room
 from etl.identity import Identities, describe_scheme, id_like_columns
 from etl.journal import (
     LEGACY_SCHEME,
@@ -743,6 +744,29 @@ def import_files(
                             before_request=poster.pacer.acquire, patience=poster.throttle_patience)
     importer = Importer(inputs, validator, record, journal, poster, reconciler, settings, stopper)
     journal.start_run(record.command, [os.path.realpath(p) for p in record.files], record.started_at)
+    try:
+        return _import(inputs, record, journal, poster, importer, progress)
+    except BaseException as exc:  # the journal says how the run ended, where it can be written
+        code = _exit_code(exc)
+        if code is not None:
+            with contextlib.suppress(Exception):
+                journal.finish_run(code, {k: v for k, v in record.counts.items() if v})
+        raise
+
+
+def _exit_code(exc: BaseException) -> int | None:
+    """The exit code the CLI gives for EXC; None for a defect (the run is left unfinished)."""
+    if isinstance(exc, EtlError):
+        return int(exc.exit_status)
+    if isinstance(exc, KeyboardInterrupt):
+        return int(ExitStatus.INTERRUPTED)
+    if no_room(exc):
+        return int(ExitStatus.ABORTED)
+    return None
+
+
+def _import(inputs: Inputs, record: RunRecord, journal: Journal, poster: Poster, importer: Importer,
+            progress: Callable[[int], Callable[[int, Counter[str]], None]] | None) -> ExitStatus:
     poster.client.login()
     importer.recover()  # rows an earlier run left in doubt are settled first: the check sees them
     importer.check()

@@ -100,6 +100,9 @@ def test_an_import_whose_report_cannot_be_written_stops_cleanly_and_a_rerun_post
         line = one_line(full.stderr)
         assert "no room left" in line and "the journal says what was done" in line, line
 
+        status = etl(["status", "--api-url", box.url], tmp_path, state)
+        assert "exit 3" in status.stdout.splitlines()[-1], status.stdout  # the journal says how it ended
+
         again = etl([*args, "--report", "again/results.csv"], tmp_path, state)
         assert again.returncode == 0, again.stderr
         made = Counter(r["Description"] for r in box.store.records())
