@@ -77,7 +77,13 @@ class Group(click.Group):
             ctx.exit(int(ExitStatus.INTERRUPTED))
         except OSError as exc:
             if not no_room(exc):
-                raise
+                if exc.filename is None:
+                    raise
+                sent = ctx.invoked_subcommand in ("import", "reconcile", "resolve")
+                click.echo(f"etl: error: {exc.filename}: {exc.strerror or exc}"
+                           + ("; nothing more is sent: the journal says what was done" if sent else ""),
+                           err=True)
+                ctx.exit(int(ExitStatus.ABORTED if sent else ExitStatus.USAGE))
             where = f" writing {exc.filename}" if exc.filename else ""
             then = ("nothing more is sent; free some space and run it again: the journal says what "
                     "was done" if ctx.invoked_subcommand in ("import", "reconcile", "resolve")
@@ -521,7 +527,12 @@ def connect(kw: dict[str, Any], *, credentials: bool = True) -> Api:
 
         token = secrets.token_urlsafe(16)
         folder = os.path.dirname(os.path.abspath(journal))
-        os.makedirs(folder, exist_ok=True)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            from etl.journal import journal_folder_problem
+
+            raise journal_folder_problem(folder, exc) from None
         box = Sandbox(db=os.path.join(folder, "sandbox-records.sqlite3"), tokens=(token,)).start()
         return Api(box.url, target, Credentials(token=token), journal, box)
     creds = Credentials(

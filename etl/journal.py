@@ -27,7 +27,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from etl.errors import EtlError, RunAborted, UsageProblem
+from etl.errors import EtlError, RunAborted, UsageProblem, no_room
 from etl.outcomes import ExitStatus
 
 VERSION = "2"
@@ -210,6 +210,16 @@ def forget(path: str) -> None:
             json.dump(data, f, indent=1)
 
 
+def journal_folder_problem(folder: str, exc: OSError) -> EtlError:
+    """The journal's folder can't be made or written: nothing has been sent yet."""
+    why = exc.strerror or str(exc)
+    if no_room(exc):
+        return DiskFull(f"the journal's folder {folder} has no room ({why}); nothing is sent. "
+                        "Free some space and rerun")
+    return UsageProblem(f"can't write the journal's folder {folder} ({why}); set XDG_STATE_HOME to "
+                        "a folder this user can write, or give --journal")
+
+
 # --- the journal -----------------------------------------------------------------------------------
 
 
@@ -221,8 +231,11 @@ class Journal:
         self.target = target
         self.run_id = run_id
         self.fresh = fresh
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        self._lock = self._take_lock()
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            self._lock = self._take_lock()
+        except OSError as exc:
+            raise journal_folder_problem(os.path.dirname(self.path), exc) from None
         try:
             self._open(command)
         except BaseException:

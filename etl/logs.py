@@ -15,6 +15,8 @@ from typing import Any
 
 import structlog
 
+from etl.errors import UsageProblem
+
 _SECRETS: set[str] = set()
 
 
@@ -78,9 +80,13 @@ def configure(run_id: str, log_dir: str | None, *, verbose: bool = False) -> str
 
     path = None
     if log_dir is not None:
-        os.makedirs(log_dir, exist_ok=True)
         path = os.path.join(log_dir, "log.jsonl")
-        handler = logging.FileHandler(path, encoding="utf-8")
+        try:
+            os.makedirs(log_dir, exist_ok=True)
+            handler = logging.FileHandler(path, encoding="utf-8")
+        except OSError as exc:  # before anything is read or sent: the folder is the operator's choice
+            raise UsageProblem(f"can't write the run's folder {log_dir} ({exc.strerror or exc}); "
+                               "choose another --report") from None
         handler.setLevel(logging.DEBUG)
         handler.setFormatter(
             structlog.stdlib.ProcessorFormatter(
