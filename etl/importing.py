@@ -204,6 +204,14 @@ class Importer:
             self.resource, poster.client, read_rate=settings.read_rate,
             patience=poster.throttle_patience, stop=self.stopper.event) if settings.account_checks else None
 
+    def _stop_if_moved(self) -> None:
+        """While sending: an input that changed stops the run before its next POST (exit 3)."""
+        moved = self.inputs.moved()
+        if moved is not None:
+            self.stopper.stop(RunAborted(
+                f"{moved} changed while it was being imported (is the export still being written?); "
+                "nothing more is sent. Run again once it is complete: what was created is skipped"))
+
     # --- identities ------------------------------------------------------------------------------
 
     def _identify(self, identities: Identities, index: int, chunk: RawChunk, valid: np.ndarray
@@ -288,6 +296,7 @@ class Importer:
             if used[r.payload_hash] < len(others):
                 changed.append((r, others[used[r.payload_hash]]))
                 used[r.payload_hash] += 1
+        self.inputs.unchanged("nothing was posted")
         if changed and not self.settings.allow_new_identity:
             row, entry = changed[0]
             raise UsageProblem(
@@ -357,6 +366,8 @@ class Importer:
             ) -> ExitStatus:
         workers = max(1, self.settings.concurrency)
         identities = self._identities()
+        # the account checks can take minutes: nothing is sent from a file that moved meanwhile
+        self.inputs.unchanged("nothing was posted")
         with ThreadPoolExecutor(workers, thread_name_prefix="post") as pool:
             for index, chunk in self.inputs.chunks():
                 self._chunk(pool, workers, identities, index, chunk, writer, progress)
@@ -574,6 +585,7 @@ class Importer:
                 row.identity, row.scheme, body, row.payload_hash, row.source, row.number,
                 self.resource.name, self.settings.timeout, sid, row.base, row.occurrence))
 
+        self._stop_if_moved()
         if self.stopper.is_set():
             return Done(row, "new", Result(Kind.NOT_SENT))
         result = self.poster.send(body, mark)
@@ -689,6 +701,7 @@ class Importer:
             if not absent:
                 return  # nothing proved absent: another round would find the same
             for e in absent:
+                self._stop_if_moved()
                 if self.stopper.is_set():
                     return
                 self._resend(e)

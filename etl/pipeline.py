@@ -55,6 +55,24 @@ class Inputs:
     tables: list[Table]
     columns: list[ColumnMap]
     own_columns: list[str]  # every file's headers, in order of first appearance
+    # each file's size and modification time when it was opened: an export still being written
+    # (or written again) must not be read half old, half new
+    stamps: dict[str, tuple[int, int] | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.stamps:
+            self.stamps = {t.path: stamp(t.path) for t in self.tables}
+
+    def moved(self) -> str | None:
+        """The first file whose size or modification time is no longer what it was when opened."""
+        return next((path for path, was in self.stamps.items() if stamp(path) != was), None)
+
+    def unchanged(self, what: str) -> None:
+        """A FileProblem naming the first file that changed since it was opened, if one did."""
+        path = self.moved()
+        if path is not None:
+            raise FileProblem(path, f"changed while it was being read (is the export still being "
+                                    f"written?); {what}. Run again once it is complete")
 
     def chunks(self, progress: Progress | None = None, rows: int | None = None
                ) -> Iterator[tuple[int, RawChunk]]:
@@ -85,6 +103,15 @@ class Inputs:
         where = dict(zip(_numbered(self.tables[index].header), range(len(chunk.columns)), strict=True))
         return [chunk.columns[where[n]] if n in where else None
                 for n in _numbered(self.own_columns)]
+
+
+def stamp(path: str) -> tuple[int, int] | None:
+    """A file's size and modification time (None once it is gone)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 def _numbered(header: list[str]) -> list[tuple[str, int]]:
@@ -259,6 +286,7 @@ def validate(
                 inputs.tables[index].path, chunk.rows, outcomes, errors,
                 inputs.own_cells(index, chunk),
             )
+        inputs.unchanged("its report may not match the finished file")
         record.attention = writer.finish_errors()
     except FileProblem as exc:  # found mid-read: the report so far and summary.json still say so
         record.attention = writer.finish_errors()
