@@ -590,9 +590,12 @@ class Importer:
             return Done(row, "new", Result(Kind.NOT_SENT))
         result = self.poster.send(body, mark)
         if result.system_id_refused and sid is not None:
-            # a 400 proves nothing was created: the row is sent again, without the field
-            self.ledger.apply(row.identity, Event.REJECTED, result.errors, http_status=result.http_status,
-                              attempts=result.attempts)
+            # a 400 proves nothing was created: the row is sent again, without the field. Until
+            # then it is not attempted (never `rejected`, which a rerun would not send): a run
+            # stopped before the second send leaves it for the next run
+            self.ledger.apply(row.identity, Event.WITHDRAWN,
+                              f"not created: the API refused the SystemId field ({result.errors})",
+                              http_status=result.http_status, attempts=result.attempts)
             self._system_id("off", f"the API refused the SystemId field ({result.errors})")
             return self._send(row)
         return Done(row, self._answer(row, result), result)

@@ -108,3 +108,37 @@ def test_a_dry_run_of_a_file_that_changes_while_it_is_read_says_so(tmp_path):
     assert run.returncode == 2, err
     assert "history.csv: changed while it was being read" in err
     assert "its report may not match the finished file" in err
+
+
+def test_a_stop_between_a_refused_system_id_and_the_send_without_it_loses_no_row(tmp_path):
+    """The first POST to a target that refuses SystemId (a 400 naming it) is sent again without
+    the field; a run stopped in between (here: the file moved) leaves the row for the next run,
+    not `rejected`, which a rerun would never send."""
+    export = tmp_path / "nightly.csv"
+    export.write_text(HEADER + rows(range(5)))
+    state = tmp_path / "state"
+    with Sandbox(faults=Faults(retry_after=0, latency=0.4, system_id="refuse"), tokens=(TOKEN,)) as box:
+        run = start(export, box.url, tmp_path, state)
+
+        def first_post_under_way() -> bool:
+            for path in (state / "nexudus-etl" / "journals").glob("*.sqlite3"):
+                try:
+                    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+                        if db.execute("SELECT COUNT(*) FROM rows WHERE state = 'pending'").fetchone()[0]:
+                            return True
+                except sqlite3.Error:
+                    pass
+            return False
+
+        wait_for(first_post_under_way)
+        with export.open("a") as f:
+            f.write(rows(range(5, 6)))
+        _, err = run.communicate(timeout=60)
+        assert run.returncode == 3, err
+
+        again = start(export, box.url, tmp_path, state)
+        _, err = again.communicate(timeout=60)
+        assert again.returncode == 0, err
+        made = Counter(r["Description"] for r in box.store.records())
+        assert sorted(made) == sorted(f"Meeting room {i}" for i in range(6))
+        assert set(made.values()) == {1}, "a row was posted twice"
