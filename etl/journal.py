@@ -210,6 +210,17 @@ def forget(path: str) -> None:
             json.dump(data, f, indent=1)
 
 
+def process_start(pid: int) -> int | None:
+    """When process PID started, in clock ticks since boot (Linux), to tell it from a later
+    process given the same pid; None where that can't be read."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[19])  # field 22 of the line, counted after the command's name
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def journal_folder_problem(folder: str, exc: OSError) -> EtlError:
     """The journal's folder can't be made or written: nothing has been sent yet."""
     why = exc.strerror or str(exc)
@@ -255,15 +266,17 @@ class Journal:
         except Timeout:
             try:
                 with open(holder_path, encoding="utf-8") as f:
-                    holder = f.read().strip() or "unknown"
+                    holder = f.readline().strip() or "unknown"
             except OSError:
                 holder = "unknown"
             raise RunAborted(
                 f"another run holds the journal {self.path} ({holder}); wait for it to finish "
                 "(never point this run at another journal: rows would be posted twice)"
             ) from None
-        with open(holder_path, "w", encoding="utf-8") as f:
-            f.write(f"pid {os.getpid()}, started {now_iso()}")
+        with open(holder_path, "w", encoding="utf-8") as f:  # a line for people, one for `etl status`
+            f.write(f"pid {os.getpid()}, started {now_iso()}\n")
+            f.write(json.dumps({"pid": os.getpid(), "run": self.run_id,
+                                "process_start": process_start(os.getpid())}) + "\n")
         return lock
 
     def _open(self, command: str) -> None:

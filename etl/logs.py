@@ -83,7 +83,7 @@ def configure(run_id: str, log_dir: str | None, *, verbose: bool = False) -> str
         path = os.path.join(log_dir, "log.jsonl")
         try:
             os.makedirs(log_dir, exist_ok=True)
-            handler = logging.FileHandler(path, encoding="utf-8")
+            handler = _RunLog(path, encoding="utf-8")
         except OSError as exc:  # before anything is read or sent: the folder is the operator's choice
             raise UsageProblem(f"can't write the run's folder {log_dir} ({exc.strerror or exc}); "
                                "choose another --report") from None
@@ -99,6 +99,44 @@ def configure(run_id: str, log_dir: str | None, *, verbose: bool = False) -> str
         )
         root.addHandler(handler)
     return path
+
+
+class _RunLog(logging.FileHandler):
+    """log.jsonl. A disk that fills up under it stops it quietly, once, with a warning on the
+    terminal (the report and the journal, which say what was done, stop the run if they can't
+    be written): not a traceback per log line."""
+
+    failed: BaseException | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.failed is None:
+            super().emit(record)
+
+    def flush(self) -> None:
+        if self.failed is None:
+            try:
+                super().flush()
+            except OSError as exc:
+                self._give_up(exc)
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError) and self.failed is None:
+            self._give_up(exc)
+            return
+        super().handleError(record)
+
+    def _give_up(self, exc: OSError) -> None:
+        self.failed = exc
+        sys.stderr.write(f"etl: warning: {self.baseFilename} can't be written ({exc.strerror or exc}); "
+                         "the run's log stops here (the report and the journal go on)\n")
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError as exc:
+            if self.failed is None:
+                self._give_up(exc)
 
 
 def _console_line(_: Any, __: str, event: MutableMapping[str, Any]) -> str:

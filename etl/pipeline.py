@@ -133,6 +133,7 @@ def check_paths(files: list[str], report: str) -> None:
         if real in seen:
             raise UsageProblem(f"{path} and {seen[real]} are the same file; name each input once")
         seen[real] = path
+    _writable(report)
     folder = os.path.dirname(os.path.abspath(report))
     for out in (report, os.path.join(folder, "summary.json"), os.path.join(folder, "log.jsonl")):
         real = os.path.realpath(out)
@@ -140,6 +141,23 @@ def check_paths(files: list[str], report: str) -> None:
             raise UsageProblem(f"--report {report} would overwrite the input {seen[real]}"
                                + ("" if out == report else f" (as {os.path.basename(out)})")
                                + "; choose another --report")
+
+
+def _writable(report: str) -> None:
+    """A report path that can't be written is refused before anything is read or sent (it is
+    opened only after the first pass and the account checks, which can take minutes): a link
+    to a folder that does not exist, a file or folder this user can't write."""
+    if not os.path.islink(report) and not os.path.exists(report):
+        return  # a new file in a folder the run makes (a folder it can't make stops it then)
+    real = os.path.realpath(report)
+    if os.path.isdir(real):
+        raise UsageProblem(f"--report {report} is a folder; name a file in it")
+    folder = os.path.dirname(real)
+    if not os.path.isdir(folder):
+        raise UsageProblem(f"--report {report} leads to {real}, whose folder does not exist; "
+                           "choose another --report")
+    if os.path.exists(real) and not os.access(real, os.W_OK):
+        raise UsageProblem(f"--report {report} can't be written by this user; choose another --report")
 
 
 def prepare_inputs(

@@ -257,7 +257,12 @@ class ReportWriter:
             ),
         ]
         table = arrow.Table.from_arrays(columns, names=[str(i) for i in range(len(columns))])
-        arrow_csv.write_csv(table, self._file, _WRITE)
+        try:
+            arrow_csv.write_csv(table, self._file, _WRITE)
+        except OSError as exc:  # Arrow's write errors name no file: the operator needs to know which
+            if exc.filename is None:
+                exc.filename = self.path
+            raise
         if self._errors is not None:
             self._errors.add(table)
 

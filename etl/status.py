@@ -93,33 +93,39 @@ def read(path: str, *, daily_limit: int, runs: int = 5, today: str | None = None
         raise UsageProblem(f"{path} is not an etl journal this version can read ({exc})") from None
     finally:
         db.close()
-    held = any(r["finished_at"] is None for r in status.runs) and _held(path)
-    for run in status.runs:  # runs hold the journal's lock one at a time: only the newest may run
-        run["running"] = run["finished_at"] is None and held and run is status.runs[0]
+    holder = _holder(path) if any(r["finished_at"] is None for r in status.runs) else None
+    for run in status.runs:  # runs hold the journal's lock one at a time: only its holder runs
+        run["running"] = run["finished_at"] is None and holder == run["run_id"]
     return status
 
 
-def _held(path: str) -> bool:
-    """Whether the run that last took the journal's lock is alive: its pid is in the holder
-    file beside the lock (the lock itself is not tried: a run starting that instant would find
-    it taken). Where a process can't be asked about (Windows), an unfinished run may be running."""
+def _holder(path: str) -> str | None:
+    """The run id of the run that holds the journal now: the one that last took its lock, if
+    that process is still alive and is the same process (a pid is reused, and a container's
+    first process is pid 1 in every container). The lock itself is not tried: a run starting
+    that instant would find it taken."""
+    from etl.journal import process_start
+
     try:
         with open(path + ".holder", encoding="utf-8") as f:
-            words = f.read().split()
-        pid = int(words[1].rstrip(",")) if len(words) > 1 and words[0] == "pid" else 0
-    except (OSError, ValueError):
-        return False
-    if pid <= 0:
-        return False
-    if os.name != "posix":
-        return True
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+            f.readline()
+            facts = json.loads(f.readline() or "{}")
+        pid, run = int(facts["pid"]), facts.get("run")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if pid <= 0 or pid == os.getpid() or not run:
+        return None
+    if os.name == "posix":
+        try:
+            os.kill(pid, 0)  # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+    started = facts.get("process_start")
+    if started is not None and process_start(pid) != started:
+        return None  # another process now has that pid
+    return str(run)
 
 
 def _read(db: sqlite3.Connection, path: str, daily_limit: int, runs: int, day: str) -> Status:

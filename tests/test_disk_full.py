@@ -108,3 +108,33 @@ def test_an_import_whose_report_cannot_be_written_stops_cleanly_and_a_rerun_post
         made = Counter(r["Description"] for r in box.store.records())
         assert sorted(made) == sorted(f"Meeting room {i}" for i in range(ROWS))
         assert set(made.values()) == {1}, "a row was posted twice"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full to write the log to")
+def test_a_log_that_cannot_be_written_is_one_warning_and_the_import_goes_on(tmp_path):
+    export = tmp_path / "nightly.csv"
+    export.write_text("CoworkerBookingCreditId,CreditUsed,Description\n"
+                      + "".join(f"{i % 7 + 1},1.5,Meeting room {i}\n" for i in range(30)))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "log.jsonl").symlink_to("/dev/full")
+    with Sandbox(faults=Faults(retry_after=0), tokens=(TOKEN,)) as box:
+        run = etl(["import", str(export), "--api-url", box.url, "--token", TOKEN, "--rate", "1000",
+                   "--report", "out/results.csv"], tmp_path, tmp_path / "state")
+        assert run.returncode == 0, run.stderr
+        assert "Traceback" not in run.stderr and "Logging error" not in run.stderr, run.stderr[:2000]
+        assert run.stderr.count("log.jsonl can't be written") == 1, run.stderr
+        assert len(box.store.records()) == 30
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a link needs privileges on Windows")
+def test_a_report_that_leads_nowhere_is_refused_before_anything_is_sent(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "results.csv").symlink_to(tmp_path / "no-such-folder" / "results.csv")
+    export = tmp_path / "nightly.csv"
+    export.write_text("CoworkerBookingCreditId,CreditUsed,Description\n1,1.5,Meeting room\n")
+    with Sandbox(faults=Faults(retry_after=0), tokens=(TOKEN,)) as box:
+        run = etl(["import", str(export), "--api-url", box.url, "--token", TOKEN,
+                   "--report", "out/results.csv"], tmp_path, tmp_path / "state")
+        assert run.returncode == 2, run.stderr
+        assert "whose folder does not exist" in one_line(run.stderr)
+        assert box.store.records() == []

@@ -113,25 +113,39 @@ def test_status_takes_the_import_tables_limit_and_journal_from_the_config(etl, t
 
 def test_a_run_that_never_finished_is_told_from_one_still_running(etl, tmp_path):
     """A run killed mid-way (or out of room) leaves no end in the journal: it is shown as never
-    finished unless a run holds the journal's lock right now."""
-    from filelock import FileLock
+    finished unless the process that holds the journal's lock now is that run, alive (the same
+    process, not a later one given its pid; not a reconcile that holds the journal since)."""
+    from etl.journal import process_start
 
     path = journal(tmp_path / "journal.sqlite3")
     with sqlite3.connect(path) as db:
         db.execute("INSERT INTO runs VALUES ('run3', 'import', ?, NULL, NULL, '{}', '[]')",
                    (f"{TODAY}T03:00:00+00:00",))
+    holder = Path(str(path) + ".holder")
+
+    def held_by(pid: int, run: str, start: int | None) -> list[tuple[str, bool]]:
+        holder.write_text(f"pid {pid}, started {TODAY}T03:00:00+00:00\n"
+                          + json.dumps({"pid": pid, "run": run, "process_start": start}) + "\n")
+        done = etl("status", "--journal", path, "--json", env=NO_ENV)
+        assert done.code == 0, done.err
+        return [(r["run_id"], r["running"]) for r in json.loads(done.out)["runs"]]
+
     run = etl("status", "--journal", path, env=NO_ENV)
-    assert run.code == 0, run.err
     assert "  run3  import  " in run.out and "never finished (killed, crashed or out of room)" in run.out
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True).stdout.strip()
-    Path(str(path) + ".holder").write_text(f"pid {dead}, started {TODAY}T03:00:00+00:00")
-    assert "never finished" in etl("status", "--journal", path, env=NO_ENV).out
-    Path(str(path) + ".holder").write_text(f"pid {os.getpid()}, started {TODAY}T03:00:00+00:00")
-    with FileLock(str(path) + ".lock", timeout=0):  # this process holds the journal, as a run does
-        run = etl("status", "--journal", path, "--json", env=NO_ENV)
-    runs = json.loads(run.out)["runs"]
-    assert [(r["run_id"], r["running"]) for r in runs] == [("run3", True), ("run2", False), ("run1", False)]
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True).stdout)
+    assert held_by(dead, "run3", None)[0] == ("run3", False)
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        start = process_start(alive.pid)
+        assert held_by(alive.pid, "run3", start) == [("run3", True), ("run2", False), ("run1", False)]
+        assert held_by(alive.pid, "reconcile-run", start)[0] == ("run3", False)
+        if start is not None:  # where a process's start can be read, a reused pid is told apart
+            assert held_by(alive.pid, "run3", start + 1)[0] == ("run3", False)
+    finally:
+        alive.kill()
+        alive.wait()
+    assert held_by(os.getpid(), "run3", process_start(os.getpid()))[0] == ("run3", False)
 
 
 def test_status_of_a_target_without_a_journal(etl, tmp_path):
