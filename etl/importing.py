@@ -189,6 +189,7 @@ class Importer:
         poster.client.stop = self.stopper.event
         self.log = logs.get("etl.importing")
         self.sources = {os.path.realpath(t.path) for t in inputs.tables}
+        inputs.keep_contents()  # a file touched, not changed, must not stop the run
         # identity -> the (source, row) report lines that said "in doubt" (identical rows of two
         # files of the run can share one)
         self.doubtful: dict[str, list[tuple[str, int]]] = {}

@@ -58,18 +58,40 @@ class Inputs:
     # each file's size and modification time when it was opened: an export still being written
     # (or written again) must not be read half old, half new
     stamps: dict[str, tuple[int, int] | None] = field(default_factory=dict)
+    digests: dict[str, str | None] = field(default_factory=dict)  # contents, once asked to keep
 
     def __post_init__(self) -> None:
         if not self.stamps:
             self.stamps = {t.path: stamp(t.path) for t in self.tables}
 
-    def moved(self) -> str | None:
-        """The first file whose size or modification time is no longer what it was when opened."""
-        return next((path for path, was in self.stamps.items() if stamp(path) != was), None)
+    def keep_contents(self) -> None:
+        """Remember each file's contents (a digest), so that a file merely touched (its time
+        changed, by a backup or sync tool or an editor saving it unchanged) is not taken for a
+        changed one. One more read of each file: an import's time is the API's, not this."""
+        self.digests = {path: digest(path) for path in self.stamps}
 
-    def unchanged(self, what: str) -> None:
+    def moved(self, touched_ok: bool = False) -> str | None:
+        """The first file no longer as it was when opened: its size, or its modification time
+        and (when kept) its contents; TOUCHED_OK: its size only (a warning says it was touched)."""
+        for path, was in self.stamps.items():
+            now = stamp(path)
+            if now == was:
+                continue
+            same_size = now is not None and was is not None and now[0] == was[0]
+            if same_size and path in self.digests and digest(path) == self.digests[path]:
+                self.stamps[path] = now  # touched, not changed
+                continue
+            if same_size and touched_ok:
+                logs.get().warning(f"{path} was touched while it was read (its size is the same); "
+                                   "if it was written again meanwhile, check it again")
+                self.stamps[path] = now
+                continue
+            return path
+        return None
+
+    def unchanged(self, what: str, touched_ok: bool = False) -> None:
         """A FileProblem naming the first file that changed since it was opened, if one did."""
-        path = self.moved()
+        path = self.moved(touched_ok)
         if path is not None:
             raise FileProblem(path, f"changed while it was being read (is the export still being "
                                     f"written?); {what}. Run again once it is complete")
@@ -112,6 +134,20 @@ def stamp(path: str) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_size, st.st_mtime_ns
+
+
+def digest(path: str) -> str | None:
+    """A digest of a file's bytes (None once it is gone)."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=20)
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+    except OSError:
+        return None
+    return h.hexdigest()
 
 
 def _numbered(header: list[str]) -> list[tuple[str, int]]:
@@ -304,7 +340,7 @@ def validate(
                 inputs.tables[index].path, chunk.rows, outcomes, errors,
                 inputs.own_cells(index, chunk),
             )
-        inputs.unchanged("its report may not match the finished file")
+        inputs.unchanged("its report may not match the finished file", touched_ok=True)
         record.attention = writer.finish_errors()
     except FileProblem as exc:  # found mid-read: the report so far and summary.json still say so
         record.attention = writer.finish_errors()

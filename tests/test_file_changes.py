@@ -142,3 +142,26 @@ def test_a_stop_between_a_refused_system_id_and_the_send_without_it_loses_no_row
         made = Counter(r["Description"] for r in box.store.records())
         assert sorted(made) == sorted(f"Meeting room {i}" for i in range(6))
         assert set(made.values()) == {1}, "a row was posted twice"
+
+
+def test_a_file_touched_but_not_changed_does_not_stop_the_import(tmp_path):
+    """A backup or sync tool, or an editor saving it unchanged, moves a file's time only: the
+    run goes on. Rewritten with other bytes of the same size, it stops."""
+    export = tmp_path / "nightly.csv"
+    export.write_text(HEADER + rows(range(8)))
+    state = tmp_path / "state"
+    with Sandbox(faults=Faults(retry_after=0, latency=0.3), tokens=(TOKEN,)) as box:
+        run = start(export, box.url, tmp_path, state)
+        wait_for(lambda: len(box.store.records()) >= 1)
+        os.utime(export, ns=(time.time_ns(), time.time_ns() + 5_000_000_000))
+        _, err = run.communicate(timeout=60)
+        assert run.returncode == 0, err
+        assert len(box.store.records()) == 8
+
+        export.write_text(HEADER + rows(range(8, 16)))
+        run = start(export, box.url, tmp_path, state)
+        wait_for(lambda: len(box.store.records()) >= 9)
+        export.write_text(HEADER + rows(range(8, 16)).replace("Meeting", "Meetinh"))  # same size
+        _, err = run.communicate(timeout=60)
+        assert run.returncode == 3, err
+        assert "changed while it was being imported" in err
