@@ -247,7 +247,7 @@ class RunRecord:
         """errors.csv beside the report, unless that is one of this run's inputs (an operator
         who fixed an errors.csv in place and reports into the same folder keeps the fixes)."""
         path = os.path.join(os.path.dirname(self.report), "errors.csv")
-        if any(os.path.abspath(path) == os.path.abspath(f) for f in self.files):
+        if any(os.path.realpath(path) == os.path.realpath(f) for f in self.files):
             path = os.path.join(os.path.dirname(self.report), f"errors-{self.run_id}.csv")
         return path
 

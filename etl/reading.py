@@ -89,6 +89,9 @@ def open_table(path: str, options: ReadOptions) -> Table:
         raise FileProblem(path, "no such file")
     if os.path.isdir(path):
         raise FileProblem(path, "is a directory, not a file")
+    if not os.path.isfile(path):
+        raise FileProblem(path, "is a pipe or a device, not a file: a file is read more than once "
+                                "(checked, then read), so save it to a file first")
     if path.lower().endswith((".xlsx", ".xlsm")):
         return XlsxTable(path, options)
     if path.lower().endswith(".xls"):
