@@ -117,7 +117,7 @@ class Identities:
                 return "", base, 0, f"key: {', '.join(cells)} repeats {self.key_rows[text]}"
             self.key_rows[text] = where
             return base, base, 0, None
-        if base not in self.queues:
+        if base not in self.next_occurrence:  # the first row of this content in the file
             known = self.known(base) if self.known else []
             # a refused row comes after the created ones: a file with fewer copies than the
             # journal knows (the refused one fixed, or left out) takes the created copy, never
@@ -126,11 +126,14 @@ class Identities:
             order = {"in_doubt": 0, "pending": 0, "failed": 1, "not_attempted": 1,
                      "rejected": 1 if self.needing_action else 3}
             known.sort(key=lambda k: (order.get(k[1], 2), k[2]))
-            self.queues[base] = deque((k[0], k[2]) for k in known)
+            if known:  # most contents are new: no queue is kept for them (a file has millions)
+                self.queues[base] = deque((k[0], k[2]) for k in known)
             self.next_occurrence[base] = max((k[2] for k in known), default=0) + 1
-        queue = self.queues[base]
+        queue = self.queues.get(base)
         if queue:
             identity, occurrence = queue.popleft()
+            if not queue:
+                del self.queues[base]
             return identity, base, occurrence, None
         occurrence = self.next_occurrence[base]
         self.next_occurrence[base] = occurrence + 1

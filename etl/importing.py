@@ -117,6 +117,16 @@ class Row:
     occurrence: int | None = None
 
 
+@dataclass(slots=True)
+class _Fresh:
+    """What the first pass keeps of a row the journal does not know."""
+
+    payload_hash: str
+    scheme: str
+    source: str
+    number: int
+
+
 @dataclass
 class Done:
     """A row after its sending: the state the ledger gave it and the last answer."""
@@ -262,8 +272,9 @@ class Importer:
         """Read every file once: file problems, a changed identity, a repeated --key stop the run
         here (exit 2), before anything is sent."""
         identities = self._identities()
-        changed: list[tuple[Row, Entry]] = []
-        fresh: list[tuple[int, Row]] = []
+        changed: list[tuple[_Fresh, Entry]] = []
+        # rows the journal does not know, kept small (a bulk migration's file has millions)
+        fresh: list[tuple[int, _Fresh]] = []
         for index, chunk in self.inputs.chunks():
             table = self.inputs.tables[index]
             _, valid = self.validator.errors(chunk, self.inputs.columns[index])
@@ -275,7 +286,8 @@ class Importer:
             if self.account is not None:  # the rows this run may send, for the account checks
                 self.account.collect(r.body for r in rows if plan(
                     known.get(r.identity), retry_rejected=self.settings.retry_rejected) == "send")
-            fresh.extend((index, r) for r in rows if r.identity not in known)
+            fresh.extend((index, _Fresh(r.payload_hash, r.scheme, r.source, r.number))
+                         for r in rows if r.identity not in known)
             filled = self.filled.setdefault(index, set())
             for i, column in enumerate(chunk.columns):
                 if i not in filled and pc.any(pc.not_equal(pc.utf8_trim_whitespace(column), "")).as_py():
