@@ -81,15 +81,25 @@ def bools(mask: arrow.Array | arrow.ChunkedArray) -> np.ndarray:
     return np.unpackbits(bits, bitorder="little", count=offset + n)[offset:].astype(bool)
 
 
-def nonempty(cells: arrow.Array) -> np.ndarray:
-    """Which cells of a text column hold something (null and "" do not), read from the
-    column's offsets in place."""
-    if not arrow.types.is_string(cells.type) or isinstance(cells, arrow.ChunkedArray):
-        return bools(pc.not_equal(pc.fill_null(cells, ""), ""))
-    n = len(cells)
-    if not n:
-        return np.zeros(0, dtype=bool)
-    offsets = np.frombuffer(cells.buffers()[1], dtype=np.int32, count=n + 1, offset=cells.offset * 4)
+def text_buffers(cells: arrow.Array) -> tuple[arrow.Array, np.ndarray, np.ndarray]:
+    """A text column's cells (cast to text if laid out otherwise: a view, a dictionary), its
+    N+1 offsets and its bytes, read from Arrow's buffers in place: no cell is copied."""
+    if not (arrow.types.is_string(cells.type) or arrow.types.is_large_string(cells.type)):
+        cells = cells.cast(arrow.large_string())
+    n, buffers = len(cells), cells.buffers()
+    width = np.dtype(np.int64 if arrow.types.is_large_string(cells.type) else np.int32)
+    offsets = (np.frombuffer(buffers[1], dtype=width, count=n + 1, offset=cells.offset * width.itemsize)
+               if n else np.zeros(1, dtype=width))
+    data = np.frombuffer(buffers[2], dtype=np.uint8) if n and buffers[2] is not None \
+        else np.zeros(0, dtype=np.uint8)
+    return cells, offsets, data
+
+
+def nonempty(cells: arrow.Array | arrow.ChunkedArray) -> np.ndarray:
+    """Which cells of a text column hold something (null and "" do not)."""
+    if isinstance(cells, arrow.ChunkedArray):
+        return np.concatenate([nonempty(c) for c in cells.chunks] or [np.zeros(0, bool)])
+    cells, offsets, _ = text_buffers(cells)
     filled = offsets[1:] > offsets[:-1]
     if cells.null_count:
         filled &= bools(cells.is_valid())

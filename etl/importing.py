@@ -332,13 +332,11 @@ class Importer:
             return
         sid = system_id_of(row.identity)
         try:
-            answer = self.reconciler._get(self.resource.endpoint,
-                                          {self.resource.system_id_filter: sid, "page": 1, "size": 100})
+            records = self.reconciler.records({self.resource.system_id_filter: sid})
         except ReadFailed as exc:
             self.log.warning(f"could not look for rows posted before under another journal ({exc})")
             return
-        records = answer.get("Records") if isinstance(answer, dict) else None
-        hit = [r for r in records or [] if isinstance(r, dict) and r.get("SystemId") == sid]
+        hit = [r for r in records if r.get("SystemId") == sid]
         if hit:
             raise JournalProblem(
                 f"{row.source} row {row.number} was already posted to {self.journal.target} (record "
@@ -750,8 +748,9 @@ class Importer:
             if e is None or outcome is Outcome.IN_DOUBT:
                 continue
             for k, (source, number) in enumerate(lines):
-                # the same row in a second file of the run is that one credit use: skipped there
-                said = Outcome.SKIPPED if k and outcome is Outcome.CREATED else outcome
+                # the same row in a second file of the run is that one credit use, which this run
+                # sent from the first line: the others did not send it
+                said = report_outcome(e, this_run=k == 0)
                 changes[(source, number)] = (said.value, e.record_id, e.reason or "", e.http_status,
                                              e.attempts)
         if changes:

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from etl import logs
 from etl.errors import FileProblem, UsageProblem
 from etl.outcomes import ExitStatus, Outcome, exit_status
-from etl.reading import RawChunk, ReadOptions, Table, concat_chunks, open_table
+from etl.reading import RawChunk, ReadOptions, Table, open_table
 from etl.reporting import (
     NEEDS_ACTION,
     Attention,
@@ -330,7 +330,7 @@ def validate(
     # a dry run's report is made again by running it again: it is not worth an fsync
     writer = ReportWriter(record.report, inputs.own_columns, errors=record.errors_path, durable=False)
     try:
-        for index, chunk in read_ahead(_larger(inputs.chunks(progress, VALIDATE_ROWS), VALIDATE_ROWS)):
+        for index, chunk in read_ahead(inputs.chunks(progress, VALIDATE_ROWS)):
             texts, valid = validator.verdicts(chunk, inputs.columns[index])
             errors = sparse_text(len(chunk), texts)
             good = int(valid.sum())
@@ -360,28 +360,6 @@ def validate(
 #: rows checked at a time in a dry run: pandera's cost per call (a few failing rows or many)
 #: is mostly fixed, so fewer, larger calls; memory stays flat all the same
 VALIDATE_ROWS = 100_000
-
-
-def _larger(chunks: Iterator[tuple[int, RawChunk]], rows: int) -> Iterator[tuple[int, RawChunk]]:
-    """Consecutive chunks of one file put together until each holds at least ROWS rows (a
-    workbook's chunks, which say which cells were numbers, are passed on as they are)."""
-    held: list[RawChunk] = []
-    count, index = 0, -1
-    for i, chunk in chunks:
-        if held and (i != index or chunk.numeric is not None):
-            yield index, concat_chunks(held)
-            held, count = [], 0
-        if chunk.numeric is not None:
-            yield i, chunk
-            continue
-        held.append(chunk)
-        count += len(chunk)
-        index = i
-        if count >= rows:
-            yield index, concat_chunks(held)
-            held, count = [], 0
-    if held:
-        yield index, concat_chunks(held)
 
 
 _END = object()

@@ -25,7 +25,7 @@ import pyarrow as arrow
 import pyarrow.compute as pc
 import pyarrow.csv as arrow_csv
 
-from etl.fields import bools
+from etl.fields import bools, nonempty, text_buffers
 
 FIXED = ["source", "row", "outcome", "id", "http_status", "attempts", "errors"]
 #: The outcomes of rows someone has to act on: these go to errors.csv and on the terminal.
@@ -78,24 +78,13 @@ def restore(cells: arrow.Array) -> arrow.Array:
 
 
 def first_bytes(cells: arrow.Array | arrow.ChunkedArray) -> np.ndarray:
-    """The first byte of each cell of a text column (0 for an empty or null cell), read from
-    Arrow's buffers in place: no cell is copied."""
+    """The first byte of each cell of a text column (0 for an empty or null cell)."""
     if isinstance(cells, arrow.ChunkedArray):
         return np.concatenate([first_bytes(c) for c in cells.chunks] or [np.zeros(0, np.uint8)])
-    n = len(cells)
-    first = np.zeros(n, dtype=np.uint8)
-    if not (arrow.types.is_string(cells.type) or arrow.types.is_large_string(cells.type)):
-        cells = cells.cast(arrow.large_string())  # another layout (a view, a dictionary)
-    buffers = cells.buffers()
-    if not n or buffers[2] is None:
-        return first
-    width = np.dtype(np.int64 if arrow.types.is_large_string(cells.type) else np.int32)
-    offsets = np.frombuffer(buffers[1], dtype=width, count=n + 1, offset=cells.offset * width.itemsize)
-    starts = offsets[:-1]
-    filled = offsets[1:] > starts
-    if cells.null_count:
-        filled &= bools(cells.is_valid())
-    first[filled] = np.frombuffer(buffers[2], dtype=np.uint8)[starts[filled]]
+    first = np.zeros(len(cells), dtype=np.uint8)
+    _, offsets, data = text_buffers(cells)
+    filled = nonempty(cells)
+    first[filled] = data[offsets[:-1][filled]]
     return first
 
 

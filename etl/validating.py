@@ -28,10 +28,6 @@ if TYPE_CHECKING:
 SEPARATOR = " | "
 
 
-def _import_pandera() -> None:
-    pandera()
-
-
 @dataclass(frozen=True)
 class ColumnMap:
     """Where each of the resource's fields sits in one file's header."""
@@ -108,7 +104,7 @@ class Validator:
     def prepare(self) -> None:
         """Import pandera (and pandas) in the background while the first rows are read."""
         if self._importing is None and self._schema is None:
-            self._importing = threading.Thread(target=_import_pandera, name="import-pandera", daemon=True)
+            self._importing = threading.Thread(target=pandera, name="import-pandera", daemon=True)
             self._importing.start()
 
     def done(self) -> None:

@@ -47,6 +47,17 @@ class Run:
         return json.loads((self.report_path().parent / "summary.json").read_text())
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """Three tests at a time (most wait on a sandbox or a child process) where pytest-xdist is
+    installed, unless `-n` says otherwise; one at a time without it, so that a plain `pytest`
+    works in any environment that has the project's dependencies."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or not hasattr(config.option, "numprocesses"):
+        return
+    if config.option.numprocesses is None and not config.option.collectonly:
+        config.option.numprocesses = 3
+
+
 @pytest.fixture(autouse=True)
 def state_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test has a state folder of its own: journals never land in the real home."""

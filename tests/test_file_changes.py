@@ -39,6 +39,18 @@ def wait_for(what, timeout: float = 30.0) -> None:
         time.sleep(0.01)
 
 
+def journal_has(state: Path, count: str) -> bool:
+    """Whether the COUNT query finds something in a journal of the state folder (read-only)."""
+    for path in (state / "nexudus-etl" / "journals").glob("*.sqlite3"):
+        try:
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+                if db.execute(count).fetchone()[0]:
+                    return True
+        except sqlite3.Error:
+            pass
+    return False
+
+
 def rows(numbers: range) -> str:
     return "".join(f"{i % 7 + 1},1.5,Meeting room {i}\n" for i in numbers)
 
@@ -49,19 +61,8 @@ def test_a_file_that_changes_before_anything_is_sent_stops_the_run_with_nothing_
     state = tmp_path / "state"
     with Sandbox(faults=Faults(retry_after=0, latency=1.0), tokens=(TOKEN,)) as box:
         run = start(export, box.url, tmp_path, state)
-        journals = state / "nexudus-etl" / "journals"
-
-        def run_began() -> bool:  # the run is in the journal: it has opened the file, and logs in
-            for path in journals.glob("*.sqlite3"):
-                try:
-                    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-                        if db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]:
-                            return True
-                except sqlite3.Error:
-                    pass
-            return False
-
-        wait_for(run_began)
+        # the run is in the journal: it has opened the file, and logs in
+        wait_for(lambda: journal_has(state, "SELECT COUNT(*) FROM runs"))
         with export.open("a") as f:  # the export is still being written
             f.write(rows(range(5, 8)))
         _, err = run.communicate(timeout=60)
@@ -120,17 +121,8 @@ def test_a_stop_between_a_refused_system_id_and_the_send_without_it_loses_no_row
     with Sandbox(faults=Faults(retry_after=0, latency=0.4, system_id="refuse"), tokens=(TOKEN,)) as box:
         run = start(export, box.url, tmp_path, state)
 
-        def first_post_under_way() -> bool:
-            for path in (state / "nexudus-etl" / "journals").glob("*.sqlite3"):
-                try:
-                    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-                        if db.execute("SELECT COUNT(*) FROM rows WHERE state = 'pending'").fetchone()[0]:
-                            return True
-                except sqlite3.Error:
-                    pass
-            return False
-
-        wait_for(first_post_under_way)
+        # the first POST is under way
+        wait_for(lambda: journal_has(state, "SELECT COUNT(*) FROM rows WHERE state = 'pending'"))
         with export.open("a") as f:
             f.write(rows(range(5, 6)))
         _, err = run.communicate(timeout=60)
