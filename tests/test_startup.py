@@ -93,3 +93,13 @@ def test_resource_definitions_install_under_etl_not_as_a_top_level_schemas(tmp_p
     assert [Path(p) for p in path] == [ROOT / "schemas"]
     assert available == ["coworkerbookingcreditusehistories"] == [loaded]
     assert top_level in ([], ["etl"])
+
+
+def test_every_package_of_etl_is_declared_for_a_non_editable_install():
+    """`pip install .` ships only the packages pyproject.toml names: a subpackage left out (the
+    emulator once was) works in the editable install and fails in the installed one."""
+    import tomllib
+
+    declared = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "etl").rglob("__init__.py")}
+    assert found - {"etl.schemas"} <= declared, sorted(found - declared)
