@@ -182,6 +182,21 @@ def test_a_record_that_may_be_either_of_two_rows_is_taken_by_neither(post, sandb
     assert sandbox.stats.posts == 3 and len(sandbox.store.records()) == 2
 
 
+def test_a_description_cut_very_short_still_counts_as_ours_and_is_never_resent(post, sandbox, tmp_path):
+    """A server that keeps 6 characters: the record of a 500 after creating reads "Meetin", which
+    is not proof the row is absent (it was resent, a second credit use, when short cuts were
+    not taken for ours)."""
+    sandbox.faults.description_max = 6
+    sandbox.script("error_after_create", "ok")
+    path = write(tmp_path, "a.csv", "101,1,Meeting room Ada", "102,2,Hot desk")
+    run = post(path, "--no-system-id", "--timeout", "0.2")
+    rows = run.report()
+    assert [r["outcome"] for r in rows] == ["created", "created"], rows
+    assert sandbox.stats.posts == 2 and len(sandbox.store.records()) == 2
+    assert [r["outcome"] for r in post(path, "--no-system-id").report()] == ["skipped", "skipped"]
+    assert len(sandbox.store.records()) == 2
+
+
 def test_a_504_whose_record_comes_after_our_settle_period_is_never_resent(post, sandbox, tmp_path):
     sandbox.faults.late_delay = 4.0  # far longer than 2 x --timeout and a grace period
     sandbox.script("ok", "gateway_timeout_late")
