@@ -164,8 +164,9 @@ def reading_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=str)
         ),
         click.option(
-            "--resource", default=DEFAULT_RESOURCE, show_default=True, metavar="NAME",
-            help="Which Nexudus target the rows are for (see `etl schema`).",
+            "--resource", default=DEFAULT_RESOURCE, show_default=True, metavar="NAME|PATH",
+            help="Which Nexudus target the rows are for (see `etl schema`): a resource's name, or "
+                 "the path of a schema file (a copy of one in schemas/, with rules of your own).",
         ),
         click.option(
             "--encoding", metavar="ENC",
@@ -332,22 +333,27 @@ def check_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 @main.command()
 @click.option(
-    "--resource", default=DEFAULT_RESOURCE, show_default=True, metavar="NAME",
-    help="Which Nexudus target to describe.",
+    "--resource", default=DEFAULT_RESOURCE, show_default=True, metavar="NAME|PATH",
+    help="Which Nexudus target to describe: a resource's name, or the path of a schema file.",
 )
 @click.option(
     "--template", metavar="PATH", type=click.Path(dir_okay=False),
     help="Write an empty CSV with the right headers to PATH instead.",
 )
 def schema(resource: str, template: str | None) -> None:
-    """Print the columns a file needs: name, type, required or optional, aliases.
+    """Print the columns a file needs: name, type and rules, required or optional, aliases.
+
+    Everything shown is read from the resource's pandera schema (`SCHEMA` in
+    schemas/<name>.py, or the file --resource names).
 
     \b
     Examples:
         etl schema
         etl schema --template blank.csv
+        etl schema --resource ./my_schema.py
     """
     from etl.resources import available, load
+    from etl.rules import label
 
     res = load(resource)
     if template:
@@ -357,13 +363,18 @@ def schema(resource: str, template: str | None) -> None:
         return
     click.echo(f"{res.name}: {res.description}  (POST {res.endpoint})")
     rows = [
-        (f.name, f.type_name, "required" if f.required else "optional", ", ".join(f.aliases), f.help)
+        (f.name, ", ".join([f.type_name, *f.rules]),
+         ("required" if f.required else "optional") + (", may be blank" if f.required and f.nullable
+                                                       else ", never blank" if not f.nullable else ""),
+         ", ".join(f.aliases), f.help)
         for f in res.fields
     ]
     head = ("column", "type", "", "aliases", "")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
     for r in [head, *rows]:
         click.echo("  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4])
+    for check in res.schema.checks:
+        click.echo(f"Every row: {label(check)}")
     others = [n for n in available() if n != res.name]
     if others:
         click.echo(f"Other resources: {', '.join(others)}")

@@ -67,7 +67,7 @@ def _compare(op: str, limit: Any, kind: Kind) -> Kernel | None:
             return None
         strict = {"gt": pc.greater, "ge": pc.greater, "lt": pc.less, "le": pc.less}[op]
         scalar = arrow.scalar(nudged, arrow.float64())
-        return lambda p: _passes(strict(pc.cast(p.values, arrow.float64()), scalar))
+        return lambda p: _passes(strict(pc.cast(p.values, arrow.float64(), safe=False), scalar))
     return None
 
 

@@ -14,13 +14,15 @@ _LISTED = 8
 
 
 def _builtin(check: Any) -> bool:
-    """Whether CHECK is one of pandera's built-ins (not a custom check that took its name)."""
+    """Whether CHECK is one of pandera's built-ins (not a custom check that took its name): a
+    built-in's function is pandera's dispatcher of that name (a schema holds copies of its
+    checks, so it is told by kind and name, not by identity)."""
     import pandera.pandas as pa
+    from pandera.api.function_dispatch import Dispatcher
 
-    try:
-        return bool(check._check_fn is pa.Check.get_builtin_check_fn(check.name))
-    except (KeyError, AttributeError, TypeError):
-        return False
+    fn = getattr(check, "_check_fn", None)
+    return (isinstance(fn, Dispatcher) and check.name in pa.Check.CHECK_FUNCTION_REGISTRY
+            and getattr(fn, "__name__", None) == check.name)
 
 
 def _own_error(check: Any) -> str | None:

@@ -26,8 +26,13 @@ def test_schema_lists_columns(etl):
     assert run.code == 0
     lines = run.out.splitlines()
     assert "POST /api/billing/coworkerbookingcreditusehistories" in lines[0]
-    assert lines[2].split()[:3] == ["CoworkerBookingCreditId", "positive", "integer"]
-    assert "required" in lines[2] and "optional" in lines[4]
+    # what SCHEMA declares: the dtype, the checks, required= and nullable=, aliases, description
+    assert lines[2].split("  ")[:3] == ["CoworkerBookingCreditId",
+                                        "whole number, greater than 0, at most 2147483647",
+                                        "required, never blank"]
+    assert "CreditId, BookingCreditId" in lines[2] and "Id of the booking credit" in lines[2]
+    assert lines[3].startswith("CreditUsed               decimal number, greater than 0 ")
+    assert "optional" in lines[4]
 
 
 def test_schema_template_round_trips_through_validate(etl):
