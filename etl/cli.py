@@ -216,15 +216,17 @@ class Run:
     """What every reading command sets up: the run id, logs, the resource, inputs, a record."""
 
     def __init__(self, command: str, kw: dict[str, Any]) -> None:
+        from etl.resources import load_soon
+
+        loading = load_soon(kw["resource"])  # the schema, and pandera with it, while the rest starts
         from etl import logs, pipeline
         from etl.reading import ReadOptions
-        from etl.resources import load
 
         self.command = command
         self.quiet: bool = kw["quiet"]
         self.verbose: bool = kw.get("verbose", False)
         self.as_json: bool = kw.get("as_json", False)
-        self.resource: Resource = load(kw["resource"])
+        self.resource: Resource = loading()
         for target in kw["renames"].values():
             if self.resource.match(target) is None:
                 raise UsageProblem(

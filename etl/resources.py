@@ -22,6 +22,7 @@ import os
 import pkgutil
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -194,6 +195,32 @@ def load(name: str) -> Resource:
     if not hasattr(module, "SCHEMA"):
         raise SchemaProblem(f"{module.__file__}: defines no SCHEMA (a pandera.pandas.DataFrameSchema)")
     return from_schema(module.SCHEMA, default)
+
+
+def load_soon(name: str) -> Callable[[], Resource]:
+    """`load(NAME)` begun in the background (the schema imports pandas and pandera, a third of
+    a second); the function returned waits for it, and raises what it raised."""
+    import threading
+
+    got: list[Any] = []
+
+    def work() -> None:
+        try:
+            got.append(load(name))
+        except BaseException as exc:  # handed to the caller, raised there
+            got.append(exc)
+
+    thread = threading.Thread(target=work, name="load-schema", daemon=True)
+    thread.start()
+
+    def wait() -> Resource:
+        thread.join()
+        if isinstance(got[0], BaseException):
+            raise got[0]
+        resource: Resource = got[0]
+        return resource
+
+    return wait
 
 
 def _from_file(path: str) -> ModuleType:
