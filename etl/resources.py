@@ -132,11 +132,13 @@ def from_schema(schema: Any, name: str) -> Resource:
 
     from etl.rules import rule
 
+    model_meta = None
     if isinstance(schema, type) and issubclass(schema, pa.DataFrameModel):
+        model_meta = getattr(schema.Config, "metadata", None)  # to_schema() leaves it behind
         schema = schema.to_schema()
     if not isinstance(schema, pa.DataFrameSchema):
         raise SchemaProblem(f"SCHEMA is a {type(schema).__name__}, not a pandera.pandas.DataFrameSchema")
-    meta = dict(schema.metadata or {})
+    meta = dict(schema.metadata or model_meta or {})
     if not meta.get("endpoint"):
         raise SchemaProblem('SCHEMA has no metadata={"endpoint": "/api/..."}: where its rows are posted')
     if schema.unique:

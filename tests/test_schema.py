@@ -188,3 +188,32 @@ def test_a_check_that_raises_is_a_schema_problem_not_a_traceback(etl, tmp_path):
     assert run.code == 2
     assert "the check broken of the schema failed to run: KeyError" in run.err
     assert "Traceback" not in run.err
+
+
+def test_a_check_that_only_warns_makes_no_row_invalid(etl, tmp_path):
+    schema = schema_copy(tmp_path, "Amount, checks=[pa.Check.gt(0)],",
+                         "Amount, checks=[pa.Check.gt(0), pa.Check.le(100, raise_warning=True)],")
+    run = etl("validate", uses(tmp_path, "1,150,,,,", "2,-1,,,,"), "--resource", schema)
+    assert [(r["outcome"], r["errors"]) for r in run.report()] == [
+        ("valid", ""), ("invalid", 'CreditUsed: "-1" must be greater than 0')]
+
+
+def test_a_dataframe_model_is_a_schema_too(etl, tmp_path):
+    model = tmp_path / "model.py"
+    model.write_text(
+        "import pandas as pd\n"
+        "import pandera.pandas as pa\n"
+        "from pandera.typing import Series\n"
+        "from etl.dtypes import Amount\n\n\n"
+        "class Uses(pa.DataFrameModel):\n"
+        "    CoworkerBookingCreditId: Series[pd.Int64Dtype] = pa.Field(gt=0, le=2**31 - 1, nullable=False)\n"
+        "    CreditUsed: Series[Amount] = pa.Field(gt=0, le=100, metadata={'aliases': ['Amount']})\n\n"
+        "    class Config:\n"
+        "        name = 'coworkerbookingcreditusehistories'\n"
+        "        metadata = {'endpoint': '/api/billing/coworkerbookingcreditusehistories'}\n\n\n"
+        "SCHEMA = Uses\n", encoding="utf-8")
+    path = tmp_path / "m.csv"
+    path.write_text("CoworkerBookingCreditId,Amount\n1,150\n2,2.5\n", encoding="utf-8")
+    run = etl("validate", path, "--resource", model)
+    assert [(r["outcome"], r["errors"]) for r in run.report()] == [
+        ("invalid", 'CreditUsed: "150" is larger than 100'), ("valid", "")]
