@@ -23,7 +23,7 @@ import pkgutil
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any
 
@@ -196,7 +196,21 @@ def load(name: str) -> Resource:
         default = name
     if not hasattr(module, "SCHEMA"):
         raise SchemaProblem(f"{module.__file__}: defines no SCHEMA (a pandera.pandas.DataFrameSchema)")
-    return from_schema(module.SCHEMA, default)
+    resource = from_schema(module.SCHEMA, default)
+    # the name a row's identity takes: an installed resource's is its file's, whatever its
+    # SCHEMA's name= says; a schema file posting where one posts is that one
+    return _as_installed(resource) if is_path(name) else replace(resource, name=name)
+
+
+def _as_installed(resource: Resource) -> Resource:
+    """A schema file that posts where an installed resource posts is that resource to the
+    journal, whatever its `name=` says: a row's identity takes the resource's name, and a
+    copy of the schema named otherwise would otherwise send again what was already created."""
+    for installed in available():
+        other = load(installed)
+        if other.endpoint.rstrip("/") == resource.endpoint.rstrip("/"):
+            return replace(resource, name=other.name)
+    return resource
 
 
 def load_soon(name: str) -> Callable[[], Resource]:

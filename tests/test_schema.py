@@ -217,3 +217,15 @@ def test_a_dataframe_model_is_a_schema_too(etl, tmp_path):
     run = etl("validate", path, "--resource", model)
     assert [(r["outcome"], r["errors"]) for r in run.report()] == [
         ("invalid", 'CreditUsed: "150" is larger than 100'), ("valid", "")]
+
+
+def test_a_copy_named_otherwise_is_still_the_same_rows_to_the_journal(etl, tmp_path):
+    """A rerun with a schema file whose name= differs (or is left out) sends nothing again."""
+    first = etl("import", SAMPLES / "credit_uses.csv", "--sandbox", "--rate", "500", env=NO_ENV)
+    assert first.out.startswith("24 rows: 24 created."), first.err
+    for old, new in (('name="coworkerbookingcreditusehistories",', 'name="strict",'),
+                     ('    name="coworkerbookingcreditusehistories",\n', "")):
+        schema = schema_copy(tmp_path, old, new, name="strict.py")
+        again = etl("import", SAMPLES / "credit_uses.csv", "--resource", schema, "--sandbox", "--rate", "500",
+                    env=NO_ENV)
+        assert again.out.startswith("24 rows: 24 skipped."), again.out + again.err
