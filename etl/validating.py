@@ -11,6 +11,7 @@ into a plain-words message (`CreditUsed: "150" is larger than 100`), never a pan
 
 from __future__ import annotations
 
+import copy
 import threading
 import warnings
 from collections.abc import Sequence
@@ -115,7 +116,7 @@ class Validator:
         self.schema = resource.schema
         self._plans = []
         for f in resource.fields:
-            column = self.schema.columns[f.name]
+            column = _deciding(self.schema.columns[f.name])
             kernels = [compile_check(c, f.kind) if fast else None for c in column.checks]
             self._plans.append(_Plan(f, column, tuple(k for k in kernels if k is not None),
                                      all(k is not None for k in kernels)))
@@ -306,6 +307,18 @@ class Validator:
                         body[f.name] = got
             bodies.append(body)
         return bodies
+
+
+def _deciding(column: Any) -> Any:
+    """A copy of COLUMN that reports every failing cell: pandera's options for reporting fewer
+    (`n_failure_cases`) or dropping them (`drop_invalid_rows`) would let an invalid row
+    through here."""
+    column = copy.deepcopy(column)
+    column.drop_invalid_rows = False
+    column.checks = [copy.copy(check) for check in column.checks]
+    for check in column.checks:
+        check.n_failure_cases = None
+    return column
 
 
 def bools_valid(array: arrow.Array) -> np.ndarray:

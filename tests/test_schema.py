@@ -229,3 +229,11 @@ def test_a_copy_named_otherwise_is_still_the_same_rows_to_the_journal(etl, tmp_p
         again = etl("import", SAMPLES / "credit_uses.csv", "--resource", schema, "--sandbox", "--rate", "500",
                     env=NO_ENV)
         assert again.out.startswith("24 rows: 24 skipped."), again.out + again.err
+
+
+def test_reporting_options_of_pandera_let_no_invalid_row_through(etl, tmp_path):
+    schema = schema_copy(tmp_path, "Amount, checks=[pa.Check.gt(0)], required=True, nullable=False,",
+                         "Amount, checks=[pa.Check.gt(0, n_failure_cases=1)], required=True, nullable=False, "
+                         "drop_invalid_rows=True,")
+    run = etl("validate", uses(tmp_path, "1,-1,,,,", "2,-2,,,,", "3,0,,,,", "4,1,,,,"), "--resource", schema)
+    assert [r["outcome"] for r in run.report()] == ["invalid"] * 3 + ["valid"]
