@@ -77,6 +77,13 @@ def match_columns(
             f"(found {found}); if one of them has another name, pass "
             f"--map SOURCE={missing[0]}",
         )
+    if resource.schema.strict is True and unknown:  # "filter" drops them, as etl does anyway
+        raise FileProblem(
+            path,
+            f"column{'s' if len(unknown) > 1 else ''} not in the schema, which is strict: "
+            f"{', '.join(shown(h, 40) for h in unknown[:20])}; remove "
+            f"{'them' if len(unknown) > 1 else 'it'}, or name the schema column with --map SOURCE=TARGET",
+        )
     return ColumnMap(header, positions, unknown)
 
 

@@ -237,3 +237,14 @@ def test_reporting_options_of_pandera_let_no_invalid_row_through(etl, tmp_path):
                          "drop_invalid_rows=True,")
     run = etl("validate", uses(tmp_path, "1,-1,,,,", "2,-2,,,,", "3,0,,,,", "4,1,,,,"), "--resource", schema)
     assert [r["outcome"] for r in run.report()] == ["invalid"] * 3 + ["valid"]
+
+
+def test_a_strict_schema_refuses_a_file_with_other_columns(etl, tmp_path):
+    schema = schema_copy(tmp_path, '    name="coworkerbookingcreditusehistories",\n',
+                         '    name="coworkerbookingcreditusehistories",\n    strict=True,\n')
+    path = tmp_path / "extra.csv"
+    path.write_text("CoworkerBookingCreditId,CreditUsed,Member\n1,1,Ada\n", encoding="utf-8")
+    run = etl("validate", path, "--resource", schema)
+    assert run.code == 2
+    assert 'extra.csv: column not in the schema, which is strict: "Member"' in run.err
+    assert etl("validate", SAMPLES / "credit_uses.csv", "--resource", schema).code == 0
