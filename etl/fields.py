@@ -33,6 +33,8 @@ def visible(text: str) -> str:
 
 def shown(value: str, limit: int = 60) -> str:
     """A cell quoted for a message: one line, at most LIMIT characters, invisibles named."""
+    if len(value) <= limit and value.isascii() and value.isprintable() and value.strip(_SPACE) == value:
+        return f'"{value}"'  # the common cell (`150`, `abc`) as it is
     text = visible(value.strip(_SPACE).replace("\n", " ").replace("\r", " "))
     return '"' + (text if len(text) <= limit else text[: limit - 1] + "…") + '"'
 

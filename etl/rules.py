@@ -7,6 +7,7 @@ larger than 100`); a custom one by its `error=` text or, without one, its name
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 #: how many allowed values a message lists before "…"
@@ -76,28 +77,36 @@ def rule(check: Any) -> str:
     return str(check.error or name)
 
 
-def failure(check: Any, cell: str, value: Any) -> str:
-    """What a cell (CELL: already quoted, `"150"`) whose VALUE fails CHECK reads."""
+def failure(check: Any) -> Callable[[str, Any], str]:
+    """What a cell whose value fails CHECK reads, as a function of the cell (already quoted:
+    `"150"`) and its value, worked out once per check (a file may fail it a million times)."""
     if not _builtin(check) or _own_error(check):
-        return f"{cell} fails {label(check)}"
+        words = label(check)
+        return lambda cell, value: f"{cell} fails {words}"
     s, name = check.statistics or {}, check.name
-    if name == "greater_than":
-        return f"{cell} must be greater than {s.get('min_value')}"
-    if name == "greater_than_or_equal_to":
-        return f"{cell} must be at least {s.get('min_value')}"
-    if name == "less_than":
-        return f"{cell} must be less than {s.get('max_value')}"
-    if name == "less_than_or_equal_to":
-        return f"{cell} is larger than {s.get('max_value')}"
-    if name == "in_range":
-        return f"{cell} must be from {s.get('min_value')} to {s.get('max_value')}"
-    if name == "str_length" and isinstance(value, str):
-        if s.get("exact_value") is not None:
-            return f"{cell} must be {s['exact_value']} characters long"
-        high = s.get("max_value")
-        if high is not None and len(value) > high:
-            return f"{cell} is longer than {high} characters"
-        return f"{cell} is shorter than {s.get('min_value')} characters"
+    fixed = {"greater_than": "must be greater than {min_value}",
+             "greater_than_or_equal_to": "must be at least {min_value}",
+             "less_than": "must be less than {max_value}",
+             "less_than_or_equal_to": "is larger than {max_value}",
+             "in_range": "must be from {min_value} to {max_value}"}
+    if name in fixed:
+        try:
+            words = fixed[name].format(**s)
+        except (KeyError, IndexError):
+            words = f"must be {rule(check)}"
+        return lambda cell, value: f"{cell} {words}"
+    if name == "str_length":
+        exact, high, low = s.get("exact_value"), s.get("max_value"), s.get("min_value")
+
+        def length(cell: str, value: Any) -> str:
+            if exact is not None:
+                return f"{cell} must be {exact} characters long"
+            if high is not None and isinstance(value, str) and len(value) > high:
+                return f"{cell} is longer than {high} characters"
+            return f"{cell} is shorter than {low} characters"
+
+        return length
+    words = rule(check)
     if name in ("str_matches", "str_contains", "str_startswith", "str_endswith"):
-        return f"{cell} is not {rule(check)}"
-    return f"{cell} must be {rule(check)}"
+        return lambda cell, value: f"{cell} is not {words}"
+    return lambda cell, value: f"{cell} must be {words}"

@@ -205,11 +205,14 @@ class Validator:
             rows = np.flatnonzero(~unreadable)
             if len(rows):
                 found.extend(self._frame_problems(chunk, columns, parsed, rows))
-        found.sort(key=lambda item: item[:3])
+        # found in the order a row's problems read: its shape, the columns in the schema's order
+        # (each: unreadable or blank, then its checks in order), the frame's checks
         problems: dict[int, list[str]] = {}
         for pos, _, _, message in found:
-            items = problems.setdefault(pos, [])
-            if message not in items:
+            items = problems.get(pos)
+            if items is None:
+                problems[pos] = [message]
+            elif message not in items:
                 items.append(message)
         return {pos: SEPARATOR.join(items) for pos, items in problems.items()}
 
@@ -229,16 +232,45 @@ class Validator:
         return series if dtype is None or field.kind is Kind.AMOUNT else dtype.coerce(series)
 
     def _column_problems(self, plan: _Plan, p: Parsed, rows: np.ndarray) -> list[tuple[int, int, int, str]]:
-        """What pandera finds in the column of PLAN at ROWS."""
+        """What pandera finds in the column of PLAN at ROWS: a blank where the column is not
+        nullable, and each of its checks, run by pandera's own check backend on the column's
+        values (a check grouped by another column goes through the column's validation)."""
+        name = plan.field.name
+        series = self._series(plan.field, p, rows)
+        checks = list(plan.column.checks)
+        if any(check.groupby is not None for check in checks):
+            return self._grouped_problems(plan, p, series)
+        rank = self._rank[name]
+        out: list[tuple[int, int, int, str]] = []
+        if not plan.field.nullable:
+            out.extend((int(pos), rank, 0, f"{name}: is required") for pos in rows[series.isna().to_numpy()])
+        for number, check in enumerate(checks):
+            if check.raise_warning:  # pandera only warns of it: no row is invalid
+                continue
+            try:
+                output = check(series).check_output
+            except Exception as exc:
+                raise SchemaProblem(f"column {name}: the check {label(check)} failed to run: "
+                                    f"{type(exc).__name__}: {exc}") from exc
+            bad = _failing(output, series.index[series.notna().to_numpy()])
+            if not len(bad):
+                continue
+            cells = p.cells.take(arrow.array(bad, type=arrow.int64())).to_pylist()
+            message = failure(check)
+            out.extend((pos, rank, 1 + number, f"{name}: {message(shown(cell or ''), v)}")
+                       for pos, cell, v in zip(bad.tolist(), cells, series.loc[bad].tolist(), strict=True))
+        return out
+
+    def _grouped_problems(self, plan: _Plan, p: Parsed, series: pd.Series) -> list[tuple[int, int, int, str]]:
+        """What pandera's validation of the column finds (for checks it must run its own way)."""
         import pandas as pd
 
         pa = pandera()
         name = plan.field.name
-        frame = pd.DataFrame({name: self._series(plan.field, p, rows)})
         try:
             with warnings.catch_warnings():  # a raise_warning=True check warns: no row is invalid
                 warnings.simplefilter("ignore", pa.errors.SchemaWarning)
-                plan.column.validate(frame, lazy=True, inplace=True)
+                plan.column.validate(pd.DataFrame({name: series}), lazy=True, inplace=True)
             return []
         except pa.errors.SchemaErrors as exc:
             cases = exc.failure_cases
@@ -247,16 +279,17 @@ class Validator:
         for check_name, number, case, index in zip(cases["check"], cases["check_number"],
                                                    cases["failure_case"], cases["index"], strict=True):
             if index is None or pd.isna(index):
-                raise SchemaProblem(f"column {name}: check {check_name} failed to run: {case}")
+                raise SchemaProblem(f"column {name}: the check {check_name} failed to run: {case}")
             pos = int(index)
             if check_name == "not_nullable":
                 out.append((pos, rank, 0, f"{name}: is required"))
             elif number is not None and not pd.isna(number) and int(number) < len(checks):
                 cell = shown(str(p.cells[pos].as_py() or ""))
-                message = failure(checks[int(number)], cell, case)
+                message = failure(checks[int(number)])(cell, case)
                 out.append((pos, rank, 1 + int(number), f"{name}: {message}"))
             else:  # a dtype of ours pandera refused: a defect, never a row's problem
                 raise RuntimeError(f"schema check {check_name} of {name} failed: {case}")
+        out.sort(key=lambda item: item[2])
         return out
 
     def _frame_problems(self, chunk: RawChunk, columns: ColumnMap, parsed: dict[str, Parsed],
@@ -284,12 +317,7 @@ class Validator:
             except Exception as exc:
                 raise SchemaProblem(f"the check {label(check)} of the schema failed to run: "
                                     f"{type(exc).__name__}: {exc}") from exc
-            if isinstance(output, pd.DataFrame):
-                output = output.fillna(True).astype(bool).all(axis="columns")
-            if isinstance(output, pd.Series):
-                bad = output.index[~output.fillna(True).astype(bool).to_numpy()]
-            else:  # one answer for the whole frame: every row of it
-                bad = frame.index if not bool(output) else frame.index[:0]
+            bad = _failing(output, frame.index)
             message = f"row: fails {label(check)}"
             out.extend((int(pos), rank, number, message) for pos in bad)
         return out
@@ -314,6 +342,19 @@ class Validator:
                         body[f.name] = got
             bodies.append(body)
         return bodies
+
+
+def _failing(output: Any, index: Any) -> np.ndarray:
+    """The positions a check's output fails: False (or NA: never let through) in a series, any
+    such cell in a row of a frame; a single False fails every row of INDEX."""
+    import pandas as pd
+
+    if isinstance(output, pd.DataFrame):
+        output = output.fillna(False).astype(bool).all(axis="columns")
+    if isinstance(output, pd.Series):
+        passed = output.fillna(False).astype(bool).to_numpy()
+        return np.asarray(output.index[~passed], dtype=np.int64)
+    return np.asarray(index if not bool(output) else index[:0], dtype=np.int64)
 
 
 def _deciding(column: Any) -> Any:

@@ -137,6 +137,7 @@ class Parsed:
                 pc.less_equal(pc.count_substring(dotted, "."), 1))
             text, target, zero = dotted, arrow.float64(), "0"
         simple_np = bools(simple)
+        self._simple, self._text = simple_np, text  # plain digits: the value is the text as is
         values = pc.cast(pc.if_else(simple, text, zero), target)
         rest = np.flatnonzero(~simple_np & ~self.blank)
         if len(rest):
@@ -162,7 +163,8 @@ class Parsed:
         or not a value)."""
         if self.kind is not Kind.AMOUNT:
             return self.values.take(arrow.array(rows, type=arrow.int64())).to_pylist()
-        raw = self.cells.take(arrow.array(rows, type=arrow.int64())).to_pylist()
-        ok = self.ok[rows]
-        return [value(self.kind, cell, self.decimal)[0] if good else None
-                for cell, good in zip(raw, ok, strict=True)]
+        take = arrow.array(rows, type=arrow.int64())
+        raw, plain = self.cells.take(take).to_pylist(), self._text.take(take).to_pylist()
+        return [None if not good else Decimal(digits) if simple else value(self.kind, cell, self.decimal)[0]
+                for cell, digits, good, simple in zip(raw, plain, self.ok[rows], self._simple[rows],
+                                                      strict=True)]
