@@ -129,6 +129,7 @@ class Validator:
                                      all(k is not None for k in kernels)))
         self._rank = {p.field.name: i for i, p in enumerate(self._plans)}
         self._wide = list(self.schema.checks)
+        _register_backends()
         self._importing: threading.Thread | None = None
 
     def prepare(self) -> None:
@@ -342,6 +343,14 @@ class Validator:
                         body[f.name] = got
             bodies.append(body)
         return bodies
+
+
+def _register_backends() -> None:
+    """pandera's pandas backends, registered (older pandera registers them on a schema's first
+    validation, and a check called on its own would find none)."""
+    import pandas as pd
+
+    pandera().DataFrameSchema().validate(pd.DataFrame())
 
 
 def _failing(output: Any, index: Any) -> np.ndarray:
