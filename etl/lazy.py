@@ -1,4 +1,5 @@
-"""pandera, imported on first need, and without what a dry run never uses.
+"""pandera, imported on first need (a schema file imports it: `etl.resources` loads one in the
+background while a run sets up), and without what a dry run never uses.
 
 pandera's pandas backend imports `hypothesis` when it is installed, for its data-synthesis
 strategies; the checks etl runs never use them, and the import is a quarter of a second of a

@@ -133,7 +133,8 @@ class Validator:
         self._importing: threading.Thread | None = None
 
     def prepare(self) -> None:
-        """Import pandera (and pandas) in the background while the first rows are read."""
+        """Import pandera (and pandas) in the background while the first rows are read (the
+        schema of a resource loaded by `etl.resources` has imported it already)."""
         if self._importing is None:
             self._importing = threading.Thread(target=pandera, name="import-pandera", daemon=True)
             self._importing.start()
