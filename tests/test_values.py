@@ -163,7 +163,7 @@ def chunks(draw):
     return schema, rows
 
 
-@settings(deadline=None, max_examples=200)
+@settings(deadline=None, max_examples=120)
 @given(chunks(), st.sampled_from([".", ","]))
 def test_the_fast_path_and_pandera_on_every_row_give_the_same_answers(drawn, decimal):
     """Kernels pass only rows pandera passes, and what they leave to pandera it decides: the
