@@ -216,7 +216,7 @@ class Run:
     """What every reading command sets up: the run id, logs, the resource, inputs, a record."""
 
     def __init__(self, command: str, kw: dict[str, Any]) -> None:
-        from etl.resources import load_soon
+        from etl.resources import is_path, load_soon
 
         loading = load_soon(kw["resource"])  # the schema, and pandera with it, while the rest starts
         from etl import logs, pipeline
@@ -243,6 +243,8 @@ class Run:
         self.decimal: str = kw["decimal"]
         self.files: list[str] = list(kw["files"])
         self.record = pipeline.RunRecord(self.run_id, command, report, self.files)
+        if is_path(kw["resource"]):  # the rules the rows were held to, when not the installed ones
+            self.record.extra["schema"] = os.path.abspath(kw["resource"])
         with contextlib.suppress(FileNotFoundError):  # an earlier run's, beside a --report reused
             os.remove(self.record.summary_path)
         logs.get().info("run started", command=command, files=self.files)

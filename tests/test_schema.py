@@ -60,6 +60,7 @@ def test_at_most_100_added_to_credit_used_refuses_150_in_validate(etl, tmp_path)
         ("invalid", 'CreditUsed: "100.0000001" is larger than 100'),  # exact: no float rounds it down
         ("invalid", 'CreditUsed: "-1" must be greater than 0'),
     ]
+    assert run.summary()["schema"] == str(schema)  # which rules this run held the rows to
     assert etl("validate", data).code == 1  # the installed schema is untouched: 150 is fine there
     assert [r["outcome"] for r in etl("validate", data).report()] == ["valid"] * 3 + ["invalid"]
 
