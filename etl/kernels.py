@@ -27,7 +27,7 @@ from etl.fields import bools
 from etl.rules import _builtin
 from etl.values import Kind, Parsed
 
-#: a kernel: which cells of a parsed column surely pass (blank ones do: pandera skips nulls)
+#: a kernel: which cells of a parsed column surely pass (read where the column's `ok` only)
 Kernel = Callable[[Parsed], np.ndarray]
 
 _INT64 = 2**63 - 1
@@ -59,7 +59,7 @@ def _compare(op: str, limit: Any, kind: Kind) -> Kernel | None:
     fn = {"gt": pc.greater, "ge": pc.greater_equal, "lt": pc.less, "le": pc.less_equal}[op]
     if kind is Kind.INTEGER and _whole(limit):
         scalar = arrow.scalar(limit, arrow.int64())
-        return lambda p: _passes(fn(p.values, scalar))
+        return lambda p: _passes(fn(p.raw, scalar))
     if kind in (Kind.INTEGER, Kind.AMOUNT) and _number(limit):
         # above a limit: surely above the limit moved up by a margin; below: moved down
         nudged = _nudged(limit, np.inf if op in ("gt", "ge") else -np.inf)
@@ -67,7 +67,7 @@ def _compare(op: str, limit: Any, kind: Kind) -> Kernel | None:
             return None
         strict = {"gt": pc.greater, "ge": pc.greater, "lt": pc.less, "le": pc.less}[op]
         scalar = arrow.scalar(nudged, arrow.float64())
-        return lambda p: _passes(strict(pc.cast(p.values, arrow.float64(), safe=False), scalar))
+        return lambda p: _passes(strict(pc.cast(p.raw, arrow.float64(), safe=False), scalar))
     return None
 
 
@@ -114,7 +114,7 @@ def compile_check(check: Any, kind: Kind) -> Kernel | None:
         if members is None:
             return None
         inside = name in ("equal_to", "isin")
-        return lambda p: _passes(_in(p.values, members, inside))
+        return lambda p: _passes(_in(p.raw, members, inside))
     if name == "str_length" and kind is Kind.TEXT:
         low, high, exact = s.get("min_value"), s.get("max_value"), s.get("exact_value")
         if exact is not None:
@@ -123,8 +123,8 @@ def compile_check(check: Any, kind: Kind) -> Kernel | None:
             return None
 
         def lengths(p: Parsed) -> np.ndarray:
-            n = pc.utf8_length(p.values)
-            ok = _passes(pc.greater_equal(n, low)) if low is not None else np.ones(len(p.values), bool)
+            n = pc.utf8_length(p.raw)
+            ok = _passes(pc.greater_equal(n, low)) if low is not None else np.ones(len(p.raw), bool)
             if high is not None:
                 ok &= _passes(pc.less_equal(n, high))
             return ok

@@ -23,7 +23,7 @@ import pyarrow as arrow
 import pyarrow.compute as pc
 
 from etl.errors import FileProblem
-from etl.fields import bools, shown
+from etl.fields import shown
 from etl.kernels import Kernel, compile_check
 from etl.lazy import pandera
 from etl.reading import RawChunk
@@ -224,10 +224,8 @@ class Validator:
 
         index = pd.Index(rows)
         if field.kind is Kind.INTEGER:
-            taken = p.values.take(arrow.array(rows, type=arrow.int64()))
-            mask = ~bools_valid(taken)
-            data = pc.fill_null(taken, 0).to_numpy(zero_copy_only=False)
-            return pd.Series(pd.arrays.IntegerArray(data.astype(np.int64), mask), index=index)
+            data = p.raw.take(arrow.array(rows, type=arrow.int64())).to_numpy(zero_copy_only=False)
+            return pd.Series(pd.arrays.IntegerArray(data.astype(np.int64), ~p.ok[rows]), index=index)
         values = p.exact(rows)
         series = pd.Series(values, index=index, dtype=object)
         dtype = self.schema.columns[field.name].dtype
@@ -382,8 +380,3 @@ def _deciding(column: Any) -> Any:
     for check in column.checks:
         check.n_failure_cases = None
     return column
-
-
-def bools_valid(array: arrow.Array) -> np.ndarray:
-    """Which entries of ARRAY are not null."""
-    return bools(array.is_valid())

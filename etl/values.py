@@ -108,6 +108,7 @@ class Parsed:
     the values of the others as an Arrow array (`int64` for whole numbers, trimmed text for
     text; for amounts a `float64` near the exact value, which is enough for a kernel to be
     sure of most comparisons: the exact `Decimal`s are made for the rows that need them).
+    `raw` holds the same without nulls, for kernels, whose answers count where `ok` only.
 
     The common cell (plain ASCII digits) is read by Arrow's kernels; any other non-blank cell
     goes through `value()`, so the two cannot disagree on it."""
@@ -120,7 +121,7 @@ class Parsed:
         self.blank = bools(pc.equal(text, ""))
         self.problems: dict[int, str] = {}
         if kind is Kind.TEXT:
-            self.values: arrow.Array = pc.if_else(arrow.array(self.blank), None, text)
+            self.raw: arrow.Array = text
             self.ok = ~self.blank
             return
         if kind is Kind.INTEGER:
@@ -156,14 +157,20 @@ class Parsed:
         self.ok = ~self.blank
         if self.problems:
             self.ok[np.fromiter(self.problems, dtype=np.int64, count=len(self.problems))] = False
-        self.values = pc.if_else(arrow.array(self.ok), values, None)
+        self.raw = values  # what a kernel reads: a value where `ok`, anything elsewhere
+
+    @property
+    def values(self) -> arrow.Array:
+        """The values, null where a cell is blank or not a value."""
+        return self.raw if self.ok.all() else pc.if_else(arrow.array(self.ok), self.raw, None)
 
     def exact(self, rows: np.ndarray) -> list[Any]:
         """The values of ROWS as Python objects (exact `Decimal`s for amounts; None where blank
         or not a value)."""
-        if self.kind is not Kind.AMOUNT:
-            return self.values.take(arrow.array(rows, type=arrow.int64())).to_pylist()
         take = arrow.array(rows, type=arrow.int64())
+        if self.kind is not Kind.AMOUNT:
+            return [v if good else None
+                    for v, good in zip(self.raw.take(take).to_pylist(), self.ok[rows], strict=True)]
         raw, plain = self.cells.take(take).to_pylist(), self._text.take(take).to_pylist()
         return [None if not good else Decimal(digits) if simple else value(self.kind, cell, self.decimal)[0]
                 for cell, digits, good, simple in zip(raw, plain, self.ok[rows], self._simple[rows],
