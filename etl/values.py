@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as arrow
 import pyarrow.compute as pc
 
-from etl.fields import bools, shown
+from etl.fields import bools, nonempty, shown
 
 _SPACE = " \t\r\n\v\f"
 _WHOLE_RX = re.compile(r"[+-]?\d+(?:\.0*)?", re.ASCII)  # "123", and "123.0" as Excel writes them
@@ -117,13 +117,17 @@ class Parsed:
         self.kind = kind
         self.cells = cells
         self.decimal = decimal
-        text = pc.utf8_trim(pc.fill_null(cells, ""), _SPACE)
-        self.blank = bools(pc.equal(text, ""))
         self.problems: dict[int, str] = {}
         if kind is Kind.TEXT:
+            text = pc.utf8_trim(pc.fill_null(cells, ""), _SPACE)
+            self.blank = bools(pc.equal(text, ""))
             self.raw: arrow.Array = text
             self.ok = ~self.blank
             return
+        # numbers are judged on the cells as they are: one with spaces around it is not plain
+        # digits, and `value()` reads it (and finds it blank when it is nothing but spaces)
+        text = pc.fill_null(cells, "") if cells.null_count else cells
+        self.blank = ~nonempty(cells)
         if kind is Kind.INTEGER:
             simple = pc.and_(pc.ascii_is_decimal(text), pc.less_equal(pc.binary_length(text), 18))
             target, zero = arrow.int64(), "0"
@@ -148,11 +152,11 @@ class Parsed:
                 got, problem = value(kind, cell, decimal)
                 if problem is not None:
                     self.problems[pos] = problem
-                    fixed.append(None)
-                else:
-                    fixed.append(got if kind is Kind.INTEGER else float(got))
+                elif got is None:
+                    self.blank[pos] = True  # nothing but spaces
+                fixed.append(0 if got is None else got if kind is Kind.INTEGER else float(got))
             np_values = values.to_numpy(zero_copy_only=False).copy()
-            np_values[rest] = [0 if v is None else v for v in fixed]
+            np_values[rest] = fixed
             values = arrow.array(np_values, type=target)
         self.ok = ~self.blank
         if self.problems:
