@@ -114,6 +114,8 @@ class Parsed:
     goes through `value()`, so the two cannot disagree on it."""
 
     def __init__(self, kind: Kind, cells: arrow.Array, decimal: str = ".") -> None:
+        if not (arrow.types.is_string(cells.type) or arrow.types.is_large_string(cells.type)):
+            cells = cells.cast(arrow.large_string())  # a view or a dictionary: text all the same
         self.kind = kind
         self.cells = cells
         self.decimal = decimal

@@ -204,3 +204,13 @@ def test_ids_above_32_bits_fail_the_schema_check():
         3: 'CoworkerBookingCreditId: "0" must be greater than 0',
         4: 'CoworkerBookingCreditId: "-3" must be greater than 0',
     }
+
+
+def test_any_arrow_layout_of_text_is_read_the_same():
+    cells = ["12", " 7 ", "", None, "abc", "2.5"]
+    plain = Parsed(Kind.AMOUNT, arrow.array(cells, type=arrow.string()))
+    for layout in (arrow.array(cells, type=arrow.string()).dictionary_encode(),
+                   arrow.array(cells, type=arrow.large_string())):
+        other = Parsed(Kind.AMOUNT, layout)
+        assert other.problems == plain.problems and list(other.ok) == list(plain.ok)
+        assert other.exact(np.arange(len(cells))) == plain.exact(np.arange(len(cells)))
