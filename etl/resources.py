@@ -196,7 +196,10 @@ def load(name: str) -> Resource:
         default = name
     if not hasattr(module, "SCHEMA"):
         raise SchemaProblem(f"{module.__file__}: defines no SCHEMA (a pandera.pandas.DataFrameSchema)")
-    resource = from_schema(module.SCHEMA, default)
+    try:
+        resource = from_schema(module.SCHEMA, default)
+    except SchemaProblem as exc:
+        raise SchemaProblem(f"{name}: {exc}") from exc
     # the name a row's identity takes: an installed resource's is its file's, whatever its
     # SCHEMA's name= says; a schema file posting where one posts is that one
     return _as_installed(resource) if is_path(name) else replace(resource, name=name)
