@@ -137,6 +137,11 @@ def test_schema_lists_the_added_rules(etl, tmp_path):
     assert "Every row: exactly one of BookingId, CoworkerInvoiceLineId, EventAttendeeId" in run.out
     run = etl("schema", "--resource", at_most_100(tmp_path))
     assert "decimal number, greater than 0, at most 100" in run.out
+    column = '        "EventAttendeeId": pa.Column('
+    schema = schema_copy(tmp_path, column, '        "Notes": pa.Column(str),\n' + column, name="notes.py")
+    assert etl("schema", "--resource", schema, "--template", "blank.csv").code == 0
+    assert (tmp_path / "blank.csv").read_text().strip() == (
+        "CoworkerBookingCreditId,CreditUsed,Description,BookingId,CoworkerInvoiceLineId,Notes,EventAttendeeId")
 
 
 def test_required_and_nullable_come_from_the_schema(etl, tmp_path):
