@@ -54,3 +54,26 @@ def test_python_dash_m_is_the_same_program(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("24 rows: 24 valid.")
     assert done.stderr == ""
+
+
+def test_resolve_takes_the_bare_file_name_the_report_shows(etl, tmp_path):
+    """The README's form, `etl resolve export.csv:17`, from a folder other than the file's."""
+    from etl.sandbox import Faults, Sandbox
+    from tests.test_import import NO_ENV, TOKEN
+
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    path = exports / "export.csv"
+    path.write_text("CoworkerBookingCreditId,CreditUsed,Description\n101,1,first\n")
+    with Sandbox(faults=Faults(retry_after=0, created_on_offset=-8), tokens=(TOKEN,)) as box:
+        box.script("error_after_create")
+        api = ["--api-url", box.url, "--token", TOKEN]
+        run = etl("import", path, *api, "--rate", "1000", "--no-system-id", "--timeout", "0.3", env=NO_ENV)
+        assert [r["outcome"] for r in run.report()] == ["in_doubt"], run.err
+        record = box.store.records()[0]["Id"]
+        done = etl("resolve", "export.csv:2", "--created", str(record), *api, env=NO_ENV)
+        assert done.code == 0, done.err
+        assert f"row 2: created, record {record}" in done.out
+        again = etl("import", path, *api, "--rate", "1000", "--no-system-id", env=NO_ENV)
+        assert [r["outcome"] for r in again.report()] == ["skipped"]
+        assert box.stats.posts == 1
