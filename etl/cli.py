@@ -64,37 +64,83 @@ def _load_config(ctx: click.Context, _: click.Parameter, path: str | None) -> No
 
 class Group(click.Group):
     """Turns the project's typed errors into one line on stderr and their exit code, and gives
-    every command's options their ETL_* environment variable and a --config file."""
+    every command's options their ETL_* environment variable and a --config file. With --json,
+    every failure also prints one JSON document on stdout (the exit code and the error)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["etl.argv"] = list(args)  # --json is honoured even when parsing fails
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.ClickException as exc:
+            if not _wants_json(ctx):
+                raise
+            exc.show()
+            _failed(ctx, exc.exit_code, exc.format_message())
         except EtlError as exc:
-            click.echo(f"etl: error: {exc}", err=True)
-            ctx.exit(int(exc.exit_status))
+            _fail(ctx, int(exc.exit_status), str(exc))
         except KeyboardInterrupt:
             click.echo("etl: interrupted", err=True)
-            ctx.exit(int(ExitStatus.INTERRUPTED))
+            _failed(ctx, int(ExitStatus.INTERRUPTED), "interrupted")
         except OSError as exc:
+            sent = ctx.invoked_subcommand in ("import", "reconcile", "resolve")
             if not no_room(exc):
                 if exc.filename is None:
                     raise
-                sent = ctx.invoked_subcommand in ("import", "reconcile", "resolve")
-                click.echo(f"etl: error: {exc.filename}: {exc.strerror or exc}"
-                           + ("; nothing more is sent: the journal says what was done" if sent else ""),
-                           err=True)
-                ctx.exit(int(ExitStatus.ABORTED if sent else ExitStatus.USAGE))
+                _fail(ctx, int(ExitStatus.ABORTED if sent else ExitStatus.USAGE),
+                      f"{exc.filename}: {exc.strerror or exc}"
+                      + ("; nothing more is sent: the journal says what was done" if sent else ""))
             where = f" writing {exc.filename}" if exc.filename else ""
             then = ("nothing more is sent; free some space and run it again: the journal says what "
-                    "was done" if ctx.invoked_subcommand in ("import", "reconcile", "resolve")
-                    else "free some space and run it again")
-            click.echo(f"etl: error: no room left{where} ({exc.strerror or exc}); {then}", err=True)
-            ctx.exit(int(ExitStatus.ABORTED))
+                    "was done" if sent else "free some space and run it again")
+            _fail(ctx, int(ExitStatus.ABORTED), f"no room left{where} ({exc.strerror or exc}); {then}")
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         if (name or cmd.name) not in _NOT_CONFIGURED:
             _configurable(cmd)
         super().add_command(cmd, name)
+
+
+def _wants_json(ctx: click.Context) -> bool:
+    """--json was asked for: on the command line, by ETL_JSON, or by a config file (once read)."""
+    if ctx.meta.get("etl.json"):
+        return True
+    if "--json" in ctx.meta.get("etl.argv", ()):
+        return True
+    return os.environ.get("ETL_JSON", "").strip().lower() in ("1", "true", "t", "yes", "y", "on")
+
+
+def _fail(ctx: click.Context, code: int, message: str) -> None:
+    click.echo(f"etl: error: {message}", err=True)
+    _failed(ctx, code, message)
+
+
+def _failed(ctx: click.Context, code: int, message: str) -> None:
+    """Exit CODE; with --json, first the one JSON document of a run that failed: what a run
+    had read and counted so far (also kept as its summary.json), or the command and error."""
+    run: Run | None = ctx.meta.get("etl.run")
+    if run is not None:
+        document = run.failed(code, message)
+    else:
+        document = {"command": ctx.invoked_subcommand, "exit_code": code, "error": message}
+        if ctx.meta.get("etl.files"):
+            document["files"] = ctx.meta["etl.files"]
+    if _wants_json(ctx):
+        click.echo(json.dumps(document, indent=2, default=str))
+    ctx.exit(code)
+
+
+def _note_json(ctx: click.Context, _: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.meta["etl.json"] = True
+    return value
+
+
+def _note_files(ctx: click.Context, _: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    ctx.meta["etl.files"] = list(value)
+    return value
 
 
 def _configurable(command: click.Command) -> None:
@@ -161,7 +207,8 @@ def reading_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options every command that reads files takes (contract: 'Options every reading command takes')."""
     options = [
         click.argument(
-            "files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=str)
+            "files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=str),
+            callback=_note_files,
         ),
         click.option(
             "--resource", default=DEFAULT_RESOURCE, show_default=True, metavar="NAME",
@@ -205,7 +252,7 @@ def reading_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 json_option = click.option(
-    "--json", "as_json", is_flag=True,
+    "--json", "as_json", is_flag=True, callback=_note_json,
     help="Print the run's summary as JSON on stdout (what summary.json holds); the summary "
          "line goes to stderr.",
 )
@@ -243,6 +290,24 @@ class Run:
         with contextlib.suppress(FileNotFoundError):  # an earlier run's, beside a --report reused
             os.remove(self.record.summary_path)
         logs.get().info("run started", command=command, files=self.files)
+        click.get_current_context().meta["etl.run"] = self
+
+    def failed(self, code: int, message: str) -> dict[str, Any]:
+        """The run's summary when it ends on a problem: kept as its summary.json too (unless the
+        run already wrote one), so its log folder says how it ended."""
+        from etl import logs
+        from etl.pipeline import now_iso
+        from etl.reporting import write_summary
+
+        if self.record.finished_at is None:
+            self.record.finished_at = now_iso()
+            self.record.exit_code = code
+            with contextlib.suppress(OSError):
+                write_summary(self.record.summary_path, {**self.record.summary(), "error": message})
+        with contextlib.suppress(Exception):
+            logs.get().info("run failed", exit_code=code, error=message)
+        logs.close()
+        return {**self.record.summary(), "exit_code": code, "error": message}
 
     def inputs(self) -> pipeline.Inputs:
         from etl import pipeline

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import click
+import pytest
 
 from etl.cli import main
 from tests.conftest import SAMPLES
@@ -77,3 +79,68 @@ def test_resolve_takes_the_bare_file_name_the_report_shows(etl, tmp_path):
         again = etl("import", path, *api, "--rate", "1000", "--no-system-id", env=NO_ENV)
         assert [r["outcome"] for r in again.report()] == ["skipped"]
         assert box.stats.posts == 1
+
+
+def one_json_document(run) -> dict:
+    """stdout holds exactly one JSON document (json.loads refuses anything before or after it)."""
+    import json
+
+    document = json.loads(run.out)
+    assert isinstance(document, dict)
+    assert document["exit_code"] == run.code
+    return document
+
+
+def test_json_is_one_document_on_a_file_error(etl, tmp_path):
+    run = etl("validate", "missing.csv", "--json")
+    assert run.code == 2
+    document = one_json_document(run)
+    assert "missing.csv" in document["error"] and document["files"] == ["missing.csv"]
+    assert document["command"] == "validate" and document["run_id"]
+    # the run's folder says how it ended, not only "run started"
+    summary = json.loads((tmp_path / "logs" / document["run_id"] / "summary.json").read_text())
+    assert summary["exit_code"] == 2 and "missing.csv" in summary["error"]
+
+
+def test_json_is_one_document_on_a_missing_column(etl, tmp_path):
+    (tmp_path / "a.csv").write_text("Foo,Bar\n1,2\n")
+    run = etl("import", "a.csv", "--sandbox", "--json")
+    assert run.code == 2
+    assert "CoworkerBookingCreditId" in one_json_document(run)["error"]
+
+
+@pytest.mark.parametrize("args", [
+    ["import", "a.csv", "--json", "--rate", "fast"],
+    ["validate", "--json"],
+    ["status", "--json", "--runs", "-1"],
+    ["report", "nowhere", "--json"],
+    ["reconcile", "--json", "--no-such-option"],
+    ["import", "a.csv", "--sandbox", "--map", "Credits", "--json"],
+])
+def test_json_is_one_document_on_a_usage_error(etl, tmp_path, args):
+    (tmp_path / "a.csv").write_text("CoworkerBookingCreditId,CreditUsed\n1,2\n")
+    run = etl(*args)
+    assert run.code == 2
+    document = one_json_document(run)
+    assert document["error"] and document["command"] == args[0]
+    assert "Usage:" in run.err or "Error:" in run.err
+
+
+def test_json_from_the_environment_or_config_file_on_a_failure(etl, tmp_path):
+    run = etl("validate", "missing.csv", env={"ETL_JSON": "1"})
+    assert run.code == 2 and one_json_document(run)["exit_code"] == 2
+    (tmp_path / "nightly.toml").write_text("json = true\n")
+    run = etl("import", "missing.csv", "--config", "nightly.toml", "--sandbox")
+    assert run.code == 2 and "missing.csv" in one_json_document(run)["error"]
+
+
+def test_json_on_refused_credentials_says_what_was_read(etl, tmp_path):
+    from etl.sandbox import Faults, Sandbox
+    from tests.test_import import NO_ENV, TOKEN
+
+    (tmp_path / "a.csv").write_text("CoworkerBookingCreditId,CreditUsed\n1,2\n3,4\n")
+    with Sandbox(faults=Faults(retry_after=0), tokens=(TOKEN,)) as box:
+        run = etl("import", "a.csv", "--api-url", box.url, "--token", "wrong-made-up", "--json", env=NO_ENV)
+    assert run.code == 3
+    document = one_json_document(run)
+    assert document["read"][0]["rows"] == 2 and "wrong-made-up" not in run.out + run.err
