@@ -331,7 +331,8 @@ class Run:
         if self.as_json:
             if not self.quiet:
                 click.echo(self.record.line(), err=True)
-            click.echo(json.dumps(self.record.summary(), indent=2, default=str))
+            error = self.record.stopped if status in (ExitStatus.USAGE, ExitStatus.ABORTED) else None
+            click.echo(json.dumps({**self.record.summary(), "error": error}, indent=2, default=str))
         else:
             click.echo(self.record.line())
         logs.close()

@@ -51,10 +51,12 @@ class Kind(enum.Enum):
     AMBIGUOUS = "ambiguous"
     REFUSED = "refused"
     TLS = "tls"
+    UNREACHABLE = "unreachable"
 
 
 #: Answers that prove the server did not process the request.
-NOT_PROCESSED = frozenset({Kind.THROTTLED, Kind.NOT_SENT, Kind.UNAVAILABLE, Kind.UNAUTHORIZED})
+NOT_PROCESSED = frozenset({Kind.THROTTLED, Kind.NOT_SENT, Kind.UNAVAILABLE, Kind.UNAUTHORIZED,
+                           Kind.UNREACHABLE})
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,11 @@ class ReadFailed(Exception):
 
 class AuthenticationRefused(RunAborted):
     pass
+
+
+class Unreachable(RunAborted):
+    """The API's host can't be reached at all (connection refused, no such host, no route): one
+    fact about the target, not about a row, so the run stops at once (exit 3), nothing sent."""
 
 
 class Stopped(Exception):
@@ -164,6 +171,9 @@ class Client:
                                   allow_redirects=False)
         except requests.exceptions.SSLError as exc:
             raise RunAborted(_tls_message(self.api_url, exc)) from None
+        except requests.ConnectionError as exc:
+            raise _unreachable(self.api_url, exc) or RunAborted(
+                f"could not reach {self.api_url}/api/token: {type(exc).__name__}") from None
         except requests.RequestException as exc:
             raise RunAborted(f"could not reach {self.api_url}/api/token: {type(exc).__name__}") from None
         body = _json(r)
@@ -246,6 +256,9 @@ class Client:
         except requests.ReadTimeout:
             return Answer(Kind.AMBIGUOUS, errors=f"no complete answer within {self.timeout:g} s")
         except requests.ConnectionError as exc:
+            gone = _unreachable(self.api_url, exc)
+            if gone is not None:
+                return Answer(Kind.UNREACHABLE, errors=str(gone))
             if _never_sent(exc):
                 return Answer(Kind.NOT_SENT, errors="could not connect")
             return Answer(Kind.AMBIGUOUS, errors="the connection was dropped before an answer")
@@ -268,6 +281,9 @@ class Client:
             except requests.exceptions.SSLError as exc:
                 raise ReadFailed(_tls_message(self.api_url, exc)) from None
             except requests.RequestException as exc:
+                gone = _unreachable(self.api_url, exc) if isinstance(exc, requests.ConnectionError) else None
+                if gone is not None:
+                    raise gone from None
                 failures += 1
                 if failures > READ_RETRIES:
                     raise ReadFailed(f"GET {path} failed {failures} times ({type(exc).__name__})") from None
@@ -316,6 +332,28 @@ def _tls_message(url: str, exc: Exception) -> str:
     what = "its certificate could not be verified" if "CERTIFICATE" in text.upper() else "TLS failed"
     return (f"could not open a secure connection to {url}: {what}; nothing was sent. Check "
             "--api-url, the machine's clock and its CA certificates (REQUESTS_CA_BUNDLE)")
+
+
+def _unreachable(url: str, exc: requests.ConnectionError) -> Unreachable | None:
+    """The target itself can't be reached (no connection could be made at all, for a reason
+    that holds for every request), else None."""
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    if not isinstance(reason, NewConnectionError):
+        return None
+    text = str(reason).lower()
+    if "refused" in text:
+        why = "connection refused"
+    elif any(w in text for w in ("resolve", "name or service", "nodename", "getaddrinfo", "no address")):
+        why = "no such host"
+    elif "unreachable" in text or "no route" in text:
+        why = "no route to it"
+    else:
+        return None
+    host = urlsplit(url).netloc
+    return Unreachable(f"can't reach the API at {host} ({why}); nothing more is sent. Check --api-url and "
+                       "the network, then run again")
 
 
 def _never_sent(exc: requests.ConnectionError) -> bool:
@@ -463,6 +501,9 @@ class Poster:
         errors = answer.errors
         if answer.kind in NOT_PROCESSED and tries.sent > 1:
             errors = f"{errors} (after {tries.sent} attempts)"
+        if answer.kind is Kind.UNREACHABLE:
+            return Result(Kind.NOT_SENT, attempts=tries.sent, marked=tries.marked,
+                          stop=Unreachable(answer.errors), errors=answer.errors)
         if answer.kind is Kind.TLS:
             return Result(answer.kind, None, None, tries.sent, errors, tries.marked,
                           stop=RunAborted(errors))
