@@ -205,7 +205,7 @@ def _delimiter(value: str | None) -> str | None:
 
 def reading_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options every command that reads files takes (contract: 'Options every reading command takes')."""
-    options = [
+    options: list[Callable[[Any], Any]] = [
         click.argument(
             "files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=str),
             callback=_note_files,
@@ -241,21 +241,22 @@ def reading_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "-q", "--quiet", is_flag=True,
-            help="No progress bar and no list of rows that need action; only the summary line.",
+            help="Only the summary line: no progress bar, no warnings (they stay in the run's "
+                 "log.jsonl), no list of rows that need action; errors still print.",
         ),
         click.option("-v", "--verbose", is_flag=True, help="Show the debug log on stderr."),
-        json_option,
+        json_option(
+            "Print the run's summary as JSON on stdout (what summary.json holds), whatever the exit "
+            "code (on a problem: the exit code and the error); the summary line goes to stderr."),
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
-json_option = click.option(
-    "--json", "as_json", is_flag=True, callback=_note_json,
-    help="Print the run's summary as JSON on stdout (what summary.json holds); the summary "
-         "line goes to stderr.",
-)
+def json_option(text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--json, with what it prints for this command."""
+    return click.option("--json", "as_json", is_flag=True, callback=_note_json, help=text)
 
 
 class Run:
@@ -282,7 +283,8 @@ class Run:
         self.run_dir = os.path.join("logs", self.run_id)
         report = kw["report"] or os.path.join(self.run_dir, "results.csv")
         pipeline.check_paths(list(kw["files"]), report)
-        logs.configure(self.run_id, os.path.dirname(os.path.abspath(report)), verbose=self.verbose)
+        logs.configure(self.run_id, os.path.dirname(os.path.abspath(report)), verbose=self.verbose,
+                       quiet=self.quiet)
         self.read = ReadOptions(encoding=kw["encoding"], delimiter=kw["delimiter"], sheet=kw["sheet"])
         self.decimal: str = kw["decimal"]
         self.files: list[str] = list(kw["files"])
@@ -331,8 +333,7 @@ class Run:
         if self.as_json:
             if not self.quiet:
                 click.echo(self.record.line(), err=True)
-            error = self.record.stopped if status in (ExitStatus.USAGE, ExitStatus.ABORTED) else None
-            click.echo(json.dumps({**self.record.summary(), "error": error}, indent=2, default=str))
+            click.echo(json.dumps(self.record.summary(), indent=2, default=str))
         else:
             click.echo(self.record.line())
         logs.close()
@@ -448,7 +449,8 @@ def schema(resource: str, template: str | None) -> None:
               help="POSTs a night, to count the nights still needed.")
 @click.option("--runs", type=click.IntRange(min=0), default=5, show_default=True, metavar="N",
               help="How many of the last runs to list.")
-@json_option
+@json_option("Print what the journal knows (files, today's POSTs, nights to go, last runs) as JSON "
+             "on stdout instead of the table; on a problem, the exit code and the error.")
 def status(api_url: str, sandbox: bool, journal: str | None, daily_limit: int, runs: int,
            as_json: bool) -> None:
     """What the journal of a target knows: per file done, in doubt, failed and left; today's
@@ -479,7 +481,9 @@ def status(api_url: str, sandbox: bool, journal: str | None, daily_limit: int, r
               help="Also write a self-contained HTML page (charts, no network) to PATH.")
 @click.option("--rows", type=click.IntRange(min=0), default=10, show_default=True, metavar="N",
               help="How many rows that need action to list on the terminal.")
-@json_option
+@json_option("Print the run's summing-up (counts per outcome and file, reasons by column, rows "
+             "that need action) as JSON on stdout instead of the text; on a problem, the exit "
+             "code and the error.")
 def report(target: str, html_path: str | None, rows: int, as_json: bool) -> None:
     """Summarise a finished run: counts per outcome and file, the most common reasons by
     column, the rows that need action; with --html, a page with charts to share.
@@ -799,7 +803,7 @@ def import_(files: tuple[str, ...], **kw: Any) -> None:
     finally:
         if api.sandbox is not None:
             api.sandbox.stop()
-    notes = run.record.extra.get("notes") or {}
+    notes = {} if run.quiet else run.record.extra.get("notes") or {}
     if notes.get("skipped_identical_from_other_files"):
         click.echo(f"{notes['skipped_identical_from_other_files']} rows were skipped: identical in every "
                    "cell to rows created earlier from other files (the report names them).", err=True)
@@ -817,8 +821,10 @@ _ERRORS = ("invalid", "rejected", "failed", "in_doubt")
 @click.option("--resource", default=DEFAULT_RESOURCE, show_default=True, metavar="NAME",
               help="Which Nexudus target the journal's rows are for.")
 @api_options
-@click.option("-q", "--quiet", is_flag=True, help="Only the summary line.")
-@json_option
+@click.option("-q", "--quiet", is_flag=True,
+              help="Only the summary line: no line per row, no warnings (errors still print).")
+@json_option("Print the verdicts as JSON on stdout (counts, the rows still in doubt and why), the "
+             "lines going to stderr; on a problem, the exit code and the error.")
 def reconcile(resource: str, quiet: bool, as_json: bool, **kw: Any) -> None:
     """Resolve the journal's rows in doubt against the API; post nothing.
 
@@ -842,7 +848,7 @@ def reconcile(resource: str, quiet: bool, as_json: bool, **kw: Any) -> None:
 
     res = load(resource)
     run_id = pipeline.new_run_id()
-    logs.configure(run_id, os.path.join("logs", run_id))
+    logs.configure(run_id, os.path.join("logs", run_id), quiet=quiet)
     api = connect(kw)
     try:
         journal = open_journal(api, kw, run_id, "reconcile")

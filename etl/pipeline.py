@@ -263,6 +263,8 @@ class RunRecord:
             "counts": {o.value: self.counts.get(o.value, 0) for o in Outcome},
             "exit_code": self.exit_code,
             "stopped": self.stopped,
+            # what stopped a run that failed (exit 2 or 3): the same key as a run that never began
+            "error": self.stopped if self.exit_code in (ExitStatus.USAGE, ExitStatus.ABORTED) else None,
             "report": self.report,
             "errors_report": self.attention.path if self.attention else None,
             "needs_action": self.attention.total if self.attention else None,

@@ -144,3 +144,23 @@ def test_json_on_refused_credentials_says_what_was_read(etl, tmp_path):
     assert run.code == 3
     document = one_json_document(run)
     assert document["read"][0]["rows"] == 2 and "wrong-made-up" not in run.out + run.err
+
+
+@pytest.mark.parametrize("name", ["status", "report", "reconcile"])
+def test_json_help_says_what_each_command_prints(etl, name):
+    help_text = " ".join(etl(name, "--help").out.split())
+    assert "summary.json" not in help_text and "the run's summary" not in help_text
+    assert "--json" in help_text and "whatever the exit" in " ".join(
+        etl("import", "--help").out.split())
+
+
+def test_quiet_prints_only_the_summary_line_even_with_a_warning(etl):
+    from tests.conftest import DATA
+
+    loud = etl("validate", DATA / "cp1252.csv")
+    assert "etl: warning:" in loud.err  # the encoding guessed: a warning without -q
+    run = etl("validate", DATA / "cp1252.csv", "-q")
+    assert run.code == 0 and run.err == ""
+    assert run.out.startswith("2 rows: 2 valid.") and run.out.count("\n") == 1
+    log = (run.report_path().parent / "log.jsonl").read_text()
+    assert "reads best as cp1252" in log  # kept in the run's log
