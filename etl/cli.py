@@ -289,6 +289,7 @@ class Run:
         self.decimal: str = kw["decimal"]
         self.files: list[str] = list(kw["files"])
         self.record = pipeline.RunRecord(self.run_id, command, report, self.files)
+        self.record.extra["resource"] = self.resource.name
         with contextlib.suppress(FileNotFoundError):  # an earlier run's, beside a --report reused
             os.remove(self.record.summary_path)
         logs.get().info("run started", command=command, files=self.files)
