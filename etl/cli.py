@@ -282,12 +282,20 @@ class Run:
         self.run_id = pipeline.new_run_id()
         self.run_dir = os.path.join("logs", self.run_id)
         report = kw["report"] or os.path.join(self.run_dir, "results.csv")
-        pipeline.check_paths(list(kw["files"]), report)
+        files = list(kw["files"])
+        if "-" in files and (command != "validate" or files.count("-") > 1):
+            raise UsageProblem(
+                "- (stdin) can be validated once, not imported: an import reads its file more than "
+                "once and a rerun must find it again; save it to a file first"
+                if command != "validate" else "- (stdin) can be named once")
+        pipeline.check_paths([f for f in files if f != "-"], report)
         logs.configure(self.run_id, os.path.dirname(os.path.abspath(report)), verbose=self.verbose,
                        quiet=self.quiet)
+        if "-" in files:
+            files[files.index("-")] = _spool_stdin(os.path.dirname(os.path.abspath(report)), self.run_id)
         self.read = ReadOptions(encoding=kw["encoding"], delimiter=kw["delimiter"], sheet=kw["sheet"])
         self.decimal: str = kw["decimal"]
-        self.files: list[str] = list(kw["files"])
+        self.files: list[str] = files
         self.record = pipeline.RunRecord(self.run_id, command, report, self.files)
         self.record.extra["resource"] = self.resource.name
         with contextlib.suppress(FileNotFoundError):  # an earlier run's, beside a --report reused
@@ -341,6 +349,24 @@ class Run:
         sys.exit(int(status))
 
 
+def _spool_stdin(folder: str, run_id: str) -> str:
+    """`etl validate -`: stdin is kept as a file in the run's folder (the report names it), since
+    a file is read more than once (checked, then read)."""
+    stream = sys.stdin.buffer
+    if stream.isatty():
+        raise UsageProblem("- reads the export from stdin, which is a terminal here; pipe it in "
+                           "(etl validate - < export.csv)")
+    head = stream.read(4)
+    path = os.path.join(folder, "stdin" + (".xlsx" if head.startswith(b"PK\x03\x04") else ".csv"))
+    if os.path.exists(path):  # a --report folder used before
+        path = os.path.join(folder, f"stdin-{run_id}{os.path.splitext(path)[1]}")
+    with open(path, "wb") as f:
+        f.write(head)
+        while chunk := stream.read(1 << 20):
+            f.write(chunk)
+    return path
+
+
 def show_attention(attention: Any) -> None:
     """The first rows that need action, on stderr, each with its row number and reason."""
     for source, row, outcome, errors in attention.first:
@@ -357,7 +383,15 @@ def _validate(files: tuple[str, ...], online: bool = False, **kw: Any) -> None:
 
     run = Run("validate", {"files": files, **kw})
     inputs = run.inputs()
+    if kw.get("credits_file") and not online:
+        raise UsageProblem("--credits is for the account checks of --online --sandbox")
     api = connect(kw) if online else None
+    if api is not None and api.sandbox is not None and not kw.get("credits_file"):
+        from etl import logs
+
+        logs.get().warning("--online --sandbox without --credits FILE checks an emulator in which every "
+                           "booking credit exists and has credit left: it proves nothing about your "
+                           "account (give --credits, or check against the API)")
     try:
         with contextlib.ExitStack() as stack:
             progress = None
@@ -388,6 +422,11 @@ def _read_rate(kw: dict[str, Any], api: Api) -> float:
 
 def check_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """How the account checks read (`etl import`, `etl validate --online`)."""
+    command = click.option(
+        "--credits", "credits_file", metavar="FILE", type=click.Path(dir_okay=False),
+        help="With --sandbox: the booking credits the emulator has (a JSON list or a CSV "
+             "Id,TotalCredit,RemainingCredit,..., as `etl sandbox --credits`). Without it every "
+             "credit exists there, so the account checks prove nothing.")(command)
     return click.option(
         "--read-rate", type=click.FloatRange(min=0.001), metavar="N",
         help="Most look-ups (reads) a second when checking booking credits before posting. "
@@ -604,8 +643,11 @@ def connect(kw: dict[str, Any], *, credentials: bool = True) -> Api:
             from etl.journal import journal_folder_problem
 
             raise journal_folder_problem(folder, exc) from None
-        box = Sandbox(db=os.path.join(folder, "sandbox-records.sqlite3"), tokens=(token,)).start()
+        box = Sandbox(db=os.path.join(folder, "sandbox-records.sqlite3"), tokens=(token,),
+                      credits=_sandbox_credits(kw.get("credits_file"))).start()
         return Api(box.url, target, Credentials(token=token), journal, box)
+    if kw.get("credits_file"):
+        raise UsageProblem("--credits declares the booking credits of the emulator: it goes with --sandbox")
     creds = Credentials(
         token=_secret(kw["token"], kw["token_file"], "token"),
         username=kw["username"],
@@ -614,6 +656,17 @@ def connect(kw: dict[str, Any], *, credentials: bool = True) -> Api:
     if credentials:
         creds.check()
     return Api(target, target, creds, journal)
+
+
+def _sandbox_credits(path: str | None) -> list[dict[str, Any]]:
+    from etl.sandbox import load_credits
+
+    if not path:
+        return []
+    try:
+        return load_credits(path)
+    except (OSError, ValueError) as exc:
+        raise UsageProblem(f"--credits {path}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
 def open_journal(api: Api, kw: dict[str, Any], run_id: str, command: str) -> Any:
