@@ -279,6 +279,13 @@ class Run:
                     f"its columns are: {', '.join(f.name for f in self.resource.fields)}"
                 )
         self.renames = {s: self.resource.match(t) or t for s, t in kw["renames"].items()}
+        #: the options a fixed errors.csv is read with again (its headers and numbers are the file's)
+        self.again: list[str] = [
+            *(["--resource", kw["resource"]] if kw["resource"] != DEFAULT_RESOURCE else []),
+            *(["--decimal", kw["decimal"]] if kw["decimal"] != "." else []),
+            *(["--encoding", kw["encoding"]] if kw["encoding"] else []),
+            *(["--delimiter", kw["delimiter"]] if kw["delimiter"] else []),
+            *[x for s, t in kw["renames"].items() for x in ("--map", f"{s}={t}")]]
         self.run_id = pipeline.new_run_id()
         self.run_dir = os.path.join("logs", self.run_id)
         report = kw["report"] or os.path.join(self.run_dir, "results.csv")
@@ -338,7 +345,7 @@ class Run:
 
         attention = self.record.attention
         if attention is not None and attention.total and not self.quiet:
-            show_attention(attention)
+            show_attention(attention, self.again)
         if self.as_json:
             if not self.quiet:
                 click.echo(self.record.line(), err=True)
@@ -367,8 +374,9 @@ def _spool_stdin(folder: str, run_id: str) -> str:
     return path
 
 
-def show_attention(attention: Any) -> None:
-    """The first rows that need action, on stderr, each with its row number and reason."""
+def show_attention(attention: Any, again: list[str] | None = None) -> None:
+    """The first rows that need action, on stderr, each with its row number and reason; and the
+    options errors.csv must be loaded again with (it keeps the file's own headers and numbers)."""
     for source, row, outcome, errors in attention.first:
         click.echo(f"{source} row {row}: {outcome}: {errors}", err=True)
     more = attention.total - len(attention.first)
@@ -376,6 +384,10 @@ def show_attention(attention: Any) -> None:
         click.echo(f"and {more} more: see {attention.path}", err=True)
     else:
         click.echo(f"To fix and load them again: {attention.path}", err=True)
+    if again:
+        import shlex
+
+        click.echo(f"Load it again with the same options: {shlex.join(again)}", err=True)
 
 
 def _validate(files: tuple[str, ...], online: bool = False, **kw: Any) -> None:

@@ -24,19 +24,26 @@ from etl.errors import FileProblem, UsageProblem
 from etl.outcomes import ExitStatus, Outcome, exit_status
 from etl.reading import RawChunk, ReadOptions, Table, open_table
 from etl.reporting import (
+    EXCEL,
     NEEDS_ACTION,
     Attention,
+    Dialect,
     ReportWriter,
     report_names,
+    restore,
     sparse_text,
     write_errors,
     write_summary,
 )
-from etl.resources import Resource
+from etl.resources import Resource, header_key
 from etl.validating import ColumnMap, Validator, match_columns
 
 Progress = Callable[[int], None]
 T = TypeVar("T")
+
+
+#: the reasons column of an errors.csv (headers compared as `header_key` does)
+ERRORS_KEY = "errors"
 
 
 def new_run_id() -> str:
@@ -63,6 +70,9 @@ class Inputs:
     def __post_init__(self) -> None:
         if not self.stamps:
             self.stamps = {t.path: stamp(t.path) for t in self.tables}
+        # an errors.csv etl wrote (its reasons in an `errors` column): its cells are read back
+        # exactly as the rows were first read, so a row loaded again is the same row
+        self.errors_files = [ERRORS_KEY in {header_key(h) for h in t.header} for t in self.tables]
 
     def keep_contents(self) -> None:
         """Remember each file's contents (a digest), so that a file merely touched (its time
@@ -103,6 +113,8 @@ class Inputs:
             done = rows_read = 0
             for chunk in table.chunks(rows):
                 rows_read += len(chunk)
+                if self.errors_files[i]:  # etl's own errors.csv: its formula guard undone
+                    chunk.columns = [restore(c) for c in chunk.columns]
                 yield i, chunk
                 now = min(chunk.read_to if chunk.read_to is not None else done, table.size)
                 if progress is not None and now > done:
@@ -111,6 +123,21 @@ class Inputs:
             if progress is not None and done < table.size:
                 progress(table.size - done)
             table.rows_read = rows_read
+
+    def errors_dialect(self) -> Dialect:
+        """errors.csv is written as the inputs were: their encoding (BOM included) and
+        delimiter; UTF-8 with a BOM, comma-separated, for a workbook or inputs that differ."""
+        found = set()
+        for table in self.tables:
+            encoding, delimiter = getattr(table, "encoding", None), getattr(table, "delimiter", None)
+            if encoding is None or not delimiter:
+                return EXCEL
+            bom = b""
+            if encoding.bom:
+                with open(table.path, "rb") as f:
+                    bom = f.read(encoding.bom)
+            found.add(Dialect(encoding.codec, bom, delimiter))
+        return found.pop() if len(found) == 1 else EXCEL
 
     def read(self) -> list[dict[str, Any]]:
         """What was read of each file: format, encoding and delimiter or sheet, rows."""
@@ -208,10 +235,12 @@ def prepare_inputs(
         for note in table.notes:
             logs.get().warning(note)
     for old, new in report_names([name for name, _ in own]).items():
+        if header_key(old[0]) == ERRORS_KEY:
+            continue  # an errors.csv's own reasons: replaced by the new ones, nothing to warn of
         why = ("so that it does not shadow the report's own column" if new.endswith(" (input)")
                else "so that a spreadsheet does not run it as a formula")
         logs.get().warning(f'input column "{old[0]}" is "{new}" in the report, {why}')
-    unknown = [u for c in columns for u in c.unknown]
+    unknown = [u for c in columns for u in c.unknown if header_key(u) != ERRORS_KEY]
     if unknown:
         logs.get().warning(
             "columns not in the schema are kept in the report and never sent: "
@@ -277,7 +306,9 @@ class RunRecord:
         self.exit_code = int(status)
         if os.path.exists(self.report) and self.attention is None:  # else cut as it was written
             expected = sum(self.counts.get(o, 0) for o in NEEDS_ACTION)
-            self.attention = write_errors(self.report, self.errors_path, expected=expected)
+            self.attention = write_errors(
+                self.report, self.errors_path, expected=expected,
+                dialect=self.inputs.errors_dialect() if self.inputs is not None else None)
         write_summary(self.summary_path, self.summary())
 
     def line(self) -> str:
@@ -330,7 +361,8 @@ def validate(
     previous = arrow.default_memory_pool()
     arrow.set_memory_pool(arrow.system_memory_pool())
     # a dry run's report is made again by running it again: it is not worth an fsync
-    writer = ReportWriter(record.report, inputs.own_columns, errors=record.errors_path, durable=False)
+    writer = ReportWriter(record.report, inputs.own_columns, errors=record.errors_path, durable=False,
+                          errors_dialect=inputs.errors_dialect())
     try:
         for index, chunk in read_ahead(inputs.chunks(progress, VALIDATE_ROWS)):
             texts, valid = validator.verdicts(chunk, inputs.columns[index])
