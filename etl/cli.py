@@ -859,8 +859,15 @@ def import_(files: tuple[str, ...], **kw: Any) -> None:
                             item_show_func=lambda s: s))
 
                         def update(rows: int, counts: Any) -> None:
-                            bar.update(rows, f"created {counts.get('created', 0)}, "
-                                             f"errors {sum(counts.get(o, 0) for o in _ERRORS)}")
+                            label = (f"created {counts.get('created', 0)}, "
+                                     f"errors {sum(counts.get(o, 0) for o in _ERRORS)}")
+                            if stopper.is_set():
+                                # the rows after a stop are not attempted: the bar stays where
+                                # the run stopped, and says so
+                                bar.current_item = f"{label}; stopping"
+                            else:
+                                bar.update(rows, label)
+                            bar.render_progress()  # the counts of a batch just written, too
                         return update
                 status = import_files(inputs, run.validator(), run.record, journal, poster, settings,
                                       stopper, progress)

@@ -36,6 +36,7 @@ from etl.reporting import (
     write_summary,
 )
 from etl.resources import Resource, header_key
+from etl.texts import numbered
 from etl.validating import ColumnMap, Validator, match_columns
 
 Progress = Callable[[int], None]
@@ -149,9 +150,9 @@ class Inputs:
 
     def own_cells(self, index: int, chunk: RawChunk) -> list[Any]:
         """The chunk's columns in the report's own-column order (None where a file lacks one)."""
-        where = dict(zip(_numbered(self.tables[index].header), range(len(chunk.columns)), strict=True))
+        where = dict(zip(numbered(self.tables[index].header), range(len(chunk.columns)), strict=True))
         return [chunk.columns[where[n]] if n in where else None
-                for n in _numbered(self.own_columns)]
+                for n in numbered(self.own_columns)]
 
 
 def stamp(path: str) -> tuple[int, int] | None:
@@ -177,14 +178,6 @@ def digest(path: str) -> str | None:
     return h.hexdigest()
 
 
-def _numbered(header: list[str]) -> list[tuple[str, int]]:
-    """Each header with how many namesakes precede it: two "Notes" columns are two columns."""
-    seen: Counter[str] = Counter()
-    out = []
-    for name in header:
-        out.append((name, seen[name]))
-        seen[name] += 1
-    return out
 
 
 def check_paths(files: list[str], report: str) -> None:
@@ -227,10 +220,15 @@ def prepare_inputs(
     paths: list[str], resource: Resource, read: ReadOptions, renames: dict[str, str]
 ) -> Inputs:
     tables = [open_table(p, read) for p in paths]
-    columns = [match_columns(t.path, t.header, resource, renames) for t in tables]
+    columns = []
+    for t in tables:
+        try:
+            columns.append(match_columns(t.path, t.header, resource, renames))
+        except FileProblem as exc:
+            raise _delimiter_problem(t, resource, renames) or exc from None
     own: list[tuple[str, int]] = []  # a header and which of its namesakes it is
     for table in tables:
-        own.extend(h for h in _numbered(table.header) if h not in own)
+        own.extend(h for h in numbered(table.header) if h not in own)
     for table in tables:
         for note in table.notes:
             logs.get().warning(note)
@@ -248,6 +246,31 @@ def prepare_inputs(
             resource=resource.name,
         )
     return Inputs(tables, columns, [name for name, _ in own])
+
+
+_DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+def _delimiter_problem(table: Table, resource: Resource, renames: dict[str, str]) -> FileProblem | None:
+    """A header that names the required columns once split at another delimiter: the file was
+    read with the wrong one (a --delimiter given or sniffed wrong), not named otherwise."""
+    read_with = getattr(table, "delimiter", None)
+    if not read_with:
+        return None
+    text = read_with.join(table.header)
+    for other, name in _DELIMITERS.items():
+        if other == read_with or other not in text:
+            continue
+        try:
+            match_columns(table.path, text.split(other), resource, renames)
+        except FileProblem:
+            continue
+        return FileProblem(table.path, (
+            f"its header read with the delimiter {_DELIMITERS.get(read_with, repr(read_with))} is "
+            f"{len(table.header)} column{'s' if len(table.header) != 1 else ''}, but split at "
+            f"{name}s it names the columns needed: the file is {name}-separated; pass "
+            f"--delimiter {name} (or leave --delimiter out: it is sniffed)"))
+    return None
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Any
 from etl.errors import UsageProblem
 from etl.outcomes import Outcome
 from etl.reporting import FIXED, NEEDS_ACTION, results_batches
+from etl.texts import aligned
 
 DEFAULT_RESOURCE = "coworkerbookingcreditusehistories"
 
@@ -194,19 +195,18 @@ def text(report: RunReport, *, rows: int = 10) -> str:
     lines.append(f"{report.rows} rows: " + (", ".join(f"{n} {o}" for o, n in counted) or "none"))
     if report.by_file:
         outcomes = [o for o, _ in counted]
-        width = max(len(f) for f in report.by_file)
         lines.append("")
-        lines.append("  ".join(["file".ljust(width), *(o.rjust(max(len(o), 6)) for o in outcomes)]))
-        for source, counts in report.by_file.items():
-            lines.append("  ".join([source.ljust(width),
-                                    *(str(counts.get(o, 0)).rjust(max(len(o), 6)) for o in outcomes)]))
+        numbers = range(1, len(outcomes) + 1)
+        lines.extend(aligned(
+            [["file", *outcomes]]
+            + [[f, *(str(counts.get(o, 0)) for o in outcomes)] for f, counts in report.by_file.items()],
+            right=numbers, least={i: 6 for i in numbers}))
     top = report.top_reasons()
     if top:
         lines.append("")
         lines.append("Most common reasons:")
-        width = max(len(c) for c, _, _ in top)
-        for column, reason, n in top:
-            lines.append(f"  {column.ljust(width)}  {str(n).rjust(6)}  {reason}")
+        lines.extend(aligned([[column, str(n), reason] for column, reason, n in top], right={1},
+                             least={1: 6}, indent="  "))
     if report.attention_total:
         lines.append("")
         lines.append(f"Rows that need action ({report.attention_total}):")

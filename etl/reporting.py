@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as arrow_csv
 
 from etl.fields import bools, nonempty, text_buffers
+from etl.texts import numbered
 
 FIXED = ["source", "row", "outcome", "id", "http_status", "attempts", "errors"]
 #: The outcomes of rows someone has to act on: these go to errors.csv and on the terminal.
@@ -116,13 +117,6 @@ def _mended(cells: arrow.Array, candidates: arrow.Array | np.ndarray, mend: Any)
     return pc.replace_with_mask(cells, arrow.array(mask), mended.filter(arrow.array(changed)))
 
 
-def _numbered(names: list[str]) -> list[tuple[str, int]]:
-    seen: dict[str, int] = {}
-    out = []
-    for name in names:
-        out.append((name, seen.get(name, 0)))
-        seen[name] = seen.get(name, 0) + 1
-    return out
 
 
 def _input_base(name: str) -> str:
@@ -140,7 +134,7 @@ def report_names(own_columns: list[str]) -> dict[tuple[str, int], str]:
     fixed = {f.casefold() for f in FIXED}
     taken = {n.casefold() for n in own_columns} | fixed
     renamed = {}
-    for key in _numbered(own_columns):
+    for key in numbered(own_columns):
         name = key[0]
         new = neutralise_cell(name)
         if _input_base(new).strip().casefold() in fixed:
@@ -199,7 +193,7 @@ class ReportWriter:
         self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
         header = io.StringIO()
         names = report_names(own_columns)
-        own = [names.get(key, name) for key, name in zip(_numbered(own_columns), own_columns, strict=True)]
+        own = [names.get(key, name) for key, name in zip(numbered(own_columns), own_columns, strict=True)]
         csv.writer(header, lineterminator="\n").writerow(FIXED + own)
         self._file.write(header.getvalue().encode("utf-8"))
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="report")

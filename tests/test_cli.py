@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -164,3 +165,14 @@ def test_quiet_prints_only_the_summary_line_even_with_a_warning(etl):
     assert run.out.startswith("2 rows: 2 valid.") and run.out.count("\n") == 1
     log = (run.report_path().parent / "log.jsonl").read_text()
     assert "reads best as cp1252" in log  # kept in the run's log
+
+
+@pytest.mark.parametrize("path, given, right", [
+    (SAMPLES / "credit_uses.csv", ";", "comma"),
+    (Path(__file__).parent / "data" / "semicolon_decimal_comma.csv", ",", "semicolon"),
+])
+def test_a_wrong_delimiter_gets_a_delimiter_hint_not_a_map_one(etl, path, given, right):
+    run = etl("validate", path, "--delimiter", given)
+    assert run.code == 2
+    assert f"the file is {right}-separated; pass --delimiter {right}" in run.err
+    assert "--map" not in run.err

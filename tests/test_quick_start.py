@@ -4,6 +4,7 @@ quick start on a Python that refuses system-wide installs (PEP 668)."""
 from __future__ import annotations
 
 import csv
+import re
 import subprocess
 import sys
 
@@ -47,3 +48,27 @@ def test_online_sandbox_says_it_proves_nothing_without_credits(etl, tmp_path):
     assert "credit 1203 has 1 left" in reasons
     run = etl("validate", SAMPLES / "credit_uses.csv", "--credits", "credits.csv")
     assert run.code == 2 and "--online --sandbox" in run.err
+
+
+def test_the_credit_look_up_estimate_counts_the_round_trips(tmp_path):
+    """12 credits on an account that answers in 1 s take about 12 s, not '0 s at --read-rate':
+    the estimate is said after one timed look-up (the run is stopped there)."""
+    import os
+    import signal
+
+    from etl.sandbox import Faults, Sandbox
+
+    (tmp_path / "a.csv").write_text("CoworkerBookingCreditId,CreditUsed\n"
+                                    + "".join(f"{500 + i},1\n" for i in range(12)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEXUDUS_", "ETL_"))}
+    with Sandbox(faults=Faults(latency=1.0), tokens=("made-up-token-0022",)) as box:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "etl", "validate", "a.csv", "--online", "--api-url", box.url,
+             "--token", "made-up-token-0022"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True)
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    assert re.search(r"looking up at least 12 credits before posting, about 1[0-3] s", line), line
+    assert "(one look-up took 1." in line and "--no-check-credits skips this" in line
