@@ -53,7 +53,7 @@ def frames(text: str) -> list[str]:
 
 def test_the_last_frame_counts_every_row(tmp_path):
     code, text = on_a_terminal(["import", str(SAMPLES / "credit_uses.csv"), "--sandbox",
-                                "--batch-size", "5"], tmp_path)
+                                "--batch-size", "5", "--rate", "1000"], tmp_path)
     assert code == 0, text
     last = frames(text)[-1]
     assert "100%" in last and "created 24, errors 0" in last, last

@@ -187,7 +187,7 @@ def test_one_journal_however_the_url_is_spelt(etl, tmp_path, url, same):
 
 
 def test_a_runs_start_and_end_are_shown_alike(etl):
-    assert etl("import", SAMPLES / "credit_uses.csv", "--sandbox", "-q").code == 0
+    assert etl("import", SAMPLES / "credit_uses.csv", "--sandbox", "-q", "--rate", "1000").code == 0
     run = etl("status", "--sandbox")
     [line] = [line for line in run.out.splitlines() if " import " in line]
     stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00"
