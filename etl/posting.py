@@ -345,7 +345,8 @@ def _unreachable(url: str, exc: requests.ConnectionError) -> Unreachable | None:
     text = str(reason).lower()
     if "refused" in text:
         why = "connection refused"
-    elif any(w in text for w in ("resolve", "name or service", "nodename", "getaddrinfo", "no address")):
+    elif isinstance(reason, getattr(urllib3.exceptions, "NameResolutionError", ())) or any(
+            w in text for w in ("resolve", "resolution", "name or service", "nodename", "getaddrinfo")):
         why = "no such host"
     elif "unreachable" in text or "no route" in text:
         why = "no route to it"
