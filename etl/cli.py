@@ -284,7 +284,8 @@ class Run:
             *(["--resource", kw["resource"]] if kw["resource"] != DEFAULT_RESOURCE else []),
             *(["--decimal", kw["decimal"]] if kw["decimal"] != "." else []),
             *(["--encoding", kw["encoding"]] if kw["encoding"] else []),
-            *(["--delimiter", kw["delimiter"]] if kw["delimiter"] else []),
+            *(["--delimiter", {"\t": "tab"}.get(kw["delimiter"], kw["delimiter"])]
+              if kw["delimiter"] else []),
             *[x for s, t in kw["renames"].items() for x in ("--map", f"{s}={t}")]]
         self.run_id = pipeline.new_run_id()
         self.run_dir = os.path.join("logs", self.run_id)
