@@ -36,6 +36,8 @@ def test_errors_csv_is_in_the_inputs_encoding_and_delimiter_with_formulas_made_t
     again = etl("validate", errors_csv, *MAP)
     assert again.code == 1
     assert '"errors"' not in again.err and "errors (input)" not in again.err, again.err
+    # its own errors.csv is the same file again, byte for byte (the same rows, cells and reasons)
+    assert (again.report_path().parent / "errors.csv").read_bytes() == raw
     # read back as the rows were first read: the report holds the very same cells
     first = {r["row"]: r for r in run.report()}
     for r in again.report():
