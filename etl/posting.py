@@ -272,7 +272,7 @@ class Client:
         dropped or timed-out read is tried again a few times and a throttled one waits."""
         sleep = sleep or self._wait
         renewed = False
-        failures = 0
+        failures = unconnected = 0
         throttled_since: float | None = None
         while True:
             stale = self.token
@@ -285,7 +285,11 @@ class Client:
                 if gone is not None:
                     raise gone from None
                 failures += 1
+                unconnected += isinstance(exc, requests.ConnectTimeout) or (
+                    isinstance(exc, requests.ConnectionError) and _never_sent(exc))
                 if failures > READ_RETRIES:
+                    if unconnected == failures:  # not one connection made: the target, not this read
+                        raise no_connection(self.api_url, self.timeout, failures) from None
                     raise ReadFailed(f"GET {path} failed {failures} times ({type(exc).__name__})") from None
                 sleep(min(8.0, 0.2 * 2 ** (failures - 1)))
                 continue
@@ -355,6 +359,13 @@ def _unreachable(url: str, exc: requests.ConnectionError) -> Unreachable | None:
     host = urlsplit(url).netloc
     return Unreachable(f"can't reach the API at {host} ({why}); nothing more is sent. Check --api-url and "
                        "the network, then run again")
+
+
+def no_connection(url: str, timeout: float, tries: int) -> Unreachable:
+    """Every try to connect failed (a firewall that drops packets answers nothing at all)."""
+    return Unreachable(f"can't reach the API at {urlsplit(url).netloc} (no connection within {timeout:g} s, "
+                       f"{tries} tries); nothing more is sent. Check --api-url and the network, then "
+                       "run again")
 
 
 def _never_sent(exc: requests.ConnectionError) -> bool:
@@ -502,6 +513,9 @@ class Poster:
         errors = answer.errors
         if answer.kind in NOT_PROCESSED and tries.sent > 1:
             errors = f"{errors} (after {tries.sent} attempts)"
+        if answer.kind is Kind.NOT_SENT:  # every retry failed to connect: the target, not the row
+            answer = Answer(Kind.UNREACHABLE, errors=str(
+                no_connection(self.client.api_url, self.client.timeout, tries.sent)))
         if answer.kind is Kind.UNREACHABLE:
             return Result(Kind.NOT_SENT, attempts=tries.sent, marked=tries.marked,
                           stop=Unreachable(answer.errors), errors=answer.errors)

@@ -74,3 +74,40 @@ def test_an_online_validate_against_an_unreachable_api_stops_at_once(etl, tmp_pa
     run = etl("validate", "a.csv", "--online", "--api-url", closed_port, "--token", "made-up", env=NO_ENV)
     assert run.code == 3 and "connection refused" in run.err
     assert "unchecked" not in run.err
+
+
+@pytest.fixture
+def silent_port():
+    """A loopback port that never accepts: its backlog is full, so a connection is never made
+    (what a firewall that drops packets looks like: no answer at all, not a refusal)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    held = []
+    for _ in range(4):
+        client = socket.socket()
+        client.setblocking(False)
+        try:
+            client.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        held.append(client)
+    yield f"http://127.0.0.1:{port}"
+    for client in held:
+        client.close()
+    server.close()
+
+
+@pytest.mark.parametrize("extra", [[], ["--no-check-credits", "--no-system-id"]])
+def test_an_api_that_never_answers_a_connection_stops_the_run_after_its_retries(
+        etl, tmp_path, silent_port, extra):
+    (tmp_path / "a.csv").write_text(ROWS)
+    run = etl("import", "a.csv", "--api-url", silent_port, "--token", "made-up-token", "--json",
+              "--timeout", "0.2", "--max-retries", "1", *extra, env=NO_ENV)
+    assert run.code == 3, run.err
+    document = json.loads(run.out)
+    assert f"can't reach the API at {silent_port[7:]} (no connection within 0.2 s" in document["error"]
+    assert document["counts"]["failed"] == 0 and "failed" not in journal_states(silent_port)
+    said = [line for line in run.err.splitlines() if "no connection within" in line]
+    assert 1 <= len(said) <= 2, run.err
