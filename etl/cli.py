@@ -318,15 +318,18 @@ class Run:
         from etl.pipeline import now_iso
         from etl.reporting import write_summary
 
+        # no report was written when the run stopped before it: none is named
+        document = {**self.record.summary(), "exit_code": code, "error": message,
+                    **({} if os.path.exists(self.record.report) else {"report": None})}
         if self.record.finished_at is None:
-            self.record.finished_at = now_iso()
+            self.record.finished_at = document["finished_at"] = now_iso()
             self.record.exit_code = code
             with contextlib.suppress(OSError):
-                write_summary(self.record.summary_path, {**self.record.summary(), "error": message})
+                write_summary(self.record.summary_path, document)
         with contextlib.suppress(Exception):
             logs.get().info("run failed", exit_code=code, error=message)
         logs.close()
-        return {**self.record.summary(), "exit_code": code, "error": message}
+        return document
 
     def inputs(self) -> pipeline.Inputs:
         from etl import pipeline

@@ -97,7 +97,7 @@ def test_json_is_one_document_on_a_file_error(etl, tmp_path):
     assert run.code == 2
     document = one_json_document(run)
     assert "missing.csv" in document["error"] and document["files"] == ["missing.csv"]
-    assert document["command"] == "validate" and document["run_id"]
+    assert document["command"] == "validate" and document["run_id"] and document["report"] is None
     # the run's folder says how it ended, not only "run started"
     summary = json.loads((tmp_path / "logs" / document["run_id"] / "summary.json").read_text())
     assert summary["exit_code"] == 2 and "missing.csv" in summary["error"]
