@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterable, Mapping
 from http.server import ThreadingHTTPServer
 from typing import Any, cast
@@ -23,6 +25,20 @@ from etl.sandbox.faults import (
 )
 from etl.sandbox.handler import handler
 from etl.sandbox.store import CreditRefused, Store
+
+
+class _Server(ThreadingHTTPServer):
+    """The emulator's HTTP server. A client that goes away mid-answer (time-outs, Ctrl-C,
+    dropped connections are the emulator's daily bread) is not an error worth a trace; any other
+    error in a handler goes to the process's own stderr, never to whatever stream a caller has
+    put in `sys.stderr` at that moment (a handler thread outlives the run that started it)."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            return
+        if sys.__stderr__ is not None:
+            traceback.print_exc(file=sys.__stderr__)
 
 
 class Sandbox:
@@ -53,7 +69,7 @@ class Sandbox:
         self._lists = Dice(LIST_FAULT_NAMES, f"lists/{self.faults.seed}")
         self._post_rate, self._read_rate = Bucket(), Bucket()
         self._timers: list[threading.Timer] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), handler(self))
+        self.server = _Server(("127.0.0.1", port), handler(self))
         self.server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
