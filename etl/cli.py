@@ -866,7 +866,10 @@ def resolve(where: str, record_id: int | None, not_created: bool, note: str, res
         if record_id is not None and record_id in journal.claimed_ids():
             raise UsageProblem(f"record {record_id} already belongs to another row of the journal")
         if record_id is not None:
-            _check_record(api, kw, load(resource), entry, record_id)
+            from etl.storage import Storage
+
+            _check_record(api, kw, load(resource), entry, record_id,
+                          Storage.loads(journal.target_fact("storage")))
         ledger = Ledger(journal)
         if entry.state == "pending":
             ledger.apply(entry.identity, Event.CRASHED, "a run stopped while this row was being sent")
@@ -882,12 +885,13 @@ def resolve(where: str, record_id: int | None, not_created: bool, note: str, res
         logs.close()
 
 
-def _check_record(api: Api, kw: dict[str, Any], res: Resource, entry: Any, record_id: int) -> None:
-    """The record a person names must exist and be this row's credit use (ids, amount)."""
-    import json as json_
-
+def _check_record(api: Api, kw: dict[str, Any], res: Resource, entry: Any, record_id: int,
+                  storage: Any = None) -> None:
+    """The record a person names must exist and be this row's credit use, compared as values
+    (ids, the exact amount, through the target's storage rules as learnt)."""
     from etl.posting import Client, ReadFailed
-    from etl.reconciling import differences
+    from etl.reconciling import body_of, differences
+    from etl.storage import Match
 
     client = Client(api.url, api.credentials, timeout=kw["timeout"])
     try:
@@ -897,11 +901,13 @@ def _check_record(api: Api, kw: dict[str, Any], res: Resource, entry: Any, recor
         raise UsageProblem(f"could not read record {record_id} to check it: {exc}") from None
     if not isinstance(record, dict):
         raise UsageProblem(f"there is no record {record_id} in {api.target}")
-    from decimal import Decimal
-
-    body = json_.loads(entry.payload, parse_float=Decimal, parse_int=int)
-    differ = differences(res, record, body)
-    if differ:
+    body = body_of(entry)
+    compared = differences(res, record, body, storage)
+    # a text the server may have rewritten (cut, encoded) is for the person to judge; an id or
+    # an amount that is not the row's, or not provably so, is not
+    texts = {f.name for f in res.fields if f.type_name == "text"}
+    differ = list(compared.different) + [n for n in compared.unsure if n not in texts]
+    if compared.match is not Match.SAME and differ:
         shown = ", ".join(f"{n} {record.get(n)!r} (the row: {body.get(n)!r})" for n in differ)
         raise UsageProblem(f"record {record_id} is not this row's credit use: {shown}")
 
