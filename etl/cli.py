@@ -943,6 +943,13 @@ def _check_record(api: Api, kw: dict[str, Any], res: Resource, entry: Any, recor
               help="Share of POSTs that create the record, then answer only after --hang seconds.")
 @click.option("--hang", type=float, default=60.0, show_default=True, metavar="S",
               help="How long a hang lasts.")
+@click.option("--tls-after-create", type=float, default=0.0, metavar="P",
+              help="Share of POSTs that create the record, then break the TLS session (with --tls-cert).")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None, metavar="PEM",
+              help="Serve https with this certificate (and --tls-key); clients trust it via "
+                   "REQUESTS_CA_BUNDLE.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None, metavar="PEM",
+              help="The private key of --tls-cert.")
 @click.option("--unsuccessful", type=float, default=0.0, metavar="P",
               help="Share of POSTs answered 200 with WasSuccessful: false.")
 @click.option("--token-ttl", type=float, default=0.0, metavar="S",
@@ -995,7 +1002,7 @@ def _check_record(api: Api, kw: dict[str, Any], res: Resource, entry: Any, recor
               help="Booking credits to declare: a JSON list or a CSV (Id,TotalCredit,RemainingCredit,...).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fault dice.")
 def sandbox_command(port: int, db: str, username: str, password: str, credits_file: str | None,
-                    **faults: Any) -> None:
+                    tls_cert: str | None, tls_key: str | None, **faults: Any) -> None:
     """Run the Nexudus emulator on localhost, for rehearsals, until Ctrl-C.
 
     \b
@@ -1012,8 +1019,10 @@ def sandbox_command(port: int, db: str, username: str, password: str, credits_fi
         credits = load_credits(credits_file) if credits_file else []
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--credits") from e
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("give --tls-cert and --tls-key together")
     box = Sandbox(port=port, faults=Faults(**faults), db=db, username=username, password=password,
-                  credits=credits)
+                  credits=credits, tls=(tls_cert, tls_key) if tls_cert and tls_key else None)
     click.echo(f"Nexudus sandbox at {box.url} (username {username}, password {password})", nl=True)
     sys.stdout.flush()
     try:

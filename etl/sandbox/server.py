@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import ssl
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -38,7 +39,10 @@ class Sandbox:
         password: str = "sandbox-password",
         tokens: tuple[str, ...] = (),
         credits: Iterable[Mapping[str, Any]] = (),
+        tls: tuple[str, str] | None = None,
     ) -> None:
+        """TLS: (certificate file, key file), PEM: serve https with them (a self-signed pair
+        made for a rehearsal or a test; the client is told to trust it with REQUESTS_CA_BUNDLE)."""
         self.faults = faults or Faults()
         self.store = Store(db)
         for credit in credits:
@@ -55,12 +59,17 @@ class Sandbox:
         self._timers: list[threading.Timer] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", port), handler(self))
         self.server.daemon_threads = True
+        self.tls = tls is not None
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         host, port = cast("tuple[str, int]", self.server.server_address[:2])
-        return f"http://{host}:{port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{port}"
 
     def start(self) -> Sandbox:
         # a short poll, so stop() returns at once rather than after up to half a second
