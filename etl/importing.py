@@ -603,11 +603,11 @@ class Importer:
             return canonical_json({**row.body, "SystemId": sid}), sid
         return canonical_json(row.body), None
 
-    def _send(self, row: Row, learn: bool = True) -> Done:
+    def _send(self, row: Row, learn: bool = True, reason: str = "sent") -> Done:
         body, sid = self._body(row)
 
         def mark() -> None:
-            self.ledger.apply(row.identity, Event.SEND, "sent", sending=Sending(
+            self.ledger.apply(row.identity, Event.SEND, reason, sending=Sending(
                 row.identity, row.scheme, body, row.payload_hash, row.source, row.number,
                 self.resource.name, self.settings.timeout, sid, row.base, row.occurrence))
 
@@ -623,7 +623,7 @@ class Importer:
                               f"not created: the API refused the SystemId field ({result.errors})",
                               http_status=result.http_status, attempts=result.attempts)
             self._system_id("off", f"the API refused the SystemId field ({result.errors})")
-            return self._send(row, learn)
+            return self._send(row, learn, reason)
         done = Done(row, self._answer(row, result), result)
         if learn and done.state == Outcome.CREATED.value and result.record_id is not None:
             self._learn_storage(body, result.record_id)
@@ -789,20 +789,16 @@ class Importer:
                 self._resend(e)
 
     def _resend(self, entry: Entry) -> None:
-        """A row proved not created is sent again, as it was sent before. Safe: reconciliation
-        found no record that could be this row after its request had settled (the ledger only
-        moves a row to `failed` on that proof), so this cannot make a second credit use."""
-        def mark() -> None:
-            self.ledger.apply(entry.identity, Event.SEND, "sent again: checked, it had not been created",
-                              sending=Sending(entry.identity, entry.scheme, entry.payload,
-                                              entry.payload_hash, entry.source or "", entry.row or 0,
-                                              self.resource.name, self.settings.timeout, entry.system_id,
-                                              entry.base, entry.occurrence))
-
-        result = self.poster.send(entry.payload, mark)
-        row = Row(0, entry.identity, entry.scheme, {}, entry.payload_hash, entry.source or "",
-                  entry.row or 0)
-        self._answer(row, result)
+        """A row proved not created is sent again, its body built under the target's current
+        SystemId setting (the account may have been found to refuse or drop it since the row
+        was first sent). Safe: reconciliation found no record that could be this row after its
+        request had settled (the ledger only moves a row to `failed` on that proof), so this
+        cannot make a second credit use."""
+        body = parse_body(entry.payload)
+        body.pop("SystemId", None)
+        row = Row(0, entry.identity, entry.scheme, body, entry.payload_hash, entry.source or "",
+                  entry.row or 0, base=entry.base, occurrence=entry.occurrence)
+        self._send(row, reason="sent again: checked, it had not been created")
 
     def _patch_report(self) -> None:
         """Rows reported in doubt whose fate was decided later in the run: the report is mended."""
