@@ -847,7 +847,7 @@ def resolve(where: str, record_id: int | None, not_created: bool, note: str, res
     load(resource)
     run_id = pipeline.new_run_id()
     logs.configure(run_id, None)
-    api = connect(kw, credentials=record_id is not None)
+    api = connect(kw)
     journal = open_journal(api, kw, run_id, "resolve")
     try:
         found = [e for e in journal.at(source, int(row)) if e.resource in (None, "", resource)]
@@ -870,6 +870,8 @@ def resolve(where: str, record_id: int | None, not_created: bool, note: str, res
 
             _check_record(api, kw, load(resource), entry, record_id,
                           Storage.loads(journal.target_fact("storage")))
+        else:
+            _check_absent(api, kw, load(resource), entry, journal)
         ledger = Ledger(journal)
         if entry.state == "pending":
             ledger.apply(entry.identity, Event.CRASHED, "a run stopped while this row was being sent")
@@ -883,6 +885,33 @@ def resolve(where: str, record_id: int | None, not_created: bool, note: str, res
     finally:
         journal.close()
         logs.close()
+        if api.sandbox is not None:
+            api.sandbox.stop()
+
+
+def _check_absent(api: Api, kw: dict[str, Any], res: Resource, entry: Any, journal: Any) -> None:
+    """`--not-created` only once the row's request can't create a record any more, and while no
+    record that may be its own exists: either would let the rerun post a second credit use."""
+    import time as time_
+
+    from etl.ledger import Ledger
+    from etl.posting import Client, ReadFailed
+    from etl.reconciling import Reconciler, settles_at
+
+    left = settles_at(entry) - time_.time()
+    if left > 0:
+        raise UsageProblem(f"{entry.where}: its request may still be under way for {left:.0f} s more "
+                           "(a record may yet appear); decide it after that")
+    client = Client(api.url, api.credentials, timeout=kw["timeout"])
+    try:
+        client.login()
+        ids = Reconciler(client, journal, Ledger(journal), res).may_be_its_records(entry)
+    except ReadFailed as exc:
+        raise UsageProblem(f"could not look for the row's record: {exc}") from None
+    if ids:
+        shown = ", ".join(str(i) for i in ids[:10])
+        raise UsageProblem(f"{entry.where}: a record that may be this row's exists (Id {shown}); if "
+                           "it is, say --created ID, else check it in Nexudus first")
 
 
 def _check_record(api: Api, kw: dict[str, Any], res: Resource, entry: Any, record_id: int,

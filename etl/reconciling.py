@@ -67,6 +67,12 @@ def settle_time(timeout: float | None, status: int | None = None,
     return max(settle, gateway) if status in (502, 504) else settle
 
 
+def settles_at(entry: Entry) -> float:
+    """When ENTRY's last request can no longer create a record (our clock, epoch seconds)."""
+    return entry.settle_until or ((entry.last_sent or entry.first_sent or 0.0)
+                                  + settle_time(entry.timeout, entry.http_status))
+
+
 @dataclass(frozen=True)
 class Verdict:
     entry: Entry
@@ -252,6 +258,19 @@ class Reconciler:
                 verdicts[e.identity] = self._undecided(e, reason)
         return sorted(verdicts.values(), key=lambda v: v.identity not in wanted)
 
+    def may_be_its_records(self, entry: Entry) -> list[int]:
+        """The Ids of unclaimed records that are, or may be, ENTRY's (equal to it, or not
+        comparable exactly), created after its first send: for a person deciding it by hand."""
+        storage = Storage.loads(self.journal.target_fact("storage"))
+        if self.journal.meta("system_id") == "on" and entry.system_id:
+            found = self.records({self.resource.system_id_filter: str(entry.system_id)})
+            keyed = [int(r["Id"]) for r in found if r.get("SystemId") == entry.system_id]
+            if keyed:
+                return keyed
+        listed = self._listed(entry, {})
+        ours, maybe = self._candidates([entry], listed, self.journal.claimed_ids(), storage)
+        return sorted(int(r["Id"]) for r in ours + maybe)
+
     def _by_system_id(self, entry: Entry, records: list[dict[str, Any]], claimed: set[int]) -> Verdict:
         sid = entry.system_id
         found = [r for r in records if r.get("SystemId") == sid and r.get("Id") not in claimed]
@@ -347,8 +366,7 @@ class Reconciler:
         return Verdict(entry, Outcome.CREATED, record_id, reason)
 
     def _absent_or_wait(self, entry: Entry, what: str) -> Verdict:
-        until = entry.settle_until or ((entry.last_sent or entry.first_sent or 0.0)
-                                       + settle_time(entry.timeout, entry.http_status))
+        until = settles_at(entry)
         if until > self.clock():
             left = until - self.clock()
             return self._undecided(entry, f"{what} yet, but the request may still be under way for "
