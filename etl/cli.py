@@ -998,6 +998,8 @@ def _check_record(api: Api, kw: dict[str, Any], res: Resource, entry: Any, recor
 @click.option("--description-html", is_flag=True, help="Descriptions stored HTML-encoded (& < > quotes).")
 @click.option("--amount-round", type=int, default=None, metavar="N",
               help="CreditUsed stored rounded to N decimal places (default: exact).")
+@click.option("--ids-random", is_flag=True,
+              help="Record Ids drawn at random instead of from one rising sequence.")
 @click.option("--bad-gateway", type=float, default=0.0, metavar="P",
               help="Share of POSTs answered 502 by a proxy, nothing created.")
 @click.option("--gateway-timeout", type=float, default=0.0, metavar="P",

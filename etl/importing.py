@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 from etl import logs
 from etl.checks import READ_RATE, AccountChecks, for_client, posts_left
 from etl.errors import EtlError, RunAborted, UsageProblem, no_room
+from etl.fencing import Fences
 from etl.identity import Identities, describe_scheme, id_like_columns
 from etl.journal import (
     LEGACY_SCHEME,
@@ -605,11 +606,15 @@ class Importer:
 
     def _send(self, row: Row, learn: bool = True, reason: str = "sent") -> Done:
         body, sid = self._body(row)
+        fences = self.reconciler.fences
+        fence: list[int | None] = [None]
 
         def mark() -> None:
+            fence[0] = fences.low  # durable with the pending mark, before the request leaves
             self.ledger.apply(row.identity, Event.SEND, reason, sending=Sending(
                 row.identity, row.scheme, body, row.payload_hash, row.source, row.number,
-                self.resource.name, self.settings.timeout, sid, row.base, row.occurrence))
+                self.resource.name, self.settings.timeout, sid, row.base, row.occurrence,
+                fence[0]))
 
         self._stop_if_moved()
         if self.stopper.is_set():
@@ -625,8 +630,17 @@ class Importer:
             self._system_id("off", f"the API refused the SystemId field ({result.errors})")
             return self._send(row, learn, reason)
         done = Done(row, self._answer(row, result), result)
+        if result.kind is Kind.CREATED and result.record_id is not None:
+            fences.saw_created(result.record_id, fence[0])
         if learn and done.state == Outcome.CREATED.value and result.record_id is not None:
             self._learn_storage(body, result.record_id)
+        if done.state == Outcome.IN_DOUBT.value and fences.due():
+            # a read made only for a fence, only after an ambiguous answer: the rows sent from
+            # now on get a lower fence
+            try:
+                self.reconciler.read_fence()
+            except ReadFailed as exc:
+                self.log.warning(f"could not read the newest record Id for a fence ({exc})")
         return done
 
     # --- how the target stores fields: learnt from records whose row is known -----------------
@@ -833,7 +847,8 @@ def import_files(
     record.inputs = inputs
     ledger = Ledger(journal)
     reconciler = Reconciler(poster.client, journal, ledger, validator.resource,
-                            before_request=poster.pacer.acquire, patience=poster.throttle_patience)
+                            before_request=poster.pacer.acquire, patience=poster.throttle_patience,
+                            fences=Fences(journal))
     importer = Importer(inputs, validator, record, journal, poster, reconciler, settings, stopper)
     journal.start_run(record.command, [os.path.realpath(p) for p in record.files], record.started_at)
     try:

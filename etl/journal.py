@@ -87,6 +87,7 @@ ROW_COLUMNS = (
     "identity", "scheme", "base", "occurrence", "state", "record_id", "http_status", "attempts",
     "reason", "payload", "payload_hash", "source", "row", "resource", "run_id", "system_id",
     "timeout", "first_sent", "last_sent", "server_offset", "settle_until", "created_at", "updated_at",
+    "fence_low",
 )
 _SELECT = f"SELECT {', '.join(ROW_COLUMNS)} FROM rows"
 
@@ -118,6 +119,7 @@ class Entry:
     settle_until: float | None
     created_at: str | None
     updated_at: str
+    fence_low: int | None = None
 
     @property
     def where(self) -> str:
@@ -303,6 +305,11 @@ class Journal:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")  # a pending mark must survive a power cut
             self.db.executescript(_SCHEMA)
+            have = {r[1] for r in self.db.execute("PRAGMA table_info(rows)")}
+            if "fence_low" not in have:
+                # the largest record Id seen before the row's latest request left: its record,
+                # if any, has a larger one (where the target's Ids rise)
+                self.db.execute("ALTER TABLE rows ADD COLUMN fence_low INTEGER")
             target = self._meta("target")
             legacy = self.db.execute(
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name='entries'").fetchone()

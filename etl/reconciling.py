@@ -34,6 +34,7 @@ from decimal import Decimal
 from typing import Any
 
 from etl import logs
+from etl.fencing import Fences
 from etl.journal import Entry, Journal
 from etl.ledger import ABSENT_REASON as ABSENT
 from etl.ledger import Event, Ledger, RecordTaken
@@ -134,7 +135,9 @@ def created_range(record: dict[str, Any], zone: float | None
 class Reconciler:
     def __init__(self, client: Client, journal: Journal, ledger: Ledger, resource: Resource, *,
                  before_request: Callable[[], Any] | None = None,
-                 clock: Callable[[], float] = time.time, patience: float = 600.0) -> None:
+                 clock: Callable[[], float] = time.time, patience: float = 600.0,
+                 fences: Fences | None = None) -> None:
+        self.fences = fences or Fences(journal)
         self.client = client
         self.journal = journal
         self.ledger = ledger
@@ -172,12 +175,33 @@ class Reconciler:
                 break  # a page that repeats what was read: the server does not page
             if not answer["Records"] or not answer.get("HasNextPage", True) or (
                     isinstance(pages, int) and page >= pages):
+                self.fences.saw_listing(params, seen)
                 return sorted(seen.values(), key=lambda r: (str(type(r["Id"])), r["Id"]))
             page += 1
         # a server that ignores `page` (or a list longer than the cap): what was read is not all
         # there is, and "no record" could not be trusted
         raise ReadFailed(f"the list of {self.resource.name} could not be read to its end (page {page} "
                          f"brought nothing new, {len(seen)} records read)")
+
+    def read_fence(self) -> None:
+        """After an ambiguous answer: the newest record Id of the resource, so that the rows sent
+        from now on have a lower fence. Both ends of a list sorted by Id are read (one record
+        each), whichever way the server reads `dir`; any Id read is a valid fence."""
+        params: dict[str, Any] = {"orderBy": "Id", "dir": 1, "size": 1, "page": 1}
+        first = self._get(self.resource.endpoint, params)
+        if not isinstance(first, dict) or not isinstance(first.get("Records"), list):
+            raise ReadFailed(f"the list of {self.resource.name} came back without Records")
+        if not first["Records"]:
+            if first.get("TotalItems") == 0:
+                self.fences.saw_empty()
+            return
+        ids = [r.get("Id") for r in first["Records"] if isinstance(r, dict)]
+        pages = first.get("TotalPages")
+        if isinstance(pages, int) and pages > 1:
+            last = self._get(self.resource.endpoint, {**params, "page": pages})
+            if isinstance(last, dict) and isinstance(last.get("Records"), list):
+                ids += [r.get("Id") for r in last["Records"] if isinstance(r, dict)]
+        self.fences.saw(i for i in ids if isinstance(i, int))
 
     # deciding
 
@@ -190,6 +214,10 @@ class Reconciler:
         pending and no other row may take the record. Never the other way round."""
         if not entries:
             return []
+        return self._reconcile(entries, {}, learn=True)
+
+    def _reconcile(self, entries: list[Entry], cache: dict[Any, list[dict[str, Any]]], *,
+                   learn: bool) -> list[Verdict]:
         wanted = {e.identity for e in entries}
         storage = Storage.loads(self.journal.target_fact("storage"))
         key = _Grouping(self.resource, storage)
@@ -202,7 +230,6 @@ class Reconciler:
                 by_payload[key(e)].append(e)
         exact = self.journal.meta("system_id") == "on"
         groups = [sorted(g, key=lambda e: (e.first_sent or 0.0, e.identity)) for g in by_payload.values()]
-        cache: dict[Any, list[dict[str, Any]]] = {}
         read: dict[int, tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]] = {}
         verdicts: dict[str, Verdict] = {}
         for gi, group in enumerate(groups):
@@ -219,6 +246,9 @@ class Reconciler:
         # every row that may own a record: rows in flight (or whose answer is not applied yet)
         # and rows in doubt; a record one of them may own is no other row's proof
         contenders = _Contenders(self.resource, storage, self._could_be_after, key, busy + doubt)
+        if learn and not verdicts and self._learn_alone(groups, read, claimed, contenders, storage):
+            # the rules changed how rows compare and group: decided again, on what was read
+            return self._reconcile(entries, cache, learn=False)
         for gi, (keyed, _) in read.items():
             group = groups[gi]
             if key(group[0]) in busy_keys:
@@ -237,26 +267,74 @@ class Reconciler:
             progress = False
             waiting = {}
             for gi, (keyed, listed) in read.items():
-                rest = [e for e in groups[gi] if e.identity not in keyed and e.identity not in verdicts]
-                if not rest:
-                    continue
-                ours, maybe = self._candidates(rest, listed, claimed, storage)
+                left = [e for e in groups[gi] if e.identity not in keyed and e.identity not in verdicts]
                 mine = {e.identity for e in groups[gi]}
-                shared = [r for r in ours if contenders.others(r, key(rest[0]), mine)]
-                ours = [r for r in ours if r not in shared]
-                undecided, decided = self._decide(rest, ours, maybe, shared, claimed)
-                for v in decided:
-                    verdicts[v.identity] = v
-                    contenders.done(v.identity)
-                    progress = progress or v.outcome is Outcome.CREATED
-                if undecided:
-                    waiting[gi] = undecided
+                for rest in self._parts(left):
+                    ours, maybe = self._candidates(rest, listed, claimed, storage)
+                    shared = [r for r in ours if contenders.others(r, key(rest[0]), mine)]
+                    ours = [r for r in ours if r not in shared]
+                    undecided, decided = self._decide(rest, ours, maybe, shared, claimed)
+                    for v in decided:
+                        verdicts[v.identity] = v
+                        contenders.done(v.identity)
+                        progress = progress or v.outcome is Outcome.CREATED
+                    if undecided:
+                        waiting.setdefault(gi, []).extend(undecided)
             if not progress:
                 break
         for undecided in waiting.values():
             for e, reason in undecided:
                 verdicts[e.identity] = self._undecided(e, reason)
         return sorted(verdicts.values(), key=lambda v: v.identity not in wanted)
+
+    def _parts(self, rows: list[Entry]) -> list[list[Entry]]:
+        """Rows stored alike, split into those with a lower fence (placed by Ids) and those
+        without (placed by the server's clock), the fenced first."""
+        if not self.fences.usable:
+            return [rows] if rows else []
+        fenced = [e for e in rows if e.fence_low is not None]
+        return [part for part in (fenced, [e for e in rows if e.fence_low is None]) if part]
+
+    def _learn_alone(self, groups: list[list[Entry]], read: dict[int, Any], claimed: set[int],
+                     contenders: _Contenders, storage: Storage) -> bool:
+        """Learning without a 200: a row alone in its group, whose request has settled inside a
+        lower fence, with exactly one unclaimed record of its look-up (its credit) inside that
+        fence whose ids and amount equal the row's, and that no other row may own: that record
+        is the row's, and shows how the target stores the fields (a cut, an encoding). True when
+        the rules changed."""
+        if not self.fences.usable:
+            return False
+        for gi, (keyed, listed) in read.items():
+            group = groups[gi]
+            if len(group) != 1 or keyed:
+                continue
+            e = group[0]
+            body = body_of(e)
+            if e.fence_low is None or settles_at(e) > self.clock() or \
+                    storage.settled_for(self.resource, body):
+                continue
+            inside = []
+            for record in listed:
+                rid = record.get("Id")
+                if rid in claimed or not isinstance(rid, int) or rid <= e.fence_low:
+                    continue
+                compared = differences(self.resource, record, body, storage)
+                if compared.match is not Match.DIFFERENT:
+                    inside.append((record, compared))
+            if len(inside) != 1:
+                continue
+            record, compared = inside[0]
+            texts = {f.name for f in self.resource.fields if f.type_name == "text"}
+            if not set(compared.unsure) <= texts or contenders.others(record, "", {e.identity}):
+                continue
+            if storage.learn(self.resource, body, record) and not any(
+                    t.broken for t in storage.texts.values()):
+                self.journal.set_target_fact("storage", storage.dumps())
+                self.log.info(f"learnt how {self.journal.target} stores fields from record "
+                              f"{record['Id']}: the only new record of its credit inside the settled "
+                              f"fence of {e.where}")
+                return True
+        return False
 
     def may_be_its_records(self, entry: Entry) -> list[int]:
         """The Ids of unclaimed records that are, or may be, ENTRY's (equal to it, or not
@@ -298,6 +376,11 @@ class Reconciler:
         body = body_of(group[0])
         zone = self._zone()
         start = min(self._start(e) for e in group)
+        # where Ids rise, a record above the lowest fence of the group came after its first
+        # request left, and one at or below it before, whatever the clocks say
+        fences = [e.fence_low for e in group]
+        low = min(f for f in fences if f is not None) if self.fences.usable and None not in fences \
+            else None
         ours, maybe = [], []
         for record in listed:
             if record.get("Id") in claimed:
@@ -308,7 +391,14 @@ class Reconciler:
             when = created_range(record, zone)
             if when is not None and when[1] < start:
                 continue  # created before any of these requests left, in any time zone
-            if compared.match is Match.UNSURE or when is None or when[2] < start:
+            if low is not None:
+                rid = record.get("Id")
+                if not isinstance(rid, int) or rid <= low:
+                    continue
+                placed = True
+            else:
+                placed = when is not None and when[2] >= start
+            if compared.match is Match.UNSURE or not placed:
                 maybe.append(record)
             else:
                 ours.append(record)
@@ -325,9 +415,15 @@ class Reconciler:
         return sent + (known or 0.0) - (MARGIN if known is not None else UNKNOWN_SKEW)
 
     def _could_be_after(self, record: dict[str, Any], e: Entry) -> bool:
-        """Whether RECORD may have been created after E's request left (in any time zone)."""
+        """Whether RECORD may have been created after E's request left: above its lower fence
+        (where Ids rise), and not before it in any time zone."""
         when = created_range(record, self._zone())
-        return when is None or when[1] >= self._start(e)
+        if when is not None and when[1] < self._start(e):
+            return False
+        if self.fences.usable and e.fence_low is not None:
+            rid = record.get("Id")
+            return isinstance(rid, int) and rid > e.fence_low
+        return True
 
     def _decide(self, group: list[Entry], ours: list[dict[str, Any]], maybe: list[dict[str, Any]],
                 shared: list[dict[str, Any]], claimed: set[int]

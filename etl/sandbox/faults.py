@@ -58,6 +58,8 @@ class Faults:
     description_trim: bool = False  # Description stripped, runs of spaces made one
     description_html: bool = False  # Description HTML-encoded (& < > " ')
     amount_round: int | None = None  # decimal places CreditUsed is stored with (None: exact)
+    # record Ids: from one rising sequence (as Nexudus hands them out), or drawn at random
+    ids_random: bool = False
     # gateways in front of the server (POSTs)
     bad_gateway: float = 0.0  # 502 from a proxy, nothing created
     gateway_timeout: float = 0.0  # 504 from a proxy at once, nothing created

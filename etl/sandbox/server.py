@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 import secrets
 import ssl
 import threading
@@ -56,6 +57,7 @@ class Sandbox:
         self._posts = Dice(FAULT_NAMES, self.faults.seed)
         self._lists = Dice(LIST_FAULT_NAMES, f"lists/{self.faults.seed}")
         self._post_rate, self._read_rate = Bucket(), Bucket()
+        self._ids = random.Random(f"ids/{self.faults.seed}")
         self._timers: list[threading.Timer] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", port), handler(self))
         self.server.daemon_threads = True
@@ -168,8 +170,9 @@ class Sandbox:
     def create(self, body: dict[str, Any]) -> int:
         """Create a valid credit use as the server would; raises `CreditRefused`."""
         created_on, updated_on = self.stamps()
+        chosen = self.store.free_id(self._ids) if self.faults.ids_random else None
         record_id = self.store.create(rules.stored(body, self.faults), created_on=created_on,
-                                      updated_on=updated_on, enforce=True)
+                                      updated_on=updated_on, enforce=True, record_id=chosen)
         self.stats.add("created")
         return record_id
 
