@@ -72,3 +72,18 @@ def test_ids_are_checked_to_rise_before_they_are_used(etl, tmp_path, random_ids)
         assert [r["outcome"] for r in run.report()] == ["created"] * 7, run.report()
         assert sorted(int(r["id"]) for r in run.report()) == sorted(r["Id"] for r in box.store.records())
         assert fact(box.url, "ids_rise") == ("no" if random_ids else "yes")
+
+
+def test_no_read_is_made_for_a_fence_while_every_answer_is_clear(etl, tmp_path):
+    with Sandbox(faults=Faults(retry_after=0), tokens=(TOKEN,)) as box:
+        run = etl("import", write(tmp_path, "a.csv", *[f"{100 + i},1,use {i}" for i in range(6)]),
+                  "--api-url", box.url, "--token", TOKEN, "--rate", "1000", "--concurrency", "4",
+                  env=NO_ENV)
+        assert run.code == 0
+        # the one list is the new journal's look for rows posted before under another journal
+        assert box.stats.lists == 1
+        box.script("gateway_timeout")
+        again = etl("import", write(tmp_path, "b.csv", "200,1,x"), "--api-url", box.url, "--token",
+                    TOKEN, "--rate", "1000", "--timeout", "0.3", env=NO_ENV)
+        assert [r["outcome"] for r in again.report()] == ["in_doubt"]
+        assert box.stats.lists > 1  # after the ambiguous answer: a fence, then the row's check
