@@ -4,9 +4,10 @@ Nexudus hands record Ids out from one increasing sequence, in the order its data
 them. So a record created for a row's request has an Id above every Id this program had
 received before that request left (an Id received was committed before; the row's record is
 committed after the request arrives): that is the row's *lower fence*, kept in the journal
-(`fence_low`). Fences come from Ids the run sees anyway (the Ids of 200 answers, listings,
-records read back), and from one read of the newest Id after an ambiguous answer (never more
-often than `FENCE_READ_EVERY`, so reads stay well within the API's 120 a minute).
+(`fence_low`). Fences come from Ids the run sees anyway (the Ids of 200 answers and listings,
+the records the journal holds from earlier runs), and from one read of the newest Id after an
+ambiguous answer (never more often than `FENCE_READ_EVERY`, and paced with the POSTs, so reads
+stay within the API's 120 a minute).
 
 Nothing promises rising Ids, so they are checked at run time, on this target, and the verdict
 is kept with it (`ids_rise`: "yes", "no"): a 200 whose Id is not above its row's fence, or a
@@ -37,7 +38,9 @@ class Fences:
         self.journal = journal
         self.clock = clock
         self._lock = threading.Lock()
-        self._max: int | None = None  # the largest Id received so far (0: the target had none)
+        # the largest Id received so far (0: the target had none): the journal's own records
+        # were received in earlier runs, so a record made from now on is above them too
+        self._max: int | None = max(journal.claimed_ids(), default=None)
         self._listed: dict[tuple[tuple[str, str], ...], set[int]] = {}
         self._last_read: float | None = None
         self._rise: str | None = journal.target_fact("ids_rise")

@@ -31,12 +31,12 @@ def amounts(sandbox) -> list[str]:
 
 
 def test_two_rows_of_one_credit_each_take_their_own_amount_after_late_504s(post, sandbox, tmp_path):
-    """2 credits and 1.5 credits of credit 11, both answered 504 and created 1.5 s later: each
-    row is its own record (a record of 2 is not a row of 1.5), nothing is sent again."""
-    sandbox.faults.late_delay = 1.5
+    """2 credits and 1.5 credits of credit 11, both answered 504 and created later: each row is
+    its own record (a record of 2 is not a row of 1.5), nothing is sent again."""
+    sandbox.faults.late_delay = 0.4
     sandbox.script("gateway_timeout_late", "gateway_timeout_late")
-    run = post(write(tmp_path, "a.csv", "11,2,Desk", "11,1.5,Desk"), "--timeout", "2",
-               "--gateway-settle", "3")
+    run = post(write(tmp_path, "a.csv", "11,2,Desk", "11,1.5,Desk"), "--timeout", "1",
+               "--gateway-settle", "1.2")
     rows = run.report()
     assert [r["outcome"] for r in rows] == ["created", "created"], [r["errors"] for r in rows]
     by_id = {r["Id"]: r["CreditUsed"] for r in sandbox.store.records()}

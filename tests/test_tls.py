@@ -53,8 +53,8 @@ def test_a_broken_tls_answer_whose_record_cant_be_told_stays_in_doubt_never_rese
     etl, tls_sandbox, tmp_path
 ):
     box = tls_sandbox
+    box.faults.created_on_offset = -8  # a local time in a zone never learnt: can't be placed
     box.script("tls_after_create")
-    box.script_list(*["list_error"] * 40)
     path = write(tmp_path, "a.csv", "101,1,a")
     env = {**NO_ENV, "REQUESTS_CA_BUNDLE": box.cert}
     run = etl("import", path, "--api-url", box.url, "--token", TOKEN, "--timeout", "0.5",
