@@ -90,39 +90,60 @@ def _shaped(text: str, trim: bool, html: bool) -> str:
 @dataclass
 class AmountRule:
     kept: int | None = None  # the most decimal places seen kept exactly
-    rounds: int | None = None  # places an amount with more came back with
-    modes: list[str] = field(default_factory=lambda: list(MODES))
+    #: the (places, rounding mode) pairs that fit every amount seen rounded; None while none was
+    #: (a stored 0.0 shows no places: the places a server rounds to are only bounded by it)
+    rounding: list[list[Any]] | None = None
+    broken: bool = False  # the server does something to amounts no rule here describes
 
     def learn(self, sent: Decimal, stored: Decimal) -> None:
-        p, q = places(sent), places(stored)
         if stored == sent:
-            self.kept = max(self.kept or 0, p)
+            self.kept = max(self.kept or 0, places(sent))
+            if self.rounding is not None:  # a rounding that would have changed it does not fit
+                self.rounding = [[q, m] for q, m in self.rounding if _rounded(sent, q, m) == sent]
+                self.broken = self.broken or not self.rounding
             return
-        if q < p:
-            fits = [m for m in self.modes if sent.quantize(Decimal(1).scaleb(-q), rounding=m) == stored]
-            if fits and (self.rounds is None or self.rounds == q):
-                self.rounds, self.modes = q, fits
-                return
-        self.modes = []  # the server does something to amounts no rule here describes
+        fits = [[q, m] for q in range(places(stored), places(sent)) for m in MODES
+                if _rounded(sent, q, m) == stored]
+        if self.rounding is not None:
+            fits = [f for f in fits if f in self.rounding]
+        self.rounding = fits
+        self.broken = self.broken or not fits
+
+    def could(self, ours: Decimal) -> set[Decimal] | None:
+        """What the server may make of OURS under the roundings that fit; None when no
+        rounding was ever seen."""
+        if self.rounding is None:
+            return None
+        return {_rounded(ours, q, m) for q, m in self.rounding}
 
     def compare(self, ours: Decimal, theirs: Decimal) -> Match:
         if theirs == ours:
             return Match.SAME
-        p = places(ours)
-        if not self.modes:
+        if self.broken:
             return Match.UNSURE  # rules that fit nothing: nothing different can be proved
-        if self.rounds is not None and p > self.rounds:
-            step = Decimal(1).scaleb(-self.rounds)
-            could = {ours.quantize(step, rounding=m) for m in self.modes}
+        could = self.could(ours)
+        if could is not None:
             if theirs not in could:
                 return Match.DIFFERENT
             return Match.SAME if len(could) == 1 else Match.UNSURE
+        p = places(ours)
         if (self.kept is not None and self.kept >= p) or places(theirs) >= p:
             return Match.DIFFERENT  # kept exactly at this precision, or not a rounding of ours
-        step = Decimal(1).scaleb(-places(theirs))
-        if any(ours.quantize(step, rounding=m) == theirs for m in self.modes):
+        if any(_rounded(ours, q, m) == theirs for q in range(places(theirs), p) for m in MODES):
             return Match.UNSURE  # a rounding the server has not been seen to do (nor not to do)
         return Match.DIFFERENT
+
+    def exact_for(self, ours: Decimal) -> bool:
+        if self.broken:
+            return False
+        could = self.could(ours)
+        if could is not None:
+            return len(could) == 1
+        return self.kept is not None and self.kept >= places(ours)
+
+
+def _rounded(value: Decimal, q: int, mode: str) -> Decimal:
+    return value.quantize(Decimal(1).scaleb(-q), rounding=mode) if places(value) > q else value
 
 
 @dataclass
@@ -133,14 +154,21 @@ class TextRule:
         [trim, html, 1, None] for trim in (False, True) for html in (False, True)])
     keeps: bool = False  # a non-empty text was seen kept (not dropped)
     broken: bool = False  # no rule here fits what the server did
+    drops: bool = False  # a non-empty text was seen dropped (stored empty)
 
     def learn(self, sent: str, stored: str | None) -> None:
         if not sent:
             return
         if not stored:
+            if not trimmed(sent):  # spaces only, trimmed away: the trimming shapes fit
+                self.shapes = [s for s in self.shapes if s[0]]
+                self.broken = self.broken or not self.shapes
+                return
+            self.drops = True
             self.broken = self.broken or self.keeps
             return
         self.keeps = True
+        self.broken = self.broken or self.drops
         alive = []
         for trim, html, lo, hi in self.shapes:
             x = _shaped(sent, trim, html)
@@ -176,7 +204,14 @@ class TextRule:
         if not ours:
             return Match.SAME if theirs in (None, "") else Match.DIFFERENT
         if not isinstance(theirs, str) or not theirs:
-            return Match.DIFFERENT if self.keeps and not self.broken else Match.UNSURE
+            if self.broken:
+                return Match.UNSURE
+            could = self.predicted(ours) if self.shapes else set()
+            if "" in could:  # a text of spaces only, trimmed away
+                return Match.SAME if len(could) == 1 else Match.UNSURE
+            return Match.SAME if self.drops else Match.DIFFERENT if self.keeps else Match.UNSURE
+        if self.drops and not self.broken:
+            return Match.DIFFERENT  # the server keeps no text: one with text is not ours
         if self.broken or not self.shapes:
             return Match.SAME if theirs == ours else Match.UNSURE
         could = self.predicted(ours)
@@ -188,6 +223,8 @@ class TextRule:
 
     def exact_for(self, ours: str) -> bool:
         """Whether a record of OURS would be compared without anything left open."""
+        if self.drops and not self.broken:
+            return True
         if self.broken or not self.shapes or len(self.predicted(ours)) != 1:
             return False
         return all(hi is not None or len(_shaped(ours, trim, html)) <= lo
@@ -209,9 +246,9 @@ class Storage:
 
     def dumps(self) -> str:
         return json.dumps({
-            "amounts": {k: {"kept": r.kept, "rounds": r.rounds, "modes": r.modes}
+            "amounts": {k: {"kept": r.kept, "rounding": r.rounding, "broken": r.broken}
                         for k, r in self.amounts.items()},
-            "texts": {k: {"shapes": r.shapes, "keeps": r.keeps, "broken": r.broken}
+            "texts": {k: {"shapes": r.shapes, "keeps": r.keeps, "broken": r.broken, "drops": r.drops}
                       for k, r in self.texts.items()},
             "learnt_from": self.learnt_from[-20:],
         }, sort_keys=True)
@@ -223,9 +260,10 @@ class Storage:
         try:
             data = json.loads(text)
             return cls(
-                amounts={k: AmountRule(v["kept"], v["rounds"], list(v["modes"]))
+                amounts={k: AmountRule(v["kept"], v["rounding"], bool(v["broken"]))
                          for k, v in data.get("amounts", {}).items()},
-                texts={k: TextRule([list(s) for s in v["shapes"]], bool(v["keeps"]), bool(v["broken"]))
+                texts={k: TextRule([list(s) for s in v["shapes"]], bool(v["keeps"]), bool(v["broken"]),
+                                   bool(v.get("drops")))
                        for k, v in data.get("texts", {}).items()},
                 learnt_from=[int(i) for i in data.get("learnt_from", [])])
         except (ValueError, KeyError, TypeError):
@@ -263,8 +301,7 @@ class Storage:
             if isinstance(f, PositiveDecimal):
                 d = decimal(ours)
                 rule = self.amounts.get(f.name)
-                if d is not None and (rule is None or not rule.modes or
-                                      (rule.rounds is None and (rule.kept or 0) < places(d))):
+                if d is not None and (rule is None or not rule.exact_for(d)):
                     return False
             elif not isinstance(f, PositiveInteger) and isinstance(ours, str) and ours:
                 text = self.texts.get(f.name)
@@ -287,11 +324,14 @@ class Storage:
                 rule = self.amounts.get(f.name)
                 if d is None or rule is None:
                     return None
-                if rule.rounds is not None and places(d) > rule.rounds:
-                    d = d.quantize(Decimal(1).scaleb(-rule.rounds), rounding=rule.modes[0])
+                could = rule.could(d)
+                if could is not None:
+                    (d,) = could
                 out[f.name] = str(d.normalize())
             elif isinstance(f, PositiveInteger):
                 out[f.name] = str(ours)
+            elif self.texts[f.name].drops:
+                continue
             else:
                 (only,) = self.texts[f.name].predicted(str(ours))
                 out[f.name] = only
