@@ -40,7 +40,7 @@ class Fences:
         self._lock = threading.Lock()
         # the largest Id received so far (0: the target had none): the journal's own records
         # were received in earlier runs, so a record made from now on is above them too
-        self._max: int | None = max(journal.claimed_ids(), default=None)
+        self._max: int | None = journal.max_record_id()
         self._listed: dict[tuple[tuple[str, str], ...], set[int]] = {}
         self._last_read: float | None = None
         self._rise: str | None = journal.target_fact("ids_rise")

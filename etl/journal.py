@@ -558,6 +558,12 @@ class Journal:
         except OSError:
             pass  # the journal has it; other journals learn it again
 
+    def max_record_id(self) -> int | None:
+        """The largest record Id the journal holds (received by some run), or None."""
+        with self._mutex:
+            row = self.db.execute("SELECT MAX(record_id) FROM rows").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     def claimed_ids(self) -> set[int]:
         with self._mutex:
             return {r[0] for r in self.db.execute(
