@@ -41,7 +41,7 @@ from etl.ledger import Event, Ledger, RecordTaken
 from etl.outcomes import Outcome
 from etl.posting import Client, ReadFailed
 from etl.resources import Resource
-from etl.storage import Comparison, Match, Storage
+from etl.storage import Comparison, Match, Storage, decimal, places
 
 #: records created this long before our send (by the server's clock) are someone else's
 MARGIN = 5.0
@@ -246,7 +246,9 @@ class Reconciler:
         # every row that may own a record: rows in flight (or whose answer is not applied yet)
         # and rows in doubt; a record one of them may own is no other row's proof
         contenders = _Contenders(self.resource, storage, self._could_be_after, key, busy + doubt)
-        if learn and not verdicts and self._learn_alone(groups, read, claimed, contenders, storage):
+        if learn and not verdicts and (
+                self._learn_alone(groups, read, claimed, contenders, storage)
+                or self._learn_together(busy + doubt, cache, claimed, storage)):
             # the rules changed how rows compare and group: decided again, on what was read
             return self._reconcile(entries, cache, learn=False)
         for gi, (keyed, _) in read.items():
@@ -335,6 +337,77 @@ class Reconciler:
                               f"fence of {e.where}")
                 return True
         return False
+
+    def _learn_together(self, rows: list[Entry], cache: dict[Any, list[dict[str, Any]]],
+                        claimed: set[int], storage: Storage) -> bool:
+        """Learning without a 200, where no row was alone: every row of a credit has settled,
+        and every pairing of those rows with the unclaimed records of the credit that may have
+        been made after them (above their fences; by the clock where they have none; ids and
+        amount equal, the text not ruled out) teaches the same text rules. Whichever record is
+        whose, the rules are then the same; rules learnt from a row's true record are never
+        wrong, so these are not either. An amount equal to a
+        row's shows the places it is kept with, when no row of the credit has more."""
+        if not self.fences.usable:
+            return False
+        by_key: dict[tuple[tuple[str, str], ...], list[Entry]] = defaultdict(list)
+        for e in rows:
+            body = body_of(e)
+            params = {n: str(body[f]) for n, f in self.resource.lookup.items() if f in body}
+            by_key[tuple(sorted(params.items()))].append(e)
+        texts = [f.name for f in self.resource.fields if f.type_name == "text"]
+        amounts = [f.name for f in self.resource.fields if f.type_name not in ("text", "positive integer")]
+        now = self.clock()
+        taught = Storage.loads(storage.dumps())
+        credits = 0
+        for key, group in by_key.items():
+            listed = cache.get(key)
+            if listed is None or any(e.state != Outcome.IN_DOUBT.value or settles_at(e) > now
+                                     for e in group):
+                continue
+            records = [r for r in listed if r.get("Id") not in claimed and isinstance(r.get("Id"), int)]
+            pairs = []
+            for e in group:
+                body = body_of(e)
+                for r in records:
+                    if not self._could_be_after(r, e):
+                        continue
+                    compared = differences(self.resource, r, body, taught)
+                    if compared.match is not Match.DIFFERENT and set(compared.unsure) <= set(texts):
+                        pairs.append((body, r))
+            if not pairs:
+                continue
+            learnt = Storage.loads(taught.dumps())
+            agreed = True
+            for name in texts:
+                outcomes = set()
+                for body, r in pairs:
+                    trial = Storage.loads(taught.dumps())
+                    trial.learn(self.resource, {name: body.get(name)}, {name: r.get(name)})
+                    rule = trial.texts.get(name)
+                    outcomes.add(json.dumps([rule.shapes, rule.keeps, rule.broken, rule.drops])
+                                 if rule else "")
+                if len(outcomes) != 1:
+                    agreed = False
+                    break
+                learnt.learn(self.resource, {name: pairs[0][0].get(name)}, {name: pairs[0][1].get(name)})
+            if not agreed or any(t.broken for t in learnt.texts.values()):
+                continue
+            for name in amounts:
+                most = max((places(d) for e in group if (d := decimal(body_of(e).get(name))) is not None),
+                           default=None)
+                for body, _ in pairs:
+                    d = decimal(body.get(name))
+                    if d is not None and most is not None and places(d) == most:
+                        learnt.learn(self.resource, {name: d}, {name: d})
+            if learnt.rules() != taught.rules():
+                taught = learnt
+                credits += 1
+        if taught.rules() == storage.rules():
+            return False
+        self.journal.set_target_fact("storage", taught.dumps())
+        self.log.info(f"learnt how {self.journal.target} stores fields from the records of settled "
+                      f"rows of {credits} credits, which teach the same whichever is whose")
+        return True
 
     def may_be_its_records(self, entry: Entry) -> list[int]:
         """The Ids of unclaimed records that are, or may be, ENTRY's (equal to it, or not

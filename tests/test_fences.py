@@ -21,21 +21,24 @@ def fact(url: str, key: str) -> str | None:
     return row[0] if row else None
 
 
-def scenario_rows() -> list[str]:
-    """120 rows over 40 credits, a third of them identical to another row; descriptions that a
-    6-character cut makes alike."""
+def scenario_rows(credits: int) -> list[str]:
+    """120 rows over CREDITS credits, a third of them identical to another row; descriptions
+    that a 6-character cut makes alike."""
     rnd = random.Random(7)
-    distinct = [f"{100 + i % 40},{[1, 2, 1.5][i % 3]},Meeting room {i}" for i in range(80)]
+    distinct = [f"{100 + i % credits},{[1, 2, 1.5][i % 3]},Meeting room {i}" for i in range(80)]
     copies = [distinct[rnd.randrange(1, 80)] for _ in range(40)]
     rest = distinct[1:] + copies
     rnd.shuffle(rest)
     return distinct[:1] + rest
 
 
-def test_every_post_504_then_created_no_systemid_cut_descriptions_local_times(etl, tmp_path):
+@pytest.mark.parametrize("credits", [40, 1])
+def test_every_post_504_then_created_no_systemid_cut_descriptions_local_times(etl, tmp_path, credits):
+    """With 40 credits, a row alone in its credit teaches the rules; with one credit, every
+    pairing of the settled rows with the records teaches the same rules."""
     faults = Faults(retry_after=0, gateway_timeout_late=1.0, late_delay=0.3, system_id="drop",
                     description_max=6, created_on_offset=-8)
-    rows = scenario_rows()
+    rows = scenario_rows(credits)
     with Sandbox(faults=faults, tokens=(TOKEN,)) as box:
         run = etl("import", write(tmp_path, "a.csv", *rows), "--api-url", box.url, "--token", TOKEN,
                   "--rate", "1000", "--concurrency", "4", "--timeout", "0.5", "--gateway-settle", "1",
