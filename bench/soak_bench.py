@@ -2,6 +2,7 @@
 
     python bench/soak_bench.py --rows 3000 --kills 10
     python bench/soak_bench.py --rows 3000 --kills 10 --system-id drop   # matched by fields
+    python bench/soak_bench.py --rows 3000 --kills 10 --system-id drop --description-max 6
 
 Prints rows, kills, faults injected, duplicates, lost rows and rows left in doubt.
 """
@@ -27,11 +28,14 @@ def main() -> None:
     ap.add_argument("--system-id", default="store", choices=["store", "drop", "refuse"],
                     help="what the sandbox does with SystemId (drop/refuse: rows matched by fields)")
     ap.add_argument("--tag-description", action="store_true")
+    ap.add_argument("--description-max", type=int, default=0,
+                    help="the sandbox keeps descriptions cut to this many characters")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         result = run_soak(tmp, args.rows, args.kills, args.seed, kill_window=(0.5, 4.0), max_reruns=30,
-                          system_id=args.system_id, tag=args.tag_description)
+                          system_id=args.system_id, tag=args.tag_description,
+                          description_max=args.description_max)
         print(result.line())
         print(f"exit codes: {result.exit_codes}; {time.perf_counter() - start:.0f} s")
 

@@ -1011,7 +1011,7 @@ def resolve(where: str, record_id: int | None, not_created: bool, note: str, res
     load(resource)
     run_id = pipeline.new_run_id()
     logs.configure(run_id, None)
-    api = connect(kw, credentials=record_id is not None)
+    api = connect(kw)
     journal = open_journal(api, kw, run_id, "resolve")
     try:
         found = [e for e in journal.at(source, int(row)) if e.resource in (None, "", resource)]
@@ -1030,7 +1030,12 @@ def resolve(where: str, record_id: int | None, not_created: bool, note: str, res
         if record_id is not None and record_id in journal.claimed_ids():
             raise UsageProblem(f"record {record_id} already belongs to another row of the journal")
         if record_id is not None:
-            _check_record(api, kw, load(resource), entry, record_id)
+            from etl.storage import Storage
+
+            _check_record(api, kw, load(resource), entry, record_id,
+                          Storage.loads(journal.target_fact("storage")))
+        else:
+            _check_absent(api, kw, load(resource), entry, journal)
         ledger = Ledger(journal)
         if entry.state == "pending":
             ledger.apply(entry.identity, Event.CRASHED, "a run stopped while this row was being sent")
@@ -1044,14 +1049,42 @@ def resolve(where: str, record_id: int | None, not_created: bool, note: str, res
     finally:
         journal.close()
         logs.close()
+        if api.sandbox is not None:
+            api.sandbox.stop()
 
 
-def _check_record(api: Api, kw: dict[str, Any], res: Resource, entry: Any, record_id: int) -> None:
-    """The record a person names must exist and be this row's credit use (ids, amount)."""
-    import json as json_
+def _check_absent(api: Api, kw: dict[str, Any], res: Resource, entry: Any, journal: Any) -> None:
+    """`--not-created` only once the row's request can't create a record any more, and while no
+    record that may be its own exists: either would let the rerun post a second credit use."""
+    import time as time_
 
+    from etl.ledger import Ledger
     from etl.posting import Client, ReadFailed
-    from etl.reconciling import differences
+    from etl.reconciling import Reconciler, settles_at
+
+    left = settles_at(entry) - time_.time()
+    if left > 0:
+        raise UsageProblem(f"{entry.where}: its request may still be under way for {left:.0f} s more "
+                           "(a record may yet appear); decide it after that")
+    client = Client(api.url, api.credentials, timeout=kw["timeout"])
+    try:
+        client.login()
+        ids = Reconciler(client, journal, Ledger(journal), res).may_be_its_records(entry)
+    except ReadFailed as exc:
+        raise UsageProblem(f"could not look for the row's record: {exc}") from None
+    if ids:
+        shown = ", ".join(str(i) for i in ids[:10])
+        raise UsageProblem(f"{entry.where}: a record that may be this row's exists (Id {shown}); if "
+                           "it is, say --created ID, else check it in Nexudus first")
+
+
+def _check_record(api: Api, kw: dict[str, Any], res: Resource, entry: Any, record_id: int,
+                  storage: Any = None) -> None:
+    """The record a person names must exist and be this row's credit use, compared as values
+    (ids, the exact amount, through the target's storage rules as learnt)."""
+    from etl.posting import Client, ReadFailed
+    from etl.reconciling import body_of, differences
+    from etl.storage import Match
 
     client = Client(api.url, api.credentials, timeout=kw["timeout"])
     try:
@@ -1061,11 +1094,13 @@ def _check_record(api: Api, kw: dict[str, Any], res: Resource, entry: Any, recor
         raise UsageProblem(f"could not read record {record_id} to check it: {exc}") from None
     if not isinstance(record, dict):
         raise UsageProblem(f"there is no record {record_id} in {api.target}")
-    from decimal import Decimal
-
-    body = json_.loads(entry.payload, parse_float=Decimal, parse_int=int)
-    differ = differences(res, record, body)
-    if differ:
+    body = body_of(entry)
+    compared = differences(res, record, body, storage)
+    # a text the server may have rewritten (cut, encoded) is for the person to judge; an id or
+    # an amount that is not the row's, or not provably so, is not
+    texts = {f.name for f in res.fields if f.type_name == "text"}
+    differ = list(compared.different) + [n for n in compared.unsure if n not in texts]
+    if compared.match is not Match.SAME and differ:
         shown = ", ".join(f"{n} {record.get(n)!r} (the row: {body.get(n)!r})" for n in differ)
         raise UsageProblem(f"record {record_id} is not this row's credit use: {shown}")
 
@@ -1101,6 +1136,13 @@ def _check_record(api: Api, kw: dict[str, Any], res: Resource, entry: Any, recor
               help="Share of POSTs that create the record, then answer only after --hang seconds.")
 @click.option("--hang", type=float, default=60.0, show_default=True, metavar="S",
               help="How long a hang lasts.")
+@click.option("--tls-after-create", type=float, default=0.0, metavar="P",
+              help="Share of POSTs that create the record, then break the TLS session (with --tls-cert).")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None, metavar="PEM",
+              help="Serve https with this certificate (and --tls-key); clients trust it via "
+                   "REQUESTS_CA_BUNDLE.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None, metavar="PEM",
+              help="The private key of --tls-cert.")
 @click.option("--unsuccessful", type=float, default=0.0, metavar="P",
               help="Share of POSTs answered 200 with WasSuccessful: false.")
 @click.option("--token-ttl", type=float, default=0.0, metavar="S",
@@ -1120,6 +1162,8 @@ def _check_record(api: Api, kw: dict[str, Any], res: Resource, entry: Any, recor
 @click.option("--description-html", is_flag=True, help="Descriptions stored HTML-encoded (& < > quotes).")
 @click.option("--amount-round", type=int, default=None, metavar="N",
               help="CreditUsed stored rounded to N decimal places (default: exact).")
+@click.option("--ids-random", is_flag=True,
+              help="Record Ids drawn at random instead of from one rising sequence.")
 @click.option("--bad-gateway", type=float, default=0.0, metavar="P",
               help="Share of POSTs answered 502 by a proxy, nothing created.")
 @click.option("--gateway-timeout", type=float, default=0.0, metavar="P",
@@ -1153,7 +1197,7 @@ def _check_record(api: Api, kw: dict[str, Any], res: Resource, entry: Any, recor
               help="Booking credits to declare: a JSON list or a CSV (Id,TotalCredit,RemainingCredit,...).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fault dice.")
 def sandbox_command(port: int, db: str, username: str, password: str, credits_file: str | None,
-                    **faults: Any) -> None:
+                    tls_cert: str | None, tls_key: str | None, **faults: Any) -> None:
     """Run the Nexudus emulator on localhost, for rehearsals, until Ctrl-C.
 
     \b
@@ -1170,8 +1214,10 @@ def sandbox_command(port: int, db: str, username: str, password: str, credits_fi
         credits = load_credits(credits_file) if credits_file else []
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--credits") from e
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("give --tls-cert and --tls-key together")
     box = Sandbox(port=port, faults=Faults(**faults), db=db, username=username, password=password,
-                  credits=credits)
+                  credits=credits, tls=(tls_cert, tls_key) if tls_cert and tls_key else None)
     click.echo(f"Nexudus sandbox at {box.url} (username {username}, password {password})", nl=True)
     sys.stdout.flush()
     try:

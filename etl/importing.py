@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 from etl import logs
 from etl.checks import READ_RATE, AccountChecks, for_client, posts_left
 from etl.errors import EtlError, RunAborted, UsageProblem, no_room
+from etl.fencing import Fences
 from etl.identity import Identities, describe_scheme, id_like_columns
 from etl.journal import (
     LEGACY_SCHEME,
@@ -42,18 +43,31 @@ from etl.journal import (
     clock,
     payload_hash,
 )
-from etl.ledger import ABSENT_REASON, CRASH_REASON, Event, Ledger, Sending, plan, report_outcome
+from etl.ledger import (
+    ABSENT_REASON,
+    CRASH_REASON,
+    Event,
+    Ledger,
+    RecordTaken,
+    Sending,
+    plan,
+    report_outcome,
+)
 from etl.outcomes import ExitStatus, Outcome, exit_status
 from etl.pipeline import Inputs, RunRecord
 from etl.posting import DailyLimitReached, Kind, Poster, ReadFailed, Result, Stopped
 from etl.reading import RawChunk
-from etl.reconciling import Reconciler, created_range, settle_time
+from etl.reconciling import Reconciler, created_range, parse_body, settle_time
 from etl.reporting import ReportWriter, patch_report
 from etl.resources import header_key
+from etl.storage import Storage
 from etl.validating import Validator
 
 #: how many times, at the end of a run, rows proved not created are sent again
 FINAL_ROUNDS = 3
+#: records read back in one run to learn how the target stores fields (reads count against the
+#: API's 120-a-minute limit of all methods)
+LEARN_READS = 10
 
 
 @dataclass(frozen=True)
@@ -211,6 +225,8 @@ class Importer:
         self.legacy = journal.meta("legacy") == "1"
         self.valid_rows: dict[str, int] = {}
         self.zone_checked = False  # learnt again each run: daylight saving time moves it
+        self._storage_lock = threading.Lock()
+        self.learn_reads = 0
         self.first_to_send: Row | None = None
         self.filled: dict[int, set[int]] = {}  # per file, the columns with a value somewhere
         self.schemes: dict[int, str] = {}  # per file, the scheme its rows are identified by
@@ -591,13 +607,17 @@ class Importer:
             return canonical_json({**row.body, "SystemId": sid}), sid
         return canonical_json(row.body), None
 
-    def _send(self, row: Row) -> Done:
+    def _send(self, row: Row, learn: bool = True, reason: str = "sent") -> Done:
         body, sid = self._body(row)
+        fences = self.reconciler.fences
+        fence: list[int | None] = [None]
 
         def mark() -> None:
-            self.ledger.apply(row.identity, Event.SEND, "sent", sending=Sending(
+            fence[0] = fences.low  # durable with the pending mark, before the request leaves
+            self.ledger.apply(row.identity, Event.SEND, reason, sending=Sending(
                 row.identity, row.scheme, body, row.payload_hash, row.source, row.number,
-                self.resource.name, self.settings.timeout, sid, row.base, row.occurrence))
+                self.resource.name, self.settings.timeout, sid, row.base, row.occurrence,
+                fence[0]))
 
         self._stop_if_moved()
         if self.stopper.is_set():
@@ -611,8 +631,57 @@ class Importer:
                               f"not created: the API refused the SystemId field ({result.errors})",
                               http_status=result.http_status, attempts=result.attempts)
             self._system_id("off", f"the API refused the SystemId field ({result.errors})")
-            return self._send(row)
-        return Done(row, self._answer(row, result), result)
+            return self._send(row, learn, reason)
+        done = Done(row, self._answer(row, result), result)
+        if result.kind is Kind.CREATED and result.record_id is not None:
+            fences.saw_created(result.record_id, fence[0])
+        if learn and done.state == Outcome.CREATED.value and result.record_id is not None:
+            self._learn_storage(body, result.record_id)
+        if done.state == Outcome.IN_DOUBT.value and fences.due():
+            # a read made only for a fence, only after an ambiguous answer: the rows sent from
+            # now on get a lower fence
+            try:
+                self.reconciler.read_fence()
+            except ReadFailed as exc:
+                self.log.warning(f"could not read the newest record Id for a fence ({exc})")
+        return done
+
+    # --- how the target stores fields: learnt from records whose row is known -----------------
+
+    def storage(self) -> Storage:
+        return Storage.loads(self.journal.target_fact("storage"))
+
+    def _learn_storage(self, body: str, record_id: int, record: dict[str, Any] | None = None) -> None:
+        """A row's own record (its 200 named it) teaches how the target stores fields; it is
+        read back only while the rules learnt so far can't compare this row's fields exactly,
+        a few times a run."""
+        import json
+
+        sent = parse_body(body)
+        with self._storage_lock:
+            storage = self.storage()
+            if storage.settled_for(self.resource, sent):
+                return
+            if record is None:
+                if self.learn_reads >= LEARN_READS:
+                    return
+                self.learn_reads += 1
+        if record is None:
+            try:
+                got = self.reconciler._get(f"{self.resource.endpoint}/{record_id}")
+            except ReadFailed as exc:
+                self.log.warning(f"could not read record {record_id} back to learn how the target "
+                                 f"stores fields ({exc})")
+                return
+            if not isinstance(got, dict) or got.get("Id") not in (record_id, str(record_id)):
+                return
+            record = got
+        with self._storage_lock:
+            storage = self.storage()
+            if storage.learn(self.resource, sent, record):
+                self.journal.set_target_fact("storage", storage.dumps())
+                self.log.info(f"learnt how {self.journal.target} stores fields from record {record_id}",
+                              storage=json.loads(storage.rules()))
 
     def _answer(self, row: Row, result: Result) -> str:
         """The answer, as an event for the ledger; returns the row's new state."""
@@ -625,8 +694,15 @@ class Importer:
         facts: dict[str, Any] = {"http_status": result.http_status, "attempts": result.attempts,
                  "server_offset": self.poster.client.server_offset}
         if result.kind is Kind.CREATED:
-            return self.ledger.apply(row.identity, Event.CREATED, "created",
-                                     record_id=result.record_id, **facts)
+            try:
+                return self.ledger.apply(row.identity, Event.CREATED, "created",
+                                         record_id=result.record_id, **facts)
+            except RecordTaken:  # a server that gave one Id twice: this 200 proves nothing
+                return self.ledger.apply(
+                    row.identity, Event.AMBIGUOUS,
+                    f"the server answered 200 with record {result.record_id}, which another row's "
+                    "own 200 named: it may have been created; not sent again until checked",
+                    settle_until=clock() + settle_time(self.settings.timeout), **facts)
         if result.kind is Kind.REJECTED:
             return self.ledger.apply(row.identity, Event.REJECTED, result.errors, **facts)
         if result.kind is Kind.AMBIGUOUS:
@@ -641,8 +717,12 @@ class Importer:
 
     def _probe(self, row: Row) -> Done:
         """The first row sent to a target carries SystemId, alone; its record is read back."""
-        done = self._send(row)
-        if done.state != Outcome.CREATED.value or not self._needs_probe():
+        done = self._send(row, learn=False)
+        if done.state != Outcome.CREATED.value:
+            return done
+        if not self._needs_probe():
+            if done.result.record_id is not None:
+                self._learn_storage(self._body(row)[0], done.result.record_id)
             return done
         sent_at = clock() + (self.poster.client.server_offset or 0.0)
         try:
@@ -657,6 +737,8 @@ class Importer:
                 self._system_id("off", "its records can't be read back by Id to verify SystemId")
             return done
         self._learn_zone(record, sent_at)
+        if done.result.record_id is not None:
+            self._learn_storage(self._body(row)[0], done.result.record_id, record)
         if not self.settings.system_id:
             return done
         if record.get("SystemId") == system_id_of(row.identity):
@@ -724,20 +806,16 @@ class Importer:
                 self._resend(e)
 
     def _resend(self, entry: Entry) -> None:
-        """A row proved not created is sent again, as it was sent before. Safe: reconciliation
-        found no record that could be this row after its request had settled (the ledger only
-        moves a row to `failed` on that proof), so this cannot make a second credit use."""
-        def mark() -> None:
-            self.ledger.apply(entry.identity, Event.SEND, "sent again: checked, it had not been created",
-                              sending=Sending(entry.identity, entry.scheme, entry.payload,
-                                              entry.payload_hash, entry.source or "", entry.row or 0,
-                                              self.resource.name, self.settings.timeout, entry.system_id,
-                                              entry.base, entry.occurrence))
-
-        result = self.poster.send(entry.payload, mark)
-        row = Row(0, entry.identity, entry.scheme, {}, entry.payload_hash, entry.source or "",
-                  entry.row or 0)
-        self._answer(row, result)
+        """A row proved not created is sent again, its body built under the target's current
+        SystemId setting (the account may have been found to refuse or drop it since the row
+        was first sent). Safe: reconciliation found no record that could be this row after its
+        request had settled (the ledger only moves a row to `failed` on that proof), so this
+        cannot make a second credit use."""
+        body = parse_body(entry.payload)
+        body.pop("SystemId", None)
+        row = Row(0, entry.identity, entry.scheme, body, entry.payload_hash, entry.source or "",
+                  entry.row or 0, base=entry.base, occurrence=entry.occurrence)
+        self._send(row, reason="sent again: checked, it had not been created")
 
     def _patch_report(self) -> None:
         """Rows reported in doubt whose fate was decided later in the run: the report is mended."""
@@ -772,7 +850,8 @@ def import_files(
     record.inputs = inputs
     ledger = Ledger(journal)
     reconciler = Reconciler(poster.client, journal, ledger, validator.resource,
-                            before_request=poster.pacer.acquire, patience=poster.throttle_patience)
+                            before_request=poster.pacer.acquire, patience=poster.throttle_patience,
+                            fences=Fences(journal))
     importer = Importer(inputs, validator, record, journal, poster, reconciler, settings, stopper)
     journal.start_run(record.command, [os.path.realpath(p) for p in record.files], record.started_at)
     try:

@@ -87,6 +87,7 @@ ROW_COLUMNS = (
     "identity", "scheme", "base", "occurrence", "state", "record_id", "http_status", "attempts",
     "reason", "payload", "payload_hash", "source", "row", "resource", "run_id", "system_id",
     "timeout", "first_sent", "last_sent", "server_offset", "settle_until", "created_at", "updated_at",
+    "fence_low",
 )
 _SELECT = f"SELECT {', '.join(ROW_COLUMNS)} FROM rows"
 
@@ -118,6 +119,7 @@ class Entry:
     settle_until: float | None
     created_at: str | None
     updated_at: str
+    fence_low: int | None = None
 
     @property
     def where(self) -> str:
@@ -231,6 +233,22 @@ def journal_folder_problem(folder: str, exc: OSError) -> EtlError:
                         "a folder this user can write, or give --journal")
 
 
+def _target_path(target: str) -> str:
+    slug = re.sub(r"[^a-z0-9.]+", "-", target.lower().split("://", 1)[-1]).strip("-") or "target"
+    return os.path.join(state_home(), "targets", f"{slug}.json")
+
+
+def _target_facts(target: str) -> dict[str, str]:
+    try:
+        with open(_target_path(target), encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("target") != target or not isinstance(data.get("facts"), dict):
+        return {}
+    return {str(k): str(v) for k, v in data["facts"].items()}
+
+
 # --- the journal -----------------------------------------------------------------------------------
 
 
@@ -287,6 +305,11 @@ class Journal:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")  # a pending mark must survive a power cut
             self.db.executescript(_SCHEMA)
+            have = {r[1] for r in self.db.execute("PRAGMA table_info(rows)")}
+            if "fence_low" not in have:
+                # the largest record Id seen before the row's latest request left: its record,
+                # if any, has a larger one (where the target's Ids rise)
+                self.db.execute("ALTER TABLE rows ADD COLUMN fence_low INTEGER")
             target = self._meta("target")
             legacy = self.db.execute(
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name='entries'").fetchone()
@@ -488,18 +511,58 @@ class Journal:
             return [(r[0], r[1], int(r[2] or 0)) for r in self.db.execute(
                 "SELECT identity, state, occurrence FROM rows WHERE base = ?", (base,))]
 
-    def snapshot(self) -> tuple[set[int], set[str]]:
-        """(record Ids claimed, payloads with a request under way), read together."""
+    def snapshot(self) -> tuple[set[int], list[Entry]]:
+        """(record Ids claimed, rows with a request under way or its answer not yet applied),
+        read together."""
         with self._mutex:
             self.db.execute("BEGIN")
             try:
                 claimed = {r[0] for r in self.db.execute(
                     "SELECT record_id FROM rows WHERE record_id IS NOT NULL")}
-                busy = {r[0] for r in self.db.execute(
-                    "SELECT payload_hash FROM rows WHERE state = 'pending'")}
+                busy = [Entry(*r) for r in self.db.execute(f"{_SELECT} WHERE state = 'pending'")]
             finally:
                 self.db.execute("COMMIT")
         return claimed, busy
+
+    def holder(self, db: sqlite3.Connection, record_id: int) -> tuple[str, str, str] | None:
+        """Inside a transaction: the row holding RECORD_ID, as (identity, state, the event that
+        gave it the record: 'created' for its own 200, else a claim), or None."""
+        row = db.execute("SELECT identity, state FROM rows WHERE record_id = ?", (record_id,)).fetchone()
+        if row is None:
+            return None
+        how = db.execute("SELECT event FROM events WHERE identity = ? AND to_state = 'created' "
+                         "ORDER BY seq DESC LIMIT 1", (row[0],)).fetchone()
+        return str(row[0]), str(row[1]), str(how[0]) if how else "created"
+
+    # facts about the target itself (how it stores fields), shared by every journal of it
+
+    def target_fact(self, key: str) -> str | None:
+        """A fact learnt about the target: from this journal, else from the target's own file in
+        the state folder (written by any journal of the same target)."""
+        value = self.meta(f"target:{key}")
+        if value is None:
+            value = _target_facts(self.target).get(key)
+        return value
+
+    def set_target_fact(self, key: str, value: str) -> None:
+        self.set_meta(f"target:{key}", value)
+        try:
+            facts = _target_facts(self.target)
+            facts[key] = value
+            path = _target_path(self.target)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump({"target": self.target, "facts": facts}, f, indent=1)
+            os.replace(tmp, path)
+        except OSError:
+            pass  # the journal has it; other journals learn it again
+
+    def max_record_id(self) -> int | None:
+        """The largest record Id the journal holds (received by some run), or None."""
+        with self._mutex:
+            row = self.db.execute("SELECT MAX(record_id) FROM rows").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
 
     def claimed_ids(self) -> set[int]:
         with self._mutex:

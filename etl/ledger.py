@@ -14,6 +14,12 @@
     in_doubt, UNDECIDED         -> in_doubt       not yet provable either way
     in_doubt, RESOLVED_CREATED  -> created        decided by a person (`etl resolve`)
     in_doubt, RESOLVED_ABSENT   -> failed         decided by a person
+    created, DISPUTED           -> in_doubt       the record it was matched to is another row's:
+                                                  that row's own 200 named it
+
+A record Id belongs to one row. A claim on a record another row holds (FOUND, RESOLVED_CREATED)
+is refused with `RecordTaken`; a 200 naming a record another row was matched to (a claim, never
+proof) wins, and the claimant goes back in doubt, in the same transaction.
 
 Everything else (posting, reconciling, the importer) only proposes events; `Ledger.apply`
 checks the transition against this table, writes the row and an event record in one
@@ -50,6 +56,7 @@ class Event(enum.StrEnum):
     UNDECIDED = "undecided"
     RESOLVED_CREATED = "resolved_created"
     RESOLVED_ABSENT = "resolved_absent"
+    DISPUTED = "disputed"
 
 
 _C, _R, _F, _D, _N = (Outcome.CREATED.value, Outcome.REJECTED.value, Outcome.FAILED.value,
@@ -68,6 +75,7 @@ TRANSITIONS: dict[tuple[str, Event], str] = {
     (_D, Event.UNDECIDED): _D,
     (_D, Event.RESOLVED_CREATED): _C,
     (_D, Event.RESOLVED_ABSENT): _F,
+    (_C, Event.DISPUTED): _D,
 }
 
 #: The words of each decision, shared by report, journal and log.
@@ -77,6 +85,15 @@ ABSENT_REASON = "checked: no record was created; the next import of it sends it 
 
 class TransitionRefused(Exception):
     """A transition that is not in the table: a defect, never a row's fault."""
+
+
+class RecordTaken(Exception):
+    """A claim on a record another row holds: that record is not this row's proof."""
+
+    def __init__(self, record_id: int, holder: str) -> None:
+        super().__init__(f"record {record_id} belongs to another row of the journal")
+        self.record_id = record_id
+        self.holder = holder
 
 
 @dataclass(frozen=True)
@@ -94,6 +111,7 @@ class Sending:
     system_id: str | None = None
     base: str | None = None
     occurrence: int | None = None
+    fence_low: int | None = None  # the largest record Id seen before the request leaves
 
 
 class Ledger:
@@ -119,6 +137,7 @@ class Ledger:
             if after is None:
                 raise TransitionRefused(f"{before} -> {event.value} is not a transition of a row")
             fields: dict[str, Any] = dict(facts)
+            disputed = self._take_record(db, identity, event, fields)
             if "attempts" in fields:
                 fields["attempts"] = (row[3] if row else 0) + int(fields["attempts"] or 0)
             fields.update(state=after, reason=reason, run_id=journal.run_id)
@@ -130,6 +149,7 @@ class Ledger:
                               row=sending.row, resource=sending.resource, timeout=sending.timeout,
                               system_id=sending.system_id, last_sent=now, settle_until=None,
                               base=sending.base, occurrence=sending.occurrence,
+                              fence_low=sending.fence_low,
                               first_sent=now if row is None or row[4] is None else row[4])
                 if before in (_F, _N, _R):
                     fields["first_sent"] = now  # a new request: older records are not its own
@@ -143,7 +163,29 @@ class Ledger:
         self.log.info("row", source=source, row=number, identity=identity[:12],
                       **{"from": before, "to": after}, on=event.value, reason=reason,
                       record_id=facts.get("record_id"))
+        if disputed:
+            self.log.warning(f"record {facts.get('record_id')} was matched to another row, but this "
+                             f"row's 200 named it: that row is in doubt again ({disputed[:12]})")
         return after
+
+    def _take_record(self, db: Any, identity: str, event: Event, fields: dict[str, Any]) -> str | None:
+        """Inside the transaction: make way for FIELDS' record_id. Returns the identity of a row
+        whose claim on it gave way to this row's own 200 (it is in doubt again), else None."""
+        record_id = fields.get("record_id")
+        if record_id is None:
+            return None
+        held = self.journal.holder(db, record_id)
+        if held is None or held[0] == identity:
+            return None
+        other, state, how = held
+        if event is not Event.CREATED or how == Event.CREATED.value:
+            raise RecordTaken(record_id, other)
+        reason = (f"in doubt: record {record_id}, matched to this row, was named by another row's own "
+                  "answer (200); checked again")
+        self.journal.write_row(db, other, {"state": _D, "record_id": None, "reason": reason,
+                                           "run_id": self.journal.run_id}, insert=False)
+        self.journal.write_event(db, other, None, None, state, _D, Event.DISPUTED.value, reason)
+        return other
 
 
 def report_outcome(entry: Entry | None, *, this_run: bool) -> Outcome:

@@ -8,7 +8,8 @@ Every answer is sorted into what it proves about the record:
   the record may exist. Never resent; the row is `in_doubt` until reconciled.
 - REFUSED (404, 405, a redirect, other 4xx): nothing created, and resending won't help;
 - TLS (the handshake failed, before any byte of the request left): nothing sent, and the run
-  stops, since every request would fail the same way.
+  stops, since every request would fail the same way. A TLS failure once the request has
+  started to leave (a bad record while the answer is read) is AMBIGUOUS like any other.
 
 Only this module imports requests.
 """
@@ -30,6 +31,8 @@ import requests
 import tenacity
 import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPSConnection
+from urllib3.connectionpool import HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
 from etl import __version__, logs
@@ -132,6 +135,32 @@ def check_url(url: str, allow_insecure_http: bool = False) -> str:
     return url.rstrip("/")
 
 
+#: per thread: whether the request under way has started to leave (its connection is made and
+#: its TLS handshake done): a failure after that may come after the server acted on it
+_progress = threading.local()
+
+
+class _WatchedConnection(HTTPSConnection):
+    """An HTTPS connection that says when the request starts to leave, after the handshake."""
+
+    def request(self, *args: Any, **kw: Any) -> None:
+        if self.sock is None:
+            self.connect()  # the handshake: a failure here means nothing was sent
+        _progress.sent = True
+        super().request(*args, **kw)
+
+
+class _WatchedPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedConnection
+
+
+class _Adapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kw: Any) -> None:
+        super().init_poolmanager(*args, **kw)
+        self.poolmanager.pool_classes_by_scheme = {**self.poolmanager.pool_classes_by_scheme,
+                                                   "https": _WatchedPool}
+
+
 class Client:
     """One API account: authenticates, renews its token once on a 401, and classifies answers."""
 
@@ -143,7 +172,7 @@ class Client:
         self.clock = clock
         self.session = requests.Session()
         # no retries inside urllib3: every resend is decided by the policy below, nowhere else
-        adapter = HTTPAdapter(max_retries=0, pool_connections=1, pool_maxsize=max(pool, 1))
+        adapter = _Adapter(max_retries=0, pool_connections=1, pool_maxsize=max(pool, 1))
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = f"nexudus-etl/{__version__}"
@@ -216,6 +245,7 @@ class Client:
         """One request whose whole answer must arrive within --timeout (a body trickling in a
         byte at a time is cut off at the deadline, not read for ever)."""
         deadline = self.clock() + self.timeout
+        _progress.sent = False
         r = self.session.request(method, self.api_url + path, timeout=self.timeout, stream=True,
                                  headers=self.headers() | kw.pop("headers", {}),
                                  allow_redirects=False, **kw)
@@ -249,6 +279,11 @@ class Client:
             r, _ = self._request("POST", path, data=body.encode("utf-8"),
                                  headers={"Content-Type": "application/json"})
         except requests.exceptions.SSLError as exc:
+            if getattr(_progress, "sent", False):
+                # the handshake was done and the request had started to leave: the server may
+                # have acted on it before the connection broke
+                return Answer(Kind.AMBIGUOUS, errors=f"a TLS error while the answer was awaited "
+                                                     f"({_tls_reason(exc)})")
             # the TLS handshake comes before any byte of the request: nothing was sent
             return Answer(Kind.TLS, errors=_tls_message(self.api_url, exc))
         except requests.ConnectTimeout:
@@ -366,6 +401,13 @@ def no_connection(url: str, timeout: float, tries: int) -> Unreachable:
     return Unreachable(f"can't reach the API at {urlsplit(url).netloc} (no connection within {timeout:g} s, "
                        f"{tries} tries); nothing more is sent. Check --api-url and the network, then "
                        "run again")
+
+
+def _tls_reason(exc: Exception) -> str:
+    text = str(exc)
+    found = re.search(r"\[SSL: ([A-Z_]+)\]|(bad record mac|decryption failed|EOF occurred[^'\")]*)",
+                      text, re.IGNORECASE)
+    return (found.group(1) or found.group(2)).replace("_", " ").lower() if found else "TLS failure"
 
 
 def _never_sent(exc: requests.ConnectionError) -> bool:

@@ -7,39 +7,41 @@ connection, a crash mid-request). Reconciliation proves before anything is sent 
   exact look-up finds its record, or proves there is none. The returned records' `SystemId` is
   compared here, since a server ignores filters it does not know.
 - **Otherwise by its fields**: records are listed with the resource's look-up filter, every page,
-  and compared on what the server cannot have changed (the ids, the amount within rounding);
-  `Description` breaks ties, tolerating shortening, trimming, whitespace, Unicode forms and HTML
-  entities. Only records created after the row's first send (by the *server's* clock, read from
-  its `Date` header) and claimed by no other journal row can be this row's; a record whose
-  creation time can't be placed (a local time in an unknown zone) keeps the row in doubt.
-- **Identical rows are interchangeable**: n identical rows in doubt and m unclaimed records that
-  match them: min(n, m) are created (Ids in order), the rest are not created once settled.
+  and compared as values (etl.storage): exact amounts and integer ids, texts through the storage
+  rules the target was seen to apply to a row whose record is known, never guessed from the
+  record being compared. A record that may be the row's but can't be compared exactly (a
+  rounding or a cut never seen) keeps the row in doubt, named; it is never "proved absent" on
+  it. Only records created after the row's first send (by the *server's* clock, read from its
+  `Date` header) and claimed by no other journal row can be this row's; a record whose
+  creation time can't be placed (a local time in an unknown zone) keeps the row in doubt; a
+  record that a row in flight or another row in doubt may own is no row's proof.
+- **Rows the server stores alike are interchangeable** (identical rows, or rows whose stored
+  form the learnt rules say exactly is the same): n such rows in doubt and m unclaimed records
+  equal to them: min(n, m) are created (Ids in order), the rest are not created once settled.
 - **"Not created" needs the request to be settled**: no record may mean "not yet", until twice the
   time-out the request was sent with (from the journal), plus a grace period, has passed.
 """
 
 from __future__ import annotations
 
-import html
 import json
-import re
-import sqlite3
 import time
-import unicodedata
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, ROUND_UP, Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from etl import logs
+from etl.fencing import Fences
 from etl.journal import Entry, Journal
 from etl.ledger import ABSENT_REASON as ABSENT
-from etl.ledger import Event, Ledger
+from etl.ledger import Event, Ledger, RecordTaken
 from etl.outcomes import Outcome
 from etl.posting import Client, ReadFailed
 from etl.resources import Resource
+from etl.storage import Comparison, Match, Storage, decimal, places
 
 #: records created this long before our send (by the server's clock) are someone else's
 MARGIN = 5.0
@@ -55,7 +57,6 @@ SETTLE_GRACE = 5.0
 GATEWAY_SETTLE = 600.0
 PAGE_SIZE = 500
 MAX_PAGES = 400
-AMOUNT_TOLERANCE = Decimal("0.005")
 
 
 def settle_time(timeout: float | None, status: int | None = None,
@@ -65,6 +66,12 @@ def settle_time(timeout: float | None, status: int | None = None,
     timeout = timeout or 30.0
     settle = 2 * timeout + min(SETTLE_GRACE, timeout)
     return max(settle, gateway) if status in (502, 504) else settle
+
+
+def settles_at(entry: Entry) -> float:
+    """When ENTRY's last request can no longer create a record (our clock, epoch seconds)."""
+    return entry.settle_until or ((entry.last_sent or entry.first_sent or 0.0)
+                                  + settle_time(entry.timeout, entry.http_status))
 
 
 @dataclass(frozen=True)
@@ -79,39 +86,6 @@ class Verdict:
         return self.entry.identity
 
 
-def normal_text(value: Any) -> str:
-    text = html.unescape(str(value or ""))
-    text = unicodedata.normalize("NFKC", text)
-    return re.sub(r"\s+", " ", text).strip().casefold()
-
-
-def same_text(theirs: Any, ours: Any) -> bool:
-    """The server's Description may be ours shortened, trimmed, re-spaced or HTML-encoded."""
-    a, b = normal_text(theirs), normal_text(ours)
-    if a == b:
-        return True
-    a = a.rstrip(".…").rstrip()
-    # however short the server cut it: a record left out as "not ours" would let its row be
-    # proved absent and sent again (a second credit use); one that could be ours keeps its row
-    # created or, if it could be another row's too, in doubt
-    return bool(a) and b.startswith(a)
-
-
-def _same(value: Any, expected: Any) -> bool:
-    if expected is None or expected == "":
-        return value is None or value == "" or value == 0
-    if isinstance(expected, Decimal):
-        return value is not None and same_amount(value, expected)
-    if isinstance(expected, bool) or isinstance(value, bool):
-        return value == expected
-    if isinstance(expected, int):
-        try:
-            return int(value) == expected
-        except (TypeError, ValueError):
-            return False
-    return bool(value == expected)
-
-
 def _as_sent(entry: Entry) -> str:
     """What tells identical rows apart on the server: the body as sent, less its SystemId."""
     body = json.loads(entry.payload)
@@ -119,31 +93,22 @@ def _as_sent(entry: Entry) -> str:
     return json.dumps(body, sort_keys=True)
 
 
-def differences(resource: Resource, record: dict[str, Any], body: dict[str, Any]) -> list[str]:
-    """The fields in which RECORD can't be the credit use BODY was sent as: the ids and the
-    amount must agree (the amount as the server keeps it rounded); the Description may come
-    back shortened, trimmed, re-spaced or HTML-encoded. [] when it can be."""
-    differ = [f.name for f in resource.fields if f.name != "Description"
-              and not _same(record.get(f.name), body.get(f.name))]
-    if ("Description" in body or record.get("Description")) and \
-            not same_text(record.get("Description"), body.get("Description")):
-        differ.append("Description")
-    return differ
+def parse_body(text: str) -> dict[str, Any]:
+    """A body as sent, with exact numbers (Decimal amounts, int ids)."""
+    body: dict[str, Any] = json.loads(text, parse_float=Decimal, parse_int=int)
+    return body
 
 
-def same_amount(theirs: Any, ours: Decimal) -> bool:
-    """The server may keep an amount rounded (to cents, to its own precision, through a float):
-    within half a cent, or ours rounded to the places the server's has, is the same amount."""
-    try:
-        value = Decimal(str(theirs))
-    except (InvalidOperation, ValueError):
-        return False
-    if abs(value - ours) <= AMOUNT_TOLERANCE:
-        return True
-    places = max(0, -int(value.normalize().as_tuple().exponent))
-    step = Decimal(1).scaleb(-places)
-    return any(ours.quantize(step, rounding=mode) == value
-               for mode in (ROUND_HALF_UP, ROUND_HALF_EVEN, ROUND_DOWN, ROUND_UP))
+def body_of(entry: Entry) -> dict[str, Any]:
+    """The body a row was sent as."""
+    return parse_body(entry.payload)
+
+
+def differences(resource: Resource, record: dict[str, Any], body: dict[str, Any],
+                storage: Storage | None = None) -> Comparison:
+    """RECORD against the credit use BODY was sent as, field by field, as values, through the
+    target's storage rules as learnt (see etl.storage)."""
+    return (storage or Storage()).compare(resource, record, body)
 
 
 def created_range(record: dict[str, Any], zone: float | None
@@ -170,7 +135,9 @@ def created_range(record: dict[str, Any], zone: float | None
 class Reconciler:
     def __init__(self, client: Client, journal: Journal, ledger: Ledger, resource: Resource, *,
                  before_request: Callable[[], Any] | None = None,
-                 clock: Callable[[], float] = time.time, patience: float = 600.0) -> None:
+                 clock: Callable[[], float] = time.time, patience: float = 600.0,
+                 fences: Fences | None = None) -> None:
+        self.fences = fences or Fences(journal)
         self.client = client
         self.journal = journal
         self.ledger = ledger
@@ -208,6 +175,7 @@ class Reconciler:
                 break  # a page that repeats what was read: the server does not page
             if not answer["Records"] or not answer.get("HasNextPage", True) or (
                     isinstance(pages, int) and page >= pages):
+                self.fences.saw_listing(params, seen)
                 return sorted(seen.values(), key=lambda r: (str(type(r["Id"])), r["Id"]))
             page += 1
         # a server that ignores `page` (or a list longer than the cap): what was read is not all
@@ -215,26 +183,53 @@ class Reconciler:
         raise ReadFailed(f"the list of {self.resource.name} could not be read to its end (page {page} "
                          f"brought nothing new, {len(seen)} records read)")
 
+    def read_fence(self) -> None:
+        """After an ambiguous answer: the newest record Id of the resource, so that the rows sent
+        from now on have a lower fence. Both ends of a list sorted by Id are read (one record
+        each), whichever way the server reads `dir`; any Id read is a valid fence."""
+        params: dict[str, Any] = {"orderBy": "Id", "dir": 1, "size": 1, "page": 1}
+        first = self._get(self.resource.endpoint, params)
+        if not isinstance(first, dict) or not isinstance(first.get("Records"), list):
+            raise ReadFailed(f"the list of {self.resource.name} came back without Records")
+        if not first["Records"]:
+            if first.get("TotalItems") == 0:
+                self.fences.saw_empty()
+            return
+        ids = [r.get("Id") for r in first["Records"] if isinstance(r, dict)]
+        pages = first.get("TotalPages")
+        if isinstance(pages, int) and pages > 1:
+            last = self._get(self.resource.endpoint, {**params, "page": pages})
+            if isinstance(last, dict) and isinstance(last.get("Records"), list):
+                ids += [r.get("Id") for r in last["Records"] if isinstance(r, dict)]
+        self.fences.saw(i for i in ids if isinstance(i, int))
+
     # deciding
 
     def reconcile(self, entries: list[Entry], *, final: bool = False) -> list[Verdict]:
         """Decide each entry in doubt (and every identical row in doubt with it), record each
         verdict through the ledger, and return the verdicts (ENTRIES' first).
 
-        The server is read first and the journal after, in one snapshot: a record an identical
-        row in flight has just created is then either claimed by it already, or its row is
-        still pending and the group waits. Never the other way round."""
+        The server is read first and the journal after, in one snapshot: a record a row in
+        flight may have just created is then either claimed by it already, or that row is still
+        pending and no other row may take the record. Never the other way round."""
         if not entries:
             return []
+        return self._reconcile(entries, {}, learn=True)
+
+    def _reconcile(self, entries: list[Entry], cache: dict[Any, list[dict[str, Any]]], *,
+                   learn: bool) -> list[Verdict]:
         wanted = {e.identity for e in entries}
+        storage = Storage.loads(self.journal.target_fact("storage"))
+        key = _Grouping(self.resource, storage)
+        doubt = [e for e in self.journal.entries(Outcome.IN_DOUBT.value)
+                 if e.resource in (None, "", self.resource.name)]
+        keys = {key(e) for e in entries}
         by_payload: dict[str, list[Entry]] = defaultdict(list)
-        hashes = {e.payload_hash for e in entries}
-        for e in self.journal.entries(Outcome.IN_DOUBT.value):
-            if e.payload_hash in hashes and e.resource in (None, "", self.resource.name):
-                by_payload[_as_sent(e)].append(e)
+        for e in doubt:
+            if key(e) in keys:
+                by_payload[key(e)].append(e)
         exact = self.journal.meta("system_id") == "on"
         groups = [sorted(g, key=lambda e: (e.first_sent or 0.0, e.identity)) for g in by_payload.values()]
-        cache: dict[Any, list[dict[str, Any]]] = {}
         read: dict[int, tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]] = {}
         verdicts: dict[str, Verdict] = {}
         for gi, group in enumerate(groups):
@@ -247,17 +242,18 @@ class Reconciler:
                 for e in group:
                     verdicts[e.identity] = self._undecided(e, f"could not check: {exc}")
         claimed, busy = self.journal.snapshot()
-        # candidates by fields, group by group; a record that may be the row of two different
-        # groups (a shortened Description) is taken by neither
-        found: dict[int, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
-        for gi, (keyed, listed) in read.items():
-            rest = [e for e in groups[gi] if e.identity not in keyed]
-            if rest:
-                found[gi] = self._candidates(rest, listed, claimed)
-        times = Counter(r["Id"] for ours, maybe in found.values() for r in ours + maybe)
+        busy_keys = {key(e) for e in busy}
+        # every row that may own a record: rows in flight (or whose answer is not applied yet)
+        # and rows in doubt; a record one of them may own is no other row's proof
+        contenders = _Contenders(self.resource, storage, self._could_be_after, key, busy + doubt)
+        if learn and not verdicts and (
+                self._learn_alone(groups, read, claimed, contenders, storage)
+                or self._learn_together(busy + doubt, cache, claimed, storage)):
+            # the rules changed how rows compare and group: decided again, on what was read
+            return self._reconcile(entries, cache, learn=False)
         for gi, (keyed, _) in read.items():
             group = groups[gi]
-            if group[0].payload_hash in busy:
+            if key(group[0]) in busy_keys:
                 for e in group:
                     verdicts[e.identity] = self._undecided(
                         e, "an identical row is being sent right now; checked once it is answered")
@@ -265,14 +261,166 @@ class Reconciler:
             for e in group:
                 if e.identity in keyed:
                     verdicts[e.identity] = self._by_system_id(e, keyed[e.identity], claimed)
-            if gi in found:
-                ours, maybe = found[gi]
-                maybe = maybe + [r for r in ours if times[r["Id"]] > 1]
-                ours = [r for r in ours if times[r["Id"]] == 1]
-                rest = [e for e in group if e.identity not in keyed]
-                for v in self._decide(rest, ours, maybe, claimed):
-                    verdicts[v.identity] = v
+                    if verdicts[e.identity].outcome is Outcome.CREATED:
+                        contenders.done(e.identity)
+        # by fields: a group decided frees the records it could have owned for the others
+        waiting: dict[int, list[tuple[Entry, str]]] = {}
+        for _ in range(4):
+            progress = False
+            waiting = {}
+            for gi, (keyed, listed) in read.items():
+                left = [e for e in groups[gi] if e.identity not in keyed and e.identity not in verdicts]
+                mine = {e.identity for e in groups[gi]}
+                for rest in self._parts(left):
+                    ours, maybe = self._candidates(rest, listed, claimed, storage)
+                    shared = [r for r in ours if contenders.others(r, key(rest[0]), mine)]
+                    ours = [r for r in ours if r not in shared]
+                    undecided, decided = self._decide(rest, ours, maybe, shared, claimed)
+                    for v in decided:
+                        verdicts[v.identity] = v
+                        contenders.done(v.identity)
+                        progress = progress or v.outcome is Outcome.CREATED
+                    if undecided:
+                        waiting.setdefault(gi, []).extend(undecided)
+            if not progress:
+                break
+        for undecided in waiting.values():
+            for e, reason in undecided:
+                verdicts[e.identity] = self._undecided(e, reason)
         return sorted(verdicts.values(), key=lambda v: v.identity not in wanted)
+
+    def _parts(self, rows: list[Entry]) -> list[list[Entry]]:
+        """Rows stored alike, split into those with a lower fence (placed by Ids) and those
+        without (placed by the server's clock), the fenced first."""
+        if not self.fences.usable:
+            return [rows] if rows else []
+        fenced = [e for e in rows if e.fence_low is not None]
+        return [part for part in (fenced, [e for e in rows if e.fence_low is None]) if part]
+
+    def _learn_alone(self, groups: list[list[Entry]], read: dict[int, Any], claimed: set[int],
+                     contenders: _Contenders, storage: Storage) -> bool:
+        """Learning without a 200: a row alone in its group, whose request has settled inside a
+        lower fence, with exactly one unclaimed record of its look-up (its credit) inside that
+        fence whose ids and amount equal the row's, and that no other row may own: that record
+        is the row's, and shows how the target stores the fields (a cut, an encoding). True when
+        the rules changed."""
+        if not self.fences.usable:
+            return False
+        for gi, (keyed, listed) in read.items():
+            group = groups[gi]
+            if len(group) != 1 or keyed:
+                continue
+            e = group[0]
+            body = body_of(e)
+            if e.fence_low is None or settles_at(e) > self.clock() or \
+                    storage.settled_for(self.resource, body):
+                continue
+            inside = []
+            for record in listed:
+                rid = record.get("Id")
+                if rid in claimed or not isinstance(rid, int) or rid <= e.fence_low:
+                    continue
+                compared = differences(self.resource, record, body, storage)
+                if compared.match is not Match.DIFFERENT:
+                    inside.append((record, compared))
+            if len(inside) != 1:
+                continue
+            record, compared = inside[0]
+            texts = {f.name for f in self.resource.fields if f.type_name == "text"}
+            if not set(compared.unsure) <= texts or contenders.others(record, "", {e.identity}):
+                continue
+            if storage.learn(self.resource, body, record) and not any(
+                    t.broken for t in storage.texts.values()):
+                self.journal.set_target_fact("storage", storage.dumps())
+                self.log.info(f"learnt how {self.journal.target} stores fields from record "
+                              f"{record['Id']}: the only new record of its credit inside the settled "
+                              f"fence of {e.where}")
+                return True
+        return False
+
+    def _learn_together(self, rows: list[Entry], cache: dict[Any, list[dict[str, Any]]],
+                        claimed: set[int], storage: Storage) -> bool:
+        """Learning without a 200, where no row was alone: every row of a credit has settled,
+        and every pairing of those rows with the unclaimed records of the credit that may have
+        been made after them (above their fences; by the clock where they have none; ids and
+        amount equal, the text not ruled out) teaches the same text rules. Whichever record is
+        whose, the rules are then the same; rules learnt from a row's true record are never
+        wrong, so these are not either. An amount equal to a
+        row's shows the places it is kept with, when no row of the credit has more."""
+        if not self.fences.usable:
+            return False
+        by_key: dict[tuple[tuple[str, str], ...], list[Entry]] = defaultdict(list)
+        for e in rows:
+            body = body_of(e)
+            params = {n: str(body[f]) for n, f in self.resource.lookup.items() if f in body}
+            by_key[tuple(sorted(params.items()))].append(e)
+        texts = [f.name for f in self.resource.fields if f.type_name == "text"]
+        amounts = [f.name for f in self.resource.fields if f.type_name not in ("text", "positive integer")]
+        now = self.clock()
+        taught = Storage.loads(storage.dumps())
+        credits = 0
+        for key, group in by_key.items():
+            listed = cache.get(key)
+            if listed is None or any(e.state != Outcome.IN_DOUBT.value or settles_at(e) > now
+                                     for e in group):
+                continue
+            records = [r for r in listed if r.get("Id") not in claimed and isinstance(r.get("Id"), int)]
+            pairs = []
+            for e in group:
+                body = body_of(e)
+                for r in records:
+                    if not self._could_be_after(r, e):
+                        continue
+                    compared = differences(self.resource, r, body, taught)
+                    if compared.match is not Match.DIFFERENT and set(compared.unsure) <= set(texts):
+                        pairs.append((body, r))
+            if not pairs:
+                continue
+            learnt = Storage.loads(taught.dumps())
+            agreed = True
+            for name in texts:
+                outcomes = set()
+                for body, r in pairs:
+                    trial = Storage.loads(taught.dumps())
+                    trial.learn(self.resource, {name: body.get(name)}, {name: r.get(name)})
+                    rule = trial.texts.get(name)
+                    outcomes.add(json.dumps([rule.shapes, rule.keeps, rule.broken, rule.drops])
+                                 if rule else "")
+                if len(outcomes) != 1:
+                    agreed = False
+                    break
+                learnt.learn(self.resource, {name: pairs[0][0].get(name)}, {name: pairs[0][1].get(name)})
+            if not agreed or any(t.broken for t in learnt.texts.values()):
+                continue
+            for name in amounts:
+                most = max((places(d) for e in group if (d := decimal(body_of(e).get(name))) is not None),
+                           default=None)
+                for body, _ in pairs:
+                    d = decimal(body.get(name))
+                    if d is not None and most is not None and places(d) == most:
+                        learnt.learn(self.resource, {name: d}, {name: d})
+            if learnt.rules() != taught.rules():
+                taught = learnt
+                credits += 1
+        if taught.rules() == storage.rules():
+            return False
+        self.journal.set_target_fact("storage", taught.dumps())
+        self.log.info(f"learnt how {self.journal.target} stores fields from the records of settled "
+                      f"rows of {credits} credits, which teach the same whichever is whose")
+        return True
+
+    def may_be_its_records(self, entry: Entry) -> list[int]:
+        """The Ids of unclaimed records that are, or may be, ENTRY's (equal to it, or not
+        comparable exactly), created after its first send: for a person deciding it by hand."""
+        storage = Storage.loads(self.journal.target_fact("storage"))
+        if self.journal.meta("system_id") == "on" and entry.system_id:
+            found = self.records({self.resource.system_id_filter: str(entry.system_id)})
+            keyed = [int(r["Id"]) for r in found if r.get("SystemId") == entry.system_id]
+            if keyed:
+                return keyed
+        listed = self._listed(entry, {})
+        ours, maybe = self._candidates([entry], listed, self.journal.claimed_ids(), storage)
+        return sorted(int(r["Id"]) for r in ours + maybe)
 
     def _by_system_id(self, entry: Entry, records: list[dict[str, Any]], claimed: set[int]) -> Verdict:
         sid = entry.system_id
@@ -285,77 +433,109 @@ class Reconciler:
         return self._absent_or_wait(entry, "no record carries its SystemId")
 
     def _listed(self, entry: Entry, cache: dict[Any, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-        body = json.loads(entry.payload, parse_float=Decimal, parse_int=int)
+        body = body_of(entry)
         params = {name: str(body[field]) for name, field in self.resource.lookup.items() if field in body}
         key = tuple(sorted(params.items()))
         if key not in cache:
             cache[key] = self.records(params)
         return cache[key]
 
-    def _candidates(self, group: list[Entry], listed: list[dict[str, Any]], claimed: set[int]
-                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """(ours, maybe): records that match the group's rows and were created after their first
-        send by the server's clock, and those whose creation time can't be placed."""
-        body = json.loads(group[0].payload, parse_float=Decimal, parse_int=int)
-        zone_text = self.journal.meta("created_on_zone")
-        zone = float(zone_text) if zone_text not in (None, "") else None
-        offset = self.client.server_offset
-        # the earliest a record of this group can have been created, by the server's clock
-        starts = []
-        for e in group:
-            sent = e.first_sent or 0.0
-            known = e.server_offset if e.server_offset is not None else offset
-            starts.append(sent + (known or 0.0) - (MARGIN if known is not None else UNKNOWN_SKEW))
-        start = min(starts)
+    def _candidates(self, group: list[Entry], listed: list[dict[str, Any]], claimed: set[int],
+                    storage: Storage) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(ours, maybe): records equal to the group's rows (as the target stores them) that were
+        created after their first send by the server's clock; and those that may be theirs but
+        can't be told (a field that can't be compared exactly, a creation time that can't be
+        placed)."""
+        body = body_of(group[0])
+        zone = self._zone()
+        start = min(self._start(e) for e in group)
+        # where Ids rise, a record above the lowest fence of the group came after its first
+        # request left, and one at or below it before, whatever the clocks say
+        fences = [e.fence_low for e in group]
+        low = min(f for f in fences if f is not None) if self.fences.usable and None not in fences \
+            else None
         ours, maybe = [], []
         for record in listed:
             if record.get("Id") in claimed:
                 continue
-            if differences(self.resource, record, body):
+            compared = differences(self.resource, record, body, storage)
+            if compared.match is Match.DIFFERENT:
                 continue
             when = created_range(record, zone)
-            if when is None:
-                maybe.append(record)
-            elif when[1] < start:
+            if when is not None and when[1] < start:
                 continue  # created before any of these requests left, in any time zone
-            elif when[2] >= start:
-                ours.append(record)
+            if low is not None:
+                rid = record.get("Id")
+                if not isinstance(rid, int) or rid <= low:
+                    continue
+                placed = True
             else:
+                placed = when is not None and when[2] >= start
+            if compared.match is Match.UNSURE or not placed:
                 maybe.append(record)
+            else:
+                ours.append(record)
         return ours, maybe
 
+    def _zone(self) -> float | None:
+        zone_text = self.journal.meta("created_on_zone")
+        return float(zone_text) if zone_text not in (None, "") else None
+
+    def _start(self, e: Entry) -> float:
+        """The earliest a record of E can have been created, by the server's clock."""
+        sent = e.first_sent or 0.0
+        known = e.server_offset if e.server_offset is not None else self.client.server_offset
+        return sent + (known or 0.0) - (MARGIN if known is not None else UNKNOWN_SKEW)
+
+    def _could_be_after(self, record: dict[str, Any], e: Entry) -> bool:
+        """Whether RECORD may have been created after E's request left: above its lower fence
+        (where Ids rise), and not before it in any time zone."""
+        when = created_range(record, self._zone())
+        if when is not None and when[1] < self._start(e):
+            return False
+        if self.fences.usable and e.fence_low is not None:
+            rid = record.get("Id")
+            return isinstance(rid, int) and rid > e.fence_low
+        return True
+
     def _decide(self, group: list[Entry], ours: list[dict[str, Any]], maybe: list[dict[str, Any]],
-                claimed: set[int]) -> list[Verdict]:
-        """n identical rows in doubt against the m records that can only be theirs."""
-        if maybe:
-            ids = ", ".join(str(r["Id"]) for r in (ours + maybe)[:10])
-            reason = (f"a record that may be this row exists (Ids {ids}), but it can't be told to be "
-                      "this row's (its creation time, or another row it may belong to); not sent "
-                      "again: decide with etl resolve")
-            return [self._undecided(e, reason) for e in group]
+                shared: list[dict[str, Any]], claimed: set[int]
+                ) -> tuple[list[tuple[Entry, str]], list[Verdict]]:
+        """n rows in doubt that the server stores alike, against the m records that can only
+        be theirs: (rows left in doubt with the reason, verdicts recorded). Records equal to
+        theirs are taken in Id order; a row left over is proved absent only where no record
+        may be its own (one that can't be compared exactly, or that another row may own)."""
         verdicts = []
         for e, record in zip(group, ours, strict=False):
             how = "checked: it was created"
             if len(group) > 1:
-                how += f" (one of {len(group)} identical rows; records are interchangeable)"
+                how += (f" (one of {len(group)} rows the server stores alike; records are "
+                        "interchangeable)")
             verdicts.append(self._found(e, int(record["Id"]), how, claimed))
-        for e in group[len(ours):]:
+        rest = group[len(ours):]
+        if rest and (maybe or shared):
+            ids = ", ".join(str(r["Id"]) for r in (maybe + shared)[:10])
+            why = ("its creation time, or a field the server may have stored differently"
+                   if maybe else "another row in doubt or in flight may own it")
+            reason = (f"a record that may be this row exists (Ids {ids}), but it can't be told to be "
+                      f"this row's ({why}); not sent again: decide with etl resolve")
+            return [(e, reason) for e in rest], verdicts
+        for e in rest:
             verdicts.append(self._absent_or_wait(e, "no matching record"))
-        return verdicts
+        return [], verdicts
 
     # verdicts, through the ledger
 
     def _found(self, entry: Entry, record_id: int, reason: str, claimed: set[int]) -> Verdict:
         try:
             self.ledger.apply(entry.identity, Event.FOUND, reason, record_id=record_id)
-        except sqlite3.IntegrityError:  # another row took it meanwhile: it is not this row's proof
+        except RecordTaken:  # another row took it meanwhile: it is not this row's proof
             return self._undecided(entry, f"record {record_id} was taken by another row meanwhile")
         claimed.add(record_id)
         return Verdict(entry, Outcome.CREATED, record_id, reason)
 
     def _absent_or_wait(self, entry: Entry, what: str) -> Verdict:
-        until = entry.settle_until or ((entry.last_sent or entry.first_sent or 0.0)
-                                       + settle_time(entry.timeout, entry.http_status))
+        until = settles_at(entry)
         if until > self.clock():
             left = until - self.clock()
             return self._undecided(entry, f"{what} yet, but the request may still be under way for "
@@ -367,3 +547,54 @@ class Reconciler:
         reason = f"in doubt: {reason}"
         self.ledger.apply(entry.identity, Event.UNDECIDED, reason)
         return Verdict(entry, Outcome.IN_DOUBT, None, reason)
+
+
+class _Contenders:
+    """The rows that may own a record (in flight, in doubt), by the values a record of theirs
+    is looked up with, so each record is compared with the few that share them."""
+
+    def __init__(self, resource: Resource, storage: Storage,
+                 after: Callable[[dict[str, Any], Entry], bool], key: Callable[[Entry], str],
+                 entries: list[Entry]) -> None:
+        self.resource = resource
+        self.storage = storage
+        self.after = after
+        self.fields = list(resource.lookup.values())
+        self.by_key: dict[tuple[str, ...], list[tuple[Entry, str, dict[str, Any]]]] = defaultdict(list)
+        self.gone: set[str] = set()
+        for e in entries:
+            body = body_of(e)
+            self.by_key[self._key(body)].append((e, key(e), body))
+
+    def _key(self, values: dict[str, Any]) -> tuple[str, ...]:
+        return tuple(str(values.get(f)) for f in self.fields)
+
+    def done(self, identity: str) -> None:
+        self.gone.add(identity)
+
+    def others(self, record: dict[str, Any], sent_as: str, mine: set[str]) -> bool:
+        """Whether a row other than those sent as SENT_AS may own RECORD."""
+        for e, key, body in self.by_key.get(self._key(record), []):
+            if key == sent_as or e.identity in mine or e.identity in self.gone \
+                    or not self.after(record, e):
+                continue
+            if differences(self.resource, record, body, self.storage).match is not Match.DIFFERENT:
+                return True
+        return False
+
+
+class _Grouping:
+    """Which rows are one group: the same body as sent (less SystemId), or, where the storage
+    rules learnt say exactly how the target keeps both, the same body as stored (records of
+    such rows can't be told apart, and need not be: they are interchangeable)."""
+
+    def __init__(self, resource: Resource, storage: Storage) -> None:
+        self.resource = resource
+        self.storage = storage
+        self.known: dict[str, str] = {}
+
+    def __call__(self, e: Entry) -> str:
+        if e.identity not in self.known:
+            form = self.storage.stored_form(self.resource, body_of(e))
+            self.known[e.identity] = f"stored:{form}" if form is not None else f"sent:{_as_sent(e)}"
+        return self.known[e.identity]

@@ -67,9 +67,11 @@ def write_export(path: str, rows: int, seed: int) -> list[tuple[int, Decimal, st
 
 def run_soak(workdir: str, rows: int, kills: int, seed: int = 1, *, rate: int = 400,
              concurrency: int = 4, timeout: float = 0.5, kill_window: tuple[float, float] = (0.3, 1.5),
-             max_reruns: int = 12, system_id: str = "store", tag: bool = False) -> SoakResult:
+             max_reruns: int = 12, system_id: str = "store", tag: bool = False,
+             description_max: int = 0) -> SoakResult:
     """Identical rows, --concurrency 4, every fault of the sandbox, SIGKILLs; SYSTEM_ID is what the
-    sandbox does with SystemId ("store", "drop", "refuse"), TAG adds --tag-description."""
+    sandbox does with SystemId ("store", "drop", "refuse"), TAG adds --tag-description,
+    DESCRIPTION_MAX has the sandbox keep descriptions cut to that many characters."""
     rnd = random.Random(seed)
     os.makedirs(workdir, exist_ok=True)
     export = os.path.join(workdir, "export.csv")
@@ -79,6 +81,7 @@ def run_soak(workdir: str, rows: int, kills: int, seed: int = 1, *, rate: int = 
         [sys.executable, "-m", "etl", "sandbox", "--port", "0", "--db", db, "--username", USER,
          "--password", PASSWORD, "--hang", str(timeout * 2), "--seed", str(seed),
          "--late-delay", str(timeout * 1.5), "--system-id", system_id,
+         "--description-max", str(description_max),
          *[x for kv in FAULTS.items() for x in kv]],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=workdir)
     try:
@@ -113,11 +116,13 @@ def run_soak(workdir: str, rows: int, kills: int, seed: int = 1, *, rate: int = 
         server.wait()
         if server.stdout is not None:
             server.stdout.close()
-    return _compare(expected, db, report, rows, kills, runs, stats["faults"], codes)
+    return _compare(expected, db, report, rows, kills, runs, stats["faults"], codes, description_max)
 
 
 def _compare(expected: list[tuple[int, Decimal, str]], db: str, report: str, rows: int, kills: int,
-             runs: int, faults: dict[str, int], codes: list[int]) -> SoakResult:
+             runs: int, faults: dict[str, int], codes: list[int], cut: int = 0) -> SoakResult:
+    if cut:
+        expected = [(c, u, d[:cut]) for c, u, d in expected]
     with sqlite3.connect(db) as con:
         records = {r[0]: (r[1], Decimal(r[2]), TAG.sub("", r[3] or ""))
                    for r in con.execute("SELECT Id, CoworkerBookingCreditId, CreditUsed, Description "
@@ -133,7 +138,8 @@ def _compare(expected: list[tuple[int, Decimal, str]], db: str, report: str, row
     for r in lines:
         if r["outcome"] in ("created", "skipped"):
             got = records.get(int(r["id"]))
-            mine = (int(r["CoworkerBookingCreditId"]), Decimal(r["CreditUsed"]), r["Description"])
+            mine = (int(r["CoworkerBookingCreditId"]), Decimal(r["CreditUsed"]),
+                    r["Description"][:cut] if cut else r["Description"])
             claimed[int(r["id"])] += 1
             wrong += got != mine
     wrong += sum(n - 1 for n in claimed.values() if n > 1)

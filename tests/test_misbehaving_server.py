@@ -351,3 +351,16 @@ def test_with_systemid_kept_identical_rows_are_told_apart_exactly(post, sandbox,
     assert meta(sandbox.url, "system_id") == "on"
     by_id = {r["Id"]: r["SystemId"] for r in sandbox.store.records()}
     assert len(set(by_id.values())) == 5
+
+
+def test_a_row_sent_again_at_the_end_goes_without_the_systemid_the_account_refused(post, sandbox, tmp_path):
+    """Row 2's first POST (with SystemId) answered 500 before anything was made; row 3's was
+    refused for SystemId, so the target is 'SystemId off'. Row 2, proved absent at the end, is
+    sent again without the field (its stored body still had it: a 400, taken as a rejection)."""
+    sandbox.faults.system_id = "refuse"
+    sandbox.script("error")
+    run = post(write(tmp_path, "a.csv", "101,1,a", "102,2,b"), "--timeout", "0.3")
+    assert outcomes(run) == ["created", "created"], run.report()
+    each_once(run, sandbox)
+    assert meta(sandbox.url, "system_id") == "off"
+    assert run.code == 0

@@ -366,3 +366,16 @@ def test_a_file_from_an_older_sandbox_gains_the_new_columns(tmp_path: Path) -> N
     store = Store(path)
     store.create({"CoworkerBookingCreditId": 1, "CreditUsed": 1, "SystemId": "s"})
     assert [r["SystemId"] for r in store.records()] == [None, "s"]
+
+
+def test_every_knob_of_the_sandbox_is_an_option_of_etl_sandbox(etl):
+    import dataclasses
+
+    from etl.sandbox import Faults
+
+    shown = etl("sandbox", "--help").out
+    missing = [f.name for f in dataclasses.fields(Faults)
+               if f"--{f.name.replace('_', '-')}" not in shown]
+    assert missing == [], missing
+    for option in ("--tls-cert", "--tls-key", "--tls-after-create", "--ids-random"):
+        assert option in shown

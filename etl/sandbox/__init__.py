@@ -9,7 +9,8 @@ daily quota, 503s, 500 or a dropped connection *after* creating the record, gate
 a refused or forgotten `SystemId`, list pages that shift or ignore `page`. Records and credits
 live in SQLite: in memory, or in a file for a rehearsal that spans runs.
 
-It is plain HTTP: TLS is the one thing it does not rehearse (loopback needs none).
+It speaks plain HTTP, or HTTPS with a certificate it is given (`tls=`, `--tls-cert`), so that a
+TLS session broken after the request left can be rehearsed too.
 
     store.py    the records, booking credits and POST counts
     rules.py    the server's checks, and what it does to the fields it stores

@@ -12,7 +12,7 @@ from typing import Any
 #: Faults a credit-use POST can be made to meet, by name (see `Faults` and `Sandbox.script`).
 FAULT_NAMES = ("throttle", "unavailable", "error_after_create", "drop_after_create",
                "hang_after_create", "unsuccessful", "unauthorized", "reject", "error", "drop",
-               "bad_gateway", "gateway_timeout", "gateway_timeout_late")
+               "bad_gateway", "gateway_timeout", "gateway_timeout_late", "tls_after_create")
 #: Faults a list (GET) answer can be made to meet (see `Faults` and `Sandbox.script_list`).
 LIST_FAULT_NAMES = ("list_no_records", "list_throttle", "list_drop", "list_error", "list_ignore_page",
                     "list_shift")
@@ -20,7 +20,7 @@ LIST_FAULT_NAMES = ("list_no_records", "list_throttle", "list_drop", "list_error
 #: seed still draws the same faults as before).
 _POST_DRAWS = ("unavailable", "error", "drop", "error_after_create", "drop_after_create",
                "hang_after_create", "unsuccessful", "reject", "bad_gateway", "gateway_timeout",
-               "gateway_timeout_late")
+               "gateway_timeout_late", "tls_after_create")
 SYSTEM_ID_MODES = ("store", "refuse", "drop")
 DIR_ONE_MEANINGS = ("asc", "desc")
 
@@ -39,6 +39,9 @@ class Faults:
     drop_after_create: float = 0.0  # create the record, then close the connection unanswered
     hang_after_create: float = 0.0  # create the record, then answer only after `hang` seconds
     hang: float = 60.0
+    # create the record, then break the TLS session (a record that fails its integrity check)
+    # instead of answering: only with TLS (`Sandbox(tls=...)`)
+    tls_after_create: float = 0.0
     unsuccessful: float = 0.0  # 200 with WasSuccessful: false, nothing created
     reject: float = 0.0  # 400 with Errors, nothing created
     retry_after: str | int = "1"  # a 409's Retry-After, sent verbatim: "1", "soon", an HTTP date
@@ -55,6 +58,8 @@ class Faults:
     description_trim: bool = False  # Description stripped, runs of spaces made one
     description_html: bool = False  # Description HTML-encoded (& < > " ')
     amount_round: int | None = None  # decimal places CreditUsed is stored with (None: exact)
+    # record Ids: from one rising sequence (as Nexudus hands them out), or drawn at random
+    ids_random: bool = False
     # gateways in front of the server (POSTs)
     bad_gateway: float = 0.0  # 502 from a proxy, nothing created
     gateway_timeout: float = 0.0  # 504 from a proxy at once, nothing created

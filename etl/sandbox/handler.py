@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import json
+import os
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
@@ -113,6 +115,21 @@ def handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
             """Close the connection without an answer."""
             sandbox.stats.count(fault)
             self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+        def _break_tls(self, fault: str) -> None:
+            """A TLS record that fails its integrity check where the answer should be: the
+            client's TLS layer fails while reading the answer (plain HTTP: a dropped connection)."""
+            sandbox.stats.count(fault)
+            self.close_connection = True
+            if isinstance(self.connection, ssl.SSLSocket):
+                raw = socket.socket(fileno=os.dup(self.connection.fileno()))
+                try:
+                    raw.sendall(b"\x17\x03\x03\x00\x20" + os.urandom(32))
+                except OSError:
+                    pass
+                finally:
+                    raw.close()
             self.connection.shutdown(socket.SHUT_RDWR)
 
         def _oops(self, fault: str) -> None:
@@ -288,6 +305,8 @@ def handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
                 return self._oops(fault)
             if fault == "drop_after_create":
                 return self._drop(fault)
+            if fault == "tls_after_create":
+                return self._break_tls(fault)
             if fault == "hang_after_create":
                 sandbox.stats.count(fault)
                 time.sleep(sandbox.faults.hang)

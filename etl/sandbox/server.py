@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 import secrets
+import ssl
 import sys
 import threading
 import time
@@ -29,13 +31,14 @@ from etl.sandbox.store import CreditRefused, Store
 
 class _Server(ThreadingHTTPServer):
     """The emulator's HTTP server. A client that goes away mid-answer (time-outs, Ctrl-C,
-    dropped connections are the emulator's daily bread) is not an error worth a trace; any other
-    error in a handler goes to the process's own stderr, never to whatever stream a caller has
-    put in `sys.stderr` at that moment (a handler thread outlives the run that started it)."""
+    dropped connections and broken TLS sessions are the emulator's daily bread) is not an error
+    worth a trace; any other error in a handler goes to the process's own stderr, never to
+    whatever stream a caller has put in `sys.stderr` at that moment (a handler thread outlives
+    the run that started it)."""
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         error = sys.exc_info()[1]
-        if isinstance(error, (ConnectionError, TimeoutError)):
+        if isinstance(error, (ConnectionError, TimeoutError, ssl.SSLError)):
             return
         if sys.__stderr__ is not None:
             traceback.print_exc(file=sys.__stderr__)
@@ -54,7 +57,10 @@ class Sandbox:
         password: str = "sandbox-password",
         tokens: tuple[str, ...] = (),
         credits: Iterable[Mapping[str, Any]] = (),
+        tls: tuple[str, str] | None = None,
     ) -> None:
+        """TLS: (certificate file, key file), PEM: serve https with them (a self-signed pair
+        made for a rehearsal or a test; the client is told to trust it with REQUESTS_CA_BUNDLE)."""
         self.faults = faults or Faults()
         self.store = Store(db)
         for credit in credits:
@@ -68,15 +74,21 @@ class Sandbox:
         self._posts = Dice(FAULT_NAMES, self.faults.seed)
         self._lists = Dice(LIST_FAULT_NAMES, f"lists/{self.faults.seed}")
         self._post_rate, self._read_rate = Bucket(), Bucket()
+        self._ids = random.Random(f"ids/{self.faults.seed}")
         self._timers: list[threading.Timer] = []
         self.server = _Server(("127.0.0.1", port), handler(self))
         self.server.daemon_threads = True
+        self.tls = tls is not None
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         host, port = cast("tuple[str, int]", self.server.server_address[:2])
-        return f"http://{host}:{port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{port}"
 
     def start(self) -> Sandbox:
         # a short poll, so stop() returns at once rather than after up to half a second
@@ -175,8 +187,9 @@ class Sandbox:
     def create(self, body: dict[str, Any]) -> int:
         """Create a valid credit use as the server would; raises `CreditRefused`."""
         created_on, updated_on = self.stamps()
+        chosen = self.store.free_id(self._ids) if self.faults.ids_random else None
         record_id = self.store.create(rules.stored(body, self.faults), created_on=created_on,
-                                      updated_on=updated_on, enforce=True)
+                                      updated_on=updated_on, enforce=True, record_id=chosen)
         self.stats.add("created")
         return record_id
 

@@ -63,7 +63,8 @@ class Store:
     # --- credit uses ----------------------------------------------------------------------
 
     def create(self, body: Mapping[str, Any], *, created_on: str | None = None,
-               updated_on: str | None = None, enforce: bool = False) -> int:
+               updated_on: str | None = None, enforce: bool = False,
+               record_id: int | None = None) -> int:
         """Store a credit use and draw its credit down; returns the new Id.
 
         With `enforce` (the server's own POST), a declared sandbox raises `CreditRefused` for an
@@ -76,8 +77,8 @@ class Store:
             try:
                 self._draw(credit_id, used, enforce)
                 cur = self.db.execute(
-                    f"INSERT INTO credit_uses ({', '.join(USE_COLUMNS)}) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (credit_id, used, body.get("Description"), body.get("BookingId"),
+                    f"INSERT INTO credit_uses (Id, {', '.join(USE_COLUMNS)}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (record_id, credit_id, used, body.get("Description"), body.get("BookingId"),
                      body.get("CoworkerInvoiceLineId"), body.get("EventAttendeeId"), body.get("SystemId"),
                      created_on or now, updated_on or now),
                 )
@@ -86,6 +87,14 @@ class Store:
                 raise
             self.db.execute("COMMIT")
             return int(cur.lastrowid or 0)
+
+    def free_id(self, draw: Any) -> int:
+        """An unused Id drawn with DRAW (a random.Random), for a server whose Ids don't rise."""
+        with self.lock:
+            while True:
+                candidate = draw.randrange(10_000_000, 99_999_999)
+                if not self.db.execute("SELECT 1 FROM credit_uses WHERE Id = ?", (candidate,)).fetchone():
+                    return int(candidate)
 
     def records(self, where: dict[str, Any] | None = None, *, order: str = "Id",
                 descending: bool = False) -> list[dict[str, Any]]:
