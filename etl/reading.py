@@ -357,6 +357,7 @@ class CsvTable(Table):
                     return
                 raise self._arrow_problem(exc) from exc
             following = self.header_row + 1  # the record number of the next row
+            held: RawChunk | None = None
             while True:
                 try:
                     batch = reader.read_next_batch()
@@ -374,12 +375,29 @@ class CsvTable(Table):
                 chunk = self._merge(numbers, batch.columns, here, width)
                 chunk.read_to = counter.done
                 if len(chunk):
-                    yield chunk
+                    if held is not None:
+                        yield held
+                    held = chunk  # the last one is checked before it is given
             if ragged:
                 chunk = self._merge(np.empty(0, dtype=np.int64),
                                     [arrow.array([], arrow.string())] * width, ragged, width)
                 if len(chunk):
-                    yield chunk
+                    if held is not None:
+                        yield held
+                    held = chunk
+            if held is not None:
+                self._check_last_row(held)
+                yield held
+
+    def _check_last_row(self, chunk: RawChunk) -> None:
+        """A quote left open swallows every row after it into one cell of the file's last row
+        (whatever the number of quotes in the file: a `27"` elsewhere makes it even), so a line
+        break in a cell of the last row has the whole file checked as the csv module reads it."""
+        for column in chunk.columns:
+            last = column[len(column) - 1].as_py() or ""
+            if "\n" in last or "\r" in last:
+                self._check_quotes()
+                return
 
     def _merge(self, numbers: np.ndarray, columns: list[Any], ragged: list[tuple[int, str]],
                width: int) -> RawChunk:

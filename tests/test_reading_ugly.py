@@ -212,3 +212,18 @@ def test_a_file_that_ends_inside_a_character_is_not_valid_utf8(etl, tmp_path):
     path.write_bytes(b"CoworkerBookingCreditId,CreditUsed,Description\n1,1.5,Caf" + b"\xc3")
     run = etl("validate", path)
     one_line_error(run, "cut.csv: row 2: byte 0xC3 at offset 56 is not valid UTF-8")
+
+
+def test_an_unterminated_quote_is_found_whatever_the_number_of_quotes(etl):
+    run = etl("validate", DATA / "quote_swallows_even.csv")
+    one_line_error(run, "quote_swallows_even.csv: row 3: a quote opened in this row is never closed")
+
+
+def test_a_quoted_line_break_at_the_end_of_the_file_still_reads(etl, tmp_path):
+    path = tmp_path / "ends_in_a_note.csv"
+    path.write_bytes(b'CoworkerBookingCreditId,CreditUsed,Description\r\n101,1,27" monitor\r\n'
+                     b'102,1,"two\r\nlines"\r\n')
+    run = etl("validate", path)
+    assert run.code == 0, run.err
+    assert [r["Description"] for r in run.report()] == ['27" monitor', "two\r\nlines"]
+
