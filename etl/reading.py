@@ -7,6 +7,7 @@ than stopping the read. Memory stays flat: only one chunk of rows is held at a t
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import io
@@ -149,19 +150,45 @@ def sep_line(text: str) -> str | None:
 
 
 class _CountingReader(io.RawIOBase):
-    """A binary file that counts the bytes read, so progress is known without counting rows."""
+    """The file as UTF-8 for Arrow's CSV reader (decoded here when it is in another encoding),
+    counting the file's bytes read, so progress is known without counting rows.
 
-    def __init__(self, raw: io.BufferedReader) -> None:
+    A read never ends with a carriage return (it is given with the next read instead): Arrow's
+    reader drops the LF of a CR LF inside a quoted cell when the CR is the last byte of its block
+    (apache/arrow#51368), so `two\r\nlines` would read `two\rlines` in one file and right in
+    another whose blocks fall elsewhere. Arrow's own transcoding fills whole blocks, so a file in
+    another encoding is decoded here, where the blocks' ends are ours to choose."""
+
+    def __init__(self, raw: io.BufferedReader, codec: str = "utf-8") -> None:
         self.raw = raw
         self.done = 0
+        self.decoder = None if codec == "utf-8" else codecs.getincrementaldecoder(codec)()
+        self.pending = b""  # decoded text not given yet, as UTF-8
+        self.ended = False
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        n = self.raw.readinto(buffer)
-        self.done += n or 0
-        return n or 0
+        want = len(buffer)
+        if self.decoder is None:
+            n = self.raw.readinto(buffer) or 0
+            if n > 1 and buffer[n - 1] == 0x0D:
+                self.raw.seek(-1, io.SEEK_CUR)
+                n -= 1
+            self.done += n
+            return n
+        while len(self.pending) <= want and not self.ended:
+            block = self.raw.read(want)
+            self.done += len(block)
+            self.ended = not block
+            self.pending += self.decoder.decode(block, final=self.ended).encode("utf-8")
+        n = min(want, len(self.pending))
+        if 1 < n < len(self.pending) and self.pending[n - 1] == 0x0D:
+            n -= 1
+        buffer[:n] = self.pending[:n]
+        self.pending = self.pending[n:]
+        return n
 
     def close(self) -> None:
         self.raw.close()
@@ -332,7 +359,7 @@ class CsvTable(Table):
         codec = self.encoding.codec
         with open(self.path, "rb") as raw:
             raw.seek(self.data_start)
-            counter = _CountingReader(raw)
+            counter = _CountingReader(raw, codec)
             counter.done = self.data_start
             try:
                 reader = arrow_csv.open_csv(
@@ -341,7 +368,6 @@ class CsvTable(Table):
                         use_threads=False,  # row numbers of ragged rows are known only then
                         block_size=block,
                         column_names=names,
-                        encoding="utf8" if codec == "utf-8" else codec,
                     ),
                     parse_options=arrow_csv.ParseOptions(
                         delimiter=self.delimiter, quote_char='"', double_quote=True,
@@ -352,7 +378,7 @@ class CsvTable(Table):
                         strings_can_be_null=False, quoted_strings_can_be_null=False,
                     ),
                 )
-            except arrow.ArrowInvalid as exc:
+            except (arrow.ArrowInvalid, UnicodeDecodeError) as exc:
                 if "Empty CSV file" in str(exc):
                     return
                 raise self._arrow_problem(exc) from exc
@@ -363,7 +389,7 @@ class CsvTable(Table):
                     batch = reader.read_next_batch()
                 except StopIteration:
                     break
-                except arrow.ArrowInvalid as exc:
+                except (arrow.ArrowInvalid, UnicodeDecodeError) as exc:
                     raise self._arrow_problem(exc) from exc
                 n = batch.num_rows
                 candidates = np.arange(following, following + n + len(ragged), dtype=np.int64)

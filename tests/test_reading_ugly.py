@@ -227,3 +227,20 @@ def test_a_quoted_line_break_at_the_end_of_the_file_still_reads(etl, tmp_path):
     assert run.code == 0, run.err
     assert [r["Description"] for r in run.report()] == ['27" monitor', "two\r\nlines"]
 
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+@pytest.mark.parametrize("shift", [-1, 0, 1])
+def test_a_crlf_in_a_quoted_cell_reads_whole_wherever_the_read_blocks_fall(etl, tmp_path, shift, encoding):
+    """Text typed into a web form (CR LF inside quotes) in an export of over a mebibyte, the CR
+    falling on the last character of the reader's first block (shift 0) or beside it."""
+    head = "CoworkerBookingCreditId,CreditUsed,Description\r\n"
+    first, cell = "101,1,", '102,1,"two\r\nlines"\r\n'
+    fill = (1 << 20) - 1 + shift - len(first) - 2 - len('102,1,"two')
+    body = first + "x" * fill + "\r\n" + cell + "".join(f"{i},1,row\r\n" for i in range(103, 120))
+    assert body.index("two\r") + 3 == (1 << 20) - 1 + shift
+    path = tmp_path / "web_form.csv"
+    path.write_bytes((head + body).encode(encoding))
+    run = etl("validate", path)
+    assert run.code == 0, run.err
+    rows = run.report()
+    assert rows[1]["Description"] == "two\r\nlines" and len(rows) == 19
