@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as arrow
 import pyarrow.csv as arrow_csv
 
-from etl import encodings
+from etl import encodings, sheetcells
 from etl.errors import FileProblem
 from etl.fields import nonempty
 
@@ -52,6 +52,9 @@ class RawChunk:
     shape_errors: dict[int, str] = field(default_factory=dict)  # position -> message
     read_to: int | None = None  # bytes of the file read once this chunk was made, when known
     numeric: list[np.ndarray] | None = None  # per column, which cells a workbook held as numbers
+    # position -> (column, "Name: problem") of cells read as something they are not (a workbook's
+    # error cells, formulas without a value); a problem of the row where the column is used
+    cell_errors: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -499,7 +502,9 @@ def _take(chunk: RawChunk, where: np.ndarray) -> RawChunk:
     position = {int(old): new for new, old in enumerate(where)}
     return RawChunk(chunk.rows[where], [c.take(arrow.array(where)) for c in chunk.columns],
                     {position[i]: e for i, e in chunk.shape_errors.items() if i in position},
-                    chunk.read_to)
+                    chunk.read_to,
+                    None if chunk.numeric is None else [n[where] for n in chunk.numeric],
+                    {position[i]: e for i, e in chunk.cell_errors.items() if i in position})
 
 
 def _gather(chunks: Iterator[RawChunk], rows: int) -> Iterator[RawChunk]:
@@ -533,6 +538,7 @@ def _drop_blank(chunk: RawChunk) -> RawChunk:
     """Rows of empty cells (",,,," as spreadsheets export them) are blank rows too."""
     filled = np.zeros(len(chunk.rows), dtype=bool)
     filled[list(chunk.shape_errors)] = True  # a ragged row is data, even when its first cells are empty
+    filled[list(chunk.cell_errors)] = True
     for column in chunk.columns:
         filled |= nonempty(column)
     if filled.all():
@@ -633,8 +639,12 @@ class XlsxTable(Table):
         self.sheets = sheets
         chosen = self._choose(sheets)
         self.sheet = chosen.name
+        self._odd: dict[int, list[tuple[int, sheetcells.OddCell]]] = {}
+        for (row, column), cell in sorted(sheetcells.odd_cells(path, chosen.name).items()):
+            self._odd.setdefault(row, []).append((column, cell))
         try:
             self._data = book.get_sheet_by_name(chosen.name)
+            self._first_column = (self._data.start or (0, 0))[1]  # rows are given from row 1, cells from here
             rows = self._records()
             first = next(rows, None)
         except FileProblem:
@@ -647,7 +657,7 @@ class XlsxTable(Table):
             raise FileProblem(path, f"worksheet {chosen} is empty: no header row"
                                     + (f"; the other sheets are: {others} (pass --sheet NAME)"
                                        if others else ""))
-        self.header_row, header, _ = first
+        self.header_row, header, _, _ = first
         while header and header[-1] == "":
             header.pop()
         self.header = [h.strip() for h in header]
@@ -678,8 +688,10 @@ class XlsxTable(Table):
                                          "(pass --sheet NAME to read a hidden one)")
         return visible[0]
 
-    def _records(self, start: int = 0) -> Iterator[tuple[int, list[str], list[bool]]]:
-        """(spreadsheet row, cell texts, which cells are numbers) of the non-blank rows."""
+    def _records(self, start: int = 0) -> Iterator[tuple[int, list[str], list[bool], list[tuple[int, str]]]]:
+        """(spreadsheet row, cell texts, which cells are numbers, (cell, problem) of the cells
+        calamine reads as empty that are not: Excel errors, formulas without a value) of the
+        non-blank rows."""
         decimal = "."
         number = 0
         try:
@@ -687,8 +699,15 @@ class XlsxTable(Table):
                 if number <= start:
                     continue
                 record = [cell_text(v, decimal) for v in values]
-                if any(record):
-                    yield number, record, [isinstance(v, float) for v in values]
+                problems: list[tuple[int, str]] = []
+                for column, cell in self._odd.get(number, ()):
+                    j = column - self._first_column
+                    if j >= 0:
+                        record.extend([""] * (j + 1 - len(record)))
+                        record[j] = cell.text
+                        problems.append((j, cell.problem))
+                if any(record) or problems:  # a row of formulas without values is no blank row
+                    yield number, record, [isinstance(v, float) for v in values], problems
         except Exception as exc:
             raise FileProblem(self.path, f"worksheet {self.sheet!r}, row {number + 1}: can't be read "
                                          f"({_first_line(exc)})") from exc
@@ -700,14 +719,26 @@ class XlsxTable(Table):
         records = self._records(self.header_row)
         while batch := list(islice(records, self.options.chunk_rows)):
             # trailing empty cells are formatting, not data
-            cut = [(n, r[:width] if not any(r[width:]) else r, f) for n, r, f in batch]
-            chunk = _chunk(np.asarray([n for n, _, _ in cut], dtype=np.int64), [r for _, r, _ in cut], width)
+            cut = [(n, r[:width] if not any(r[width:]) else r, f) for n, r, f, _ in batch]
+            chunk = _chunk(np.asarray([n for n, _, _ in cut], dtype=np.int64), [r for _, r, _ in cut], width,
+                           drop_blank=False)
+            chunk.cell_errors = {i: [(j, f"{self._column_name(j)}: {problem}") for j, problem in odd]
+                                 for i, (_, _, _, odd) in enumerate(batch) if odd}
             numeric = np.zeros((len(cut), width), dtype=bool)
             for i, (_, _, flags) in enumerate(cut):
                 flags = flags[:width]
                 numeric[i, : len(flags)] = flags
             chunk.numeric = [numeric[:, j] for j in range(width)] if numeric.any() else None
-            yield chunk
+            yield _drop_blank(chunk)
+
+    def _column_name(self, j: int) -> str:
+        if j < len(self.header) and self.header[j]:
+            return self.header[j]
+        n, letters = self._first_column + j + 1, ""
+        while n:
+            n, r = divmod(n - 1, 26)
+            letters = chr(65 + r) + letters
+        return f"column {letters}"
 
     def describe(self) -> dict[str, Any]:
         return {"path": self.path, "format": "xlsx", "sheet": self.sheet}

@@ -145,6 +145,10 @@ class Validator:
         fields = []
         for name, pos in columns.positions.items():
             ok = self._fields[name].ok(self.cells(chunk, pos), self.decimal)
+            named = [i for i, cells in chunk.cell_errors.items() if any(j == pos for j, _ in cells)]
+            if named:  # the reader says what is wrong with these cells
+                ok = ok.copy()
+                ok[named] = True
             if not ok.all():
                 bad |= ~ok
                 fields.append(name)
@@ -169,6 +173,11 @@ class Validator:
         problems: dict[int, list[str]] = {}
         for pos, message in chunk.shape_errors.items():
             problems.setdefault(pos, []).append(message)
+        used = set(columns.positions.values())  # a column never sent can't make a row invalid
+        for pos, cells in chunk.cell_errors.items():
+            problems.setdefault(pos, []).extend(m for j, m in cells if j in used)
+            if not problems[pos]:
+                del problems[pos]
         rows, fields = self.failing(chunk, columns)
         if len(rows):  # pandera sees the failing rows of the failing columns, and nothing else
             for index, problem in self.cell_problems(self.frame(chunk, columns, rows, fields)):

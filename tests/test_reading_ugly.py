@@ -244,3 +244,25 @@ def test_a_crlf_in_a_quoted_cell_reads_whole_wherever_the_read_blocks_fall(etl, 
     assert run.code == 0, run.err
     rows = run.report()
     assert rows[1]["Description"] == "two\r\nlines" and len(rows) == 19
+
+
+def test_excel_error_cells_are_invalid_cells_named_as_such(etl):
+    run = etl("validate", DATA / "excel_errors.xlsx")
+    assert run.code == 1, run.err
+    rows = run.report()
+    assert [(r["row"], r["outcome"], r["errors"]) for r in rows] == [
+        ("2", "invalid", "BookingId: the cell holds Excel's #N/A"),
+        ("3", "invalid", "CreditUsed: the cell holds Excel's #DIV/0!"),
+        ("4", "invalid", "CoworkerBookingCreditId: the cell holds Excel's #REF! | CreditUsed: the cell "
+                         "holds Excel's #VALUE! | Description: the cell holds Excel's #NAME? | "
+                         "BookingId: the cell holds Excel's #NUM!"),
+        ("5", "invalid", "Description: the cell holds Excel's #NULL!"),
+        ("6", "valid", ""),
+    ]
+    assert [r["BookingId"] for r in rows] == ["#N/A", "5", "#NUM!", "7", "9"]
+    assert rows[4]["Notes"] == "#N/A"  # shown as it is, but Notes is never sent
+
+
+def test_a_formula_with_its_computed_value_reads_as_the_value(etl):
+    rows = etl("validate", DATA / "formula_noise.xlsx").report()
+    assert rows[0]["CreditUsed"] == "0.3" and rows[0]["outcome"] == "valid"

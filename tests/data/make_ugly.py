@@ -154,6 +154,33 @@ def second_round() -> None:
     write("quote_swallows_even.csv",
           (HEAD + '\r\n101,1,27" monitor\r\n102,1,"Meeting room\r\n103,1,swallowed\r\n'
                   '104,1,too\r\n').encode())
+    # Excel error cells: a VLOOKUP that found nothing (Excel saves the formula and its cached
+    # error), typed errors, and a row of errors only; Excel writes no fullCalcOnLoad
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Uses"
+    sheet.append(["CoworkerBookingCreditId", "CreditUsed", "Description", "BookingId", "Notes"])
+    sheet.append([101, 1.5, "Room", "#N/A"])
+    sheet.append([102, "#DIV/0!", "Desk", 5])
+    sheet.append(["#REF!", "#VALUE!", "#NAME?", "#NUM!"])
+    sheet.append([104, 2, "#NULL!", 7])
+    sheet.append([105, 1, "fine", 9, "#N/A"])  # a column never sent
+    patched(book, "excel_errors.xlsx", {
+        "xl/worksheets/sheet1.xml": lambda d: d.replace(
+            b'<c r="D2" t="e"><v>#N/A</v></c>',
+            b'<c r="D2" t="e"><f>VLOOKUP(A2,Bookings!A:B,2,FALSE)</f><v>#N/A</v></c>'),
+        "xl/workbook.xml": lambda d: d.replace(b' fullCalcOnLoad="1"', b""),
+    })
+    # formulas saved without their value: openpyxl writes <v/>; XlsxWriter writes <v>0</v> and
+    # asks for the workbook to be calculated when opened (fullCalcOnLoad)
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["CoworkerBookingCreditId", "CreditUsed", "Description"])
+    sheet.append([101, "=0.5*3", "computed when opened"])
+    sheet.append([102, 2.5, "typed"])
+    book.save(HERE / "formula_without_value.xlsx")
+    patched(book, "formula_xlsxwriter.xlsx", {"xl/worksheets/sheet1.xml": lambda d: d.replace(
+        b"<f>0.5*3</f><v />", b"<f>0.5*3</f><v>0</v>")})
 
 
 if __name__ == "__main__":

@@ -1,0 +1,135 @@
+"""What calamine leaves out of a worksheet's cells, read from the sheet's own XML.
+
+calamine gives an Excel error (`#N/A`, `#DIV/0!`, `#REF!`, ...) as an empty cell, so a row
+with `BookingId` `#N/A` would read as a row without a booking, and a row of errors only would
+vanish as a blank row. These cells are found here and named, so the reader makes them invalid
+cells instead of blanks.
+
+The sheet is read once, decompressed a block at a time; only blocks that hold an error are
+parsed cell by cell, so a plain sheet costs one pass of `bytes.find`.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import zipfile
+from dataclasses import dataclass
+from typing import IO
+from xml.etree import ElementTree
+from xml.sax.saxutils import unescape
+
+_BLOCK = 4 << 20
+_RELS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+
+
+@dataclass(frozen=True)
+class OddCell:
+    """A cell calamine reads as empty: the text a CSV export shows for it, and what is wrong."""
+
+    text: str
+    problem: str
+
+
+def odd_cells(path: str, sheet: str) -> dict[tuple[int, int], OddCell]:
+    """The error cells and formulas without a value of worksheet SHEET, by (spreadsheet row,
+    column index from 0); empty when the workbook's parts can't be found (calamine, which read
+    the sheet, has the last word on a damaged file)."""
+    try:
+        with zipfile.ZipFile(path) as book:
+            part, recalc = _sheet_part(book, sheet)
+            if part is None:
+                return {}
+            with book.open(part) as xml:
+                return _scan(xml, recalc)
+    except (OSError, KeyError, zipfile.BadZipFile, ElementTree.ParseError, EOFError):
+        return {}
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _sheet_part(book: zipfile.ZipFile, sheet: str) -> tuple[str | None, bool]:
+    """(the zip member holding worksheet SHEET, whether the workbook asks to be recalculated)."""
+    workbook = ElementTree.fromstring(book.read("xl/workbook.xml"))
+    rid, recalc = None, False
+    for element in workbook.iter():
+        name = _local(element.tag)
+        if name == "sheet" and element.get("name") == sheet:
+            rid = element.get(_RELS)
+        elif name == "calcPr":
+            recalc = element.get("fullCalcOnLoad") in ("1", "true")
+    if rid is None:
+        return None, recalc
+    rels = ElementTree.fromstring(book.read("xl/_rels/workbook.xml.rels"))
+    for element in rels.iter():
+        if _local(element.tag) == "Relationship" and element.get("Id") == rid:
+            target = element.get("Target", "")
+            part = target.lstrip("/") if target.startswith("/") else posixpath.normpath(
+                posixpath.join("xl", target))
+            return part, recalc
+    return None, recalc
+
+
+_TOKEN = re.compile(rb"<(?:\w+:)?row\b([^>]*)>|<(?:\w+:)?c\b([^>]*?)(?:/>|>(.*?)</(?:\w+:)?c>)", re.S)
+_ROW_TAG = re.compile(rb"<(?:\w+:)?row\b([^>]*)>")
+_ROW_END = re.compile(rb"</(?:\w+:)?row>")
+_ATTR = re.compile(rb'(\w+)\s*=\s*"([^"]*)"')
+_FORMULA = re.compile(rb"<(?:\w+:)?f\b[^>]*?(?:/>|>(.*?)</(?:\w+:)?f>)", re.S)
+_VALUE = re.compile(rb"<(?:\w+:)?v\b[^>]*?(?:/>|>(.*?)</(?:\w+:)?v>)", re.S)
+_REF = re.compile(rb"([A-Z]+)([0-9]+)")
+
+
+def _column(letters: bytes) -> int:
+    n = 0
+    for c in letters:
+        n = n * 26 + c - 64
+    return n - 1
+
+
+def _scan(xml: IO[bytes], recalc: bool) -> dict[tuple[int, int], OddCell]:
+    found: dict[tuple[int, int], OddCell] = {}
+    state = [0, -1]  # the current row (from 1) and the last cell's column
+    carry = b""
+    while True:
+        block = xml.read(_BLOCK)
+        data = carry + block
+        if block:  # up to the last row's end: no cell is cut in two
+            ends = [m.end() for m in _ROW_END.finditer(data, max(0, len(carry) - 16))]
+            if not ends:
+                carry = data
+                continue
+            data, carry = data[:ends[-1]], data[ends[-1]:]
+        if b't="e"' in data:
+            _cells(data, recalc, state, found)
+        else:  # nothing odd here: only follow the row number
+            rows = _ROW_TAG.findall(data)
+            if rows:
+                number = dict(_ATTR.findall(rows[-1])).get(b"r")
+                state[0] = int(number) if number else state[0] + len(rows)
+                state[1] = -1
+        if not block:
+            return found
+
+
+def _cells(data: bytes, recalc: bool, state: list[int],
+           found: dict[tuple[int, int], OddCell]) -> None:
+    for match in _TOKEN.finditer(data):
+        if match.group(1) is not None:  # a row
+            number = dict(_ATTR.findall(match.group(1) or b"")).get(b"r")
+            state[0] = int(number) if number else state[0] + 1
+            state[1] = -1
+            continue
+        attrs = dict(_ATTR.findall(match.group(2)))
+        ref = _REF.fullmatch(attrs.get(b"r", b""))
+        if ref:
+            state[0], state[1] = int(ref.group(2)), _column(ref.group(1))
+        else:
+            state[1] += 1
+        inner = match.group(3) or b""
+        value = _VALUE.search(inner)
+        text = unescape((value.group(1) or b"").decode("utf-8", "replace")) if value else ""
+        if attrs.get(b"t") == b"e":
+            found[(state[0], state[1])] = OddCell(text, f"the cell holds Excel's {text}")
+            continue
