@@ -1,12 +1,16 @@
 """What calamine leaves out of a worksheet's cells, read from the sheet's own XML.
 
-calamine gives an Excel error (`#N/A`, `#DIV/0!`, `#REF!`, ...) as an empty cell, so a row
-with `BookingId` `#N/A` would read as a row without a booking, and a row of errors only would
-vanish as a blank row. These cells are found here and named, so the reader makes them invalid
-cells instead of blanks.
+calamine gives an Excel error (`#N/A`, `#DIV/0!`, `#REF!`, ...) and a formula saved without its
+computed value as an empty cell, so a row with `BookingId` `#N/A` would read as a row without a
+booking, and a row of errors only would vanish as a blank row. These cells are found here and
+named, so the reader makes them invalid cells instead of blanks.
 
-The sheet is read once, decompressed a block at a time; only blocks that hold an error are
-parsed cell by cell, so a plain sheet costs one pass of `bytes.find`.
+A formula has no value when the file has none for it (`<v/>`, as openpyxl saves formulas), or
+when the workbook asks to be calculated when opened (`fullCalcOnLoad`, as openpyxl and XlsxWriter
+write it) and the value saved is XlsxWriter's stand-in `0`.
+
+The sheet is read once, decompressed a block at a time; only blocks that hold an error or a
+formula are parsed cell by cell, so a plain sheet costs one pass of `bytes.find`.
 """
 
 from __future__ import annotations
@@ -101,7 +105,7 @@ def _scan(xml: IO[bytes], recalc: bool) -> dict[tuple[int, int], OddCell]:
                 carry = data
                 continue
             data, carry = data[:ends[-1]], data[ends[-1]:]
-        if b't="e"' in data:
+        if b't="e"' in data or b"f>" in data or b"<f " in data or b":f " in data:
             _cells(data, recalc, state, found)
         else:  # nothing odd here: only follow the row number
             rows = _ROW_TAG.findall(data)
@@ -133,3 +137,14 @@ def _cells(data: bytes, recalc: bool, state: list[int],
         if attrs.get(b"t") == b"e":
             found[(state[0], state[1])] = OddCell(text, f"the cell holds Excel's {text}")
             continue
+        formula = _FORMULA.search(inner)
+        if formula is None:
+            continue
+        if text == "" or (recalc and text == "0" and attrs.get(b"t", b"n") == b"n"):
+            shown = unescape((formula.group(1) or b"").decode("utf-8", "replace"))
+            found[(state[0], state[1])] = OddCell(
+                "",  # its value is not known
+                (f"the cell holds a formula (={shown})" if shown else "the cell holds a formula")
+                + " saved without its value; open the workbook in Excel or LibreOffice and save it "
+                  "again, so that the value is saved too",
+            )

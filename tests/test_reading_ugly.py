@@ -263,6 +263,18 @@ def test_excel_error_cells_are_invalid_cells_named_as_such(etl):
     assert rows[4]["Notes"] == "#N/A"  # shown as it is, but Notes is never sent
 
 
+@pytest.mark.parametrize("name", ["formula_without_value.xlsx", "formula_xlsxwriter.xlsx"])
+def test_a_formula_saved_without_its_value_is_never_read_as_blank_or_0(etl, name):
+    run = etl("validate", DATA / name)
+    assert run.code == 1, run.err
+    rows = run.report()
+    assert [(r["outcome"], r["errors"]) for r in rows] == [
+        ("invalid", "CreditUsed: the cell holds a formula (=0.5*3) saved without its value; open the "
+                    "workbook in Excel or LibreOffice and save it again, so that the value is saved too"),
+        ("valid", ""),
+    ]
+
+
 def test_a_formula_with_its_computed_value_reads_as_the_value(etl):
     rows = etl("validate", DATA / "formula_noise.xlsx").report()
     assert rows[0]["CreditUsed"] == "0.3" and rows[0]["outcome"] == "valid"
