@@ -24,7 +24,7 @@ def test_legacy_code_pages_are_read_in_their_own_and_named(etl, name, encoding, 
     run = etl("validate", DATA / name)
     assert run.code == 0, run.err
     assert [r["Description"] for r in run.report()] == descriptions
-    assert f"reads best as {encoding}" in run.err and f'e.g. "{descriptions[0].split()[0]}"' in run.err
+    assert f"reads as {encoding}" in run.err and f'e.g. "{descriptions[0].split()[0]}"' in run.err
     assert run.summary()["read"][0]["encoding"] == encoding
     assert f"({encoding}, \",\"; 2 rows)" in run.out
 
@@ -278,3 +278,69 @@ def test_a_formula_saved_without_its_value_is_never_read_as_blank_or_0(etl, name
 def test_a_formula_with_its_computed_value_reads_as_the_value(etl):
     rows = etl("validate", DATA / "formula_noise.xlsx").report()
     assert rows[0]["CreditUsed"] == "0.3" and rows[0]["outcome"] == "valid"
+
+
+@pytest.mark.parametrize("name, named", [
+    ("gbk.csv", 'gb18030 reads "会议室预约"'),
+    ("big5.csv", "reads as big5 (Big5, Chinese)"),
+    ("euc_kr.csv", 'euc_kr reads "회의실"'),
+    ("koi8_r.csv", "reads as koi8-r (KOI8-R, Russian)"),
+    ("greek_cp1253.csv", "reads as cp1253 (Windows Greek)"),
+    ("hebrew_cp1255.csv", 'cp1255/iso8859-8 reads "חדר"'),
+    ("thai_cp874.csv", "reads as cp874 (Thai)"),
+    ("iso8859_2.csv", 'reads as iso8859-2 (ISO 8859-2, Central European), e.g. "Łodzi"'),
+])
+def test_a_code_page_etl_does_not_read_is_refused_with_the_way_on(etl, name, named):
+    """These read as mac_roman, cp1252, cp850 or cp1251 with a warning and exit 0 before."""
+    run = etl("validate", DATA / name)
+    one_line_error(run, named)
+    assert "--encoding" in run.err
+    assert not list(run.cwd.glob("logs/*/results.csv"))
+
+
+def test_a_refused_code_page_reads_when_named(etl):
+    run = etl("validate", DATA / "koi8_r.csv", "--encoding", "koi8-r")
+    assert run.code == 0, run.err
+    assert [r["Description"] for r in run.report()] == ["Встреча в офисе", "Переговорная комната"]
+
+
+@pytest.mark.parametrize("name, encoding, description", [
+    ("cp1250_one_word.csv", "cp1250", "Gdańsk"),  # read as cp1252 "Gdañsk" before
+    ("cp850_one_word.csv", "cp850", "Café"),  # read as cp1252 "Caf‚" before
+])
+def test_one_word_in_a_code_page_is_read_in_it(etl, name, encoding, description):
+    run = etl("validate", DATA / name)
+    assert run.code == 0, run.err
+    assert [r["Description"] for r in run.report()] == [description]
+    assert run.summary()["read"][0]["encoding"] == encoding
+
+
+def test_a_file_mixing_utf8_and_cp1252_lines_is_refused(etl):
+    run = etl("validate", DATA / "utf8_and_cp1252.csv")
+    one_line_error(run, 'mixes two encodings: line 2 is UTF-8 ("Réunion"), line 4 is cp1252 ("Crème")')
+
+
+def test_the_whole_file_decides_its_code_page(etl, tmp_path):
+    """Accented text only after the first 4 MB (a DOS export whose first rows are plain)."""
+    plain = "".join(f"{i},1,Meeting room {i}\n" for i in range(1, 250_000))
+    assert len(plain) > 4 << 20
+    path = tmp_path / "late_accents.csv"
+    path.write_bytes(("CoworkerBookingCreditId,CreditUsed,Description\n" + plain
+                      + "250000,1,Größe Übung\n").encode("cp850"))
+    run = etl("validate", path)
+    assert run.code == 0, run.err
+    assert run.summary()["read"][0]["encoding"] == "cp850"
+    assert "reads as cp850" in run.err and "line 250001" in run.err
+
+
+def test_text_both_western_and_central_european_reads_as_cp1252_and_says_so(etl):
+    run = etl("validate", DATA / "cp1252.csv")
+    assert run.code == 0, run.err
+    assert 'reads as cp1252 (Windows Western European), e.g. "Naïve"; cp1250 would read "Naďve"' in run.err
+
+
+def test_a_short_export_valid_as_utf8_by_chance_is_not_read_as_utf8(etl):
+    """GBK's 预约 is valid UTF-8 (ԤԼ): it was read as UTF-8 with exit 0."""
+    one_line_error(etl("validate", DATA / "gbk_valid_utf8.csv"),
+                   'is valid UTF-8, but its text reads unnaturally so ("ԤԼ"), and naturally in another '
+                   'encoding (gb18030 reads "预约"')

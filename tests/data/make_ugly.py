@@ -181,6 +181,28 @@ def second_round() -> None:
     book.save(HERE / "formula_without_value.xlsx")
     patched(book, "formula_xlsxwriter.xlsx", {"xl/worksheets/sheet1.xml": lambda d: d.replace(
         b"<f>0.5*3</f><v />", b"<f>0.5*3</f><v>0</v>")})
+    # code pages etl must not take for one it reads: each a short export as the systems of
+    # those countries save it (Excel's "CSV" on a Chinese, Taiwanese, Korean, Greek, Hebrew, Thai
+    # or Polish Windows, a Russian Unix system's KOI8-R)
+    for name, encoding, descriptions in [
+        ("gbk.csv", "gbk", ("会议室预约", "北京办公室")),
+        ("big5.csv", "big5", ("會議室預約", "台北辦公室")),
+        ("euc_kr.csv", "euc_kr", ("회의실 예약", "서울 사무실")),
+        ("koi8_r.csv", "koi8_r", ("Встреча в офисе", "Переговорная комната")),
+        ("greek_cp1253.csv", "cp1253", ("Αίθουσα συσκέψεων", "Γραφείο Αθήνας")),
+        ("hebrew_cp1255.csv", "cp1255", ("חדר ישיבות", "משרד תל אביב")),
+        ("thai_cp874.csv", "cp874", ("ห้องประชุม", "สำนักงานกรุงเทพ")),
+        ("iso8859_2.csv", "iso8859_2", ("Biuro w Łodzi", "Sala na Śląsku")),
+    ]:
+        write(name, rows(*descriptions).encode(encoding))
+    # GBK whose bytes happen to be valid UTF-8 (预约 is UTF-8's ԤԼ)
+    write("gbk_valid_utf8.csv", rows("预约").encode("gbk"))
+    # one word in a code page etl reads, as short exports often are
+    write("cp1250_one_word.csv", rows("Gdańsk").encode("cp1250"))
+    write("cp850_one_word.csv", rows("Café").encode("cp850"))
+    # two exports pasted together: one saved as UTF-8, the other as Windows' cp1252
+    write("utf8_and_cp1252.csv", rows("Réunion", "Café").encode("utf-8")
+          + "103,1,Crème\n104,1,Genève\n105,1,Thé\n".encode("cp1252"))
 
 
 if __name__ == "__main__":
