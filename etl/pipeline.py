@@ -32,7 +32,7 @@ from etl.reporting import (
     write_errors,
     write_summary,
 )
-from etl.resources import Resource
+from etl.resources import Resource, header_key
 from etl.validating import ColumnMap, Validator, match_columns
 
 Progress = Callable[[int], None]
@@ -114,7 +114,9 @@ class Inputs:
 
     def read(self) -> list[dict[str, Any]]:
         """What was read of each file: format, encoding and delimiter or sheet, rows."""
-        return [{**t.describe(), "rows": t.rows_read} for t in self.tables]
+        return [{**t.describe(), "rows": t.rows_read,
+                 **({"notes": [n.removeprefix(f"{t.path}: ") for n in t.notes]} if t.notes else {})}
+                for t in self.tables]
 
     @property
     def total_bytes(self) -> int:
@@ -204,9 +206,15 @@ def prepare_inputs(
     own: list[tuple[str, int]] = []  # a header and which of its namesakes it is
     for table in tables:
         own.extend(h for h in _numbered(table.header) if h not in own)
-    for table in tables:
+    renamed = {header_key(source) for source in renames}
+    for table, found in zip(tables, columns, strict=True):
         for note in table.notes:
             logs.get().warning(note)
+        for target, position in found.positions.items():  # by design, so said, not warned of
+            name = table.header[position]
+            if header_key(name) != header_key(target) and header_key(name) not in renamed:
+                table.notes.append(f'{table.path}: column "{name}" is read as {target} (one of its names)')
+                logs.get().info(table.notes[-1])
     for old, new in report_names([name for name, _ in own]).items():
         why = ("so that it does not shadow the report's own column" if new.endswith(" (input)")
                else "so that a spreadsheet does not run it as a formula")

@@ -639,8 +639,9 @@ class XlsxTable(Table):
         self.sheets = sheets
         chosen = self._choose(sheets)
         self.sheet = chosen.name
+        facts = sheetcells.sheet_facts(path, chosen.name)
         self._odd: dict[int, list[tuple[int, sheetcells.OddCell]]] = {}
-        for (row, column), cell in sorted(sheetcells.odd_cells(path, chosen.name).items()):
+        for (row, column), cell in sorted(facts.odd.items()):
             self._odd.setdefault(row, []).append((column, cell))
         try:
             self._data = book.get_sheet_by_name(chosen.name)
@@ -661,6 +662,36 @@ class XlsxTable(Table):
         while header and header[-1] == "":
             header.pop()
         self.header = [h.strip() for h in header]
+        self._say_what_was_left_out(sheets, chosen, facts)
+
+    def _say_what_was_left_out(self, sheets: list[_Sheet], chosen: _Sheet, facts: sheetcells.SheetFacts
+                               ) -> None:
+        """Notes on what a spreadsheet shows otherwise than this read: rows hidden (by hand or
+        by a filter) that were read all the same, merged cells that read as blank below or
+        beside their first cell, and other sheets with data that were not read."""
+        hidden = [n for n in facts.hidden if n > self.header_row]
+        if hidden:
+            why = " (the sheet has a filter)" if facts.filtered else ""
+            self.notes.append(f"{self.path}: {_rows(hidden)} {'is' if len(hidden) == 1 else 'are'} "
+                              f"hidden in the workbook{why} and {'was' if len(hidden) == 1 else 'were'} "
+                              "read all the same: check them in the report")
+        try:
+            merged = self._data.merged_cell_ranges or []
+        except Exception:  # noqa: BLE001 - a note is not worth a failure
+            merged = []
+        spans = [(a, b) for a, b in merged if b[0] >= self.header_row and (b[0] > a[0] or b[1] > a[1])]
+        if spans:
+            shown = ", ".join(f"{_ref(*a)}:{_ref(*b)}" for a, b in spans[:5])
+            more = f" and {len(spans) - 5} more" if len(spans) > 5 else ""
+            self.notes.append(f"{self.path}: merged cells {shown}{more}: only the first cell of each "
+                              "holds the value; the others read as blank")
+        others = [s for s in sheets if s != chosen and s.kind == "worksheet"]
+        with_data = sheetcells.sheets_with_data(self.path, [s.name for s in others])
+        if with_data:
+            named = [str(s) for s in others if s.name in with_data]
+            more = f" and {len(named) - 5} more" if len(named) > 5 else ""
+            self.notes.append(f"{self.path}: other sheets hold data and were not read: "
+                              f"{', '.join(named[:5])}{more} (pass --sheet NAME to read one)")
 
     def _choose(self, sheets: list[_Sheet]) -> _Sheet:
         """The sheet named by --sheet (any kind of name match, hidden or not), else the sheet the
@@ -742,6 +773,21 @@ class XlsxTable(Table):
 
     def describe(self) -> dict[str, Any]:
         return {"path": self.path, "format": "xlsx", "sheet": self.sheet}
+
+
+def _ref(row: int, column: int) -> str:
+    """A cell's A1 name from its row and column, both from 0."""
+    n, letters = column + 1, ""
+    while n:
+        n, r = divmod(n - 1, 26)
+        letters = chr(65 + r) + letters
+    return f"{letters}{row + 1}"
+
+
+def _rows(numbers: list[int]) -> str:
+    shown = ", ".join(str(n) for n in numbers[:10])
+    return f"row {shown}" if len(numbers) == 1 else (
+        f"rows {shown}" + (f" ({len(numbers)} in all)" if len(numbers) > 10 else ""))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import posixpath
 import re
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO
 from xml.etree import ElementTree
 from xml.sax.saxutils import unescape
@@ -35,19 +35,47 @@ class OddCell:
     problem: str
 
 
-def odd_cells(path: str, sheet: str) -> dict[tuple[int, int], OddCell]:
-    """The error cells and formulas without a value of worksheet SHEET, by (spreadsheet row,
-    column index from 0); empty when the workbook's parts can't be found (calamine, which read
-    the sheet, has the last word on a damaged file)."""
+@dataclass
+class SheetFacts:
+    """What calamine does not say about a worksheet."""
+
+    odd: dict[tuple[int, int], OddCell] = field(default_factory=dict)  # by (row, column from 0)
+    hidden: list[int] = field(default_factory=list)  # rows hidden (by hand, or by a filter)
+    filtered: bool = False  # the sheet has a filter (its hidden rows are the ones it hides)
+
+
+def sheet_facts(path: str, sheet: str) -> SheetFacts:
+    """The error cells, formulas without a value and hidden rows of worksheet SHEET; nothing
+    when the workbook's parts can't be found (calamine, which read the sheet, has the last word
+    on a damaged file)."""
     try:
         with zipfile.ZipFile(path) as book:
             part, recalc = _sheet_part(book, sheet)
             if part is None:
-                return {}
+                return SheetFacts()
             with book.open(part) as xml:
                 return _scan(xml, recalc)
     except (OSError, KeyError, zipfile.BadZipFile, ElementTree.ParseError, EOFError):
-        return {}
+        return SheetFacts()
+
+
+def sheets_with_data(path: str, sheets: list[str]) -> list[str]:
+    """Which of the worksheets SHEETS hold cells (judged from the start of each one's XML)."""
+    found = []
+    try:
+        with zipfile.ZipFile(path) as book:
+            for sheet in sheets:
+                part, _ = _sheet_part(book, sheet)
+                if part is None:
+                    continue
+                with book.open(part) as xml:
+                    head = xml.read(1 << 16)
+                data = head[head.find(b"<sheetData"):] if b"<sheetData" in head else head
+                if re.search(rb"<(?:\w+:)?c\b", data):
+                    found.append(sheet)
+    except (OSError, KeyError, zipfile.BadZipFile, ElementTree.ParseError, EOFError):
+        pass
+    return found
 
 
 def _local(tag: str) -> str:
@@ -92,8 +120,8 @@ def _column(letters: bytes) -> int:
     return n - 1
 
 
-def _scan(xml: IO[bytes], recalc: bool) -> dict[tuple[int, int], OddCell]:
-    found: dict[tuple[int, int], OddCell] = {}
+def _scan(xml: IO[bytes], recalc: bool) -> SheetFacts:
+    facts = SheetFacts()
     state = [0, -1]  # the current row (from 1) and the last cell's column
     carry = b""
     while True:
@@ -105,8 +133,9 @@ def _scan(xml: IO[bytes], recalc: bool) -> dict[tuple[int, int], OddCell]:
                 carry = data
                 continue
             data, carry = data[:ends[-1]], data[ends[-1]:]
-        if b't="e"' in data or b"f>" in data or b"<f " in data or b":f " in data:
-            _cells(data, recalc, state, found)
+        facts.filtered = facts.filtered or b"autoFilter" in data or b"autoFilter" in carry
+        if b't="e"' in data or b"f>" in data or b"<f " in data or b":f " in data or b"hidden=" in data:
+            _cells(data, recalc, state, facts)
         else:  # nothing odd here: only follow the row number
             rows = _ROW_TAG.findall(data)
             if rows:
@@ -114,16 +143,19 @@ def _scan(xml: IO[bytes], recalc: bool) -> dict[tuple[int, int], OddCell]:
                 state[0] = int(number) if number else state[0] + len(rows)
                 state[1] = -1
         if not block:
-            return found
+            return facts
 
 
-def _cells(data: bytes, recalc: bool, state: list[int],
-           found: dict[tuple[int, int], OddCell]) -> None:
+def _cells(data: bytes, recalc: bool, state: list[int], facts: SheetFacts) -> None:
+    found = facts.odd
     for match in _TOKEN.finditer(data):
         if match.group(1) is not None:  # a row
-            number = dict(_ATTR.findall(match.group(1) or b"")).get(b"r")
+            row = dict(_ATTR.findall(match.group(1) or b""))
+            number = row.get(b"r")
             state[0] = int(number) if number else state[0] + 1
             state[1] = -1
+            if row.get(b"hidden") in (b"1", b"true"):
+                facts.hidden.append(state[0])
             continue
         attrs = dict(_ATTR.findall(match.group(2)))
         ref = _REF.fullmatch(attrs.get(b"r", b""))

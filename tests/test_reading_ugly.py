@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.conftest import DATA
@@ -175,8 +177,12 @@ def test_summary_names_what_was_read(etl):
     read = run.summary()["read"]
     assert read == [
         {"path": str(DATA / "cp1252.csv"), "format": "csv", "encoding": "cp1252", "delimiter": ",",
-         "rows": 2},
-        {"path": str(DATA / "hidden_first_sheet.xlsx"), "format": "xlsx", "sheet": "Uses", "rows": 2},
+         "rows": 2, "notes": [
+             'not UTF-8 (byte 0xE9 on line 2); its accented text reads as cp1252 (Windows Western '
+             'European), e.g. "Naïve"; cp1250 would read "Naďve"; pass --encoding if that is wrong']},
+        {"path": str(DATA / "hidden_first_sheet.xlsx"), "format": "xlsx", "sheet": "Uses", "rows": 2,
+         "notes": ['other sheets hold data and were not read: "Old copy" (hidden) '
+                   "(pass --sheet NAME to read one)"]},
     ]
 
 
@@ -344,3 +350,21 @@ def test_a_short_export_valid_as_utf8_by_chance_is_not_read_as_utf8(etl):
     one_line_error(etl("validate", DATA / "gbk_valid_utf8.csv"),
                    'is valid UTF-8, but its text reads unnaturally so ("ԤԼ"), and naturally in another '
                    'encoding (gb18030 reads "预约"')
+
+
+def test_what_a_workbook_shows_otherwise_is_said_on_the_terminal_in_summary_and_json(etl):
+    """Rows hidden by a filter, merged cells, another sheet with data and a column taken by one
+    of its other names were read with no word before."""
+    notes = ["rows 6, 7 are hidden in the workbook (the sheet has a filter) and were read all the "
+             "same: check them in the report",
+             "merged cells C3:C4: only the first cell of each holds the value; the others read as blank",
+             'other sheets hold data and were not read: "Totals" (pass --sheet NAME to read one)',
+             'column "Amount" is read as CreditUsed (one of its names)']
+    run = etl("validate", DATA / "filtered_merged.xlsx")
+    assert run.code == 0, run.err
+    for note in notes[:3]:
+        assert f"filtered_merged.xlsx: {note}" in run.err
+    assert notes[3] not in run.err  # a column's other name is by design: said, not warned of
+    assert run.summary()["read"][0]["notes"] == notes
+    run = etl("validate", DATA / "filtered_merged.xlsx", "--json")
+    assert json.loads(run.out)["read"][0]["notes"] == notes

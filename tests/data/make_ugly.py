@@ -195,6 +195,22 @@ def second_round() -> None:
         ("iso8859_2.csv", "iso8859_2", ("Biuro w Łodzi", "Sala na Śląsku")),
     ]:
         write(name, rows(*descriptions).encode(encoding))
+    # a workbook as an office keeps one: a filter hiding a row, a hidden row, a note merged
+    # down two rows, the amount headed "Amount", and a sheet of totals beside it
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Uses"
+    sheet.append(["CoworkerBookingCreditId", "Amount", "Description"])
+    for i in range(6):
+        sheet.append([101 + i, 1.5, f"use {i + 1}"])
+    sheet.merge_cells("C3:C4")
+    sheet.auto_filter.ref = "A1:C7"
+    sheet.auto_filter.add_filter_column(0, ["101", "102", "103", "104", "106"])
+    sheet.row_dimensions[6].hidden = True  # filtered out (105)
+    sheet.row_dimensions[7].hidden = True
+    totals = book.create_sheet("Totals")
+    totals.append(["Total", 9])
+    book.save(HERE / "filtered_merged.xlsx")
     # GBK whose bytes happen to be valid UTF-8 (预约 is UTF-8's ԤԼ)
     write("gbk_valid_utf8.csv", rows("预约").encode("gbk"))
     # one word in a code page etl reads, as short exports often are
