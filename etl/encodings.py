@@ -40,7 +40,7 @@ class Encoding:
         if self.bom and self.codec == "utf-8":
             return "utf-8-sig"
         if self.bom:
-            return "utf-16"
+            return self.codec[:6]  # utf-16, utf-32
         return self.codec
 
 
@@ -70,6 +70,8 @@ def binary_kind(head: bytes) -> str | None:
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
         if b"mimetypeapplication/vnd.oasis.opendocument.spreadsheet" in head[:200]:
             return "an OpenDocument spreadsheet (.ods), not CSV; save it as .xlsx or CSV"
+        if b"xl/workbook.bin" in head:
+            return "an Excel binary workbook (.xlsb), not CSV; save it as .xlsx or CSV"
         if b"[Content_Types].xml" in head or b"xl/" in head:
             return "an Excel workbook, not CSV; rename it to .xlsx, or save it as CSV"
         return "a zip archive, not CSV; unzip it and pass the CSV inside"
@@ -94,6 +96,18 @@ def _utf16_without_bom(head: bytes) -> str | None:
         return "utf-16-le"
     if even.count(0) > 0.6 * len(even) and odd.count(0) < 0.1 * len(odd):
         return "utf-16-be"
+    # text in another script (Cyrillic, Greek, ...) has few zero bytes; its line breaks are
+    # still a zero beside a LF, which no 8-bit text holds, and it decodes without controls
+    for codec, newline in (("utf-16-le", b"\n\x00"), ("utf-16-be", b"\x00\n")):
+        at = sample.find(newline)
+        if at >= 0 and at % 2 == 0:
+            try:
+                text = sample.decode(codec, "ignore")
+            except UnicodeDecodeError:  # pragma: no cover - "ignore" does not raise
+                continue
+            controls = sum(1 for c in text if c < " " and c not in "\t\r\n")
+            if not controls and text.count("\n") >= 1:
+                return codec
     return None
 
 
@@ -233,6 +247,10 @@ def _split_utf8(words: dict[bytes, int]) -> tuple[dict[bytes, int], dict[bytes, 
 
 
 def _bom(head: bytes) -> Encoding | None:
+    if head.startswith(codecs.BOM_UTF32_LE):  # before UTF-16's, which begins the same
+        return Encoding("utf-32-le", 4, "UTF-32 LE with BOM")
+    if head.startswith(codecs.BOM_UTF32_BE):
+        return Encoding("utf-32-be", 4, "UTF-32 BE with BOM")
     if head.startswith(codecs.BOM_UTF8):
         return Encoding("utf-8", 3, "UTF-8 with BOM")
     if head.startswith(codecs.BOM_UTF16_LE):
@@ -253,7 +271,7 @@ def _forced(path: str, forced: str, bom: Encoding | None, head: bytes) -> Encodi
     codec = _canonical(forced)  # LookupError for an unknown name: the caller says so
     if bom is not None:
         family = _canonical(bom.codec)
-        if codec in (family, "utf-8-sig" if family == "utf-8" else "utf-16"):
+        if codec in (family, "utf-8-sig" if family == "utf-8" else family[:6]):
             return _checked(path, bom, forced=True)  # the BOM is not part of the first header
         return Refused(f"starts with a {bom.name.replace(' with BOM', '')} byte-order mark, so it is "
                        f"not {forced}; leave out --encoding, or pass --encoding {bom.codec}")

@@ -96,11 +96,64 @@ def open_table(path: str, options: ReadOptions) -> Table:
     if not os.path.isfile(path):
         raise FileProblem(path, "is a pipe or a device, not a file: a file is read more than once "
                                 "(checked, then read), so save it to a file first")
-    if path.lower().endswith((".xlsx", ".xlsm")):
-        return XlsxTable(path, options)
-    if path.lower().endswith(".xls"):
-        raise FileProblem(path, "old .xls workbooks are not read; save it as .xlsx or CSV")
+    name = path.lower()
+    if name.endswith((".xlsx", ".xlsm", ".xls", ".xlsb")):
+        kind = _workbook_kind(path)
+        if kind == "xlsx" and name.endswith((".xlsx", ".xlsm")):
+            return XlsxTable(path, options)
+        extension = "." + name.rpartition(".")[2]
+        raise FileProblem(path, _MISNAMED[kind].format(extension=extension))
     return CsvTable(path, options)
+
+
+_MISNAMED = {
+    "xlsx": "is an .xlsx workbook named {extension}: rename it to .xlsx",
+    "xlsb": "is an Excel binary workbook (.xlsb), which etl does not read: save it as .xlsx or CSV",
+    "xls": "is an old Excel workbook (.xls, Excel 97-2003), which etl does not read: save it as .xlsx "
+           "or CSV",
+    "ods": "is an OpenDocument spreadsheet (.ods) named {extension}: save it as .xlsx or CSV",
+    "zip": "is a zip archive, not a workbook: unzip it and pass the file inside",
+    "html": "is not a readable {extension} workbook: it is a web page (an HTML table saved under a "
+            "workbook's name, as web apps export \"Excel\" files); open it in Excel and save it as "
+            ".xlsx or CSV",
+    "text": "is not a readable {extension} workbook: it is a text file (CSV?); if it is CSV, rename "
+            "it to .csv",
+    "empty": "is not a readable {extension} workbook: it is empty (0 bytes)",
+    "other": "is not a readable {extension} workbook, nor text: pass an .xlsx workbook or a CSV export",
+}
+
+
+def _workbook_kind(path: str) -> str:
+    """What a file named as a workbook is, by its content: xlsx, xlsb, xls, ods, zip, html,
+    text, empty or other."""
+    import zipfile
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError as exc:
+        raise FileProblem(path, f"can't be read ({exc.strerror})") from exc
+    if not head:
+        return "empty"
+    if head.startswith(b"PK"):
+        try:
+            with zipfile.ZipFile(path) as book:
+                names = set(book.namelist())
+        except (OSError, zipfile.BadZipFile):
+            return "xlsx"  # a damaged workbook: calamine says what is wrong with it
+        if "xl/workbook.bin" in names:
+            return "xlsb"
+        if "xl/workbook.xml" in names or "[Content_Types].xml" in names:
+            return "xlsx"
+        return "ods" if b"opendocument.spreadsheet" in head else "zip"
+    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        return "xls"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith((b"<html", b"<!doctype html", b"<table", b"<?xml")) or b"<html" in text[:512]:
+        return "html"
+    if b"\x00" not in head and sum(b < 9 or 13 < b < 32 for b in head) < max(8, len(head) // 100):
+        return "text"
+    return "other"
 
 
 # --- CSV -------------------------------------------------------------------------------------
@@ -654,7 +707,7 @@ class XlsxTable(Table):
             raise FileProblem(path, f"worksheet {chosen} is damaged and can't be read ({_first_line(exc)}); "
                                     "open it in Excel and save it again") from exc
         if first is None:
-            others = ", ".join(str(s) for s in sheets if s != chosen)
+            others = _listed([s for s in sheets if s != chosen])
             raise FileProblem(path, f"worksheet {chosen} is empty: no header row"
                                     + (f"; the other sheets are: {others} (pass --sheet NAME)"
                                        if others else ""))
@@ -696,7 +749,7 @@ class XlsxTable(Table):
     def _choose(self, sheets: list[_Sheet]) -> _Sheet:
         """The sheet named by --sheet (any kind of name match, hidden or not), else the sheet the
         workbook opens on, else the first visible worksheet; never a hidden one unasked."""
-        listed = ", ".join(str(s) for s in sheets)
+        listed = _listed(sheets)
         worksheets = [s for s in sheets if s.kind == "worksheet"]
         wanted = self.options.sheet
         if wanted is not None:
@@ -773,6 +826,12 @@ class XlsxTable(Table):
 
     def describe(self) -> dict[str, Any]:
         return {"path": self.path, "format": "xlsx", "sheet": self.sheet}
+
+
+def _listed(sheets: list[_Sheet], most: int = 10) -> str:
+    """The sheets' names, the first MOST of them (a workbook may have a thousand)."""
+    shown = ", ".join(str(s) for s in sheets[:most])
+    return shown + (f", and {len(sheets) - most} more" if len(sheets) > most else "")
 
 
 def _ref(row: int, column: int) -> str:

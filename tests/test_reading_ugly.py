@@ -368,3 +368,43 @@ def test_what_a_workbook_shows_otherwise_is_said_on_the_terminal_in_summary_and_
     assert run.summary()["read"][0]["notes"] == notes
     run = etl("validate", DATA / "filtered_merged.xlsx", "--json")
     assert json.loads(run.out)["read"][0]["notes"] == notes
+
+
+@pytest.mark.parametrize("name, descriptions", [
+    ("utf32.csv", ["Встреча в офисе", "Café"]),
+    ("utf16le_cyrillic_no_bom.csv", [f"Переговорная комната {i}" for i in range(40)]),
+])
+def test_utf32_and_utf16_without_bom_in_another_script_are_read(etl, name, descriptions):
+    """Both were refused as "not a text file"."""
+    run = etl("validate", DATA / name)
+    assert run.code == 0, run.err
+    assert [r["Description"] for r in run.report()] == descriptions
+
+
+@pytest.mark.parametrize("name, text", [
+    ("xlsx_named.xls", "xlsx_named.xls: is an .xlsx workbook named .xls: rename it to .xlsx"),
+    ("html_named.xls", "html_named.xls: is not a readable .xls workbook: it is a web page"),
+    ("csv_named.xlsx", "csv_named.xlsx: is not a readable .xlsx workbook: it is a text file (CSV?); "
+                       "if it is CSV, rename it to .csv"),
+    ("binary.xlsb", "binary.xlsb: is an Excel binary workbook (.xlsb), which etl does not read: save it "
+                    "as .xlsx or CSV"),
+])
+def test_a_file_named_as_a_workbook_is_refused_for_what_it_is(etl, name, text):
+    """They were called "old .xls", "invalid Zip archive: Could not find EOCD", or told to be
+    renamed to .xlsx."""
+    run = etl("validate", DATA / name)
+    one_line_error(run, text)
+    assert "EOCD" not in run.err
+
+
+def test_a_workbook_of_many_sheets_is_refused_in_a_short_line(etl, tmp_path):
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    for i in range(300):
+        book.create_sheet(f"Month {i:03d} of the old bookings")
+    path = tmp_path / "many.xlsx"
+    book.save(path)
+    run = etl("validate", path, "--sheet", "Uses")
+    one_line_error(run, "has no worksheet 'Uses'; it has: \"Sheet\", \"Month 000 of the old bookings\"")
+    assert ", and 291 more" in run.err and len(run.err) < 700

@@ -211,6 +211,27 @@ def second_round() -> None:
     totals = book.create_sheet("Totals")
     totals.append(["Total", 9])
     book.save(HERE / "filtered_merged.xlsx")
+    # UTF-32 with a BOM (some .NET exports), and UTF-16 without one holding Cyrillic text
+    write("utf32.csv", rows("Встреча в офисе", "Café").encode("utf-32"))
+    write("utf16le_cyrillic_no_bom.csv",
+          rows(*(f"Переговорная комната {i}" for i in range(40)), newline="\r\n").encode("utf-16-le"))
+    # files named as workbooks that are not one: an .xlsx named .xls, a web app's HTML "Excel"
+    # export, CSV named .xlsx; and an Excel binary workbook
+    buffer = io.BytesIO()
+    book = openpyxl.Workbook()
+    uses_sheet(book.active)
+    book.save(buffer)
+    write("xlsx_named.xls", buffer.getvalue())
+    write("html_named.xls", b'<html xmlns:x="urn:schemas-microsoft-com:office:excel"><body><table>'
+                            b"<tr><td>CoworkerBookingCreditId</td><td>CreditUsed</td></tr>"
+                            b"<tr><td>101</td><td>1</td></tr></table></body></html>\r\n")
+    write("csv_named.xlsx", rows("a", "b").encode())
+    xlsb = io.BytesIO()
+    with zipfile.ZipFile(xlsb, "w") as z:
+        z.writestr("[Content_Types].xml", '<Types xmlns="http://schemas.openxmlformats.org/package/'
+                                          '2006/content-types"/>')
+        z.writestr("xl/workbook.bin", b"\x83\x01\x00")
+    write("binary.xlsb", xlsb.getvalue())
     # GBK whose bytes happen to be valid UTF-8 (预约 is UTF-8's ԤԼ)
     write("gbk_valid_utf8.csv", rows("预约").encode("gbk"))
     # one word in a code page etl reads, as short exports often are
