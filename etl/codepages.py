@@ -77,30 +77,46 @@ class Verdict:
 # --- the evidence: the file's words beyond ASCII ---------------------------------------------
 
 #: bytes that never occur inside a character of the multi-byte pages (their trail bytes are 0x40
-#: and up), so the file can be cut into words at them before it is decoded
-_SEPARATORS = rb"\x00-\x20,;\"'\x7f"
+#: and up), so the file can be cut into words at them before it is decoded: spaces, punctuation
+#: and signs below 0x40 but the digits (`1º`, `m²` keep theirs), so `Zoë-17` is the word `Zoë`
+_SEPARATORS = rb"\x00-\x2f\x3a-\x3f\x7f"
 #: a word starts after a separator (the look-behind keeps the search linear in a long word)
 _BYTE_WORD = re.compile(rb"(?<![^%s])[^%s]*[\x80-\xff][^%s]*" % (_SEPARATORS, _SEPARATORS, _SEPARATORS))
 _SPLIT = re.compile(r"[^\W\d_][^\S\x20\t\r\n][^\W\d_]")  # a letter, a non-ASCII space, a letter
 _WORD = re.compile(r"[^\s,;|\t\"'()\[\]{}<>/\\=+*&%#!?:]+")
 
 
-def words_of(blocks: Iterable[bytes]) -> dict[bytes, int]:
+#: distinct words kept as evidence; past them, only a word with a byte value not seen yet
+_MOST_WORDS = 20_000
+
+
+def words_of(blocks: Iterable[bytes], most: int = _MOST_WORDS) -> dict[bytes, int]:
     """The distinct byte strings between separators that hold a byte beyond ASCII, each with
-    the offset where it first occurs, from the whole file (given block by block)."""
+    the offset where it first occurs, from the whole file (given block by block): the first
+    MOST of them, and after those every word that brings a byte value not seen before."""
     found: dict[bytes, int] = {}
+    seen: set[int] = set()
     offset, carry = 0, b""  # the file offset of carry's first byte
+
+    def take(data: bytes, start: int, end: int, at: int) -> None:
+        for match in _BYTE_WORD.finditer(data, start, end):
+            word = _around_accents(match.group())
+            if word in found:
+                continue
+            if len(found) >= most and seen.issuperset(word):
+                continue
+            found[word] = at + match.start()
+            seen.update(word)
+
     for block in blocks:
         data = carry + block
         cut = max(data.rfind(b"\n"), data.rfind(b" ")) + 1  # a word is never cut in two
         if cut == 0:
             carry = data
             continue
-        for match in _BYTE_WORD.finditer(data, 0, cut):
-            found.setdefault(_around_accents(match.group()), offset + match.start())
+        take(data, 0, cut, offset)
         offset, carry = offset + cut, data[cut:]
-    for match in _BYTE_WORD.finditer(carry):
-        found.setdefault(_around_accents(match.group()), offset + match.start())
+    take(carry, 0, len(carry), offset)
     return found
 
 
@@ -450,17 +466,16 @@ def reads_naturally(text: str, page: str) -> bool:
 def _reading(page: str, words: list[bytes]) -> tuple[list[str] | None, str | None]:
     """The words as PAGE reads them (None when it can't decode one), and the first word that
     does not read naturally (None when every one does)."""
-    texts = []
-    odd = None
+    texts: list[str] = []
     for raw in words:
         try:
             text = raw.decode(page)
         except UnicodeDecodeError:
             return None, None
+        if not reads_naturally(text, page):
+            return texts, text  # one word is enough to rule a reading out
         texts.append(text)
-        if odd is None and not reads_naturally(text, page):
-            odd = text
-    return texts, odd
+    return texts, None
 
 
 def decide(words: dict[bytes, int], present: bytes, where: str, line_of: dict[int, int]) -> Verdict:

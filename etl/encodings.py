@@ -205,12 +205,15 @@ def choose(path: str, forced: str | None) -> Encoding | Damaged | Refused:
 #: encoding can be valid UTF-8 by chance (GBK's 预约 is UTF-8's ԤԼ); in a larger one that
 #: chance is nil, and the check would cost every large import a pass over its text
 _DOUBTED_UTF8 = 4 << 20
+_FEW_WORDS = 200
 
 
 def _utf8_by_chance(path: str) -> Refused | None:
     """A refusal when the file's UTF-8 text reads unnaturally and a code page reads it all
     naturally (see `etl.codepages`)."""
     words = _words(path)
+    if len(words) > _FEW_WORDS:  # so many UTF-8 sequences are not there by chance
+        return None
     plain, other = _split_utf8(words)
     if not other:
         return None
