@@ -789,7 +789,8 @@ class XlsxTable(Table):
                     if j >= 0:
                         record.extend([""] * (j + 1 - len(record)))
                         record[j] = cell.text
-                        problems.append((j, cell.problem))
+                        if cell.problem:  # else a text calamine reads wrong, put right
+                            problems.append((j, cell.problem))
                 if any(record) or problems:  # a row of formulas without values is no blank row
                     yield number, record, [isinstance(v, float) for v in values], problems
         except Exception as exc:

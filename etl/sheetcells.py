@@ -53,10 +53,44 @@ def sheet_facts(path: str, sheet: str) -> SheetFacts:
             part, recalc = _sheet_part(book, sheet)
             if part is None:
                 return SheetFacts()
+            spaced = _spaced_strings(book)
             with book.open(part) as xml:
-                return _scan(xml, recalc)
+                return _scan(xml, recalc, spaced)
     except (OSError, KeyError, zipfile.BadZipFile, ElementTree.ParseError, EOFError):
         return SheetFacts()
+
+
+_EDGE_SPACE = re.compile(rb"<(?:\w+:)?t>\s|\s</(?:\w+:)?t>")
+_SI = re.compile(rb"<(?:\w+:)?si\b[^>]*?(?:/>|>(.*?)</(?:\w+:)?si>)", re.S)
+_PHONETIC = re.compile(rb"<(?:\w+:)?rPh\b.*?</(?:\w+:)?rPh>", re.S)
+_T = re.compile(rb"<(?:\w+:)?t\b([^>]*?)(?:/>|>(.*?)</(?:\w+:)?t>)", re.S)
+
+
+def _runs_text(inner: bytes) -> str | None:
+    """The text of a string's runs as written (`Meeting`, ` room `, `B`), when a run without
+    xml:space="preserve" has spaces at an edge (calamine drops those: `MeetingroomB`)."""
+    runs = list(_T.finditer(_PHONETIC.sub(b"", inner)))
+    spaced = [m for m in runs if b"preserve" not in m.group(1) and m.group(2)
+              and (m.group(2)[:1].isspace() or m.group(2)[-1:].isspace())]
+    if not spaced:
+        return None
+    return unescape(b"".join(m.group(2) or b"" for m in runs).decode("utf-8", "replace"))
+
+
+def _spaced_strings(book: zipfile.ZipFile) -> dict[int, str]:
+    """The shared strings whose runs have spaces at their edges, by index, as written."""
+    part = next((n for n in book.namelist() if n.lower() == "xl/sharedstrings.xml"), None)
+    if part is None:
+        return {}
+    data = book.read(part)
+    if not _EDGE_SPACE.search(data):
+        return {}
+    found = {}
+    for index, match in enumerate(_SI.finditer(data)):
+        text = _runs_text(match.group(1) or b"")
+        if text is not None:
+            found[index] = text
+    return found
 
 
 def sheets_with_data(path: str, sheets: list[str]) -> list[str]:
@@ -120,7 +154,7 @@ def _column(letters: bytes) -> int:
     return n - 1
 
 
-def _scan(xml: IO[bytes], recalc: bool) -> SheetFacts:
+def _scan(xml: IO[bytes], recalc: bool, spaced: dict[int, str] | None = None) -> SheetFacts:
     facts = SheetFacts()
     state = [0, -1]  # the current row (from 1) and the last cell's column
     carry = b""
@@ -134,8 +168,9 @@ def _scan(xml: IO[bytes], recalc: bool) -> SheetFacts:
                 continue
             data, carry = data[:ends[-1]], data[ends[-1]:]
         facts.filtered = facts.filtered or b"autoFilter" in data or b"autoFilter" in carry
-        if b't="e"' in data or b"f>" in data or b"<f " in data or b":f " in data or b"hidden=" in data:
-            _cells(data, recalc, state, facts)
+        if (b't="e"' in data or b"f>" in data or b"<f " in data or b":f " in data or b"hidden=" in data
+                or spaced and b't="s"' in data or _EDGE_SPACE.search(data)):
+            _cells(data, recalc, state, facts, spaced or {})
         else:  # nothing odd here: only follow the row number
             rows = _ROW_TAG.findall(data)
             if rows:
@@ -146,7 +181,8 @@ def _scan(xml: IO[bytes], recalc: bool) -> SheetFacts:
             return facts
 
 
-def _cells(data: bytes, recalc: bool, state: list[int], facts: SheetFacts) -> None:
+def _cells(data: bytes, recalc: bool, state: list[int], facts: SheetFacts, spaced: dict[int, str]
+           ) -> None:
     found = facts.odd
     for match in _TOKEN.finditer(data):
         if match.group(1) is not None:  # a row
@@ -166,8 +202,17 @@ def _cells(data: bytes, recalc: bool, state: list[int], facts: SheetFacts) -> No
         inner = match.group(3) or b""
         value = _VALUE.search(inner)
         text = unescape((value.group(1) or b"").decode("utf-8", "replace")) if value else ""
-        if attrs.get(b"t") == b"e":
+        kind = attrs.get(b"t")
+        if kind == b"e":
             found[(state[0], state[1])] = OddCell(text, f"the cell holds Excel's {text}")
+            continue
+        if kind == b"s" and text.isdigit() and int(text) in spaced:
+            found[(state[0], state[1])] = OddCell(spaced[int(text)], "")  # read right, no problem
+            continue
+        if kind == b"inlineStr":
+            runs = _runs_text(inner)
+            if runs is not None:
+                found[(state[0], state[1])] = OddCell(runs, "")
             continue
         formula = _FORMULA.search(inner)
         if formula is None:

@@ -408,3 +408,10 @@ def test_a_workbook_of_many_sheets_is_refused_in_a_short_line(etl, tmp_path):
     run = etl("validate", path, "--sheet", "Uses")
     one_line_error(run, "has no worksheet 'Uses'; it has: \"Sheet\", \"Month 000 of the old bookings\"")
     assert ", and 291 more" in run.err and len(run.err) < 700
+
+
+def test_spaces_at_the_edges_of_rich_text_runs_are_kept(etl):
+    """calamine drops them where the workbook lacks xml:space="preserve": "MeetingroomB"."""
+    run = etl("validate", DATA / "rich_text_spaces.xlsx")
+    assert run.code == 0, run.err
+    assert [r["Description"] for r in run.report()] == ["Meeting room B"]

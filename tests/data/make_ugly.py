@@ -26,8 +26,9 @@ def rows(*descriptions: str, sep: str = ",", newline: str = "\n") -> str:
     return newline.join(lines) + newline
 
 
-def patched(book: openpyxl.Workbook, name: str, fix: dict[str, callable]) -> None:
-    """Save BOOK, then rewrite some of its parts as other generators write them."""
+def patched(book: openpyxl.Workbook, name: str, fix: dict[str, callable],
+            extra: dict[str, bytes] | None = None) -> None:
+    """Save BOOK, then rewrite some of its parts (and add EXTRA ones) as other generators do."""
     buffer = io.BytesIO()
     book.save(buffer)
     source = zipfile.ZipFile(buffer)
@@ -36,6 +37,8 @@ def patched(book: openpyxl.Workbook, name: str, fix: dict[str, callable]) -> Non
             data = source.read(item)
             if item in fix:
                 data = fix[item](data)
+            out.writestr(item, data)
+        for item, data in (extra or {}).items():
             out.writestr(item, data)
 
 
@@ -232,6 +235,23 @@ def second_round() -> None:
                                           '2006/content-types"/>')
         z.writestr("xl/workbook.bin", b"\x83\x01\x00")
     write("binary.xlsb", xlsb.getvalue())
+    # rich text whose runs carry spaces at their edges without xml:space="preserve" (as some
+    # generators write shared strings): "Meeting" + " room " (bold) + "B"
+    book = openpyxl.Workbook()
+    uses_sheet(book.active, 1)
+    patched(book, "rich_text_spaces.xlsx", {
+        "xl/worksheets/sheet1.xml": lambda d: re.sub(
+            rb'<c r="C2" t="inlineStr"><is><t>[^<]*</t></is></c>', b'<c r="C2" t="s"><v>0</v></c>', d),
+        "[Content_Types].xml": lambda d: d.replace(
+            b"</Types>", b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+                         b'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>'),
+        "xl/_rels/workbook.xml.rels": lambda d: d.replace(
+            b"</Relationships>", b'<Relationship Id="rIdSS" Type="http://schemas.openxmlformats.org/'
+                                 b'officeDocument/2006/relationships/sharedStrings" '
+                                 b'Target="sharedStrings.xml"/></Relationships>'),
+    }, extra={"xl/sharedStrings.xml": b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/'
+                                      b'2006/main" count="1" uniqueCount="1"><si><r><t>Meeting</t></r>'
+                                      b"<r><rPr><b/></rPr><t> room </t></r><r><t>B</t></r></si></sst>"})
     # GBK whose bytes happen to be valid UTF-8 (预约 is UTF-8's ԤԼ)
     write("gbk_valid_utf8.csv", rows("预约").encode("gbk"))
     # one word in a code page etl reads, as short exports often are
