@@ -60,7 +60,23 @@ def sheet_facts(path: str, sheet: str) -> SheetFacts:
         return SheetFacts()
 
 
-_EDGE_SPACE = re.compile(rb"<(?:\w+:)?t>\s|\s</(?:\w+:)?t>")
+_EDGE_SPACES = (b"t> ", b" </")
+_EDGE_SPACE = re.compile(rb"<(?:\w+:)?t> | </(?:\w+:)?t>")
+
+
+def _edge_spaces(data: bytes) -> bool:
+    """Whether DATA may hold a text run with a space at an edge (`<t> room </t>`): a few
+    `bytes.find`s first (a plain sheet has none of them), the exact pattern only then."""
+    return any(p in data for p in _EDGE_SPACES) and bool(_EDGE_SPACE.search(data))
+
+
+def _last_row_end(data: bytes, start: int) -> int:
+    """Where the last `</row>` (or `</x:row>`) of DATA after START ends; -1 if none does."""
+    at = data.rfind(b"</row>", start)
+    if at >= 0:
+        return at + 6
+    ends = [m.end() for m in _ROW_END.finditer(data, start)]
+    return ends[-1] if ends else -1
 _SI = re.compile(rb"<(?:\w+:)?si\b[^>]*?(?:/>|>(.*?)</(?:\w+:)?si>)", re.S)
 _PHONETIC = re.compile(rb"<(?:\w+:)?rPh\b.*?</(?:\w+:)?rPh>", re.S)
 _T = re.compile(rb"<(?:\w+:)?t\b([^>]*?)(?:/>|>(.*?)</(?:\w+:)?t>)", re.S)
@@ -83,7 +99,7 @@ def _spaced_strings(book: zipfile.ZipFile) -> dict[int, str]:
     if part is None:
         return {}
     data = book.read(part)
-    if not _EDGE_SPACE.search(data):
+    if not _edge_spaces(data):
         return {}
     found = {}
     for index, match in enumerate(_SI.finditer(data)):
@@ -162,21 +178,22 @@ def _scan(xml: IO[bytes], recalc: bool, spaced: dict[int, str] | None = None) ->
         block = xml.read(_BLOCK)
         data = carry + block
         if block:  # up to the last row's end: no cell is cut in two
-            ends = [m.end() for m in _ROW_END.finditer(data, max(0, len(carry) - 16))]
-            if not ends:
+            end = _last_row_end(data, max(0, len(carry) - 16))
+            if end < 0:
                 carry = data
                 continue
-            data, carry = data[:ends[-1]], data[ends[-1]:]
+            data, carry = data[:end], data[end:]
         facts.filtered = facts.filtered or b"autoFilter" in data or b"autoFilter" in carry
         if (b't="e"' in data or b"f>" in data or b"<f " in data or b":f " in data or b"hidden=" in data
-                or spaced and b't="s"' in data or _EDGE_SPACE.search(data)):
+                or spaced and b't="s"' in data or _edge_spaces(data)):
             _cells(data, recalc, state, facts, spaced or {})
-        else:  # nothing odd here: only follow the row number
-            rows = _ROW_TAG.findall(data)
-            if rows:
-                number = dict(_ATTR.findall(rows[-1])).get(b"r")
-                state[0] = int(number) if number else state[0] + len(rows)
-                state[1] = -1
+        else:  # nothing odd here: only follow the row number (from the last row's r)
+            last = _ROW_TAG.search(data, max(0, data.rfind(b"row ", 0, len(data) - 8) - 4))
+            number = dict(_ATTR.findall(last.group(1))).get(b"r") if last else None
+            if number:
+                state[0], state[1] = int(number), -1
+            elif last:  # rows without numbers: count them
+                state[0], state[1] = state[0] + len(_ROW_TAG.findall(data)), -1
         if not block:
             return facts
 
