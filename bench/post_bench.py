@@ -6,17 +6,16 @@
 (c) over the limit: the sandbox allows 20/s, `--rate 30`: how close the pace settles under the
     server's real limit, and how many requests are throttled on the way.
 
-    python bench/post_bench.py            # both
+    python bench/post_bench.py                    # all three
     python bench/post_bench.py --only b
+    python bench/post_bench.py --only a --seconds 2   # a quick look
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -39,12 +38,16 @@ def export(path: str, rows: int) -> None:
             f.write(f"{1000 + i % 500},{1 + i % 7}.5,bench row {i}\n")
 
 
-def posting_rate(journal: str) -> tuple[int, float]:
-    with sqlite3.connect(journal) as db:
-        times = [dt.datetime.fromisoformat(t) for (t,) in db.execute(
-            "SELECT updated_at FROM entries WHERE state = 'created' ORDER BY updated_at")]
+def posting_rate(report: str) -> tuple[int, float]:
+    """Rows created, and POSTs a second from the first answer to the last, read back through
+    `etl report`'s own reader (the run's log), not the journal's tables, whose layout is etl's."""
+    from etl.report import read
+
+    times = [when for when, outcome in read(report).posts if outcome == "created"]
+    if len(times) < 2:
+        return len(times), 0.0
     span = (times[-1] - times[0]).total_seconds()
-    return len(times), (len(times) - 1) / span
+    return len(times), (len(times) - 1) / span if span > 0 else float("inf")
 
 
 def run(name: str, rows: int, sandbox_args: list[str], import_args: list[str]) -> None:
@@ -61,7 +64,7 @@ def run(name: str, rows: int, sandbox_args: list[str], import_args: list[str]) -
                  "--report", os.path.join(tmp, "r.csv"), *import_args],
                 env=env, capture_output=True, text=True, cwd=tmp)
             wall = time.perf_counter() - start
-            created, rate = posting_rate(os.path.join(tmp, "j.sqlite3"))
+            created, rate = posting_rate(os.path.join(tmp, "r.csv"))
             stats = json.load(urllib.request.urlopen(f"{url}/_sandbox/stats"))
             throttled = stats["faults"].get("throttle", 0)
             print(f"[{name}] exit {done.returncode}; {created} created in {wall:.1f} s wall; "

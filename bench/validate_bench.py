@@ -10,6 +10,7 @@ The baseline is `pandas.read_csv(path, dtype=str, keep_default_na=False)` for CS
     python bench/validate_bench.py --rows 5000000 --repeat 1
     python bench/validate_bench.py --rows 100000 --xlsx
     python bench/validate_bench.py --rows 1000000 --same-as /path/to/old/venv/bin/python
+    python bench/validate_bench.py --rows 1000000 --resource strict.py   # a schema of your own
 
 `--same-as PYTHON` also runs `etl validate` with another install (the code before a change) and
 says whether the two wrote the same results.csv and errors.csv, byte for byte.
@@ -98,6 +99,7 @@ def main() -> None:
     ap.add_argument("--dir", default=os.path.join(os.path.dirname(__file__), "out"))
     ap.add_argument("--xlsx", action="store_true", help="a workbook, against pandas.read_excel")
     ap.add_argument("--same-as", metavar="PYTHON", help="compare the reports with another install's")
+    ap.add_argument("--resource", metavar="NAME|PATH", help="the schema etl validates against")
     args = ap.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     path = os.path.abspath(os.path.join(args.dir, f"export-{args.rows}.{'xlsx' if args.xlsx else 'csv'}"))
@@ -115,6 +117,8 @@ def main() -> None:
         pandas_cmd = [sys.executable, "-c", baseline]
         etl_cmd = [sys.executable, "-m", "etl", "validate", path, "-q",
                    "--report", os.path.join(tmp, "results.csv")]
+        if args.resource:
+            etl_cmd += ["--resource", os.path.abspath(args.resource)]
         base, ours = [], []
         for _ in range(args.repeat):  # alternated, so a drift of the machine hits both
             base.append(timed(pandas_cmd, tmp))

@@ -54,6 +54,8 @@ SANDBOX_READ_RATE = 50.0
 #: look-ups that may go at once before the pace applies: 40 plus a minute at READ_RATE is 115,
 #: under the 120 a minute; a file of a few dozen credits is checked without waiting
 READ_BURST = 40
+#: look-ups expected to take longer than this (seconds) are announced, with how long
+LONG_CHECK = 10.0
 #: after this many look-ups in a row that prove nothing, the rest are not tried (a 403 for a user
 #: without the role to read credits, an API that is down): their rows are sent unchecked
 GIVE_UP_AFTER = 3
@@ -173,13 +175,8 @@ class AccountChecks:
         start, made = self.clock(), self.lookups
         queue, self._queue, self._interned = self._queue, [], {}
         wanted = self._wanted(queue, budget)
-        if self.rate and len(wanted) > READ_BURST:
-            names = {r.name for r in self.references}
-            what = f"{names.pop()}s" if len(names) == 1 else "records"
-            seconds = (len(wanted) - READ_BURST) / self.rate
-            took = f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
-            self.log.warning(f"looking up at least {len(wanted)} {what} before posting, about {took} "
-                             f"at --read-rate {self.rate:g}; --no-check-credits skips this")
+        if len(wanted) > 1:
+            self._estimate(queue, len(wanted))
         left = budget
         for draws in queue:
             if left is not None and left <= 0 or self.stop is not None and self.stop.is_set():
@@ -194,6 +191,26 @@ class AccountChecks:
         self.seconds += self.clock() - start
         self._warn()
         return self.lookups - made
+
+    def _estimate(self, queue: list[Draws], wanted: int) -> None:
+        """Say how long the look-ups will take when it is long: the first is made and timed, since
+        they go one at a time and a slow account's round trip, not --read-rate, sets the pace."""
+        first = next((k for draws in queue for k in self._keys(draws) if k not in self.found), None)
+        if first is None:
+            return
+        began = self.clock()
+        self.found[first] = self._read(first)
+        trip = self.clock() - began
+        paced = 1 / self.rate if self.rate else 0.0
+        seconds = (min(wanted, READ_BURST) - 1) * trip + max(0, wanted - READ_BURST) * max(trip, paced)
+        if seconds < LONG_CHECK:
+            return
+        names = {r.name for r in self.references}
+        what = f"{names.pop()}s" if len(names) == 1 else "records"
+        took = f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+        pace = f"; at most {self.rate:g} a second after the first {READ_BURST}" if self.rate else ""
+        self.log.warning(f"looking up at least {wanted} {what} before posting, about {took} (one "
+                         f"look-up took {trip:.1f} s{pace}); --no-check-credits skips this")
 
     def _wanted(self, queue: list[Draws], budget: int | None) -> set[tuple[int, int]]:
         """The records the first BUDGET rows refer to: at least this many look-ups."""

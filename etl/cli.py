@@ -64,37 +64,83 @@ def _load_config(ctx: click.Context, _: click.Parameter, path: str | None) -> No
 
 class Group(click.Group):
     """Turns the project's typed errors into one line on stderr and their exit code, and gives
-    every command's options their ETL_* environment variable and a --config file."""
+    every command's options their ETL_* environment variable and a --config file. With --json,
+    every failure also prints one JSON document on stdout (the exit code and the error)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["etl.argv"] = list(args)  # --json is honoured even when parsing fails
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.ClickException as exc:
+            if not _wants_json(ctx):
+                raise
+            exc.show()
+            _failed(ctx, exc.exit_code, exc.format_message())
         except EtlError as exc:
-            click.echo(f"etl: error: {exc}", err=True)
-            ctx.exit(int(exc.exit_status))
+            _fail(ctx, int(exc.exit_status), str(exc))
         except KeyboardInterrupt:
             click.echo("etl: interrupted", err=True)
-            ctx.exit(int(ExitStatus.INTERRUPTED))
+            _failed(ctx, int(ExitStatus.INTERRUPTED), "interrupted")
         except OSError as exc:
+            sent = ctx.invoked_subcommand in ("import", "reconcile", "resolve")
             if not no_room(exc):
                 if exc.filename is None:
                     raise
-                sent = ctx.invoked_subcommand in ("import", "reconcile", "resolve")
-                click.echo(f"etl: error: {exc.filename}: {exc.strerror or exc}"
-                           + ("; nothing more is sent: the journal says what was done" if sent else ""),
-                           err=True)
-                ctx.exit(int(ExitStatus.ABORTED if sent else ExitStatus.USAGE))
+                _fail(ctx, int(ExitStatus.ABORTED if sent else ExitStatus.USAGE),
+                      f"{exc.filename}: {exc.strerror or exc}"
+                      + ("; nothing more is sent: the journal says what was done" if sent else ""))
             where = f" writing {exc.filename}" if exc.filename else ""
             then = ("nothing more is sent; free some space and run it again: the journal says what "
-                    "was done" if ctx.invoked_subcommand in ("import", "reconcile", "resolve")
-                    else "free some space and run it again")
-            click.echo(f"etl: error: no room left{where} ({exc.strerror or exc}); {then}", err=True)
-            ctx.exit(int(ExitStatus.ABORTED))
+                    "was done" if sent else "free some space and run it again")
+            _fail(ctx, int(ExitStatus.ABORTED), f"no room left{where} ({exc.strerror or exc}); {then}")
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         if (name or cmd.name) not in _NOT_CONFIGURED:
             _configurable(cmd)
         super().add_command(cmd, name)
+
+
+def _wants_json(ctx: click.Context) -> bool:
+    """--json was asked for: on the command line, by ETL_JSON, or by a config file (once read)."""
+    if ctx.meta.get("etl.json"):
+        return True
+    if "--json" in ctx.meta.get("etl.argv", ()):
+        return True
+    return os.environ.get("ETL_JSON", "").strip().lower() in ("1", "true", "t", "yes", "y", "on")
+
+
+def _fail(ctx: click.Context, code: int, message: str) -> None:
+    click.echo(f"etl: error: {message}", err=True)
+    _failed(ctx, code, message)
+
+
+def _failed(ctx: click.Context, code: int, message: str) -> None:
+    """Exit CODE; with --json, first the one JSON document of a run that failed: what a run
+    had read and counted so far (also kept as its summary.json), or the command and error."""
+    run: Run | None = ctx.meta.get("etl.run")
+    if run is not None:
+        document = run.failed(code, message)
+    else:
+        document = {"command": ctx.invoked_subcommand, "exit_code": code, "error": message}
+        if ctx.meta.get("etl.files"):
+            document["files"] = ctx.meta["etl.files"]
+    if _wants_json(ctx):
+        click.echo(json.dumps(document, indent=2, default=str))
+    ctx.exit(code)
+
+
+def _note_json(ctx: click.Context, _: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.meta["etl.json"] = True
+    return value
+
+
+def _note_files(ctx: click.Context, _: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    ctx.meta["etl.files"] = list(value)
+    return value
 
 
 def _configurable(command: click.Command) -> None:
@@ -159,13 +205,15 @@ def _delimiter(value: str | None) -> str | None:
 
 def reading_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options every command that reads files takes (contract: 'Options every reading command takes')."""
-    options = [
+    options: list[Callable[[Any], Any]] = [
         click.argument(
-            "files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=str)
+            "files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=str),
+            callback=_note_files,
         ),
         click.option(
-            "--resource", default=DEFAULT_RESOURCE, show_default=True, metavar="NAME",
-            help="Which Nexudus target the rows are for (see `etl schema`).",
+            "--resource", default=DEFAULT_RESOURCE, show_default=True, metavar="NAME|PATH",
+            help="Which Nexudus target the rows are for (see `etl schema`): a resource's name, or "
+                 "the path of a schema file (a copy of one in schemas/, with rules of your own).",
         ),
         click.option(
             "--encoding", metavar="ENC",
@@ -194,36 +242,39 @@ def reading_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "-q", "--quiet", is_flag=True,
-            help="No progress bar and no list of rows that need action; only the summary line.",
+            help="Only the summary line: no progress bar, no warnings (they stay in the run's "
+                 "log.jsonl), no list of rows that need action; errors still print.",
         ),
         click.option("-v", "--verbose", is_flag=True, help="Show the debug log on stderr."),
-        json_option,
+        json_option(
+            "Print the run's summary as JSON on stdout (what summary.json holds), whatever the exit "
+            "code (on a problem: the exit code and the error); the summary line goes to stderr."),
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
-json_option = click.option(
-    "--json", "as_json", is_flag=True,
-    help="Print the run's summary as JSON on stdout (what summary.json holds); the summary "
-         "line goes to stderr.",
-)
+def json_option(text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--json, with what it prints for this command."""
+    return click.option("--json", "as_json", is_flag=True, callback=_note_json, help=text)
 
 
 class Run:
     """What every reading command sets up: the run id, logs, the resource, inputs, a record."""
 
     def __init__(self, command: str, kw: dict[str, Any]) -> None:
+        from etl.resources import is_path, load_soon
+
+        loading = load_soon(kw["resource"])  # the schema, and pandera with it, while the rest starts
         from etl import logs, pipeline
         from etl.reading import ReadOptions
-        from etl.resources import load
 
         self.command = command
         self.quiet: bool = kw["quiet"]
         self.verbose: bool = kw.get("verbose", False)
         self.as_json: bool = kw.get("as_json", False)
-        self.resource: Resource = load(kw["resource"])
+        self.resource: Resource = loading()
         for target in kw["renames"].values():
             if self.resource.match(target) is None:
                 raise UsageProblem(
@@ -231,18 +282,59 @@ class Run:
                     f"its columns are: {', '.join(f.name for f in self.resource.fields)}"
                 )
         self.renames = {s: self.resource.match(t) or t for s, t in kw["renames"].items()}
+        #: the options a fixed errors.csv is read with again (its headers and numbers are the file's)
+        self.again: list[str] = [
+            *(["--resource", kw["resource"]] if kw["resource"] != DEFAULT_RESOURCE else []),
+            *(["--decimal", kw["decimal"]] if kw["decimal"] != "." else []),
+            *(["--encoding", kw["encoding"]] if kw["encoding"] else []),
+            *(["--delimiter", {"\t": "tab"}.get(kw["delimiter"], kw["delimiter"])]
+              if kw["delimiter"] else []),
+            *[x for s, t in kw["renames"].items() for x in ("--map", f"{s}={t}")]]
         self.run_id = pipeline.new_run_id()
         self.run_dir = os.path.join("logs", self.run_id)
         report = kw["report"] or os.path.join(self.run_dir, "results.csv")
-        pipeline.check_paths(list(kw["files"]), report)
-        logs.configure(self.run_id, os.path.dirname(os.path.abspath(report)), verbose=self.verbose)
+        files = list(kw["files"])
+        if "-" in files and (command != "validate" or files.count("-") > 1):
+            raise UsageProblem(
+                "- (stdin) can be validated once, not imported: an import reads its file more than "
+                "once and a rerun must find it again; save it to a file first"
+                if command != "validate" else "- (stdin) can be named once")
+        pipeline.check_paths([f for f in files if f != "-"], report)
+        logs.configure(self.run_id, os.path.dirname(os.path.abspath(report)), verbose=self.verbose,
+                       quiet=self.quiet)
+        if "-" in files:
+            files[files.index("-")] = _spool_stdin(os.path.dirname(os.path.abspath(report)), self.run_id)
         self.read = ReadOptions(encoding=kw["encoding"], delimiter=kw["delimiter"], sheet=kw["sheet"])
         self.decimal: str = kw["decimal"]
-        self.files: list[str] = list(kw["files"])
+        self.files: list[str] = files
         self.record = pipeline.RunRecord(self.run_id, command, report, self.files)
+        self.record.extra["resource"] = self.resource.name
+        if is_path(kw["resource"]):  # the rules the rows were held to, when not the installed ones
+            self.record.extra["schema"] = os.path.abspath(kw["resource"])
         with contextlib.suppress(FileNotFoundError):  # an earlier run's, beside a --report reused
             os.remove(self.record.summary_path)
         logs.get().info("run started", command=command, files=self.files)
+        click.get_current_context().meta["etl.run"] = self
+
+    def failed(self, code: int, message: str) -> dict[str, Any]:
+        """The run's summary when it ends on a problem: kept as its summary.json too (unless the
+        run already wrote one), so its log folder says how it ended."""
+        from etl import logs
+        from etl.pipeline import now_iso
+        from etl.reporting import write_summary
+
+        # no report was written when the run stopped before it: none is named
+        document = {**self.record.summary(), "exit_code": code, "error": message,
+                    **({} if os.path.exists(self.record.report) else {"report": None})}
+        if self.record.finished_at is None:
+            self.record.finished_at = document["finished_at"] = now_iso()
+            self.record.exit_code = code
+            with contextlib.suppress(OSError):
+                write_summary(self.record.summary_path, document)
+        with contextlib.suppress(Exception):
+            logs.get().info("run failed", exit_code=code, error=message)
+        logs.close()
+        return document
 
     def inputs(self) -> pipeline.Inputs:
         from etl import pipeline
@@ -262,7 +354,7 @@ class Run:
 
         attention = self.record.attention
         if attention is not None and attention.total and not self.quiet:
-            show_attention(attention)
+            show_attention(attention, self.again)
         if self.as_json:
             if not self.quiet:
                 click.echo(self.record.line(), err=True)
@@ -273,8 +365,27 @@ class Run:
         sys.exit(int(status))
 
 
-def show_attention(attention: Any) -> None:
-    """The first rows that need action, on stderr, each with its row number and reason."""
+def _spool_stdin(folder: str, run_id: str) -> str:
+    """`etl validate -`: stdin is kept as a file in the run's folder (the report names it), since
+    a file is read more than once (checked, then read)."""
+    stream = sys.stdin.buffer
+    if stream.isatty():
+        raise UsageProblem("- reads the export from stdin, which is a terminal here; pipe it in "
+                           "(etl validate - < export.csv)")
+    head = stream.read(4)
+    path = os.path.join(folder, "stdin" + (".xlsx" if head.startswith(b"PK\x03\x04") else ".csv"))
+    if os.path.exists(path):  # a --report folder used before
+        path = os.path.join(folder, f"stdin-{run_id}{os.path.splitext(path)[1]}")
+    with open(path, "wb") as f:
+        f.write(head)
+        while chunk := stream.read(1 << 20):
+            f.write(chunk)
+    return path
+
+
+def show_attention(attention: Any, again: list[str] | None = None) -> None:
+    """The first rows that need action, on stderr, each with its row number and reason; and the
+    options errors.csv must be loaded again with (it keeps the file's own headers and numbers)."""
     for source, row, outcome, errors in attention.first:
         click.echo(f"{source} row {row}: {outcome}: {errors}", err=True)
     more = attention.total - len(attention.first)
@@ -282,6 +393,10 @@ def show_attention(attention: Any) -> None:
         click.echo(f"and {more} more: see {attention.path}", err=True)
     else:
         click.echo(f"To fix and load them again: {attention.path}", err=True)
+    if again:
+        import shlex
+
+        click.echo(f"Load it again with the same options: {shlex.join(again)}", err=True)
 
 
 def _validate(files: tuple[str, ...], online: bool = False, **kw: Any) -> None:
@@ -289,7 +404,15 @@ def _validate(files: tuple[str, ...], online: bool = False, **kw: Any) -> None:
 
     run = Run("validate", {"files": files, **kw})
     inputs = run.inputs()
+    if kw.get("credits_file") and not online:
+        raise UsageProblem("--credits is for the account checks of --online --sandbox")
     api = connect(kw) if online else None
+    if api is not None and api.sandbox is not None and not kw.get("credits_file"):
+        from etl import logs
+
+        logs.get().warning("--online --sandbox without --credits FILE checks an emulator in which every "
+                           "booking credit exists and has credit left: it proves nothing about your "
+                           "account (give --credits, or check against the API)")
     try:
         with contextlib.ExitStack() as stack:
             progress = None
@@ -320,6 +443,11 @@ def _read_rate(kw: dict[str, Any], api: Api) -> float:
 
 def check_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """How the account checks read (`etl import`, `etl validate --online`)."""
+    command = click.option(
+        "--credits", "credits_file", metavar="FILE", type=click.Path(dir_okay=False),
+        help="With --sandbox: the booking credits the emulator has (a JSON list or a CSV "
+             "Id,TotalCredit,RemainingCredit,..., as `etl sandbox --credits`). Without it every "
+             "credit exists there, so the account checks prove nothing.")(command)
     return click.option(
         "--read-rate", type=click.FloatRange(min=0.001), metavar="N",
         help="Most look-ups (reads) a second when checking booking credits before posting. "
@@ -332,22 +460,27 @@ def check_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 @main.command()
 @click.option(
-    "--resource", default=DEFAULT_RESOURCE, show_default=True, metavar="NAME",
-    help="Which Nexudus target to describe.",
+    "--resource", default=DEFAULT_RESOURCE, show_default=True, metavar="NAME|PATH",
+    help="Which Nexudus target to describe: a resource's name, or the path of a schema file.",
 )
 @click.option(
     "--template", metavar="PATH", type=click.Path(dir_okay=False),
     help="Write an empty CSV with the right headers to PATH instead.",
 )
 def schema(resource: str, template: str | None) -> None:
-    """Print the columns a file needs: name, type, required or optional, aliases.
+    """Print the columns a file needs: name, type and rules, required or optional, aliases.
+
+    Everything shown is read from the resource's pandera schema (`SCHEMA` in
+    schemas/<name>.py, or the file --resource names).
 
     \b
     Examples:
         etl schema
         etl schema --template blank.csv
+        etl schema --resource ./my_schema.py
     """
     from etl.resources import available, load
+    from etl.rules import label
 
     res = load(resource)
     if template:
@@ -357,13 +490,18 @@ def schema(resource: str, template: str | None) -> None:
         return
     click.echo(f"{res.name}: {res.description}  (POST {res.endpoint})")
     rows = [
-        (f.name, f.type_name, "required" if f.required else "optional", ", ".join(f.aliases), f.help)
+        (f.name, ", ".join([f.type_name, *f.rules]),
+         ("required" if f.required else "optional") + (", may be blank" if f.required and f.nullable
+                                                       else ", never blank" if not f.nullable else ""),
+         ", ".join(f.aliases), f.help)
         for f in res.fields
     ]
     head = ("column", "type", "", "aliases", "")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
     for r in [head, *rows]:
         click.echo("  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4])
+    for check in res.schema.checks:
+        click.echo(f"Every row: {label(check)}")
     others = [n for n in available() if n != res.name]
     if others:
         click.echo(f"Other resources: {', '.join(others)}")
@@ -382,7 +520,8 @@ def schema(resource: str, template: str | None) -> None:
               help="POSTs a night, to count the nights still needed.")
 @click.option("--runs", type=click.IntRange(min=0), default=5, show_default=True, metavar="N",
               help="How many of the last runs to list.")
-@json_option
+@json_option("Print what the journal knows (files, today's POSTs, nights to go, last runs) as JSON "
+             "on stdout instead of the table; on a problem, the exit code and the error.")
 def status(api_url: str, sandbox: bool, journal: str | None, daily_limit: int, runs: int,
            as_json: bool) -> None:
     """What the journal of a target knows: per file done, in doubt, failed and left; today's
@@ -413,7 +552,9 @@ def status(api_url: str, sandbox: bool, journal: str | None, daily_limit: int, r
               help="Also write a self-contained HTML page (charts, no network) to PATH.")
 @click.option("--rows", type=click.IntRange(min=0), default=10, show_default=True, metavar="N",
               help="How many rows that need action to list on the terminal.")
-@json_option
+@json_option("Print the run's summing-up (counts per outcome and file, reasons by column, rows "
+             "that need action) as JSON on stdout instead of the text; on a problem, the exit "
+             "code and the error.")
 def report(target: str, html_path: str | None, rows: int, as_json: bool) -> None:
     """Summarise a finished run: counts per outcome and file, the most common reasons by
     column, the rows that need action; with --html, a page with charts to share.
@@ -533,8 +674,11 @@ def connect(kw: dict[str, Any], *, credentials: bool = True) -> Api:
             from etl.journal import journal_folder_problem
 
             raise journal_folder_problem(folder, exc) from None
-        box = Sandbox(db=os.path.join(folder, "sandbox-records.sqlite3"), tokens=(token,)).start()
+        box = Sandbox(db=os.path.join(folder, "sandbox-records.sqlite3"), tokens=(token,),
+                      credits=_sandbox_credits(kw.get("credits_file"))).start()
         return Api(box.url, target, Credentials(token=token), journal, box)
+    if kw.get("credits_file"):
+        raise UsageProblem("--credits declares the booking credits of the emulator: it goes with --sandbox")
     creds = Credentials(
         token=_secret(kw["token"], kw["token_file"], "token"),
         username=kw["username"],
@@ -543,6 +687,17 @@ def connect(kw: dict[str, Any], *, credentials: bool = True) -> Api:
     if credentials:
         creds.check()
     return Api(target, target, creds, journal)
+
+
+def _sandbox_credits(path: str | None) -> list[dict[str, Any]]:
+    from etl.sandbox import load_credits
+
+    if not path:
+        return []
+    try:
+        return load_credits(path)
+    except (OSError, ValueError) as exc:
+        raise UsageProblem(f"--credits {path}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
 def open_journal(api: Api, kw: dict[str, Any], run_id: str, command: str) -> Any:
@@ -723,8 +878,15 @@ def import_(files: tuple[str, ...], **kw: Any) -> None:
                             item_show_func=lambda s: s))
 
                         def update(rows: int, counts: Any) -> None:
-                            bar.update(rows, f"created {counts.get('created', 0)}, "
-                                             f"errors {sum(counts.get(o, 0) for o in _ERRORS)}")
+                            label = (f"created {counts.get('created', 0)}, "
+                                     f"errors {sum(counts.get(o, 0) for o in _ERRORS)}")
+                            if stopper.is_set():
+                                # the rows after a stop are not attempted: the bar stays where
+                                # the run stopped, and says so
+                                bar.current_item = f"{label}; stopping"
+                            else:
+                                bar.update(rows, label)
+                            bar.render_progress()  # the counts of a batch just written, too
                         return update
                 status = import_files(inputs, run.validator(), run.record, journal, poster, settings,
                                       stopper, progress)
@@ -733,7 +895,7 @@ def import_(files: tuple[str, ...], **kw: Any) -> None:
     finally:
         if api.sandbox is not None:
             api.sandbox.stop()
-    notes = run.record.extra.get("notes") or {}
+    notes = {} if run.quiet else run.record.extra.get("notes") or {}
     if notes.get("skipped_identical_from_other_files"):
         click.echo(f"{notes['skipped_identical_from_other_files']} rows were skipped: identical in every "
                    "cell to rows created earlier from other files (the report names them).", err=True)
@@ -751,8 +913,10 @@ _ERRORS = ("invalid", "rejected", "failed", "in_doubt")
 @click.option("--resource", default=DEFAULT_RESOURCE, show_default=True, metavar="NAME",
               help="Which Nexudus target the journal's rows are for.")
 @api_options
-@click.option("-q", "--quiet", is_flag=True, help="Only the summary line.")
-@json_option
+@click.option("-q", "--quiet", is_flag=True,
+              help="Only the summary line: no line per row, no warnings (errors still print).")
+@json_option("Print the verdicts as JSON on stdout (counts, the rows still in doubt and why), the "
+             "lines going to stderr; on a problem, the exit code and the error.")
 def reconcile(resource: str, quiet: bool, as_json: bool, **kw: Any) -> None:
     """Resolve the journal's rows in doubt against the API; post nothing.
 
@@ -776,7 +940,7 @@ def reconcile(resource: str, quiet: bool, as_json: bool, **kw: Any) -> None:
 
     res = load(resource)
     run_id = pipeline.new_run_id()
-    logs.configure(run_id, os.path.join("logs", run_id))
+    logs.configure(run_id, os.path.join("logs", run_id), quiet=quiet)
     api = connect(kw)
     try:
         journal = open_journal(api, kw, run_id, "reconcile")

@@ -431,6 +431,8 @@ def _natural_cjk(word: str, page: str) -> bool:
             alone = _script(before) != "CJK" and _script(after) != "CJK"
             if alone and (before.isascii() and before.isalnum() or after.isascii() and after.isalnum()):
                 return False  # one ideograph beside Latin letters or digits: a misread accent
+            if before.isascii() and before.islower() or after.isascii() and after.islower():
+                return False  # ideographs glued to small Latin letters (Br璉馥): a misread
     if page == "gb18030":
         try:
             "".join(c for c in word if not c.isascii()).encode("gb2312")
@@ -456,6 +458,20 @@ def _western(present: bytes) -> str:
     except UnicodeDecodeError:
         return "latin-1"
     return "cp1252"
+
+
+def mixes_scripts(text: str) -> bool:
+    """Whether a word of TEXT mixes scripts or holds characters no text holds (unassigned,
+    private use, controls): what a short export in another encoding looks like when its bytes
+    happen to be valid UTF-8 (GBK's 预约 is ԤԼ), where odd but real text (a run of é) does not."""
+    for word in _WORD.findall(text):
+        if any(unicodedata.category(c) in ("Cn", "Co", "Cc") and not c.isascii() for c in word):
+            return True
+        scripts = {_script(c) for c in word if c.isalpha()}
+        if len(scripts - {"CJK", "LATIN"}) > 1 or (scripts - {"CJK", "LATIN"} and "LATIN" in scripts
+                                                    and any(c.isalpha() and c.isascii() for c in word)):
+            return True
+    return False
 
 
 def reads_naturally(text: str, page: str) -> bool:

@@ -214,7 +214,7 @@ def _utf8_by_chance(path: str) -> Refused | None:
     words = _words(path)
     if len(words) > _FEW_WORDS:  # so many UTF-8 sequences are not there by chance
         return None
-    plain, other = _split_utf8(words)
+    other = {w: o for w, o in words.items() if codepages.mixes_scripts(w.decode("utf-8"))}
     if not other:
         return None
     present = bytes(sorted(set(b"".join(words)) - set(range(128))))

@@ -22,6 +22,7 @@ from collections.abc import Set as AbstractSet
 
 from etl.errors import UsageProblem
 from etl.resources import header_key
+from etl.texts import numbered
 
 #: headers that look like an export's own record id
 _ID_LIKE = re.compile(r"^(id|.*(id|ref|reference|uuid|guid|key)|.*(number|no))$")
@@ -149,12 +150,7 @@ class Identities:
 
 def _numbered(names: list[str]) -> list[str]:
     """Repeated header names stay apart: "notes", "notes#2"."""
-    seen: Counter[str] = Counter()
-    out = []
-    for n in names:
-        seen[n] += 1
-        out.append(n if seen[n] == 1 else f"{n}#{seen[n]}")
-    return out
+    return [n if k == 0 else f"{n}#{k + 1}" for n, k in numbered(names)]
 
 
 def id_like_columns(header: list[str], sent: set[str]) -> list[int]:

@@ -96,7 +96,10 @@ class Stopper:
         with self._lock:
             if self.reason is None and not isinstance(reason, Stopped):
                 self.reason = reason
-                logs.get("etl.importing").warning(f"stopping: {reason}")
+                # an abort (exit 3) shows even with -q; the daily limit (exit 4) is a normal night
+                say = logs.get("etl.importing").error if isinstance(reason, RunAborted) \
+                    else logs.get("etl.importing").warning
+                say(f"stopping: {reason}")
         self.event.set()
 
     def is_set(self) -> bool:

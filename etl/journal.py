@@ -478,8 +478,8 @@ class Journal:
             found = [Entry(*r) for r in self.db.execute(f"{_SELECT} WHERE source = ? AND row = ?",
                                                         (os.path.abspath(source), row))]
             if not found and os.sep not in source:
-                found = [Entry(*r) for r in self.db.execute(f"{_SELECT} WHERE row = ?", (row,))
-                         if r[9] and os.path.basename(r[9]) == source]
+                found = [e for e in (Entry(*r) for r in self.db.execute(f"{_SELECT} WHERE row = ?", (row,)))
+                         if e.source and os.path.basename(e.source) == source]
         return found
 
     def of_base(self, base: str) -> list[tuple[str, str, int]]:

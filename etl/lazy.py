@@ -1,4 +1,5 @@
-"""pandera, imported on first need, and without what a dry run never uses.
+"""pandera, imported on first need (a schema file imports it: `etl.resources` loads one in the
+background while a run sets up), and without what a dry run never uses.
 
 pandera's pandas backend imports `hypothesis` when it is installed, for its data-synthesis
 strategies; the checks etl runs never use them, and the import is a quarter of a second of a
@@ -13,11 +14,29 @@ import contextlib
 import importlib
 import sys
 import threading
+from collections.abc import Iterator
 from types import ModuleType
 
 _HIDDEN = "hypothesis"
 _lock = threading.Lock()
 _loaded: ModuleType | None = None
+
+
+@contextlib.contextmanager
+def hypothesis_hidden() -> Iterator[None]:
+    """While pandera loads (its own import, or a schema file importing it), `hypothesis` is
+    hidden unless something already imported it (callers hold `_lock` or run on one thread)."""
+    hide = _HIDDEN not in sys.modules
+    if hide:
+        sys.modules[_HIDDEN] = None  # type: ignore[assignment]
+    try:
+        with contextlib.suppress(ImportError):
+            # the backend of the built-in checks is what imports hypothesis: load it now
+            importlib.import_module("pandera.backends.pandas.builtin_checks")
+        yield
+    finally:
+        if hide and sys.modules.get(_HIDDEN, 0) is None:
+            del sys.modules[_HIDDEN]
 
 
 def pandera() -> ModuleType:
@@ -28,16 +47,7 @@ def pandera() -> ModuleType:
         return _loaded
     with _lock:
         if _loaded is None:
-            hide = _HIDDEN not in sys.modules
-            if hide:
-                sys.modules[_HIDDEN] = None  # type: ignore[assignment]
-            try:
+            with hypothesis_hidden():
                 module = importlib.import_module("pandera.pandas")
-                # the backend of the built-in checks is what imports hypothesis: load it now
-                with contextlib.suppress(ImportError):
-                    importlib.import_module("pandera.backends.pandas.builtin_checks")
-            finally:
-                if hide and sys.modules.get(_HIDDEN, 0) is None:
-                    del sys.modules[_HIDDEN]
             _loaded = module
     return _loaded

@@ -42,8 +42,11 @@ def mask_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMap
     return event
 
 
-def configure(run_id: str, log_dir: str | None, *, verbose: bool = False) -> str | None:
-    """Log JSON to LOG_DIR/log.jsonl (if given) and to the console; returns the log path."""
+def configure(run_id: str, log_dir: str | None, *, verbose: bool = False,
+              quiet: bool = False) -> str | None:
+    """Log JSON to LOG_DIR/log.jsonl (if given) and to the console (warnings; with QUIET only
+    errors, for a cron job that mails what it prints; with VERBOSE everything); returns the log
+    path."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -66,7 +69,7 @@ def configure(run_id: str, log_dir: str | None, *, verbose: bool = False) -> str
     root.propagate = False
 
     console = logging.StreamHandler(sys.stderr)
-    console.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    console.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING)
     console.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[

@@ -24,19 +24,27 @@ from etl.errors import FileProblem, UsageProblem
 from etl.outcomes import ExitStatus, Outcome, exit_status
 from etl.reading import RawChunk, ReadOptions, Table, open_table
 from etl.reporting import (
+    EXCEL,
     NEEDS_ACTION,
     Attention,
+    Dialect,
     ReportWriter,
     report_names,
+    restore,
     sparse_text,
     write_errors,
     write_summary,
 )
 from etl.resources import Resource, header_key
+from etl.texts import numbered
 from etl.validating import ColumnMap, Validator, match_columns
 
 Progress = Callable[[int], None]
 T = TypeVar("T")
+
+
+#: the reasons column of an errors.csv (headers compared as `header_key` does)
+ERRORS_KEY = "errors"
 
 
 def new_run_id() -> str:
@@ -63,6 +71,9 @@ class Inputs:
     def __post_init__(self) -> None:
         if not self.stamps:
             self.stamps = {t.path: stamp(t.path) for t in self.tables}
+        # an errors.csv etl wrote (its reasons in an `errors` column): its cells are read back
+        # exactly as the rows were first read, so a row loaded again is the same row
+        self.errors_files = [ERRORS_KEY in {header_key(h) for h in t.header} for t in self.tables]
 
     def keep_contents(self) -> None:
         """Remember each file's contents (a digest), so that a file merely touched (its time
@@ -103,6 +114,8 @@ class Inputs:
             done = rows_read = 0
             for chunk in table.chunks(rows):
                 rows_read += len(chunk)
+                if self.errors_files[i]:  # etl's own errors.csv: its formula guard undone
+                    chunk.columns = [restore(c) for c in chunk.columns]
                 yield i, chunk
                 now = min(chunk.read_to if chunk.read_to is not None else done, table.size)
                 if progress is not None and now > done:
@@ -111,6 +124,21 @@ class Inputs:
             if progress is not None and done < table.size:
                 progress(table.size - done)
             table.rows_read = rows_read
+
+    def errors_dialect(self) -> Dialect:
+        """errors.csv is written as the inputs were: their encoding (BOM included) and
+        delimiter; UTF-8 with a BOM, comma-separated, for a workbook or inputs that differ."""
+        found = set()
+        for table in self.tables:
+            encoding, delimiter = getattr(table, "encoding", None), getattr(table, "delimiter", None)
+            if encoding is None or not delimiter:
+                return EXCEL
+            bom = b""
+            if encoding.bom:
+                with open(table.path, "rb") as f:
+                    bom = f.read(encoding.bom)
+            found.add(Dialect(encoding.codec, bom, delimiter))
+        return found.pop() if len(found) == 1 else EXCEL
 
     def read(self) -> list[dict[str, Any]]:
         """What was read of each file: format, encoding and delimiter or sheet, rows."""
@@ -124,9 +152,9 @@ class Inputs:
 
     def own_cells(self, index: int, chunk: RawChunk) -> list[Any]:
         """The chunk's columns in the report's own-column order (None where a file lacks one)."""
-        where = dict(zip(_numbered(self.tables[index].header), range(len(chunk.columns)), strict=True))
+        where = dict(zip(numbered(self.tables[index].header), range(len(chunk.columns)), strict=True))
         return [chunk.columns[where[n]] if n in where else None
-                for n in _numbered(self.own_columns)]
+                for n in numbered(self.own_columns)]
 
 
 def stamp(path: str) -> tuple[int, int] | None:
@@ -152,14 +180,6 @@ def digest(path: str) -> str | None:
     return h.hexdigest()
 
 
-def _numbered(header: list[str]) -> list[tuple[str, int]]:
-    """Each header with how many namesakes precede it: two "Notes" columns are two columns."""
-    seen: Counter[str] = Counter()
-    out = []
-    for name in header:
-        out.append((name, seen[name]))
-        seen[name] += 1
-    return out
 
 
 def check_paths(files: list[str], report: str) -> None:
@@ -202,10 +222,15 @@ def prepare_inputs(
     paths: list[str], resource: Resource, read: ReadOptions, renames: dict[str, str]
 ) -> Inputs:
     tables = [open_table(p, read) for p in paths]
-    columns = [match_columns(t.path, t.header, resource, renames) for t in tables]
+    columns = []
+    for t in tables:
+        try:
+            columns.append(match_columns(t.path, t.header, resource, renames))
+        except FileProblem as exc:
+            raise _delimiter_problem(t, resource, renames) or exc from None
     own: list[tuple[str, int]] = []  # a header and which of its namesakes it is
     for table in tables:
-        own.extend(h for h in _numbered(table.header) if h not in own)
+        own.extend(h for h in numbered(table.header) if h not in own)
     renamed = {header_key(source) for source in renames}
     for table, found in zip(tables, columns, strict=True):
         for note in table.notes:
@@ -216,10 +241,12 @@ def prepare_inputs(
                 table.notes.append(f'{table.path}: column "{name}" is read as {target} (one of its names)')
                 logs.get().info(table.notes[-1])
     for old, new in report_names([name for name, _ in own]).items():
+        if header_key(old[0]) == ERRORS_KEY:
+            continue  # an errors.csv's own reasons: replaced by the new ones, nothing to warn of
         why = ("so that it does not shadow the report's own column" if new.endswith(" (input)")
                else "so that a spreadsheet does not run it as a formula")
         logs.get().warning(f'input column "{old[0]}" is "{new}" in the report, {why}')
-    unknown = [u for c in columns for u in c.unknown]
+    unknown = [u for c in columns for u in c.unknown if header_key(u) != ERRORS_KEY]
     if unknown:
         logs.get().warning(
             "columns not in the schema are kept in the report and never sent: "
@@ -227,6 +254,31 @@ def prepare_inputs(
             resource=resource.name,
         )
     return Inputs(tables, columns, [name for name, _ in own])
+
+
+_DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+def _delimiter_problem(table: Table, resource: Resource, renames: dict[str, str]) -> FileProblem | None:
+    """A header that names the required columns once split at another delimiter: the file was
+    read with the wrong one (a --delimiter given or sniffed wrong), not named otherwise."""
+    read_with = getattr(table, "delimiter", None)
+    if not read_with:
+        return None
+    text = read_with.join(table.header)
+    for other, name in _DELIMITERS.items():
+        if other == read_with or other not in text:
+            continue
+        try:
+            match_columns(table.path, text.split(other), resource, renames)
+        except FileProblem:
+            continue
+        return FileProblem(table.path, (
+            f"its header read with the delimiter {_DELIMITERS.get(read_with, repr(read_with))} is "
+            f"{len(table.header)} column{'s' if len(table.header) != 1 else ''}, but split at "
+            f"{name}s it names the columns needed: the file is {name}-separated; pass "
+            f"--delimiter {name} (or leave --delimiter out: it is sniffed)"))
+    return None
 
 
 @dataclass
@@ -271,6 +323,8 @@ class RunRecord:
             "counts": {o.value: self.counts.get(o.value, 0) for o in Outcome},
             "exit_code": self.exit_code,
             "stopped": self.stopped,
+            # what stopped a run that failed (exit 2 or 3): the same key as a run that never began
+            "error": self.stopped if self.exit_code in (ExitStatus.USAGE, ExitStatus.ABORTED) else None,
             "report": self.report,
             "errors_report": self.attention.path if self.attention else None,
             "needs_action": self.attention.total if self.attention else None,
@@ -283,7 +337,9 @@ class RunRecord:
         self.exit_code = int(status)
         if os.path.exists(self.report) and self.attention is None:  # else cut as it was written
             expected = sum(self.counts.get(o, 0) for o in NEEDS_ACTION)
-            self.attention = write_errors(self.report, self.errors_path, expected=expected)
+            self.attention = write_errors(
+                self.report, self.errors_path, expected=expected,
+                dialect=self.inputs.errors_dialect() if self.inputs is not None else None)
         write_summary(self.summary_path, self.summary())
 
     def line(self) -> str:
@@ -336,7 +392,8 @@ def validate(
     previous = arrow.default_memory_pool()
     arrow.set_memory_pool(arrow.system_memory_pool())
     # a dry run's report is made again by running it again: it is not worth an fsync
-    writer = ReportWriter(record.report, inputs.own_columns, errors=record.errors_path, durable=False)
+    writer = ReportWriter(record.report, inputs.own_columns, errors=record.errors_path, durable=False,
+                          errors_dialect=inputs.errors_dialect())
     try:
         for index, chunk in read_ahead(inputs.chunks(progress, VALIDATE_ROWS)):
             texts, valid = validator.verdicts(chunk, inputs.columns[index])

@@ -51,10 +51,12 @@ class Kind(enum.Enum):
     AMBIGUOUS = "ambiguous"
     REFUSED = "refused"
     TLS = "tls"
+    UNREACHABLE = "unreachable"
 
 
 #: Answers that prove the server did not process the request.
-NOT_PROCESSED = frozenset({Kind.THROTTLED, Kind.NOT_SENT, Kind.UNAVAILABLE, Kind.UNAUTHORIZED})
+NOT_PROCESSED = frozenset({Kind.THROTTLED, Kind.NOT_SENT, Kind.UNAVAILABLE, Kind.UNAUTHORIZED,
+                           Kind.UNREACHABLE})
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,11 @@ class ReadFailed(Exception):
 
 class AuthenticationRefused(RunAborted):
     pass
+
+
+class Unreachable(RunAborted):
+    """The API's host can't be reached at all (connection refused, no such host, no route): one
+    fact about the target, not about a row, so the run stops at once (exit 3), nothing sent."""
 
 
 class Stopped(Exception):
@@ -164,6 +171,9 @@ class Client:
                                   allow_redirects=False)
         except requests.exceptions.SSLError as exc:
             raise RunAborted(_tls_message(self.api_url, exc)) from None
+        except requests.ConnectionError as exc:
+            raise _unreachable(self.api_url, exc) or RunAborted(
+                f"could not reach {self.api_url}/api/token: {type(exc).__name__}") from None
         except requests.RequestException as exc:
             raise RunAborted(f"could not reach {self.api_url}/api/token: {type(exc).__name__}") from None
         body = _json(r)
@@ -246,6 +256,9 @@ class Client:
         except requests.ReadTimeout:
             return Answer(Kind.AMBIGUOUS, errors=f"no complete answer within {self.timeout:g} s")
         except requests.ConnectionError as exc:
+            gone = _unreachable(self.api_url, exc)
+            if gone is not None:
+                return Answer(Kind.UNREACHABLE, errors=str(gone))
             if _never_sent(exc):
                 return Answer(Kind.NOT_SENT, errors="could not connect")
             return Answer(Kind.AMBIGUOUS, errors="the connection was dropped before an answer")
@@ -259,7 +272,7 @@ class Client:
         dropped or timed-out read is tried again a few times and a throttled one waits."""
         sleep = sleep or self._wait
         renewed = False
-        failures = 0
+        failures = unconnected = 0
         throttled_since: float | None = None
         while True:
             stale = self.token
@@ -268,8 +281,15 @@ class Client:
             except requests.exceptions.SSLError as exc:
                 raise ReadFailed(_tls_message(self.api_url, exc)) from None
             except requests.RequestException as exc:
+                gone = _unreachable(self.api_url, exc) if isinstance(exc, requests.ConnectionError) else None
+                if gone is not None:
+                    raise gone from None
                 failures += 1
+                unconnected += isinstance(exc, requests.ConnectTimeout) or (
+                    isinstance(exc, requests.ConnectionError) and _never_sent(exc))
                 if failures > READ_RETRIES:
+                    if unconnected == failures:  # not one connection made: the target, not this read
+                        raise no_connection(self.api_url, self.timeout, failures) from None
                     raise ReadFailed(f"GET {path} failed {failures} times ({type(exc).__name__})") from None
                 sleep(min(8.0, 0.2 * 2 ** (failures - 1)))
                 continue
@@ -316,6 +336,36 @@ def _tls_message(url: str, exc: Exception) -> str:
     what = "its certificate could not be verified" if "CERTIFICATE" in text.upper() else "TLS failed"
     return (f"could not open a secure connection to {url}: {what}; nothing was sent. Check "
             "--api-url, the machine's clock and its CA certificates (REQUESTS_CA_BUNDLE)")
+
+
+def _unreachable(url: str, exc: requests.ConnectionError) -> Unreachable | None:
+    """The target itself can't be reached (no connection could be made at all, for a reason
+    that holds for every request), else None."""
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    if not isinstance(reason, NewConnectionError):
+        return None
+    text = str(reason).lower()
+    if "refused" in text:
+        why = "connection refused"
+    elif isinstance(reason, getattr(urllib3.exceptions, "NameResolutionError", ())) or any(
+            w in text for w in ("resolve", "resolution", "name or service", "nodename", "getaddrinfo")):
+        why = "no such host"
+    elif "unreachable" in text or "no route" in text:
+        why = "no route to it"
+    else:
+        return None
+    host = urlsplit(url).netloc
+    return Unreachable(f"can't reach the API at {host} ({why}); nothing more is sent. Check --api-url and "
+                       "the network, then run again")
+
+
+def no_connection(url: str, timeout: float, tries: int) -> Unreachable:
+    """Every try to connect failed (a firewall that drops packets answers nothing at all)."""
+    return Unreachable(f"can't reach the API at {urlsplit(url).netloc} (no connection within {timeout:g} s, "
+                       f"{tries} tries); nothing more is sent. Check --api-url and the network, then "
+                       "run again")
 
 
 def _never_sent(exc: requests.ConnectionError) -> bool:
@@ -463,6 +513,12 @@ class Poster:
         errors = answer.errors
         if answer.kind in NOT_PROCESSED and tries.sent > 1:
             errors = f"{errors} (after {tries.sent} attempts)"
+        if answer.kind is Kind.NOT_SENT:  # every retry failed to connect: the target, not the row
+            answer = Answer(Kind.UNREACHABLE, errors=str(
+                no_connection(self.client.api_url, self.client.timeout, tries.sent)))
+        if answer.kind is Kind.UNREACHABLE:
+            return Result(Kind.NOT_SENT, attempts=tries.sent, marked=tries.marked,
+                          stop=Unreachable(answer.errors), errors=answer.errors)
         if answer.kind is Kind.TLS:
             return Result(answer.kind, None, None, tries.sent, errors, tries.marked,
                           stop=RunAborted(errors))

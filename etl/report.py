@@ -18,10 +18,14 @@ from typing import Any
 from etl.errors import UsageProblem
 from etl.outcomes import Outcome
 from etl.reporting import FIXED, NEEDS_ACTION, results_batches
+from etl.texts import aligned
+
+DEFAULT_RESOURCE = "coworkerbookingcreditusehistories"
 
 SEPARATOR = " | "
-#: A reason's own value ("abc") is left out, so rows with the same problem count together.
-_QUOTED = re.compile(r'"(?:[^"]|"")*"')
+#: A reason's own value ("abc") is left out, so rows with the same problem count together; a
+#: quoted text inside a hint in brackets (`(the decimal mark is ",")`) is the rule, and stays.
+_QUOTED = re.compile(r'\([^()]*\)|"(?:[^"]|"")*"')
 _FIELD = re.compile(r"^([\w.\-]+): (.*)$", re.DOTALL)
 
 
@@ -85,7 +89,7 @@ def read(target: str, *, keep: int = 200) -> RunReport:
         header = next(csv.reader(f), [])
     if header[: len(FIXED)] != FIXED:
         raise UsageProblem(f"{results}: not an etl results report (its columns are not {', '.join(FIXED)})")
-    columns = set(header[len(FIXED):])
+    columns = set(header[len(FIXED):]) | _field_names(report.summary.get("resource"))
     action = arrow.array(NEEDS_ACTION)
     for batch in results_batches(results, len(header)):
         sources, outcomes = batch.column(0).to_pylist(), batch.column(2).to_pylist()
@@ -106,16 +110,31 @@ def read(target: str, *, keep: int = 200) -> RunReport:
     return report
 
 
+def _field_names(resource: object) -> set[str]:
+    """The columns of the run's resource: a reason names the schema's column even where the
+    file called it by an alias or --map renamed it (the report keeps the file's own headers)."""
+    from etl.resources import load
+
+    try:
+        return {f.name for f in load(str(resource or DEFAULT_RESOURCE)).fields}
+    except Exception:  # a report of a resource this installation does not have: its own headers
+        return set()
+
+
+def _unvalued(text: str) -> str:
+    return _QUOTED.sub(lambda m: m.group(0) if m.group(0).startswith("(") else '"…"', text).strip()
+
+
 def reasons(errors: str, columns: set[str]) -> list[tuple[str, str]]:
     """`CreditUsed: "abc" is not a number | BookingId: ...` as (column, reason) pairs, the cells'
-    own values left out; an item that names no column of the report is the row's as a whole."""
+    own values left out; an item that names no column is the row's as a whole."""
     out = []
     for item in errors.split(SEPARATOR) if errors else []:
         match = _FIELD.match(item.strip())
         if match and match.group(1) in columns:
-            out.append((match.group(1), _QUOTED.sub('"…"', match.group(2)).strip()))
+            out.append((match.group(1), _unvalued(match.group(2))))
         else:
-            out.append(("(row)", _QUOTED.sub('"…"', item).strip()))
+            out.append(("(row)", _unvalued(item)))
     return out
 
 
@@ -176,19 +195,18 @@ def text(report: RunReport, *, rows: int = 10) -> str:
     lines.append(f"{report.rows} rows: " + (", ".join(f"{n} {o}" for o, n in counted) or "none"))
     if report.by_file:
         outcomes = [o for o, _ in counted]
-        width = max(len(f) for f in report.by_file)
         lines.append("")
-        lines.append("  ".join(["file".ljust(width), *(o.rjust(max(len(o), 6)) for o in outcomes)]))
-        for source, counts in report.by_file.items():
-            lines.append("  ".join([source.ljust(width),
-                                    *(str(counts.get(o, 0)).rjust(max(len(o), 6)) for o in outcomes)]))
+        numbers = range(1, len(outcomes) + 1)
+        lines.extend(aligned(
+            [["file", *outcomes]]
+            + [[f, *(str(counts.get(o, 0)) for o in outcomes)] for f, counts in report.by_file.items()],
+            right=numbers, least={i: 6 for i in numbers}))
     top = report.top_reasons()
     if top:
         lines.append("")
         lines.append("Most common reasons:")
-        width = max(len(c) for c, _, _ in top)
-        for column, reason, n in top:
-            lines.append(f"  {column.ljust(width)}  {str(n).rjust(6)}  {reason}")
+        lines.extend(aligned([[column, str(n), reason] for column, reason, n in top], right={1},
+                             least={1: 6}, indent="  "))
     if report.attention_total:
         lines.append("")
         lines.append(f"Rows that need action ({report.attention_total}):")

@@ -8,6 +8,7 @@ errors.csv is cut from the finished results.csv, so it holds exactly what the re
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import io
@@ -26,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as arrow_csv
 
 from etl.fields import bools, nonempty, text_buffers
+from etl.texts import numbered
 
 FIXED = ["source", "row", "outcome", "id", "http_status", "attempts", "errors"]
 #: The outcomes of rows someone has to act on: these go to errors.csv and on the terminal.
@@ -55,7 +57,7 @@ def neutralise_cell(cell: str) -> str:
 
 
 def restore_cell(cell: str) -> str:
-    """The cell as read, from its neutralised form (errors.csv is loaded again: a changed cell
+    """The cell as read, from its neutralised form (an errors.csv loaded again: a changed cell
     would be another row, and another payload)."""
     return cell[1:] if cell.startswith("'") and _at_risk(cell[1:]) else cell
 
@@ -115,13 +117,6 @@ def _mended(cells: arrow.Array, candidates: arrow.Array | np.ndarray, mend: Any)
     return pc.replace_with_mask(cells, arrow.array(mask), mended.filter(arrow.array(changed)))
 
 
-def _numbered(names: list[str]) -> list[tuple[str, int]]:
-    seen: dict[str, int] = {}
-    out = []
-    for name in names:
-        out.append((name, seen.get(name, 0)))
-        seen[name] = seen.get(name, 0) + 1
-    return out
 
 
 def _input_base(name: str) -> str:
@@ -139,7 +134,7 @@ def report_names(own_columns: list[str]) -> dict[tuple[str, int], str]:
     fixed = {f.casefold() for f in FIXED}
     taken = {n.casefold() for n in own_columns} | fixed
     renamed = {}
-    for key in _numbered(own_columns):
+    for key in numbered(own_columns):
         name = key[0]
         new = neutralise_cell(name)
         if _input_base(new).strip().casefold() in fixed:
@@ -191,19 +186,20 @@ class ReportWriter:
     """
 
     def __init__(self, path: str, own_columns: list[str], errors: str | None = None,
-                 durable: bool = True) -> None:
+                 durable: bool = True, errors_dialect: Dialect | None = None) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.path = path
         self.own_columns = own_columns
         self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
         header = io.StringIO()
         names = report_names(own_columns)
-        own = [names.get(key, name) for key, name in zip(_numbered(own_columns), own_columns, strict=True)]
+        own = [names.get(key, name) for key, name in zip(numbered(own_columns), own_columns, strict=True)]
         csv.writer(header, lineterminator="\n").writerow(FIXED + own)
         self._file.write(header.getvalue().encode("utf-8"))
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="report")
         self._writing: Future[None] | None = None
-        self._errors = _ErrorsFile(errors, FIXED + own, durable=durable) if errors is not None else None
+        self._errors = _ErrorsFile(errors, FIXED + own, durable=durable, dialect=errors_dialect) \
+            if errors is not None else None
         self.durable = durable
         self.attention: Attention | None = None
 
@@ -332,12 +328,31 @@ class Attention:
     first: list[tuple[str, int, str, str]] = field(default_factory=list)  # source, row, outcome, errors
 
 
+@dataclass(frozen=True)
+class Dialect:
+    """How errors.csv is written: the input's own encoding (BOM included) and delimiter, so the
+    spreadsheet that made the export opens it the same way (accents and all)."""
+
+    codec: str = "utf-8"
+    bom: bytes = b""
+    delimiter: str = ","
+
+
+#: errors.csv of a workbook, or of inputs that differ: what Excel opens right anywhere
+EXCEL = Dialect("utf-8", codecs.BOM_UTF8, ",")
+PLAIN = Dialect()
+
+
 class _ErrorsFile:
     """errors.csv being cut from a results CSV, batch by batch: the rows that need action, in
     the input's own columns with `errors` last (an `errors` column of the input, from an earlier
-    errors.csv, is the old reasons and is dropped). Written to a temporary file until published."""
+    errors.csv, is the old reasons and is dropped). Written to a temporary file until published,
+    then in the input's dialect. Cells stay as the report has them, formulas made text (a
+    leading `'`), which etl undoes exactly when it reads an errors.csv back (`restore`)."""
 
-    def __init__(self, path: str, header: list[str], limit: int = 10, durable: bool = True) -> None:
+    def __init__(self, path: str, header: list[str], limit: int = 10, durable: bool = True,
+                 dialect: Dialect | None = None) -> None:
+        self.dialect = dialect or PLAIN
         # an input column named `errors` (an earlier errors.csv's reasons: the report calls it
         # `errors (input)`) is replaced by the new reasons
         self.own = [i for i, name in enumerate(header)
@@ -364,21 +379,41 @@ class _ErrorsFile:
             attention.first.extend(zip(
                 take.column(0).to_pylist(), (int(r) for r in take.column(1).to_pylist()),
                 take.column(2).to_pylist(), take.column(6).to_pylist(), strict=True))
-        # a cell the report leaves empty is an empty cell here, whatever it was in memory
-        # the cells as read: this file is fixed and loaded again, and a cell changed by the
-        # report's formula guard would be another row with another payload
+        # a cell the report leaves empty is an empty cell here, whatever it was in memory; a
+        # formula stays text, as in the report (undone when etl reads the file back)
         table = arrow.Table.from_arrays(
-            [restore(pc.fill_null(picked.column(i), "")) for i in self.own] + [picked.column(6)],
+            [pc.fill_null(picked.column(i), "") for i in self.own] + [picked.column(6)],
             names=[str(i) for i in range(len(self.own) + 1)])
         arrow_csv.write_csv(table, self._out, _WRITE)
 
     def publish(self) -> Attention:
+        if self.dialect != PLAIN:
+            self._out.close()
+            self._out = self._recoded()
         self._out.flush()
         if self.durable:
             os.fsync(self._out.fileno())
         self._out.close()
         os.replace(self.tmp, self.attention.path)
         return self.attention
+
+    def _recoded(self) -> Any:
+        """The UTF-8, comma-separated file written so far, again in the input's dialect; what
+        the encoding can't hold (only in the reasons: the cells came from a file in it) becomes
+        `?`."""
+        os.replace(self.tmp, self.tmp + "0")
+        out = open(self.tmp, "wb")  # noqa: SIM115 - closed in publish()
+        out.write(self.dialect.bom)
+        with open(self.tmp + "0", newline="", encoding="utf-8") as src:
+            text = io.TextIOWrapper(out, self.dialect.codec, errors="replace", newline="",
+                                    write_through=True)
+            writer = csv.writer(text, delimiter=self.dialect.delimiter, lineterminator="\n")
+            for line in csv.reader(src):
+                writer.writerow(line)
+            text.flush()
+            text.detach()
+        os.remove(self.tmp + "0")
+        return out
 
     def discard(self) -> None:
         self._out.close()
@@ -389,16 +424,18 @@ class _ErrorsFile:
 _NEEDS_ACTION = arrow.array(NEEDS_ACTION)
 
 
-def write_errors(report: str, path: str, *, limit: int = 10, expected: int | None = None) -> Attention:
+def write_errors(report: str, path: str, *, limit: int = 10, expected: int | None = None,
+                 dialect: Dialect | None = None) -> Attention:
     """errors.csv at PATH: the report's rows that need action, in the input's own columns with
     `errors` last, ready to fix and import again (an `errors` column of the input, from an earlier
-    errors.csv, is the old reasons and is replaced). Cells are as in the report, formulas made text.
+    errors.csv, is the old reasons and is replaced). Cells are as in the report, formulas made
+    text; the file is in DIALECT (the input's encoding and delimiter).
 
     EXPECTED, when the run's counts say no row needs action, spares reading the report again.
     """
     with open(report, newline="", encoding="utf-8") as f:
         header = next(csv.reader(f), FIXED)
-    errors = _ErrorsFile(path, header, limit)
+    errors = _ErrorsFile(path, header, limit, dialect=dialect)
     if expected != 0:
         for batch in results_batches(report, len(header)):
             errors.add(batch)

@@ -18,6 +18,7 @@ from typing import Any
 
 from etl.errors import UsageProblem
 from etl.journal import default_journal_path, normalise_url
+from etl.texts import aligned
 
 
 @dataclass
@@ -156,10 +157,22 @@ def _read(db: sqlite3.Connection, path: str, daily_limit: int, runs: int, day: s
         "ORDER BY started_at DESC LIMIT ?", (runs,)
     ):
         status.runs.append({
-            "run_id": run_id, "command": command, "started_at": started, "finished_at": finished,
+            "run_id": run_id, "command": command, "started_at": _seconds(started),
+            "finished_at": _seconds(finished),
             "exit_code": exit_code, "counts": _json(counts, {}), "files": _json(files, []),
         })
     return status
+
+
+def _seconds(when: str | None) -> str | None:
+    """A journal time to the second, as the start of a run is: the end is written to the
+    millisecond, and one line showed both."""
+    if not when:
+        return when
+    try:
+        return dt.datetime.fromisoformat(when).isoformat(timespec="seconds")
+    except ValueError:
+        return when
 
 
 def _json(text: str | None, empty: Any) -> Any:
@@ -177,10 +190,7 @@ def text(status: Status) -> str:
         for s in status.sources
     ]
     if status.sources:
-        widths = [max(len(r[i]) for r in table) for i in range(len(head))]
-        for r in table:
-            lines.append("  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:],
-                                                                                        strict=True)]))
+        lines.extend(aligned(table, right=range(1, len(head))))
     else:
         lines.append("No rows recorded yet.")
     lines.append(f"POSTs today ({status.day} UTC): {status.posts_today} of {status.daily_limit} "

@@ -1,12 +1,19 @@
-"""Matching a file's headers to a resource, and checking every cell with pandera, lazily.
+"""Matching a file's headers to a resource, and checking every row against its pandera schema.
 
-Every failing cell of every row is found in one pass and turned into a plain-words message
-(`CreditUsed: "abc" is not a number`), never a pandera check name.
+pandera decides. Each cell is first read as its column's kind of value (`etl.values`: a cell
+that is not a number is invalid with a plain message, a blank one is null); then every row is
+held to `SCHEMA`: a blank in a column that is not nullable, and every check of a column or of
+the whole frame, make it invalid. The built-in checks etl can run as Arrow kernels
+(`etl.kernels`) are run first, over whole columns, and pass most rows outright; pandera checks
+the rest, and runs every other check on every row. Every failing cell of every row is turned
+into a plain-words message (`CreditUsed: "150" is larger than 100`), never a pandera check name.
 """
 
 from __future__ import annotations
 
+import copy
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,13 +24,15 @@ import pyarrow.compute as pc
 
 from etl.errors import FileProblem
 from etl.fields import shown
+from etl.kernels import Kernel, compile_check
 from etl.lazy import pandera
 from etl.reading import RawChunk
-from etl.resources import Resource, header_key
+from etl.resources import Field, Resource, SchemaProblem, header_key
+from etl.rules import failure, label
+from etl.values import Kind, Parsed, value
 
 if TYPE_CHECKING:
     import pandas as pd
-    import pandera.pandas as pa
 
 SEPARATOR = " | "
 
@@ -68,6 +77,13 @@ def match_columns(
             f"(found {found}); if one of them has another name, pass "
             f"--map SOURCE={missing[0]}",
         )
+    if resource.schema.strict is True and unknown:  # "filter" drops them, as etl does anyway
+        raise FileProblem(
+            path,
+            f"column{'s' if len(unknown) > 1 else ''} not in the schema, which is strict: "
+            f"{', '.join(shown(h, 40) for h in unknown[:20])}; remove "
+            f"{'them' if len(unknown) > 1 else 'it'}, or name the schema column with --map SOURCE=TARGET",
+        )
     return ColumnMap(header, positions, unknown)
 
 
@@ -78,32 +94,48 @@ def valid_rows(n: int, problems: dict[int, str]) -> np.ndarray:
     return valid
 
 
-class Validator:
-    """Checks chunks of one resource's rows and turns the valid ones into payloads.
+@dataclass(frozen=True)
+class _Plan:
+    """How one column is checked: its field, its pandera column, its checks compiled to
+    kernels, and whether that is all of them (else pandera runs on every row of it)."""
 
-    Each column is judged once, whole, by its field's Arrow kernels; pandera then validates
-    only the rows with a failing cell, so its error objects are built for those cells alone
-    (building them for every chunk was most of a dry run's time). pandera, and pandas with it,
-    is imported on first need, or ahead of it in the background by `prepare()`.
-    """
-
-    def __init__(self, resource: Resource, decimal: str = ".") -> None:
-        self.resource = resource
-        self.decimal = decimal
-        self._schema: pa.DataFrameSchema | None = None
-        self._rank = {f.name: i for i, f in enumerate(resource.fields)}
-        self._fields = {f.name: f for f in resource.fields}
-        self._importing: threading.Thread | None = None
+    field: Field
+    column: Any
+    kernels: tuple[Kernel, ...]
+    compiled: bool
 
     @property
-    def schema(self) -> pa.DataFrameSchema:
-        if self._schema is None:
-            self._schema = self.resource.schema(self.decimal)
-        return self._schema
+    def idle(self) -> bool:
+        """Nothing to check: optional text with no checks (every cell is good)."""
+        return self.field.kind is Kind.TEXT and self.field.nullable and not self.column.checks
+
+
+class Validator:
+    """Checks chunks of one resource's rows against its schema and turns the valid ones into
+    payloads."""
+
+    def __init__(self, resource: Resource, decimal: str = ".", *, fast: bool = True) -> None:
+        """FAST: run the checks etl knows as Arrow kernels first (False: pandera checks every
+        row of every column; the answers are the same, which a test holds them to)."""
+        self.resource = resource
+        self.decimal = decimal
+        self.fast = fast
+        self.schema = resource.schema
+        self._plans = []
+        for f in resource.fields:
+            column = _deciding(self.schema.columns[f.name])
+            kernels = [compile_check(c, f.kind) if fast else None for c in column.checks]
+            self._plans.append(_Plan(f, column, tuple(k for k in kernels if k is not None),
+                                     all(k is not None for k in kernels)))
+        self._rank = {p.field.name: i for i, p in enumerate(self._plans)}
+        self._wide = list(self.schema.checks)
+        _register_backends()
+        self._importing: threading.Thread | None = None
 
     def prepare(self) -> None:
-        """Import pandera (and pandas) in the background while the first rows are read."""
-        if self._importing is None and self._schema is None:
+        """Import pandera (and pandas) in the background while the first rows are read (the
+        schema of a resource loaded by `etl.resources` has imported it already)."""
+        if self._importing is None:
             self._importing = threading.Thread(target=pandera, name="import-pandera", daemon=True)
             self._importing.start()
 
@@ -122,38 +154,6 @@ class Validator:
         swapped = pc.replace_substring(column, ".", self.decimal)
         return pc.if_else(arrow.array(numeric), swapped, column)
 
-    def frame(self, chunk: RawChunk, columns: ColumnMap, rows: np.ndarray | None = None,
-              fields: Sequence[str] | None = None) -> pd.DataFrame:
-        """The chunk's fields as an Arrow-backed frame; only the ROWS positions (the index is
-        then those positions) and only FIELDS, when given."""
-        import pandas as pd
-
-        names = columns.positions if fields is None else fields
-        cells = {name: self.cells(chunk, columns.positions[name]) for name in names}
-        if rows is not None:
-            take = arrow.array(rows, type=arrow.int64())
-            cells = {name: column.take(take) for name, column in cells.items()}
-        frame = arrow.table(cells).to_pandas(types_mapper=pd.ArrowDtype)
-        if rows is not None:
-            frame.index = pd.Index(rows)
-        return frame
-
-    def failing(self, chunk: RawChunk, columns: ColumnMap) -> tuple[np.ndarray, list[str]]:
-        """Positions of the rows with a cell its field refuses, and the fields that refuse one
-        (each column judged once, whole)."""
-        bad = np.zeros(len(chunk), dtype=bool)
-        fields = []
-        for name, pos in columns.positions.items():
-            ok = self._fields[name].ok(self.cells(chunk, pos), self.decimal)
-            named = [i for i, cells in chunk.cell_errors.items() if any(j == pos for j, _ in cells)]
-            if named:  # the reader says what is wrong with these cells
-                ok = ok.copy()
-                ok[named] = True
-            if not ok.all():
-                bad |= ~ok
-                fields.append(name)
-        return np.flatnonzero(bad), fields
-
     def errors(self, chunk: RawChunk, columns: ColumnMap) -> tuple[list[str], np.ndarray]:
         """Per row, its problems joined with ` | ` ("" when valid); and which rows are valid."""
         texts, valid = self.verdicts(chunk, columns)
@@ -168,55 +168,181 @@ class Validator:
         problems = self.problems(chunk, columns)
         return problems, valid_rows(len(chunk), problems)
 
+    def parsed(self, chunk: RawChunk, columns: ColumnMap, name: str) -> Parsed:
+        """The values of column NAME of CHUNK."""
+        return Parsed(self.resource.field(name).kind, self.cells(chunk, columns.positions[name]),
+                      self.decimal)
+
     def problems(self, chunk: RawChunk, columns: ColumnMap) -> dict[int, str]:
-        """The rows with problems (position in the chunk), each with them joined by ` | `."""
-        problems: dict[int, list[str]] = {}
+        """The rows with problems (position in the chunk), each with them joined by ` | `:
+        the row's shape, then each column's (in the schema's order), then the frame's checks."""
+        found: list[tuple[int, int, int, str]] = []  # (row, rank, order, message)
         for pos, message in chunk.shape_errors.items():
-            problems.setdefault(pos, []).append(message)
-        used = set(columns.positions.values())  # a column never sent can't make a row invalid
+            found.append((pos, -1, 0, message))
+        parsed: dict[str, Parsed] = {}
+        unreadable = np.zeros(len(chunk), dtype=bool)
+        named: dict[int, list[tuple[int, str]]] = {}  # column -> (row, message) the reader gave
         for pos, cells in chunk.cell_errors.items():
-            problems.setdefault(pos, []).extend(m for j, m in cells if j in used)
-            if not problems[pos]:
-                del problems[pos]
-        rows, fields = self.failing(chunk, columns)
-        if len(rows):  # pandera sees the failing rows of the failing columns, and nothing else
-            for index, problem in self.cell_problems(self.frame(chunk, columns, rows, fields)):
-                problems.setdefault(index, []).append(problem)
+            for j, message in cells:
+                named.setdefault(j, []).append((pos, message))
+        for plan in self._plans:
+            name = plan.field.name
+            if name not in columns.positions:
+                continue
+            rank = self._rank[name]
+            told = np.zeros(len(chunk), dtype=bool)  # cells the reader says what is wrong with
+            for pos, message in named.get(columns.positions[name], ()):
+                found.append((pos, rank, 0, message))
+                told[pos] = unreadable[pos] = True
+            if plan.idle and not self._wide:
+                continue
+            p = parsed[name] = self.parsed(chunk, columns, name)
+            for pos, problem in p.problems.items():
+                if not told[pos]:
+                    found.append((pos, rank, 0, f"{name}: {problem}"))
+                    unreadable[pos] = True
+            if plan.idle:
+                continue
+            if plan.compiled:  # the rows the kernels are sure of pass; pandera sees the others
+                sure = p.ok.copy()
+                for kernel in plan.kernels:
+                    sure &= kernel(p)
+                if plan.field.nullable:
+                    sure |= p.blank
+                rows = np.flatnonzero(~sure & (p.ok | p.blank) & ~told)
+            else:
+                rows = np.flatnonzero((p.ok | p.blank) & ~told)
+            if len(rows):
+                found.extend(self._column_problems(plan, p, rows))
+        if self._wide:
+            rows = np.flatnonzero(~unreadable)
+            if len(rows):
+                found.extend(self._frame_problems(chunk, columns, parsed, rows))
+        # found in the order a row's problems read: its shape, the columns in the schema's order
+        # (each: unreadable or blank, then its checks in order), the frame's checks
+        problems: dict[int, list[str]] = {}
+        for pos, _, _, message in found:
+            items = problems.get(pos)
+            if items is None:
+                problems[pos] = [message]
+            elif message not in items:
+                items.append(message)
         return {pos: SEPARATOR.join(items) for pos, items in problems.items()}
 
-    def cell_problems(self, frame: pd.DataFrame) -> list[tuple[int, str]]:
-        """(row index, `Field: problem`) of every failing cell pandera finds in FRAME, in row
-        order and, within a row, in the resource's column order.
+    def _series(self, field: Field, p: Parsed, rows: np.ndarray) -> pd.Series:
+        """The values of ROWS as the pandas series of the column's declared dtype."""
+        import pandas as pd
 
-        pandera validates FRAME a column at a time with the schema's own column: each column has
-        one check, so the first error it raises holds every failing cell of that column (the
-        lazy mode gathers the same cells but builds its error report three times over, which
-        was most of a dry run's time in pandera)."""
+        index = pd.Index(rows)
+        if field.kind is Kind.INTEGER:
+            data = p.raw.take(arrow.array(rows, type=arrow.int64())).to_numpy(zero_copy_only=False)
+            return pd.Series(pd.arrays.IntegerArray(data.astype(np.int64), ~p.ok[rows]), index=index)
+        values = p.exact(rows)
+        series = pd.Series(values, index=index, dtype=object)
+        dtype = self.schema.columns[field.name].dtype
+        return series if dtype is None or field.kind is Kind.AMOUNT else dtype.coerce(series)
+
+    def _column_problems(self, plan: _Plan, p: Parsed, rows: np.ndarray) -> list[tuple[int, int, int, str]]:
+        """What pandera finds in the column of PLAN at ROWS: a blank where the column is not
+        nullable, and each of its checks, run by pandera's own check backend on the column's
+        values (a check grouped by another column goes through the column's validation)."""
+        name = plan.field.name
+        series = self._series(plan.field, p, rows)
+        checks = list(plan.column.checks)
+        if any(check.groupby is not None for check in checks):
+            return self._grouped_problems(plan, p, series)
+        rank = self._rank[name]
+        out: list[tuple[int, int, int, str]] = []
+        blank = ~p.ok[rows]  # the rows handed to pandera are values or blanks
+        if not plan.field.nullable:
+            out.extend((int(pos), rank, 0, f"{name}: is required") for pos in rows[blank])
+        # a check that ignores nulls (the default) is given the values only, as pandera would
+        # give them (telling null from value again, a million Decimals at a time, is slow)
+        values = series[~blank] if blank.any() else series
+        for number, check in enumerate(checks):
+            if check.raise_warning:  # pandera only warns of it: no row is invalid
+                continue
+            given = values if check.ignore_na else series
+            try:
+                output = check(given).check_output
+            except Exception as exc:
+                raise SchemaProblem(f"column {name}: the check {label(check)} failed to run: "
+                                    f"{type(exc).__name__}: {exc}") from exc
+            bad = _failing(output, values.index)
+            if not len(bad):
+                continue
+            cells = p.cells.take(arrow.array(bad, type=arrow.int64())).to_pylist()
+            message = failure(check)
+            out.extend((pos, rank, 1 + number, f"{name}: {message(shown(cell or ''), v)}")
+                       for pos, cell, v in zip(bad.tolist(), cells, series.loc[bad].tolist(), strict=True))
+        return out
+
+    def _grouped_problems(self, plan: _Plan, p: Parsed, series: pd.Series) -> list[tuple[int, int, int, str]]:
+        """What pandera's validation of the column finds (for checks it must run its own way)."""
         import pandas as pd
 
         pa = pandera()
-        found: list[tuple[int, int, str]] = []
-        for column in frame.columns:
+        name = plan.field.name
+        try:
+            with warnings.catch_warnings():  # a raise_warning=True check warns: no row is invalid
+                warnings.simplefilter("ignore", pa.errors.SchemaWarning)
+                plan.column.validate(pd.DataFrame({name: series}), lazy=True, inplace=True)
+            return []
+        except pa.errors.SchemaErrors as exc:
+            cases = exc.failure_cases
+        rank, out = self._rank[name], []
+        checks = list(plan.column.checks)
+        for check_name, number, case, index in zip(cases["check"], cases["check_number"],
+                                                   cases["failure_case"], cases["index"], strict=True):
+            if index is None or pd.isna(index):
+                raise SchemaProblem(f"column {name}: the check {check_name} failed to run: {case}")
+            pos = int(index)
+            if check_name == "not_nullable":
+                out.append((pos, rank, 0, f"{name}: is required"))
+            elif number is not None and not pd.isna(number) and int(number) < len(checks):
+                cell = shown(str(p.cells[pos].as_py() or ""))
+                message = failure(checks[int(number)])(cell, case)
+                out.append((pos, rank, 1 + int(number), f"{name}: {message}"))
+            else:  # a dtype of ours pandera refused: a defect, never a row's problem
+                raise RuntimeError(f"schema check {check_name} of {name} failed: {case}")
+        out.sort(key=lambda item: item[2])
+        return out
+
+    def _frame_problems(self, chunk: RawChunk, columns: ColumnMap, parsed: dict[str, Parsed],
+                        rows: np.ndarray) -> list[tuple[int, int, int, str]]:
+        """What the schema's DataFrame-wide checks find in ROWS (every column of the schema,
+        a column the file lacks as all blank)."""
+        import pandas as pd
+
+        data = {}
+        for plan in self._plans:
+            name = plan.field.name
+            if name in columns.positions:
+                p = parsed.get(name) or self.parsed(chunk, columns, name)
+            else:
+                p = Parsed(plan.field.kind, arrow.nulls(len(chunk), arrow.string()), self.decimal)
+            data[name] = self._series(plan.field, p, rows)
+        frame = pd.DataFrame(data, index=pd.Index(rows))
+        out: list[tuple[int, int, int, str]] = []
+        rank = len(self._plans)
+        for number, check in enumerate(self._wide):
+            if check.raise_warning:  # pandera only warns of it: no row is invalid
+                continue
             try:
-                self.schema.columns[column].validate(frame[[column]], inplace=True)
-            except pa.errors.SchemaError as exc:
-                cases = exc.failure_cases
-                if (not isinstance(cases, pd.DataFrame) or "index" not in cases
-                        or cases["index"].isna().any()):  # a check that raised: a defect of ours
-                    raise RuntimeError(f"schema check of {column} failed to run: {exc}") from exc
-                field = self.resource.field(column)
-                rank = self._rank[column]
-                for value, index in zip(cases["failure_case"], cases["index"], strict=True):
-                    problem = field.parse(str(value), self.decimal)[1]
-                    problem = problem or f"{shown(str(value))} is not a valid {field.type_name}"
-                    found.append((int(index), rank, f"{column}: {problem}"))
-        found.sort(key=lambda item: item[:2])
-        return [(index, problem) for index, _, problem in found]
+                output = check(frame).check_output
+            except Exception as exc:
+                raise SchemaProblem(f"the check {label(check)} of the schema failed to run: "
+                                    f"{type(exc).__name__}: {exc}") from exc
+            bad = _failing(output, frame.index)
+            message = f"row: fails {label(check)}"
+            out.extend((int(pos), rank, number, message) for pos in bad)
+        return out
 
     def payloads(
         self, chunk: RawChunk, columns: ColumnMap, positions: Sequence[int]
     ) -> list[dict[str, Any]]:
-        """JSON bodies of the (valid) rows at `positions`; blank optional fields are left out."""
+        """JSON bodies of the (valid) rows at `positions`: the values of their cells; blank
+        optional fields are left out."""
         take = arrow.array(positions, type=arrow.int64())
         cells = {name: self.cells(chunk, pos).take(take).to_pylist()
                  for name, pos in columns.positions.items()}
@@ -225,10 +351,43 @@ class Validator:
             body = {}
             for f in self.resource.fields:
                 if f.name in cells:
-                    value, problem = f.parse(cells[f.name][i] or "", self.decimal)
+                    got, problem = value(f.kind, cells[f.name][i], self.decimal)
                     if problem:
                         raise ValueError(f"row is not valid: {f.name}: {problem}")
-                    if value is not None:
-                        body[f.name] = value
+                    if got is not None:
+                        body[f.name] = got
             bodies.append(body)
         return bodies
+
+
+def _register_backends() -> None:
+    """pandera's pandas backends, registered (older pandera registers them on a schema's first
+    validation, and a check called on its own would find none)."""
+    import pandas as pd
+
+    pandera().DataFrameSchema().validate(pd.DataFrame())
+
+
+def _failing(output: Any, index: Any) -> np.ndarray:
+    """The positions a check's output fails: False (or NA: never let through) in a series, any
+    such cell in a row of a frame; a single False fails every row of INDEX."""
+    import pandas as pd
+
+    if isinstance(output, pd.DataFrame):
+        output = output.fillna(False).astype(bool).all(axis="columns")
+    if isinstance(output, pd.Series):
+        passed = output.fillna(False).astype(bool).to_numpy()
+        return np.asarray(output.index[~passed], dtype=np.int64)
+    return np.asarray(index if not bool(output) else index[:0], dtype=np.int64)
+
+
+def _deciding(column: Any) -> Any:
+    """A copy of COLUMN that reports every failing cell: pandera's options for reporting fewer
+    (`n_failure_cases`) or dropping them (`drop_invalid_rows`) would let an invalid row
+    through here."""
+    column = copy.deepcopy(column)
+    column.drop_invalid_rows = False
+    column.checks = [copy.copy(check) for check in column.checks]
+    for check in column.checks:
+        check.n_failure_cases = None
+    return column

@@ -1,1 +1,1 @@
-"""Resource definitions, one module each: `RESOURCE = etl.resources.Resource(...)`."""
+"""Resource definitions, one module each, exposing `SCHEMA`: a `pandera.pandas.DataFrameSchema`."""

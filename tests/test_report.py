@@ -236,3 +236,25 @@ def test_html_report_of_an_import_that_sent_nothing_says_so(etl, tmp_path):
     page = Page()
     page.feed((tmp_path / "page.html").read_text())
     assert page.text["posts"][1] == "No POST was sent in this run."
+
+
+def test_reasons_by_column_when_headers_are_aliases_or_mapped(etl, tmp_path):
+    (tmp_path / "eu.csv").write_text(
+        "Credit Id;Credit;Note\n5;abc;x\n6;2,5;y\n0;1;z\n7;1.5;w\n8;-1;v\n")
+    run = etl("validate", "eu.csv", "--map", "Credit Id=CoworkerBookingCreditId", "--map", "Note=Description",
+              "--decimal", ",", "--delimiter", ";")
+    assert run.code == 1, run.err
+    folder = run.report_path().parent
+    found = etl("report", folder, "--json", "--html", "page.html")
+    reasons = {(r["column"], r["reason"]): r["rows"] for r in json.loads(found.out)["reasons"]}
+    assert reasons == {
+        ("CreditUsed", '"…" is not a number (the decimal mark is ",")'): 2,
+        ("CreditUsed", '"…" must be greater than 0'): 1,
+        ("CoworkerBookingCreditId", '"…" must be greater than 0'): 1,
+    }
+    text = etl("report", folder).out
+    assert '  CreditUsed                    2  "…" is not a number (the decimal mark is ",")' in text
+    assert "(row)" not in text
+    page = (tmp_path / "page.html").read_text()
+    assert ("<td>CreditUsed</td><td>&quot;…&quot; is not a number (the decimal mark is &quot;,&quot;)</td>"
+            in page)

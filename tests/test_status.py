@@ -6,12 +6,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import SAMPLES
 
 # This mirrors the schema of the journal (etl/journal.py, version 2): one SQLite file per target.
 SCHEMA = """
@@ -181,3 +184,13 @@ def test_one_journal_however_the_url_is_spelt(etl, tmp_path, url, same):
     b = etl("status", "--api-url", same, env=env)
     assert a.code == b.code == 2
     assert a.err == b.err and str(tmp_path / "state") in a.err
+
+
+def test_a_runs_start_and_end_are_shown_alike(etl):
+    assert etl("import", SAMPLES / "credit_uses.csv", "--sandbox", "-q", "--rate", "1000").code == 0
+    run = etl("status", "--sandbox")
+    [line] = [line for line in run.out.splitlines() if " import " in line]
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00"
+    assert re.search(rf"  import  {stamp} \.\. {stamp}  exit 0", line), line
+    found = json.loads(etl("status", "--sandbox", "--json").out)["runs"][0]
+    assert re.fullmatch(stamp, found["started_at"]) and re.fullmatch(stamp, found["finished_at"])

@@ -1,0 +1,19 @@
+"""The README's benchmarks run against today's etl (one crashed on a journal table etl no longer
+has, after 7 minutes): a brief run of the posting bench, through etl's own public pieces."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_post_bench_runs_briefly(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "post_bench.py"), "--only", "a",
+                           "--seconds", "1"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert re.search(r"^\[a: limit 20/s, 50 ms latency\] exit 0; 20 created in [\d.]+ s wall; "
+                     r"posting rate [\d.]+/s", done.stdout, re.M), done.stdout

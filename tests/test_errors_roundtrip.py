@@ -1,0 +1,88 @@
+"""errors.csv goes back to the spreadsheet that made the export and comes back to etl: it is in
+the input's encoding and delimiter, its formula cells are text, and etl reads its own errors.csv
+back exactly, so a row loaded again is the same row (never a second credit use)."""
+
+from __future__ import annotations
+
+import csv
+
+from etl.sandbox import Faults, Sandbox
+from tests.test_import import NO_ENV, TOKEN
+
+HEADER = "Credit Id;Credit;Description"
+MAP = ["--map", "Credit Id=CoworkerBookingCreditId", "--decimal", ","]
+
+
+def lines(path, encoding="utf-8", delimiter=","):
+    with open(path, newline="", encoding=encoding) as f:
+        return list(csv.reader(f, delimiter=delimiter))
+
+
+def test_errors_csv_is_in_the_inputs_encoding_and_delimiter_with_formulas_made_text(etl, tmp_path):
+    (tmp_path / "eu.csv").write_bytes(
+        f'{HEADER}\r\n5;abc;"=HYPERLINK(""http://x"";""y"")"\r\n6;2,5;Café crème\r\n7;0;+1 journée\r\n'
+        .encode("cp1252"))
+    run = etl("validate", "eu.csv", *MAP)
+    assert run.code == 1, run.err
+    assert "Load it again with the same options: --decimal , --map 'Credit Id=CoworkerBookingCreditId'" \
+        in run.err
+    errors_csv = run.report_path().parent / "errors.csv"
+    raw = errors_csv.read_bytes()
+    assert raw.decode("cp1252").startswith("Credit Id;Credit;Description;errors\n")
+    rows = lines(errors_csv, "cp1252", ";")
+    assert [r[:3] for r in rows[1:]] == [["5", "abc", "'=HYPERLINK(\"http://x\";\"y\")"],
+                                         ["7", "0", "'+1 journée"]]
+
+    again = etl("validate", errors_csv, *MAP)
+    assert again.code == 1
+    assert '"errors"' not in again.err and "errors (input)" not in again.err, again.err
+    # its own errors.csv is the same file again, byte for byte (the same rows, cells and reasons)
+    assert (again.report_path().parent / "errors.csv").read_bytes() == raw
+    # read back as the rows were first read: the report holds the very same cells
+    first = {r["row"]: r for r in run.report()}
+    for r in again.report():
+        original = first[{"2": "2", "3": "4"}[r["row"]]]
+        assert [r[k] for k in ("Credit Id", "Credit", "Description")] == \
+            [original[k] for k in ("Credit Id", "Credit", "Description")]
+
+
+def test_a_workbook_or_mixed_inputs_give_an_errors_csv_excel_reads_right(etl, tmp_path):
+    (tmp_path / "a.csv").write_text("CoworkerBookingCreditId,CreditUsed,Description\n1,x,Crème\n",
+                                    encoding="utf-8")
+    (tmp_path / "b.csv").write_bytes("CoworkerBookingCreditId;CreditUsed;Description\n2;y;Brûlée\n"
+                                     .encode("cp1252"))
+    run = etl("validate", "a.csv", "b.csv")
+    assert run.code == 1
+    raw = (run.report_path().parent / "errors.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbfCoworkerBookingCreditId,CreditUsed,Description,errors\n")
+    assert "Crème" in raw.decode("utf-8-sig") and "Brûlée" in raw.decode("utf-8-sig")
+
+
+def test_a_row_fixed_or_sent_again_from_errors_csv_is_the_same_row(etl, tmp_path):
+    """A formula-looking Description survives the round trip: the row of errors.csv is the
+    failed row itself, created once, and the original file's rerun skips it."""
+    (tmp_path / "export.csv").write_text(
+        "CoworkerBookingCreditId,CreditUsed,Description\n"
+        '101,1,"=SUM(A1:A2) booked"\n102,2,-desk 4\n103,3,plain\n', encoding="utf-8")
+    with Sandbox(faults=Faults(retry_after=0), tokens=(TOKEN,)) as box:
+        api = ["--api-url", box.url, "--token", TOKEN, "--rate", "1000", "--max-retries", "0"]
+        box.script("unavailable", "unavailable")
+        run = etl("import", "export.csv", *api, env=NO_ENV)
+        assert [r["outcome"] for r in run.report()] == ["failed", "failed", "created"], run.err
+        errors_csv = run.report_path().parent / "errors.csv"
+        assert [r[2] for r in lines(errors_csv)[1:]] == ["'=SUM(A1:A2) booked", "'-desk 4"]
+        again = etl("import", errors_csv, *api, env=NO_ENV)
+        assert [r["outcome"] for r in again.report()] == ["created", "created"], again.err
+        assert sorted(r["Description"] for r in box.store.records()) == [
+            "-desk 4", "=SUM(A1:A2) booked", "plain"]
+        rerun = etl("import", "export.csv", *api, env=NO_ENV)
+        assert [r["outcome"] for r in rerun.report()] == ["skipped"] * 3
+        assert box.stats.posts == 3 + 2  # two refused with 503, then each row once
+
+
+def test_loading_errors_csv_does_not_warn_about_its_own_errors_column(etl, tmp_path):
+    (tmp_path / "export.csv").write_text("CoworkerBookingCreditId,CreditUsed\n1,x\n")
+    run = etl("validate", "export.csv")
+    again = etl("validate", run.report_path().parent / "errors.csv")
+    assert again.code == 1
+    assert "warning" not in again.err, again.err

@@ -1,0 +1,256 @@
+"""A rule added to a copy of the schema file, and nothing else, is honoured on every row: in
+`etl validate`, in `etl import --sandbox` and in `etl schema`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SAMPLES
+
+SCHEMA_FILE = Path(__file__).parent.parent / "schemas" / "coworkerbookingcreditusehistories.py"
+NO_ENV = {"NEXUDUS_TOKEN": None, "NEXUDUS_USERNAME": None, "NEXUDUS_PASSWORD": None,
+          "NEXUDUS_API_URL": None}
+ONE_LINK = (
+    "    checks=[pa.Check(lambda df: df[['BookingId', 'CoworkerInvoiceLineId', 'EventAttendeeId']]"
+    ".notna().sum(axis='columns') == 1,\n"
+    "                     error='exactly one of BookingId, CoworkerInvoiceLineId, EventAttendeeId')],\n"
+)
+
+
+def schema_copy(folder: Path, old: str = "", new: str = "", name: str = "credituses.py") -> Path:
+    """The installed schema file copied to FOLDER, with OLD replaced by NEW (once, and it must be
+    there: a test that edits nothing proves nothing)."""
+    text = SCHEMA_FILE.read_text(encoding="utf-8")
+    if old:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def at_most_100(folder: Path) -> Path:
+    return schema_copy(folder, "Amount, checks=[pa.Check.gt(0)],",
+                       "Amount, checks=[pa.Check.gt(0), pa.Check.le(100)],")
+
+
+def exactly_one_link(folder: Path) -> Path:
+    return schema_copy(folder, '    name="coworkerbookingcreditusehistories",\n',
+                       '    name="coworkerbookingcreditusehistories",\n' + ONE_LINK)
+
+
+def uses(folder: Path, *rows: str) -> Path:
+    path = folder / "uses.csv"
+    path.write_text("CoworkerBookingCreditId,CreditUsed,Description,BookingId,CoworkerInvoiceLineId,"
+                    "EventAttendeeId\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_at_most_100_added_to_credit_used_refuses_150_in_validate(etl, tmp_path):
+    schema = at_most_100(tmp_path)
+    data = uses(tmp_path, "101,150,big,1,,", "102,100,limit,2,,", "103,100.0000001,just over,3,,",
+                "104,-1,both wrong,4,,")
+    run = etl("validate", data, "--resource", schema)
+    assert run.code == 1, run.err
+    assert [(r["outcome"], r["errors"]) for r in run.report()] == [
+        ("invalid", 'CreditUsed: "150" is larger than 100'),
+        ("valid", ""),
+        ("invalid", 'CreditUsed: "100.0000001" is larger than 100'),  # exact: no float rounds it down
+        ("invalid", 'CreditUsed: "-1" must be greater than 0'),
+    ]
+    assert run.summary()["schema"] == str(schema)  # which rules this run held the rows to
+    assert etl("validate", data).code == 1  # the installed schema is untouched: 150 is fine there
+    assert [r["outcome"] for r in etl("validate", data).report()] == ["valid"] * 3 + ["invalid"]
+
+
+def test_at_most_100_added_to_credit_used_refuses_150_in_import(etl, tmp_path):
+    schema = at_most_100(tmp_path)
+    data = uses(tmp_path, "1281,150,big,880000,,", "1203,3,small,,51001,")
+    run = etl("import", data, "--resource", schema, "--sandbox", "--rate", "500", env=NO_ENV)
+    assert run.code == 1, run.err
+    assert [r["outcome"] for r in run.report()] == ["invalid", "created"]
+    assert run.report()[0]["errors"] == 'CreditUsed: "150" is larger than 100'
+
+
+def test_a_dataframe_wide_check_is_honoured_on_every_row(etl, tmp_path):
+    schema = exactly_one_link(tmp_path)
+    data = uses(tmp_path, "1281,1,none,,,", "1203,2,one,880000,,", "1231,3,two,880001,51001,",
+                "1217,abc,unreadable,,,", "1203,4,one again,,,7302")
+    message = "row: fails exactly one of BookingId, CoworkerInvoiceLineId, EventAttendeeId"
+    expected = [("invalid", message), ("valid", ""), ("invalid", message),
+                ("invalid", 'CreditUsed: "abc" is not a number'), ("valid", "")]
+    run = etl("validate", data, "--resource", schema)
+    assert run.code == 1, run.err
+    assert [(r["outcome"], r["errors"]) for r in run.report()] == expected
+    run = etl("import", data, "--resource", schema, "--sandbox", "--rate", "500", env=NO_ENV)
+    assert [r["outcome"] for r in run.report()] == ["invalid", "created", "invalid", "invalid", "created"]
+    assert [r["errors"] for r in run.report() if r["outcome"] == "invalid"] == [
+        errors for outcome, errors in expected if outcome == "invalid"]
+
+
+def test_a_wide_check_sees_a_column_the_file_lacks_as_blank(etl, tmp_path):
+    schema = exactly_one_link(tmp_path)
+    path = tmp_path / "two_columns.csv"
+    path.write_text("CoworkerBookingCreditId,CreditUsed,BookingId\n1,1,5\n2,2,\n", encoding="utf-8")
+    rows = etl("validate", path, "--resource", schema).report()
+    assert [r["outcome"] for r in rows] == ["valid", "invalid"]
+
+
+def test_description_length_and_a_custom_check_read_in_plain_words(etl, tmp_path):
+    schema = schema_copy(
+        tmp_path, 'str, required=False, nullable=True, description="Note shown with the credit use.",',
+        'str, required=False, nullable=True, description="Note shown with the credit use.",\n'
+        '            checks=[pa.Check.str_length(max_value=255),\n'
+        '                    pa.Check(lambda s: ~s.str.contains("TODO"), name="no_todo")],')
+    data = uses(tmp_path, f"1,1,{'x' * 255},,,", f"2,1,{'é' * 256},,,", "3,1,TODO fix,,,", "4,1,,,,")
+    run = etl("validate", data, "--resource", schema)
+    assert [(r["outcome"], r["errors"]) for r in run.report()] == [
+        ("valid", ""),
+        ("invalid", f'Description: "{"é" * 59}…" is longer than 255 characters'),
+        ("invalid", 'Description: "TODO fix" fails no_todo'),
+        ("valid", ""),  # blank is null: checks skip it, and the column is nullable
+    ]
+    listed = etl("schema", "--resource", schema).out
+    assert "text, at most 255 characters, no_todo" in listed
+
+
+def test_a_registered_custom_check_is_honoured(etl, tmp_path):
+    schema = schema_copy(
+        tmp_path, "import pandera.pandas as pa\n",
+        "import pandera.pandas as pa\nfrom pandera import extensions\n\n"
+        "if not hasattr(pa.Check, 'quarters'):\n"
+        "    @extensions.register_check_method()\n"
+        "    def quarters(series):\n"
+        "        return (series * 4) % 1 == 0\n")
+    schema.write_text(schema.read_text().replace("Amount, checks=[pa.Check.gt(0)],",
+                                                 "Amount, checks=[pa.Check.gt(0), pa.Check.quarters()],"))
+    run = etl("validate", uses(tmp_path, "1,1.25,,,,", "2,1.3,,,,"), "--resource", schema)
+    assert [(r["outcome"], r["errors"]) for r in run.report()] == [
+        ("valid", ""), ("invalid", 'CreditUsed: "1.3" fails quarters')]
+
+
+def test_schema_lists_the_added_rules(etl, tmp_path):
+    run = etl("schema", "--resource", exactly_one_link(at_most_100(tmp_path).parent))
+    assert run.code == 0, run.err
+    assert "Every row: exactly one of BookingId, CoworkerInvoiceLineId, EventAttendeeId" in run.out
+    run = etl("schema", "--resource", at_most_100(tmp_path))
+    assert "decimal number, greater than 0, at most 100" in run.out
+    column = '        "EventAttendeeId": pa.Column('
+    schema = schema_copy(tmp_path, column, '        "Notes": pa.Column(str),\n' + column, name="notes.py")
+    assert etl("schema", "--resource", schema, "--template", "blank.csv").code == 0
+    assert (tmp_path / "blank.csv").read_text().strip() == (
+        "CoworkerBookingCreditId,CreditUsed,Description,BookingId,CoworkerInvoiceLineId,Notes,EventAttendeeId")
+
+
+def test_required_and_nullable_come_from_the_schema(etl, tmp_path):
+    schema = schema_copy(
+        tmp_path, 'str, required=False, nullable=True, description="Note shown with the credit use.",',
+        'str, required=True, nullable=False, description="Note shown with the credit use.",')
+    run = etl("validate", SAMPLES / "credit_uses.csv", "--resource", schema)
+    assert run.code == 0, run.err
+    run = etl("validate", uses(tmp_path, "1,1,,,,", "2,1,  ,,,", "3,1,x,,,"), "--resource", schema)
+    assert [r["errors"] for r in run.report()] == ["Description: is required"] * 2 + [""]
+    path = tmp_path / "no_description.csv"
+    path.write_text("CoworkerBookingCreditId,CreditUsed\n1,1\n", encoding="utf-8")
+    reports = len(list(run.cwd.glob("logs/*/results.csv")))
+    run = etl("validate", path, "--resource", schema)
+    assert run.code == 2
+    assert "no_description.csv: required column missing: Description" in run.err
+    assert len(list(run.cwd.glob("logs/*/results.csv"))) == reports
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("Amount, checks=[pa.Check.gt(0)],", "Amount, checks=[pa.Check.gt(0)], unique=True,",
+     "column CreditUsed: unique=True can't be honoured"),
+    ('"Int64", checks=ID_CHECKS, required=True,', "int, checks=ID_CHECKS, required=True,",
+     'column CoworkerBookingCreditId: etl reads cells as "Int64", etl.dtypes.Amount or str, not int64 '
+     '(declare "Int64"'),
+    ("ID_CHECKS = [", "ID_CHECKS = [undefined_name, ", "line 16: the schema can't be loaded: NameError"),
+    ("SCHEMA = pa.DataFrameSchema(", "OTHER = pa.DataFrameSchema(", "defines no SCHEMA"),
+    ('"endpoint": "/api/billing/coworkerbookingcreditusehistories",', "",
+     'SCHEMA has no metadata={"endpoint": "/api/..."}'),
+])
+def test_a_schema_etl_cannot_honour_is_one_line_and_exit_2(etl, tmp_path, old, new, message):
+    schema = schema_copy(tmp_path, old, new)
+    run = etl("validate", SAMPLES / "credit_uses.csv", "--resource", schema)
+    assert run.code == 2
+    assert message in run.err
+    assert run.err.count("\n") == 1 and "Traceback" not in run.err
+
+
+def test_a_schema_file_that_is_not_there(etl, tmp_path):
+    run = etl("validate", SAMPLES / "credit_uses.csv", "--resource", tmp_path / "nope.py")
+    assert run.code == 2
+    assert "nope.py: no such schema file" in run.err
+
+
+def test_a_check_that_raises_is_a_schema_problem_not_a_traceback(etl, tmp_path):
+    schema = schema_copy(tmp_path, '    name="coworkerbookingcreditusehistories",\n',
+                         '    name="coworkerbookingcreditusehistories",\n'
+                         "    checks=[pa.Check(lambda df: df['NoSuchColumn'] > 0, name='broken')],\n")
+    run = etl("validate", SAMPLES / "credit_uses.csv", "--resource", schema)
+    assert run.code == 2
+    assert "the check broken of the schema failed to run: KeyError" in run.err
+    assert "Traceback" not in run.err
+
+
+def test_a_check_that_only_warns_makes_no_row_invalid(etl, tmp_path):
+    schema = schema_copy(tmp_path, "Amount, checks=[pa.Check.gt(0)],",
+                         "Amount, checks=[pa.Check.gt(0), pa.Check.le(100, raise_warning=True)],")
+    run = etl("validate", uses(tmp_path, "1,150,,,,", "2,-1,,,,"), "--resource", schema)
+    assert [(r["outcome"], r["errors"]) for r in run.report()] == [
+        ("valid", ""), ("invalid", 'CreditUsed: "-1" must be greater than 0')]
+
+
+def test_a_dataframe_model_is_a_schema_too(etl, tmp_path):
+    model = tmp_path / "model.py"
+    model.write_text(
+        "import pandas as pd\n"
+        "import pandera.pandas as pa\n"
+        "from pandera.typing import Series\n"
+        "from etl.dtypes import Amount\n\n\n"
+        "class Uses(pa.DataFrameModel):\n"
+        "    CoworkerBookingCreditId: Series[pd.Int64Dtype] = pa.Field(gt=0, le=2**31 - 1, nullable=False)\n"
+        "    CreditUsed: Series[Amount] = pa.Field(gt=0, le=100, metadata={'aliases': ['Amount']})\n\n"
+        "    class Config:\n"
+        "        name = 'coworkerbookingcreditusehistories'\n"
+        "        metadata = {'endpoint': '/api/billing/coworkerbookingcreditusehistories'}\n\n\n"
+        "SCHEMA = Uses\n", encoding="utf-8")
+    path = tmp_path / "m.csv"
+    path.write_text("CoworkerBookingCreditId,Amount\n1,150\n2,2.5\n", encoding="utf-8")
+    run = etl("validate", path, "--resource", model)
+    assert [(r["outcome"], r["errors"]) for r in run.report()] == [
+        ("invalid", 'CreditUsed: "150" is larger than 100'), ("valid", "")]
+
+
+def test_a_copy_named_otherwise_is_still_the_same_rows_to_the_journal(etl, tmp_path):
+    """A rerun with a schema file whose name= differs (or is left out) sends nothing again."""
+    first = etl("import", SAMPLES / "credit_uses.csv", "--sandbox", "--rate", "500", env=NO_ENV)
+    assert first.out.startswith("24 rows: 24 created."), first.err
+    for old, new in (('name="coworkerbookingcreditusehistories",', 'name="strict",'),
+                     ('    name="coworkerbookingcreditusehistories",\n', "")):
+        schema = schema_copy(tmp_path, old, new, name="strict.py")
+        again = etl("import", SAMPLES / "credit_uses.csv", "--resource", schema, "--sandbox", "--rate", "500",
+                    env=NO_ENV)
+        assert again.out.startswith("24 rows: 24 skipped."), again.out + again.err
+
+
+def test_reporting_options_of_pandera_let_no_invalid_row_through(etl, tmp_path):
+    schema = schema_copy(tmp_path, "Amount, checks=[pa.Check.gt(0)], required=True, nullable=False,",
+                         "Amount, checks=[pa.Check.gt(0, n_failure_cases=1)], required=True, nullable=False, "
+                         "drop_invalid_rows=True,")
+    run = etl("validate", uses(tmp_path, "1,-1,,,,", "2,-2,,,,", "3,0,,,,", "4,1,,,,"), "--resource", schema)
+    assert [r["outcome"] for r in run.report()] == ["invalid"] * 3 + ["valid"]
+
+
+def test_a_strict_schema_refuses_a_file_with_other_columns(etl, tmp_path):
+    schema = schema_copy(tmp_path, '    name="coworkerbookingcreditusehistories",\n',
+                         '    name="coworkerbookingcreditusehistories",\n    strict=True,\n')
+    path = tmp_path / "extra.csv"
+    path.write_text("CoworkerBookingCreditId,CreditUsed,Member\n1,1,Ada\n", encoding="utf-8")
+    run = etl("validate", path, "--resource", schema)
+    assert run.code == 2
+    assert 'extra.csv: column not in the schema, which is strict: "Member"' in run.err
+    assert etl("validate", SAMPLES / "credit_uses.csv", "--resource", schema).code == 0
