@@ -1,41 +1,26 @@
 """Which encoding a CSV file is in, decided from the evidence of the whole file.
 
-A file is never decoded in a code page it only happens to fit. A byte-order mark decides; else
+A file is never decoded in an encoding it only happens to fit. A byte-order mark decides; else
 a file that decodes as UTF-8 is UTF-8; a file that is mostly UTF-8 with some bytes that are not
-is a damaged UTF-8 file (the caller names the row and byte); only a file with no UTF-8 in it
-at all is read in a legacy code page, the one that reads its accented text most plausibly,
-and the caller says which and shows a sample so a wrong guess is seen at once.
-
-General detectors (charset-normalizer, chardet) were measured on short spreadsheet exports and
-picked cp1250 for Russian cp1251 text and mac_iceland for MacRoman: a handful of accented words
-is too little for their statistics, so the few code pages exports come in are judged here by
-what a misread looks like (a symbol inside a word, a capital after a small letter, two scripts
-in one word, a Latin word made mostly of accents).
+is a damaged UTF-8 file (the caller names the row and byte); a file whose UTF-8 lines and other
+lines each read naturally is two exports pasted together, and refused; only a file with no
+UTF-8 in it is read in a code page, and only in one its whole text leaves no doubt about (see
+`etl.codepages`); else it is refused with the candidates, and `--encoding` is the way on.
 """
 
 from __future__ import annotations
 
 import codecs
+import os
 import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-_BLOCK = 1 << 20
-_EVIDENCE_BYTES = 4 << 20  # bytes of a non-UTF-8 file whose accented words are scored
+from etl import codepages
 
-#: the code pages exports come in, most common first: a tie goes to the earlier one
-CODE_PAGES = [
-    ("cp1252", "Windows Western European"),
-    ("latin-1", "ISO 8859-1"),
-    ("cp1250", "Windows Central European"),
-    ("cp1251", "Windows Cyrillic"),
-    ("cp932", "Shift-JIS, Japanese"),
-    ("mac_roman", "Mac OS Roman"),
-    ("cp850", "DOS Western European"),
-]
+_BLOCK = 1 << 20
 _ALIASES = {"utf-8-sig": "utf-8", "utf8": "utf-8", "utf-16": "utf-16", "utf16": "utf-16"}
 
 
@@ -55,7 +40,7 @@ class Encoding:
         if self.bom and self.codec == "utf-8":
             return "utf-8-sig"
         if self.bom:
-            return "utf-16"
+            return self.codec[:6]  # utf-16, utf-32
         return self.codec
 
 
@@ -85,6 +70,8 @@ def binary_kind(head: bytes) -> str | None:
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
         if b"mimetypeapplication/vnd.oasis.opendocument.spreadsheet" in head[:200]:
             return "an OpenDocument spreadsheet (.ods), not CSV; save it as .xlsx or CSV"
+        if b"xl/workbook.bin" in head:
+            return "an Excel binary workbook (.xlsb), not CSV; save it as .xlsx or CSV"
         if b"[Content_Types].xml" in head or b"xl/" in head:
             return "an Excel workbook, not CSV; rename it to .xlsx, or save it as CSV"
         return "a zip archive, not CSV; unzip it and pass the CSV inside"
@@ -109,12 +96,19 @@ def _utf16_without_bom(head: bytes) -> str | None:
         return "utf-16-le"
     if even.count(0) > 0.6 * len(even) and odd.count(0) < 0.1 * len(odd):
         return "utf-16-be"
+    # text in another script (Cyrillic, Greek, ...) has few zero bytes; its line breaks are
+    # still a zero beside a LF, which no 8-bit text holds, and it decodes without controls
+    for codec, newline in (("utf-16-le", b"\n\x00"), ("utf-16-be", b"\x00\n")):
+        at = sample.find(newline)
+        if at >= 0 and at % 2 == 0:
+            try:
+                text = sample.decode(codec, "ignore")
+            except UnicodeDecodeError:  # pragma: no cover - "ignore" does not raise
+                continue
+            controls = sum(1 for c in text if c < " " and c not in "\t\r\n")
+            if not controls and text.count("\n") >= 1:
+                return codec
     return None
-
-
-def first_bad_byte(path: str, codec: str, start: int = 0) -> tuple[int, int] | None:
-    """(offset, byte) of the first byte CODEC can't decode, reading block by block from START."""
-    return _scan(path, codec, start)[0]
 
 
 def _scan(path: str, codec: str, start: int = 0) -> tuple[tuple[int, int] | None, int]:
@@ -201,14 +195,65 @@ def choose(path: str, forced: str | None) -> Encoding | Damaged | Refused:
         return _checked(path, Encoding(utf16, 0, f"{utf16.upper()} (no BOM)"), forced=False)
     bad, quotes = _scan(path, "utf-8")
     if bad is None:
-        return Encoding("utf-8", 0, "UTF-8", quotes=quotes)
+        doubt = _utf8_by_chance(path) if os.path.getsize(path) <= _DOUBTED_UTF8 else None
+        return doubt or Encoding("utf-8", 0, "UTF-8", quotes=quotes)
     utf8, broken, high = _utf8_evidence(path)
-    if utf8 >= broken:
-        return Damaged(Encoding("utf-8", 0, "UTF-8"), bad[0], bad[1], forced=False)
-    return _code_page(path, bad, high)
+    return _not_utf8(path, bad, high, mostly_utf8=utf8 >= broken)
+
+
+#: a file up to this size that is valid UTF-8 has its text checked: a short export in another
+#: encoding can be valid UTF-8 by chance (GBK's 预约 is UTF-8's ԤԼ); in a larger one that
+#: chance is nil, and the check would cost every large import a pass over its text
+_DOUBTED_UTF8 = 4 << 20
+_FEW_WORDS = 200
+
+
+def _utf8_by_chance(path: str) -> Refused | None:
+    """A refusal when the file's UTF-8 text reads unnaturally and a code page reads it all
+    naturally (see `etl.codepages`)."""
+    words = _words(path)
+    if len(words) > _FEW_WORDS:  # so many UTF-8 sequences are not there by chance
+        return None
+    other = {w: o for w, o in words.items() if codepages.mixes_scripts(w.decode("utf-8"))}
+    if not other:
+        return None
+    present = bytes(sorted(set(b"".join(words)) - set(range(128))))
+    verdict = codepages.decide(words, present, "", _lines_at(path, sorted(set(words.values()))))
+    if not verdict.readings:
+        return None
+    sample = min(other, key=other.__getitem__)
+    return Refused(f'is valid UTF-8, but its text reads unnaturally so ("{sample.decode()}"), and '
+                   f"naturally in another encoding ({verdict.candidates}); pass --encoding with the "
+                   "right one (--encoding utf-8 reads it as UTF-8 all the same)")
+
+
+def _words(path: str) -> dict[bytes, int]:
+    with open(path, "rb") as f:
+        return codepages.words_of(iter(lambda: f.read(_BLOCK), b""))
+
+
+def _split_utf8(words: dict[bytes, int]) -> tuple[dict[bytes, int], dict[bytes, int]]:
+    """The words that are UTF-8 and read naturally so, and the others."""
+    plain: dict[bytes, int] = {}
+    other: dict[bytes, int] = {}
+    for word, offset in words.items():
+        try:
+            text = word.decode("utf-8")
+        except UnicodeDecodeError:
+            other[word] = offset
+            continue
+        if codepages.reads_naturally(text, "utf-8"):
+            plain[word] = offset
+        else:
+            other[word] = offset
+    return plain, other
 
 
 def _bom(head: bytes) -> Encoding | None:
+    if head.startswith(codecs.BOM_UTF32_LE):  # before UTF-16's, which begins the same
+        return Encoding("utf-32-le", 4, "UTF-32 LE with BOM")
+    if head.startswith(codecs.BOM_UTF32_BE):
+        return Encoding("utf-32-be", 4, "UTF-32 BE with BOM")
     if head.startswith(codecs.BOM_UTF8):
         return Encoding("utf-8", 3, "UTF-8 with BOM")
     if head.startswith(codecs.BOM_UTF16_LE):
@@ -229,7 +274,7 @@ def _forced(path: str, forced: str, bom: Encoding | None, head: bytes) -> Encodi
     codec = _canonical(forced)  # LookupError for an unknown name: the caller says so
     if bom is not None:
         family = _canonical(bom.codec)
-        if codec in (family, "utf-8-sig" if family == "utf-8" else "utf-16"):
+        if codec in (family, "utf-8-sig" if family == "utf-8" else family[:6]):
             return _checked(path, bom, forced=True)  # the BOM is not part of the first header
         return Refused(f"starts with a {bom.name.replace(' with BOM', '')} byte-order mark, so it is "
                        f"not {forced}; leave out --encoding, or pass --encoding {bom.codec}")
@@ -259,87 +304,47 @@ _ESCAPED = re.compile("[\udc80-\udcff]")
 _BEYOND_ASCII = re.compile("[^\x00-\x7f]")
 
 
-def _code_page(path: str, bad: tuple[int, int], counts: np.ndarray) -> Encoding | Damaged:
-    """The code page that decodes the file and reads its accented words most plausibly."""
+def _not_utf8(path: str, bad: tuple[int, int], counts: np.ndarray, mostly_utf8: bool
+              ) -> Encoding | Damaged | Refused:
+    """The code page the whole file's accented words read naturally in (see `etl.codepages`);
+    else a damaged UTF-8 file (mostly UTF-8, one bad byte named), or two encodings mixed (its
+    UTF-8 words read naturally, and its others in a code page), or no encoding to be sure of."""
+    words = _words(path)
     present = bytes(int(b) for b in np.flatnonzero(counts[128:]) + 128)
-    lines = _accented_lines(path)
-    scored = []
-    for rank, (codec, title) in enumerate(CODE_PAGES):
-        if codec == "cp932":
-            if first_bad_byte(path, codec) is not None:
-                continue
-        else:
-            try:
-                present.decode(codec)
-            except UnicodeDecodeError:
-                continue
-        text = "\n".join(line.decode(codec, "replace") for line in lines)
-        scored.append((_oddness(text), rank, codec, title, text))
-    if not scored:  # latin-1 decodes every byte, so this does not happen
+    lines = _lines_at(path, sorted(set(words.values())) + [bad[0]])
+    where = f"byte 0x{bad[1]:02X} on line {lines[bad[0]]}"
+    verdict = codepages.decide(words, present, where, lines)
+    if verdict.codec is not None:
+        quotes = int(counts[ord('"')])  # the quote is 0x22 in every code page read without --encoding
+        return Encoding(verdict.codec, 0, verdict.codec, verdict.note, quotes)
+    if mostly_utf8:
         return Damaged(Encoding("utf-8", 0, "UTF-8"), bad[0], bad[1], forced=False)
-    scored.sort()
-    _, _, codec, title, text = scored[0]
-    sample = next((w for w in _WORD.findall(text) if _BEYOND_ASCII.search(w)), "")
-    rivals = [c for _, _, c, _, t in scored[1:] if t != text and _oddness(t) == scored[0][0]]
-    note = (f"not UTF-8 (byte 0x{bad[1]:02X} at offset {bad[0]}); its accented text reads best as "
-            f"{codec} ({title})" + (f', e.g. "{sample}"' if sample else "")
-            + (f"; {', '.join(rivals)} would read it as plausibly" if rivals else ""))
-    quotes = int(counts[ord('"')])  # the quote is 0x22 in every one of these code pages
-    return Encoding(codec, 0, codec, note, quotes)
+    plain, other = _split_utf8(words)
+    if plain and other:
+        rest = bytes(sorted(set(b"".join(other)) - set(range(128))))
+        mixed = codepages.decide(other, rest, where, lines)
+        if mixed.codec is not None:
+            first_utf8 = min(plain, key=plain.__getitem__)
+            first_other = min(other, key=other.__getitem__)
+            return Refused(
+                f'mixes two encodings: line {lines[plain[first_utf8]]} is UTF-8 ("{first_utf8.decode()}"), '
+                f"line {lines[other[first_other]]} is {mixed.codec} "
+                f'("{first_other.decode(mixed.codec)}"); save the export again in one encoding (UTF-8), '
+                "or pass --encoding to read it all in one")
+    return Refused(verdict.note)
 
 
-_WORD = re.compile(r"[^\s,;|\t\"']+")
-
-
-def _accented_lines(path: str, most: int = 500) -> list[bytes]:
-    """Lines with bytes beyond ASCII from the start of the file: the evidence to judge."""
-    found: list[bytes] = []
+def _lines_at(path: str, offsets: list[int]) -> dict[int, int]:
+    """The line number (from 1) of each of OFFSETS (sorted)."""
+    found: dict[int, int] = {}
+    line, done, k = 1, 0, 0
     with open(path, "rb") as f:
-        data = f.read(_EVIDENCE_BYTES)
-    for line in data.splitlines():
-        if max(line, default=0) >= 128:
-            found.append(line)
-            if len(found) >= most:
-                break
+        while k < len(offsets) and (block := f.read(_BLOCK)):
+            while k < len(offsets) and offsets[k] < done + len(block):
+                found[offsets[k]] = line + block.count(b"\n", 0, offsets[k] - done)
+                k += 1
+            line += block.count(b"\n")
+            done += len(block)
+    for offset in offsets[k:]:
+        found[offset] = line
     return found
-
-
-def _script(char: str) -> str:
-    if char.isascii():
-        return "LATIN"
-    name = unicodedata.name(char, "")
-    head = name.split(" ", 1)[0]
-    if head in ("CJK", "HIRAGANA", "KATAKANA", "HALFWIDTH", "FULLWIDTH", "IDEOGRAPHIC"):
-        return "CJK"
-    return head
-
-
-def _oddness(text: str) -> float:
-    """How much text looks misread: the share of words with beyond-ASCII characters that have
-    a symbol between two letters, a capital after a small letter, two scripts, or (Latin)
-    more accented letters than plain ones."""
-    words = [w for w in _WORD.findall(text) if _BEYOND_ASCII.search(w)]
-    if not words:
-        return 0.0
-    odd = 0.0
-    for word in words:
-        letters = [c for c in word if c.isalpha()]
-        scripts = {_script(c) for c in letters}
-        penalty = 0.0
-        if len(scripts) > 1:
-            penalty += 1
-        for a, b, c in zip(word, word[1:], word[2:], strict=False):
-            if a.isalpha() and c.isalpha() and unicodedata.category(b)[0] in "PS" and not b.isascii():
-                penalty += 1
-                break
-        for a, b in zip(word, word[1:], strict=False):
-            if a.islower() and b.isupper() and not b.isascii():
-                penalty += 1
-                break
-        if any(unicodedata.category(c) in ("Cc", "Co", "Cn") and not c.isascii() for c in word):
-            penalty += 0.5
-        accented = sum(1 for c in letters if not c.isascii())
-        if scripts == {"LATIN"} and len(letters) >= 3 and accented * 2 > len(letters):
-            penalty += 1
-        odd += min(penalty, 2)
-    return odd / len(words)

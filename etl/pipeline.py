@@ -142,7 +142,9 @@ class Inputs:
 
     def read(self) -> list[dict[str, Any]]:
         """What was read of each file: format, encoding and delimiter or sheet, rows."""
-        return [{**t.describe(), "rows": t.rows_read} for t in self.tables]
+        return [{**t.describe(), "rows": t.rows_read,
+                 **({"notes": [n.removeprefix(f"{t.path}: ") for n in t.notes]} if t.notes else {})}
+                for t in self.tables]
 
     @property
     def total_bytes(self) -> int:
@@ -229,9 +231,15 @@ def prepare_inputs(
     own: list[tuple[str, int]] = []  # a header and which of its namesakes it is
     for table in tables:
         own.extend(h for h in numbered(table.header) if h not in own)
-    for table in tables:
+    renamed = {header_key(source) for source in renames}
+    for table, found in zip(tables, columns, strict=True):
         for note in table.notes:
             logs.get().warning(note)
+        for target, position in found.positions.items():  # by design, so said, not warned of
+            name = table.header[position]
+            if header_key(name) != header_key(target) and header_key(name) not in renamed:
+                table.notes.append(f'{table.path}: column "{name}" is read as {target} (one of its names)')
+                logs.get().info(table.notes[-1])
     for old, new in report_names([name for name, _ in own]).items():
         if header_key(old[0]) == ERRORS_KEY:
             continue  # an errors.csv's own reasons: replaced by the new ones, nothing to warn of

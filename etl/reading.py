@@ -7,6 +7,7 @@ than stopping the read. Memory stays flat: only one chunk of rows is held at a t
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import io
@@ -23,7 +24,7 @@ import numpy as np
 import pyarrow as arrow
 import pyarrow.csv as arrow_csv
 
-from etl import encodings
+from etl import encodings, sheetcells
 from etl.errors import FileProblem
 from etl.fields import nonempty
 
@@ -51,6 +52,9 @@ class RawChunk:
     shape_errors: dict[int, str] = field(default_factory=dict)  # position -> message
     read_to: int | None = None  # bytes of the file read once this chunk was made, when known
     numeric: list[np.ndarray] | None = None  # per column, which cells a workbook held as numbers
+    # position -> (column, "Name: problem") of cells read as something they are not (a workbook's
+    # error cells, formulas without a value); a problem of the row where the column is used
+    cell_errors: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -92,11 +96,64 @@ def open_table(path: str, options: ReadOptions) -> Table:
     if not os.path.isfile(path):
         raise FileProblem(path, "is a pipe or a device, not a file: a file is read more than once "
                                 "(checked, then read), so save it to a file first")
-    if path.lower().endswith((".xlsx", ".xlsm")):
-        return XlsxTable(path, options)
-    if path.lower().endswith(".xls"):
-        raise FileProblem(path, "old .xls workbooks are not read; save it as .xlsx or CSV")
+    name = path.lower()
+    if name.endswith((".xlsx", ".xlsm", ".xls", ".xlsb")):
+        kind = _workbook_kind(path)
+        if kind == "xlsx" and name.endswith((".xlsx", ".xlsm")):
+            return XlsxTable(path, options)
+        extension = "." + name.rpartition(".")[2]
+        raise FileProblem(path, _MISNAMED[kind].format(extension=extension))
     return CsvTable(path, options)
+
+
+_MISNAMED = {
+    "xlsx": "is an .xlsx workbook named {extension}: rename it to .xlsx",
+    "xlsb": "is an Excel binary workbook (.xlsb), which etl does not read: save it as .xlsx or CSV",
+    "xls": "is an old Excel workbook (.xls, Excel 97-2003), which etl does not read: save it as .xlsx "
+           "or CSV",
+    "ods": "is an OpenDocument spreadsheet (.ods) named {extension}: save it as .xlsx or CSV",
+    "zip": "is a zip archive, not a workbook: unzip it and pass the file inside",
+    "html": "is not a readable {extension} workbook: it is a web page (an HTML table saved under a "
+            "workbook's name, as web apps export \"Excel\" files); open it in Excel and save it as "
+            ".xlsx or CSV",
+    "text": "is not a readable {extension} workbook: it is a text file (CSV?); if it is CSV, rename "
+            "it to .csv",
+    "empty": "is not a readable {extension} workbook: it is empty (0 bytes)",
+    "other": "is not a readable {extension} workbook, nor text: pass an .xlsx workbook or a CSV export",
+}
+
+
+def _workbook_kind(path: str) -> str:
+    """What a file named as a workbook is, by its content: xlsx, xlsb, xls, ods, zip, html,
+    text, empty or other."""
+    import zipfile
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError as exc:
+        raise FileProblem(path, f"can't be read ({exc.strerror})") from exc
+    if not head:
+        return "empty"
+    if head.startswith(b"PK"):
+        try:
+            with zipfile.ZipFile(path) as book:
+                names = set(book.namelist())
+        except (OSError, zipfile.BadZipFile):
+            return "xlsx"  # a damaged workbook: calamine says what is wrong with it
+        if "xl/workbook.bin" in names:
+            return "xlsb"
+        if "xl/workbook.xml" in names or "[Content_Types].xml" in names:
+            return "xlsx"
+        return "ods" if b"opendocument.spreadsheet" in head else "zip"
+    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        return "xls"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith((b"<html", b"<!doctype html", b"<table", b"<?xml")) or b"<html" in text[:512]:
+        return "html"
+    if b"\x00" not in head and sum(b < 9 or 13 < b < 32 for b in head) < max(8, len(head) // 100):
+        return "text"
+    return "other"
 
 
 # --- CSV -------------------------------------------------------------------------------------
@@ -149,19 +206,45 @@ def sep_line(text: str) -> str | None:
 
 
 class _CountingReader(io.RawIOBase):
-    """A binary file that counts the bytes read, so progress is known without counting rows."""
+    """The file as UTF-8 for Arrow's CSV reader (decoded here when it is in another encoding),
+    counting the file's bytes read, so progress is known without counting rows.
 
-    def __init__(self, raw: io.BufferedReader) -> None:
+    A read never ends with a carriage return (it is given with the next read instead): Arrow's
+    reader drops the LF of a CR LF inside a quoted cell when the CR is the last byte of its block
+    (apache/arrow#51368), so `two\r\nlines` would read `two\rlines` in one file and right in
+    another whose blocks fall elsewhere. Arrow's own transcoding fills whole blocks, so a file in
+    another encoding is decoded here, where the blocks' ends are ours to choose."""
+
+    def __init__(self, raw: io.BufferedReader, codec: str = "utf-8") -> None:
         self.raw = raw
         self.done = 0
+        self.decoder = None if codec == "utf-8" else codecs.getincrementaldecoder(codec)()
+        self.pending = b""  # decoded text not given yet, as UTF-8
+        self.ended = False
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        n = self.raw.readinto(buffer)
-        self.done += n or 0
-        return n or 0
+        want = len(buffer)
+        if self.decoder is None:
+            n = self.raw.readinto(buffer) or 0
+            if n > 1 and buffer[n - 1] == 0x0D:
+                self.raw.seek(-1, io.SEEK_CUR)
+                n -= 1
+            self.done += n
+            return n
+        while len(self.pending) <= want and not self.ended:
+            block = self.raw.read(want)
+            self.done += len(block)
+            self.ended = not block
+            self.pending += self.decoder.decode(block, final=self.ended).encode("utf-8")
+        n = min(want, len(self.pending))
+        if 1 < n < len(self.pending) and self.pending[n - 1] == 0x0D:
+            n -= 1
+        buffer[:n] = self.pending[:n]
+        self.pending = self.pending[n:]
+        return n
 
     def close(self) -> None:
         self.raw.close()
@@ -332,7 +415,7 @@ class CsvTable(Table):
         codec = self.encoding.codec
         with open(self.path, "rb") as raw:
             raw.seek(self.data_start)
-            counter = _CountingReader(raw)
+            counter = _CountingReader(raw, codec)
             counter.done = self.data_start
             try:
                 reader = arrow_csv.open_csv(
@@ -341,7 +424,6 @@ class CsvTable(Table):
                         use_threads=False,  # row numbers of ragged rows are known only then
                         block_size=block,
                         column_names=names,
-                        encoding="utf8" if codec == "utf-8" else codec,
                     ),
                     parse_options=arrow_csv.ParseOptions(
                         delimiter=self.delimiter, quote_char='"', double_quote=True,
@@ -352,17 +434,18 @@ class CsvTable(Table):
                         strings_can_be_null=False, quoted_strings_can_be_null=False,
                     ),
                 )
-            except arrow.ArrowInvalid as exc:
+            except (arrow.ArrowInvalid, UnicodeDecodeError) as exc:
                 if "Empty CSV file" in str(exc):
                     return
                 raise self._arrow_problem(exc) from exc
             following = self.header_row + 1  # the record number of the next row
+            held: RawChunk | None = None
             while True:
                 try:
                     batch = reader.read_next_batch()
                 except StopIteration:
                     break
-                except arrow.ArrowInvalid as exc:
+                except (arrow.ArrowInvalid, UnicodeDecodeError) as exc:
                     raise self._arrow_problem(exc) from exc
                 n = batch.num_rows
                 candidates = np.arange(following, following + n + len(ragged), dtype=np.int64)
@@ -374,12 +457,29 @@ class CsvTable(Table):
                 chunk = self._merge(numbers, batch.columns, here, width)
                 chunk.read_to = counter.done
                 if len(chunk):
-                    yield chunk
+                    if held is not None:
+                        yield held
+                    held = chunk  # the last one is checked before it is given
             if ragged:
                 chunk = self._merge(np.empty(0, dtype=np.int64),
                                     [arrow.array([], arrow.string())] * width, ragged, width)
                 if len(chunk):
-                    yield chunk
+                    if held is not None:
+                        yield held
+                    held = chunk
+            if held is not None:
+                self._check_last_row(held)
+                yield held
+
+    def _check_last_row(self, chunk: RawChunk) -> None:
+        """A quote left open swallows every row after it into one cell of the file's last row
+        (whatever the number of quotes in the file: a `27"` elsewhere makes it even), so a line
+        break in a cell of the last row has the whole file checked as the csv module reads it."""
+        for column in chunk.columns:
+            last = column[len(column) - 1].as_py() or ""
+            if "\n" in last or "\r" in last:
+                self._check_quotes()
+                return
 
     def _merge(self, numbers: np.ndarray, columns: list[Any], ragged: list[tuple[int, str]],
                width: int) -> RawChunk:
@@ -455,7 +555,9 @@ def _take(chunk: RawChunk, where: np.ndarray) -> RawChunk:
     position = {int(old): new for new, old in enumerate(where)}
     return RawChunk(chunk.rows[where], [c.take(arrow.array(where)) for c in chunk.columns],
                     {position[i]: e for i, e in chunk.shape_errors.items() if i in position},
-                    chunk.read_to)
+                    chunk.read_to,
+                    None if chunk.numeric is None else [n[where] for n in chunk.numeric],
+                    {position[i]: e for i, e in chunk.cell_errors.items() if i in position})
 
 
 def _gather(chunks: Iterator[RawChunk], rows: int) -> Iterator[RawChunk]:
@@ -489,6 +591,7 @@ def _drop_blank(chunk: RawChunk) -> RawChunk:
     """Rows of empty cells (",,,," as spreadsheets export them) are blank rows too."""
     filled = np.zeros(len(chunk.rows), dtype=bool)
     filled[list(chunk.shape_errors)] = True  # a ragged row is data, even when its first cells are empty
+    filled[list(chunk.cell_errors)] = True
     for column in chunk.columns:
         filled |= nonempty(column)
     if filled.all():
@@ -589,8 +692,13 @@ class XlsxTable(Table):
         self.sheets = sheets
         chosen = self._choose(sheets)
         self.sheet = chosen.name
+        facts = sheetcells.sheet_facts(path, chosen.name)
+        self._odd: dict[int, list[tuple[int, sheetcells.OddCell]]] = {}
+        for (row, column), cell in sorted(facts.odd.items()):
+            self._odd.setdefault(row, []).append((column, cell))
         try:
             self._data = book.get_sheet_by_name(chosen.name)
+            self._first_column = (self._data.start or (0, 0))[1]  # rows are given from row 1, cells from here
             rows = self._records()
             first = next(rows, None)
         except FileProblem:
@@ -599,19 +707,49 @@ class XlsxTable(Table):
             raise FileProblem(path, f"worksheet {chosen} is damaged and can't be read ({_first_line(exc)}); "
                                     "open it in Excel and save it again") from exc
         if first is None:
-            others = ", ".join(str(s) for s in sheets if s != chosen)
+            others = _listed([s for s in sheets if s != chosen])
             raise FileProblem(path, f"worksheet {chosen} is empty: no header row"
                                     + (f"; the other sheets are: {others} (pass --sheet NAME)"
                                        if others else ""))
-        self.header_row, header, _ = first
+        self.header_row, header, _, _ = first
         while header and header[-1] == "":
             header.pop()
         self.header = [h.strip() for h in header]
+        self._say_what_was_left_out(sheets, chosen, facts)
+
+    def _say_what_was_left_out(self, sheets: list[_Sheet], chosen: _Sheet, facts: sheetcells.SheetFacts
+                               ) -> None:
+        """Notes on what a spreadsheet shows otherwise than this read: rows hidden (by hand or
+        by a filter) that were read all the same, merged cells that read as blank below or
+        beside their first cell, and other sheets with data that were not read."""
+        hidden = [n for n in facts.hidden if n > self.header_row]
+        if hidden:
+            why = " (the sheet has a filter)" if facts.filtered else ""
+            self.notes.append(f"{self.path}: {_rows(hidden)} {'is' if len(hidden) == 1 else 'are'} "
+                              f"hidden in the workbook{why} and {'was' if len(hidden) == 1 else 'were'} "
+                              "read all the same: check them in the report")
+        try:
+            merged = self._data.merged_cell_ranges or []
+        except Exception:  # noqa: BLE001 - a note is not worth a failure
+            merged = []
+        spans = [(a, b) for a, b in merged if b[0] >= self.header_row and (b[0] > a[0] or b[1] > a[1])]
+        if spans:
+            shown = ", ".join(f"{_ref(*a)}:{_ref(*b)}" for a, b in spans[:5])
+            more = f" and {len(spans) - 5} more" if len(spans) > 5 else ""
+            self.notes.append(f"{self.path}: merged cells {shown}{more}: only the first cell of each "
+                              "holds the value; the others read as blank")
+        others = [s for s in sheets if s != chosen and s.kind == "worksheet"]
+        with_data = sheetcells.sheets_with_data(self.path, [s.name for s in others])
+        if with_data:
+            named = [str(s) for s in others if s.name in with_data]
+            more = f" and {len(named) - 5} more" if len(named) > 5 else ""
+            self.notes.append(f"{self.path}: other sheets hold data and were not read: "
+                              f"{', '.join(named[:5])}{more} (pass --sheet NAME to read one)")
 
     def _choose(self, sheets: list[_Sheet]) -> _Sheet:
         """The sheet named by --sheet (any kind of name match, hidden or not), else the sheet the
         workbook opens on, else the first visible worksheet; never a hidden one unasked."""
-        listed = ", ".join(str(s) for s in sheets)
+        listed = _listed(sheets)
         worksheets = [s for s in sheets if s.kind == "worksheet"]
         wanted = self.options.sheet
         if wanted is not None:
@@ -634,8 +772,10 @@ class XlsxTable(Table):
                                          "(pass --sheet NAME to read a hidden one)")
         return visible[0]
 
-    def _records(self, start: int = 0) -> Iterator[tuple[int, list[str], list[bool]]]:
-        """(spreadsheet row, cell texts, which cells are numbers) of the non-blank rows."""
+    def _records(self, start: int = 0) -> Iterator[tuple[int, list[str], list[bool], list[tuple[int, str]]]]:
+        """(spreadsheet row, cell texts, which cells are numbers, (cell, problem) of the cells
+        calamine reads as empty that are not: Excel errors, formulas without a value) of the
+        non-blank rows."""
         decimal = "."
         number = 0
         try:
@@ -643,8 +783,16 @@ class XlsxTable(Table):
                 if number <= start:
                     continue
                 record = [cell_text(v, decimal) for v in values]
-                if any(record):
-                    yield number, record, [isinstance(v, float) for v in values]
+                problems: list[tuple[int, str]] = []
+                for column, cell in self._odd.get(number, ()):
+                    j = column - self._first_column
+                    if j >= 0:
+                        record.extend([""] * (j + 1 - len(record)))
+                        record[j] = cell.text
+                        if cell.problem:  # else a text calamine reads wrong, put right
+                            problems.append((j, cell.problem))
+                if any(record) or problems:  # a row of formulas without values is no blank row
+                    yield number, record, [isinstance(v, float) for v in values], problems
         except Exception as exc:
             raise FileProblem(self.path, f"worksheet {self.sheet!r}, row {number + 1}: can't be read "
                                          f"({_first_line(exc)})") from exc
@@ -656,17 +804,50 @@ class XlsxTable(Table):
         records = self._records(self.header_row)
         while batch := list(islice(records, self.options.chunk_rows)):
             # trailing empty cells are formatting, not data
-            cut = [(n, r[:width] if not any(r[width:]) else r, f) for n, r, f in batch]
-            chunk = _chunk(np.asarray([n for n, _, _ in cut], dtype=np.int64), [r for _, r, _ in cut], width)
+            cut = [(n, r[:width] if not any(r[width:]) else r, f) for n, r, f, _ in batch]
+            chunk = _chunk(np.asarray([n for n, _, _ in cut], dtype=np.int64), [r for _, r, _ in cut], width,
+                           drop_blank=False)
+            chunk.cell_errors = {i: [(j, f"{self._column_name(j)}: {problem}") for j, problem in odd]
+                                 for i, (_, _, _, odd) in enumerate(batch) if odd}
             numeric = np.zeros((len(cut), width), dtype=bool)
             for i, (_, _, flags) in enumerate(cut):
                 flags = flags[:width]
                 numeric[i, : len(flags)] = flags
             chunk.numeric = [numeric[:, j] for j in range(width)] if numeric.any() else None
-            yield chunk
+            yield _drop_blank(chunk)
+
+    def _column_name(self, j: int) -> str:
+        if j < len(self.header) and self.header[j]:
+            return self.header[j]
+        n, letters = self._first_column + j + 1, ""
+        while n:
+            n, r = divmod(n - 1, 26)
+            letters = chr(65 + r) + letters
+        return f"column {letters}"
 
     def describe(self) -> dict[str, Any]:
         return {"path": self.path, "format": "xlsx", "sheet": self.sheet}
+
+
+def _listed(sheets: list[_Sheet], most: int = 10) -> str:
+    """The sheets' names, the first MOST of them (a workbook may have a thousand)."""
+    shown = ", ".join(str(s) for s in sheets[:most])
+    return shown + (f", and {len(sheets) - most} more" if len(sheets) > most else "")
+
+
+def _ref(row: int, column: int) -> str:
+    """A cell's A1 name from its row and column, both from 0."""
+    n, letters = column + 1, ""
+    while n:
+        n, r = divmod(n - 1, 26)
+        letters = chr(65 + r) + letters
+    return f"{letters}{row + 1}"
+
+
+def _rows(numbers: list[int]) -> str:
+    shown = ", ".join(str(n) for n in numbers[:10])
+    return f"row {shown}" if len(numbers) == 1 else (
+        f"rows {shown}" + (f" ({len(numbers)} in all)" if len(numbers) > 10 else ""))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -181,15 +181,26 @@ class Validator:
             found.append((pos, -1, 0, message))
         parsed: dict[str, Parsed] = {}
         unreadable = np.zeros(len(chunk), dtype=bool)
+        named: dict[int, list[tuple[int, str]]] = {}  # column -> (row, message) the reader gave
+        for pos, cells in chunk.cell_errors.items():
+            for j, message in cells:
+                named.setdefault(j, []).append((pos, message))
         for plan in self._plans:
             name = plan.field.name
-            if name not in columns.positions or (plan.idle and not self._wide):
+            if name not in columns.positions:
+                continue
+            rank = self._rank[name]
+            told = np.zeros(len(chunk), dtype=bool)  # cells the reader says what is wrong with
+            for pos, message in named.get(columns.positions[name], ()):
+                found.append((pos, rank, 0, message))
+                told[pos] = unreadable[pos] = True
+            if plan.idle and not self._wide:
                 continue
             p = parsed[name] = self.parsed(chunk, columns, name)
-            rank = self._rank[name]
             for pos, problem in p.problems.items():
-                found.append((pos, rank, 0, f"{name}: {problem}"))
-                unreadable[pos] = True
+                if not told[pos]:
+                    found.append((pos, rank, 0, f"{name}: {problem}"))
+                    unreadable[pos] = True
             if plan.idle:
                 continue
             if plan.compiled:  # the rows the kernels are sure of pass; pandera sees the others
@@ -198,9 +209,9 @@ class Validator:
                     sure &= kernel(p)
                 if plan.field.nullable:
                     sure |= p.blank
-                rows = np.flatnonzero(~sure & (p.ok | p.blank))
+                rows = np.flatnonzero(~sure & (p.ok | p.blank) & ~told)
             else:
-                rows = np.flatnonzero(p.ok | p.blank)
+                rows = np.flatnonzero((p.ok | p.blank) & ~told)
             if len(rows):
                 found.extend(self._column_problems(plan, p, rows))
         if self._wide:

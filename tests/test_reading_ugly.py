@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.conftest import DATA
@@ -24,7 +26,7 @@ def test_legacy_code_pages_are_read_in_their_own_and_named(etl, name, encoding, 
     run = etl("validate", DATA / name)
     assert run.code == 0, run.err
     assert [r["Description"] for r in run.report()] == descriptions
-    assert f"reads best as {encoding}" in run.err and f'e.g. "{descriptions[0].split()[0]}"' in run.err
+    assert f"reads as {encoding}" in run.err and f'e.g. "{descriptions[0].split()[0]}"' in run.err
     assert run.summary()["read"][0]["encoding"] == encoding
     assert f"({encoding}, \",\"; 2 rows)" in run.out
 
@@ -175,8 +177,12 @@ def test_summary_names_what_was_read(etl):
     read = run.summary()["read"]
     assert read == [
         {"path": str(DATA / "cp1252.csv"), "format": "csv", "encoding": "cp1252", "delimiter": ",",
-         "rows": 2},
-        {"path": str(DATA / "hidden_first_sheet.xlsx"), "format": "xlsx", "sheet": "Uses", "rows": 2},
+         "rows": 2, "notes": [
+             'not UTF-8 (byte 0xE9 on line 2); its accented text reads as cp1252 (Windows Western '
+             'European), e.g. "Naïve"; cp1250 would read "Naďve"; pass --encoding if that is wrong']},
+        {"path": str(DATA / "hidden_first_sheet.xlsx"), "format": "xlsx", "sheet": "Uses", "rows": 2,
+         "notes": ['other sheets hold data and were not read: "Old copy" (hidden) '
+                   "(pass --sheet NAME to read one)"]},
     ]
 
 
@@ -212,3 +218,200 @@ def test_a_file_that_ends_inside_a_character_is_not_valid_utf8(etl, tmp_path):
     path.write_bytes(b"CoworkerBookingCreditId,CreditUsed,Description\n1,1.5,Caf" + b"\xc3")
     run = etl("validate", path)
     one_line_error(run, "cut.csv: row 2: byte 0xC3 at offset 56 is not valid UTF-8")
+
+
+def test_an_unterminated_quote_is_found_whatever_the_number_of_quotes(etl):
+    run = etl("validate", DATA / "quote_swallows_even.csv")
+    one_line_error(run, "quote_swallows_even.csv: row 3: a quote opened in this row is never closed")
+
+
+def test_a_quoted_line_break_at_the_end_of_the_file_still_reads(etl, tmp_path):
+    path = tmp_path / "ends_in_a_note.csv"
+    path.write_bytes(b'CoworkerBookingCreditId,CreditUsed,Description\r\n101,1,27" monitor\r\n'
+                     b'102,1,"two\r\nlines"\r\n')
+    run = etl("validate", path)
+    assert run.code == 0, run.err
+    assert [r["Description"] for r in run.report()] == ['27" monitor', "two\r\nlines"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+@pytest.mark.parametrize("shift", [-1, 0, 1])
+def test_a_crlf_in_a_quoted_cell_reads_whole_wherever_the_read_blocks_fall(etl, tmp_path, shift, encoding):
+    """Text typed into a web form (CR LF inside quotes) in an export of over a mebibyte, the CR
+    falling on the last character of the reader's first block (shift 0) or beside it."""
+    head = "CoworkerBookingCreditId,CreditUsed,Description\r\n"
+    first, cell = "101,1,", '102,1,"two\r\nlines"\r\n'
+    fill = (1 << 20) - 1 + shift - len(first) - 2 - len('102,1,"two')
+    body = first + "x" * fill + "\r\n" + cell + "".join(f"{i},1,row\r\n" for i in range(103, 120))
+    assert body.index("two\r") + 3 == (1 << 20) - 1 + shift
+    path = tmp_path / "web_form.csv"
+    path.write_bytes((head + body).encode(encoding))
+    run = etl("validate", path)
+    assert run.code == 0, run.err
+    rows = run.report()
+    assert rows[1]["Description"] == "two\r\nlines" and len(rows) == 19
+
+
+def test_excel_error_cells_are_invalid_cells_named_as_such(etl):
+    run = etl("validate", DATA / "excel_errors.xlsx")
+    assert run.code == 1, run.err
+    rows = run.report()
+    assert [(r["row"], r["outcome"], r["errors"]) for r in rows] == [
+        ("2", "invalid", "BookingId: the cell holds Excel's #N/A"),
+        ("3", "invalid", "CreditUsed: the cell holds Excel's #DIV/0!"),
+        ("4", "invalid", "CoworkerBookingCreditId: the cell holds Excel's #REF! | CreditUsed: the cell "
+                         "holds Excel's #VALUE! | Description: the cell holds Excel's #NAME? | "
+                         "BookingId: the cell holds Excel's #NUM!"),
+        ("5", "invalid", "Description: the cell holds Excel's #NULL!"),
+        ("6", "valid", ""),
+    ]
+    assert [r["BookingId"] for r in rows] == ["#N/A", "5", "#NUM!", "7", "9"]
+    assert rows[4]["Notes"] == "#N/A"  # shown as it is, but Notes is never sent
+
+
+@pytest.mark.parametrize("name", ["formula_without_value.xlsx", "formula_xlsxwriter.xlsx"])
+def test_a_formula_saved_without_its_value_is_never_read_as_blank_or_0(etl, name):
+    run = etl("validate", DATA / name)
+    assert run.code == 1, run.err
+    rows = run.report()
+    assert [(r["outcome"], r["errors"]) for r in rows] == [
+        ("invalid", "CreditUsed: the cell holds a formula (=0.5*3) saved without its value; open the "
+                    "workbook in Excel or LibreOffice and save it again, so that the value is saved too"),
+        ("valid", ""),
+    ]
+
+
+def test_a_formula_with_its_computed_value_reads_as_the_value(etl):
+    rows = etl("validate", DATA / "formula_noise.xlsx").report()
+    assert rows[0]["CreditUsed"] == "0.3" and rows[0]["outcome"] == "valid"
+
+
+@pytest.mark.parametrize("name, named", [
+    ("gbk.csv", 'gb18030 reads "会议室预约"'),
+    ("big5.csv", "reads as big5 (Big5, Chinese)"),
+    ("euc_kr.csv", 'euc_kr reads "회의실"'),
+    ("koi8_r.csv", "reads as koi8-r (KOI8-R, Russian)"),
+    ("greek_cp1253.csv", "reads as cp1253 (Windows Greek)"),
+    ("hebrew_cp1255.csv", 'cp1255/iso8859-8 reads "חדר"'),
+    ("thai_cp874.csv", "reads as cp874 (Thai)"),
+    ("iso8859_2.csv", 'reads as iso8859-2 (ISO 8859-2, Central European), e.g. "Łodzi"'),
+])
+def test_a_code_page_etl_does_not_read_is_refused_with_the_way_on(etl, name, named):
+    """These read as mac_roman, cp1252, cp850 or cp1251 with a warning and exit 0 before."""
+    run = etl("validate", DATA / name)
+    one_line_error(run, named)
+    assert "--encoding" in run.err
+    assert not list(run.cwd.glob("logs/*/results.csv"))
+
+
+def test_a_refused_code_page_reads_when_named(etl):
+    run = etl("validate", DATA / "koi8_r.csv", "--encoding", "koi8-r")
+    assert run.code == 0, run.err
+    assert [r["Description"] for r in run.report()] == ["Встреча в офисе", "Переговорная комната"]
+
+
+@pytest.mark.parametrize("name, encoding, description", [
+    ("cp1250_one_word.csv", "cp1250", "Gdańsk"),  # read as cp1252 "Gdañsk" before
+    ("cp850_one_word.csv", "cp850", "Café"),  # read as cp1252 "Caf‚" before
+])
+def test_one_word_in_a_code_page_is_read_in_it(etl, name, encoding, description):
+    run = etl("validate", DATA / name)
+    assert run.code == 0, run.err
+    assert [r["Description"] for r in run.report()] == [description]
+    assert run.summary()["read"][0]["encoding"] == encoding
+
+
+def test_a_file_mixing_utf8_and_cp1252_lines_is_refused(etl):
+    run = etl("validate", DATA / "utf8_and_cp1252.csv")
+    one_line_error(run, 'mixes two encodings: line 2 is UTF-8 ("Réunion"), line 4 is cp1252 ("Crème")')
+
+
+def test_the_whole_file_decides_its_code_page(etl, tmp_path):
+    """Accented text only after the first 4 MB (a DOS export whose first rows are plain)."""
+    plain = "".join(f"{i},1,Meeting room {i}\n" for i in range(1, 250_000))
+    assert len(plain) > 4 << 20
+    path = tmp_path / "late_accents.csv"
+    path.write_bytes(("CoworkerBookingCreditId,CreditUsed,Description\n" + plain
+                      + "250000,1,Größe Übung\n").encode("cp850"))
+    run = etl("validate", path)
+    assert run.code == 0, run.err
+    assert run.summary()["read"][0]["encoding"] == "cp850"
+    assert "reads as cp850" in run.err and "line 250001" in run.err
+
+
+def test_text_both_western_and_central_european_reads_as_cp1252_and_says_so(etl):
+    run = etl("validate", DATA / "cp1252.csv")
+    assert run.code == 0, run.err
+    assert 'reads as cp1252 (Windows Western European), e.g. "Naïve"; cp1250 would read "Naďve"' in run.err
+
+
+def test_a_short_export_valid_as_utf8_by_chance_is_not_read_as_utf8(etl):
+    """GBK's 预约 is valid UTF-8 (ԤԼ): it was read as UTF-8 with exit 0."""
+    one_line_error(etl("validate", DATA / "gbk_valid_utf8.csv"),
+                   'is valid UTF-8, but its text reads unnaturally so ("ԤԼ"), and naturally in another '
+                   'encoding (gb18030 reads "预约"')
+
+
+def test_what_a_workbook_shows_otherwise_is_said_on_the_terminal_in_summary_and_json(etl):
+    """Rows hidden by a filter, merged cells, another sheet with data and a column taken by one
+    of its other names were read with no word before."""
+    notes = ["rows 6, 7 are hidden in the workbook (the sheet has a filter) and were read all the "
+             "same: check them in the report",
+             "merged cells C3:C4: only the first cell of each holds the value; the others read as blank",
+             'other sheets hold data and were not read: "Totals" (pass --sheet NAME to read one)',
+             'column "Amount" is read as CreditUsed (one of its names)']
+    run = etl("validate", DATA / "filtered_merged.xlsx")
+    assert run.code == 0, run.err
+    for note in notes[:3]:
+        assert f"filtered_merged.xlsx: {note}" in run.err
+    assert notes[3] not in run.err  # a column's other name is by design: said, not warned of
+    assert run.summary()["read"][0]["notes"] == notes
+    run = etl("validate", DATA / "filtered_merged.xlsx", "--json")
+    assert json.loads(run.out)["read"][0]["notes"] == notes
+
+
+@pytest.mark.parametrize("name, descriptions", [
+    ("utf32.csv", ["Встреча в офисе", "Café"]),
+    ("utf16le_cyrillic_no_bom.csv", [f"Переговорная комната {i}" for i in range(40)]),
+])
+def test_utf32_and_utf16_without_bom_in_another_script_are_read(etl, name, descriptions):
+    """Both were refused as "not a text file"."""
+    run = etl("validate", DATA / name)
+    assert run.code == 0, run.err
+    assert [r["Description"] for r in run.report()] == descriptions
+
+
+@pytest.mark.parametrize("name, text", [
+    ("xlsx_named.xls", "xlsx_named.xls: is an .xlsx workbook named .xls: rename it to .xlsx"),
+    ("html_named.xls", "html_named.xls: is not a readable .xls workbook: it is a web page"),
+    ("csv_named.xlsx", "csv_named.xlsx: is not a readable .xlsx workbook: it is a text file (CSV?); "
+                       "if it is CSV, rename it to .csv"),
+    ("binary.xlsb", "binary.xlsb: is an Excel binary workbook (.xlsb), which etl does not read: save it "
+                    "as .xlsx or CSV"),
+])
+def test_a_file_named_as_a_workbook_is_refused_for_what_it_is(etl, name, text):
+    """They were called "old .xls", "invalid Zip archive: Could not find EOCD", or told to be
+    renamed to .xlsx."""
+    run = etl("validate", DATA / name)
+    one_line_error(run, text)
+    assert "EOCD" not in run.err
+
+
+def test_a_workbook_of_many_sheets_is_refused_in_a_short_line(etl, tmp_path):
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    for i in range(300):
+        book.create_sheet(f"Month {i:03d} of the old bookings")
+    path = tmp_path / "many.xlsx"
+    book.save(path)
+    run = etl("validate", path, "--sheet", "Uses")
+    one_line_error(run, "has no worksheet 'Uses'; it has: \"Sheet\", \"Month 000 of the old bookings\"")
+    assert ", and 291 more" in run.err and len(run.err) < 700
+
+
+def test_spaces_at_the_edges_of_rich_text_runs_are_kept(etl):
+    """calamine drops them where the workbook lacks xml:space="preserve": "MeetingroomB"."""
+    run = etl("validate", DATA / "rich_text_spaces.xlsx")
+    assert run.code == 0, run.err
+    assert [r["Description"] for r in run.report()] == ["Meeting room B"]

@@ -26,8 +26,9 @@ def rows(*descriptions: str, sep: str = ",", newline: str = "\n") -> str:
     return newline.join(lines) + newline
 
 
-def patched(book: openpyxl.Workbook, name: str, fix: dict[str, callable]) -> None:
-    """Save BOOK, then rewrite some of its parts as other generators write them."""
+def patched(book: openpyxl.Workbook, name: str, fix: dict[str, callable],
+            extra: dict[str, bytes] | None = None) -> None:
+    """Save BOOK, then rewrite some of its parts (and add EXTRA ones) as other generators do."""
     buffer = io.BytesIO()
     book.save(buffer)
     source = zipfile.ZipFile(buffer)
@@ -36,6 +37,8 @@ def patched(book: openpyxl.Workbook, name: str, fix: dict[str, callable]) -> Non
             data = source.read(item)
             if item in fix:
                 data = fix[item](data)
+            out.writestr(item, data)
+        for item, data in (extra or {}).items():
             out.writestr(item, data)
 
 
@@ -143,6 +146,120 @@ def main() -> None:
     sheet.append([103, "1,5", "text"])
     patched(book, "formula_noise.xlsx", {"xl/worksheets/sheet1.xml": lambda d: re.sub(
         rb"<f>0.1\+0.2</f><v ?/>", b"<f>0.1+0.2</f><v>0.30000000000000004</v>", d)})
+    second_round()
+
+
+def second_round() -> None:
+    """Exports that read wrong with exit 0 before (run alone: `python -c "import make_ugly as m;
+    m.second_round()"` from this folder, so the files above keep their bytes)."""
+    # a system that writes cells unquoted: a `27"` in one row, and a cell typed as `"Meeting
+    # room` (a quote opened, never closed) in the next; two quotes in all, an even number
+    write("quote_swallows_even.csv",
+          (HEAD + '\r\n101,1,27" monitor\r\n102,1,"Meeting room\r\n103,1,swallowed\r\n'
+                  '104,1,too\r\n').encode())
+    # Excel error cells: a VLOOKUP that found nothing (Excel saves the formula and its cached
+    # error), typed errors, and a row of errors only; Excel writes no fullCalcOnLoad
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Uses"
+    sheet.append(["CoworkerBookingCreditId", "CreditUsed", "Description", "BookingId", "Notes"])
+    sheet.append([101, 1.5, "Room", "#N/A"])
+    sheet.append([102, "#DIV/0!", "Desk", 5])
+    sheet.append(["#REF!", "#VALUE!", "#NAME?", "#NUM!"])
+    sheet.append([104, 2, "#NULL!", 7])
+    sheet.append([105, 1, "fine", 9, "#N/A"])  # a column never sent
+    patched(book, "excel_errors.xlsx", {
+        "xl/worksheets/sheet1.xml": lambda d: d.replace(
+            b'<c r="D2" t="e"><v>#N/A</v></c>',
+            b'<c r="D2" t="e"><f>VLOOKUP(A2,Bookings!A:B,2,FALSE)</f><v>#N/A</v></c>'),
+        "xl/workbook.xml": lambda d: d.replace(b' fullCalcOnLoad="1"', b""),
+    })
+    # formulas saved without their value: openpyxl writes <v/>; XlsxWriter writes <v>0</v> and
+    # asks for the workbook to be calculated when opened (fullCalcOnLoad)
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["CoworkerBookingCreditId", "CreditUsed", "Description"])
+    sheet.append([101, "=0.5*3", "computed when opened"])
+    sheet.append([102, 2.5, "typed"])
+    book.save(HERE / "formula_without_value.xlsx")
+    patched(book, "formula_xlsxwriter.xlsx", {"xl/worksheets/sheet1.xml": lambda d: d.replace(
+        b"<f>0.5*3</f><v />", b"<f>0.5*3</f><v>0</v>")})
+    # code pages etl must not take for one it reads: each a short export as the systems of
+    # those countries save it (Excel's "CSV" on a Chinese, Taiwanese, Korean, Greek, Hebrew, Thai
+    # or Polish Windows, a Russian Unix system's KOI8-R)
+    for name, encoding, descriptions in [
+        ("gbk.csv", "gbk", ("会议室预约", "北京办公室")),
+        ("big5.csv", "big5", ("會議室預約", "台北辦公室")),
+        ("euc_kr.csv", "euc_kr", ("회의실 예약", "서울 사무실")),
+        ("koi8_r.csv", "koi8_r", ("Встреча в офисе", "Переговорная комната")),
+        ("greek_cp1253.csv", "cp1253", ("Αίθουσα συσκέψεων", "Γραφείο Αθήνας")),
+        ("hebrew_cp1255.csv", "cp1255", ("חדר ישיבות", "משרד תל אביב")),
+        ("thai_cp874.csv", "cp874", ("ห้องประชุม", "สำนักงานกรุงเทพ")),
+        ("iso8859_2.csv", "iso8859_2", ("Biuro w Łodzi", "Sala na Śląsku")),
+    ]:
+        write(name, rows(*descriptions).encode(encoding))
+    # a workbook as an office keeps one: a filter hiding a row, a hidden row, a note merged
+    # down two rows, the amount headed "Amount", and a sheet of totals beside it
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Uses"
+    sheet.append(["CoworkerBookingCreditId", "Amount", "Description"])
+    for i in range(6):
+        sheet.append([101 + i, 1.5, f"use {i + 1}"])
+    sheet.merge_cells("C3:C4")
+    sheet.auto_filter.ref = "A1:C7"
+    sheet.auto_filter.add_filter_column(0, ["101", "102", "103", "104", "106"])
+    sheet.row_dimensions[6].hidden = True  # filtered out (105)
+    sheet.row_dimensions[7].hidden = True
+    totals = book.create_sheet("Totals")
+    totals.append(["Total", 9])
+    book.save(HERE / "filtered_merged.xlsx")
+    # UTF-32 with a BOM (some .NET exports), and UTF-16 without one holding Cyrillic text
+    write("utf32.csv", rows("Встреча в офисе", "Café").encode("utf-32"))
+    write("utf16le_cyrillic_no_bom.csv",
+          rows(*(f"Переговорная комната {i}" for i in range(40)), newline="\r\n").encode("utf-16-le"))
+    # files named as workbooks that are not one: an .xlsx named .xls, a web app's HTML "Excel"
+    # export, CSV named .xlsx; and an Excel binary workbook
+    buffer = io.BytesIO()
+    book = openpyxl.Workbook()
+    uses_sheet(book.active)
+    book.save(buffer)
+    write("xlsx_named.xls", buffer.getvalue())
+    write("html_named.xls", b'<html xmlns:x="urn:schemas-microsoft-com:office:excel"><body><table>'
+                            b"<tr><td>CoworkerBookingCreditId</td><td>CreditUsed</td></tr>"
+                            b"<tr><td>101</td><td>1</td></tr></table></body></html>\r\n")
+    write("csv_named.xlsx", rows("a", "b").encode())
+    xlsb = io.BytesIO()
+    with zipfile.ZipFile(xlsb, "w") as z:
+        z.writestr("[Content_Types].xml", '<Types xmlns="http://schemas.openxmlformats.org/package/'
+                                          '2006/content-types"/>')
+        z.writestr("xl/workbook.bin", b"\x83\x01\x00")
+    write("binary.xlsb", xlsb.getvalue())
+    # rich text whose runs carry spaces at their edges without xml:space="preserve" (as some
+    # generators write shared strings): "Meeting" + " room " (bold) + "B"
+    book = openpyxl.Workbook()
+    uses_sheet(book.active, 1)
+    patched(book, "rich_text_spaces.xlsx", {
+        "xl/worksheets/sheet1.xml": lambda d: re.sub(
+            rb'<c r="C2" t="inlineStr"><is><t>[^<]*</t></is></c>', b'<c r="C2" t="s"><v>0</v></c>', d),
+        "[Content_Types].xml": lambda d: d.replace(
+            b"</Types>", b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+                         b'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>'),
+        "xl/_rels/workbook.xml.rels": lambda d: d.replace(
+            b"</Relationships>", b'<Relationship Id="rIdSS" Type="http://schemas.openxmlformats.org/'
+                                 b'officeDocument/2006/relationships/sharedStrings" '
+                                 b'Target="sharedStrings.xml"/></Relationships>'),
+    }, extra={"xl/sharedStrings.xml": b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/'
+                                      b'2006/main" count="1" uniqueCount="1"><si><r><t>Meeting</t></r>'
+                                      b"<r><rPr><b/></rPr><t> room </t></r><r><t>B</t></r></si></sst>"})
+    # GBK whose bytes happen to be valid UTF-8 (预约 is UTF-8's ԤԼ)
+    write("gbk_valid_utf8.csv", rows("预约").encode("gbk"))
+    # one word in a code page etl reads, as short exports often are
+    write("cp1250_one_word.csv", rows("Gdańsk").encode("cp1250"))
+    write("cp850_one_word.csv", rows("Café").encode("cp850"))
+    # two exports pasted together: one saved as UTF-8, the other as Windows' cp1252
+    write("utf8_and_cp1252.csv", rows("Réunion", "Café").encode("utf-8")
+          + "103,1,Crème\n104,1,Genève\n105,1,Thé\n".encode("cp1252"))
 
 
 if __name__ == "__main__":

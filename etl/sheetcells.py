@@ -1,0 +1,244 @@
+"""What calamine leaves out of a worksheet's cells, read from the sheet's own XML.
+
+calamine gives an Excel error (`#N/A`, `#DIV/0!`, `#REF!`, ...) and a formula saved without its
+computed value as an empty cell, so a row with `BookingId` `#N/A` would read as a row without a
+booking, and a row of errors only would vanish as a blank row. These cells are found here and
+named, so the reader makes them invalid cells instead of blanks.
+
+A formula has no value when the file has none for it (`<v/>`, as openpyxl saves formulas), or
+when the workbook asks to be calculated when opened (`fullCalcOnLoad`, as openpyxl and XlsxWriter
+write it) and the value saved is XlsxWriter's stand-in `0`.
+
+The sheet is read once, decompressed a block at a time; only blocks that hold an error or a
+formula are parsed cell by cell, so a plain sheet costs one pass of `bytes.find`.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import zipfile
+from dataclasses import dataclass, field
+from typing import IO
+from xml.etree import ElementTree
+from xml.sax.saxutils import unescape
+
+_BLOCK = 4 << 20
+_RELS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+
+
+@dataclass(frozen=True)
+class OddCell:
+    """A cell calamine reads as empty: the text a CSV export shows for it, and what is wrong."""
+
+    text: str
+    problem: str
+
+
+@dataclass
+class SheetFacts:
+    """What calamine does not say about a worksheet."""
+
+    odd: dict[tuple[int, int], OddCell] = field(default_factory=dict)  # by (row, column from 0)
+    hidden: list[int] = field(default_factory=list)  # rows hidden (by hand, or by a filter)
+    filtered: bool = False  # the sheet has a filter (its hidden rows are the ones it hides)
+
+
+def sheet_facts(path: str, sheet: str) -> SheetFacts:
+    """The error cells, formulas without a value and hidden rows of worksheet SHEET; nothing
+    when the workbook's parts can't be found (calamine, which read the sheet, has the last word
+    on a damaged file)."""
+    try:
+        with zipfile.ZipFile(path) as book:
+            part, recalc = _sheet_part(book, sheet)
+            if part is None:
+                return SheetFacts()
+            spaced = _spaced_strings(book)
+            with book.open(part) as xml:
+                return _scan(xml, recalc, spaced)
+    except (OSError, KeyError, zipfile.BadZipFile, ElementTree.ParseError, EOFError):
+        return SheetFacts()
+
+
+_EDGE_SPACES = (b"t> ", b" </")
+_EDGE_SPACE = re.compile(rb"<(?:\w+:)?t> | </(?:\w+:)?t>")
+
+
+def _edge_spaces(data: bytes) -> bool:
+    """Whether DATA may hold a text run with a space at an edge (`<t> room </t>`): a few
+    `bytes.find`s first (a plain sheet has none of them), the exact pattern only then."""
+    return any(p in data for p in _EDGE_SPACES) and bool(_EDGE_SPACE.search(data))
+
+
+def _last_row_end(data: bytes, start: int) -> int:
+    """Where the last `</row>` (or `</x:row>`) of DATA after START ends; -1 if none does."""
+    at = data.rfind(b"</row>", start)
+    if at >= 0:
+        return at + 6
+    ends = [m.end() for m in _ROW_END.finditer(data, start)]
+    return ends[-1] if ends else -1
+_SI = re.compile(rb"<(?:\w+:)?si\b[^>]*?(?:/>|>(.*?)</(?:\w+:)?si>)", re.S)
+_PHONETIC = re.compile(rb"<(?:\w+:)?rPh\b.*?</(?:\w+:)?rPh>", re.S)
+_T = re.compile(rb"<(?:\w+:)?t\b([^>]*?)(?:/>|>(.*?)</(?:\w+:)?t>)", re.S)
+
+
+def _runs_text(inner: bytes) -> str | None:
+    """The text of a string's runs as written (`Meeting`, ` room `, `B`), when a run without
+    xml:space="preserve" has spaces at an edge (calamine drops those: `MeetingroomB`)."""
+    runs = list(_T.finditer(_PHONETIC.sub(b"", inner)))
+    spaced = [m for m in runs if b"preserve" not in m.group(1) and m.group(2)
+              and (m.group(2)[:1].isspace() or m.group(2)[-1:].isspace())]
+    if not spaced:
+        return None
+    return unescape(b"".join(m.group(2) or b"" for m in runs).decode("utf-8", "replace"))
+
+
+def _spaced_strings(book: zipfile.ZipFile) -> dict[int, str]:
+    """The shared strings whose runs have spaces at their edges, by index, as written."""
+    part = next((n for n in book.namelist() if n.lower() == "xl/sharedstrings.xml"), None)
+    if part is None:
+        return {}
+    data = book.read(part)
+    if not _edge_spaces(data):
+        return {}
+    found = {}
+    for index, match in enumerate(_SI.finditer(data)):
+        text = _runs_text(match.group(1) or b"")
+        if text is not None:
+            found[index] = text
+    return found
+
+
+def sheets_with_data(path: str, sheets: list[str]) -> list[str]:
+    """Which of the worksheets SHEETS hold cells (judged from the start of each one's XML)."""
+    found = []
+    try:
+        with zipfile.ZipFile(path) as book:
+            for sheet in sheets:
+                part, _ = _sheet_part(book, sheet)
+                if part is None:
+                    continue
+                with book.open(part) as xml:
+                    head = xml.read(1 << 16)
+                data = head[head.find(b"<sheetData"):] if b"<sheetData" in head else head
+                if re.search(rb"<(?:\w+:)?c\b", data):
+                    found.append(sheet)
+    except (OSError, KeyError, zipfile.BadZipFile, ElementTree.ParseError, EOFError):
+        pass
+    return found
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _sheet_part(book: zipfile.ZipFile, sheet: str) -> tuple[str | None, bool]:
+    """(the zip member holding worksheet SHEET, whether the workbook asks to be recalculated)."""
+    workbook = ElementTree.fromstring(book.read("xl/workbook.xml"))
+    rid, recalc = None, False
+    for element in workbook.iter():
+        name = _local(element.tag)
+        if name == "sheet" and element.get("name") == sheet:
+            rid = element.get(_RELS)
+        elif name == "calcPr":
+            recalc = element.get("fullCalcOnLoad") in ("1", "true")
+    if rid is None:
+        return None, recalc
+    rels = ElementTree.fromstring(book.read("xl/_rels/workbook.xml.rels"))
+    for element in rels.iter():
+        if _local(element.tag) == "Relationship" and element.get("Id") == rid:
+            target = element.get("Target", "")
+            part = target.lstrip("/") if target.startswith("/") else posixpath.normpath(
+                posixpath.join("xl", target))
+            return part, recalc
+    return None, recalc
+
+
+_TOKEN = re.compile(rb"<(?:\w+:)?row\b([^>]*)>|<(?:\w+:)?c\b([^>]*?)(?:/>|>(.*?)</(?:\w+:)?c>)", re.S)
+_ROW_TAG = re.compile(rb"<(?:\w+:)?row\b([^>]*)>")
+_ROW_END = re.compile(rb"</(?:\w+:)?row>")
+_ATTR = re.compile(rb'(\w+)\s*=\s*"([^"]*)"')
+_FORMULA = re.compile(rb"<(?:\w+:)?f\b[^>]*?(?:/>|>(.*?)</(?:\w+:)?f>)", re.S)
+_VALUE = re.compile(rb"<(?:\w+:)?v\b[^>]*?(?:/>|>(.*?)</(?:\w+:)?v>)", re.S)
+_REF = re.compile(rb"([A-Z]+)([0-9]+)")
+
+
+def _column(letters: bytes) -> int:
+    n = 0
+    for c in letters:
+        n = n * 26 + c - 64
+    return n - 1
+
+
+def _scan(xml: IO[bytes], recalc: bool, spaced: dict[int, str] | None = None) -> SheetFacts:
+    facts = SheetFacts()
+    state = [0, -1]  # the current row (from 1) and the last cell's column
+    carry = b""
+    while True:
+        block = xml.read(_BLOCK)
+        data = carry + block
+        if block:  # up to the last row's end: no cell is cut in two
+            end = _last_row_end(data, max(0, len(carry) - 16))
+            if end < 0:
+                carry = data
+                continue
+            data, carry = data[:end], data[end:]
+        facts.filtered = facts.filtered or b"autoFilter" in data or b"autoFilter" in carry
+        if (b't="e"' in data or b"f>" in data or b"<f " in data or b":f " in data or b"hidden=" in data
+                or spaced and b't="s"' in data or _edge_spaces(data)):
+            _cells(data, recalc, state, facts, spaced or {})
+        else:  # nothing odd here: only follow the row number (from the last row's r)
+            last = _ROW_TAG.search(data, max(0, data.rfind(b"row ", 0, len(data) - 8) - 4))
+            number = dict(_ATTR.findall(last.group(1))).get(b"r") if last else None
+            if number:
+                state[0], state[1] = int(number), -1
+            elif last:  # rows without numbers: count them
+                state[0], state[1] = state[0] + len(_ROW_TAG.findall(data)), -1
+        if not block:
+            return facts
+
+
+def _cells(data: bytes, recalc: bool, state: list[int], facts: SheetFacts, spaced: dict[int, str]
+           ) -> None:
+    found = facts.odd
+    for match in _TOKEN.finditer(data):
+        if match.group(1) is not None:  # a row
+            row = dict(_ATTR.findall(match.group(1) or b""))
+            number = row.get(b"r")
+            state[0] = int(number) if number else state[0] + 1
+            state[1] = -1
+            if row.get(b"hidden") in (b"1", b"true"):
+                facts.hidden.append(state[0])
+            continue
+        attrs = dict(_ATTR.findall(match.group(2)))
+        ref = _REF.fullmatch(attrs.get(b"r", b""))
+        if ref:
+            state[0], state[1] = int(ref.group(2)), _column(ref.group(1))
+        else:
+            state[1] += 1
+        inner = match.group(3) or b""
+        value = _VALUE.search(inner)
+        text = unescape((value.group(1) or b"").decode("utf-8", "replace")) if value else ""
+        kind = attrs.get(b"t")
+        if kind == b"e":
+            found[(state[0], state[1])] = OddCell(text, f"the cell holds Excel's {text}")
+            continue
+        if kind == b"s" and text.isdigit() and int(text) in spaced:
+            found[(state[0], state[1])] = OddCell(spaced[int(text)], "")  # read right, no problem
+            continue
+        if kind == b"inlineStr":
+            runs = _runs_text(inner)
+            if runs is not None:
+                found[(state[0], state[1])] = OddCell(runs, "")
+            continue
+        formula = _FORMULA.search(inner)
+        if formula is None:
+            continue
+        if text == "" or (recalc and text == "0" and attrs.get(b"t", b"n") == b"n"):
+            shown = unescape((formula.group(1) or b"").decode("utf-8", "replace"))
+            found[(state[0], state[1])] = OddCell(
+                "",  # its value is not known
+                (f"the cell holds a formula (={shown})" if shown else "the cell holds a formula")
+                + " saved without its value; open the workbook in Excel or LibreOffice and save it "
+                  "again, so that the value is saved too",
+            )
