@@ -1,8 +1,9 @@
 """`etl status`: what a target's journal knows, read-only, without the network.
 
-Per input file: rows done (created), in doubt, failed or rejected, and left (valid rows not yet
-created); the POSTs of today (UTC) against the daily limit; how many nights the rows still to
-post take at that limit; the last runs and their exit codes. It opens the journal read-only, so
+Per input file: rows done (created), in doubt, failed (sent again by the next run), rejected
+(the API refused them: never sent again on their own) and left (valid rows still to be created:
+neither done nor rejected); the POSTs of today (UTC) against the daily limit; how many nights
+the rows still to post take at that limit; the last runs and their exit codes. It opens the journal read-only, so
 it can run while an import holds the journal, and imports nothing heavy, so it answers at once.
 """
 
@@ -28,15 +29,17 @@ class Source:
     valid: int | None = None
     done: int = 0
     in_doubt: int = 0
-    failed: int = 0  # failed or rejected: the next run sends them again
+    failed: int = 0  # the next run sends them again
+    rejected: int = 0  # refused by the API: sent again only after a fix (or --retry-rejected)
     not_attempted: int = 0
     last_run: str | None = None
 
     @property
     def left(self) -> int:
-        """Valid rows not yet created (the rows in doubt among them are not resent blindly)."""
-        known = self.done + self.in_doubt + self.failed + self.not_attempted
-        return max(0, (self.valid if self.valid is not None else known) - self.done)
+        """Valid rows still to be created: neither created nor refused by the API (the rows in
+        doubt among them are not resent blindly)."""
+        known = self.done + self.in_doubt + self.failed + self.rejected + self.not_attempted
+        return max(0, (self.valid if self.valid is not None else known) - self.done - self.rejected)
 
     @property
     def to_post(self) -> int:
@@ -147,8 +150,10 @@ def _read(db: sqlite3.Connection, path: str, daily_limit: int, runs: int, day: s
             s.done += n
         elif state in ("in_doubt", "pending"):
             s.in_doubt += n
-        elif state in ("failed", "rejected"):
+        elif state == "failed":
             s.failed += n
+        elif state == "rejected":
+            s.rejected += n
         elif state == "not_attempted":
             s.not_attempted += n
     status.sources = sorted(sources.values(), key=lambda s: s.source)
@@ -184,9 +189,10 @@ def _json(text: str | None, empty: Any) -> Any:
 
 def text(status: Status) -> str:
     lines = [f"Journal {status.journal}" + (f" (target {status.target})" if status.target else "")]
-    head = ("file", "rows", "valid", "done", "in doubt", "failed", "left")
+    head = ("file", "rows", "valid", "done", "in doubt", "failed", "rejected", "left")
     table = [head] + [
-        (s.source, _n(s.rows), _n(s.valid), str(s.done), str(s.in_doubt), str(s.failed), str(s.left))
+        (s.source, _n(s.rows), _n(s.valid), str(s.done), str(s.in_doubt), str(s.failed), str(s.rejected),
+         str(s.left))
         for s in status.sources
     ]
     if status.sources:

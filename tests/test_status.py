@@ -70,11 +70,11 @@ def test_status_per_file_today_and_nights_to_go(etl, tmp_path):
     assert run.code == 0, run.err
     lines = run.out.splitlines()
     assert lines[0] == f"Journal {path} (target https://spaces.nexudus.com)"
-    assert lines[1].split() == ["file", "rows", "valid", "done", "in", "doubt", "failed", "left"]
-    assert lines[2].split() == [NIGHTLY, "24", "24", "24", "0", "0", "0"]
-    assert lines[3].split() == [HISTORY, "12050", "12000", "4000", "2", "3", "8000"]
+    assert lines[1].split() == ["file", "rows", "valid", "done", "in", "doubt", "failed", "rejected", "left"]
+    assert lines[2].split() == [NIGHTLY, "24", "24", "24", "0", "0", "0", "0"]
+    assert lines[3].split() == [HISTORY, "12050", "12000", "4000", "2", "1", "2", "7998"]
     assert lines[4] == f"POSTs today ({TODAY} UTC): 4000 of 5000 (--daily-limit)."
-    assert lines[5] == "7998 rows to post: 2 nights at 5000 a night."
+    assert lines[5] == "7996 rows to post: 2 nights at 5000 a night."
     assert lines[6] == "2 rows in doubt: `etl reconcile` checks them against the API."
     assert lines[7] == "Last runs:"
     assert lines[8].startswith("  run2  import  ") and "exit 4" in lines[8] and "4000 created" in lines[8]
@@ -88,10 +88,10 @@ def test_status_as_json_with_the_limit_and_journal_from_config_and_environment(e
     assert run.code == 0, run.err
     status = json.loads(run.out)
     assert (status["journal"], status["daily_limit"], status["posts_today"]) == (str(path), 1000, 4000)
-    assert (status["to_post"], status["nights"]) == (7998, 8)
+    assert (status["to_post"], status["nights"]) == (7996, 8)
     history = status["sources"][1]
-    assert (history["source"], history["done"], history["in_doubt"], history["failed"], history["left"]) == (
-        HISTORY, 4000, 2, 3, 8000)
+    assert (history["source"], history["done"], history["in_doubt"], history["failed"], history["rejected"],
+            history["left"]) == (HISTORY, 4000, 2, 1, 2, 7998)
     assert [r["exit_code"] for r in status["runs"]] == [4, 0]
 
 
@@ -105,7 +105,7 @@ def test_status_takes_the_import_tables_limit_and_journal_from_the_config(etl, t
     run = etl("status", "--config", "nightly.toml", env=NO_ENV)
     assert run.code == 0, run.err
     assert "(--daily-limit)" in run.out, "the import's json = true made status print JSON"
-    assert "7998 rows to post: 4 nights at 2000 a night." in run.out
+    assert "7996 rows to post: 4 nights at 2000 a night." in run.out
     status = json.loads(etl("status", "--config", "nightly.toml", "--json", env=NO_ENV).out)
     assert (status["journal"], status["daily_limit"], status["nights"]) == (str(path), 2000, 4)
     (tmp_path / "nightly.toml").write_text(
@@ -167,7 +167,7 @@ def test_status_opens_the_journal_read_only_and_imports_nothing_heavy(tmp_path):
     done = subprocess.run([sys.executable, "-c", probe, str(path)], cwd=tmp_path, capture_output=True,
                           text=True, timeout=60, env={**os.environ, "ETL_CONFIG": ""})
     assert done.stdout.splitlines()[-2:] == ["exit 0", "[]"], done.stderr
-    assert "8000" in done.stdout
+    assert "7998" in done.stdout
     assert path.read_bytes() == before
     wal = Path(str(path) + "-wal")  # SQLite may make an empty one to read a WAL database
     assert not wal.exists() or wal.stat().st_size == 0
@@ -194,3 +194,22 @@ def test_a_runs_start_and_end_are_shown_alike(etl):
     assert re.search(rf"  import  {stamp} \.\. {stamp}  exit 0", line), line
     found = json.loads(etl("status", "--sandbox", "--json").out)["runs"][0]
     assert re.fullmatch(stamp, found["started_at"]) and re.fullmatch(stamp, found["finished_at"])
+
+
+def test_a_migration_whose_rows_left_are_all_refused_has_nothing_left_to_post(etl, tmp_path):
+    """Rows the API refused are not sent again on their own: once every other row is created,
+    status says there is nothing left, not the refused rows 'to post' night after night."""
+    from etl.sandbox import Faults, Sandbox
+
+    with Sandbox(faults=Faults(retry_after=0, reject=0.3, seed="status"), tokens=("t0k3n",)) as box:
+        args = ("import", SAMPLES / "credit_uses.csv", "--api-url", box.url, "--token", "t0k3n", "-q",
+                "--rate", "1000", "--no-check-credits")
+        first = etl(*args)
+        assert first.code == 1, first.err
+        rejected = sum(r["outcome"] == "rejected" for r in first.report())
+        assert rejected, "the sandbox refused no row: the test proves nothing"
+        assert etl(*args).code == 1  # the rerun sends none of them again
+    status = json.loads(etl("status", "--api-url", box.url, "--json").out)
+    (source,) = status["sources"]
+    assert (source["rejected"], source["left"], status["to_post"]) == (rejected, 0, 0)
+    assert "Nothing left to post." in etl("status", "--api-url", box.url).out
