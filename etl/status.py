@@ -3,8 +3,9 @@
 Per input file: rows done (created), in doubt, failed (sent again by the next run), rejected
 (the API refused them: never sent again on their own) and left (valid rows still to be created:
 neither done nor rejected); the POSTs of today (UTC) against the daily limit; how many nights
-the rows still to post take at that limit; the last runs and their exit codes. It opens the journal read-only, so
-it can run while an import holds the journal, and imports nothing heavy, so it answers at once.
+the rows still to post take at that limit; the last runs and their exit codes. It opens the
+journal read-only, so it can run while an import holds the journal, and imports nothing heavy,
+so it answers at once.
 """
 
 from __future__ import annotations
