@@ -298,8 +298,8 @@ def test_migrating_years_of_history(desk):
         example = re.search(r"\*\*Each morning.*?```\n(.*?)```", section("Runbooks"), re.S).group(1)
         shown = [line.strip() for line in example.splitlines()]
         assert lines[0].startswith("Journal ") and shown[0].startswith("Journal ")
-        assert lines[1].split() == shown[1].split()  # file rows valid done in doubt failed left
-        assert lines[2].split()[1:] == ["3", "3", "3", "0", "0", "0"]
+        assert lines[1].split() == shown[1].split()  # file rows valid done in doubt failed rejected left
+        assert lines[2].split()[1:] == ["3", "3", "3", "0", "0", "0", "0"]
         assert re.fullmatch(r"POSTs today \(\d{4}-\d\d-\d\d UTC\): 3 of 5000 \(--daily-limit\)\.", lines[3])
         assert re.fullmatch(r"POSTs today \(\d{4}-\d\d-\d\d UTC\): \d+ of 5000 \(--daily-limit\)\.", shown[3])
         assert "--json" in section("Runbooks")
