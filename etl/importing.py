@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
+import re
 import signal
 import threading
 import time
@@ -24,15 +26,22 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
-import pyarrow.compute as pc
 
 from etl import logs
 from etl.checks import READ_RATE, AccountChecks, for_client, posts_left
 from etl.errors import EtlError, RunAborted, UsageProblem, no_room
-from etl.identity import Identities, describe_scheme, id_like_columns
+from etl.identity import (
+    VALUES,
+    Identities,
+    describe_scheme,
+    id_like_columns,
+    identity_text,
+    scheme_columns,
+)
 from etl.journal import (
     LEGACY_SCHEME,
     Entry,
@@ -115,6 +124,8 @@ class Row:
     legacy: str | None = None
     base: str | None = None
     occurrence: int | None = None
+    before: str | None = None  # its identity as the release before values made it
+    filled: frozenset[str] = frozenset()  # the identity's columns that have a value in it
 
 
 @dataclass(slots=True)
@@ -125,6 +136,7 @@ class _Fresh:
     scheme: str
     source: str
     number: int
+    filled: frozenset[str]
 
 
 @dataclass
@@ -181,6 +193,43 @@ class Plan:
     to_send: list[Row] = field(default_factory=list)
 
 
+_TAG = re.compile(r" ?\[etl:[0-9a-f]{12}\]$")
+
+
+def changed_cells(sent: str, body: dict[str, object]) -> list[str]:
+    """The fields whose value in BODY differs from the payload SENT (JSON), as "Field was X, now
+    Y"; compared as values, without the import tag in Description."""
+    then = json.loads(sent, parse_float=Decimal)
+    then.pop("SystemId", None)  # etl's import key, not a cell
+    out = []
+    for name in sorted(set(then) | set(body)):
+        was, now = then.get(name), body.get(name)
+        if name == "Description":
+            was, now = (_TAG.sub("", str(v)) if v is not None else None for v in (was, now))
+        if identity_text(was) != identity_text(now):
+            out.append(f"{name} was {_shown(was)}, now {_shown(now)}")
+    return out
+
+
+def _shown(value: object) -> str:
+    if value is None or value == "":
+        return "blank"
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else identity_text(value)
+
+
+def _identified_otherwise(row: _Fresh, scheme: str) -> bool:
+    """Would ROW have been identified otherwise under SCHEME (an earlier row's)? Between two
+    schemes of cells, only if the row has a value in a column SCHEME lacks, or SCHEME has a column
+    the row's file lacks: a column empty on every row (tonight, or on the night of SCHEME) leaves
+    a row's identity as it was. Between other schemes (a --key), whenever they differ."""
+    if scheme == row.scheme:
+        return False
+    then, now = scheme_columns(scheme), scheme_columns(row.scheme)
+    if then is None or now is None:
+        return True
+    return not (row.filled <= then and then <= now)
+
+
 class Importer:
     def __init__(self, inputs: Inputs, validator: Validator, record: RunRecord, journal: Journal,
                  poster: Poster, reconciler: Reconciler, settings: Settings,
@@ -209,8 +258,6 @@ class Importer:
         self.valid_rows: dict[str, int] = {}
         self.zone_checked = False  # learnt again each run: daylight saving time moves it
         self.first_to_send: Row | None = None
-        self.filled: dict[int, set[int]] = {}  # per file, the columns with a value somewhere
-        self.schemes: dict[int, str] = {}  # per file, the scheme its rows are identified by
         self.account: AccountChecks | None = for_client(
             self.resource, poster.client, read_rate=settings.read_rate,
             patience=poster.throttle_patience, stop=self.stopper.event) if settings.account_checks else None
@@ -231,27 +278,38 @@ class Importer:
         identities.start(table.path, table.header)
         at, scheme = identities.columns(table.path, table.header,
                                         {header_key(f.name) for f in self.resource.fields})
+        previous = identities.previous
+        if previous is not None:
+            previous.start(table.path, table.header)
+            previous.columns(table.path, table.header)
+        field_at = {p: name for name, p in columns.positions.items()}
+        sent = [field_at.get(i) for i in at]  # the field a column of the identity is sent as
         positions = [int(p) for p in np.flatnonzero(valid)]
         payloads = self.validator.payloads(chunk, columns, positions)
         cells = [chunk.columns[i].to_pylist() for i in at]
         rows, problems = [], []
         for pos, payload in zip(positions, payloads, strict=True):
             number = int(chunk.rows[pos])
-            values = [c[pos] or "" for c in cells]
-            identity, base, occurrence, problem = identities.of(scheme, values,
-                                                                f"{table.path} row {number}")
+            spelt = [c[pos] or "" for c in cells]
+            # a sent cell is its value as sent; any other cell its text, normalised
+            values = [identity_text(payload.get(f) if f else cell) for f, cell in zip(sent, spelt,
+                                                                                     strict=True)]
+            where = f"{table.path} row {number}"
+            identity, base, occurrence, problem = identities.of(scheme, values, where)
             if problem:
                 problems.append((pos, problem))
                 continue
+            before = previous.of(scheme, spelt, where)[0] if previous is not None else None
             plain = canonical_json(payload)
             legacy = None
             if self.legacy:
-                key_text = "\x1f".join(v.strip() for v in values) if identities.key else None
+                key_text = "\x1f".join(v.strip() for v in spelt) if identities.key else None
                 legacy = identities.legacy_of(plain, key_text)
             body = tagged(payload, identity) if self.settings.tag_description else payload
-            rows.append(Row(pos, identity, self.schemes.get(index) or scheme, body,
-                            payload_hash(self.resource.name, plain),
-                            table.path, number, legacy, base, occurrence))
+            rows.append(Row(pos, identity, scheme, body, payload_hash(self.resource.name, plain),
+                            table.path, number, legacy, base, occurrence, before or None,
+                            frozenset(n for n, v in zip(identities.names.get(scheme, ()), values,
+                                                        strict=False) if v)))
         return rows, problems
 
     def _known(self, rows: list[Row]) -> dict[str, Entry]:
@@ -263,6 +321,16 @@ class Importer:
                 entry = old.get(r.legacy or "")
                 if entry is not None and entry.scheme == LEGACY_SCHEME:
                     self.journal.rekey(entry.identity, r.identity, r.scheme)
+                    known[r.identity] = self.journal.lookup([r.identity])[r.identity]
+        # a row the release before identities were made of values entered: given today's
+        # identity, so that nothing is posted again because etl changed
+        missing = [r for r in rows if r.identity not in known and r.before]
+        if missing:
+            old = self.journal.lookup(r.before for r in missing if r.before)
+            for r in missing:
+                entry = old.get(r.before or "")
+                if entry is not None and entry.scheme != LEGACY_SCHEME:
+                    self.journal.reidentify(entry.identity, r.identity, r.base, r.occurrence)
                     known[r.identity] = self.journal.lookup([r.identity])[r.identity]
         return known
 
@@ -286,26 +354,17 @@ class Importer:
             if self.account is not None:  # the rows this run may send, for the account checks
                 self.account.collect(r.body for r in rows if plan(
                     known.get(r.identity), retry_rejected=self.settings.retry_rejected) == "send")
-            fresh.extend((index, _Fresh(r.payload_hash, r.scheme, r.source, r.number))
+            fresh.extend((index, _Fresh(r.payload_hash, r.scheme, r.source, r.number, r.filled))
                          for r in rows if r.identity not in known)
-            filled = self.filled.setdefault(index, set())
-            for i, column in enumerate(chunk.columns):
-                if i not in filled and pc.any(pc.not_equal(pc.utf8_trim_whitespace(column), "")).as_py():
-                    filled.add(i)
             self._look_for_an_id_column(index, chunk)
             count = self.record.extra.setdefault("rows_read", {})
             count[table.path] = count.get(table.path, 0) + len(chunk)
             good = self.valid_rows
             good[table.path] = good.get(table.path, 0) + len(rows)
-        # a file's rows are identified by its columns that have a value somewhere: a column the
-        # export added but left empty changes nothing
-        for index, table in enumerate(self.inputs.tables):
-            self.schemes[index] = identities.scheme_of(table.header, self.filled.get(index, set()))
         earlier = self.journal.created_with_payload((r.payload_hash for _, r in fresh), maybe=True)
         used: Counter[str] = Counter()
-        for index, r in fresh:
-            r.scheme = self.schemes[index] or r.scheme
-            others = [e for e in earlier.get(r.payload_hash, []) if e.scheme != r.scheme]
+        for _, r in fresh:
+            others = [e for e in earlier.get(r.payload_hash, []) if _identified_otherwise(r, e.scheme)]
             if used[r.payload_hash] < len(others):
                 changed.append((r, others[used[r.payload_hash]]))
                 used[r.payload_hash] += 1
@@ -353,8 +412,12 @@ class Importer:
             self.record.extra["account_checks"] = self.account.summary()
 
     def _identities(self) -> Identities:
-        return Identities(self.resource.name, self.settings.key, self.settings.ignore,
-                          known=self.journal.of_base)
+        identities = Identities(self.resource.name, self.settings.key, self.settings.ignore,
+                                known=self.journal.of_base)
+        if self.journal.meta("identity") != VALUES and self.journal.total():
+            identities.previous = Identities(self.resource.name, self.settings.key,
+                                             self.settings.ignore, known=self.journal.of_base)
+        return identities
 
     def _look_for_an_id_column(self, index: int, chunk: RawChunk) -> None:
         if self.settings.key or index in getattr(self, "_id_checked", set()):
@@ -435,11 +498,7 @@ class Importer:
             what = plan(entry, retry_rejected=self.settings.retry_rejected)
             if what == "skip" and entry is not None:
                 p.outcome[r.position], p.ids[r.position] = Outcome.SKIPPED.value, entry.record_id
-                same_file = os.path.realpath(r.source) == (entry.source or "")
-                p.errors[r.position] = (f"note: already created from {entry.where} on {_when(entry)}"
-                                        f" (Id {entry.record_id})")
-                if not same_file:
-                    self.notes["skipped_identical_from_other_files"] += 1
+                p.errors[r.position] = self._skipped(r, entry)
             elif what == "rejected" and entry is not None:
                 p.outcome[r.position], p.statuses[r.position] = Outcome.REJECTED.value, entry.http_status
                 p.errors[r.position] = (f"{entry.reason} (refused on {_when(entry)}; not sent again: "
@@ -464,6 +523,25 @@ class Importer:
         if self.account is not None:
             p.to_send = [r for r in p.to_send if self._account_allows(p, r)]
         return p
+
+    def _skipped(self, r: Row, entry: Entry) -> str:
+        """Why a row is skipped, truthfully: the values sent then and its values now compared."""
+        note = f"note: already created from {entry.where} on {_when(entry)} (Id {entry.record_id})"
+        other_file = os.path.realpath(r.source) != (entry.source or "")
+        if not self.settings.key:  # the same identity: the same values, however spelt
+            if other_file:
+                self.notes["skipped_identical_from_other_files"] += 1
+            return note + ": the same values in every cell"
+        if r.payload_hash == entry.payload_hash:
+            if other_file:
+                self.notes["skipped_same_key_from_other_files"] += 1
+            return note
+        # --key says it is that row: a corrected row is never sent again, nor silently
+        differ = changed_cells(entry.payload, r.body)
+        self.notes["skipped_changed_under_key"] += 1
+        return (f"changed under the same --key: {'; '.join(differ)} (not sent: a row of that key "
+                f"was created from {entry.where} on {_when(entry)}, Id {entry.record_id}; correct "
+                "that record in Nexudus if the change is right)")
 
     def _account_allows(self, p: Plan, r: Row) -> bool:
         """The account checks' verdict, in input order: a row they refuse is `invalid` and never

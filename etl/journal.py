@@ -308,6 +308,10 @@ class Journal:
             )
         if legacy:
             self.adopt_legacy(self.path)
+        empty = self.db.execute("SELECT 1 FROM rows LIMIT 1").fetchone() is None
+        if self._meta("identity") is None and empty:
+            with self.transaction() as db:  # its rows' identities are made of values
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('identity', 'values')")
         created = self.count("created")
         registry = _registry()
         others = [(p, k) for p, k in registry.items() if p != self.path and k.get("target") == self.target
@@ -536,6 +540,13 @@ class Journal:
         """A row adopted from an earlier version's journal gets today's identity."""
         with self.transaction() as db:
             db.execute("UPDATE rows SET identity = ?, scheme = ? WHERE identity = ?", (new, scheme, old))
+            db.execute("UPDATE events SET identity = ? WHERE identity = ?", (new, old))
+
+    def reidentify(self, old: str, new: str, base: str | None, occurrence: int | None) -> None:
+        """A row the release before identities were made of values entered gets today's identity."""
+        with self.transaction() as db:
+            db.execute("UPDATE rows SET identity = ?, base = ?, occurrence = ? WHERE identity = ?",
+                       (new, base, occurrence, old))
             db.execute("UPDATE events SET identity = ? WHERE identity = ?", (new, old))
 
     # files and runs

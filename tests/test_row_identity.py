@@ -82,7 +82,8 @@ def test_a_row_identical_in_every_cell_from_another_file_is_skipped_naming_it(po
     rows = run.report()
     assert [r["outcome"] for r in rows] == ["skipped", "created"]
     assert f"already created from {first} row 2 on " in rows[0]["errors"]
-    assert "1 rows were skipped: identical in every cell to rows created earlier from other files" in run.err
+    assert "1 rows were skipped: the same values in every cell as rows created earlier from other files" \
+        in run.err
     assert len(sandbox.store.records()) == 2
 
 

@@ -1,0 +1,164 @@
+"""A row is its credit use, not its spelling: re-exports, a spreadsheet's re-save, a corrected
+row under --key and a journal of the release before never post a credit use a second time."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+from etl.journal import normalise_url
+from etl.sandbox import Faults, Sandbox
+from tests.test_import import NO_ENV, PASSWORD, TOKEN, USER, journal_of
+
+DATA = Path(__file__).parent / "data" / "journals"
+HEADER = "Date,CoworkerBookingCreditId,CreditUsed,Description,BookingId,Notes"
+
+
+@pytest.fixture
+def sandbox():
+    with Sandbox(faults=Faults(retry_after=0), tokens=(TOKEN,), username=USER, password=PASSWORD) as box:
+        yield box
+
+
+@pytest.fixture
+def post(etl, sandbox):
+    def run(*args):
+        return etl("import", *args, "--api-url", sandbox.url, "--rate", "1000", "--token", TOKEN,
+                   env=NO_ENV)
+    return run
+
+
+def outcomes(run) -> list[str]:
+    return [r["outcome"] for r in run.report()]
+
+
+def night(tmp_path: Path, name: str, rows: list[str], newline: str = "\n") -> Path:
+    path = tmp_path / name
+    path.write_bytes(newline.join([HEADER, *rows, ""]).encode("utf-8"))
+    return path
+
+
+CAFE = "Caf\u00e9"
+NIGHT_1 = ["2026-11-24,101,1.50,Coffee,7004,",
+           "2026-11-24,101,1.50,Coffee,7004,",  # the same use twice that day: two credit uses
+           "2026-11-24,102,0.5,Tea,,",
+           "2026-11-24,103,1e0,Day pass,7005,",
+           f"2026-11-24,104,2,{CAFE},,",
+           '2026-11-24,105,3,"Lunch\r\nroom",,"late\r\nbooking"']
+
+
+def test_a_re_export_that_spells_the_same_values_otherwise_posts_nothing(post, sandbox, tmp_path):
+    first = night(tmp_path, "night-1.csv", NIGHT_1, newline="\r\n")
+    assert outcomes(post(first)) == ["created"] * 6
+    nfd = unicodedata.normalize("NFD", CAFE)
+    resaved = night(tmp_path, "night-2.csv", [
+        "2026-11-24,101,1.5,Coffee,7004.0,",
+        "2026-11-24,101,1.5,Coffee,7004.0,",
+        "2026-11-24,102,.5,Tea,,",
+        "2026-11-24,103,1,Day pass,7005.0,",
+        f"2026-11-24,104,2.00,{nfd},,",
+        '2026-11-24,105,3,"Lunch\nroom",,"late\nbooking"'])
+    run = post(resaved)
+    assert run.code == 0, run.err
+    rows = run.report()
+    assert [r["outcome"] for r in rows] == ["skipped"] * 6
+    assert sandbox.stats.posts == 6
+    assert all(r["errors"].endswith("): the same values in every cell") for r in rows)
+    assert f"already created from {first} row 2 on " in rows[0]["errors"]
+    assert "other cells differ" not in run.err
+    assert "6 rows were skipped: the same values in every cell as rows created earlier from other " \
+           "files, however spelt (1.50 is 1.5" in run.err
+    assert run.summary()["notes"]["skipped_identical_from_other_files"] == 6
+    # what is sent stays as read: the decomposed text was never sent, the first spelling was
+    assert {r["Description"] for r in sandbox.store.records()} >= {CAFE, "Lunch\r\nroom"}
+
+
+def test_a_changed_value_is_a_new_credit_use_and_a_third_copy_a_new_occurrence(post, sandbox, tmp_path):
+    post(night(tmp_path, "night-1.csv", NIGHT_1[:2]))
+    run = post(night(tmp_path, "night-2.csv", ["2026-11-24,101,1.5,Coffee,7004.0,",
+                                               "2026-11-24,101,1.5,Coffee,7004.0,",
+                                               "2026-11-24,101,1.5,Coffee,7004.0,",
+                                               "2026-11-24,101,1.51,Coffee,7004,"]))
+    assert outcomes(run) == ["skipped", "skipped", "created", "created"]
+    assert sandbox.stats.posts == 4
+
+
+def test_an_optional_column_empty_on_every_row_tonight_does_not_stop_the_night(post, sandbox, tmp_path):
+    post(night(tmp_path, "night-1.csv", ["2026-11-24,101,1,Desk,7004,", "2026-11-24,102,1,Desk,7005,"]))
+    # tonight nobody booked: BookingId is in the export, empty on every row; the same payloads recur
+    run = post(night(tmp_path, "night-2.csv", ["2026-11-25,101,1,Desk,,", "2026-11-25,102,1,Desk,,"]))
+    assert run.code == 0, run.err
+    assert outcomes(run) == ["created", "created"]
+    assert "another way of identifying rows" not in run.err
+    assert outcomes(post(tmp_path / "night-2.csv")) == ["skipped", "skipped"]
+    assert sandbox.stats.posts == 4
+
+
+def test_a_column_the_export_dropped_still_stops_the_run(post, sandbox, tmp_path):
+    post(night(tmp_path, "night-1.csv", ["2026-11-24,101,1,Desk,,"]))
+    thinner = tmp_path / "night-2.csv"
+    thinner.write_text("CoworkerBookingCreditId,CreditUsed,Description\n101,1,Desk\n")
+    run = post(thinner)
+    assert run.code == 2
+    assert "another way of identifying rows" in run.err
+    assert sandbox.stats.posts == 1
+
+
+def test_a_corrected_row_under_its_key_is_skipped_and_reported_as_changed(post, sandbox, tmp_path):
+    path = tmp_path / "uses.csv"
+    path.write_text("Ref,CoworkerBookingCreditId,CreditUsed,Description\nU1,101,1,Desk\nU2,102,2,Room\n")
+    assert outcomes(post(path, "--key", "Ref")) == ["created", "created"]
+    fixed = tmp_path / "uses-fixed.csv"
+    fixed.write_text("Ref,CoworkerBookingCreditId,CreditUsed,Description\nU1,101,5,Desk\n"
+                     "U2,102,2.0,Room\n")
+    run = post(fixed, "--key", "Ref")
+    assert run.code == 0, run.err
+    rows = run.report()
+    assert [r["outcome"] for r in rows] == ["skipped", "skipped"]
+    assert rows[0]["errors"].startswith("changed under the same --key: CreditUsed was 1, now 5 (not sent")
+    assert "changed" not in rows[1]["errors"] and "spelt differently" not in rows[1]["errors"]
+    assert "1 rows were skipped although their values differ from what was sent for their --key" in run.err
+    assert "identical in every cell" not in run.err
+    notes = run.summary()["notes"]
+    assert notes["skipped_changed_under_key"] == 1 and notes["skipped_same_key_from_other_files"] == 1
+    assert sandbox.stats.posts == 2
+    assert [r["CreditUsed"] for r in sandbox.store.records()] == [1, 2]
+
+
+@pytest.fixture
+def previous_journal(sandbox, state_home):
+    """The journal the release before this one wrote importing previous_release.csv (made with
+    that release's own code against `etl sandbox`), moved to this sandbox's address."""
+    path = Path(journal_of(sandbox.url))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(DATA / "previous_release.sqlite3", path)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = ? WHERE key = 'target'", (normalise_url(sandbox.url),))
+    db.close()
+    return path
+
+
+def test_a_journal_of_the_previous_release_and_the_same_file_post_nothing(post, sandbox, tmp_path,
+                                                                         previous_journal):
+    path = tmp_path / "night-1.csv"
+    shutil.copy(DATA / "previous_release.csv", path)
+    run = post(path)
+    assert run.code == 0, run.err
+    rows = run.report()
+    assert [r["outcome"] for r in rows] == ["skipped"] * 4
+    assert [r["id"] for r in rows] == ["87654321", "87654322", "87654323", "87654324"]
+    assert sandbox.stats.posts == 0
+    with sqlite3.connect(previous_journal) as db:
+        migrated = db.execute("SELECT count(*) FROM rows WHERE occurrence IS NOT NULL").fetchone()[0]
+    db.close()
+    assert migrated == 4
+    again = post(path)  # the journal now holds today's identities
+    assert outcomes(again) == ["skipped"] * 4 and sandbox.stats.posts == 0
+    respelt = tmp_path / "night-1-resaved.csv"
+    respelt.write_bytes(path.read_bytes().replace(b"1.50", b"1.5").replace(b"1e0", b"1"))
+    assert outcomes(post(respelt)) == ["skipped"] * 4
+    assert sandbox.stats.posts == 0
