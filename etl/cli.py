@@ -753,6 +753,10 @@ def import_(files: tuple[str, ...], **kw: Any) -> None:
         click.echo(f"{notes['skipped_identical_from_other_files']} rows were skipped: the same values in "
                    "every cell as rows created earlier from other files, however spelt (1.50 is 1.5, "
                    "7004.0 is 7004; the report names them).", err=True)
+    if notes.get("reidentified"):
+        click.echo(f"{notes['reidentified']} rows created earlier under another choice of columns are "
+                   "the same credit uses under this one (their cells, as the journal kept them, "
+                   "agree): they are identified this way from now on, and skipped.", err=True)
     if notes.get("skipped_same_key_from_other_files"):
         click.echo(f"{notes['skipped_same_key_from_other_files']} rows were skipped: rows of the same "
                    "--key were created earlier from other files with the same values (the report "

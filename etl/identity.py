@@ -72,6 +72,11 @@ def scheme_columns(scheme: str) -> set[str] | None:
     return set(cols.split(",")) if kind == "cells" else None
 
 
+def cell_digest(text: str) -> str:
+    """What a row's identity, and the journal, keep of one (normalised) cell."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
+
+
 def digest(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=20).hexdigest()
 
@@ -121,7 +126,9 @@ class Identities:
             missing = [k for k, w in zip(self.key, wanted, strict=True) if w not in keys]
             if missing:
                 raise UsageProblem(f"{path}: --key column {', '.join(missing)} is not in the file")
-            return [keys.index(w) for w in wanted], "key:" + ",".join(wanted)
+            scheme = "key:" + ",".join(wanted)
+            self.names[scheme] = wanted
+            return [keys.index(w) for w in wanted], scheme
         unknown = [c for c in self.ignore if c not in keys]
         if unknown:
             raise UsageProblem(f"{path}: --ignore-column {', '.join(sorted(unknown))} is not in the file")
@@ -137,24 +144,40 @@ class Identities:
         self.names[scheme] = sorted(names)
         return [positions[i] for i in order], scheme
 
-    def of(self, scheme: str, cells: Sequence[str], where: str) -> tuple[str, str, int, str | None]:
-        """(identity, base, occurrence, problem) of a row whose identity cells are CELLS (in
-        scheme order); BASE is the content shared by identical rows."""
+    def kept(self, header: list[str]) -> tuple[list[int], list[str]]:
+        """The positions and names of every column a row's identity could be made of, under any
+        choice of columns: a digest of each of their cells is kept in the journal, so that a
+        later --key or --ignore-column re-identifies the rows already created."""
+        keys = [header_key(h) for h in header]
+        positions = [i for i, k in enumerate(keys) if k and k not in self.always_ignored]
+        return positions, _numbered([keys[i] for i in positions])
+
+    def base_of(self, scheme: str, digests: dict[str, str]) -> str:
+        """The content (base) under SCHEME of a row whose cells' digests (by name) are DIGESTS."""
+        return self._base(scheme, [digests.get(n, "") for n in self.names[scheme]])[1]
+
+    def _base(self, scheme: str, cells: Sequence[str]) -> tuple[str, str]:
         if scheme.startswith("cells:"):
             # the row's non-empty cells by column name: a column that is empty on every row (one
             # another file of the run has) changes nothing
             text = "\x1f".join(f"{n}={(c or '').strip()}" for n, c in zip(self.names[scheme], cells,
                                                                           strict=True)
                                if (c or "").strip())
-            base = digest(f"{self.resource}\ncells\n{text}")
-        else:
-            text = "\x1f".join((c or "").strip() for c in cells)
-            base = digest(f"{self.resource}\n{scheme}\n{text}")
+            return text, digest(f"{self.resource}\ncells\n{text}")
+        text = "\x1f".join((c or "").strip() for c in cells)
+        return text, digest(f"{self.resource}\n{scheme}\n{text}")
+
+    def of(self, scheme: str, cells: Sequence[str], where: str, shown: Sequence[str] | None = None
+           ) -> tuple[str, str, int, str | None]:
+        """(identity, base, occurrence, problem) of a row whose identity cells are CELLS (in
+        scheme order: its cells' digests, or as an earlier release, its cells as spelt); BASE
+        is the content shared by identical rows. SHOWN: the cells as a message shows them."""
+        text, base = self._base(scheme, cells)
         if scheme.startswith("key:"):
             if not any((c or "").strip() for c in cells):
                 return "", base, 0, "key: the key cell is empty; every row needs its own key"
             if text in self.key_rows:
-                return "", base, 0, f"key: {', '.join(cells)} repeats {self.key_rows[text]}"
+                return "", base, 0, f"key: {', '.join(shown or cells)} repeats {self.key_rows[text]}"
             self.key_rows[text] = where
             return base, base, 0, None
         if base not in self.next_occurrence:  # the first row of this content in the file

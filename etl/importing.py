@@ -37,6 +37,7 @@ from etl.errors import EtlError, RunAborted, UsageProblem, no_room
 from etl.identity import (
     VALUES,
     Identities,
+    cell_digest,
     describe_scheme,
     id_like_columns,
     identity_text,
@@ -126,6 +127,7 @@ class Row:
     occurrence: int | None = None
     before: str | None = None  # its identity as the release before values made it
     filled: frozenset[str] = frozenset()  # the identity's columns that have a value in it
+    cells: dict[str, str] = field(default_factory=dict)  # every column's cell digest, by name
 
 
 @dataclass(slots=True)
@@ -283,19 +285,26 @@ class Importer:
             previous.start(table.path, table.header)
             previous.columns(table.path, table.header)
         field_at = {p: name for name, p in columns.positions.items()}
-        sent = [field_at.get(i) for i in at]  # the field a column of the identity is sent as
+        kept_at, kept_names = identities.kept(table.header)
+        sent = [field_at.get(i) for i in kept_at]  # the field a column is sent as, if it is
+        names = identities.names[scheme]
         positions = [int(p) for p in np.flatnonzero(valid)]
         payloads = self.validator.payloads(chunk, columns, positions)
-        cells = [chunk.columns[i].to_pylist() for i in at]
+        cells = [chunk.columns[i].to_pylist() for i in kept_at]
+        spelt_at = [kept_at.index(i) for i in at]  # the identity's columns among them
         rows, problems = [], []
         for pos, payload in zip(positions, payloads, strict=True):
             number = int(chunk.rows[pos])
-            spelt = [c[pos] or "" for c in cells]
             # a sent cell is its value as sent; any other cell its text, normalised
-            values = [identity_text(payload.get(f) if f else cell) for f, cell in zip(sent, spelt,
-                                                                                     strict=True)]
+            digests = {}
+            for name, f, column in zip(kept_names, sent, cells, strict=True):
+                text = identity_text(payload.get(f) if f else column[pos])
+                if text:
+                    digests[name] = cell_digest(text)
+            spelt = [cells[k][pos] or "" for k in spelt_at]
             where = f"{table.path} row {number}"
-            identity, base, occurrence, problem = identities.of(scheme, values, where)
+            identity, base, occurrence, problem = identities.of(
+                scheme, [digests.get(n, "") for n in names], where, spelt)
             if problem:
                 problems.append((pos, problem))
                 continue
@@ -308,11 +317,10 @@ class Importer:
             body = tagged(payload, identity) if self.settings.tag_description else payload
             rows.append(Row(pos, identity, scheme, body, payload_hash(self.resource.name, plain),
                             table.path, number, legacy, base, occurrence, before or None,
-                            frozenset(n for n, v in zip(identities.names.get(scheme, ()), values,
-                                                        strict=False) if v)))
+                            frozenset(n for n in names if n in digests), digests))
         return rows, problems
 
-    def _known(self, rows: list[Row]) -> dict[str, Entry]:
+    def _known(self, identities: Identities, rows: list[Row]) -> dict[str, Entry]:
         known = self.journal.lookup(r.identity for r in rows)
         if self.legacy:
             missing = [r for r in rows if r.identity not in known and r.legacy]
@@ -330,9 +338,43 @@ class Importer:
             for r in missing:
                 entry = old.get(r.before or "")
                 if entry is not None and entry.scheme != LEGACY_SCHEME:
-                    self.journal.reidentify(entry.identity, r.identity, r.base, r.occurrence)
+                    self.journal.reidentify(entry.identity, r.identity, r.scheme, r.base, r.occurrence,
+                                            r.cells)
                     known[r.identity] = self.journal.lookup([r.identity])[r.identity]
+        self._reidentify(identities, [r for r in rows if r.identity not in known], known)
         return known
+
+    def _reidentify(self, identities: Identities, rows: list[Row], known: dict[str, Entry]) -> None:
+        """Rows created under another choice of columns (no --key then, --key now; a column
+        --ignore-column now leaves out) are these rows if their cells, as the journal kept them,
+        make the same content under today's: they take today's identity instead of being
+        posted again. A column that had a value then and is no part of today's identity must
+        be one --ignore-column names (a column the export dropped is no reason)."""
+        if not rows or not self.journal.total():
+            return
+        earlier = self.journal.created_with_payload((r.payload_hash for r in rows), maybe=True)
+        candidates = [e for r in rows for e in earlier.get(r.payload_hash, []) if e.scheme != r.scheme]
+        if not candidates:
+            return
+        kept = self.journal.cells_of(e.identity for e in candidates)
+        ignored = {header_key(c) for c in self.settings.ignore}
+        taken: set[str] = set()
+        for r in rows:
+            for e in earlier.get(r.payload_hash, []):
+                cells = kept.get(e.identity)
+                if e.scheme == r.scheme or e.identity in taken or cells is None:
+                    continue
+                names = set(identities.names[r.scheme])
+                if not self.settings.key and any(n.split("#")[0] not in ignored
+                                                 for n in cells if n not in names):
+                    continue
+                if identities.base_of(r.scheme, cells) == r.base:
+                    taken.add(e.identity)
+                    self.journal.reidentify(e.identity, r.identity, r.scheme, r.base, r.occurrence,
+                                            r.cells)
+                    known[r.identity] = self.journal.lookup([r.identity])[r.identity]
+                    self.notes["reidentified"] += 1
+                    break
 
     # --- the first pass: nothing is sent before every row was read -------------------------------
 
@@ -347,7 +389,7 @@ class Importer:
             table = self.inputs.tables[index]
             _, valid = self.validator.errors(chunk, self.inputs.columns[index])
             rows, problems = self._identify(identities, index, chunk, valid)
-            known = self._known(rows)
+            known = self._known(identities, rows)
             if self.first_to_send is None:
                 self.first_to_send = next((r for r in rows if plan(
                     known.get(r.identity), retry_rejected=self.settings.retry_rejected) == "send"), None)
@@ -492,7 +534,7 @@ class Importer:
         rows, problems = self._identify(identities, index, chunk, valid)
         for pos, problem in problems:
             p.outcome[pos], p.errors[pos] = Outcome.INVALID.value, problem
-        known = self._known(rows)
+        known = self._known(identities, rows)
         for r in rows:
             entry = known.get(r.identity)
             what = plan(entry, retry_rejected=self.settings.retry_rejected)
@@ -560,6 +602,7 @@ class Importer:
                progress: Callable[[int, Counter[str]], None] | None) -> None:
         table = self.inputs.tables[index]
         p = self._plan(identities, index, chunk)
+        self.journal.keep_cells({r.identity: r.cells for r in p.to_send})
         n = len(chunk)
         to_send = p.to_send
         first: Done | None = None

@@ -81,6 +81,9 @@ CREATE TABLE IF NOT EXISTS runs (
     counts TEXT, files TEXT
 );
 CREATE TABLE IF NOT EXISTS quota (day TEXT PRIMARY KEY, posts INTEGER NOT NULL);
+-- a row's cells, a digest of each by column name (JSON): what it takes to identify the row again
+-- under another choice of columns (a later --key or --ignore-column)
+CREATE TABLE IF NOT EXISTS cells (identity TEXT PRIMARY KEY, cells TEXT NOT NULL);
 """
 
 ROW_COLUMNS = (
@@ -542,12 +545,35 @@ class Journal:
             db.execute("UPDATE rows SET identity = ?, scheme = ? WHERE identity = ?", (new, scheme, old))
             db.execute("UPDATE events SET identity = ? WHERE identity = ?", (new, old))
 
-    def reidentify(self, old: str, new: str, base: str | None, occurrence: int | None) -> None:
-        """A row the release before identities were made of values entered gets today's identity."""
+    def reidentify(self, old: str, new: str, scheme: str, base: str | None, occurrence: int | None,
+                   cells: dict[str, str]) -> None:
+        """A row identified another way before (by the release before identities were made of
+        values, or under another choice of columns) gets today's identity."""
         with self.transaction() as db:
-            db.execute("UPDATE rows SET identity = ?, base = ?, occurrence = ? WHERE identity = ?",
-                       (new, base, occurrence, old))
+            db.execute("UPDATE rows SET identity = ?, scheme = ?, base = ?, occurrence = ? "
+                       "WHERE identity = ?", (new, scheme, base, occurrence, old))
             db.execute("UPDATE events SET identity = ? WHERE identity = ?", (new, old))
+            db.execute("DELETE FROM cells WHERE identity = ?", (old,))
+            db.execute("INSERT OR REPLACE INTO cells VALUES (?, ?)", (new, json.dumps(cells)))
+
+    def keep_cells(self, cells: dict[str, dict[str, str]]) -> None:
+        """The cells' digests of rows about to be sent, by identity (see `reidentify`)."""
+        if cells:
+            with self.transaction() as db:
+                db.executemany("INSERT OR IGNORE INTO cells VALUES (?, ?)",
+                               [(k, json.dumps(v)) for k, v in cells.items()])
+
+    def cells_of(self, identities: Iterable[str]) -> dict[str, dict[str, str]]:
+        wanted = list(dict.fromkeys(identities))
+        found: dict[str, dict[str, str]] = {}
+        with self._mutex:
+            for start in range(0, len(wanted), 500):
+                part = wanted[start: start + 500]
+                for identity, cells in self.db.execute(
+                        f"SELECT identity, cells FROM cells WHERE identity IN ({','.join('?' * len(part))})",
+                        part):
+                    found[identity] = json.loads(cells)
+        return found
 
     # files and runs
 

@@ -162,3 +162,35 @@ def test_a_journal_of_the_previous_release_and_the_same_file_post_nothing(post, 
     respelt.write_bytes(path.read_bytes().replace(b"1.50", b"1.5").replace(b"1e0", b"1"))
     assert outcomes(post(respelt)) == ["skipped"] * 4
     assert sandbox.stats.posts == 0
+
+
+def test_ignore_column_given_on_a_later_night_re_identifies_the_rows_created(post, sandbox, tmp_path):
+    def history(name: str, at: str, extra: int = 0) -> Path:
+        path = tmp_path / name
+        path.write_text("ExportedAt,CoworkerBookingCreditId,CreditUsed,Description\n"
+                        + "".join(f"{at},{100 + i},{i + 1},use {i}\n" for i in range(3 + extra)))
+        return path
+
+    assert outcomes(post(history("n1.csv", "2026-11-24T01:00"))) == ["created"] * 3
+    run = post(history("n2.csv", "2026-11-25T01:00", extra=1), "--ignore-column", "ExportedAt")
+    assert run.code == 0, run.err
+    assert outcomes(run) == ["skipped", "skipped", "skipped", "created"]
+    assert "3 rows created earlier under another choice of columns are the same credit uses" in run.err
+    assert sandbox.stats.posts == 4
+    forgot = post(history("n3.csv", "2026-11-26T01:00", extra=1))  # cron without the option
+    assert forgot.code == 2 and "--ignore-column" in forgot.err
+    assert sandbox.stats.posts == 4
+    again = post(history("n3.csv", "2026-11-26T01:00", extra=1), "--ignore-column", "ExportedAt")
+    assert outcomes(again) == ["skipped"] * 4
+    assert sandbox.stats.posts == 4
+
+
+def test_a_column_dropped_from_the_export_does_not_re_identify_rows(post, sandbox, tmp_path):
+    """Two uses told apart only by their date: without that column they are no earlier row."""
+    post(night(tmp_path, "night-1.csv", ["2026-11-24,101,1,Desk,,"]))
+    thinner = tmp_path / "night-2.csv"
+    thinner.write_text("CoworkerBookingCreditId,CreditUsed,Description,BookingId,Notes\n101,1,Desk,,\n")
+    run = post(thinner)
+    assert run.code == 2 and "another way of identifying rows" in run.err
+    assert outcomes(post(thinner, "--allow-new-identity")) == ["created"]
+    assert sandbox.stats.posts == 2
