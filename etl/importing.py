@@ -260,6 +260,10 @@ class Importer:
         self.valid_rows: dict[str, int] = {}
         self.zone_checked = False  # learnt again each run: daylight saving time moves it
         self.first_to_send: Row | None = None
+        #: the first pass's evidence of a re-export: column -> earlier file -> created row -> the
+        #: row of this run that has its payload and differs from it in that column only
+        self.evidence: dict[str, dict[str, dict[str, tuple[Row, Entry]]]] | None = None
+        self.column_names: dict[str, str] = {}  # a column's name in an identity -> its header
         self.account: AccountChecks | None = for_client(
             self.resource, poster.client, read_rate=settings.read_rate,
             patience=poster.throttle_patience, stop=self.stopper.event) if settings.account_checks else None
@@ -286,6 +290,7 @@ class Importer:
             previous.columns(table.path, table.header)
         field_at = {p: name for name, p in columns.positions.items()}
         kept_at, kept_names = identities.kept(table.header)
+        self.column_names.update((n, table.header[i]) for n, i in zip(kept_names, kept_at, strict=True))
         sent = [field_at.get(i) for i in kept_at]  # the field a column is sent as, if it is
         names = identities.names[scheme]
         positions = [int(p) for p in np.flatnonzero(valid)]
@@ -353,7 +358,8 @@ class Importer:
         if not rows or not self.journal.total():
             return
         earlier = self.journal.created_with_payload((r.payload_hash for r in rows), maybe=True)
-        candidates = [e for r in rows for e in earlier.get(r.payload_hash, []) if e.scheme != r.scheme]
+        candidates = [e for r in rows for e in earlier.get(r.payload_hash, [])
+                      if e.scheme != r.scheme or self.evidence is not None]
         if not candidates:
             return
         kept = self.journal.cells_of(e.identity for e in candidates)
@@ -375,6 +381,43 @@ class Importer:
                     known[r.identity] = self.journal.lookup([r.identity])[r.identity]
                     self.notes["reidentified"] += 1
                     break
+            else:
+                self._look_for_a_re_export(identities, r, earlier.get(r.payload_hash, []), kept)
+
+    def _look_for_a_re_export(self, identities: Identities, r: Row, earlier: list[Entry],
+                              kept: dict[str, dict[str, str]]) -> None:
+        """The first pass's evidence of a re-export: a row with a created row's payload whose
+        cells differ from that row's in one column only (not one of --key)."""
+        if self.evidence is None:
+            return
+        key = set(identities.names[r.scheme]) if self.settings.key else set()
+        for e in earlier:
+            cells = kept.get(e.identity)
+            if e.state != Outcome.CREATED.value or cells is None or not e.source:
+                continue
+            differ = [n for n in cells.keys() | r.cells.keys() if cells.get(n) != r.cells.get(n)]
+            if len(differ) == 1 and differ[0] not in key:
+                found = self.evidence.setdefault(differ[0], {}).setdefault(e.source, {})
+                found.setdefault(e.identity, (r, e))
+                return
+
+    def _stop_a_re_export(self) -> None:
+        """Many rows that are the rows created from an earlier file but for one column: most of
+        that file's rows came back (not the regular uses of a nightly file alone), with a column
+        that changes on every export. Stop before the first POST, naming the option."""
+        for name, by_source in (self.evidence or {}).items():
+            for source, found in by_source.items():
+                total = self.journal.created_from(source)
+                if len(found) >= 3 and len(found) >= 0.9 * total:
+                    r, e = next(iter(found.values()))
+                    column = self.column_names.get(name, name)
+                    raise UsageProblem(
+                        f"this run re-exports credit uses already created: {len(found)} of the {total} "
+                        f"rows created from {source} come back with the same payload, differing "
+                        f'only in column "{column}" ({r.source} row {r.number} is {e.where}, Id '
+                        f"{e.record_id}). Nothing was posted. If that column changes on every export "
+                        f"(an export timestamp), rerun with --ignore-column {column}; only if these "
+                        "are new credit uses, --allow-new-identity")
 
     # --- the first pass: nothing is sent before every row was read -------------------------------
 
@@ -382,6 +425,7 @@ class Importer:
         """Read every file once: file problems, a changed identity, a repeated --key stop the run
         here (exit 2), before anything is sent."""
         identities = self._identities()
+        self.evidence = {} if not self.settings.allow_new_identity else None
         changed: list[tuple[_Fresh, Entry]] = []
         # rows the journal does not know, kept small (a bulk migration's file has millions)
         fresh: list[tuple[int, _Fresh]] = []
@@ -411,6 +455,8 @@ class Importer:
                 changed.append((r, others[used[r.payload_hash]]))
                 used[r.payload_hash] += 1
         self.inputs.unchanged("nothing was posted")
+        self._stop_a_re_export()
+        self.evidence = None
         if changed and not self.settings.allow_new_identity:
             row, entry = changed[0]
             raise UsageProblem(

@@ -438,6 +438,12 @@ class Journal:
         with self._mutex:
             return int(self.db.execute("SELECT COUNT(*) FROM rows").fetchone()[0])
 
+    def created_from(self, source: str) -> int:
+        """How many rows created from SOURCE (an absolute path) the journal knows."""
+        with self._mutex:
+            return int(self.db.execute("SELECT COUNT(*) FROM rows WHERE state = 'created' AND "
+                                       "source = ?", (source,)).fetchone()[0])
+
     def count(self, state: str) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM rows WHERE state = ?", (state,)).fetchone()[0])
 

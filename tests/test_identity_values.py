@@ -172,6 +172,12 @@ def test_ignore_column_given_on_a_later_night_re_identifies_the_rows_created(pos
         return path
 
     assert outcomes(post(history("n1.csv", "2026-11-24T01:00"))) == ["created"] * 3
+    forgot = post(history("n2.csv", "2026-11-25T01:00", extra=1))  # the option not given yet
+    assert forgot.code == 2 and sandbox.stats.posts == 3
+    assert f"this run re-exports credit uses already created: 3 of the 3 rows created from {tmp_path}" \
+        in forgot.err
+    assert 'differing only in column "ExportedAt"' in forgot.err
+    assert "rerun with --ignore-column ExportedAt" in forgot.err
     run = post(history("n2.csv", "2026-11-25T01:00", extra=1), "--ignore-column", "ExportedAt")
     assert run.code == 0, run.err
     assert outcomes(run) == ["skipped", "skipped", "skipped", "created"]
@@ -194,3 +200,29 @@ def test_a_column_dropped_from_the_export_does_not_re_identify_rows(post, sandbo
     assert run.code == 2 and "another way of identifying rows" in run.err
     assert outcomes(post(thinner, "--allow-new-identity")) == ["created"]
     assert sandbox.stats.posts == 2
+
+
+def test_a_re_export_stamped_row_by_row_stops_before_the_first_post(post, sandbox, tmp_path):
+    rows = [f"{101 + i},{i + 1},use {i}" for i in range(5)]
+    first = tmp_path / "uses.csv"
+    first.write_text("Stamp,CoworkerBookingCreditId,CreditUsed,Description\n"
+                     + "".join(f"2026-11-24T01:00:0{i},{r}\n" for i, r in enumerate(rows)))
+    post(first)
+    again = tmp_path / "uses-again.csv"
+    again.write_text("Stamp,CoworkerBookingCreditId,CreditUsed,Description\n"
+                     + "".join(f"2026-11-25T01:00:0{i},{r}\n" for i, r in enumerate(rows)))
+    run = post(again)
+    assert run.code == 2 and "--ignore-column Stamp" in run.err
+    assert sandbox.stats.posts == 5
+    keyed = post(again, "--key", "Stamp")  # the column is the key: they are other credit uses
+    assert keyed.code == 2 and "re-exports" not in keyed.err  # but the key changed: that stop
+    assert outcomes(post(again, "--allow-new-identity")) == ["created"] * 5
+
+
+def test_a_nightly_file_whose_regular_uses_recur_is_not_stopped(post, sandbox, tmp_path):
+    regular = ["101,1,Desk,,", "102,1,Desk,,", "103,2,Room,,"]
+    post(night(tmp_path, "night-1.csv", [f"2026-11-24,{r}" for r in regular] + ["2026-11-24,104,7,Event,,"]))
+    run = post(night(tmp_path, "night-2.csv", [f"2026-11-25,{r}" for r in regular]))
+    assert run.code == 0, run.err
+    assert outcomes(run) == ["created"] * 3
+    assert sandbox.stats.posts == 7
