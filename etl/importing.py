@@ -57,7 +57,7 @@ from etl.outcomes import ExitStatus, Outcome, exit_status
 from etl.pipeline import Inputs, RunRecord
 from etl.posting import DailyLimitReached, Kind, Poster, ReadFailed, Result, Stopped
 from etl.reading import RawChunk
-from etl.reconciling import Reconciler, created_range, settle_time
+from etl.reconciling import Reconciler, created_range, differences, settle_time
 from etl.reporting import ReportWriter, patch_report
 from etl.resources import header_key
 from etl.validating import Validator
@@ -139,6 +139,34 @@ class _Fresh:
     source: str
     number: int
     filled: frozenset[str]
+
+
+class _Sample:
+    """Rows spread evenly over a file, whatever its length, and always its first and last."""
+
+    SIZE = 8
+
+    def __init__(self) -> None:
+        self.kept: list[tuple[int, Row]] = []
+        self.stride = 1
+        self.seen = 0
+        self.last: Row | None = None
+
+    def extend(self, rows: list[Row]) -> None:
+        for row in rows:
+            if self.seen % self.stride == 0:
+                self.kept.append((self.seen, row))
+                if len(self.kept) > 2 * self.SIZE:
+                    self.stride *= 2
+                    self.kept = [(k, r) for k, r in self.kept if k % self.stride == 0]
+            self.seen += 1
+            self.last = row
+
+    def rows(self) -> list[Row]:
+        rows = [r for _, r in self.kept]
+        if self.last is not None and (not rows or rows[-1] is not self.last):
+            rows.append(self.last)
+        return rows
 
 
 @dataclass
@@ -264,6 +292,8 @@ class Importer:
         #: row of this run that has its payload and differs from it in that column only
         self.evidence: dict[str, dict[str, dict[str, tuple[Row, Entry]]]] | None = None
         self.column_names: dict[str, str] = {}  # a column's name in an identity -> its header
+        self.samples: dict[int, _Sample] = {}  # per file, rows to send to look up before sending
+        self.known_files: set[int] = set()  # files of which the journal knows rows
         self.account: AccountChecks | None = for_client(
             self.resource, poster.client, read_rate=settings.read_rate,
             patience=poster.throttle_patience, stop=self.stopper.event) if settings.account_checks else None
@@ -434,12 +464,15 @@ class Importer:
             _, valid = self.validator.errors(chunk, self.inputs.columns[index])
             rows, problems = self._identify(identities, index, chunk, valid)
             known = self._known(identities, rows)
-            if self.first_to_send is None:
-                self.first_to_send = next((r for r in rows if plan(
-                    known.get(r.identity), retry_rejected=self.settings.retry_rejected) == "send"), None)
+            sending = [r for r in rows
+                       if plan(known.get(r.identity), retry_rejected=self.settings.retry_rejected) == "send"]
+            if self.first_to_send is None and sending:
+                self.first_to_send = sending[0]
             if self.account is not None:  # the rows this run may send, for the account checks
-                self.account.collect(r.body for r in rows if plan(
-                    known.get(r.identity), retry_rejected=self.settings.retry_rejected) == "send")
+                self.account.collect(r.body for r in sending)
+            self.samples.setdefault(index, _Sample()).extend(sending)
+            if known:  # this journal has been importing this file: the file is its own
+                self.known_files.add(index)
             fresh.extend((index, _Fresh(r.payload_hash, r.scheme, r.source, r.number, r.filled))
                          for r in rows if r.identity not in known)
             self._look_for_an_id_column(index, chunk)
@@ -470,27 +503,57 @@ class Importer:
                 "--allow-new-identity")
 
     def guard_new_journal(self) -> None:
-        """A journal that knows nothing of a target: if the first row to send already has its
-        record there (its import key in SystemId), another journal knows these rows (another
-        --journal, another state folder, the URL spelt with another host name). Stop."""
-        row = self.first_to_send
-        if row is None or not self.settings.system_id or self.journal.total() \
-                or self.journal.meta("system_id") == "off":
+        """A journal that knows no row of a file looks before it posts: a sample of the
+        rows about to be sent (its first, its last, and rows spread between) is looked up on the
+        server. A record of one, created before this run and not this journal's, means another
+        journal has these rows (another --journal, another state folder or user, another
+        machine, the URL spelt with another host name): stop. Where the account keeps SystemId
+        a record is a row's by its import key; a record with another import key is another
+        row's (last night's regular use). Where it does not, by its values: a record with the
+        row's exact values that this journal did not make."""
+        if self.settings.allow_new_identity:
             return
+        claimed: set[int] | None = None
+        for index, sample in self.samples.items():
+            if index in self.known_files:
+                continue
+            claimed = self.journal.claimed_ids() if claimed is None else claimed
+            for row in sample.rows():
+                try:
+                    hit = self._created_elsewhere(row, claimed)
+                except ReadFailed as exc:
+                    self.log.warning(f"could not look for rows posted before under another journal ({exc})")
+                    return
+                if hit is not None:
+                    record, why = hit
+                    raise JournalProblem(
+                        f"{row.source} row {row.number} was already posted to {self.journal.target} "
+                        f"(record {record.get('Id')} {why}), but the journal {self.journal.path} knows "
+                        "nothing of it: another journal has these rows (another --journal, another "
+                        "state folder or user, another machine, or the API URL spelt with another host "
+                        "name). Nothing was posted; run with that journal (if that record is another "
+                        "credit use with the same values, made otherwise, --allow-new-identity)")
+
+    def _created_elsewhere(self, row: Row, claimed: set[int]) -> tuple[dict[str, Any], str] | None:
+        """A record of ROW made before this run, not by this journal: one look-up, by the row's
+        values (the records found carry their SystemId), or by SystemId where the resource has
+        no look-up by values."""
         sid = system_id_of(row.identity)
-        try:
-            records = self.reconciler.records({self.resource.system_id_filter: sid})
-        except ReadFailed as exc:
-            self.log.warning(f"could not look for rows posted before under another journal ({exc})")
-            return
-        hit = [r for r in records if r.get("SystemId") == sid]
-        if hit:
-            raise JournalProblem(
-                f"{row.source} row {row.number} was already posted to {self.journal.target} (record "
-                f"{hit[0].get('Id')} carries its import key), but the journal {self.journal.path} "
-                "knows nothing of it: another journal has these rows (another --journal, another "
-                "state folder, or the API URL spelt with another host name). Nothing was posted; "
-                "run with that journal")
+        body = {k: v for k, v in row.body.items() if k != "SystemId"}
+        params = {name: str(body[f]) for name, f in self.resource.lookup.items() if f in body}
+        if not params:
+            if not (self.settings.system_id and self.resource.system_id_filter):
+                return None
+            params = {self.resource.system_id_filter: sid}
+        for record in self.reconciler.records(params):
+            theirs = str(record.get("SystemId") or "")
+            if record.get("Id") in claimed or (theirs.startswith("etl-") and theirs != sid):
+                continue  # this journal's own, or another row's (its own import key)
+            if theirs == sid:
+                return record, "carries its import key"
+            if not differences(self.resource, record, body):
+                return record, "has its exact values and was not made by this journal"
+        return None
 
     def check_account(self) -> None:
         """Before the first POST: the records the rows tonight's quota can send refer to are

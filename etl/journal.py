@@ -163,6 +163,12 @@ def normalise_url(url: str) -> str:
     return urlunsplit((scheme, host, path, "", ""))
 
 
+def one_target(target: str) -> str:
+    """`localhost`, `127.0.0.1` and `::1` with one port are one server: the same target for
+    telling whether another journal knows it."""
+    return re.sub(r"^(https?://)(localhost|127\.0\.0\.1|\[::1\])(?=[:/]|$)", r"\g<1>127.0.0.1", target)
+
+
 def state_home() -> str:
     """The user's state folder for etl (XDG_STATE_HOME on Linux, the platform's own elsewhere)."""
     import platformdirs
@@ -317,7 +323,8 @@ class Journal:
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('identity', 'values')")
         created = self.count("created")
         registry = _registry()
-        others = [(p, k) for p, k in registry.items() if p != self.path and k.get("target") == self.target
+        others = [(p, k) for p, k in registry.items() if p != self.path
+                  and one_target(str(k.get("target"))) == one_target(self.target)
                   and int(k.get("created") or 0) > 0 and os.path.exists(p)]
         if others and created == 0 and not self.count("in_doubt") and command == "import" \
                 and not self.fresh:

@@ -226,3 +226,58 @@ def test_a_nightly_file_whose_regular_uses_recur_is_not_stopped(post, sandbox, t
     assert run.code == 0, run.err
     assert outcomes(run) == ["created"] * 3
     assert sandbox.stats.posts == 7
+
+
+@pytest.mark.parametrize("system_id", [True, False])
+def test_a_second_journal_looks_before_it_posts_and_stops(etl, sandbox, tmp_path, monkeypatch, state_home,
+                                                          system_id):
+    """The first night by hand, then cron under another HOME: the second journal knows none of
+    the rows, and a sample of them (first, last, spread between) is found on the server."""
+    flags = [] if system_id else ["--no-system-id"]
+
+    def run(path, url=sandbox.url, *extra):
+        return etl("import", path, "--api-url", url, "--token", TOKEN, "--rate", "1000", *flags, *extra,
+                   env=NO_ENV)
+
+    rows = [f"2026-11-24,{101 + i},{i + 1},use {i},," for i in range(40)]
+    night1 = night(tmp_path, "night-1.csv", rows)
+    assert outcomes(run(night1)) == ["created"] * 40
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "cron-home"))
+    later = night(tmp_path, "night-1-and-2.csv", rows[35:] + [f"2026-11-25,{201 + i},1,new {i},,"
+                                                               for i in range(30)])
+    for url in (sandbox.url, sandbox.url.replace("127.0.0.1", "localhost")):
+        second = run(later, url)
+        assert second.code == 2, second.err
+        assert f"{later} row 2 was already posted to" in second.err and "Nothing was posted" in second.err
+        assert ("carries its import key" if system_id
+                else "has its exact values and was not made by this journal") in second.err
+    assert sandbox.stats.posts == 40
+
+
+@pytest.mark.parametrize("system_id", [True, False])
+def test_a_journals_own_records_do_not_stop_a_nightly_file_that_resembles_last_night(
+        etl, sandbox, tmp_path, system_id):
+    flags = [] if system_id else ["--no-system-id"]
+
+    def run(path):
+        return etl("import", path, "--api-url", sandbox.url, "--token", TOKEN, "--rate", "1000", *flags,
+                   env=NO_ENV)
+
+    regular = ["101,1,Desk,,", "102,1,Desk,,"]
+    first = run(night(tmp_path, "night-1.csv", [f"2026-11-24,{r}" for r in regular]))
+    assert outcomes(first) == ["created"] * 2
+    tonight = run(night(tmp_path, "night-2.csv", [f"2026-11-25,{r}" for r in regular]))
+    assert tonight.code == 0, tonight.err
+    assert outcomes(tonight) == ["created"] * 2
+    assert sandbox.stats.posts == 4
+
+
+def test_a_journal_of_localhost_is_the_journal_of_127_0_0_1(etl, sandbox, tmp_path):
+    path = night(tmp_path, "night-1.csv", ["2026-11-24,101,1,Desk,,"])
+    etl("import", path, "--api-url", sandbox.url, "--token", TOKEN, "--rate", "1000", env=NO_ENV)
+    for host in ("localhost", "[::1]"):
+        other = etl("import", path, "--api-url", sandbox.url.replace("127.0.0.1", host), "--token", TOKEN,
+                    "--rate", "1000", env=NO_ENV)
+        assert other.code == 2
+        assert f"the journal {journal_of(sandbox.url)} records 1 credit uses created on" in other.err
+    assert sandbox.stats.posts == 1
