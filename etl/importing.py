@@ -144,7 +144,7 @@ class _Fresh:
 class _Sample:
     """Rows spread evenly over a file, whatever its length, and always its first and last."""
 
-    SIZE = 8
+    SIZE = 3
 
     def __init__(self) -> None:
         self.kept: list[tuple[int, Row]] = []

@@ -281,3 +281,30 @@ def test_a_journal_of_localhost_is_the_journal_of_127_0_0_1(etl, sandbox, tmp_pa
         assert other.code == 2
         assert f"the journal {journal_of(sandbox.url)} records 1 credit uses created on" in other.err
     assert sandbox.stats.posts == 1
+
+
+@pytest.mark.parametrize("system_id", [True, False])
+def test_two_journals_one_after_the_other_stopped_midway_post_every_row_once(
+        etl, sandbox, tmp_path, monkeypatch, state_home, system_id):
+    flags = [] if system_id else ["--no-system-id"]
+    homes = [state_home, tmp_path / "laptop-2"]
+
+    def run(home, path):
+        monkeypatch.setenv("XDG_STATE_HOME", str(home))
+        return etl("import", path, "--api-url", sandbox.url, "--token", TOKEN, "--rate", "1000", *flags,
+                   env=NO_ENV)
+
+    path = night(tmp_path, "night-1.csv", [f"2026-11-24,{101 + i},1,use {i},," for i in range(30)])
+    sandbox.faults.daily_limit = 7  # the first journal's run stops part way (exit 4)
+    assert run(homes[0], path).code == 4
+    sandbox.faults.daily_limit = 0
+    other = run(homes[1], path)  # the second laptop, its own journal
+    assert other.code == 2 and "was already posted to" in other.err
+    assert len(sandbox.store.records()) == 7
+    done = run(homes[0], path)
+    assert done.code == 0, done.err
+    assert outcomes(done).count("skipped") == 7
+    records = sandbox.store.records()
+    assert sorted(r["Description"] for r in records) == sorted(f"use {i}" for i in range(30))
+    assert run(homes[1], path).code == 2  # the second journal still knows none of them
+    assert len(sandbox.store.records()) == 30
