@@ -210,6 +210,18 @@ def _register(path: str, target: str, created: int) -> None:
     os.replace(tmp, _registry_path())
 
 
+def _created_in(path: str) -> int:
+    """How many created rows another journal's file holds (0 if it can't be read)."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM rows WHERE state = 'created'").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
+
+
 def forget(path: str) -> None:
     """`--new-journal`: the journal at PATH is knowingly started afresh."""
     data = _registry()
@@ -324,13 +336,19 @@ class Journal:
         created = self.count("created")
         registry = _registry()
         others = [(p, k) for p, k in registry.items() if p != self.path
-                  and one_target(str(k.get("target"))) == one_target(self.target)
-                  and int(k.get("created") or 0) > 0 and os.path.exists(p)]
+                  and one_target(str(k.get("target"))) == one_target(self.target) and os.path.exists(p)]
         if others and created == 0 and not self.count("in_doubt") and command == "import" \
                 and not self.fresh:
-            path, k = others[0]
+            # a journal is registered when first used: one whose run was killed before it
+            # closed has its created rows counted from the file itself
+            counted = [(p, max(int(k.get("created") or 0), _created_in(p))) for p, k in others]
+            counted = [(p, n) for p, n in counted if n > 0]
+        else:
+            counted = []
+        if counted:
+            path, n = counted[0]
             raise JournalProblem(
-                f"the journal {path} records {k['created']} credit uses created on {self.target}, but "
+                f"the journal {path} records {n} credit uses created on {self.target}, but "
                 f"this run would use {self.path}, which knows none of them: posting would send them "
                 f"again. Use that journal (leave out --journal, or --journal {path}); only if this "
                 "journal is meant to start afresh, --new-journal"
@@ -344,6 +362,11 @@ class Journal:
                 "now would send them again. Restore it from a backup; only if you are sure the "
                 "target has none of those rows, start afresh with --new-journal"
             )
+        if command == "import" and self.path not in registry:
+            try:  # registered when first used: a run killed before it closes leaves its trace
+                _register(self.path, self.target, created)
+            except OSError:
+                pass  # the state folder is read-only: the look-up before posting still guards
 
     def adopt_legacy(self, path: str) -> int:
         """Take over the rows of an earlier version's journal (one table for every URL) that

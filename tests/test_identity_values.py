@@ -308,3 +308,30 @@ def test_two_journals_one_after_the_other_stopped_midway_post_every_row_once(
     assert sorted(r["Description"] for r in records) == sorted(f"use {i}" for i in range(30))
     assert run(homes[1], path).code == 2  # the second journal still knows none of them
     assert len(sandbox.store.records()) == 30
+
+
+def test_a_journal_killed_before_its_run_closed_is_known_to_the_next_journal(etl, sandbox, tmp_path,
+                                                                            state_home):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    path = night(tmp_path, "night-1.csv", [f"2026-11-24,{101 + i},1,use {i},," for i in range(20)])
+    sandbox.faults.latency = 0.1
+    proc = subprocess.Popen([sys.executable, "-m", "etl", "import", str(path), "--api-url", sandbox.url,
+                             "--rate", "1000", "-q", "--no-check-credits"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "NEXUDUS_TOKEN": TOKEN})
+    deadline = time.monotonic() + 30
+    while len(sandbox.store.records()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.kill()  # SIGKILL: the run never closes its journal
+    proc.wait()
+    sandbox.faults.latency = 0.0
+    posts = sandbox.stats.posts  # a request under way when it was killed was received before
+    other = etl("import", path, "--api-url", sandbox.url, "--token", TOKEN, "--rate", "1000",
+                "--journal", str(tmp_path / "other.sqlite3"), env=NO_ENV)
+    assert other.code == 2
+    assert f"the journal {journal_of(sandbox.url)} records " in other.err
+    assert sandbox.stats.posts == posts
