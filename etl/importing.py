@@ -287,7 +287,6 @@ class Importer:
         self.legacy = journal.meta("legacy") == "1"
         self.valid_rows: dict[str, int] = {}
         self.zone_checked = False  # learnt again each run: daylight saving time moves it
-        self.first_to_send: Row | None = None
         #: the first pass's evidence of a re-export: column -> earlier file -> created row -> the
         #: row of this run that has its payload and differs from it in that column only
         self.evidence: dict[str, dict[str, dict[str, tuple[Row, Entry]]]] | None = None
@@ -466,8 +465,6 @@ class Importer:
             known = self._known(identities, rows)
             sending = [r for r in rows
                        if plan(known.get(r.identity), retry_rejected=self.settings.retry_rejected) == "send"]
-            if self.first_to_send is None and sending:
-                self.first_to_send = sending[0]
             if self.account is not None:  # the rows this run may send, for the account checks
                 self.account.collect(r.body for r in sending)
             self.samples.setdefault(index, _Sample()).extend(sending)
