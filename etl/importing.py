@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
+import re
 import signal
 import threading
 import time
@@ -24,16 +26,24 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
-import pyarrow.compute as pc
 
 from etl import logs
 from etl.checks import READ_RATE, AccountChecks, for_client, posts_left
 from etl.errors import EtlError, RunAborted, UsageProblem, no_room
 from etl.fencing import Fences
-from etl.identity import Identities, describe_scheme, id_like_columns
+from etl.identity import (
+    VALUES,
+    Identities,
+    cell_digest,
+    describe_scheme,
+    id_like_columns,
+    identity_text,
+    scheme_columns,
+)
 from etl.journal import (
     LEGACY_SCHEME,
     Entry,
@@ -57,7 +67,7 @@ from etl.outcomes import ExitStatus, Outcome, exit_status
 from etl.pipeline import Inputs, RunRecord
 from etl.posting import DailyLimitReached, Kind, Poster, ReadFailed, Result, Stopped
 from etl.reading import RawChunk
-from etl.reconciling import Reconciler, created_range, parse_body, settle_time
+from etl.reconciling import Reconciler, created_range, differences, parse_body, settle_time
 from etl.reporting import ReportWriter, patch_report
 from etl.resources import header_key
 from etl.storage import Storage
@@ -132,6 +142,9 @@ class Row:
     legacy: str | None = None
     base: str | None = None
     occurrence: int | None = None
+    before: str | None = None  # its identity as the release before values made it
+    filled: frozenset[str] = frozenset()  # the identity's columns that have a value in it
+    cells: dict[str, str] = field(default_factory=dict)  # every column's cell digest, by name
 
 
 @dataclass(slots=True)
@@ -142,6 +155,35 @@ class _Fresh:
     scheme: str
     source: str
     number: int
+    filled: frozenset[str]
+
+
+class _Sample:
+    """Rows spread evenly over a file, whatever its length, and always its first and last."""
+
+    SIZE = 3
+
+    def __init__(self) -> None:
+        self.kept: list[tuple[int, Row]] = []
+        self.stride = 1
+        self.seen = 0
+        self.last: Row | None = None
+
+    def extend(self, rows: list[Row]) -> None:
+        for row in rows:
+            if self.seen % self.stride == 0:
+                self.kept.append((self.seen, row))
+                if len(self.kept) > 2 * self.SIZE:
+                    self.stride *= 2
+                    self.kept = [(k, r) for k, r in self.kept if k % self.stride == 0]
+            self.seen += 1
+            self.last = row
+
+    def rows(self) -> list[Row]:
+        rows = [r for _, r in self.kept]
+        if self.last is not None and (not rows or rows[-1] is not self.last):
+            rows.append(self.last)
+        return rows
 
 
 @dataclass
@@ -198,6 +240,43 @@ class Plan:
     to_send: list[Row] = field(default_factory=list)
 
 
+_TAG = re.compile(r" ?\[etl:[0-9a-f]{12}\]$")
+
+
+def changed_cells(sent: str, body: dict[str, object]) -> list[str]:
+    """The fields whose value in BODY differs from the payload SENT (JSON), as "Field was X, now
+    Y"; compared as values, without the import tag in Description."""
+    then = json.loads(sent, parse_float=Decimal)
+    then.pop("SystemId", None)  # etl's import key, not a cell
+    out = []
+    for name in sorted(set(then) | set(body)):
+        was, now = then.get(name), body.get(name)
+        if name == "Description":
+            was, now = (_TAG.sub("", str(v)) if v is not None else None for v in (was, now))
+        if identity_text(was) != identity_text(now):
+            out.append(f"{name} was {_shown(was)}, now {_shown(now)}")
+    return out
+
+
+def _shown(value: object) -> str:
+    if value is None or value == "":
+        return "blank"
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else identity_text(value)
+
+
+def _identified_otherwise(row: _Fresh, scheme: str) -> bool:
+    """Would ROW have been identified otherwise under SCHEME (an earlier row's)? Between two
+    schemes of cells, only if the row has a value in a column SCHEME lacks, or SCHEME has a column
+    the row's file lacks: a column empty on every row (tonight, or on the night of SCHEME) leaves
+    a row's identity as it was. Between other schemes (a --key), whenever they differ."""
+    if scheme == row.scheme:
+        return False
+    then, now = scheme_columns(scheme), scheme_columns(row.scheme)
+    if then is None or now is None:
+        return True
+    return not (row.filled <= then and then <= now)
+
+
 class Importer:
     def __init__(self, inputs: Inputs, validator: Validator, record: RunRecord, journal: Journal,
                  poster: Poster, reconciler: Reconciler, settings: Settings,
@@ -227,9 +306,12 @@ class Importer:
         self.zone_checked = False  # learnt again each run: daylight saving time moves it
         self._storage_lock = threading.Lock()
         self.learn_reads = 0
-        self.first_to_send: Row | None = None
-        self.filled: dict[int, set[int]] = {}  # per file, the columns with a value somewhere
-        self.schemes: dict[int, str] = {}  # per file, the scheme its rows are identified by
+        #: the first pass's evidence of a re-export: column -> earlier file -> created row -> the
+        #: row of this run that has its payload and differs from it in that column only
+        self.evidence: dict[str, dict[str, dict[str, tuple[Row, Entry]]]] | None = None
+        self.column_names: dict[str, str] = {}  # a column's name in an identity -> its header
+        self.samples: dict[int, _Sample] = {}  # per file, rows to send to look up before sending
+        self.known_files: set[int] = set()  # files of which the journal knows rows
         self.account: AccountChecks | None = for_client(
             self.resource, poster.client, read_rate=settings.read_rate,
             patience=poster.throttle_patience, stop=self.stopper.event) if settings.account_checks else None
@@ -250,30 +332,48 @@ class Importer:
         identities.start(table.path, table.header)
         at, scheme = identities.columns(table.path, table.header,
                                         {header_key(f.name) for f in self.resource.fields})
+        previous = identities.previous
+        if previous is not None:
+            previous.start(table.path, table.header)
+            previous.columns(table.path, table.header)
+        field_at = {p: name for name, p in columns.positions.items()}
+        kept_at, kept_names = identities.kept(table.header)
+        self.column_names.update((n, table.header[i]) for n, i in zip(kept_names, kept_at, strict=True))
+        sent = [field_at.get(i) for i in kept_at]  # the field a column is sent as, if it is
+        names = identities.names[scheme]
         positions = [int(p) for p in np.flatnonzero(valid)]
         payloads = self.validator.payloads(chunk, columns, positions)
-        cells = [chunk.columns[i].to_pylist() for i in at]
+        cells = [chunk.columns[i].to_pylist() for i in kept_at]
+        spelt_at = [kept_at.index(i) for i in at]  # the identity's columns among them
         rows, problems = [], []
         for pos, payload in zip(positions, payloads, strict=True):
             number = int(chunk.rows[pos])
-            values = [c[pos] or "" for c in cells]
-            identity, base, occurrence, problem = identities.of(scheme, values,
-                                                                f"{table.path} row {number}")
+            # a sent cell is its value as sent; any other cell its text, normalised
+            digests = {}
+            for name, f, column in zip(kept_names, sent, cells, strict=True):
+                text = identity_text(payload.get(f) if f else column[pos])
+                if text:
+                    digests[name] = cell_digest(text)
+            spelt = [cells[k][pos] or "" for k in spelt_at]
+            where = f"{table.path} row {number}"
+            identity, base, occurrence, problem = identities.of(
+                scheme, [digests.get(n, "") for n in names], where, spelt)
             if problem:
                 problems.append((pos, problem))
                 continue
+            before = previous.of(scheme, spelt, where)[0] if previous is not None else None
             plain = canonical_json(payload)
             legacy = None
             if self.legacy:
-                key_text = "\x1f".join(v.strip() for v in values) if identities.key else None
+                key_text = "\x1f".join(v.strip() for v in spelt) if identities.key else None
                 legacy = identities.legacy_of(plain, key_text)
             body = tagged(payload, identity) if self.settings.tag_description else payload
-            rows.append(Row(pos, identity, self.schemes.get(index) or scheme, body,
-                            payload_hash(self.resource.name, plain),
-                            table.path, number, legacy, base, occurrence))
+            rows.append(Row(pos, identity, scheme, body, payload_hash(self.resource.name, plain),
+                            table.path, number, legacy, base, occurrence, before or None,
+                            frozenset(n for n in names if n in digests), digests))
         return rows, problems
 
-    def _known(self, rows: list[Row]) -> dict[str, Entry]:
+    def _known(self, identities: Identities, rows: list[Row]) -> dict[str, Entry]:
         known = self.journal.lookup(r.identity for r in rows)
         if self.legacy:
             missing = [r for r in rows if r.identity not in known and r.legacy]
@@ -283,7 +383,89 @@ class Importer:
                 if entry is not None and entry.scheme == LEGACY_SCHEME:
                     self.journal.rekey(entry.identity, r.identity, r.scheme)
                     known[r.identity] = self.journal.lookup([r.identity])[r.identity]
+        # a row the release before identities were made of values entered: given today's
+        # identity, so that nothing is posted again because etl changed
+        missing = [r for r in rows if r.identity not in known and r.before]
+        if missing:
+            old = self.journal.lookup(r.before for r in missing if r.before)
+            for r in missing:
+                entry = old.get(r.before or "")
+                if entry is not None and entry.scheme != LEGACY_SCHEME:
+                    self.journal.reidentify(entry.identity, r.identity, r.scheme, r.base, r.occurrence,
+                                            r.cells)
+                    known[r.identity] = self.journal.lookup([r.identity])[r.identity]
+        self._reidentify(identities, [r for r in rows if r.identity not in known], known)
         return known
+
+    def _reidentify(self, identities: Identities, rows: list[Row], known: dict[str, Entry]) -> None:
+        """Rows created under another choice of columns (no --key then, --key now; a column
+        --ignore-column now leaves out) are these rows if their cells, as the journal kept them,
+        make the same content under today's: they take today's identity instead of being
+        posted again. A column that had a value then and is no part of today's identity must
+        be one --ignore-column names (a column the export dropped is no reason)."""
+        if not rows or not self.journal.total():
+            return
+        earlier = self.journal.created_with_payload((r.payload_hash for r in rows), maybe=True)
+        candidates = [e for r in rows for e in earlier.get(r.payload_hash, [])
+                      if e.scheme != r.scheme or self.evidence is not None]
+        if not candidates:
+            return
+        kept = self.journal.cells_of(e.identity for e in candidates)
+        ignored = {header_key(c) for c in self.settings.ignore}
+        taken: set[str] = set()
+        for r in rows:
+            for e in earlier.get(r.payload_hash, []):
+                cells = kept.get(e.identity)
+                if e.scheme == r.scheme or e.identity in taken or cells is None:
+                    continue
+                names = set(identities.names[r.scheme])
+                if not self.settings.key and any(n.split("#")[0] not in ignored
+                                                 for n in cells if n not in names):
+                    continue
+                if identities.base_of(r.scheme, cells) == r.base:
+                    taken.add(e.identity)
+                    self.journal.reidentify(e.identity, r.identity, r.scheme, r.base, r.occurrence,
+                                            r.cells)
+                    known[r.identity] = self.journal.lookup([r.identity])[r.identity]
+                    self.notes["reidentified"] += 1
+                    break
+            else:
+                self._look_for_a_re_export(identities, r, earlier.get(r.payload_hash, []), kept)
+
+    def _look_for_a_re_export(self, identities: Identities, r: Row, earlier: list[Entry],
+                              kept: dict[str, dict[str, str]]) -> None:
+        """The first pass's evidence of a re-export: a row with a created row's payload whose
+        cells differ from that row's in one column only (not one of --key)."""
+        if self.evidence is None:
+            return
+        key = set(identities.names[r.scheme]) if self.settings.key else set()
+        for e in earlier:
+            cells = kept.get(e.identity)
+            if e.state != Outcome.CREATED.value or cells is None or not e.source:
+                continue
+            differ = [n for n in cells.keys() | r.cells.keys() if cells.get(n) != r.cells.get(n)]
+            if len(differ) == 1 and differ[0] not in key:
+                found = self.evidence.setdefault(differ[0], {}).setdefault(e.source, {})
+                found.setdefault(e.identity, (r, e))
+                return
+
+    def _stop_a_re_export(self) -> None:
+        """Many rows that are the rows created from an earlier file but for one column: most of
+        that file's rows came back (not the regular uses of a nightly file alone), with a column
+        that changes on every export. Stop before the first POST, naming the option."""
+        for name, by_source in (self.evidence or {}).items():
+            for source, found in by_source.items():
+                total = self.journal.created_from(source)
+                if len(found) >= 3 and len(found) >= 0.9 * total:
+                    r, e = next(iter(found.values()))
+                    column = self.column_names.get(name, name)
+                    raise UsageProblem(
+                        f"this run re-exports credit uses already created: {len(found)} of the {total} "
+                        f"rows created from {source} come back with the same payload, differing "
+                        f'only in column "{column}" ({r.source} row {r.number} is {e.where}, Id '
+                        f"{e.record_id}). Nothing was posted. If that column changes on every export "
+                        f"(an export timestamp), rerun with --ignore-column {column}; only if these "
+                        "are new credit uses, --allow-new-identity")
 
     # --- the first pass: nothing is sent before every row was read -------------------------------
 
@@ -291,6 +473,7 @@ class Importer:
         """Read every file once: file problems, a changed identity, a repeated --key stop the run
         here (exit 2), before anything is sent."""
         identities = self._identities()
+        self.evidence = {} if not self.settings.allow_new_identity else None
         changed: list[tuple[_Fresh, Entry]] = []
         # rows the journal does not know, kept small (a bulk migration's file has millions)
         fresh: list[tuple[int, _Fresh]] = []
@@ -298,37 +481,31 @@ class Importer:
             table = self.inputs.tables[index]
             _, valid = self.validator.errors(chunk, self.inputs.columns[index])
             rows, problems = self._identify(identities, index, chunk, valid)
-            known = self._known(rows)
-            if self.first_to_send is None:
-                self.first_to_send = next((r for r in rows if plan(
-                    known.get(r.identity), retry_rejected=self.settings.retry_rejected) == "send"), None)
+            known = self._known(identities, rows)
+            sending = [r for r in rows
+                       if plan(known.get(r.identity), retry_rejected=self.settings.retry_rejected) == "send"]
             if self.account is not None:  # the rows this run may send, for the account checks
-                self.account.collect(r.body for r in rows if plan(
-                    known.get(r.identity), retry_rejected=self.settings.retry_rejected) == "send")
-            fresh.extend((index, _Fresh(r.payload_hash, r.scheme, r.source, r.number))
+                self.account.collect(r.body for r in sending)
+            self.samples.setdefault(index, _Sample()).extend(sending)
+            if known:  # this journal has been importing this file: the file is its own
+                self.known_files.add(index)
+            fresh.extend((index, _Fresh(r.payload_hash, r.scheme, r.source, r.number, r.filled))
                          for r in rows if r.identity not in known)
-            filled = self.filled.setdefault(index, set())
-            for i, column in enumerate(chunk.columns):
-                if i not in filled and pc.any(pc.not_equal(pc.utf8_trim_whitespace(column), "")).as_py():
-                    filled.add(i)
             self._look_for_an_id_column(index, chunk)
             count = self.record.extra.setdefault("rows_read", {})
             count[table.path] = count.get(table.path, 0) + len(chunk)
             good = self.valid_rows
             good[table.path] = good.get(table.path, 0) + len(rows)
-        # a file's rows are identified by its columns that have a value somewhere: a column the
-        # export added but left empty changes nothing
-        for index, table in enumerate(self.inputs.tables):
-            self.schemes[index] = identities.scheme_of(table.header, self.filled.get(index, set()))
         earlier = self.journal.created_with_payload((r.payload_hash for _, r in fresh), maybe=True)
         used: Counter[str] = Counter()
-        for index, r in fresh:
-            r.scheme = self.schemes[index] or r.scheme
-            others = [e for e in earlier.get(r.payload_hash, []) if e.scheme != r.scheme]
+        for _, r in fresh:
+            others = [e for e in earlier.get(r.payload_hash, []) if _identified_otherwise(r, e.scheme)]
             if used[r.payload_hash] < len(others):
                 changed.append((r, others[used[r.payload_hash]]))
                 used[r.payload_hash] += 1
         self.inputs.unchanged("nothing was posted")
+        self._stop_a_re_export()
+        self.evidence = None
         if changed and not self.settings.allow_new_identity:
             row, entry = changed[0]
             raise UsageProblem(
@@ -342,27 +519,57 @@ class Importer:
                 "--allow-new-identity")
 
     def guard_new_journal(self) -> None:
-        """A journal that knows nothing of a target: if the first row to send already has its
-        record there (its import key in SystemId), another journal knows these rows (another
-        --journal, another state folder, the URL spelt with another host name). Stop."""
-        row = self.first_to_send
-        if row is None or not self.settings.system_id or self.journal.total() \
-                or self.journal.meta("system_id") == "off":
+        """A journal that knows no row of a file looks before it posts: a sample of the
+        rows about to be sent (its first, its last, and rows spread between) is looked up on the
+        server. A record of one, created before this run and not this journal's, means another
+        journal has these rows (another --journal, another state folder or user, another
+        machine, the URL spelt with another host name): stop. Where the account keeps SystemId
+        a record is a row's by its import key; a record with another import key is another
+        row's (last night's regular use). Where it does not, by its values: a record with the
+        row's exact values that this journal did not make."""
+        if self.settings.allow_new_identity:
             return
+        claimed: set[int] | None = None
+        for index, sample in self.samples.items():
+            if index in self.known_files:
+                continue
+            claimed = self.journal.claimed_ids() if claimed is None else claimed
+            for row in sample.rows():
+                try:
+                    hit = self._created_elsewhere(row, claimed)
+                except ReadFailed as exc:
+                    self.log.warning(f"could not look for rows posted before under another journal ({exc})")
+                    return
+                if hit is not None:
+                    record, why = hit
+                    raise JournalProblem(
+                        f"{row.source} row {row.number} was already posted to {self.journal.target} "
+                        f"(record {record.get('Id')} {why}), but the journal {self.journal.path} knows "
+                        "nothing of it: another journal has these rows (another --journal, another "
+                        "state folder or user, another machine, or the API URL spelt with another host "
+                        "name). Nothing was posted; run with that journal (if that record is another "
+                        "credit use with the same values, made otherwise, --allow-new-identity)")
+
+    def _created_elsewhere(self, row: Row, claimed: set[int]) -> tuple[dict[str, Any], str] | None:
+        """A record of ROW made before this run, not by this journal: one look-up, by the row's
+        values (the records found carry their SystemId), or by SystemId where the resource has
+        no look-up by values."""
         sid = system_id_of(row.identity)
-        try:
-            records = self.reconciler.records({self.resource.system_id_filter: sid})
-        except ReadFailed as exc:
-            self.log.warning(f"could not look for rows posted before under another journal ({exc})")
-            return
-        hit = [r for r in records if r.get("SystemId") == sid]
-        if hit:
-            raise JournalProblem(
-                f"{row.source} row {row.number} was already posted to {self.journal.target} (record "
-                f"{hit[0].get('Id')} carries its import key), but the journal {self.journal.path} "
-                "knows nothing of it: another journal has these rows (another --journal, another "
-                "state folder, or the API URL spelt with another host name). Nothing was posted; "
-                "run with that journal")
+        body = {k: v for k, v in row.body.items() if k != "SystemId"}
+        params = {name: str(body[f]) for name, f in self.resource.lookup.items() if f in body}
+        if not params:
+            if not (self.settings.system_id and self.resource.system_id_filter):
+                return None
+            params = {self.resource.system_id_filter: sid}
+        for record in self.reconciler.records(params):
+            theirs = str(record.get("SystemId") or "")
+            if record.get("Id") in claimed or (theirs.startswith("etl-") and theirs != sid):
+                continue  # this journal's own, or another row's (its own import key)
+            if theirs == sid:
+                return record, "carries its import key"
+            if not differences(self.resource, record, body):
+                return record, "has its exact values and was not made by this journal"
+        return None
 
     def check_account(self) -> None:
         """Before the first POST: the records the rows tonight's quota can send refer to are
@@ -372,8 +579,12 @@ class Importer:
             self.record.extra["account_checks"] = self.account.summary()
 
     def _identities(self) -> Identities:
-        return Identities(self.resource.name, self.settings.key, self.settings.ignore,
-                          known=self.journal.of_base)
+        identities = Identities(self.resource.name, self.settings.key, self.settings.ignore,
+                                known=self.journal.of_base)
+        if self.journal.meta("identity") != VALUES and self.journal.total():
+            identities.previous = Identities(self.resource.name, self.settings.key,
+                                             self.settings.ignore, known=self.journal.of_base)
+        return identities
 
     def _look_for_an_id_column(self, index: int, chunk: RawChunk) -> None:
         if self.settings.key or index in getattr(self, "_id_checked", set()):
@@ -448,17 +659,13 @@ class Importer:
         rows, problems = self._identify(identities, index, chunk, valid)
         for pos, problem in problems:
             p.outcome[pos], p.errors[pos] = Outcome.INVALID.value, problem
-        known = self._known(rows)
+        known = self._known(identities, rows)
         for r in rows:
             entry = known.get(r.identity)
             what = plan(entry, retry_rejected=self.settings.retry_rejected)
             if what == "skip" and entry is not None:
                 p.outcome[r.position], p.ids[r.position] = Outcome.SKIPPED.value, entry.record_id
-                same_file = os.path.realpath(r.source) == (entry.source or "")
-                p.errors[r.position] = (f"note: already created from {entry.where} on {_when(entry)}"
-                                        f" (Id {entry.record_id})")
-                if not same_file:
-                    self.notes["skipped_identical_from_other_files"] += 1
+                p.errors[r.position] = self._skipped(r, entry)
             elif what == "rejected" and entry is not None:
                 p.outcome[r.position], p.statuses[r.position] = Outcome.REJECTED.value, entry.http_status
                 p.errors[r.position] = (f"{entry.reason} (refused on {_when(entry)}; not sent again: "
@@ -484,6 +691,25 @@ class Importer:
             p.to_send = [r for r in p.to_send if self._account_allows(p, r)]
         return p
 
+    def _skipped(self, r: Row, entry: Entry) -> str:
+        """Why a row is skipped, truthfully: the values sent then and its values now compared."""
+        note = f"note: already created from {entry.where} on {_when(entry)} (Id {entry.record_id})"
+        other_file = os.path.realpath(r.source) != (entry.source or "")
+        if not self.settings.key:  # the same identity: the same values, however spelt
+            if other_file:
+                self.notes["skipped_identical_from_other_files"] += 1
+            return note + ": the same values in every cell"
+        if r.payload_hash == entry.payload_hash:
+            if other_file:
+                self.notes["skipped_same_key_from_other_files"] += 1
+            return note
+        # --key says it is that row: a corrected row is never sent again, nor silently
+        differ = changed_cells(entry.payload, r.body)
+        self.notes["skipped_changed_under_key"] += 1
+        return (f"changed under the same --key: {'; '.join(differ)} (not sent: a row of that key "
+                f"was created from {entry.where} on {_when(entry)}, Id {entry.record_id}; correct "
+                "that record in Nexudus if the change is right)")
+
     def _account_allows(self, p: Plan, r: Row) -> bool:
         """The account checks' verdict, in input order: a row they refuse is `invalid` and never
         sent (nor entered in the journal); their notes go on the row."""
@@ -501,6 +727,7 @@ class Importer:
                progress: Callable[[int, Counter[str]], None] | None) -> None:
         table = self.inputs.tables[index]
         p = self._plan(identities, index, chunk)
+        self.journal.keep_cells({r.identity: r.cells for r in p.to_send})
         n = len(chunk)
         to_send = p.to_send
         first: Done | None = None

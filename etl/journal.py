@@ -81,6 +81,9 @@ CREATE TABLE IF NOT EXISTS runs (
     counts TEXT, files TEXT
 );
 CREATE TABLE IF NOT EXISTS quota (day TEXT PRIMARY KEY, posts INTEGER NOT NULL);
+-- a row's cells, a digest of each by column name (JSON): what it takes to identify the row again
+-- under another choice of columns (a later --key or --ignore-column)
+CREATE TABLE IF NOT EXISTS cells (identity TEXT PRIMARY KEY, cells TEXT NOT NULL);
 """
 
 ROW_COLUMNS = (
@@ -162,6 +165,12 @@ def normalise_url(url: str) -> str:
     return urlunsplit((scheme, host, path, "", ""))
 
 
+def one_target(target: str) -> str:
+    """`localhost`, `127.0.0.1` and `::1` with one port are one server: the same target for
+    telling whether another journal knows it."""
+    return re.sub(r"^(https?://)(localhost|127\.0\.0\.1|\[::1\])(?=[:/]|$)", r"\g<1>127.0.0.1", target)
+
+
 def state_home() -> str:
     """The user's state folder for etl (XDG_STATE_HOME on Linux, the platform's own elsewhere)."""
     import platformdirs
@@ -201,6 +210,18 @@ def _register(path: str, target: str, created: int) -> None:
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=1)
     os.replace(tmp, _registry_path())
+
+
+def _created_in(path: str) -> int:
+    """How many created rows another journal's file holds (0 if it can't be read)."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM rows WHERE state = 'created'").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
 
 
 def forget(path: str) -> None:
@@ -331,15 +352,26 @@ class Journal:
             )
         if legacy:
             self.adopt_legacy(self.path)
+        empty = self.db.execute("SELECT 1 FROM rows LIMIT 1").fetchone() is None
+        if self._meta("identity") is None and empty:
+            with self.transaction() as db:  # its rows' identities are made of values
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('identity', 'values')")
         created = self.count("created")
         registry = _registry()
-        others = [(p, k) for p, k in registry.items() if p != self.path and k.get("target") == self.target
-                  and int(k.get("created") or 0) > 0 and os.path.exists(p)]
+        others = [(p, k) for p, k in registry.items() if p != self.path
+                  and one_target(str(k.get("target"))) == one_target(self.target) and os.path.exists(p)]
         if others and created == 0 and not self.count("in_doubt") and command == "import" \
                 and not self.fresh:
-            path, k = others[0]
+            # a journal is registered when first used: one whose run was killed before it
+            # closed has its created rows counted from the file itself
+            counted = [(p, max(int(k.get("created") or 0), _created_in(p))) for p, k in others]
+            counted = [(p, n) for p, n in counted if n > 0]
+        else:
+            counted = []
+        if counted:
+            path, n = counted[0]
             raise JournalProblem(
-                f"the journal {path} records {k['created']} credit uses created on {self.target}, but "
+                f"the journal {path} records {n} credit uses created on {self.target}, but "
                 f"this run would use {self.path}, which knows none of them: posting would send them "
                 f"again. Use that journal (leave out --journal, or --journal {path}); only if this "
                 "journal is meant to start afresh, --new-journal"
@@ -353,6 +385,11 @@ class Journal:
                 "now would send them again. Restore it from a backup; only if you are sure the "
                 "target has none of those rows, start afresh with --new-journal"
             )
+        if command == "import" and self.path not in registry:
+            try:  # registered when first used: a run killed before it closes leaves its trace
+                _register(self.path, self.target, created)
+            except OSError:
+                pass  # the state folder is read-only: the look-up before posting still guards
 
     def adopt_legacy(self, path: str) -> int:
         """Take over the rows of an earlier version's journal (one table for every URL) that
@@ -453,6 +490,12 @@ class Journal:
     def total(self) -> int:
         with self._mutex:
             return int(self.db.execute("SELECT COUNT(*) FROM rows").fetchone()[0])
+
+    def created_from(self, source: str) -> int:
+        """How many rows created from SOURCE (an absolute path) the journal knows."""
+        with self._mutex:
+            return int(self.db.execute("SELECT COUNT(*) FROM rows WHERE state = 'created' AND "
+                                       "source = ?", (source,)).fetchone()[0])
 
     def count(self, state: str) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM rows WHERE state = ?", (state,)).fetchone()[0])
@@ -600,6 +643,36 @@ class Journal:
         with self.transaction() as db:
             db.execute("UPDATE rows SET identity = ?, scheme = ? WHERE identity = ?", (new, scheme, old))
             db.execute("UPDATE events SET identity = ? WHERE identity = ?", (new, old))
+
+    def reidentify(self, old: str, new: str, scheme: str, base: str | None, occurrence: int | None,
+                   cells: dict[str, str]) -> None:
+        """A row identified another way before (by the release before identities were made of
+        values, or under another choice of columns) gets today's identity."""
+        with self.transaction() as db:
+            db.execute("UPDATE rows SET identity = ?, scheme = ?, base = ?, occurrence = ? "
+                       "WHERE identity = ?", (new, scheme, base, occurrence, old))
+            db.execute("UPDATE events SET identity = ? WHERE identity = ?", (new, old))
+            db.execute("DELETE FROM cells WHERE identity = ?", (old,))
+            db.execute("INSERT OR REPLACE INTO cells VALUES (?, ?)", (new, json.dumps(cells)))
+
+    def keep_cells(self, cells: dict[str, dict[str, str]]) -> None:
+        """The cells' digests of rows about to be sent, by identity (see `reidentify`)."""
+        if cells:
+            with self.transaction() as db:
+                db.executemany("INSERT OR IGNORE INTO cells VALUES (?, ?)",
+                               [(k, json.dumps(v)) for k, v in cells.items()])
+
+    def cells_of(self, identities: Iterable[str]) -> dict[str, dict[str, str]]:
+        wanted = list(dict.fromkeys(identities))
+        found: dict[str, dict[str, str]] = {}
+        with self._mutex:
+            for start in range(0, len(wanted), 500):
+                part = wanted[start: start + 500]
+                for identity, cells in self.db.execute(
+                        f"SELECT identity, cells FROM cells WHERE identity IN ({','.join('?' * len(part))})",
+                        part):
+                    found[identity] = json.loads(cells)
+        return found
 
     # files and runs
 

@@ -242,7 +242,12 @@ def test_someone_elses_identical_record_made_before_our_request_is_not_claimed(p
     theirs = sandbox.store.create({"CoworkerBookingCreditId": 102, "CreditUsed": "2", "Description": "b"},
                                   created_on=before)
     sandbox.script("ok", "error")  # our request for row 3 created nothing
-    run = post(write(tmp_path, "a.csv", "101,1,a", "102,2,b"), "--no-system-id", "--timeout", "0.3")
+    path = write(tmp_path, "a.csv", "101,1,a", "102,2,b")
+    first = post(path, "--no-system-id", "--timeout", "0.3")  # without SystemId: by its values
+    assert first.code == 2 and "has its exact values and was not made by this journal" in first.err
+    assert len(sandbox.store.records()) == 1
+    # the operator knows theirs is another credit use with the same values
+    run = post(path, "--no-system-id", "--timeout", "0.3", "--allow-new-identity")
     rows = run.report()
     assert [r["outcome"] for r in rows] == ["created", "created"]
     assert int(rows[1]["id"]) != theirs

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from etl.identity import Identities
+from etl.identity import Identities, cell_digest, identity_text
 from etl.journal import Journal, canonical_json, normalise_url, payload_hash
 from etl.ledger import Event, Ledger, Sending
 from etl.sandbox import Faults, Sandbox
@@ -35,7 +35,8 @@ def left_pending(tmp_path, url, *rows):
     for number, (credit, used, text) in enumerate(rows, start=2):
         body = canonical_json({"CoworkerBookingCreditId": credit, "CreditUsed": Decimal(used),
                                "Description": text})
-        identity, base, occurrence, _ = seen.of(scheme, [str(credit), used, text], "")
+        identity, base, occurrence, _ = seen.of(  # as an import identifies the row
+            scheme, [cell_digest(identity_text(c)) for c in (credit, Decimal(used), text)], "")
         ledger.apply(identity, Event.SEND, "sent", sending=Sending(
             identity, scheme, body, payload_hash(RESOURCE, body), str(tmp_path / "export.csv"), number,
             RESOURCE, 30.0, None, base, occurrence))
