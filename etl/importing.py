@@ -70,7 +70,7 @@ from etl.reading import RawChunk
 from etl.reconciling import Reconciler, created_range, differences, parse_body, settle_time
 from etl.reporting import ReportWriter, patch_report
 from etl.resources import header_key
-from etl.storage import Storage
+from etl.storage import Match, Storage
 from etl.validating import Validator
 
 #: how many times, at the end of a run, rows proved not created are sent again
@@ -567,8 +567,12 @@ class Importer:
                 continue  # this journal's own, or another row's (its own import key)
             if theirs == sid:
                 return record, "carries its import key"
-            if not differences(self.resource, record, body):
+            compared = differences(self.resource, record, body, self.storage())
+            if compared.match is Match.SAME:
                 return record, "has its exact values and was not made by this journal"
+            if compared.match is Match.UNSURE:  # in doubt is never "no": stop and let a person say
+                return record, (f"may be it: its {', '.join(compared.unsure)} can't be compared exactly, "
+                                "and it was not made by this journal")
         return None
 
     def check_account(self) -> None:
