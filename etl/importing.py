@@ -568,11 +568,10 @@ class Importer:
             if theirs == sid:
                 return record, "carries its import key"
             compared = differences(self.resource, record, body, self.storage())
+            # only a record that is the row's exactly: one that merely might be (the target's
+            # rounding not learnt yet) is any account's everyday record of the same credit
             if compared.match is Match.SAME:
                 return record, "has its exact values and was not made by this journal"
-            if compared.match is Match.UNSURE:  # in doubt is never "no": stop and let a person say
-                return record, (f"may be it: its {', '.join(compared.unsure)} can't be compared exactly, "
-                                "and it was not made by this journal")
         return None
 
     def check_account(self) -> None:
