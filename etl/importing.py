@@ -563,10 +563,13 @@ class Importer:
             params = {self.resource.system_id_filter: sid}
         for record in self.reconciler.records(params):
             theirs = str(record.get("SystemId") or "")
-            if record.get("Id") in claimed or (theirs.startswith("etl-") and theirs != sid):
-                continue  # this journal's own, or another row's (its own import key)
+            if record.get("Id") in claimed:
+                continue  # this journal's own
             if theirs == sid:
                 return record, "carries its import key"
+            # a record another import made with the row's exact values (its own key: another
+            # journal's, or one the release before this made from the row's old identity) is
+            # stopped on like any other: only this journal's records are known to be other rows'
             compared = differences(self.resource, record, body, self.storage())
             # only a record that is the row's exactly: one that merely might be (the target's
             # rounding not learnt yet) is any account's everyday record of the same credit

@@ -3,6 +3,7 @@ row under --key and a journal of the release before never post a credit use a se
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import unicodedata
@@ -335,3 +336,21 @@ def test_a_journal_killed_before_its_run_closed_is_known_to_the_next_journal(etl
     assert other.code == 2
     assert f"the journal {journal_of(sandbox.url)} records " in other.err
     assert sandbox.stats.posts == posts
+
+
+def test_a_new_journal_after_the_upgrade_stops_on_the_previous_releases_records(post, sandbox, tmp_path):
+    """The release before this one posted previous_release.csv with import keys made from its own
+    identities; a new journal (another state folder) after the upgrade finds those records by
+    their values: another import's key is no proof that a record is another row's."""
+    with sqlite3.connect(DATA / "previous_release.sqlite3") as db:
+        sent = [json.loads(p) for (p,) in db.execute(
+            "SELECT payload FROM rows WHERE state = 'created' ORDER BY record_id")]
+    db.close()
+    assert all(str(body.get("SystemId", "")).startswith("etl-") for body in sent)
+    for body in sent:
+        sandbox.store.create(body)
+    path = tmp_path / "night-1.csv"
+    shutil.copy(DATA / "previous_release.csv", path)
+    run = post(path)
+    assert run.code == 2 and "was already posted to" in run.err, run.err
+    assert sandbox.stats.posts == 0 and len(sandbox.store.records()) == len(sent)
