@@ -23,7 +23,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import sqlite3
 import time
 import unicodedata
 from collections import Counter, defaultdict
@@ -35,6 +34,7 @@ from typing import Any
 
 from etl import logs
 from etl.journal import Entry, Journal
+from etl.journal_backends import IntegrityError
 from etl.ledger import ABSENT_REASON as ABSENT
 from etl.ledger import Event, Ledger
 from etl.outcomes import Outcome
@@ -348,7 +348,7 @@ class Reconciler:
     def _found(self, entry: Entry, record_id: int, reason: str, claimed: set[int]) -> Verdict:
         try:
             self.ledger.apply(entry.identity, Event.FOUND, reason, record_id=record_id)
-        except sqlite3.IntegrityError:  # another row took it meanwhile: it is not this row's proof
+        except IntegrityError:  # another row took it meanwhile: it is not this row's proof
             return self._undecided(entry, f"record {record_id} was taken by another row meanwhile")
         claimed.add(record_id)
         return Verdict(entry, Outcome.CREATED, record_id, reason)

@@ -1,0 +1,139 @@
+"""The journal on both backends: a SQLite file (the default) and a PostgreSQL database that
+several machines share. Import, rerun, status, reconcile, resolve and the run lock behave alike;
+a PostgreSQL journal's password is never shown; a run whose lock is taken away stops."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from etl.identity import Identities
+from etl.journal import Journal, canonical_json, normalise_url, payload_hash
+from etl.ledger import Event, Ledger, Sending
+from etl.sandbox import Faults, Sandbox
+from tests.conftest import PG_SECRET, SAMPLES
+from tests.test_import import NO_ENV, TOKEN, write
+
+RESOURCE = "coworkerbookingcreditusehistories"
+
+
+@pytest.fixture
+def sandbox():
+    with Sandbox(faults=Faults(retry_after=0), tokens=(TOKEN,)) as box:
+        yield box
+
+
+def everything_shown(run, tmp_path: Path) -> str:
+    """What a run showed anywhere: its output, and every file it wrote (reports, logs)."""
+    texts = [run.out, run.err]
+    texts += [p.read_text(errors="replace") for p in tmp_path.rglob("*")
+              if p.is_file() and p.suffix in (".csv", ".json", ".html", ".log", ".jsonl", ".txt")]
+    return "\n".join(texts)
+
+
+def states(journal: str, url: str) -> dict[int | None, tuple[str, int | None]]:
+    with Journal(journal, normalise_url(url)) as j:
+        return {e.row: (e.state, e.record_id) for e in j.entries()}
+
+
+def test_import_rerun_and_status_on_each_backend(etl, sandbox, journal, tmp_path):
+    api = ["--api-url", sandbox.url, "--token", TOKEN, "--journal", journal]
+    run = etl("import", SAMPLES / "credit_uses.csv", *api, "--rate", "1000", "--json", env=NO_ENV)
+    assert run.code == 0, run.err
+    ids = sorted(r["Id"] for r in sandbox.store.records())
+    assert len(ids) == 24 and sandbox.stats.posts == 24
+    again = etl("import", SAMPLES / "credit_uses.csv", *api, "--rate", "1000", env=NO_ENV)
+    assert again.code == 0, again.err
+    assert again.out.startswith("24 rows: 24 skipped.")
+    assert sandbox.stats.posts == 24
+    assert sorted(int(r["id"]) for r in again.report()) == ids
+
+    status = etl("status", "--journal", journal, "--json", env=NO_ENV)
+    assert status.code == 0, status.err
+    found = json.loads(status.out)
+    assert [(s["done"], s["left"]) for s in found["sources"]] == [(24, 0)]
+    assert found["posts_today"] == 24
+    assert [(r["command"], r["exit_code"], r["running"]) for r in found["runs"]] == [
+        ("import", 0, False), ("import", 0, False)]
+    shown = everything_shown(run, tmp_path) + everything_shown(status, tmp_path)
+    assert PG_SECRET not in shown
+    if journal.startswith("postgresql://"):
+        masked = journal.replace(PG_SECRET, "***")
+        assert found["journal"] == masked
+        assert again.summary()["journal"] == masked
+
+
+def left_pending(journal: str, url: str, tmp_path: Path, *rows: tuple[int, str, str]) -> None:
+    """A journal as a crash leaves it: rows marked pending, their answers never recorded."""
+    j = Journal(journal, normalise_url(url))
+    ledger = Ledger(j)
+    seen = Identities(RESOURCE, ())
+    _, scheme = seen.columns("export.csv", ["CoworkerBookingCreditId", "CreditUsed", "Description"])
+    for number, (credit, used, text) in enumerate(rows, start=2):
+        body = canonical_json({"CoworkerBookingCreditId": credit, "CreditUsed": Decimal(used),
+                               "Description": text})
+        identity, base, occurrence, _ = seen.of(scheme, [str(credit), used, text], "")
+        ledger.apply(identity, Event.SEND, "sent", sending=Sending(
+            identity, scheme, body, payload_hash(RESOURCE, body), str(tmp_path / "export.csv"), number,
+            RESOURCE, 30.0, None, base, occurrence))
+    with j.transaction() as db:
+        db.execute("UPDATE rows SET first_sent = first_sent - 120, last_sent = last_sent - 120")
+    j.close()
+
+
+def test_reconcile_and_resolve_on_each_backend(etl, sandbox, journal, tmp_path):
+    left_pending(journal, sandbox.url, tmp_path, (101, "1.5", "made it"), (102, "2", "never arrived"),
+                 (103, "3", "looked up by hand"))
+    made = sandbox.store.create({"CoworkerBookingCreditId": 101, "CreditUsed": "1.5",
+                                 "Description": "made it"})
+    api = ["--api-url", sandbox.url, "--token", TOKEN, "--journal", journal]
+    run = etl("reconcile", *api, env=NO_ENV)
+    assert run.code == 0, run.err
+    assert f"export.csv row 2: created (Id {made})" in run.out
+    assert states(journal, sandbox.url) == {2: ("created", made), 3: ("failed", None), 4: ("failed", None)}
+
+    refused = etl("resolve", "export.csv:2", "--created", str(made), *api, env=NO_ENV)
+    assert refused.code == 2 and "it is created" in refused.err, refused.err
+    assert sandbox.stats.posts == 0
+    assert PG_SECRET not in everything_shown(run, tmp_path) + refused.err
+
+
+def test_a_second_run_on_a_held_journal_stops_with_exit_3(etl, sandbox, journal, tmp_path):
+    path = write(tmp_path, "export.csv", "101,1,first")
+    with Journal(journal, normalise_url(sandbox.url), run_id="first-run"):
+        run = etl("import", path, "--api-url", sandbox.url, "--token", TOKEN, "--journal", journal,
+                  env=NO_ENV)
+        assert run.code == 3, run.err
+        assert "another run holds the journal" in run.err
+        assert sandbox.stats.posts == 0
+    run = etl("import", path, "--api-url", sandbox.url, "--token", TOKEN, "--journal", journal, env=NO_ENV)
+    assert run.code == 0, run.err
+    assert sandbox.stats.posts == 1
+    assert PG_SECRET not in run.err + run.out
+
+
+def test_a_journal_url_that_cannot_be_opened_shows_no_password(etl, pg_url):
+    wrong = pg_url.replace("@/", "@/no_such_database_", 1)
+    run = etl("status", "--journal", wrong, env=NO_ENV)
+    assert run.code == 2
+    assert "can't open the journal postgresql://postgres:***@/no_such_database_" in run.err
+    assert PG_SECRET not in run.out + run.err
+
+
+def test_a_journal_password_is_read_only_from_a_config_its_owner_alone_reads(etl, pg_url, tmp_path):
+    with Journal(pg_url, "sandbox", run_id="r1") as j:
+        j.start_run("import", [], "2026-12-03T10:00:00+00:00")
+    config = tmp_path / "shared.toml"
+    config.write_text(f'[import]\njournal = "{pg_url}"\nsandbox = true\n')
+    config.chmod(0o644)
+    refused = etl("status", "--config", config, env=NO_ENV)
+    assert refused.code == 2
+    assert "holds the journal's database password but others can read" in refused.err
+    config.chmod(0o600)
+    run = etl("status", "--config", config, "--json", env=NO_ENV)
+    assert run.code == 0, run.err
+    assert json.loads(run.out)["journal"] == pg_url.replace(PG_SECRET, "***")
+    assert PG_SECRET not in refused.err + run.out + run.err
