@@ -115,6 +115,34 @@ def test_a_second_run_on_a_held_journal_stops_with_exit_3(etl, sandbox, journal,
     assert PG_SECRET not in run.err + run.out
 
 
+def test_a_run_whose_lock_is_taken_away_stops_before_its_next_post(etl, pg_url, tmp_path):
+    """The server ends the lock's session while the third POST is under way (an idle timeout, a
+    failover, an operator): that run sends nothing more; a rerun creates every row exactly once."""
+    import psycopg
+
+    def end_the_lock_session(n: int) -> None:
+        if n == 3:
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                ended = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                     "WHERE application_name LIKE 'etl run %'").fetchall()
+            assert ended == [(True,)]
+
+    path = write(tmp_path, "export.csv", *(f"{100 + i},1,row {i}" for i in range(10)))
+    with Sandbox(faults=Faults(retry_after=0, on_post=end_the_lock_session), tokens=(TOKEN,)) as box:
+        api = ["--api-url", box.url, "--token", TOKEN, "--journal", pg_url]
+        run = etl("import", path, *api, "--rate", "1000", env=NO_ENV)
+        assert run.code == 3, (run.out, run.err)
+        assert "lost the lock of the journal" in run.err
+        assert box.stats.posts == 3
+        assert PG_SECRET not in run.out + run.err
+        box.faults.on_post = None
+        again = etl("import", path, *api, "--rate", "1000", env=NO_ENV)
+        assert again.code == 0, again.err
+        records = box.store.records()
+        assert sorted(r["CoworkerBookingCreditId"] for r in records) == list(range(100, 110))
+        assert box.stats.posts == 10
+
+
 def test_a_journal_url_that_cannot_be_opened_shows_no_password(etl, pg_url):
     wrong = pg_url.replace("@/", "@/no_such_database_", 1)
     run = etl("status", "--journal", wrong, env=NO_ENV)
