@@ -103,12 +103,18 @@ def test_reconcile_and_resolve_on_each_backend(etl, sandbox, journal, tmp_path):
 
 def test_a_second_run_on_a_held_journal_stops_with_exit_3(etl, sandbox, journal, tmp_path):
     path = write(tmp_path, "export.csv", "101,1,first")
-    with Journal(journal, normalise_url(sandbox.url), run_id="first-run"):
+    with Journal(journal, normalise_url(sandbox.url), run_id="first-run") as held:
+        held.start_run("import", [], "2026-12-03T02:15:00+00:00")
         run = etl("import", path, "--api-url", sandbox.url, "--token", TOKEN, "--journal", journal,
                   env=NO_ENV)
         assert run.code == 3, run.err
         assert "another run holds the journal" in run.err
         assert sandbox.stats.posts == 0
+        if journal.startswith("postgresql://"):  # told by the lock, from any machine
+            assert "(etl run first-run)" in run.err
+            status = etl("status", "--journal", journal, "--json", env=NO_ENV)
+            assert [(r["run_id"], r["running"]) for r in json.loads(status.out)["runs"]] == [
+                ("first-run", True)]
     run = etl("import", path, "--api-url", sandbox.url, "--token", TOKEN, "--journal", journal, env=NO_ENV)
     assert run.code == 0, run.err
     assert sandbox.stats.posts == 1
@@ -165,3 +171,14 @@ def test_a_journal_password_is_read_only_from_a_config_its_owner_alone_reads(etl
     assert run.code == 0, run.err
     assert json.loads(run.out)["journal"] == pg_url.replace(PG_SECRET, "***")
     assert PG_SECRET not in refused.err + run.out + run.err
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql://etl:s3cr:et@db.internal:5433/etl_spaces", "postgresql://etl:***@db.internal:5433/etl_spaces"),
+    ("postgres://etl@db/j?password=s3cr:et&sslmode=require", "postgres://etl@db/j?password=***&sslmode=require"),
+    ("postgresql://etl@db/j", "postgresql://etl@db/j"),
+])
+def test_a_journal_url_is_shown_without_its_password(url, shown):
+    from etl.journal_backends import shown as masked
+
+    assert masked(url) == shown
