@@ -58,7 +58,10 @@ def test_import_rerun_and_status_on_each_backend(etl, sandbox, journal, tmp_path
     assert found["posts_today"] == 24
     assert [(r["command"], r["exit_code"], r["running"]) for r in found["runs"]] == [
         ("import", 0, False), ("import", 0, False)]
-    shown = everything_shown(run, tmp_path) + everything_shown(status, tmp_path)
+    summed = etl("report", again.report_path().parent, "--html", "page.html", "--json", env=NO_ENV)
+    assert summed.code == 0, summed.err
+    assert json.loads(summed.out)["counts"]["skipped"] == 24
+    shown = everything_shown(run, tmp_path) + everything_shown(status, tmp_path) + summed.out
     assert PG_SECRET not in shown
     if journal.startswith("postgresql://"):
         masked = journal.replace(PG_SECRET, "***")
