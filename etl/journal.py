@@ -204,7 +204,7 @@ def _register(path: str, target: str, created: int) -> None:
 def forget(path: str) -> None:
     """`--new-journal`: the journal at PATH is knowingly started afresh."""
     data = _registry()
-    if data.pop(os.path.abspath(path), None) is not None:
+    if data.pop(backends.shown(path) if backends.is_url(path) else os.path.abspath(path), None) is not None:
         os.makedirs(os.path.dirname(_registry_path()), exist_ok=True)
         with open(_registry_path(), "w", encoding="utf-8") as f:
             json.dump(data, f, indent=1)
@@ -254,6 +254,8 @@ class Journal:
         try:
             self._open(command)
         except BaseException:
+            if getattr(self, "db", None) is not None:
+                self.db.close()  # a PostgreSQL connection left open is a session the server keeps
             self._lock.release()
             raise
         self._mutex = threading.Lock()

@@ -185,3 +185,22 @@ def test_a_journal_url_is_shown_without_its_password(url, shown):
     from etl.journal_backends import shown as masked
 
     assert masked(url) == shown
+
+
+def test_an_emptied_postgresql_journal_stops_the_import_until_new_journal(etl, sandbox, pg_url, tmp_path):
+    import psycopg
+
+    path = write(tmp_path, "export.csv", "101,1,first")
+    api = ["--api-url", sandbox.url, "--token", TOKEN, "--journal", pg_url]
+    assert etl("import", path, *api, env=NO_ENV).code == 0
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # restored from the wrong backup
+        conn.execute("DROP TABLE rows, meta, events, sources, runs, quota")
+    run = etl("import", path, *api, env=NO_ENV)
+    assert run.code == 2 and "was emptied, but it had recorded 1 created credit uses" in run.err
+    assert sandbox.stats.posts == 1
+    # --new-journal gets past the emptied journal; the record's import key still stops the row
+    afresh = etl("import", path, *api, "--new-journal", env=NO_ENV)
+    assert afresh.code == 2 and "carries its import key" in afresh.err, afresh.err
+    assert "was emptied" not in afresh.err
+    assert sandbox.stats.posts == 1
+    assert PG_SECRET not in run.err + afresh.err + afresh.out
