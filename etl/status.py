@@ -107,6 +107,9 @@ def _read_pg(url: str, daily_limit: int, runs: int, today: str | None) -> Status
     shown = backends.shown(url)
     db = backends.PgConnection(url, read_only=True)
     try:
+        if db.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
+            raise UsageProblem(f"no journal in {shown}: nothing has been imported through it yet "
+                               "(or name another with --journal)")
         status = _read(db, shown, daily_limit, runs, day)
     except backends.DatabaseError as exc:
         raise UsageProblem(f"{shown} is not an etl journal this version can read ({exc})") from None

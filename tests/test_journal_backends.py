@@ -204,3 +204,10 @@ def test_an_emptied_postgresql_journal_stops_the_import_until_new_journal(etl, s
     assert "was emptied" not in afresh.err
     assert sandbox.stats.posts == 1
     assert PG_SECRET not in run.err + afresh.err + afresh.out
+
+
+def test_status_of_a_database_that_holds_no_journal_yet(etl, pg_url):
+    run = etl("status", "--journal", pg_url, env=NO_ENV)
+    assert run.code == 2
+    assert "no journal in postgresql://postgres:***@/" in run.err and "nothing has been imported" in run.err
+    assert PG_SECRET not in run.err
