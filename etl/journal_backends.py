@@ -283,6 +283,8 @@ class PgLock:
     def __init__(self, url: str, target: str, run_id: str) -> None:
         self.url = url
         self.key = lock_key(target)
+        import psycopg
+
         self.conn = _connect(url, f"etl run {run_id}"[:63])
         try:
             got = self.conn.execute("SELECT pg_try_advisory_lock(%s, %s), pg_backend_pid()",
@@ -294,8 +296,13 @@ class PgLock:
                     "(never point this run at another journal: rows would be posted twice)")
             self.pid = int(got[1])
             # the last holder's write transaction, if its session ended mid-way, ends first
+            self.conn.execute("SET lock_timeout = '60s'")
             self.conn.execute("SELECT pg_advisory_lock(%s, %s)", (_GATE, self.key))
             self.conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_GATE, self.key))
+        except psycopg.Error as exc:
+            self.conn.close()
+            raise RunAborted(f"can't take the lock of the journal {shown(url)} "
+                             f"({_hide(url, str(exc)).strip()}); nothing was sent") from None
         except BaseException:
             self.conn.close()
             raise
