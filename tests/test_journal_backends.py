@@ -211,3 +211,51 @@ def test_status_of_a_database_that_holds_no_journal_yet(etl, pg_url):
     assert run.code == 2
     assert "no journal in postgresql://postgres:***@/" in run.err and "nothing has been imported" in run.err
     assert PG_SECRET not in run.err
+
+
+def test_a_run_taking_a_lost_lock_waits_for_the_last_holders_write_in_flight(pg_url):
+    """The old run's lock session ends while its write (a row marked pending) is in flight: the
+    run that takes the lock next waits for that write to end and sees it; the old run writes
+    nothing more."""
+    import threading
+    import time
+
+    import psycopg
+
+    from etl.errors import RunAborted
+
+    old = Journal(pg_url, "sandbox", run_id="old")
+    writing = old.transaction()
+    db = writing.__enter__()
+    db.execute("INSERT INTO meta VALUES ('in-flight', 'pending mark')")
+    admin = psycopg.connect(pg_url, autocommit=True)
+    ended = False
+    try:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE application_name = 'etl run old'")
+        opened: list[Journal] = []
+        taker = threading.Thread(target=lambda: opened.append(Journal(pg_url, "sandbox", run_id="new")),
+                                 daemon=True)
+        taker.start()
+        for _ in range(400):  # until the new run queues behind the write in flight
+            waiting = admin.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                                    "AND NOT granted").fetchone()
+            if waiting[0]:
+                break
+            time.sleep(0.025)
+        assert waiting[0] == 1 and not opened
+        ended = True
+        writing.__exit__(None, None, None)
+        taker.join()
+        [new] = opened
+        assert new.meta("in-flight") == "pending mark"
+        with pytest.raises(RunAborted, match="lost the lock of the journal"):
+            old.set_meta("after", "lost")
+        assert new.meta("after") is None
+        new.close()
+        old.close()
+    finally:
+        if not ended:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE application_name IN ('etl journal', 'etl run new')")
+        admin.close()
