@@ -667,7 +667,12 @@ def connect(kw: dict[str, Any], *, credentials: bool = True) -> Api:
         from etl.sandbox import Sandbox
 
         token = secrets.token_urlsafe(16)
-        folder = os.path.dirname(os.path.abspath(journal))
+        from etl.journal import default_journal_path
+        from etl.journal_backends import is_url
+
+        # the emulator's records are kept beside its journal, or in the state folder
+        folder = os.path.dirname(default_journal_path(target) if is_url(journal)
+                                 else os.path.abspath(journal))
         try:
             os.makedirs(folder, exist_ok=True)
         except OSError as exc:

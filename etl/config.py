@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from etl.errors import UsageProblem
+from etl.journal_backends import has_password
 
 #: Keys a command also takes from another command's table, before its own: `etl status`
 #: describes the target, journal and daily limit of `etl import`, so `[import] daily-limit = 2000`
@@ -87,6 +88,12 @@ def load(
                     f"--config {path} holds the {option} but others can read the file; "
                     f"make it readable only by its owner (chmod 600 {path}) or use "
                     f"NEXUDUS_{option.upper()}"
+                )
+            if option == "journal" and isinstance(value, str) and has_password(value) \
+                    and _readable_by_others(mode):
+                raise UsageProblem(
+                    f"--config {path} holds the journal's database password but others can read "
+                    f"the file; make it readable only by its owner (chmod 600 {path})"
                 )
             if option in options:
                 values[options[option]] = _value(value)

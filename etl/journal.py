@@ -17,7 +17,6 @@ import json
 import os
 import posixpath
 import re
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -27,6 +26,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from etl import journal_backends as backends
 from etl.errors import EtlError, RunAborted, UsageProblem, no_room
 from etl.outcomes import ExitStatus
 
@@ -215,19 +215,19 @@ def _register(path: str, target: str, created: int) -> None:
 def _created_in(path: str) -> int:
     """How many created rows another journal's file holds (0 if it can't be read)."""
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        db = backends.sqlite_connect(f"file:{path}?mode=ro", uri=True, timeout=5)
         try:
             return int(db.execute("SELECT COUNT(*) FROM rows WHERE state = 'created'").fetchone()[0])
         finally:
             db.close()
-    except sqlite3.Error:
+    except backends.Error:
         return 0
 
 
 def forget(path: str) -> None:
     """`--new-journal`: the journal at PATH is knowingly started afresh."""
     data = _registry()
-    if data.pop(os.path.abspath(path), None) is not None:
+    if data.pop(backends.shown(path) if backends.is_url(path) else os.path.abspath(path), None) is not None:
         os.makedirs(os.path.dirname(_registry_path()), exist_ok=True)
         with open(_registry_path(), "w", encoding="utf-8") as f:
             json.dump(data, f, indent=1)
@@ -277,18 +277,24 @@ class Journal:
     def __init__(self, path: str, target: str, *, run_id: str = "", command: str = "",
                  fresh: bool = False) -> None:
         """FRESH (`--new-journal`): knowingly start afresh, whatever other journals know."""
-        self.path = os.path.abspath(path)
+        self.url = path if backends.is_url(path) else None
+        self.path = backends.shown(path) if self.url else os.path.abspath(path)
         self.target = target
         self.run_id = run_id
         self.fresh = fresh
-        try:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            self._lock = self._take_lock()
-        except OSError as exc:
-            raise journal_folder_problem(os.path.dirname(self.path), exc) from None
+        if self.url:  # a PostgreSQL journal: its lock is the server's
+            self._lock = backends.PgLock(self.url, target, run_id)
+        else:
+            try:
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+                self._lock = self._take_lock()
+            except OSError as exc:
+                raise journal_folder_problem(os.path.dirname(self.path), exc) from None
         try:
             self._open(command)
         except BaseException:
+            if getattr(self, "db", None) is not None:
+                self.db.close()  # a PostgreSQL connection left open is a session the server keeps
             self._lock.release()
             raise
         self._mutex = threading.Lock()
@@ -319,10 +325,10 @@ class Journal:
         return lock
 
     def _open(self, command: str) -> None:
-        existed = os.path.exists(self.path) and os.path.getsize(self.path) > 0
+        existed = bool(self.url) or os.path.exists(self.path) and os.path.getsize(self.path) > 0
         try:
-            self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
-                                      timeout=30)
+            self.db: Any = backends.PgConnection(self.url, lock=self._lock) if self.url else \
+                backends.sqlite_connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")  # a pending mark must survive a power cut
             self.db.executescript(_SCHEMA)
@@ -334,7 +340,7 @@ class Journal:
             target = self._meta("target")
             legacy = self.db.execute(
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name='entries'").fetchone()
-        except sqlite3.DatabaseError as exc:
+        except backends.DatabaseError as exc:
             if _cannot_write(exc):
                 raise _write_problem(self.path, exc) from None
             raise JournalProblem(
@@ -394,7 +400,7 @@ class Journal:
     def adopt_legacy(self, path: str) -> int:
         """Take over the rows of an earlier version's journal (one table for every URL) that
         belong to this target; their identities are re-keyed when the rows are next read."""
-        src = self.db if os.path.abspath(path) == self.path else sqlite3.connect(path)
+        src = self.db if os.path.abspath(path) == self.path else backends.sqlite_connect(path)
         done = self._meta(f"adopted:{os.path.abspath(path)}")
         if done:
             return 0
@@ -402,7 +408,7 @@ class Journal:
             rows = src.execute(
                 "SELECT scope, identity, state, record_id, http_status, attempts, errors, payload, "
                 "source, row, resource, first_sent, settle_until, updated_at FROM entries").fetchall()
-        except sqlite3.DatabaseError:
+        except backends.DatabaseError:
             rows = []
         finally:
             if src is not self.db:
@@ -442,7 +448,7 @@ class Journal:
                 self.db.close()
             if created:
                 _register(self.path, self.target, created)
-        except (sqlite3.Error, OSError):
+        except (*backends.Error, OSError):
             pass
         finally:
             self._lock.release()
@@ -462,7 +468,7 @@ class Journal:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Any]:
         """One atomic write. A failure to write (disk full) is reported as what it is."""
         lock = getattr(self, "_mutex", None)
         if lock is not None:
@@ -470,7 +476,7 @@ class Journal:
         try:
             try:
                 self.db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
+            except backends.OperationalError as exc:
                 raise _write_problem(self.path, exc) from None
             try:
                 yield self.db
@@ -478,9 +484,9 @@ class Journal:
             except BaseException as exc:
                 try:
                     self.db.execute("ROLLBACK")
-                except sqlite3.Error:
+                except backends.Error:
                     pass  # the first error is the one to report
-                if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.IntegrityError):
+                if isinstance(exc, backends.DatabaseError) and not isinstance(exc, backends.IntegrityError):
                     raise _write_problem(self.path, exc) from None
                 raise
         finally:
@@ -567,7 +573,7 @@ class Journal:
                 self.db.execute("COMMIT")
         return claimed, busy
 
-    def holder(self, db: sqlite3.Connection, record_id: int) -> tuple[str, str, str] | None:
+    def holder(self, db: Any, record_id: int) -> tuple[str, str, str] | None:
         """Inside a transaction: the row holding RECORD_ID, as (identity, state, the event that
         gave it the record: 'created' for its own 200, else a claim), or None."""
         row = db.execute("SELECT identity, state FROM rows WHERE record_id = ?", (record_id,)).fetchone()
@@ -620,7 +626,7 @@ class Journal:
 
     # rows: the ledger's writes (etl.ledger is the only caller)
 
-    def write_row(self, db: sqlite3.Connection, identity: str, fields: dict[str, Any],
+    def write_row(self, db: Any, identity: str, fields: dict[str, Any],
                   insert: bool) -> None:
         fields = {**fields, "updated_at": now_iso()}
         if insert:
@@ -631,7 +637,7 @@ class Journal:
             sets = ", ".join(f"{k} = ?" for k in fields)
             db.execute(f"UPDATE rows SET {sets} WHERE identity = ?", (*fields.values(), identity))
 
-    def write_event(self, db: sqlite3.Connection, identity: str, source: str | None, row: int | None,
+    def write_event(self, db: Any, identity: str, source: str | None, row: int | None,
                     from_state: str | None, to_state: str, event: str, reason: str | None) -> None:
         db.execute(
             "INSERT INTO events (identity, at, run_id, source, row, from_state, to_state, event, "
@@ -718,7 +724,7 @@ class Journal:
             db.execute("UPDATE quota SET posts = MAX(posts - 1, 0) WHERE day = ?", (day,))
 
 
-def _cannot_write(exc: sqlite3.Error) -> bool:
+def _cannot_write(exc: Exception) -> bool:
     """A failure to write (a full disk, a file size limit, a device error), not damage."""
     name = getattr(exc, "sqlite_errorname", "") or ""
     if name:
@@ -727,7 +733,7 @@ def _cannot_write(exc: sqlite3.Error) -> bool:
     return "is full" in text or "I/O error" in text
 
 
-def _write_problem(path: str, exc: sqlite3.Error) -> EtlError:
+def _write_problem(path: str, exc: Exception) -> EtlError:
     text = str(exc)
     if _cannot_write(exc):
         return DiskFull(f"the journal {path} could not be written ({text}); nothing more is sent. "

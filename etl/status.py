@@ -14,10 +14,10 @@ import datetime as dt
 import json
 import math
 import os
-import sqlite3
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from etl import journal_backends as backends
 from etl.errors import UsageProblem
 from etl.journal import default_journal_path, normalise_url
 from etl.texts import aligned
@@ -83,23 +83,45 @@ def journal_for(journal: str | None, api_url: str, sandbox: bool) -> str:
 
 
 def read(path: str, *, daily_limit: int, runs: int = 5, today: str | None = None) -> Status:
-    """The journal at PATH, opened read-only."""
+    """The journal at PATH (or a PostgreSQL journal's URL), opened read-only."""
+    if backends.is_url(path):
+        return _read_pg(path, daily_limit, runs, today)
     if not os.path.exists(path):
         raise UsageProblem(f"no journal at {path}: nothing has been imported into this target yet "
                            "(or name it with --journal)")
     day = today or dt.datetime.now(dt.UTC).date().isoformat()
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-    except sqlite3.Error as exc:
+        db = backends.sqlite_connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    except backends.Error as exc:
         raise UsageProblem(f"can't open the journal {path}: {exc}") from None
     try:
         status = _read(db, path, daily_limit, runs, day)
-    except sqlite3.DatabaseError as exc:
+    except backends.DatabaseError as exc:
         raise UsageProblem(f"{path} is not an etl journal this version can read ({exc})") from None
     finally:
         db.close()
     holder = _holder(path) if any(r["finished_at"] is None for r in status.runs) else None
     for run in status.runs:  # runs hold the journal's lock one at a time: only its holder runs
+        run["running"] = run["finished_at"] is None and holder == run["run_id"]
+    return status
+
+
+def _read_pg(url: str, daily_limit: int, runs: int, today: str | None) -> Status:
+    day = today or dt.datetime.now(dt.UTC).date().isoformat()
+    shown = backends.shown(url)
+    db = backends.PgConnection(url, read_only=True)
+    try:
+        if db.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
+            raise UsageProblem(f"no journal in {shown}: nothing has been imported through it yet "
+                               "(or name another with --journal)")
+        status = _read(db, shown, daily_limit, runs, day)
+    except backends.DatabaseError as exc:
+        raise UsageProblem(f"{shown} is not an etl journal this version can read ({exc})") from None
+    finally:
+        db.close()
+    holder = backends.running_run(url, status.target) \
+        if any(r["finished_at"] is None for r in status.runs) else None
+    for run in status.runs:
         run["running"] = run["finished_at"] is None and holder == run["run_id"]
     return status
 
@@ -133,7 +155,7 @@ def _holder(path: str) -> str | None:
     return str(run)
 
 
-def _read(db: sqlite3.Connection, path: str, daily_limit: int, runs: int, day: str) -> Status:
+def _read(db: Any, path: str, daily_limit: int, runs: int, day: str) -> Status:
     meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
     status = Status(path, meta.get("target"), day, daily_limit)
     row = db.execute("SELECT posts FROM quota WHERE day = ?", (day,)).fetchone()

@@ -77,3 +77,54 @@ def etl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         return Run(result, tmp_path)
 
     return run
+
+
+# --- PostgreSQL journals: one server per test process, a fresh database per test ------------------
+
+PG_SECRET = "made-up-pg-secret-0001"
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A PostgreSQL server of this test process (each xdist worker starts its own), started
+    from nothing by pip's pgserver and stopped at the end. Its folder is not under pytest's
+    temporary folder: where the tests run as root the server runs as another user, and every
+    pytest session makes pytest's folder readable by its owner alone."""
+    import shutil
+    import tempfile
+    import warnings
+
+    folder = tempfile.mkdtemp(prefix="etl-pg-")
+    with warnings.catch_warnings():  # platformdirs: no XDG_RUNTIME_DIR where tests run as root
+        warnings.simplefilter("ignore")
+        import pgserver
+
+        server = pgserver.get_server(folder, cleanup_mode="stop")
+    yield server
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server.cleanup()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """The URL of a new, empty database, with a (made-up) password that must never be shown."""
+    import uuid
+    from urllib.parse import urlsplit
+
+    import psycopg
+
+    name = f"j{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    host = urlsplit(pg_server.get_uri()).query  # host=<the server's socket folder>
+    return f"postgresql://postgres:{PG_SECRET}@/{name}?{host}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def journal(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A journal on each backend: a SQLite file, or a PostgreSQL database's URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "journal.sqlite3")
+    return str(request.getfixturevalue("pg_url"))

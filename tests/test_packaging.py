@@ -40,6 +40,10 @@ def test_every_package_imported_at_run_time_is_declared_and_nothing_else():
     declared = {_name(d) for d in PROJECT["dependencies"]}
     imported = runtime_imports()
     assert "numpy" in imported and "urllib3" in imported
+    # PostgreSQL journals need the `postgresql` extra (psycopg, and its libpq as psycopg-binary)
+    postgresql = {_name(d) for d in PROJECT["optional-dependencies"]["postgresql"]}
+    assert "psycopg" in imported & postgresql
+    imported -= postgresql
     assert imported - declared == set(), "imported but not declared"
     assert declared - imported == set(), "declared but never imported at run time"
 

@@ -78,6 +78,9 @@ class Faults:
     throttle_all: bool = False  # every credit-use POST answered 409
     read_rate_limit: float = 0.0  # GETs per second (lists, reads, credit lookups); more get 409
     trickle: float = 0.0  # seconds between the bytes of a credit-use POST's answer body
+    # something that happens elsewhere as the Nth credit-use POST arrives (called with N, before
+    # the POST is handled): a journal's lock taken away mid-run
+    on_post: Any = None
 
     def __post_init__(self) -> None:
         if self.system_id not in SYSTEM_ID_MODES:

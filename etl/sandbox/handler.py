@@ -261,6 +261,8 @@ def handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
                 sandbox.stats.count("daily_limit")
                 return self._send(409, None, {"Retry-After": str(_seconds_to_midnight(sandbox.now()))})
             sandbox.stats.add("posts")
+            if faults.on_post is not None:
+                faults.on_post(sandbox.stats.posts)
             if fault == "unavailable":
                 sandbox.stats.count(fault)
                 return self._send(503, None)
