@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -132,6 +132,13 @@ class Dialect:
     def _translate(self, sql: str) -> str:
         text = sql.replace("%", "%%").replace("?", "%s")
         text = re.sub(r"\bMAX\(([^(),]+),([^(),]+)\)", r"GREATEST(\1,\2)", text)
+        alter = re.match(r"\s*ALTER TABLE (\w+) ADD COLUMN (\w+) (.*)$", text, re.S)
+        if alter:  # a migration adds a column: the same types as the schema's
+            table, column, kind = alter.groups()
+            for pattern, pg in _TYPES[1:]:
+                kind = re.sub(pattern, pg, kind)
+            self.columns.setdefault(table, []).append(column)
+            return f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}"
         if "sqlite_master" in text:
             return "SELECT 1 WHERE false"  # no earlier version's journal lives in PostgreSQL
         verb = re.match(r"\s*INSERT OR (REPLACE|IGNORE) INTO (\w+)", text)
@@ -241,8 +248,25 @@ class PgConnection:
         except psycopg.Error as exc:
             raise _mapped(self.url, exc) from None
 
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """One statement for many rows (pipelined by psycopg: one round trip, not one a row)."""
+        import psycopg
+
+        try:
+            with self.conn.cursor() as cur:
+                cur.executemany(self.dialect(sql), [[_plain(p) for p in row] for row in rows])
+        except psycopg.Error as exc:
+            raise _mapped(self.url, exc) from None
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         word = sql.strip().upper()
+        info = re.fullmatch(r"\s*PRAGMA\s+table_info\((\w+)\)\s*", sql, re.I)
+        if info:  # SQLite's (cid, name, type, notnull, default, pk), as far as migrations read it
+            found = self._run("SELECT ordinal_position - 1, column_name, data_type, is_nullable = 'NO', "
+                              "column_default, false FROM information_schema.columns "
+                              "WHERE table_schema = current_schema() AND table_name = %s "
+                              "ORDER BY ordinal_position", [info.group(1).lower()])
+            return found
         if word.startswith("PRAGMA"):
             return Cursor([])
         if word == "BEGIN IMMEDIATE":
