@@ -79,8 +79,9 @@ class Faults:
     read_rate_limit: float = 0.0  # GETs per second (lists, reads, credit lookups); more get 409
     trickle: float = 0.0  # seconds between the bytes of a credit-use POST's answer body
     # something that happens elsewhere as the Nth credit-use POST arrives (called with N, before
-    # the POST is handled): a journal's lock taken away mid-run
-    on_post: Any = None
+    # the POST is handled): a journal's lock taken away mid-run. A hook for tests in the same
+    # process, not a knob: no option of `etl sandbox` can hold a function
+    on_post: Any = field(default=None, metadata={"hook": True})
 
     def __post_init__(self) -> None:
         if self.system_id not in SYSTEM_ID_MODES:
