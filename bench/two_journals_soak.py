@@ -92,7 +92,8 @@ def _run(home: Home, timeout: float, kill_at: float | None) -> tuple[int, str]:
 def run_two_journals(workdir: str, rows: int, rounds: int, kills: int, seed: int = 1, *,
                      system_id: str = "store", timeout: float = 0.5,
                      kill_window: tuple[float, float] = (0.5, 5.0), kill_share: float = 0.8,
-                     max_reruns: int = 30) -> TwoJournals:
+                     max_reruns: int = 30, faults: dict[str, str] | None = None) -> TwoJournals:
+    """FAULTS: the sandbox's fault knobs (default: tests/soak.py's), e.g. {"--unavailable": "0.5"}."""
     rnd = random.Random(seed)
     os.makedirs(workdir, exist_ok=True)
     export = os.path.join(workdir, "export.csv")
@@ -102,7 +103,7 @@ def run_two_journals(workdir: str, rows: int, rounds: int, kills: int, seed: int
         [sys.executable, "-m", "etl", "sandbox", "--port", "0", "--db", db, "--username", USER,
          "--password", PASSWORD, "--hang", str(timeout * 2), "--seed", str(seed),
          "--late-delay", str(timeout * 1.5), "--system-id", system_id,
-         *[x for kv in FAULTS.items() for x in kv]],
+         *[x for kv in {**FAULTS, **(faults or {})}.items() for x in kv]],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=workdir)
     homes: list[Home] = []
     log: list[str] = []
@@ -151,7 +152,8 @@ def run_two_journals(workdir: str, rows: int, rounds: int, kills: int, seed: int
                 break
             home = rnd.choice(live)
             r += 1
-            one(home, rnd.uniform(*kill_window) if rnd.random() < kill_share else None, f"round {r}")
+            kill = r == 1 or rnd.random() < kill_share  # the first run always: its journal's rows are few
+            one(home, rnd.uniform(*kill_window) if kill else None, f"round {r}")
         for home in homes:  # each home still in use until it finishes
             home.finished = False
             for _ in range(max_reruns):
@@ -225,15 +227,21 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--system-id", default="store", choices=["store", "drop"],
                     help="what the sandbox does with SystemId (drop: rows matched by their values)")
+    ap.add_argument("--kill-window", type=float, nargs=2, default=(0.5, 8.0), metavar=("FROM", "TO"),
+                    help="a killed run is killed this many seconds after it started, at random")
+    ap.add_argument("--fault", action="append", default=[], metavar="KNOB=P",
+                    help="a sandbox fault knob's share instead of tests/soak.py's, e.g. unavailable=0.5")
     ap.add_argument("--repeat", type=int, default=1, help="soaks to run, seeds SEED, SEED+1, ...")
     ap.add_argument("--keep", help="work in this folder and keep it (homes, journals, reports)")
     args = ap.parse_args()
+    faults = {"--" + k: v for k, v in (f.split("=", 1) for f in args.fault)}
     total: Counter[str] = Counter()
     for seed in range(args.seed, args.seed + args.repeat):
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             work = os.path.join(args.keep, f"seed-{seed}") if args.keep else tmp
-            out = run_two_journals(work, args.rows, args.rounds, args.kills, seed, system_id=args.system_id)
+            out = run_two_journals(work, args.rows, args.rounds, args.kills, seed, system_id=args.system_id,
+                                   kill_window=tuple(args.kill_window), faults=faults)
         res = out.result
         print(f"seed {seed}, 2 journals one at a time, SystemId {args.system_id}, {out.rounds} rounds: "
               + res.line())
