@@ -92,7 +92,8 @@ def _run(home: Home, timeout: float, kill_at: float | None) -> tuple[int, str]:
 def run_two_journals(workdir: str, rows: int, rounds: int, kills: int, seed: int = 1, *,
                      system_id: str = "store", timeout: float = 0.5,
                      kill_window: tuple[float, float] = (0.5, 5.0), kill_share: float = 0.8,
-                     max_reruns: int = 30, faults: dict[str, str] | None = None) -> TwoJournals:
+                     max_reruns: int = 30, faults: dict[str, str] | None = None,
+                     schedule: list[str] | None = None) -> TwoJournals:
     """FAULTS: the sandbox's fault knobs (default: tests/soak.py's), e.g. {"--unavailable": "0.5"}."""
     rnd = random.Random(seed)
     os.makedirs(workdir, exist_ok=True)
@@ -146,6 +147,10 @@ def run_two_journals(workdir: str, rows: int, rounds: int, kills: int, seed: int
             return code
 
         r = 0
+        for step in schedule or []:  # a set order first: "ak" home-a killed, "b" home-b to its end
+            home = homes["ab".index(step[0])]
+            r += 1
+            one(home, rnd.uniform(*kill_window) if step.endswith("k") else None, f"round {r}")
         while killed < kills and r < rounds:  # a run at a time, a random home, most of them killed
             live = [h for h in homes if not h.retired] or homes
             if all(h.finished for h in live):
@@ -231,6 +236,8 @@ def main() -> None:
                     help="a killed run is killed this many seconds after it started, at random")
     ap.add_argument("--fault", action="append", default=[], metavar="KNOB=P",
                     help="a sandbox fault knob's share instead of tests/soak.py's, e.g. unavailable=0.5")
+    ap.add_argument("--schedule", default="", help='runs before the random ones, e.g. "ak,b": home-a '
+                    "killed, then home-b to its end")
     ap.add_argument("--repeat", type=int, default=1, help="soaks to run, seeds SEED, SEED+1, ...")
     ap.add_argument("--keep", help="work in this folder and keep it (homes, journals, reports)")
     args = ap.parse_args()
@@ -241,7 +248,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             work = os.path.join(args.keep, f"seed-{seed}") if args.keep else tmp
             out = run_two_journals(work, args.rows, args.rounds, args.kills, seed, system_id=args.system_id,
-                                   kill_window=tuple(args.kill_window), faults=faults)
+                                   kill_window=tuple(args.kill_window), faults=faults,
+                                   schedule=[x for x in args.schedule.split(",") if x])
         res = out.result
         print(f"seed {seed}, 2 journals one at a time, SystemId {args.system_id}, {out.rounds} rounds: "
               + res.line())
