@@ -159,11 +159,15 @@ class _Fresh:
 
 
 class _Sample:
-    """Rows spread evenly over a file, whatever its length, and always its first and last."""
+    """The rows of a file a new journal looks up before it posts: its first HEAD rows to send
+    (a run of another journal, killed or stopped by the quota, created a prefix of them: rows are
+    sent in file order), rows spread evenly over the rest, whatever its length, and its last."""
 
     SIZE = 3
+    HEAD = 12
 
     def __init__(self) -> None:
+        self.head: list[Row] = []
         self.kept: list[tuple[int, Row]] = []
         self.stride = 1
         self.seen = 0
@@ -171,7 +175,9 @@ class _Sample:
 
     def extend(self, rows: list[Row]) -> None:
         for row in rows:
-            if self.seen % self.stride == 0:
+            if len(self.head) < self.HEAD:
+                self.head.append(row)
+            elif self.seen % self.stride == 0:
                 self.kept.append((self.seen, row))
                 if len(self.kept) > 2 * self.SIZE:
                     self.stride *= 2
@@ -180,7 +186,7 @@ class _Sample:
             self.last = row
 
     def rows(self) -> list[Row]:
-        rows = [r for _, r in self.kept]
+        rows = self.head + [r for _, r in self.kept]
         if self.last is not None and (not rows or rows[-1] is not self.last):
             rows.append(self.last)
         return rows

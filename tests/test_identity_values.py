@@ -354,3 +354,21 @@ def test_a_new_journal_after_the_upgrade_stops_on_the_previous_releases_records(
     run = post(path)
     assert run.code == 2 and "was already posted to" in run.err, run.err
     assert sandbox.stats.posts == 0 and len(sandbox.store.records()) == len(sent)
+
+
+@pytest.mark.parametrize("system_id", ["etl-3f9c0a1b2d4e5f60", None])
+def test_a_new_journal_stops_on_the_rows_another_journals_killed_run_made_early_in_the_file(
+        post, sandbox, tmp_path, system_id):
+    """Another journal's first run was killed after creating rows 3, 4 and 7 of a file (its POST
+    of row 2 had failed): none of them is the file's first or last row, nor on the spread of a
+    sample; a run sends rows in file order, so a new journal looks at the first rows to send."""
+    rows = [f"{500 + i},1,use {i}" for i in range(100)]  # no two rows alike
+    for i in (1, 2, 5):  # spreadsheet rows 3, 4 and 7
+        credit, amount, text = rows[i].split(",")
+        sandbox.store.create({"CoworkerBookingCreditId": int(credit), "CreditUsed": amount,
+                              "Description": text, "SystemId": system_id})
+    path = tmp_path / "history.csv"
+    path.write_text("CoworkerBookingCreditId,CreditUsed,Description\n" + "".join(f"{r}\n" for r in rows))
+    run = post(path, "--no-check-credits")
+    assert run.code == 2 and "was already posted to" in run.err, run.err
+    assert sandbox.stats.posts == 0 and len(sandbox.store.records()) == 3
