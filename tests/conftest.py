@@ -49,13 +49,13 @@ class Run:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> None:
-    """Three tests at a time (most wait on a sandbox or a child process) where pytest-xdist is
+    """Five tests at a time (most wait on a sandbox or a child process) where pytest-xdist is
     installed, unless `-n` says otherwise; one at a time without it, so that a plain `pytest`
     works in any environment that has the project's dependencies."""
     if os.environ.get("PYTEST_XDIST_WORKER") or not hasattr(config.option, "numprocesses"):
         return
     if config.option.numprocesses is None and not config.option.collectonly:
-        config.option.numprocesses = 3
+        config.option.numprocesses = 5
 
 
 @pytest.fixture(autouse=True)
