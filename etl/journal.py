@@ -532,7 +532,8 @@ class Journal:
                 marks = ",".join("?" * len(part))
                 for r in self.db.execute(
                     f"{_SELECT} WHERE state IN {states} AND payload_hash IN ({marks}) "
-                    "ORDER BY created_at, rowid", part):
+                    # rows not created yet first, as SQLite orders NULLs and PostgreSQL must too
+                    "ORDER BY created_at IS NOT NULL, created_at, rowid", part):
                     entry = Entry(*r)
                     found.setdefault(entry.payload_hash, []).append(entry)
         return found
