@@ -901,27 +901,31 @@ def import_(files: tuple[str, ...], **kw: Any) -> None:
         if api.sandbox is not None:
             api.sandbox.stop()
     notes = {} if run.quiet else run.record.extra.get("notes") or {}
-    if notes.get("skipped_identical_from_other_files"):
-        click.echo(f"{notes['skipped_identical_from_other_files']} rows were skipped: the same values in "
-                   "every cell as rows created earlier from other files, however spelt (1.50 is 1.5, "
-                   "7004.0 is 7004; the report names them).", err=True)
-    if notes.get("reidentified"):
-        click.echo(f"{notes['reidentified']} rows created earlier under another choice of columns are "
-                   "the same credit uses under this one (their cells, as the journal kept them, "
-                   "agree): they are identified this way from now on, and skipped.", err=True)
-    if notes.get("skipped_same_key_from_other_files"):
-        click.echo(f"{notes['skipped_same_key_from_other_files']} rows were skipped: rows of the same "
-                   "--key were created earlier from other files with the same values (the report "
-                   "names them).", err=True)
-    if notes.get("skipped_changed_under_key"):
-        click.echo(f"{notes['skipped_changed_under_key']} rows were skipped although their values "
-                   "differ from what was sent for their --key: corrections are never sent again; the "
-                   "report's errors name the cells that differ.", err=True)
-    if notes.get("posted_with_the_payload_of_an_earlier_row"):
-        click.echo(f"{notes['posted_with_the_payload_of_an_earlier_row']} rows were posted although "
-                   "rows with the same payload were created earlier from other files; their other "
-                   "cells differ (the report names the earlier rows).", err=True)
+    for key, text in _IMPORT_NOTES:
+        if notes.get(key):
+            click.echo(f"{notes[key]} {text}", err=True)
     run.done(status)
+
+
+#: what the import's summary notes say on the terminal, in this order (the count goes first)
+_IMPORT_NOTES = (
+    ("skipped_identical_from_other_files",
+     "rows were skipped: the same values in every cell as rows created earlier from other files, however "
+     "spelt (1.50 is 1.5, 7004.0 is 7004; the report names them)."),
+    ("reidentified",
+     "rows created earlier under another choice of columns are the same credit uses under this one "
+     "(their cells, as the journal kept them, agree): they are identified this way from now on, and "
+     "skipped."),
+    ("skipped_same_key_from_other_files",
+     "rows were skipped: rows of the same --key were created earlier from other files with the same "
+     "values (the report names them)."),
+    ("skipped_changed_under_key",
+     "rows were skipped although their values differ from what was sent for their --key: corrections "
+     "are never sent again; the report's errors name the cells that differ."),
+    ("posted_with_the_payload_of_an_earlier_row",
+     "rows were posted although rows with the same payload were created earlier from other files; their "
+     "other cells differ (the report names the earlier rows)."),
+)
 
 
 _ERRORS = ("invalid", "rejected", "failed", "in_doubt")
