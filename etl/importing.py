@@ -23,13 +23,14 @@ import signal
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
+import pyarrow as arrow
 
 from etl import logs
 from etl.checks import READ_RATE, AccountChecks, for_client, posts_left
@@ -40,6 +41,7 @@ from etl.identity import (
     Identities,
     cell_digest,
     describe_scheme,
+    digest,
     id_like_columns,
     identity_text,
     scheme_columns,
@@ -70,6 +72,16 @@ from etl.reading import RawChunk
 from etl.reconciling import Reconciler, created_range, differences, parse_body, settle_time
 from etl.reporting import ReportWriter, patch_report
 from etl.resources import header_key
+from etl.rowkeys import (
+    SeenKeys,
+    among,
+    bases,
+    column_digests,
+    hex_keys,
+    keys_of,
+    payload_keys,
+    stored_payload_keys,
+)
 from etl.storage import Match, Storage
 from etl.validating import Validator
 
@@ -185,6 +197,32 @@ class _Sample:
             self.seen += 1
             self.last = row
 
+    def take(self, positions: np.ndarray, build: Callable[[list[int]], list[Row]]) -> None:
+        """As `extend`, for the rows at POSITIONS (in file order) of a chunk, made by BUILD only
+        where the sample keeps them."""
+        if not len(positions):
+            return
+        head = [int(q) for q in positions[: max(0, self.HEAD - len(self.head))]]
+        kept: list[tuple[int, int]] = []
+        at = self.seen + len(head)
+        end = self.seen + len(positions)
+        while True:
+            at = -(-at // self.stride) * self.stride  # the next row the sample keeps
+            if at >= end:
+                break
+            kept.append((at, int(positions[at - self.seen])))
+            if len(self.kept) + len(kept) > 2 * self.SIZE:
+                self.stride *= 2
+                self.kept = [(k, r) for k, r in self.kept if k % self.stride == 0]
+                kept = [(k, q) for k, q in kept if k % self.stride == 0]
+            at += 1
+        last = int(positions[-1])
+        made = {r.position: r for r in build(sorted({*head, *(q for _, q in kept), last}))}
+        self.head.extend(made[q] for q in head)
+        self.kept.extend((k, made[q]) for k, q in kept)
+        self.last = made[last]
+        self.seen = end
+
     def rows(self) -> list[Row]:
         rows = self.head + [r for _, r in self.kept]
         if self.last is not None and (not rows or rows[-1] is not self.last):
@@ -216,9 +254,10 @@ def _when(entry: Entry) -> str:
     return (entry.created_at or entry.updated_at or "")[:16].replace("T", " ")
 
 
-def _ordered(pool: ThreadPoolExecutor, send: Callable[[Row], Done], rows: list[Row], window: int,
-             stop: Stopper) -> Iterator[Done | None]:
-    """Results of `send` over ROWS in order, at most WINDOW in flight; None for rows not started."""
+def _ordered(pool: ThreadPoolExecutor, send: Callable[[Row], Done], rows: Iterable[Row], window: int,
+             stop: Stopper) -> Iterator[Done]:
+    """Results of `send` over ROWS in order, at most WINDOW in flight; it ends at the first row
+    not started (the run stopped), and takes no row from ROWS after that."""
     ahead: deque[Future[Done]] = deque()
     it = iter(rows)
     while True:
@@ -230,8 +269,68 @@ def _ordered(pool: ThreadPoolExecutor, send: Callable[[Row], Done], rows: list[R
         if not ahead:
             break
         yield ahead.popleft().result()
-    for _ in it:
-        yield None
+
+
+class _ToSend:
+    """A chunk's rows to send, in file order: the rows already made (those the journal knows
+    something of) and, between them, rows made only when the sending reaches them, a few at a
+    time (a night sends a few thousand rows of a file of millions)."""
+
+    SLICE = 64
+
+    def __init__(self, built: list[Row], plain: np.ndarray | None = None,
+                 build: Callable[[list[int]], list[Row]] | None = None) -> None:
+        self.built = {r.position: r for r in built}
+        made = np.array(sorted(self.built), dtype=np.int64)
+        self.positions = made if plain is None or not len(plain) else np.union1d(made, plain)
+        self.build = build
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def rows_at(self, positions: list[int]) -> list[Row]:
+        need = [q for q in positions if q not in self.built]
+        made = {r.position: r for r in self.build(need)} if need and self.build else {}
+        return [self.built.get(q) or made[q] for q in positions]
+
+    def __iter__(self) -> Iterator[Row]:
+        for start in range(0, len(self.positions), self.SLICE):
+            part = [int(q) for q in self.positions[start: start + self.SLICE]]
+            need = [q for q in part if q not in self.built]
+            made = {r.position: r for r in self.build(need)} if need and self.build else {}
+            for q in part:
+                yield self.built.get(q) or made[q]
+
+
+@dataclass
+class _Keyed:
+    """A chunk's valid rows keyed a chunk at a time (etl.rowkeys)."""
+
+    positions: np.ndarray  # the valid rows' positions in the chunk
+    raw: list[bytes]  # their contents (bases), 20 bytes each
+    special: np.ndarray  # the journal has rows of that content: identified row by row
+    candidate: np.ndarray  # not special, with a payload the journal may have created
+    occurrence: np.ndarray  # the others': which of the file's identical rows each is
+
+    def assigned(self, which: np.ndarray) -> dict[int, tuple[str, str, int]]:
+        out = {}
+        for k in np.flatnonzero(which):
+            base, occurrence = self.raw[k].hex(), int(self.occurrence[k])
+            out[int(self.positions[k])] = (digest(f"{base}\n{occurrence}"), base, occurrence)
+        return out
+
+    def plain(self) -> np.ndarray:
+        return self.positions[~(self.special | self.candidate)]
+
+
+@dataclass
+class _FileKeys:
+    """What a pass over one file keys its rows against: the journal's contents and payloads
+    when the file's first chunk was read, and the file's rows seen so far."""
+
+    journal: np.ndarray
+    payloads: np.ndarray
+    seen: SeenKeys = field(default_factory=SeenKeys)
 
 
 @dataclass
@@ -244,6 +343,9 @@ class Plan:
     statuses: list[int | None]
     attempts: list[int | None]
     to_send: list[Row] = field(default_factory=list)
+    #: rows to send the journal knows nothing of, made when the sending reaches them
+    plain: np.ndarray | None = None
+    build: Callable[[list[int]], list[Row]] | None = None
 
 
 _TAG = re.compile(r" ?\[etl:[0-9a-f]{12}\]$")
@@ -318,6 +420,9 @@ class Importer:
         self.column_names: dict[str, str] = {}  # a column's name in an identity -> its header
         self.samples: dict[int, _Sample] = {}  # per file, rows to send to look up before sending
         self.known_files: set[int] = set()  # files of which the journal knows rows
+        self._files: dict[int, _FileKeys] = {}  # per file, what this pass keys its rows against
+        #: the first pass's verdicts, by (file, chunk): the invalid rows' texts, a bit a row
+        self._checked: dict[tuple[int, int], tuple[dict[int, str], np.ndarray, int]] = {}
         self.account: AccountChecks | None = for_client(
             self.resource, poster.client, read_rate=settings.read_rate,
             patience=poster.throttle_patience, stop=self.stopper.event) if settings.account_checks else None
@@ -332,8 +437,12 @@ class Importer:
 
     # --- identities ------------------------------------------------------------------------------
 
-    def _identify(self, identities: Identities, index: int, chunk: RawChunk, valid: np.ndarray
+    def _identify(self, identities: Identities, index: int, chunk: RawChunk, valid: np.ndarray,
+                  assigned: dict[int, tuple[str, str, int]] | None = None
                   ) -> tuple[list[Row], list[tuple[int, str]]]:
+        """The rows of CHUNK that VALID marks, their identities given by the rules row by row
+        (identities.of), or where ASSIGNED says (a position's identity, base and occurrence,
+        found a chunk at a time: `_keyed`)."""
         table, columns = self.inputs.tables[index], self.inputs.columns[index]
         identities.start(table.path, table.header)
         at, scheme = identities.columns(table.path, table.header,
@@ -362,8 +471,12 @@ class Importer:
                     digests[name] = cell_digest(text)
             spelt = [cells[k][pos] or "" for k in spelt_at]
             where = f"{table.path} row {number}"
-            identity, base, occurrence, problem = identities.of(
-                scheme, [digests.get(n, "") for n in names], where, spelt)
+            if assigned is not None:
+                identity, base, occurrence = assigned[pos]
+                problem = None
+            else:
+                identity, base, occurrence, problem = identities.of(
+                    scheme, [digests.get(n, "") for n in names], where, spelt)
             if problem:
                 problems.append((pos, problem))
                 continue
@@ -473,6 +586,100 @@ class Importer:
                         f"(an export timestamp), rerun with --ignore-column {column}; only if these "
                         "are new credit uses, --allow-new-identity")
 
+    # --- identities a chunk at a time (etl.rowkeys) ----------------------------------------------
+
+    def _keyed(self, identities: Identities, index: int, chunk: RawChunk, valid: np.ndarray
+               ) -> _Keyed | None:
+        """CHUNK's valid rows keyed from its columns; None where only the rules row by row
+        apply (a --key, a journal of an earlier release, the account checks, which see every
+        row's payload)."""
+        if self.legacy or identities.previous is not None or self.account is not None:
+            return None
+        table, columns = self.inputs.tables[index], self.inputs.columns[index]
+        identities.start(table.path, table.header)
+        _, scheme = identities.columns(table.path, table.header,
+                                       {header_key(f.name) for f in self.resource.fields})
+        if not scheme.startswith("cells:"):
+            return None
+        state = self._files.get(index)
+        if state is None:
+            state = self._files[index] = _FileKeys(
+                np.unique(hex_keys(self.journal.bases())),
+                stored_payload_keys(self.journal.maybe_created_payloads()))
+        positions = np.flatnonzero(valid)
+        take = arrow.array(positions, type=arrow.int64())
+        field_at = {p: name for name, p in columns.positions.items()}
+        kept_at, kept_names = identities.kept(table.header)
+        digests, sent = {}, {}
+        for at, name in zip(kept_at, kept_names, strict=True):
+            f = field_at.get(at)
+            cells = (self.validator.cells(chunk, at) if f else chunk.columns[at]).take(take)
+            kind = self.resource.field(f).kind if f else None
+            digests[name], numbers = column_digests(cells, kind, self.validator.decimal)
+            if f:
+                sent[f] = numbers
+        raw = bases(self.resource.name, identities.names[scheme], digests, len(positions))
+        keys = keys_of(raw)
+        special = among(keys, state.journal)
+        occurrence = np.zeros(len(positions), np.int64)
+        occurrence[~special] = state.seen.occurrences(keys[~special])
+        candidate = ~special & among(payload_keys(sent, len(positions)), state.payloads)
+        return _Keyed(positions, raw, special, candidate, occurrence)
+
+    def _keyed_rows(self, identities: Identities, index: int, chunk: RawChunk, keyed: _Keyed
+                    ) -> tuple[list[Row], dict[str, Entry]]:
+        """The rows of a keyed chunk that need more than their content: those of contents the
+        journal has (identified row by row, as identical rows are) and those whose payload it
+        may have created (checked as every row is); in file order, with what the journal knows."""
+        special = np.zeros(len(chunk), bool)
+        special[keyed.positions[keyed.special]] = True
+        rows: list[Row] = []
+        if special.any():
+            wanted = {keyed.raw[k].hex() for k in np.flatnonzero(keyed.special)}
+            prefetched = self.journal.of_bases(wanted)
+            of_base = identities.known
+            identities.known = lambda base: prefetched.pop(base, None) or (of_base(base) if of_base else [])
+            try:
+                rows, _ = self._identify(identities, index, chunk, special)
+            finally:
+                identities.known = of_base
+        if keyed.candidate.any():
+            candidate = np.zeros(len(chunk), bool)
+            candidate[keyed.positions[keyed.candidate]] = True
+            rows += self._identify(identities, index, chunk, candidate,
+                                   keyed.assigned(keyed.candidate))[0]
+            rows.sort(key=lambda r: r.position)
+        return rows, self._known(identities, rows)
+
+    def _plain_rows(self, identities: Identities, index: int, chunk: RawChunk, keyed: _Keyed,
+                    keep: bool = False) -> Callable[[list[int]], list[Row]]:
+        """What makes the rows of a keyed chunk the journal knows nothing of, when they are
+        needed (to send, to sample); KEEP: their cells go into the journal first (to send)."""
+        where = {int(q): k for k, q in enumerate(keyed.positions)}
+
+        def build(positions: list[int]) -> list[Row]:
+            if not positions:
+                return []
+            mask = np.zeros(len(chunk), bool)
+            mask[positions] = True
+            picked = np.zeros(len(keyed.positions), bool)
+            picked[[where[q] for q in positions]] = True
+            rows = self._identify(identities, index, chunk, mask, keyed.assigned(picked))[0]
+            if keep:
+                self.journal.keep_cells({r.identity: r.cells for r in rows})
+            return rows
+
+        return build
+
+    def _verdicts(self, index: int, number: int, chunk: RawChunk) -> tuple[dict[int, str], np.ndarray]:
+        """The schema's verdicts on a chunk: the first pass's, kept small (the few invalid rows'
+        texts, a bit a row), or made now."""
+        kept = self._checked.pop((index, number), None)
+        if kept is not None and kept[2] == len(chunk):
+            texts, bits, n = kept
+            return texts, np.unpackbits(bits, count=n).astype(bool)
+        return self.validator.verdicts(chunk, self.inputs.columns[index])
+
     # --- the first pass: nothing is sent before every row was read -------------------------------
 
     def check(self) -> None:
@@ -483,16 +690,30 @@ class Importer:
         changed: list[tuple[_Fresh, Entry]] = []
         # rows the journal does not know, kept small (a bulk migration's file has millions)
         fresh: list[tuple[int, _Fresh]] = []
+        self._files = {}
+        numbers: Counter[int] = Counter()
         for index, chunk in self.inputs.chunks():
             table = self.inputs.tables[index]
-            _, valid = self.validator.errors(chunk, self.inputs.columns[index])
-            rows, problems = self._identify(identities, index, chunk, valid)
-            known = self._known(identities, rows)
+            texts, valid = self.validator.verdicts(chunk, self.inputs.columns[index])
+            # kept for the posting pass, which would otherwise check every row again
+            self._checked[(index, numbers[index])] = (texts, np.packbits(valid), len(chunk))
+            numbers[index] += 1
+            keyed = self._keyed(identities, index, chunk, valid)
+            if keyed is None:
+                rows, problems = self._identify(identities, index, chunk, valid)
+                known, identified = self._known(identities, rows), len(rows)
+            else:
+                rows, known = self._keyed_rows(identities, index, chunk, keyed)
+                identified = len(keyed.positions)
             sending = [r for r in rows
                        if plan(known.get(r.identity), retry_rejected=self.settings.retry_rejected) == "send"]
             if self.account is not None:  # the rows this run may send, for the account checks
                 self.account.collect(r.body for r in sending)
-            self.samples.setdefault(index, _Sample()).extend(sending)
+            if keyed is None:
+                self.samples.setdefault(index, _Sample()).extend(sending)
+            else:
+                to_send = _ToSend(sending, keyed.plain(), self._plain_rows(identities, index, chunk, keyed))
+                self.samples.setdefault(index, _Sample()).take(to_send.positions, to_send.rows_at)
             if known:  # this journal has been importing this file: the file is its own
                 self.known_files.add(index)
             fresh.extend((index, _Fresh(r.payload_hash, r.scheme, r.source, r.number, r.filled))
@@ -501,7 +722,7 @@ class Importer:
             count = self.record.extra.setdefault("rows_read", {})
             count[table.path] = count.get(table.path, 0) + len(chunk)
             good = self.valid_rows
-            good[table.path] = good.get(table.path, 0) + len(rows)
+            good[table.path] = good.get(table.path, 0) + identified
         earlier = self.journal.created_with_payload((r.payload_hash for _, r in fresh), maybe=True)
         used: Counter[str] = Counter()
         for _, r in fresh:
@@ -621,9 +842,12 @@ class Importer:
         identities = self._identities()
         # the account checks can take minutes: nothing is sent from a file that moved meanwhile
         self.inputs.unchanged("nothing was posted")
+        self._files = {}
+        numbers: Counter[int] = Counter()
         with ThreadPoolExecutor(workers, thread_name_prefix="post") as pool:
             for index, chunk in self.inputs.chunks():
-                self._chunk(pool, workers, identities, index, chunk, writer, progress)
+                self._chunk(pool, workers, identities, index, numbers[index], chunk, writer, progress)
+                numbers[index] += 1
         writer.close()
         self._final_pass()
         self._patch_report()
@@ -663,15 +887,28 @@ class Importer:
                 "checked": len(others), "created": tally.get("created", 0),
                 "not_created": tally.get("failed", 0), "in_doubt": tally.get("in_doubt", 0)}
 
-    def _plan(self, identities: Identities, index: int, chunk: RawChunk) -> Plan:
+    def _plan(self, identities: Identities, index: int, number: int, chunk: RawChunk) -> Plan:
         n = len(chunk)
-        errors, valid = self.validator.errors(chunk, self.inputs.columns[index])
+        texts, valid = self._verdicts(index, number, chunk)
+        errors = [""] * n
+        for pos, text in texts.items():
+            errors[pos] = text
         p = Plan(errors, np.where(valid, "", Outcome.INVALID.value).astype(object),
                  [None] * n, [None] * n, [None] * n)
-        rows, problems = self._identify(identities, index, chunk, valid)
-        for pos, problem in problems:
-            p.outcome[pos], p.errors[pos] = Outcome.INVALID.value, problem
-        known = self._known(identities, rows)
+        keyed = self._keyed(identities, index, chunk, valid)
+        if keyed is None:
+            rows, problems = self._identify(identities, index, chunk, valid)
+            for pos, problem in problems:
+                p.outcome[pos], p.errors[pos] = Outcome.INVALID.value, problem
+            known = self._known(identities, rows)
+        else:
+            rows, known = self._keyed_rows(identities, index, chunk, keyed)
+            plain = keyed.plain()
+            if self.stopper.is_set():
+                p.outcome[plain] = Outcome.NOT_ATTEMPTED.value
+            else:
+                p.plain = plain
+                p.build = self._plain_rows(identities, index, chunk, keyed, keep=True)
         for r in rows:
             entry = known.get(r.identity)
             what = plan(entry, retry_rejected=self.settings.retry_rejected)
@@ -735,27 +972,36 @@ class Importer:
         return True
 
     def _chunk(self, pool: ThreadPoolExecutor, workers: int, identities: Identities, index: int,
-               chunk: RawChunk, writer: ReportWriter,
+               number: int, chunk: RawChunk, writer: ReportWriter,
                progress: Callable[[int, Counter[str]], None] | None) -> None:
         table = self.inputs.tables[index]
-        p = self._plan(identities, index, chunk)
+        p = self._plan(identities, index, number, chunk)
         self.journal.keep_cells({r.identity: r.cells for r in p.to_send})
         n = len(chunk)
-        to_send = p.to_send
+        to_send = _ToSend(p.to_send, p.plain, p.build)
+        positions = to_send.positions
+        rows = iter(to_send)
         first: Done | None = None
-        if to_send and self._needs_probe():
-            first = self._probe(to_send[0])
-            to_send = to_send[1:]
-        results = _ordered(pool, self._send, to_send, workers, self.stopper)
-        by_position = {r.position: r for r in p.to_send}
+        if len(to_send) and self._needs_probe():
+            first = self._probe(next(rows))
+        results = _ordered(pool, self._send, rows, workers, self.stopper)
+        by_position: dict[int, Row] = {}  # the rows sent
         batch = max(1, self.settings.batch_size)
-        start = 0
+        start, ended = 0, False
         while start < n:
             end = min(n, start + batch)
-            for pos in range(start, end):
-                if pos not in by_position:
+            lo, hi = np.searchsorted(positions, [start, end])
+            unsent = 0
+            for pos in positions[lo:hi].tolist():
+                done = None
+                if not ended:
+                    done = first if first is not None and first.row.position == pos else next(results, None)
+                if done is None:  # the run stopped: no row after it is sent
+                    ended = True
+                    p.outcome[pos] = Outcome.NOT_ATTEMPTED.value
+                    unsent += 1
                     continue
-                done = first if first is not None and first.row.position == pos else next(results)
+                by_position[pos] = done.row
                 self._take(p, pos, done)
                 if progress is not None:
                     progress(1, self.record.counts)
@@ -769,7 +1015,7 @@ class Importer:
             )
             writer.flush()
             if progress is not None:
-                progress(sum(1 for q in range(start, end) if q not in by_position), self.record.counts)
+                progress(int((end - start) - (hi - lo) + unsent), self.record.counts)
             start = end
 
     def _take(self, p: Plan, pos: int, done: Done | None) -> None:

@@ -555,6 +555,31 @@ class Journal:
                          if e.source and os.path.basename(e.source) == source]
         return found
 
+    def bases(self) -> list[str]:
+        """The content (base) of every row the journal has one of."""
+        with self._mutex:
+            return [r[0] for r in self.db.execute("SELECT base FROM rows WHERE base IS NOT NULL")]
+
+    def maybe_created_payloads(self) -> list[str]:
+        """The payloads (as sent) of the rows that were or may have been created."""
+        with self._mutex:
+            return [r[0] for r in self.db.execute(
+                "SELECT payload FROM rows WHERE state IN ('created', 'in_doubt', 'pending') "
+                "AND payload IS NOT NULL")]
+
+    def of_bases(self, bases: Iterable[str]) -> dict[str, list[tuple[str, str, int]]]:
+        """`of_base` of many contents at once."""
+        found: dict[str, list[tuple[str, str, int]]] = {}
+        wanted = list(bases)
+        with self._mutex:
+            for start in range(0, len(wanted), 500):
+                part = wanted[start: start + 500]
+                marks = ",".join("?" * len(part))
+                for base, identity, state, occurrence in self.db.execute(
+                        f"SELECT base, identity, state, occurrence FROM rows WHERE base IN ({marks})", part):
+                    found.setdefault(base, []).append((identity, state, int(occurrence or 0)))
+        return found
+
     def of_base(self, base: str) -> list[tuple[str, str, int]]:
         """The rows of one content: (identity, state, occurrence), for identical rows."""
         with self._mutex:

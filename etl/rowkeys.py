@@ -1,0 +1,196 @@
+"""Rows' identities a chunk at a time, from the Arrow columns: the same identities as
+`etl.identity` gives row by row (a test holds the two together), at the cost of one hash per
+distinct cell and one per row.
+
+A night of a bulk migration reads a history of millions of rows to send a few thousand of them.
+Most of its rows are neither in the journal nor repeated in the file, and for those a row's
+identity follows from its content alone (the content's first occurrence). So a chunk is keyed
+column by column (a cell's digest is made once per distinct value of its column), each row's
+content (`base`) is hashed once, and an 8-byte prefix of it (`key`) is all that is kept per row
+to tell, against the journal's contents and the file's repeated contents, which rows need the
+row-by-row rules (identical rows, rows the journal knows). A prefix shared by two different
+contents only sends a row through those exact rules: it never decides anything by itself.
+
+The payload key does the same for the values a row sends: rows of another file whose payload is
+one the journal created (a re-export, a change of identity) are found by it, then compared
+exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pyarrow as arrow
+import pyarrow.compute as pc
+
+from etl.identity import cell_digest, identity_text
+from etl.values import Kind, value
+
+_TAG_END = "]"
+
+
+def column_digests(cells: arrow.Array, kind: Kind | None, decimal: str = "."
+                   ) -> tuple[arrow.Array, np.ndarray]:
+    """The digest of each cell as a row's identity has it (null where the cell adds nothing),
+    and the same as an unsigned 64-bit number (0 for none). KIND: how the cell is sent (its
+    value's text), or None for a column that is not sent (its text, normalised)."""
+    if isinstance(cells, arrow.ChunkedArray):
+        cells = cells.combine_chunks()
+    if not (arrow.types.is_string(cells.type) or arrow.types.is_large_string(cells.type)):
+        cells = cells.cast(arrow.large_string())
+    encoded = pc.fill_null(cells, "").dictionary_encode()
+    texts = []
+    for cell in encoded.dictionary.to_pylist():
+        if kind is None:
+            texts.append(identity_text(cell))
+        else:
+            got, problem = value(kind, cell, decimal)
+            texts.append("" if problem else identity_text(got))
+    hexes = [cell_digest(t) if t else None for t in texts]
+    numbers = np.array([int(h, 16) if h else 0 for h in hexes], dtype=np.uint64)
+    indices = encoded.indices.to_numpy(zero_copy_only=False)
+    digests = arrow.array(hexes, type=arrow.string()).take(encoded.indices)
+    return digests, numbers[indices] if len(numbers) else np.zeros(len(cells), np.uint64)
+
+
+def bases(resource: str, names: Sequence[str], digests: Mapping[str, arrow.Array], n: int) -> list[bytes]:
+    """Each row's content (`Identities._base` of a "cells:" scheme) as 20 raw bytes: the
+    non-empty cells of the columns NAMES, `name=digest`, joined."""
+    parts = [pc.binary_join_element_wise(f"{name}=", digests[name], "") for name in names
+             if name in digests]
+    if parts:
+        joined = pc.binary_join_element_wise(*parts, "\x1f", null_handling="skip")
+    else:
+        joined = arrow.array([""] * n, type=arrow.string())
+    prefix = f"{resource}\ncells\n"
+    texts = pc.binary_join_element_wise(prefix, pc.fill_null(joined, ""), "").cast(arrow.binary())
+    blake = hashlib.blake2b
+    return [blake(t, digest_size=20).digest() for t in texts.to_pylist()]
+
+
+def keys_of(raw: Sequence[bytes]) -> np.ndarray:
+    """The 8-byte prefix of each raw 20-byte digest, as unsigned numbers."""
+    if not raw:
+        return np.zeros(0, np.uint64)
+    joined = np.frombuffer(b"".join(raw), dtype=np.uint8).reshape(-1, 20)
+    return np.ascontiguousarray(joined[:, :8]).view(">u8").ravel().astype(np.uint64)
+
+
+def hex_keys(bases: Iterable[str]) -> np.ndarray:
+    """The keys of contents (bases) spelt as hex, as the journal keeps them."""
+    prefixes = "".join(b[:16] for b in bases if b and len(b) >= 16)
+    return np.frombuffer(bytes.fromhex(prefixes), dtype=">u8").astype(np.uint64)
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: every bit of the input moves every bit of the output."""
+    with np.errstate(over="ignore"):
+        z = z ^ (z >> np.uint64(30))
+        z = z * np.uint64(0xBF58476D1CE4E5B9)
+        z = z ^ (z >> np.uint64(27))
+        z = z * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def payload_keys(fields: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+    """A key of each row's payload from its sent fields' digests (FIELDS: name -> 64-bit digest
+    per row, 0 where the row sends nothing): equal payloads have equal keys."""
+    key = np.zeros(n, np.uint64)
+    for name, numbers in fields.items():
+        tag = np.uint64(int(cell_digest("field:" + name), 16))
+        key ^= np.where(numbers != 0, _mix(numbers ^ tag), np.uint64(0))
+    return key
+
+
+def payload_key_of(body: Mapping[str, Any]) -> int:
+    """The payload key of one payload (as the journal keeps it: values by field name)."""
+    fields = {}
+    for name, got in body.items():
+        text = identity_text(got)
+        if text:
+            fields[name] = np.array([int(cell_digest(text), 16)], np.uint64)
+    return int(payload_keys(fields, 1)[0])
+
+
+def stored_payload_keys(payloads: Iterable[str], system_id: str = "SystemId") -> np.ndarray:
+    """The payload keys of the journal's payloads (JSON as sent): without SystemId, and where a
+    Description ends in an import tag (`--tag-description`), with and without it."""
+    keys: list[int] = []
+    for text in payloads:
+        try:
+            body = json.loads(text, parse_float=Decimal)
+        except (TypeError, ValueError):
+            continue
+        if not isinstance(body, dict):
+            continue
+        body.pop(system_id, None)
+        keys.append(payload_key_of(body))
+        description = body.get("Description")
+        if isinstance(description, str) and description.endswith(_TAG_END) and "[etl:" in description:
+            untagged = description[: description.rfind("[etl:")].rstrip(" ")
+            keys.append(payload_key_of({**body, "Description": untagged} if untagged else
+                                       {k: v for k, v in body.items() if k != "Description"}))
+    return np.unique(np.array(keys, dtype=np.uint64))
+
+
+def repeated(keys: np.ndarray) -> np.ndarray:
+    """The keys that occur more than once, sorted."""
+    if len(keys) < 2:
+        return np.zeros(0, np.uint64)
+    ordered = np.sort(keys)
+    twice = ordered[1:] == ordered[:-1]
+    return np.unique(ordered[1:][twice])
+
+
+def among(keys: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """Which KEYS are in SORTED_SET (a sorted unique array)."""
+    if len(sorted_set) == 0 or len(keys) == 0:
+        return np.zeros(len(keys), bool)
+    at = np.searchsorted(sorted_set, keys)
+    at[at == len(sorted_set)] = 0
+    return sorted_set[at] == keys
+
+
+def ranks(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """For each of KEYS (a file's, in file order) in WANTED, its occurrence (1, 2, ...) among the
+    equal keys before it; 1 for the others."""
+    out = np.ones(len(keys), np.int64)
+    which = np.flatnonzero(among(keys, wanted))
+    if len(which):
+        sub = keys[which]
+        order = np.argsort(sub, kind="stable")
+        s = sub[order]
+        starts = np.r_[0, np.flatnonzero(s[1:] != s[:-1]) + 1]
+        run = np.arange(len(s)) - np.repeat(starts, np.diff(np.r_[starts, len(s)]))
+        occ = np.empty(len(s), np.int64)
+        occ[order] = run + 1
+        out[which] = occ
+    return out
+
+
+class SeenKeys:
+    """The keys of one file's rows seen so far (8 bytes a row): which of the identical rows a
+    row is, chunk after chunk."""
+
+    def __init__(self) -> None:
+        self.big = np.zeros(0, np.uint64)
+        self.small: list[np.ndarray] = []
+
+    def occurrences(self, keys: np.ndarray) -> np.ndarray:
+        """Each key's occurrence in the file so far (1 for the first), in order; KEYS are seen."""
+        before = np.zeros(len(keys), np.int64)
+        for seen in (self.big, *self.small):
+            if len(seen) and len(keys):
+                before += np.searchsorted(seen, keys, "right") - np.searchsorted(seen, keys, "left")
+        occurrence = before + ranks(keys, repeated(keys))
+        if len(keys):
+            self.small.append(np.sort(keys))
+        if len(self.small) > 8:
+            self.big = np.sort(np.concatenate([self.big, *self.small]))
+            self.small = []
+        return occurrence
