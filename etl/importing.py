@@ -307,17 +307,13 @@ class _Keyed:
     """A chunk's valid rows keyed a chunk at a time (etl.rowkeys)."""
 
     positions: np.ndarray  # the valid rows' positions in the chunk
-    raw: list[bytes]  # their contents (bases), 20 bytes each
+    keys: np.ndarray  # their contents' keys
     special: np.ndarray  # the journal has rows of that content: identified row by row
     candidate: np.ndarray  # not special, with a payload the journal may have created
     occurrence: np.ndarray  # the others': which of the file's identical rows each is
 
-    def assigned(self, which: np.ndarray) -> dict[int, tuple[str, str, int]]:
-        out = {}
-        for k in np.flatnonzero(which):
-            base, occurrence = self.raw[k].hex(), int(self.occurrence[k])
-            out[int(self.positions[k])] = (digest(f"{base}\n{occurrence}"), base, occurrence)
-        return out
+    def assigned(self, which: np.ndarray) -> dict[int, int]:
+        return dict(zip(self.positions[which].tolist(), self.occurrence[which].tolist(), strict=True))
 
     def plain(self) -> np.ndarray:
         return self.positions[~(self.special | self.candidate)]
@@ -423,6 +419,7 @@ class Importer:
         self._files: dict[int, _FileKeys] = {}  # per file, what this pass keys its rows against
         #: the first pass's verdicts, by (file, chunk): the invalid rows' texts, a bit a row
         self._checked: dict[tuple[int, int], tuple[dict[int, str], np.ndarray, int]] = {}
+        self._keys: dict[tuple[int, int], np.ndarray] = {}  # the first pass's keys, by (file, chunk)
         self.account: AccountChecks | None = for_client(
             self.resource, poster.client, read_rate=settings.read_rate,
             patience=poster.throttle_patience, stop=self.stopper.event) if settings.account_checks else None
@@ -438,11 +435,12 @@ class Importer:
     # --- identities ------------------------------------------------------------------------------
 
     def _identify(self, identities: Identities, index: int, chunk: RawChunk, valid: np.ndarray,
-                  assigned: dict[int, tuple[str, str, int]] | None = None
+                  assigned: dict[int, int] | None = None
                   ) -> tuple[list[Row], list[tuple[int, str]]]:
         """The rows of CHUNK that VALID marks, their identities given by the rules row by row
-        (identities.of), or where ASSIGNED says (a position's identity, base and occurrence,
-        found a chunk at a time: `_keyed`)."""
+        (identities.of, the journal's rows of each content looked up at once), or where
+        ASSIGNED gives a position's occurrence (found a chunk at a time: `_keyed`): the first
+        of its content, or the file's next."""
         table, columns = self.inputs.tables[index], self.inputs.columns[index]
         identities.start(table.path, table.header)
         at, scheme = identities.columns(table.path, table.header,
@@ -458,38 +456,51 @@ class Importer:
         names = identities.names[scheme]
         positions = [int(p) for p in np.flatnonzero(valid)]
         payloads = self.validator.payloads(chunk, columns, positions)
-        cells = [chunk.columns[i].to_pylist() for i in kept_at]
+        take = arrow.array(positions, type=arrow.int64())
+        cells = [chunk.columns[i].take(take).to_pylist() for i in kept_at]
         spelt_at = [kept_at.index(i) for i in at]  # the identity's columns among them
-        rows, problems = [], []
-        for pos, payload in zip(positions, payloads, strict=True):
-            number = int(chunk.rows[pos])
+        made = []
+        for k, payload in enumerate(payloads):
             # a sent cell is its value as sent; any other cell its text, normalised
             digests = {}
             for name, f, column in zip(kept_names, sent, cells, strict=True):
-                text = identity_text(payload.get(f) if f else column[pos])
+                text = identity_text(payload.get(f) if f else column[k])
                 if text:
                     digests[name] = cell_digest(text)
-            spelt = [cells[k][pos] or "" for k in spelt_at]
-            where = f"{table.path} row {number}"
-            if assigned is not None:
-                identity, base, occurrence = assigned[pos]
-                problem = None
-            else:
-                identity, base, occurrence, problem = identities.of(
-                    scheme, [digests.get(n, "") for n in names], where, spelt)
-            if problem:
-                problems.append((pos, problem))
-                continue
-            before = previous.of(scheme, spelt, where)[0] if previous is not None else None
-            plain = canonical_json(payload)
-            legacy = None
-            if self.legacy:
-                key_text = "\x1f".join(v.strip() for v in spelt) if identities.key else None
-                legacy = identities.legacy_of(plain, key_text)
-            body = tagged(payload, identity) if self.settings.tag_description else payload
-            rows.append(Row(pos, identity, scheme, body, payload_hash(self.resource.name, plain),
-                            table.path, number, legacy, base, occurrence, before or None,
-                            frozenset(n for n in names if n in digests), digests))
+            made.append(digests)
+        known = identities.known
+        if assigned is None and known is not None and made and scheme.startswith("cells:"):
+            # the journal's rows of these contents, in one look-up instead of one a content
+            found = self.journal.of_bases({identities.base_of(scheme, d) for d in made})
+            identities.known = lambda base: found.pop(base, None) or []
+        rows, problems = [], []
+        try:
+            for k, (pos, payload, digests) in enumerate(zip(positions, payloads, made, strict=True)):
+                number = int(chunk.rows[pos])
+                spelt = [cells[j][k] or "" for j in spelt_at]
+                where = f"{table.path} row {number}"
+                if assigned is not None:
+                    occurrence = assigned[pos]
+                    base = identities.base_of(scheme, digests)
+                    identity, problem = digest(f"{base}\n{occurrence}"), None
+                else:
+                    identity, base, occurrence, problem = identities.of(
+                        scheme, [digests.get(n, "") for n in names], where, spelt)
+                if problem:
+                    problems.append((pos, problem))
+                    continue
+                before = previous.of(scheme, spelt, where)[0] if previous is not None else None
+                plain = canonical_json(payload)
+                legacy = None
+                if self.legacy:
+                    key_text = "\x1f".join(v.strip() for v in spelt) if identities.key else None
+                    legacy = identities.legacy_of(plain, key_text)
+                body = tagged(payload, identity) if self.settings.tag_description else payload
+                rows.append(Row(pos, identity, scheme, body, payload_hash(self.resource.name, plain),
+                                table.path, number, legacy, base, occurrence, before or None,
+                                frozenset(n for n in names if n in digests), digests))
+        finally:
+            identities.known = known
         return rows, problems
 
     def _known(self, identities: Identities, rows: list[Row]) -> dict[str, Entry]:
@@ -588,11 +599,11 @@ class Importer:
 
     # --- identities a chunk at a time (etl.rowkeys) ----------------------------------------------
 
-    def _keyed(self, identities: Identities, index: int, chunk: RawChunk, valid: np.ndarray
-               ) -> _Keyed | None:
-        """CHUNK's valid rows keyed from its columns; None where only the rules row by row
-        apply (a --key, a journal of an earlier release, the account checks, which see every
-        row's payload)."""
+    def _keyed(self, identities: Identities, index: int, chunk: RawChunk, valid: np.ndarray,
+               keys: np.ndarray | None = None) -> _Keyed | None:
+        """CHUNK's valid rows keyed from its columns (or by KEYS, the first pass's); None where
+        only the rules row by row apply (a --key, a journal of an earlier release, the account
+        checks, which see every row's payload)."""
         if self.legacy or identities.previous is not None or self.account is not None:
             return None
         table, columns = self.inputs.tables[index], self.inputs.columns[index]
@@ -613,18 +624,20 @@ class Importer:
         digests, sent = {}, {}
         for at, name in zip(kept_at, kept_names, strict=True):
             f = field_at.get(at)
+            if keys is not None and f is None:
+                continue  # the content is known: only the payload's key is made again
             cells = (self.validator.cells(chunk, at) if f else chunk.columns[at]).take(take)
             kind = self.resource.field(f).kind if f else None
             digests[name], numbers = column_digests(cells, kind, self.validator.decimal)
             if f:
                 sent[f] = numbers
-        raw = bases(self.resource.name, identities.names[scheme], digests, len(positions))
-        keys = keys_of(raw)
+        if keys is None or len(keys) != len(positions):
+            keys = keys_of(bases(self.resource.name, identities.names[scheme], digests, len(positions)))
         special = among(keys, state.journal)
         occurrence = np.zeros(len(positions), np.int64)
         occurrence[~special] = state.seen.occurrences(keys[~special])
         candidate = ~special & among(payload_keys(sent, len(positions)), state.payloads)
-        return _Keyed(positions, raw, special, candidate, occurrence)
+        return _Keyed(positions, keys, special, candidate, occurrence)
 
     def _keyed_rows(self, identities: Identities, index: int, chunk: RawChunk, keyed: _Keyed
                     ) -> tuple[list[Row], dict[str, Entry]]:
@@ -633,16 +646,7 @@ class Importer:
         may have created (checked as every row is); in file order, with what the journal knows."""
         special = np.zeros(len(chunk), bool)
         special[keyed.positions[keyed.special]] = True
-        rows: list[Row] = []
-        if special.any():
-            wanted = {keyed.raw[k].hex() for k in np.flatnonzero(keyed.special)}
-            prefetched = self.journal.of_bases(wanted)
-            of_base = identities.known
-            identities.known = lambda base: prefetched.pop(base, None) or (of_base(base) if of_base else [])
-            try:
-                rows, _ = self._identify(identities, index, chunk, special)
-            finally:
-                identities.known = of_base
+        rows = self._identify(identities, index, chunk, special)[0] if special.any() else []
         if keyed.candidate.any():
             candidate = np.zeros(len(chunk), bool)
             candidate[keyed.positions[keyed.candidate]] = True
@@ -655,15 +659,13 @@ class Importer:
                     keep: bool = False) -> Callable[[list[int]], list[Row]]:
         """What makes the rows of a keyed chunk the journal knows nothing of, when they are
         needed (to send, to sample); KEEP: their cells go into the journal first (to send)."""
-        where = {int(q): k for k, q in enumerate(keyed.positions)}
-
         def build(positions: list[int]) -> list[Row]:
             if not positions:
                 return []
             mask = np.zeros(len(chunk), bool)
             mask[positions] = True
             picked = np.zeros(len(keyed.positions), bool)
-            picked[[where[q] for q in positions]] = True
+            picked[np.searchsorted(keyed.positions, positions)] = True
             rows = self._identify(identities, index, chunk, mask, keyed.assigned(picked))[0]
             if keep:
                 self.journal.keep_cells({r.identity: r.cells for r in rows})
@@ -699,6 +701,8 @@ class Importer:
             self._checked[(index, numbers[index])] = (texts, np.packbits(valid), len(chunk))
             numbers[index] += 1
             keyed = self._keyed(identities, index, chunk, valid)
+            if keyed is not None:  # the posting pass keys the rows by these again
+                self._keys[(index, numbers[index] - 1)] = keyed.keys
             if keyed is None:
                 rows, problems = self._identify(identities, index, chunk, valid)
                 known, identified = self._known(identities, rows), len(rows)
@@ -895,7 +899,7 @@ class Importer:
             errors[pos] = text
         p = Plan(errors, np.where(valid, "", Outcome.INVALID.value).astype(object),
                  [None] * n, [None] * n, [None] * n)
-        keyed = self._keyed(identities, index, chunk, valid)
+        keyed = self._keyed(identities, index, chunk, valid, self._keys.pop((index, number), None))
         if keyed is None:
             rows, problems = self._identify(identities, index, chunk, valid)
             for pos, problem in problems:
@@ -989,8 +993,12 @@ class Importer:
         batch = max(1, self.settings.batch_size)
         start, ended = 0, False
         while start < n:
-            end = min(n, start + batch)
-            lo, hi = np.searchsorted(positions, [start, end])
+            lo = int(np.searchsorted(positions, start))
+            if ended or lo == len(positions):
+                end = n  # nothing more is sent from this chunk: its lines in one go
+            else:  # batches without a row to send are written with the next that has one
+                end = min(n, start + max(1, (int(positions[lo]) - start) // batch) * batch)
+            hi = int(np.searchsorted(positions, end))
             unsent = 0
             for pos in positions[lo:hi].tolist():
                 done = None
@@ -1013,7 +1021,8 @@ class Importer:
                 [None if c is None else c[start:end] for c in self.inputs.own_cells(index, chunk)],
                 ids=p.ids[segment], statuses=p.statuses[segment], attempts=p.attempts[segment],
             )
-            writer.flush()
+            if hi - lo > unsent:  # rows were sent: their lines are durable before the next POST
+                writer.flush()
             if progress is not None:
                 progress(int((end - start) - (hi - lo) + unsent), self.record.counts)
             start = end

@@ -18,6 +18,7 @@ exactly.
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,6 +33,9 @@ from etl.identity import cell_digest, identity_text
 from etl.values import Kind, value
 
 _TAG_END = "]"
+_SPACE = " \t\r\n\v\f"  # as etl.identity strips them
+_NONE = bytes(8)  # no digest: a cell that adds nothing to its row
+blake2b = hashlib.blake2b
 
 
 def column_digests(cells: arrow.Array, kind: Kind | None, decimal: str = "."
@@ -44,18 +48,42 @@ def column_digests(cells: arrow.Array, kind: Kind | None, decimal: str = "."
     if not (arrow.types.is_string(cells.type) or arrow.types.is_large_string(cells.type)):
         cells = cells.cast(arrow.large_string())
     encoded = pc.fill_null(cells, "").dictionary_encode()
-    texts = []
-    for cell in encoded.dictionary.to_pylist():
+    texts = identity_texts(encoded.dictionary, kind, decimal)
+    raw = [blake2b(t.encode("utf-8"), digest_size=8).digest() if t else _NONE for t in texts]
+    m = len(raw)
+    joined = b"".join(raw)
+    numbers = np.frombuffer(joined, dtype=">u8").astype(np.uint64) if m else np.zeros(0, np.uint64)
+    hexes = arrow.FixedSizeBinaryArray.from_buffers(
+        arrow.binary(16), m, [None, arrow.py_buffer(binascii.hexlify(joined))]
+    ).cast(arrow.binary()).cast(arrow.string())
+    present = arrow.array([bool(t) for t in texts], type=arrow.bool_())
+    hexes = pc.if_else(present, hexes, arrow.scalar(None, arrow.string()))
+    indices = encoded.indices.to_numpy(zero_copy_only=False)
+    return hexes.take(encoded.indices), numbers[indices] if m else np.zeros(len(cells), np.uint64)
+
+
+def identity_texts(cells: arrow.Array, kind: Kind | None, decimal: str = ".") -> list[str]:
+    """`identity_text` of each cell's value (KIND) or text (None): the common cells (plain
+    ASCII text, whole numbers in digits) by Arrow's kernels, the others one by one."""
+    trimmed = pc.utf8_trim(cells, characters=_SPACE)
+    if kind is None or kind is Kind.TEXT:
+        plain = pc.and_(pc.string_is_ascii(trimmed), pc.invert(pc.match_substring(trimmed, "\r")))
+        made = trimmed
+    elif kind is Kind.INTEGER:
+        plain = pc.match_substring_regex(trimmed, r"^[1-9][0-9]{0,17}$")
+        made = pc.if_else(plain, trimmed, "")
+    else:
+        plain = arrow.array(np.zeros(len(cells), bool))
+        made = trimmed
+    texts = made.to_pylist()
+    for k in np.flatnonzero(~plain.to_numpy(zero_copy_only=False)).tolist():
+        cell = cells[k].as_py()
         if kind is None:
-            texts.append(identity_text(cell))
+            texts[k] = identity_text(cell)
         else:
             got, problem = value(kind, cell, decimal)
-            texts.append("" if problem else identity_text(got))
-    hexes = [cell_digest(t) if t else None for t in texts]
-    numbers = np.array([int(h, 16) if h else 0 for h in hexes], dtype=np.uint64)
-    indices = encoded.indices.to_numpy(zero_copy_only=False)
-    digests = arrow.array(hexes, type=arrow.string()).take(encoded.indices)
-    return digests, numbers[indices] if len(numbers) else np.zeros(len(cells), np.uint64)
+            texts[k] = "" if problem else identity_text(got)
+    return texts
 
 
 def bases(resource: str, names: Sequence[str], digests: Mapping[str, arrow.Array], n: int) -> list[bytes]:
