@@ -54,6 +54,7 @@ from etl.journal import (
     canonical_json,
     clock,
     payload_hash,
+    state_home,
 )
 from etl.ledger import (
     ABSENT_REASON,
@@ -73,6 +74,7 @@ from etl.reconciling import Reconciler, created_range, differences, parse_body, 
 from etl.reporting import ReportWriter, patch_report
 from etl.resources import header_key
 from etl.rowkeys import (
+    KeyCache,
     SeenKeys,
     among,
     bases,
@@ -311,6 +313,7 @@ class _Keyed:
     special: np.ndarray  # the journal has rows of that content: identified row by row
     candidate: np.ndarray  # not special, with a payload the journal may have created
     occurrence: np.ndarray  # the others': which of the file's identical rows each is
+    payloads: np.ndarray | None = None  # their payloads' keys, when made
 
     def assigned(self, which: np.ndarray) -> dict[int, int]:
         return dict(zip(self.positions[which].tolist(), self.occurrence[which].tolist(), strict=True))
@@ -419,7 +422,9 @@ class Importer:
         self._files: dict[int, _FileKeys] = {}  # per file, what this pass keys its rows against
         #: the first pass's verdicts, by (file, chunk): the invalid rows' texts, a bit a row
         self._checked: dict[tuple[int, int], tuple[dict[int, str], np.ndarray, int]] = {}
-        self._keys: dict[tuple[int, int], np.ndarray] = {}  # the first pass's keys, by (file, chunk)
+        #: the first pass's keys, and its rows whose payload the journal may have created
+        self._keys: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._caches: dict[int, KeyCache] = {}
         self.account: AccountChecks | None = for_client(
             self.resource, poster.client, read_rate=settings.read_rate,
             patience=poster.throttle_patience, stop=self.stopper.event) if settings.account_checks else None
@@ -600,10 +605,12 @@ class Importer:
     # --- identities a chunk at a time (etl.rowkeys) ----------------------------------------------
 
     def _keyed(self, identities: Identities, index: int, chunk: RawChunk, valid: np.ndarray,
-               keys: np.ndarray | None = None) -> _Keyed | None:
-        """CHUNK's valid rows keyed from its columns (or by KEYS, the first pass's); None where
-        only the rules row by row apply (a --key, a journal of an earlier release, the account
-        checks, which see every row's payload)."""
+               keys: np.ndarray | None = None, payloads: np.ndarray | None = None,
+               candidates: np.ndarray | None = None) -> _Keyed | None:
+        """CHUNK's valid rows keyed from its columns, or by KEYS and PAYLOADS (kept from a night
+        before), or by KEYS and CANDIDATES (the first pass's); None where only the rules row by
+        row apply (a --key, a journal of an earlier release, the account checks, which see
+        every row's payload)."""
         if self.legacy or identities.previous is not None or self.account is not None:
             return None
         table, columns = self.inputs.tables[index], self.inputs.columns[index]
@@ -618,26 +625,29 @@ class Importer:
                 np.unique(hex_keys(self.journal.bases())),
                 stored_payload_keys(self.journal.maybe_created_payloads()))
         positions = np.flatnonzero(valid)
-        take = arrow.array(positions, type=arrow.int64())
-        field_at = {p: name for name, p in columns.positions.items()}
-        kept_at, kept_names = identities.kept(table.header)
-        digests, sent = {}, {}
-        for at, name in zip(kept_at, kept_names, strict=True):
-            f = field_at.get(at)
-            if keys is not None and f is None:
-                continue  # the content is known: only the payload's key is made again
-            cells = (self.validator.cells(chunk, at) if f else chunk.columns[at]).take(take)
-            kind = self.resource.field(f).kind if f else None
-            digests[name], numbers = column_digests(cells, kind, self.validator.decimal)
-            if f:
-                sent[f] = numbers
-        if keys is None or len(keys) != len(positions):
+        if keys is None or len(keys) != len(positions) or (payloads is None and candidates is None):
+            take = arrow.array(positions, type=arrow.int64())
+            field_at = {p: name for name, p in columns.positions.items()}
+            kept_at, kept_names = identities.kept(table.header)
+            digests, sent = {}, {}
+            for at, name in zip(kept_at, kept_names, strict=True):
+                f = field_at.get(at)
+                cells = (self.validator.cells(chunk, at) if f else chunk.columns[at]).take(take)
+                kind = self.resource.field(f).kind if f else None
+                digests[name], numbers = column_digests(cells, kind, self.validator.decimal)
+                if f:
+                    sent[f] = numbers
             keys = keys_of(bases(self.resource.name, identities.names[scheme], digests, len(positions)))
+            payloads, candidates = payload_keys(sent, len(positions)), None
         special = among(keys, state.journal)
         occurrence = np.zeros(len(positions), np.int64)
         occurrence[~special] = state.seen.occurrences(keys[~special])
-        candidate = ~special & among(payload_keys(sent, len(positions)), state.payloads)
-        return _Keyed(positions, keys, special, candidate, occurrence)
+        if candidates is not None:
+            candidate = np.isin(positions, candidates) & ~special
+        else:
+            assert payloads is not None
+            candidate = ~special & among(payloads, state.payloads)
+        return _Keyed(positions, keys, special, candidate, occurrence, payloads)
 
     def _keyed_rows(self, identities: Identities, index: int, chunk: RawChunk, keyed: _Keyed
                     ) -> tuple[list[Row], dict[str, Entry]]:
@@ -656,7 +666,7 @@ class Importer:
         return rows, self._known(identities, rows)
 
     def _plain_rows(self, identities: Identities, index: int, chunk: RawChunk, keyed: _Keyed,
-                    keep: bool = False) -> Callable[[list[int]], list[Row]]:
+                    keep: bool = False, plan: Plan | None = None) -> Callable[[list[int]], list[Row]]:
         """What makes the rows of a keyed chunk the journal knows nothing of, when they are
         needed (to send, to sample); KEEP: their cells go into the journal first (to send)."""
         def build(positions: list[int]) -> list[Row]:
@@ -669,9 +679,25 @@ class Importer:
             rows = self._identify(identities, index, chunk, mask, keyed.assigned(picked))[0]
             if keep:
                 self.journal.keep_cells({r.identity: r.cells for r in rows})
+            if plan is not None:
+                self._same_payload(plan, rows)
             return rows
 
         return build
+
+    def _key_cache(self, index: int) -> KeyCache | None:
+        """The keys kept of this file's rows from a night before (or a new place to keep them)."""
+        table, columns = self.inputs.tables[index], self.inputs.columns[index]
+        contents = self.inputs.digests.get(table.path)
+        if contents is None or self.legacy or self.account is not None:
+            return None
+        token = KeyCache.token(
+            contents, table.header, sorted(columns.positions.items()), self.resource.name,
+            [(f.name, f.kind.value) for f in self.resource.fields], self.validator.decimal,
+            list(self.settings.key), sorted(header_key(c) for c in self.settings.ignore),
+            os.path.realpath(table.path) if self.inputs.errors_files[index] else "")
+        cache = self._caches[index] = KeyCache(os.path.join(state_home(), "keys"), token)
+        return cache
 
     def _verdicts(self, index: int, number: int, chunk: RawChunk) -> tuple[dict[int, str], np.ndarray]:
         """The schema's verdicts on a chunk: the first pass's, kept small (the few invalid rows'
@@ -687,6 +713,13 @@ class Importer:
     def check(self) -> None:
         """Read every file once: file problems, a changed identity, a repeated --key stop the run
         here (exit 2), before anything is sent."""
+        try:
+            self._check()
+        finally:
+            for cache in self._caches.values():
+                cache.abandon()  # kept only when every chunk of its file was read
+
+    def _check(self) -> None:
         identities = self._identities()
         self.evidence = {} if not self.settings.allow_new_identity else None
         changed: list[tuple[_Fresh, Entry]] = []
@@ -700,9 +733,14 @@ class Importer:
             # kept for the posting pass, which would otherwise check every row again
             self._checked[(index, numbers[index])] = (texts, np.packbits(valid), len(chunk))
             numbers[index] += 1
-            keyed = self._keyed(identities, index, chunk, valid)
+            cache = self._key_cache(index) if numbers[index] == 1 else self._caches.get(index)
+            kept = cache.next(valid) if cache is not None and cache.found else None
+            keyed = self._keyed(identities, index, chunk, valid, *(kept or (None, None)))
             if keyed is not None:  # the posting pass keys the rows by these again
-                self._keys[(index, numbers[index] - 1)] = keyed.keys
+                self._keys[(index, numbers[index] - 1)] = (
+                    keyed.keys, keyed.positions[keyed.candidate].astype(np.int64))
+                if cache is not None and not cache.found and keyed.payloads is not None:
+                    cache.add(valid, keyed.keys, keyed.payloads)
             if keyed is None:
                 rows, problems = self._identify(identities, index, chunk, valid)
                 known, identified = self._known(identities, rows), len(rows)
@@ -727,6 +765,8 @@ class Importer:
             count[table.path] = count.get(table.path, 0) + len(chunk)
             good = self.valid_rows
             good[table.path] = good.get(table.path, 0) + identified
+        for cache in self._caches.values():
+            cache.finish()
         earlier = self.journal.created_with_payload((r.payload_hash for _, r in fresh), maybe=True)
         used: Counter[str] = Counter()
         for _, r in fresh:
@@ -899,7 +939,8 @@ class Importer:
             errors[pos] = text
         p = Plan(errors, np.where(valid, "", Outcome.INVALID.value).astype(object),
                  [None] * n, [None] * n, [None] * n)
-        keyed = self._keyed(identities, index, chunk, valid, self._keys.pop((index, number), None))
+        keys, candidates = self._keys.pop((index, number), (None, None))
+        keyed = self._keyed(identities, index, chunk, valid, keys, candidates=candidates)
         if keyed is None:
             rows, problems = self._identify(identities, index, chunk, valid)
             for pos, problem in problems:
@@ -912,7 +953,7 @@ class Importer:
                 p.outcome[plain] = Outcome.NOT_ATTEMPTED.value
             else:
                 p.plain = plain
-                p.build = self._plain_rows(identities, index, chunk, keyed, keep=True)
+                p.build = self._plain_rows(identities, index, chunk, keyed, keep=True, plan=p)
         for r in rows:
             entry = known.get(r.identity)
             what = plan(entry, retry_rejected=self.settings.retry_rejected)
@@ -931,8 +972,15 @@ class Importer:
                 p.outcome[r.position] = Outcome.NOT_ATTEMPTED.value
             else:
                 p.to_send.append(r)
-        earlier = self.journal.created_with_payload(r.payload_hash for r in p.to_send)
-        for r in p.to_send:
+        self._same_payload(p, p.to_send)
+        if self.account is not None:
+            p.to_send = [r for r in p.to_send if self._account_allows(p, r)]
+        return p
+
+    def _same_payload(self, p: Plan, rows: list[Row]) -> None:
+        """A row to send with the payload of a row created before, but other cells: a note."""
+        earlier = self.journal.created_with_payload(r.payload_hash for r in rows)
+        for r in rows:
             same = [e for e in earlier.get(r.payload_hash, []) if e.base != r.base]
             if same:
                 e = same[0]
@@ -940,9 +988,6 @@ class Importer:
                                         f"{_when(e)}), but its other cells differ: posted as a new "
                                         "credit use")
                 self.notes["posted_with_the_payload_of_an_earlier_row"] += 1
-        if self.account is not None:
-            p.to_send = [r for r in p.to_send if self._account_allows(p, r)]
-        return p
 
     def _skipped(self, r: Row, entry: Entry) -> str:
         """Why a row is skipped, truthfully: the values sent then and its values now compared."""

@@ -19,8 +19,11 @@ exactly.
 from __future__ import annotations
 
 import binascii
+import contextlib
 import hashlib
 import json
+import os
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -91,10 +94,10 @@ def bases(resource: str, names: Sequence[str], digests: Mapping[str, arrow.Array
     non-empty cells of the columns NAMES, `name=digest`, joined."""
     parts = [pc.binary_join_element_wise(f"{name}=", digests[name], "") for name in names
              if name in digests]
-    if parts:
-        joined = pc.binary_join_element_wise(*parts, "\x1f", null_handling="skip")
-    else:
-        joined = arrow.array([""] * n, type=arrow.string())
+    joined = arrow.nulls(n, arrow.string())
+    for part in parts:  # Arrow's own "skip" of nulls gives no rows for a single column of them
+        both = pc.binary_join_element_wise(joined, part, "\x1f")
+        joined = pc.if_else(pc.is_null(joined), part, pc.if_else(pc.is_null(part), joined, both))
     prefix = f"{resource}\ncells\n"
     texts = pc.binary_join_element_wise(prefix, pc.fill_null(joined, ""), "").cast(arrow.binary())
     blake = hashlib.blake2b
@@ -222,3 +225,118 @@ class SeenKeys:
             self.big = np.sort(np.concatenate([self.big, *self.small]))
             self.small = []
         return occurrence
+
+
+class KeyCache:
+    """The keys of a file's rows (content and payload keys, a chunk after another, with the
+    valid rows they are of), kept between nights: a history file unchanged since last night
+    is not hashed again. TOKEN names everything the keys depend on (the file's contents, how
+    rows are identified, the schema's fields); nothing of the journal, whose states are always
+    read anew. A cache that can't be read or written is only time lost."""
+
+    VERSION = 1
+
+    def __init__(self, folder: str, token: str) -> None:
+        self.path = os.path.join(folder, token)
+        self._at = 0
+        self._chunk = 0
+        self._writing: tuple[Any, Any, Any, list[tuple[int, int, int]]] | None = None
+        self._reading: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        try:
+            lengths = np.load(os.path.join(self.path, "lengths.npy"))
+            total = int(lengths[:, 1].sum()) if len(lengths) else 0
+            keys = np.memmap(os.path.join(self.path, "keys.bin"), np.uint64, "r", shape=(total,)) \
+                if total else np.zeros(0, np.uint64)
+            payloads = np.memmap(os.path.join(self.path, "payloads.bin"), np.uint64, "r", shape=(total,)) \
+                if total else np.zeros(0, np.uint64)
+            bits = np.load(os.path.join(self.path, "valid.npy"), mmap_mode="r")
+            self._reading = (lengths, keys, payloads, bits)
+        except (OSError, ValueError, IndexError):
+            self._reading = None
+
+    @staticmethod
+    def token(*parts: object) -> str:
+        text = json.dumps([KeyCache.VERSION, *parts], default=str, sort_keys=True)
+        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+    @property
+    def found(self) -> bool:
+        return self._reading is not None
+
+    def next(self, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The keys and payload keys of the next chunk's valid rows, if this chunk is the one
+        they were made of (the same rows, the same ones valid)."""
+        if self._reading is None:
+            return None
+        lengths, keys, payloads, bits = self._reading
+        k = self._chunk
+        self._chunk += 1
+        if k >= len(lengths) or int(lengths[k, 0]) != len(valid):
+            self._reading = None
+            return None
+        m = int(lengths[k, 1])
+        start_bits = int(lengths[:k, 2].sum())
+        packed = np.packbits(valid)
+        if not np.array_equal(np.asarray(bits[start_bits: start_bits + len(packed)]), packed):
+            self._reading = None
+            return None
+        out = np.array(keys[self._at: self._at + m]), np.array(payloads[self._at: self._at + m])
+        self._at += m
+        return out
+
+    def add(self, valid: np.ndarray, keys: np.ndarray, payloads: np.ndarray) -> None:
+        """The next chunk's keys, to keep (written as they come: nothing held a row)."""
+        try:
+            if self._writing is None:
+                tmp = self.path + f".{os.getpid()}.tmp"
+                os.makedirs(tmp, exist_ok=True)
+                self._writing = (tmp, open(os.path.join(tmp, "keys.bin"), "wb"),  # noqa: SIM115
+                                 open(os.path.join(tmp, "payloads.bin"), "wb"), [])  # noqa: SIM115
+                self._bits = open(os.path.join(tmp, "valid.bin"), "wb")  # noqa: SIM115
+            tmp, kf, pf, lengths = self._writing
+            kf.write(np.ascontiguousarray(keys, np.uint64).tobytes())
+            pf.write(np.ascontiguousarray(payloads, np.uint64).tobytes())
+            packed = np.packbits(valid)
+            self._bits.write(packed.tobytes())
+            lengths.append((len(valid), len(keys), len(packed)))
+        except OSError:
+            self.abandon()
+
+    def finish(self) -> None:
+        """Every chunk was added: the keys are kept, replacing any kept before."""
+        if self._writing is None:
+            return
+        tmp, kf, pf, lengths = self._writing
+        self._writing = None
+        try:
+            kf.close()
+            pf.close()
+            self._bits.close()
+            bits = np.fromfile(os.path.join(tmp, "valid.bin"), np.uint8)
+            np.save(os.path.join(tmp, "valid.npy"), bits)
+            os.remove(os.path.join(tmp, "valid.bin"))
+            np.save(os.path.join(tmp, "lengths.npy"), np.array(lengths, np.int64).reshape(-1, 3))
+            if os.path.isdir(self.path):
+                shutil.rmtree(self.path, ignore_errors=True)
+            os.replace(tmp, self.path)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self._prune()
+
+    def _prune(self, keep: int = 8) -> None:
+        """Only the newest few files' keys are kept."""
+        folder = os.path.dirname(self.path)
+        with contextlib.suppress(OSError):
+            kept = sorted((e for e in os.scandir(folder) if e.is_dir() and not e.name.endswith(".tmp")),
+                          key=lambda e: e.stat().st_mtime, reverse=True)
+            for old in kept[keep:]:
+                shutil.rmtree(old.path, ignore_errors=True)
+
+    def abandon(self) -> None:
+        if self._writing is not None:
+            tmp, kf, pf, _ = self._writing
+            self._writing = None
+            for f in (kf, pf, self._bits):
+                with contextlib.suppress(OSError):
+                    f.close()
+            shutil.rmtree(tmp, ignore_errors=True)

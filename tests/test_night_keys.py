@@ -1,0 +1,166 @@
+"""A migration night keys its rows a chunk at a time (etl.rowkeys) and keeps the keys of an
+unchanged file for the next night: the identities it gives are the row-by-row rules' (etl.identity),
+every night, whatever the file's spellings, repeats and chunk boundaries."""
+
+from __future__ import annotations
+
+import csv
+import os
+import sqlite3
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from etl.identity import Identities, cell_digest, digest, identity_text
+from etl.rowkeys import SeenKeys, bases, column_digests, keys_of
+from etl.sandbox import Faults, Sandbox
+from etl.values import Kind, value
+from tests.test_import import NO_ENV, PASSWORD, TOKEN, USER, journal_of
+
+RESOURCE = "coworkerbookingcreditusehistories"
+COLUMNS = {"coworkerbookingcreditid": Kind.INTEGER, "creditused": Kind.AMOUNT,
+           "description": Kind.TEXT, "exportedby": None}
+
+cell = st.one_of(
+    st.none(), st.sampled_from(["", " ", "1", "01", "1.0", "+1", "1.50", "1.5", ".5", "1e0", "abc",
+                                "Café", "Cafe\u0301", "a\r\nb", "a\nb", " a ", "\ta", "12345678901234567890",
+                                "-3", "0", "7004.0"]),
+    st.text(max_size=6),
+)
+
+
+def oracle(rows: list[list[str | None]]) -> list[str]:
+    """Identities row by row, as etl.identity defines them (no journal)."""
+    ids = Identities(RESOURCE)
+    header = list(COLUMNS)
+    ids.start("f.csv", header)
+    _, scheme = ids.columns("f.csv", header, {"coworkerbookingcreditid", "creditused", "description"})
+    out = []
+    for row in rows:
+        digests = {}
+        for name, kind, text in zip(COLUMNS, COLUMNS.values(), row, strict=True):
+            if kind is None:
+                t = identity_text(text)
+            else:
+                got, problem = value(kind, text)
+                t = "" if problem else identity_text(got)
+            if t:
+                digests[name] = cell_digest(t)
+        identity, *_ = ids.of(scheme, [digests.get(n, "") for n in ids.names[scheme]], "f.csv")
+        out.append(identity)
+    return out
+
+
+def keyed(rows: list[list[str | None]], sizes: list[int]) -> list[str]:
+    """The same identities, a chunk at a time."""
+    names = sorted(COLUMNS)
+    seen, out, start = SeenKeys(), [], 0
+    for size in [*sizes, len(rows)]:
+        part = rows[start: start + size]
+        start += len(part)
+        if not part:
+            continue
+        digests = {}
+        for k, (name, kind) in enumerate(COLUMNS.items()):
+            digests[name], _ = column_digests(pa.array([r[k] for r in part], pa.string()), kind)
+        raw = bases(RESOURCE, names, digests, len(part))
+        occurrence = seen.occurrences(keys_of(raw))
+        out += [digest(f"{b.hex()}\n{o}") for b, o in zip(raw, occurrence.tolist(), strict=True)]
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(cell, min_size=4, max_size=4), min_size=1, max_size=40),
+       st.lists(st.integers(1, 15), max_size=4))
+def test_keys_a_chunk_at_a_time_are_the_identities_row_by_row(rows, sizes):
+    assert keyed(rows, sizes) == oracle(rows)
+
+
+@pytest.fixture
+def sandbox():
+    with Sandbox(faults=Faults(retry_after=0), tokens=(TOKEN,), username=USER, password=PASSWORD) as box:
+        yield box
+
+
+def history(path: Path, rows: int) -> list[list[str]]:
+    """A history file with identical rows, spellings of one value, and text needing care."""
+    lines = []
+    for i in range(rows):
+        credit = 11 + i % 3
+        amount = ["1.50", "1.5", "2", "2.0", "0.25"][i % 5]
+        text = ["Desk", " Desk ", "Café", "Cafe\u0301", "Room\r\nB", "Tom & Jerry"][i % 6]
+        exported = "" if i % 7 else "ops"
+        lines.append([str(credit), amount, text, exported])
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["CoworkerBookingCreditId", "CreditUsed", "Description", "ExportedBy"])
+        w.writerows(lines)
+    return lines
+
+
+def kept_keys() -> list[str]:
+    from etl.journal import state_home
+
+    folder = Path(state_home()) / "keys"
+    return sorted(os.listdir(folder)) if folder.exists() else []
+
+
+def test_a_migration_over_nights_posts_every_row_once_with_the_identities_row_by_row(etl, sandbox, tmp_path):
+    path = tmp_path / "history.csv"
+    lines = history(path, 90)
+    for night in range(1, 6):  # the quota of a night: 20 POSTs more each time
+        run = etl("import", path, "--api-url", sandbox.url, "--token", TOKEN, "--rate", "1000",
+                  "--daily-limit", str(20 * night), "--no-check-credits", env=NO_ENV)
+        assert run.code == (0 if night == 5 else 4), run.output
+        assert len(sandbox.store.records()) == min(90, 20 * night)
+        assert len(kept_keys()) == 1  # the file's keys, made on the first night, used after
+    with sqlite3.connect(journal_of(sandbox.url)) as db:
+        kept = dict(db.execute("SELECT row, identity FROM rows WHERE state = 'created'"))
+    assert [kept[n] for n in range(2, 92)] == oracle([[c or None for c in line] for line in lines])
+    again = etl("import", path, "--api-url", sandbox.url, "--token", TOKEN, "--rate", "1000",
+                "--no-check-credits", env=NO_ENV)
+    assert again.code == 0
+    assert {r["outcome"] for r in again.report()} == {"skipped"}
+    assert len(sandbox.store.records()) == 90
+
+
+def test_a_file_changed_between_nights_is_keyed_again(etl, sandbox, tmp_path):
+    path = tmp_path / "history.csv"
+    lines = history(path, 30)
+    first = etl("import", path, "--api-url", sandbox.url, "--token", TOKEN, "--rate", "1000",
+                "--daily-limit", "10", "--no-check-credits", env=NO_ENV)
+    assert first.code == 4
+    # the export is made again with one more row in the middle: every row after it moves
+    lines.insert(5, ["12", "9.75", "Late booking", ""])
+    with path.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([["CoworkerBookingCreditId", "CreditUsed", "Description", "ExportedBy"],
+                                 *lines])
+    second = etl("import", path, "--api-url", sandbox.url, "--token", TOKEN, "--rate", "1000",
+                 "--no-check-credits", env=NO_ENV)
+    assert second.code == 0
+    assert len(kept_keys()) == 2
+    assert len(sandbox.store.records()) == 31
+    with sqlite3.connect(journal_of(sandbox.url)) as db:
+        kept = [i for (i,) in db.execute("SELECT identity FROM rows WHERE state = 'created'")]
+    assert sorted(kept) == sorted(oracle([[c or None for c in line] for line in lines]))
+
+
+def test_kept_keys_that_do_not_read_back_are_made_again(etl, sandbox, tmp_path):
+    from etl.journal import state_home
+
+    path = tmp_path / "history.csv"
+    history(path, 30)
+    first = etl("import", path, "--api-url", sandbox.url, "--token", TOKEN, "--rate", "1000",
+                "--daily-limit", "10", "--no-check-credits", env=NO_ENV)
+    assert first.code == 4
+    (folder,) = kept_keys()
+    where = Path(state_home()) / "keys" / folder
+    (where / "keys.bin").write_bytes(b"\x00" * 8)  # cut short: a disk that filled up
+    second = etl("import", path, "--api-url", sandbox.url, "--token", TOKEN, "--rate", "1000",
+                 "--no-check-credits", env=NO_ENV)
+    assert second.code == 0
+    assert [r["outcome"] for r in second.report()] == ["skipped"] * 10 + ["created"] * 20
+    assert len(sandbox.store.records()) == 30
