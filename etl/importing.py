@@ -77,10 +77,12 @@ from etl.rowkeys import (
     KeyCache,
     SeenKeys,
     among,
-    bases,
-    column_digests,
-    hex_keys,
-    keys_of,
+    column_keys,
+    content_key_of,
+    content_keys,
+    hex_pairs,
+    key_hex,
+    payload_key_of,
     payload_keys,
     stored_payload_keys,
 )
@@ -159,6 +161,8 @@ class Row:
     before: str | None = None  # its identity as the release before values made it
     filled: frozenset[str] = frozenset()  # the identity's columns that have a value in it
     cells: dict[str, str] = field(default_factory=dict)  # every column's cell digest, by name
+    texts: dict[str, str] = field(default_factory=dict)  # the identity's cells as it reads them
+    keys: tuple[str, str] | None = None  # its content and payload keys (etl.rowkeys), when known
 
 
 @dataclass(slots=True)
@@ -296,12 +300,16 @@ class _ToSend:
         return [self.built.get(q) or made[q] for q in positions]
 
     def __iter__(self) -> Iterator[Row]:
+        """The rows, made a slice at a time; a row its maker finds it must not send (the journal
+        knows it) is left out."""
         for start in range(0, len(self.positions), self.SLICE):
             part = [int(q) for q in self.positions[start: start + self.SLICE]]
             need = [q for q in part if q not in self.built]
             made = {r.position: r for r in self.build(need)} if need and self.build else {}
             for q in part:
-                yield self.built.get(q) or made[q]
+                row = self.built.get(q) or made.get(q)
+                if row is not None:
+                    yield row
 
 
 @dataclass
@@ -309,17 +317,23 @@ class _Keyed:
     """A chunk's valid rows keyed a chunk at a time (etl.rowkeys)."""
 
     positions: np.ndarray  # the valid rows' positions in the chunk
-    keys: np.ndarray  # their contents' keys
-    special: np.ndarray  # the journal has rows of that content: identified row by row
-    candidate: np.ndarray  # not special, with a payload the journal may have created
-    occurrence: np.ndarray  # the others': which of the file's identical rows each is
-    payloads: np.ndarray | None = None  # their payloads' keys, when made
+    k1: np.ndarray  # their contents' keys, two lanes
+    k2: np.ndarray
+    payloads: np.ndarray  # their payloads' keys
+    exact: np.ndarray  # identified by the rules row by row (the journal knows the payload only)
+    known: np.ndarray  # the journal has rows of that content (by its key)
+    candidate: np.ndarray  # new content, with a payload the journal may have created
+    occurrence: np.ndarray  # but the exact ones: which of the file's identical rows each is
 
-    def assigned(self, which: np.ndarray) -> dict[int, int]:
-        return dict(zip(self.positions[which].tolist(), self.occurrence[which].tolist(), strict=True))
+    def assigned(self, which: np.ndarray) -> dict[int, tuple[int, str | None]]:
+        return {q: (o, None) for q, o in zip(self.positions[which].tolist(),
+                                              self.occurrence[which].tolist(), strict=True)}
 
     def plain(self) -> np.ndarray:
-        return self.positions[~(self.special | self.candidate)]
+        return self.positions[~(self.exact | self.known | self.candidate)]
+
+    def hex(self, k: int) -> tuple[str, str]:
+        return key_hex(self.k1, self.k2, k), f"{int(self.payloads[k]):016x}"
 
 
 @dataclass
@@ -327,9 +341,16 @@ class _FileKeys:
     """What a pass over one file keys its rows against: the journal's contents and payloads
     when the file's first chunk was read, and the file's rows seen so far."""
 
-    journal: np.ndarray
-    payloads: np.ndarray
+    contents: np.ndarray  # the journal's content keys (first lane), sorted
+    lacking: np.ndarray  # payload keys of its rows whose content key is not known
+    maybe: np.ndarray  # payload keys of its rows created or maybe created
+    repeated: np.ndarray  # contents (first lane) the file has more than once, when known
     seen: SeenKeys = field(default_factory=SeenKeys)
+    again: list[np.ndarray] = field(default_factory=list)  # rows seen again, this pass
+
+
+#: of a content's rows in the journal, which a file's first, second... row of it takes
+_ORDER = {"in_doubt": 0, "pending": 0, "failed": 1, "not_attempted": 1}
 
 
 @dataclass
@@ -422,9 +443,12 @@ class Importer:
         self._files: dict[int, _FileKeys] = {}  # per file, what this pass keys its rows against
         #: the first pass's verdicts, by (file, chunk): the invalid rows' texts, a bit a row
         self._checked: dict[tuple[int, int], tuple[dict[int, str], np.ndarray, int]] = {}
-        #: the first pass's keys, and its rows whose payload the journal may have created
-        self._keys: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        #: the first pass's keys, by (file, chunk), where no KeyCache keeps them
+        self._keys: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
+        #: the first pass's rows whose payload the journal may have created, by (file, chunk)
+        self._candidates: dict[tuple[int, int], np.ndarray] = {}
         self._caches: dict[int, KeyCache] = {}
+        self._repeated: dict[int, np.ndarray] = {}  # per file, the contents it has more than once
         self.account: AccountChecks | None = for_client(
             self.resource, poster.client, read_rate=settings.read_rate,
             patience=poster.throttle_patience, stop=self.stopper.event) if settings.account_checks else None
@@ -440,7 +464,7 @@ class Importer:
     # --- identities ------------------------------------------------------------------------------
 
     def _identify(self, identities: Identities, index: int, chunk: RawChunk, valid: np.ndarray,
-                  assigned: dict[int, int] | None = None
+                  assigned: dict[int, tuple[int, str | None]] | None = None
                   ) -> tuple[list[Row], list[tuple[int, str]]]:
         """The rows of CHUNK that VALID marks, their identities given by the rules row by row
         (identities.of, the journal's rows of each content looked up at once), or where
@@ -464,15 +488,16 @@ class Importer:
         take = arrow.array(positions, type=arrow.int64())
         cells = [chunk.columns[i].take(take).to_pylist() for i in kept_at]
         spelt_at = [kept_at.index(i) for i in at]  # the identity's columns among them
-        made = []
+        made, texts = [], []
         for k, payload in enumerate(payloads):
             # a sent cell is its value as sent; any other cell its text, normalised
-            digests = {}
+            digests, spelt_out = {}, {}
             for name, f, column in zip(kept_names, sent, cells, strict=True):
                 text = identity_text(payload.get(f) if f else column[k])
                 if text:
-                    digests[name] = cell_digest(text)
+                    digests[name], spelt_out[name] = cell_digest(text), text
             made.append(digests)
+            texts.append(spelt_out)
         known = identities.known
         if assigned is None and known is not None and made and scheme.startswith("cells:"):
             # the journal's rows of these contents, in one look-up instead of one a content
@@ -485,9 +510,9 @@ class Importer:
                 spelt = [cells[j][k] or "" for j in spelt_at]
                 where = f"{table.path} row {number}"
                 if assigned is not None:
-                    occurrence = assigned[pos]
+                    occurrence, given = assigned[pos]
                     base = identities.base_of(scheme, digests)
-                    identity, problem = digest(f"{base}\n{occurrence}"), None
+                    identity, problem = given or digest(f"{base}\n{occurrence}"), None
                 else:
                     identity, base, occurrence, problem = identities.of(
                         scheme, [digests.get(n, "") for n in names], where, spelt)
@@ -503,7 +528,8 @@ class Importer:
                 body = tagged(payload, identity) if self.settings.tag_description else payload
                 rows.append(Row(pos, identity, scheme, body, payload_hash(self.resource.name, plain),
                                 table.path, number, legacy, base, occurrence, before or None,
-                                frozenset(n for n in names if n in digests), digests))
+                                frozenset(n for n in names if n in digests), digests,
+                                {n: texts[k][n] for n in names if n in texts[k]}))
         finally:
             identities.known = known
         return rows, problems
@@ -604,13 +630,33 @@ class Importer:
 
     # --- identities a chunk at a time (etl.rowkeys) ----------------------------------------------
 
+    def _file_keys(self, index: int) -> _FileKeys:
+        """What this pass keys file INDEX's rows against, read from the journal at its start."""
+        state = self._files.get(index)
+        if state is None:
+            contents: list[str] = []
+            lacking: list[int] = []
+            maybe: list[int] = []
+            for row_state, content, payload in self.journal.key_facts(stored_payload_keys):
+                keys = [int(k, 16) for k in (payload or "").split(",") if k]
+                if content:
+                    contents.append(content)
+                else:
+                    lacking += keys
+                if row_state in ("created", "in_doubt", "pending"):
+                    maybe += keys
+            state = self._files[index] = _FileKeys(
+                np.unique(hex_pairs(contents)[0]), np.unique(np.array(lacking, np.uint64)),
+                np.unique(np.array(maybe, np.uint64)), self._repeated.get(index, np.zeros(0, np.uint64)))
+        return state
+
     def _keyed(self, identities: Identities, index: int, chunk: RawChunk, valid: np.ndarray,
-               keys: np.ndarray | None = None, payloads: np.ndarray | None = None,
-               candidates: np.ndarray | None = None) -> _Keyed | None:
-        """CHUNK's valid rows keyed from its columns, or by KEYS and PAYLOADS (kept from a night
-        before), or by KEYS and CANDIDATES (the first pass's); None where only the rules row by
-        row apply (a --key, a journal of an earlier release, the account checks, which see
-        every row's payload)."""
+               kept: tuple[np.ndarray, ...] | None = None, candidates: np.ndarray | None = None
+               ) -> _Keyed | None:
+        """CHUNK's valid rows keyed from its columns, or by KEPT (their keys, from a night before
+        or the first pass), CANDIDATES: the first pass's rows with a payload the journal may have
+        created. None where only the rules row by row apply (a --key, a journal of an earlier
+        release, the account checks, which see every row's payload)."""
         if self.legacy or identities.previous is not None or self.account is not None:
             return None
         table, columns = self.inputs.tables[index], self.inputs.columns[index]
@@ -619,71 +665,138 @@ class Importer:
                                        {header_key(f.name) for f in self.resource.fields})
         if not scheme.startswith("cells:"):
             return None
-        state = self._files.get(index)
-        if state is None:
-            state = self._files[index] = _FileKeys(
-                np.unique(hex_keys(self.journal.bases())),
-                stored_payload_keys(self.journal.maybe_created_payloads()))
+        state = self._file_keys(index)
         positions = np.flatnonzero(valid)
-        if keys is None or len(keys) != len(positions) or (payloads is None and candidates is None):
+        n = len(positions)
+        if kept is None or len(kept[0]) != n:
             take = arrow.array(positions, type=arrow.int64())
             field_at = {p: name for name, p in columns.positions.items()}
             kept_at, kept_names = identities.kept(table.header)
-            digests, sent = {}, {}
+            by_name, sent = {}, {}
             for at, name in zip(kept_at, kept_names, strict=True):
                 f = field_at.get(at)
                 cells = (self.validator.cells(chunk, at) if f else chunk.columns[at]).take(take)
-                kind = self.resource.field(f).kind if f else None
-                digests[name], numbers = column_digests(cells, kind, self.validator.decimal)
+                h1, h2, present = column_keys(cells, self.resource.field(f).kind if f else None,
+                                              self.validator.decimal)
+                by_name[name] = (h1, h2, present)
                 if f:
-                    sent[f] = numbers
-            keys = keys_of(bases(self.resource.name, identities.names[scheme], digests, len(positions)))
-            payloads, candidates = payload_keys(sent, len(positions)), None
-        special = among(keys, state.journal)
-        occurrence = np.zeros(len(positions), np.int64)
-        occurrence[~special] = state.seen.occurrences(keys[~special])
+                    sent[f] = (h1, present)
+            k1, k2 = content_keys(self.resource.name, identities.names[scheme], by_name, n)
+            kept = (k1, k2, payload_keys(sent, n))
+        k1, k2, payloads = kept
+        exact = among(payloads, state.lacking) | (among(k1, state.contents) & among(k1, state.repeated))
+        known = among(k1, state.contents) & ~exact
+        occurrence = np.zeros(n, np.int64)
+        occurrence[~exact] = state.seen.occurrences(k1[~exact], k2[~exact])
+        again = ~exact & (occurrence > 1)
+        if again.any():
+            state.again.append(k1[again])
         if candidates is not None:
-            candidate = np.isin(positions, candidates) & ~special
+            candidate = np.isin(positions, candidates) & ~exact & ~known
         else:
-            assert payloads is not None
-            candidate = ~special & among(payloads, state.payloads)
-        return _Keyed(positions, keys, special, candidate, occurrence, payloads)
+            candidate = ~exact & ~known & among(payloads, state.maybe)
+        return _Keyed(positions, k1, k2, payloads, exact, known, candidate, occurrence)
 
     def _keyed_rows(self, identities: Identities, index: int, chunk: RawChunk, keyed: _Keyed
                     ) -> tuple[list[Row], dict[str, Entry]]:
-        """The rows of a keyed chunk that need more than their content: those of contents the
-        journal has (identified row by row, as identical rows are) and those whose payload it
-        may have created (checked as every row is); in file order, with what the journal knows."""
-        special = np.zeros(len(chunk), bool)
-        special[keyed.positions[keyed.special]] = True
-        rows = self._identify(identities, index, chunk, special)[0] if special.any() else []
+        """The rows of a keyed chunk that need more than their content, in file order, with what
+        the journal knows of them: those of contents the journal has (found by their content
+        key: the journal's rows of it in the order identical rows take them; rows that are sent
+        are made whole), those it knows the payload of only (identified row by row, and their
+        content key kept for the next night), and those whose payload it may have created
+        (checked as every row is)."""
+        table = self.inputs.tables[index]
+        rows: list[Row] = []
+        known: dict[str, Entry] = {}
+        whole: dict[int, tuple[int, str | None]] = {}  # known contents' rows to make whole
+        if keyed.known.any():
+            which = np.flatnonzero(keyed.known)
+            found = self.journal.by_content(key_hex(keyed.k1, keyed.k2, k) for k in which.tolist())
+            rank = dict(_ORDER, rejected=1 if identities.needing_action else 3)
+            for k in which.tolist():
+                pos, occurrence = int(keyed.positions[k]), int(keyed.occurrence[k])
+                theirs = sorted(found.get(key_hex(keyed.k1, keyed.k2, k), []),
+                                key=lambda e: (rank.get(e.state, 2), e.occurrence or 0))
+                if not theirs:  # another content with the same first lane: a new one after all
+                    whole[pos] = (occurrence, None)
+                elif occurrence <= len(theirs):
+                    e = theirs[occurrence - 1]
+                    if plan(e, retry_rejected=self.settings.retry_rejected) == "send":
+                        whole[pos] = (e.occurrence or 0, e.identity)
+                    else:
+                        rows.append(Row(pos, e.identity, e.scheme, {}, e.payload_hash, table.path,
+                                        int(chunk.rows[pos]), base=e.base, occurrence=e.occurrence))
+                        known[e.identity] = e
+                else:  # more of it than the journal has: the next occurrences
+                    last = max(e.occurrence or 0 for e in theirs)
+                    whole[pos] = (last + occurrence - len(theirs), None)
+        if keyed.exact.any():
+            exact = np.zeros(len(chunk), bool)
+            exact[keyed.positions[keyed.exact]] = True
+            made = self._identify(identities, index, chunk, exact)[0]
+            rows += made
         if keyed.candidate.any():
-            candidate = np.zeros(len(chunk), bool)
-            candidate[keyed.positions[keyed.candidate]] = True
-            rows += self._identify(identities, index, chunk, candidate,
-                                   keyed.assigned(keyed.candidate))[0]
-            rows.sort(key=lambda r: r.position)
-        return rows, self._known(identities, rows)
+            whole.update(keyed.assigned(keyed.candidate))
+        if whole:
+            mask = np.zeros(len(chunk), bool)
+            mask[list(whole)] = True
+            rows += self._identify(identities, index, chunk, mask, whole)[0]
+        rows.sort(key=lambda r: r.position)
+        fresh = [r for r in rows if r.identity not in known]
+        known.update(self._known(identities, fresh))
+        if keyed.exact.any():  # the journal's rows found row by row: their content keys, kept
+            found_keys = {r.identity: self._keys_of(r) for r in rows
+                          if r.identity in known and r.texts and r.scheme.startswith("cells:")}
+            self.journal.keep_keys(found_keys)
+        return rows, known
+
+    def _keys_of(self, row: Row) -> tuple[str, str]:
+        """A row's content and payload keys, as the journal keeps them."""
+        if row.keys is None:
+            names = sorted(row.texts) if row.scheme.startswith("cells:") else []
+            plain = {k: v for k, v in row.body.items() if k != "SystemId"}
+            if self.settings.tag_description and isinstance(plain.get("Description"), str):
+                plain["Description"] = _TAG.sub("", str(plain["Description"]))
+                if not plain["Description"]:
+                    del plain["Description"]
+            row.keys = (content_key_of(self.resource.name, names, row.texts),
+                        f"{payload_key_of(plain):016x}")
+        return row.keys
 
     def _plain_rows(self, identities: Identities, index: int, chunk: RawChunk, keyed: _Keyed,
                     keep: bool = False, plan: Plan | None = None) -> Callable[[list[int]], list[Row]]:
         """What makes the rows of a keyed chunk the journal knows nothing of, when they are
-        needed (to send, to sample); KEEP: their cells go into the journal first (to send)."""
+        needed (to send, to sample); KEEP: their cells and keys go into the journal first (to
+        send)."""
         def build(positions: list[int]) -> list[Row]:
             if not positions:
                 return []
             mask = np.zeros(len(chunk), bool)
             mask[positions] = True
             picked = np.zeros(len(keyed.positions), bool)
-            picked[np.searchsorted(keyed.positions, positions)] = True
+            at = np.searchsorted(keyed.positions, positions)
+            picked[at] = True
             rows = self._identify(identities, index, chunk, mask, keyed.assigned(picked))[0]
+            for r, k in zip(rows, at.tolist(), strict=True):
+                r.keys = keyed.hex(k)
+            if plan is not None:
+                # the journal has the last word: a row it knows (its keys not kept, or a run of
+                # another machine meanwhile) is decided by what it knows, never sent blindly
+                known = self.journal.lookup(r.identity for r in rows)
+                rows = [r for r in rows
+                        if r.identity not in known or self._decide(plan, r, known[r.identity])]
             if keep:
-                self.journal.keep_cells({r.identity: r.cells for r in rows})
+                self._keep(rows)
             if plan is not None:
                 self._same_payload(plan, rows)
             return rows
 
         return build
+
+    def _keep(self, rows: list[Row]) -> None:
+        """Before rows are sent: their cells' digests and their keys, into the journal."""
+        self.journal.keep_cells({r.identity: r.cells for r in rows})
+        self.journal.keep_keys({r.identity: self._keys_of(r) for r in rows if r.scheme.startswith("cells:")})
 
     def _key_cache(self, index: int) -> KeyCache | None:
         """The keys kept of this file's rows from a night before (or a new place to keep them)."""
@@ -735,12 +848,13 @@ class Importer:
             numbers[index] += 1
             cache = self._key_cache(index) if numbers[index] == 1 else self._caches.get(index)
             kept = cache.next(valid) if cache is not None and cache.found else None
-            keyed = self._keyed(identities, index, chunk, valid, *(kept or (None, None)))
+            keyed = self._keyed(identities, index, chunk, valid, kept)
             if keyed is not None:  # the posting pass keys the rows by these again
-                self._keys[(index, numbers[index] - 1)] = (
-                    keyed.keys, keyed.positions[keyed.candidate].astype(np.int64))
-                if cache is not None and not cache.found and keyed.payloads is not None:
-                    cache.add(valid, keyed.keys, keyed.payloads)
+                self._candidates[(index, numbers[index] - 1)] = keyed.positions[keyed.candidate]
+                if cache is None:
+                    self._keys[(index, numbers[index] - 1)] = (keyed.k1, keyed.k2, keyed.payloads)
+                elif not cache.found:
+                    cache.add(valid, keyed.k1, keyed.k2, keyed.payloads)
             if keyed is None:
                 rows, problems = self._identify(identities, index, chunk, valid)
                 known, identified = self._known(identities, rows), len(rows)
@@ -767,6 +881,9 @@ class Importer:
             good[table.path] = good.get(table.path, 0) + identified
         for cache in self._caches.values():
             cache.finish()
+        for index, state in self._files.items():  # contents the file has more than once
+            self._repeated[index] = np.unique(np.concatenate(state.again)) if state.again else \
+                np.zeros(0, np.uint64)
         earlier = self.journal.created_with_payload((r.payload_hash for _, r in fresh), maybe=True)
         used: Counter[str] = Counter()
         for _, r in fresh:
@@ -939,8 +1056,15 @@ class Importer:
             errors[pos] = text
         p = Plan(errors, np.where(valid, "", Outcome.INVALID.value).astype(object),
                  [None] * n, [None] * n, [None] * n)
-        keys, candidates = self._keys.pop((index, number), (None, None))
-        keyed = self._keyed(identities, index, chunk, valid, keys, candidates=candidates)
+        kept = self._keys.pop((index, number), None)
+        cache = self._caches.get(index)
+        if kept is None and cache is not None:
+            if number == 0:  # the keys the first pass kept, read back
+                cache = self._caches[index] = KeyCache(os.path.dirname(cache.path),
+                                                       os.path.basename(cache.path))
+            kept = cache.next(valid) if cache.found else None
+        keyed = self._keyed(identities, index, chunk, valid, kept,
+                            candidates=self._candidates.pop((index, number), None))
         if keyed is None:
             rows, problems = self._identify(identities, index, chunk, valid)
             for pos, problem in problems:
@@ -955,27 +1079,32 @@ class Importer:
                 p.plain = plain
                 p.build = self._plain_rows(identities, index, chunk, keyed, keep=True, plan=p)
         for r in rows:
-            entry = known.get(r.identity)
-            what = plan(entry, retry_rejected=self.settings.retry_rejected)
-            if what == "skip" and entry is not None:
-                p.outcome[r.position], p.ids[r.position] = Outcome.SKIPPED.value, entry.record_id
-                p.errors[r.position] = self._skipped(r, entry)
-            elif what == "rejected" and entry is not None:
-                p.outcome[r.position], p.statuses[r.position] = Outcome.REJECTED.value, entry.http_status
-                p.errors[r.position] = (f"{entry.reason} (refused on {_when(entry)}; not sent again: "
-                                        "fix the row, or --retry-rejected once the account is fixed)")
-            elif what == "doubt" and entry is not None:
-                p.outcome[r.position] = Outcome.IN_DOUBT.value
-                p.errors[r.position] = entry.reason or "an earlier request may have created it"
-                self.doubtful.setdefault(r.identity, []).append((r.source, r.number))
-            elif self.stopper.is_set():
-                p.outcome[r.position] = Outcome.NOT_ATTEMPTED.value
-            else:
+            if self._decide(p, r, known.get(r.identity)):
                 p.to_send.append(r)
         self._same_payload(p, p.to_send)
         if self.account is not None:
             p.to_send = [r for r in p.to_send if self._account_allows(p, r)]
         return p
+
+    def _decide(self, p: Plan, r: Row, entry: Entry | None) -> bool:
+        """A row's plan from what the journal knows of it: True to send it."""
+        what = plan(entry, retry_rejected=self.settings.retry_rejected)
+        if what == "skip" and entry is not None:
+            p.outcome[r.position], p.ids[r.position] = Outcome.SKIPPED.value, entry.record_id
+            p.errors[r.position] = self._skipped(r, entry)
+        elif what == "rejected" and entry is not None:
+            p.outcome[r.position], p.statuses[r.position] = Outcome.REJECTED.value, entry.http_status
+            p.errors[r.position] = (f"{entry.reason} (refused on {_when(entry)}; not sent again: "
+                                    "fix the row, or --retry-rejected once the account is fixed)")
+        elif what == "doubt" and entry is not None:
+            p.outcome[r.position] = Outcome.IN_DOUBT.value
+            p.errors[r.position] = entry.reason or "an earlier request may have created it"
+            self.doubtful.setdefault(r.identity, []).append((r.source, r.number))
+        elif self.stopper.is_set():
+            p.outcome[r.position] = Outcome.NOT_ATTEMPTED.value
+        else:
+            return True
+        return False
 
     def _same_payload(self, p: Plan, rows: list[Row]) -> None:
         """A row to send with the payload of a row created before, but other cells: a note."""
@@ -1025,14 +1154,16 @@ class Importer:
                progress: Callable[[int, Counter[str]], None] | None) -> None:
         table = self.inputs.tables[index]
         p = self._plan(identities, index, number, chunk)
-        self.journal.keep_cells({r.identity: r.cells for r in p.to_send})
+        self._keep(p.to_send)
         n = len(chunk)
         to_send = _ToSend(p.to_send, p.plain, p.build)
         positions = to_send.positions
         rows = iter(to_send)
-        first: Done | None = None
+        pending: Done | None = None  # an answer not yet taken: its row is in a later batch
         if len(to_send) and self._needs_probe():
-            first = self._probe(next(rows))
+            row = next(rows, None)
+            if row is not None:
+                pending = self._probe(row)
         results = _ordered(pool, self._send, rows, workers, self.stopper)
         by_position: dict[int, Row] = {}  # the rows sent
         batch = max(1, self.settings.batch_size)
@@ -1044,20 +1175,24 @@ class Importer:
             else:  # batches without a row to send are written with the next that has one
                 end = min(n, start + max(1, (int(positions[lo]) - start) // batch) * batch)
             hi = int(np.searchsorted(positions, end))
-            unsent = 0
-            for pos in positions[lo:hi].tolist():
-                done = None
-                if not ended:
-                    done = first if first is not None and first.row.position == pos else next(results, None)
-                if done is None:  # the run stopped: no row after it is sent
-                    ended = True
-                    p.outcome[pos] = Outcome.NOT_ATTEMPTED.value
-                    unsent += 1
-                    continue
-                by_position[pos] = done.row
-                self._take(p, pos, done)
+            sent = 0
+            while not ended:
+                if pending is None:
+                    pending = next(results, None)
+                    if pending is None:  # all sent, or the run stopped: no row after it is
+                        ended = True
+                        break
+                if pending.row.position >= end:
+                    break
+                done, pending = pending, None
+                by_position[done.row.position] = done.row
+                self._take(p, done.row.position, done)
+                sent += 1
                 if progress is not None:
                     progress(1, self.record.counts)
+            for pos in positions[lo:hi].tolist():
+                if pos not in by_position and not p.outcome[pos]:
+                    p.outcome[pos] = Outcome.NOT_ATTEMPTED.value
             self._batch_reconcile(p, range(start, end), by_position)
             segment = slice(start, end)
             self.record.counts.update(p.outcome[segment].tolist())
@@ -1066,10 +1201,10 @@ class Importer:
                 [None if c is None else c[start:end] for c in self.inputs.own_cells(index, chunk)],
                 ids=p.ids[segment], statuses=p.statuses[segment], attempts=p.attempts[segment],
             )
-            if hi - lo > unsent:  # rows were sent: their lines are durable before the next POST
+            if sent:  # rows were sent: their lines are durable before the next POST
                 writer.flush()
             if progress is not None:
-                progress(int((end - start) - (hi - lo) + unsent), self.record.counts)
+                progress(int((end - start) - sent), self.record.counts)
             start = end
 
     def _take(self, p: Plan, pos: int, done: Done | None) -> None:

@@ -19,7 +19,7 @@ import posixpath
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -84,6 +84,10 @@ CREATE TABLE IF NOT EXISTS quota (day TEXT PRIMARY KEY, posts INTEGER NOT NULL);
 -- a row's cells, a digest of each by column name (JSON): what it takes to identify the row again
 -- under another choice of columns (a later --key or --ignore-column)
 CREATE TABLE IF NOT EXISTS cells (identity TEXT PRIMARY KEY, cells TEXT NOT NULL);
+-- a row's content and payload as keys (etl.rowkeys): a night finds the rows it knows by them,
+-- in bulk, without hashing every row of a history file the way its identity is made
+CREATE TABLE IF NOT EXISTS keys (identity TEXT PRIMARY KEY, content TEXT, payload TEXT);
+CREATE INDEX IF NOT EXISTS keys_content ON keys (content);
 """
 
 ROW_COLUMNS = (
@@ -555,17 +559,52 @@ class Journal:
                          if e.source and os.path.basename(e.source) == source]
         return found
 
-    def bases(self) -> list[str]:
-        """The content (base) of every row the journal has one of."""
+    def key_facts(self, payload_keys: Callable[[list[str]], list[list[int]]]
+                  ) -> list[tuple[str, str | None, str | None]]:
+        """(state, content key, payload keys) of every row. Rows without payload keys (written
+        before they were kept) get them first, made by PAYLOAD_KEYS from their payloads."""
         with self._mutex:
-            return [r[0] for r in self.db.execute("SELECT base FROM rows WHERE base IS NOT NULL")]
+            missing = self.db.execute(
+                "SELECT r.identity, r.payload FROM rows r LEFT JOIN keys k ON k.identity = r.identity "
+                "WHERE k.payload IS NULL AND r.payload IS NOT NULL").fetchall()
+        if missing:
+            made = payload_keys([m[1] for m in missing])
+            with self.transaction() as db:
+                db.executemany("INSERT OR IGNORE INTO keys (identity, content, payload) "
+                               "VALUES (?, NULL, NULL)", [(m[0],) for m in missing])
+                db.executemany("UPDATE keys SET payload = ? WHERE identity = ?",
+                               [(",".join(f"{k:016x}" for k in keys), m[0])
+                                for m, keys in zip(missing, made, strict=True)])
+        with self._mutex:
+            return [(r[0], r[1], r[2]) for r in self.db.execute(
+                "SELECT r.state, k.content, k.payload FROM rows r "
+                "LEFT JOIN keys k ON k.identity = r.identity")]
 
-    def maybe_created_payloads(self) -> list[str]:
-        """The payloads (as sent) of the rows that were or may have been created."""
+    def by_content(self, contents: Iterable[str]) -> dict[str, list[Entry]]:
+        """The rows of each content key, as the journal keeps them."""
+        found: dict[str, list[Entry]] = {}
+        wanted = list(dict.fromkeys(contents))
+        columns = ", ".join(f"r.{c}" for c in ROW_COLUMNS)
         with self._mutex:
-            return [r[0] for r in self.db.execute(
-                "SELECT payload FROM rows WHERE state IN ('created', 'in_doubt', 'pending') "
-                "AND payload IS NOT NULL")]
+            for start in range(0, len(wanted), 500):
+                part = wanted[start: start + 500]
+                marks = ",".join("?" * len(part))
+                for row in self.db.execute(
+                        f"SELECT k.content, {columns} FROM rows r JOIN keys k ON k.identity = r.identity "
+                        f"WHERE k.content IN ({marks})", part):
+                    found.setdefault(row[0], []).append(Entry(*row[1:]))
+        return found
+
+    def keep_keys(self, keys: Mapping[str, tuple[str | None, str]]) -> None:
+        """Rows' content and payload keys, by identity (a content key found for a row kept
+        before its content key was)."""
+        if keys:
+            with self.transaction() as db:
+                db.executemany("INSERT OR IGNORE INTO keys (identity, content, payload) "
+                               "VALUES (?, NULL, NULL)", [(k,) for k in keys])
+                db.executemany("UPDATE keys SET content = COALESCE(?, content), "
+                               "payload = COALESCE(?, payload) WHERE identity = ?",
+                               [(c, p, k) for k, (c, p) in keys.items()])
 
     def of_bases(self, bases: Iterable[str]) -> dict[str, list[tuple[str, str, int]]]:
         """`of_base` of many contents at once."""
@@ -675,6 +714,7 @@ class Journal:
         with self.transaction() as db:
             db.execute("UPDATE rows SET identity = ?, scheme = ? WHERE identity = ?", (new, scheme, old))
             db.execute("UPDATE events SET identity = ? WHERE identity = ?", (new, old))
+            db.execute("DELETE FROM keys WHERE identity = ?", (old,))
 
     def reidentify(self, old: str, new: str, scheme: str, base: str | None, occurrence: int | None,
                    cells: dict[str, str]) -> None:
@@ -684,6 +724,7 @@ class Journal:
             db.execute("UPDATE rows SET identity = ?, scheme = ?, base = ?, occurrence = ? "
                        "WHERE identity = ?", (new, scheme, base, occurrence, old))
             db.execute("UPDATE events SET identity = ? WHERE identity = ?", (new, old))
+            db.execute("DELETE FROM keys WHERE identity = ?", (old,))  # its content: found again
             db.execute("DELETE FROM cells WHERE identity = ?", (old,))
             db.execute("INSERT OR REPLACE INTO cells VALUES (?, ?)", (new, json.dumps(cells)))
 

@@ -18,7 +18,6 @@ exactly.
 
 from __future__ import annotations
 
-import binascii
 import contextlib
 import hashlib
 import json
@@ -32,7 +31,7 @@ import numpy as np
 import pyarrow as arrow
 import pyarrow.compute as pc
 
-from etl.identity import cell_digest, identity_text
+from etl.identity import identity_text
 from etl.values import Kind, value
 
 _TAG_END = "]"
@@ -41,118 +40,205 @@ _NONE = bytes(8)  # no digest: a cell that adds nothing to its row
 blake2b = hashlib.blake2b
 
 
-def column_digests(cells: arrow.Array, kind: Kind | None, decimal: str = "."
-                   ) -> tuple[arrow.Array, np.ndarray]:
-    """The digest of each cell as a row's identity has it (null where the cell adds nothing),
-    and the same as an unsigned 64-bit number (0 for none). KIND: how the cell is sent (its
-    value's text), or None for a column that is not sent (its text, normalised)."""
+_M64 = (1 << 64) - 1
+_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [_M64], dtype=np.uint64)
+_SEED = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9)
+_MUL = (0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0x94D049BB133111EB, 0xBF58476D1CE4E5B9)
+
+
+def _f1(a: np.ndarray) -> np.ndarray:
+    a = a * np.uint64(_MUL[0])
+    a ^= a >> np.uint64(33)
+    a *= np.uint64(_MUL[1])
+    return a ^ (a >> np.uint64(29))
+
+
+def _f2(a: np.ndarray) -> np.ndarray:
+    a = a * np.uint64(_MUL[2])
+    a ^= a >> np.uint64(31)
+    a *= np.uint64(_MUL[3])
+    return a ^ (a >> np.uint64(27))
+
+
+def _p1(a: int) -> int:
+    a = (a * _MUL[0]) & _M64
+    a ^= a >> 33
+    a = (a * _MUL[1]) & _M64
+    return a ^ (a >> 29)
+
+
+def _p2(a: int) -> int:
+    a = (a * _MUL[2]) & _M64
+    a ^= a >> 31
+    a = (a * _MUL[3]) & _M64
+    return a ^ (a >> 27)
+
+
+def text_hashes(texts: arrow.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Two independent 64-bit hashes of each text's UTF-8 bytes, eight bytes at a time for all
+    texts at once (`text_hash` is the same for one text)."""
+    if not arrow.types.is_large_string(texts.type):
+        texts = texts.cast(arrow.large_string())
+    n = len(texts)
+    buffers = texts.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=np.int64)[texts.offset: texts.offset + n + 1]
+    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
+    end = int(offsets[-1]) if n else 0
+    padded = np.zeros(end + 8, np.uint8)
+    padded[:end] = data[:end]
+    windows = np.ndarray(shape=(end + 1,), dtype="<u8", buffer=padded, offset=0, strides=(1,))
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    with np.errstate(over="ignore"):
+        size = lengths.astype(np.uint64)
+        h1 = np.uint64(_SEED[0]) ^ size
+        h2 = np.uint64(_SEED[1]) ^ (size * np.uint64(_SEED[2]))
+        which = np.arange(n)
+        step = 0
+        longest = int(lengths.max()) if n else 0
+        while step < longest:
+            which = which[lengths[which] > step]
+            word = windows[starts[which] + step] & _MASKS[np.minimum(lengths[which] - step, 8)]
+            h1[which] = _f1(h1[which] ^ word)
+            h2[which] = _f2(h2[which] ^ word)
+            step += 8
+    return h1, h2
+
+
+def text_hash(text: str) -> tuple[int, int]:
+    """`text_hashes` of one text."""
+    data = text.encode("utf-8")
+    h1 = _SEED[0] ^ len(data)
+    h2 = _SEED[1] ^ ((len(data) * _SEED[2]) & _M64)
+    for step in range(0, len(data), 8):
+        word = int.from_bytes(data[step: step + 8], "little")
+        h1, h2 = _p1(h1 ^ word), _p2(h2 ^ word)
+    return h1, h2
+
+
+def identity_texts(cells: arrow.Array, kind: Kind | None, decimal: str = ".") -> arrow.Array:
+    """`identity_text` of each cell's value (KIND) or text (None), "" for none: the common
+    cells (plain ASCII text, whole numbers and amounts written plainly) by Arrow's kernels,
+    the others one by one."""
     if isinstance(cells, arrow.ChunkedArray):
         cells = cells.combine_chunks()
-    if not (arrow.types.is_string(cells.type) or arrow.types.is_large_string(cells.type)):
+    if not arrow.types.is_large_string(cells.type):
         cells = cells.cast(arrow.large_string())
-    encoded = pc.fill_null(cells, "").dictionary_encode()
-    texts = identity_texts(encoded.dictionary, kind, decimal)
-    raw = [blake2b(t.encode("utf-8"), digest_size=8).digest() if t else _NONE for t in texts]
-    m = len(raw)
-    joined = b"".join(raw)
-    numbers = np.frombuffer(joined, dtype=">u8").astype(np.uint64) if m else np.zeros(0, np.uint64)
-    hexes = arrow.FixedSizeBinaryArray.from_buffers(
-        arrow.binary(16), m, [None, arrow.py_buffer(binascii.hexlify(joined))]
-    ).cast(arrow.binary()).cast(arrow.string())
-    present = arrow.array([bool(t) for t in texts], type=arrow.bool_())
-    hexes = pc.if_else(present, hexes, arrow.scalar(None, arrow.string()))
-    indices = encoded.indices.to_numpy(zero_copy_only=False)
-    return hexes.take(encoded.indices), numbers[indices] if m else np.zeros(len(cells), np.uint64)
-
-
-def identity_texts(cells: arrow.Array, kind: Kind | None, decimal: str = ".") -> list[str]:
-    """`identity_text` of each cell's value (KIND) or text (None): the common cells (plain
-    ASCII text, whole numbers in digits) by Arrow's kernels, the others one by one."""
+    cells = pc.fill_null(cells, "")
     trimmed = pc.utf8_trim(cells, characters=_SPACE)
     if kind is None or kind is Kind.TEXT:
         plain = pc.and_(pc.string_is_ascii(trimmed), pc.invert(pc.match_substring(trimmed, "\r")))
-        made = trimmed
     elif kind is Kind.INTEGER:
-        plain = pc.match_substring_regex(trimmed, r"^[1-9][0-9]{0,17}$")
-        made = pc.if_else(plain, trimmed, "")
+        plain = pc.or_(pc.match_substring_regex(trimmed, r"^[1-9][0-9]{0,17}$"), pc.equal(trimmed, ""))
+    elif decimal == ".":
+        trimmed = pc.replace_substring_regex(trimmed, r"^([1-9][0-9]{0,17}|0)\.([0-9]*[1-9])0+$", r"\1.\2")
+        trimmed = pc.replace_substring_regex(trimmed, r"^([1-9][0-9]{0,17})\.0*$", r"\1")
+        plain = pc.or_(pc.match_substring_regex(trimmed, r"^([1-9][0-9]{0,17}|0\.[0-9]{0,17}[1-9])"
+                                                         r"(\.[0-9]{0,17}[1-9])?$"),
+                       pc.equal(trimmed, ""))
     else:
-        plain = arrow.array(np.zeros(len(cells), bool))
-        made = trimmed
-    texts = made.to_pylist()
-    for k in np.flatnonzero(~plain.to_numpy(zero_copy_only=False)).tolist():
+        plain = pc.equal(trimmed, "")
+    odd = np.flatnonzero(~plain.to_numpy(zero_copy_only=False))
+    if not len(odd):
+        return trimmed
+    texts = trimmed.to_pylist()
+    for k in odd.tolist():
         cell = cells[k].as_py()
         if kind is None:
             texts[k] = identity_text(cell)
         else:
             got, problem = value(kind, cell, decimal)
             texts[k] = "" if problem else identity_text(got)
-    return texts
+    return arrow.array(texts, type=arrow.large_string())
 
 
-def bases(resource: str, names: Sequence[str], digests: Mapping[str, arrow.Array], n: int) -> list[bytes]:
-    """Each row's content (`Identities._base` of a "cells:" scheme) as 20 raw bytes: the
-    non-empty cells of the columns NAMES, `name=digest`, joined."""
-    parts = [pc.binary_join_element_wise(f"{name}=", digests[name], "") for name in names
-             if name in digests]
-    joined = arrow.nulls(n, arrow.string())
-    for part in parts:  # Arrow's own "skip" of nulls gives no rows for a single column of them
-        both = pc.binary_join_element_wise(joined, part, "\x1f")
-        joined = pc.if_else(pc.is_null(joined), part, pc.if_else(pc.is_null(part), joined, both))
-    prefix = f"{resource}\ncells\n"
-    texts = pc.binary_join_element_wise(prefix, pc.fill_null(joined, ""), "").cast(arrow.binary())
-    blake = hashlib.blake2b
-    return [blake(t, digest_size=20).digest() for t in texts.to_pylist()]
+def column_keys(cells: arrow.Array, kind: Kind | None, decimal: str = "."
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each cell's identity text hashed (two lanes), and whether it has one (a blank cell adds
+    nothing to its row)."""
+    texts = identity_texts(cells, kind, decimal)
+    h1, h2 = text_hashes(texts)
+    present = pc.greater(pc.binary_length(texts), 0).to_numpy(zero_copy_only=False)
+    return h1, h2, present
 
 
-def keys_of(raw: Sequence[bytes]) -> np.ndarray:
-    """The 8-byte prefix of each raw 20-byte digest, as unsigned numbers."""
-    if not raw:
-        return np.zeros(0, np.uint64)
-    joined = np.frombuffer(b"".join(raw), dtype=np.uint8).reshape(-1, 20)
-    return np.ascontiguousarray(joined[:, :8]).view(">u8").ravel().astype(np.uint64)
+def _name_hashes(name: str) -> tuple[np.uint64, np.uint64]:
+    a, b = text_hash("name:" + name)
+    return np.uint64(a), np.uint64(b)
 
 
-def hex_keys(bases: Iterable[str]) -> np.ndarray:
-    """The keys of contents (bases) spelt as hex, as the journal keeps them."""
-    prefixes = "".join(b[:16] for b in bases if b and len(b) >= 16)
-    return np.frombuffer(bytes.fromhex(prefixes), dtype=">u8").astype(np.uint64)
-
-
-def _mix(z: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: every bit of the input moves every bit of the output."""
+def content_keys(resource: str, names: Sequence[str],
+                 columns: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], n: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's content (its non-empty cells of the columns NAMES, by name) as a 128-bit key
+    in two lanes: rows with the same content, as `Identities` defines it, have the same key."""
+    a, b = text_hash("content:" + resource)
+    k1, k2 = np.full(n, a, np.uint64), np.full(n, b, np.uint64)
     with np.errstate(over="ignore"):
-        z = z ^ (z >> np.uint64(30))
-        z = z * np.uint64(0xBF58476D1CE4E5B9)
-        z = z ^ (z >> np.uint64(27))
-        z = z * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
+        for name in names:
+            if name not in columns:
+                continue
+            h1, h2, present = columns[name]
+            t1, t2 = _name_hashes(name)
+            k1 = np.where(present, _f1(k1 ^ _f2(h1 ^ t1)), k1)
+            k2 = np.where(present, _f2(k2 ^ _f1(h2 ^ t2)), k2)
+    return k1, k2
 
 
-def payload_keys(fields: Mapping[str, np.ndarray], n: int) -> np.ndarray:
-    """A key of each row's payload from its sent fields' digests (FIELDS: name -> 64-bit digest
-    per row, 0 where the row sends nothing): equal payloads have equal keys."""
+def content_key_of(resource: str, names: Sequence[str], texts: Mapping[str, str]) -> str:
+    """`content_keys` of one row, from its cells' identity texts by name, as the journal keeps
+    it (32 hex digits)."""
+    a, b = text_hash("content:" + resource)
+    for name in names:
+        text = texts.get(name, "")
+        if not text:
+            continue
+        h1, h2 = text_hash(text)
+        t1, t2 = text_hash("name:" + name)
+        a, b = _p1(a ^ _p2(h1 ^ t1)), _p2(b ^ _p1(h2 ^ t2))
+    return f"{a:016x}{b:016x}"
+
+
+def key_hex(k1: np.ndarray, k2: np.ndarray, at: int) -> str:
+    return f"{int(k1[at]):016x}{int(k2[at]):016x}"
+
+
+def hex_pairs(keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Keys as the journal keeps them (32 hex digits), back in two lanes."""
+    raw = bytes.fromhex("".join(keys))
+    both = np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(-1, 2) if raw else \
+        np.zeros((0, 2), np.uint64)
+    return both[:, 0].copy(), both[:, 1].copy()
+
+
+def payload_keys(fields: Mapping[str, tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarray:
+    """A key of each row's payload from its sent fields' hashes (FIELDS: name -> (first lane,
+    present) per row): equal payloads have equal keys."""
     key = np.zeros(n, np.uint64)
-    for name, numbers in fields.items():
-        tag = np.uint64(int(cell_digest("field:" + name), 16))
-        key ^= np.where(numbers != 0, _mix(numbers ^ tag), np.uint64(0))
+    with np.errstate(over="ignore"):
+        for name, (h1, present) in fields.items():
+            tag, _ = _name_hashes(name)
+            key ^= np.where(present, _f1(h1 ^ tag), np.uint64(0))
     return key
 
 
 def payload_key_of(body: Mapping[str, Any]) -> int:
-    """The payload key of one payload (as the journal keeps it: values by field name)."""
-    fields = {}
+    """The payload key of one payload (values by field name)."""
+    key = 0
     for name, got in body.items():
         text = identity_text(got)
         if text:
-            fields[name] = np.array([int(cell_digest(text), 16)], np.uint64)
-    return int(payload_keys(fields, 1)[0])
+            tag = text_hash("name:" + name)[0]
+            key ^= _p1(text_hash(text)[0] ^ tag)
+    return key
 
 
-def stored_payload_keys(payloads: Iterable[str], system_id: str = "SystemId") -> np.ndarray:
-    """The payload keys of the journal's payloads (JSON as sent): without SystemId, and where a
+def stored_payload_keys(payloads: Iterable[str], system_id: str = "SystemId") -> list[list[int]]:
+    """The payload keys of payloads kept as sent (JSON): without SystemId, and where a
     Description ends in an import tag (`--tag-description`), with and without it."""
-    keys: list[int] = []
+    out: list[list[int]] = []
     for text in payloads:
+        keys: list[int] = []
+        out.append(keys)
         try:
             body = json.loads(text, parse_float=Decimal)
         except (TypeError, ValueError):
@@ -166,16 +252,7 @@ def stored_payload_keys(payloads: Iterable[str], system_id: str = "SystemId") ->
             untagged = description[: description.rfind("[etl:")].rstrip(" ")
             keys.append(payload_key_of({**body, "Description": untagged} if untagged else
                                        {k: v for k, v in body.items() if k != "Description"}))
-    return np.unique(np.array(keys, dtype=np.uint64))
-
-
-def repeated(keys: np.ndarray) -> np.ndarray:
-    """The keys that occur more than once, sorted."""
-    if len(keys) < 2:
-        return np.zeros(0, np.uint64)
-    ordered = np.sort(keys)
-    twice = ordered[1:] == ordered[:-1]
-    return np.unique(ordered[1:][twice])
+    return out
 
 
 def among(keys: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
@@ -187,70 +264,87 @@ def among(keys: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
     return sorted_set[at] == keys
 
 
-def ranks(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """For each of KEYS (a file's, in file order) in WANTED, its occurrence (1, 2, ...) among the
-    equal keys before it; 1 for the others."""
-    out = np.ones(len(keys), np.int64)
-    which = np.flatnonzero(among(keys, wanted))
-    if len(which):
-        sub = keys[which]
-        order = np.argsort(sub, kind="stable")
-        s = sub[order]
-        starts = np.r_[0, np.flatnonzero(s[1:] != s[:-1]) + 1]
-        run = np.arange(len(s)) - np.repeat(starts, np.diff(np.r_[starts, len(s)]))
-        occ = np.empty(len(s), np.int64)
-        occ[order] = run + 1
-        out[which] = occ
+def ranks(k1: np.ndarray, k2: np.ndarray) -> np.ndarray:
+    """Each (K1, K2) pair's occurrence among the equal pairs before it (1 for the first)."""
+    n = len(k1)
+    out = np.ones(n, np.int64)
+    if n < 2:
+        return out
+    first = np.sort(k1)
+    if not (first[1:] == first[:-1]).any():
+        return out  # no two alike: the common chunk
+    order = np.lexsort((k2, k1))
+    a, b = k1[order], k2[order]
+    same = (a[1:] == a[:-1]) & (b[1:] == b[:-1])
+    if not same.any():
+        return out
+    starts = np.r_[0, np.flatnonzero(~same) + 1]
+    run = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n]))
+    out[order] = run + 1  # lexsort is stable: equal pairs stay in file order
     return out
 
 
 class SeenKeys:
-    """The keys of one file's rows seen so far (8 bytes a row): which of the identical rows a
-    row is, chunk after chunk."""
+    """The content keys of one file's rows seen so far (16 bytes a row, and 16 MiB of slots
+    that answer "surely not seen" for most rows without a search): which of the identical rows
+    a row is, chunk after chunk."""
+
+    BITS = 24
 
     def __init__(self) -> None:
-        self.big = np.zeros(0, np.uint64)
-        self.small: list[np.ndarray] = []
+        self.parts: list[tuple[np.ndarray, np.ndarray]] = []  # sorted by first lane
+        self.slots = np.zeros(1 << self.BITS, bool)
 
-    def occurrences(self, keys: np.ndarray) -> np.ndarray:
-        """Each key's occurrence in the file so far (1 for the first), in order; KEYS are seen."""
-        before = np.zeros(len(keys), np.int64)
-        for seen in (self.big, *self.small):
-            if len(seen) and len(keys):
-                before += np.searchsorted(seen, keys, "right") - np.searchsorted(seen, keys, "left")
-        occurrence = before + ranks(keys, repeated(keys))
-        if len(keys):
-            self.small.append(np.sort(keys))
-        if len(self.small) > 8:
-            self.big = np.sort(np.concatenate([self.big, *self.small]))
-            self.small = []
+    def occurrences(self, k1: np.ndarray, k2: np.ndarray) -> np.ndarray:
+        """Each row's occurrence in the file so far (1 for the first), in order; the rows are
+        seen."""
+        occurrence = ranks(k1, k2)
+        if not len(k1):
+            return occurrence
+        slot = (k1 & np.uint64((1 << self.BITS) - 1)).astype(np.int64)
+        maybe = np.flatnonzero(self.slots[slot])
+        for a, b in self.parts:
+            if not len(maybe):
+                break
+            lo = np.searchsorted(a, k1[maybe], "left")
+            hi = np.searchsorted(a, k1[maybe], "right")
+            for k, start, stop in zip(maybe[hi > lo].tolist(), lo[hi > lo].tolist(), hi[hi > lo].tolist(),
+                                      strict=True):
+                occurrence[k] += int(np.count_nonzero(b[start:stop] == k2[k]))
+        self.slots[slot] = True
+        order = np.argsort(k1, kind="stable")
+        self.parts.append((k1[order], k2[order]))
+        if len(self.parts) > 8:
+            a = np.concatenate([p[0] for p in self.parts])
+            b = np.concatenate([p[1] for p in self.parts])
+            order = np.argsort(a, kind="stable")
+            self.parts = [(a[order], b[order])]
         return occurrence
 
 
 class KeyCache:
-    """The keys of a file's rows (content and payload keys, a chunk after another, with the
-    valid rows they are of), kept between nights: a history file unchanged since last night
-    is not hashed again. TOKEN names everything the keys depend on (the file's contents, how
-    rows are identified, the schema's fields); nothing of the journal, whose states are always
-    read anew. A cache that can't be read or written is only time lost."""
+    """The keys of a file's rows (content keys in two lanes and payload keys, a chunk after
+    another, with the valid rows they are of), kept between nights: a history file unchanged
+    since last night is not read into keys again. TOKEN names everything the keys depend on (the
+    file's contents, how rows are identified, the schema's fields); nothing of the journal,
+    whose states are always read anew. A cache that can't be read or written is only time lost."""
 
-    VERSION = 1
+    VERSION = 2
+    NAMES = ("content1", "content2", "payload")
 
     def __init__(self, folder: str, token: str) -> None:
         self.path = os.path.join(folder, token)
         self._at = 0
         self._chunk = 0
-        self._writing: tuple[Any, Any, Any, list[tuple[int, int, int]]] | None = None
-        self._reading: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._writing: tuple[str, list[Any], Any, list[tuple[int, int, int]]] | None = None
+        self._reading: tuple[np.ndarray, list[np.ndarray], np.ndarray] | None = None
         try:
             lengths = np.load(os.path.join(self.path, "lengths.npy"))
             total = int(lengths[:, 1].sum()) if len(lengths) else 0
-            keys = np.memmap(os.path.join(self.path, "keys.bin"), np.uint64, "r", shape=(total,)) \
-                if total else np.zeros(0, np.uint64)
-            payloads = np.memmap(os.path.join(self.path, "payloads.bin"), np.uint64, "r", shape=(total,)) \
-                if total else np.zeros(0, np.uint64)
+            arrays = [np.memmap(os.path.join(self.path, f"{name}.bin"), np.uint64, "r", shape=(total,))
+                      if total else np.zeros(0, np.uint64) for name in self.NAMES]
             bits = np.load(os.path.join(self.path, "valid.npy"), mmap_mode="r")
-            self._reading = (lengths, keys, payloads, bits)
+            self._reading = (lengths, arrays, bits)
         except (OSError, ValueError, IndexError):
             self._reading = None
 
@@ -263,12 +357,12 @@ class KeyCache:
     def found(self) -> bool:
         return self._reading is not None
 
-    def next(self, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """The keys and payload keys of the next chunk's valid rows, if this chunk is the one
-        they were made of (the same rows, the same ones valid)."""
+    def next(self, valid: np.ndarray) -> tuple[np.ndarray, ...] | None:
+        """The keys of the next chunk's valid rows, if this chunk is the one they were made of
+        (the same rows, the same ones valid)."""
         if self._reading is None:
             return None
-        lengths, keys, payloads, bits = self._reading
+        lengths, arrays, bits = self._reading
         k = self._chunk
         self._chunk += 1
         if k >= len(lengths) or int(lengths[k, 0]) != len(valid):
@@ -280,25 +374,24 @@ class KeyCache:
         if not np.array_equal(np.asarray(bits[start_bits: start_bits + len(packed)]), packed):
             self._reading = None
             return None
-        out = np.array(keys[self._at: self._at + m]), np.array(payloads[self._at: self._at + m])
+        out = tuple(np.array(a[self._at: self._at + m]) for a in arrays)
         self._at += m
         return out
 
-    def add(self, valid: np.ndarray, keys: np.ndarray, payloads: np.ndarray) -> None:
+    def add(self, valid: np.ndarray, *arrays: np.ndarray) -> None:
         """The next chunk's keys, to keep (written as they come: nothing held a row)."""
         try:
             if self._writing is None:
                 tmp = self.path + f".{os.getpid()}.tmp"
                 os.makedirs(tmp, exist_ok=True)
-                self._writing = (tmp, open(os.path.join(tmp, "keys.bin"), "wb"),  # noqa: SIM115
-                                 open(os.path.join(tmp, "payloads.bin"), "wb"), [])  # noqa: SIM115
-                self._bits = open(os.path.join(tmp, "valid.bin"), "wb")  # noqa: SIM115
-            tmp, kf, pf, lengths = self._writing
-            kf.write(np.ascontiguousarray(keys, np.uint64).tobytes())
-            pf.write(np.ascontiguousarray(payloads, np.uint64).tobytes())
+                files = [open(os.path.join(tmp, f"{name}.bin"), "wb") for name in self.NAMES]  # noqa: SIM115
+                self._writing = (tmp, files, open(os.path.join(tmp, "valid.bin"), "wb"), [])  # noqa: SIM115
+            tmp, files, bits, lengths = self._writing
+            for f, a in zip(files, arrays, strict=True):
+                f.write(np.ascontiguousarray(a, np.uint64).tobytes())
             packed = np.packbits(valid)
-            self._bits.write(packed.tobytes())
-            lengths.append((len(valid), len(keys), len(packed)))
+            bits.write(packed.tobytes())
+            lengths.append((len(valid), len(arrays[0]), len(packed)))
         except OSError:
             self.abandon()
 
@@ -306,14 +399,13 @@ class KeyCache:
         """Every chunk was added: the keys are kept, replacing any kept before."""
         if self._writing is None:
             return
-        tmp, kf, pf, lengths = self._writing
+        tmp, files, bits, lengths = self._writing
         self._writing = None
         try:
-            kf.close()
-            pf.close()
-            self._bits.close()
-            bits = np.fromfile(os.path.join(tmp, "valid.bin"), np.uint8)
-            np.save(os.path.join(tmp, "valid.npy"), bits)
+            for f in (*files, bits):
+                f.close()
+            packed = np.fromfile(os.path.join(tmp, "valid.bin"), np.uint8)
+            np.save(os.path.join(tmp, "valid.npy"), packed)
             os.remove(os.path.join(tmp, "valid.bin"))
             np.save(os.path.join(tmp, "lengths.npy"), np.array(lengths, np.int64).reshape(-1, 3))
             if os.path.isdir(self.path):
@@ -334,9 +426,9 @@ class KeyCache:
 
     def abandon(self) -> None:
         if self._writing is not None:
-            tmp, kf, pf, _ = self._writing
+            tmp, files, bits, _ = self._writing
             self._writing = None
-            for f in (kf, pf, self._bits):
+            for f in (*files, bits):
                 with contextlib.suppress(OSError):
                     f.close()
             shutil.rmtree(tmp, ignore_errors=True)

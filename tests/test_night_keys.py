@@ -14,8 +14,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from etl.identity import Identities, cell_digest, digest, identity_text
-from etl.rowkeys import SeenKeys, bases, column_digests, keys_of
+from etl.identity import Identities, cell_digest, identity_text
+from etl.rowkeys import (
+    SeenKeys,
+    column_keys,
+    content_key_of,
+    content_keys,
+    key_hex,
+    payload_key_of,
+    payload_keys,
+    text_hash,
+    text_hashes,
+)
 from etl.sandbox import Faults, Sandbox
 from etl.values import Kind, value
 from tests.test_import import NO_ENV, PASSWORD, TOKEN, USER, journal_of
@@ -32,30 +42,40 @@ cell = st.one_of(
 )
 
 
+def texts_of(row: list[str | None]) -> dict[str, str]:
+    out = {}
+    for name, kind, text in zip(COLUMNS, COLUMNS.values(), row, strict=True):
+        if kind is None:
+            t = identity_text(text)
+        else:
+            got, problem = value(kind, text)
+            t = "" if problem else identity_text(got)
+        if t:
+            out[name] = t
+    return out
+
+
 def oracle(rows: list[list[str | None]]) -> list[str]:
     """Identities row by row, as etl.identity defines them (no journal)."""
+    return [identity for identity, _, _ in oracle_rows(rows)]
+
+
+def oracle_rows(rows: list[list[str | None]]) -> list[tuple[str, str, int]]:
     ids = Identities(RESOURCE)
     header = list(COLUMNS)
     ids.start("f.csv", header)
     _, scheme = ids.columns("f.csv", header, {"coworkerbookingcreditid", "creditused", "description"})
     out = []
     for row in rows:
-        digests = {}
-        for name, kind, text in zip(COLUMNS, COLUMNS.values(), row, strict=True):
-            if kind is None:
-                t = identity_text(text)
-            else:
-                got, problem = value(kind, text)
-                t = "" if problem else identity_text(got)
-            if t:
-                digests[name] = cell_digest(t)
-        identity, *_ = ids.of(scheme, [digests.get(n, "") for n in ids.names[scheme]], "f.csv")
-        out.append(identity)
+        digests = {n: cell_digest(t) for n, t in texts_of(row).items()}
+        identity, base, occurrence, _ = ids.of(scheme, [digests.get(n, "") for n in ids.names[scheme]],
+                                               "f.csv")
+        out.append((identity, base, occurrence))
     return out
 
 
-def keyed(rows: list[list[str | None]], sizes: list[int]) -> list[str]:
-    """The same identities, a chunk at a time."""
+def keyed(rows: list[list[str | None]], sizes: list[int]) -> list[tuple[str, int]]:
+    """Each row's content key and occurrence, a chunk at a time."""
     names = sorted(COLUMNS)
     seen, out, start = SeenKeys(), [], 0
     for size in [*sizes, len(rows)]:
@@ -63,20 +83,39 @@ def keyed(rows: list[list[str | None]], sizes: list[int]) -> list[str]:
         start += len(part)
         if not part:
             continue
-        digests = {}
-        for k, (name, kind) in enumerate(COLUMNS.items()):
-            digests[name], _ = column_digests(pa.array([r[k] for r in part], pa.string()), kind)
-        raw = bases(RESOURCE, names, digests, len(part))
-        occurrence = seen.occurrences(keys_of(raw))
-        out += [digest(f"{b.hex()}\n{o}") for b, o in zip(raw, occurrence.tolist(), strict=True)]
+        columns = {name: column_keys(pa.array([r[k] for r in part], pa.string()), kind)
+                   for k, (name, kind) in enumerate(COLUMNS.items())}
+        k1, k2 = content_keys(RESOURCE, names, columns, len(part))
+        occurrence = seen.occurrences(k1, k2)
+        sent = {f: (columns[f][0], columns[f][2]) for f in ("coworkerbookingcreditid", "creditused")}
+        payloads = payload_keys(sent, len(part))
+        for k, row in enumerate(part):
+            texts = texts_of(row)
+            assert key_hex(k1, k2, k) == content_key_of(RESOURCE, names, texts)
+            body = {f: t for f, t in texts.items() if f in sent}
+            assert int(payloads[k]) == payload_key_of(body)
+        out += [(key_hex(k1, k2, k), int(o)) for k, o in enumerate(occurrence.tolist())]
     return out
 
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.lists(cell, min_size=4, max_size=4), min_size=1, max_size=40),
        st.lists(st.integers(1, 15), max_size=4))
-def test_keys_a_chunk_at_a_time_are_the_identities_row_by_row(rows, sizes):
-    assert keyed(rows, sizes) == oracle(rows)
+def test_keys_a_chunk_at_a_time_are_the_contents_and_occurrences_row_by_row(rows, sizes):
+    """Rows have one content key exactly when they have one content (base), and a row is the
+    same occurrence of it in both."""
+    got, expected = keyed(rows, sizes), oracle_rows(rows)
+    assert [o for _, o in got] == [o for _, _, o in expected]
+    by_key = {}
+    for (key, _), (_, base, _) in zip(got, expected, strict=True):
+        assert by_key.setdefault(key, base) == base
+    assert len(set(by_key.values())) == len(by_key)
+
+
+@given(st.lists(st.text(), max_size=20))
+def test_texts_are_hashed_alike_at_once_and_one_at_a_time(texts):
+    h1, h2 = text_hashes(pa.array(texts, pa.string()))
+    assert [text_hash(t) for t in texts] == list(zip(h1.tolist(), h2.tolist(), strict=True))
 
 
 @pytest.fixture
