@@ -203,3 +203,22 @@ def test_kept_keys_that_do_not_read_back_are_made_again(etl, sandbox, tmp_path):
     assert second.code == 0
     assert [r["outcome"] for r in second.report()] == ["skipped"] * 10 + ["created"] * 20
     assert len(sandbox.store.records()) == 30
+
+
+def test_keys_the_journal_keeps_wrong_never_post_a_row_twice(etl, sandbox, tmp_path):
+    """The journal's keys only speed a night up: a row they fail to find (keys lost or wrong)
+    is still looked up by its identity before it is sent."""
+    path = tmp_path / "history.csv"
+    history(path, 30)
+    first = etl("import", path, "--api-url", sandbox.url, "--token", TOKEN, "--rate", "1000",
+                "--no-check-credits", env=NO_ENV)
+    assert first.code == 0
+    with sqlite3.connect(journal_of(sandbox.url)) as db:
+        db.execute("UPDATE keys SET content = '0000000000000000000000000000000' || substr(identity, 1, 1), "
+                   "payload = '0000000000000001'")
+    again = etl("import", path, "--api-url", sandbox.url, "--token", TOKEN, "--rate", "1000",
+                "--no-check-credits", env=NO_ENV)
+    assert again.code == 0
+    assert {r["outcome"] for r in again.report()} == {"skipped"}
+    assert len(sandbox.store.records()) == 30
+    assert sandbox.stats.posts == 30
