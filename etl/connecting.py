@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from etl import journal_backends as backends
 from etl import logs
 from etl.config import DEFAULT_API_URL
 from etl.errors import UsageProblem
@@ -124,8 +125,14 @@ def secret(value: str | None, path: str | None, what: str) -> str | None:
     return value
 
 
-def open_journal(api: Api, settings: Connection, run_id: str, command: str) -> Journal:
-    """The target's journal, taking over the one an earlier version kept in this folder."""
+def open_journal(api: Api, settings: Connection, run_id: str, command: str, *,
+                 existing: bool = False) -> Journal:
+    """The target's journal, taking over the one an earlier version kept in this folder.
+    EXISTING: only a journal that exists (a command that reads it, never one that starts it:
+    a mistyped --journal, or a relative one from another folder, would otherwise be a new empty
+    journal, and `etl reconcile` would say "0 rows in doubt" of the night's 40)."""
+    if existing and not (not settings.journal and os.path.isfile(OLD_DEFAULT)):
+        _must_exist(api.journal)
     if settings.new_journal:
         forget(api.journal)
     journal = Journal(api.journal, api.target, run_id=run_id, command=command, fresh=settings.new_journal)
@@ -138,6 +145,23 @@ def open_journal(api: Api, settings: Connection, run_id: str, command: str) -> J
                 f"version kept in this folder; the journal is now {journal.path}")
     logs.get().info("journal", path=journal.path, target=api.target)
     return journal
+
+
+def _must_exist(journal: str) -> None:
+    """As `etl status` says it: no journal there, nothing was imported through it."""
+    if not is_url(journal):
+        if not os.path.isfile(journal) or os.path.getsize(journal) == 0:
+            raise UsageProblem(f"no journal at {os.path.abspath(journal)}: nothing has been imported into "
+                               "this target yet (or name it with --journal)")
+        return
+    db = backends.PgConnection(journal, read_only=True)
+    try:
+        found = db.execute("SELECT to_regclass('meta')").fetchone()[0] is not None
+    finally:
+        db.close()
+    if not found:
+        raise UsageProblem(f"no journal in {backends.shown(journal)}: nothing has been imported through "
+                           "it yet (or name another with --journal)")
 
 
 def read_rate(asked: float | None, api: Api) -> float:

@@ -118,7 +118,7 @@ def reconcile(settings: ReconcileSettings) -> Reconciled:
     try:
         api = connect(settings.connection)
         try:
-            journal = open_journal(api, settings.connection, run_id, "reconcile")
+            journal = open_journal(api, settings.connection, run_id, "reconcile", existing=True)
             try:
                 ledger = Ledger(journal)
                 client = Client(api.url, api.credentials, timeout=settings.connection.timeout)
@@ -178,7 +178,7 @@ def resolve(settings: ResolveSettings) -> Resolved:
     try:
         api = connect(settings.connection)
         try:
-            journal = open_journal(api, settings.connection, run_id, "resolve")
+            journal = open_journal(api, settings.connection, run_id, "resolve", existing=True)
             try:
                 return _decide(api, settings, res, journal, _in_doubt(journal, where, source, int(row),
                                                                       res.name))
