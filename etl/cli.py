@@ -1,4 +1,6 @@
-"""The command line: parses options, then hands over to the pipeline. Only this module imports click.
+"""The command line: parses options into a settings object, calls one library function per
+command (etl.runs, etl.resolving, etl.status, ...) and prints what comes back, with its exit
+code. It never builds clients, pacers or journals itself. Only this module imports click.
 
 Start-up is kept light: `etl --help`, `etl status` and shell completion import neither pandas,
 pyarrow nor pandera; the modules that need them are imported inside the commands.
