@@ -1,4 +1,6 @@
-"""The command line: parses options, then hands over to the pipeline. Only this module imports click.
+"""The command line: parses options into a settings object, calls one library function per
+command (etl.runs, etl.resolving, etl.status, ...) and prints what comes back, with its exit
+code. It never builds clients, pacers or journals itself. Only this module imports click.
 
 Start-up is kept light: `etl --help`, `etl status` and shell completion import neither pandas,
 pyarrow nor pandera; the modules that need them are imported inside the commands.
@@ -15,8 +17,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -26,11 +27,10 @@ from etl.errors import EtlError, UsageProblem, no_room
 from etl.outcomes import ExitStatus
 
 if TYPE_CHECKING:
-    from etl import pipeline
-    from etl.resources import Resource
-    from etl.validating import Validator
+    from etl.connecting import Connection
+    from etl.runs import ReadSettings, Run
 
-DEFAULT_RESOURCE = "coworkerbookingcreditusehistories"
+DEFAULT_RESOURCE = config.DEFAULT_RESOURCE
 
 
 #: Commands that take no options from ETL_* or --config: the emulator's fault knobs
@@ -260,127 +260,43 @@ def json_option(text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]
     return click.option("--json", "as_json", is_flag=True, callback=_note_json, help=text)
 
 
-class Run:
-    """What every reading command sets up: the run id, logs, the resource, inputs, a record."""
+def _reading(files: tuple[str, ...], kw: dict[str, Any]) -> ReadSettings:
+    from etl.runs import ReadSettings
 
-    def __init__(self, command: str, kw: dict[str, Any]) -> None:
-        from etl.resources import is_path, load_soon
-
-        loading = load_soon(kw["resource"])  # the schema, and pandera with it, while the rest starts
-        from etl import logs, pipeline
-        from etl.reading import ReadOptions
-
-        self.command = command
-        self.quiet: bool = kw["quiet"]
-        self.verbose: bool = kw.get("verbose", False)
-        self.as_json: bool = kw.get("as_json", False)
-        self.resource: Resource = loading()
-        for target in kw["renames"].values():
-            if self.resource.match(target) is None:
-                raise UsageProblem(
-                    f"--map target {target!r} is not a column of {self.resource.name}; "
-                    f"its columns are: {', '.join(f.name for f in self.resource.fields)}"
-                )
-        self.renames = {s: self.resource.match(t) or t for s, t in kw["renames"].items()}
-        #: the options a fixed errors.csv is read with again (its headers and numbers are the file's)
-        self.again: list[str] = [
-            *(["--resource", kw["resource"]] if kw["resource"] != DEFAULT_RESOURCE else []),
-            *(["--decimal", kw["decimal"]] if kw["decimal"] != "." else []),
-            *(["--encoding", kw["encoding"]] if kw["encoding"] else []),
-            *(["--delimiter", {"\t": "tab"}.get(kw["delimiter"], kw["delimiter"])]
-              if kw["delimiter"] else []),
-            *[x for s, t in kw["renames"].items() for x in ("--map", f"{s}={t}")]]
-        self.run_id = pipeline.new_run_id()
-        self.run_dir = os.path.join("logs", self.run_id)
-        report = kw["report"] or os.path.join(self.run_dir, "results.csv")
-        files = list(kw["files"])
-        if "-" in files and (command != "validate" or files.count("-") > 1):
-            raise UsageProblem(
-                "- (stdin) can be validated once, not imported: an import reads its file more than "
-                "once and a rerun must find it again; save it to a file first"
-                if command != "validate" else "- (stdin) can be named once")
-        pipeline.check_paths([f for f in files if f != "-"], report)
-        logs.configure(self.run_id, os.path.dirname(os.path.abspath(report)), verbose=self.verbose,
-                       quiet=self.quiet)
-        if "-" in files:
-            files[files.index("-")] = _spool_stdin(os.path.dirname(os.path.abspath(report)), self.run_id)
-        self.read = ReadOptions(encoding=kw["encoding"], delimiter=kw["delimiter"], sheet=kw["sheet"])
-        self.decimal: str = kw["decimal"]
-        self.files: list[str] = files
-        self.record = pipeline.RunRecord(self.run_id, command, report, self.files)
-        self.record.extra["resource"] = self.resource.name
-        if is_path(kw["resource"]):  # the rules the rows were held to, when not the installed ones
-            self.record.extra["schema"] = os.path.abspath(kw["resource"])
-        with contextlib.suppress(FileNotFoundError):  # an earlier run's, beside a --report reused
-            os.remove(self.record.summary_path)
-        logs.get().info("run started", command=command, files=self.files)
-        click.get_current_context().meta["etl.run"] = self
-
-    def failed(self, code: int, message: str) -> dict[str, Any]:
-        """The run's summary when it ends on a problem: kept as its summary.json too (unless the
-        run already wrote one), so its log folder says how it ended."""
-        from etl import logs
-        from etl.pipeline import now_iso
-        from etl.reporting import write_summary
-
-        # no report was written when the run stopped before it: none is named
-        document = {**self.record.summary(), "exit_code": code, "error": message,
-                    **({} if os.path.exists(self.record.report) else {"report": None})}
-        if self.record.finished_at is None:
-            self.record.finished_at = document["finished_at"] = now_iso()
-            self.record.exit_code = code
-            with contextlib.suppress(OSError):
-                write_summary(self.record.summary_path, document)
-        with contextlib.suppress(Exception):
-            logs.get().info("run failed", exit_code=code, error=message)
-        logs.close()
-        return document
-
-    def inputs(self) -> pipeline.Inputs:
-        from etl import pipeline
-
-        return pipeline.prepare_inputs(self.files, self.resource, self.read, self.renames)
-
-    def validator(self) -> Validator:
-        from etl.validating import Validator
-
-        return Validator(self.resource, self.decimal)
-
-    def show_progress(self) -> bool:
-        return not self.quiet and not self.verbose and sys.stderr.isatty()
-
-    def done(self, status: ExitStatus) -> None:
-        from etl import logs
-
-        attention = self.record.attention
-        if attention is not None and attention.total and not self.quiet:
-            show_attention(attention, self.again)
-        if self.as_json:
-            if not self.quiet:
-                click.echo(self.record.line(), err=True)
-            click.echo(json.dumps(self.record.summary(), indent=2, default=str))
-        else:
-            click.echo(self.record.line())
-        logs.close()
-        sys.exit(int(status))
+    return ReadSettings(
+        files=tuple(files), resource=kw["resource"], encoding=kw["encoding"], delimiter=kw["delimiter"],
+        decimal=kw["decimal"], sheet=kw["sheet"], renames=kw["renames"], report=kw["report"],
+        quiet=kw["quiet"], verbose=kw.get("verbose", False))
 
 
-def _spool_stdin(folder: str, run_id: str) -> str:
-    """`etl validate -`: stdin is kept as a file in the run's folder (the report names it), since
-    a file is read more than once (checked, then read)."""
-    stream = sys.stdin.buffer
-    if stream.isatty():
-        raise UsageProblem("- reads the export from stdin, which is a terminal here; pipe it in "
-                           "(etl validate - < export.csv)")
-    head = stream.read(4)
-    path = os.path.join(folder, "stdin" + (".xlsx" if head.startswith(b"PK\x03\x04") else ".csv"))
-    if os.path.exists(path):  # a --report folder used before
-        path = os.path.join(folder, f"stdin-{run_id}{os.path.splitext(path)[1]}")
-    with open(path, "wb") as f:
-        f.write(head)
-        while chunk := stream.read(1 << 20):
-            f.write(chunk)
-    return path
+def _start(command: str, files: tuple[str, ...], kw: dict[str, Any]) -> Run:
+    """The run of a reading command, known to the error handler from here on (its --json
+    document then says what the run had read and counted)."""
+    from etl.runs import Run
+
+    run = Run(command, _reading(files, kw), stdin=lambda: sys.stdin.buffer)
+    click.get_current_context().meta["etl.run"] = run
+    return run
+
+
+def _show_progress(run: Run) -> bool:
+    return not run.quiet and not run.verbose and sys.stderr.isatty()
+
+
+def _done(run: Run, status: ExitStatus, as_json: bool) -> None:
+    from etl import logs
+
+    attention = run.record.attention
+    if attention is not None and attention.total and not run.quiet:
+        show_attention(attention, run.again)
+    if as_json:
+        if not run.quiet:
+            click.echo(run.record.line(), err=True)
+        click.echo(json.dumps(run.record.summary(), indent=2, default=str))
+    else:
+        click.echo(run.record.line())
+    logs.close()
+    sys.exit(int(status))
 
 
 def show_attention(attention: Any, again: list[str] | None = None) -> None:
@@ -400,45 +316,19 @@ def show_attention(attention: Any, again: list[str] | None = None) -> None:
 
 
 def _validate(files: tuple[str, ...], online: bool = False, **kw: Any) -> None:
-    from etl import pipeline
+    from etl import runs
 
-    run = Run("validate", {"files": files, **kw})
-    inputs = run.inputs()
-    if kw.get("credits_file") and not online:
-        raise UsageProblem("--credits is for the account checks of --online --sandbox")
-    api = connect(kw) if online else None
-    if api is not None and api.sandbox is not None and not kw.get("credits_file"):
-        from etl import logs
-
-        logs.get().warning("--online --sandbox without --credits FILE checks an emulator in which every "
-                           "booking credit exists and has credit left: it proves nothing about your "
-                           "account (give --credits, or check against the API)")
-    try:
-        with contextlib.ExitStack() as stack:
-            progress = None
-            if run.show_progress():
-                progress = stack.enter_context(click.progressbar(
-                    length=inputs.total_bytes, label="Validating", file=sys.stderr, show_eta=True
-                )).update
-            if api is None:
-                status = pipeline.validate(inputs, run.validator(), run.record, progress)
-            else:
-                from etl.checks import validate_online
-
-                status = validate_online(inputs, run.validator(), run.record, api.url, api.credentials,
-                                         timeout=kw["timeout"], read_rate=_read_rate(kw, api),
-                                         progress=progress)
-    finally:
-        if api is not None and api.sandbox is not None:
-            api.sandbox.stop()
-    run.done(status)
-
-
-def _read_rate(kw: dict[str, Any], api: Api) -> float:
-    """--read-rate, else the default: under Nexudus' read limits, or quicker for the sandbox."""
-    from etl.checks import READ_RATE, SANDBOX_READ_RATE
-
-    return float(kw["read_rate"] or (SANDBOX_READ_RATE if api.sandbox else READ_RATE))
+    run = _start("validate", files, kw)
+    connection = _connection(kw) if "api_url" in kw else None
+    with contextlib.ExitStack() as stack:
+        progress = None
+        if _show_progress(run):
+            def progress(total: int) -> Callable[[int], None]:
+                return stack.enter_context(click.progressbar(
+                    length=total, label="Validating", file=sys.stderr, show_eta=True)).update
+        status = runs.validate(run, connection, online=online, read_rate=kw.get("read_rate"),
+                               progress=progress)
+    _done(run, status, kw.get("as_json", False))
 
 
 def check_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -511,7 +401,7 @@ def schema(resource: str, template: str | None) -> None:
 
 
 @main.command()
-@click.option("--api-url", envvar="NEXUDUS_API_URL", default="https://spaces.nexudus.com",
+@click.option("--api-url", envvar="NEXUDUS_API_URL", default=config.DEFAULT_API_URL,
               show_default=True, metavar="URL", help="The target whose journal to read.")
 @click.option("--sandbox", is_flag=True, help="The journal of the in-process sandbox's rehearsals.")
 @click.option("--journal", metavar="PATH", type=click.Path(dir_okay=False),
@@ -535,8 +425,7 @@ def status(api_url: str, sandbox: bool, journal: str | None, daily_limit: int, r
     """
     from etl import status as journal_status
 
-    found = journal_status.read(journal_status.journal_for(journal, api_url, sandbox),
-                                daily_limit=daily_limit, runs=runs)
+    found = journal_status.status(journal_status.StatusSettings(journal, api_url, sandbox, daily_limit, runs))
     if as_json:
         click.echo(json.dumps(found.as_dict(), indent=2))
     else:
@@ -594,23 +483,13 @@ def command_names() -> list[str]:
 # --- import ----------------------------------------------------------------------------------
 
 
-def _secret(value: str | None, path: str | None, what: str) -> str | None:
-    if path:
-        try:
-            with open(path, encoding="utf-8") as f:
-                return f.read().strip() or None
-        except OSError as exc:
-            raise UsageProblem(f"can't read the {what} file {path}: {exc.strerror}") from None
-    return value
-
-
 def api_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Where the API is and how to log in: the options of every command that talks to it."""
     options = [
         click.option("--sandbox", is_flag=True,
                      help="Use a Nexudus emulator started in-process (no account needed); its "
                           "records are kept beside its journal."),
-        click.option("--api-url", envvar="NEXUDUS_API_URL", default="https://spaces.nexudus.com",
+        click.option("--api-url", envvar="NEXUDUS_API_URL", default=config.DEFAULT_API_URL,
                      show_default=True, metavar="URL", help="Base URL of the Nexudus API."),
         click.option("--token", envvar="NEXUDUS_TOKEN", metavar="TOKEN",
                      help="A bearer token (env NEXUDUS_TOKEN). Prefer the env var or --token-file."),
@@ -637,61 +516,23 @@ def api_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-@dataclass
-class Api:
-    url: str
-    target: str
-    credentials: Any
-    journal: str
-    sandbox: Any = None
+def _connection(kw: dict[str, Any]) -> Connection:
+    """The options of api_options (and --credits, --new-journal where a command takes them)."""
+    from etl.connecting import Connection
+
+    return Connection(
+        api_url=kw["api_url"], token=kw["token"], token_file=kw["token_file"], username=kw["username"],
+        password=kw["password"], password_file=kw["password_file"], timeout=kw["timeout"],
+        journal=kw["journal"], allow_insecure_http=kw["allow_insecure_http"],
+        sandbox=_start_sandbox if kw["sandbox"] else None, credits_file=kw.get("credits_file"),
+        new_journal=bool(kw.get("new_journal")))
 
 
-def _target(kw: dict[str, Any]) -> tuple[str, str]:
-    """The API target (its normalised URL, or "sandbox") and the path of its journal."""
-    from etl.journal import default_journal_path, normalise_url
-    from etl.posting import check_url
+def _start_sandbox(db: str, token: str, credits_file: str | None) -> Any:
+    """--sandbox: the emulator, in this process, keeping its records in DB."""
+    from etl.sandbox import Sandbox
 
-    target = "sandbox" if kw["sandbox"] else normalise_url(
-        check_url(kw["api_url"], kw["allow_insecure_http"]))
-    return target, kw["journal"] or default_journal_path(target)
-
-
-def connect(kw: dict[str, Any], *, credentials: bool = True) -> Api:
-    """The API to talk to (or the in-process sandbox), its journal and credentials."""
-    from etl.posting import Credentials
-
-    target, journal = _target(kw)
-    if kw["sandbox"]:
-        import secrets
-
-        from etl.sandbox import Sandbox
-
-        token = secrets.token_urlsafe(16)
-        from etl.journal import default_journal_path
-        from etl.journal_backends import is_url
-
-        # the emulator's records are kept beside its journal, or in the state folder
-        folder = os.path.dirname(default_journal_path(target) if is_url(journal)
-                                 else os.path.abspath(journal))
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as exc:
-            from etl.journal import journal_folder_problem
-
-            raise journal_folder_problem(folder, exc) from None
-        box = Sandbox(db=os.path.join(folder, "sandbox-records.sqlite3"), tokens=(token,),
-                      credits=_sandbox_credits(kw.get("credits_file"))).start()
-        return Api(box.url, target, Credentials(token=token), journal, box)
-    if kw.get("credits_file"):
-        raise UsageProblem("--credits declares the booking credits of the emulator: it goes with --sandbox")
-    creds = Credentials(
-        token=_secret(kw["token"], kw["token_file"], "token"),
-        username=kw["username"],
-        password=_secret(kw["password"], kw["password_file"], "password"),
-    )
-    if credentials:
-        creds.check()
-    return Api(target, target, creds, journal)
+    return Sandbox(db=db, tokens=(token,), credits=_sandbox_credits(credits_file)).start()
 
 
 def _sandbox_credits(path: str | None) -> list[dict[str, Any]]:
@@ -703,26 +544,6 @@ def _sandbox_credits(path: str | None) -> list[dict[str, Any]]:
         return load_credits(path)
     except (OSError, ValueError) as exc:
         raise UsageProblem(f"--credits {path}: {getattr(exc, 'strerror', None) or exc}") from None
-
-
-def open_journal(api: Api, kw: dict[str, Any], run_id: str, command: str) -> Any:
-    """The target's journal, taking over the one an earlier version kept in this folder."""
-    from etl import logs
-    from etl.journal import OLD_DEFAULT, Journal, forget
-
-    if kw.get("new_journal"):
-        forget(api.journal)
-    journal = Journal(api.journal, api.target, run_id=run_id, command=command,
-                      fresh=bool(kw.get("new_journal")))
-    if not kw["journal"] and os.path.isfile(OLD_DEFAULT) and \
-            os.path.abspath(OLD_DEFAULT) != journal.path:
-        taken = journal.adopt_legacy(OLD_DEFAULT)
-        if taken:
-            logs.get().warning(
-                f"took over {taken} rows of {api.target} from {OLD_DEFAULT}, the journal an earlier "
-                f"version kept in this folder; the journal is now {journal.path}")
-    logs.get().info("journal", path=journal.path, target=api.target)
-    return journal
 
 
 class _Signals:
@@ -846,65 +667,59 @@ def import_(files: tuple[str, ...], **kw: Any) -> None:
         etl import history-2019-2025.csv --daily-limit 5000 --rate 1
         etl import export.csv --key InvoiceLineRef
     """
-    from etl.importing import Settings, Stopper, import_files
-    from etl.pacing import Pacer
-    from etl.posting import Client, Poster
+    from etl import runs
+    from etl.importing import Settings, Stopper
 
     reading = {k: kw.pop(k) for k in ("resource", "encoding", "delimiter", "decimal", "sheet",
                                       "renames", "report", "quiet", "verbose", "as_json")}
     if kw["dry_run"]:
         return _validate(files, **reading)
-    run = Run("import", {"files": files, **reading})
-    api = connect(kw)
-    rate = kw["rate"] or (10.0 if api.sandbox else 1.0)
+    run = _start("import", files, reading)
     settings = Settings(
         batch_size=kw["batch_size"], concurrency=kw["concurrency"], max_errors=kw["max_errors"],
         key=tuple(k.strip() for k in kw["key"].split(",") if k.strip()) if kw["key"] else (),
         ignore=tuple(kw["ignore"]), tag_description=kw["tag_description"],
-        system_id=kw["system_id"], allow_new_identity=kw["allow_new_identity"], timeout=kw["timeout"],
+        system_id=kw["system_id"], allow_new_identity=kw["allow_new_identity"],
         gateway_settle=kw["gateway_settle"], retry_rejected=kw["retry_rejected"],
-        account_checks=kw["check_credits"], read_rate=_read_rate(kw, api),
+        account_checks=kw["check_credits"],
     )
+    posting = runs.Posting(rate=kw["rate"], daily_limit=kw["daily_limit"], max_retries=kw["max_retries"],
+                           throttle_patience=kw["throttle_patience"], read_rate=kw["read_rate"])
     stopper = Stopper()
-    try:
-        inputs = run.inputs()
-        journal = open_journal(api, kw, run.run_id, "import")
-        try:
-            client = Client(api.url, api.credentials, timeout=kw["timeout"], pool=kw["concurrency"] + 2)
-            poster = Poster(client, Pacer(rate), journal, run.resource.endpoint,
-                            max_retries=kw["max_retries"], daily_limit=kw["daily_limit"],
-                            throttle_patience=kw["throttle_patience"])
-            with contextlib.ExitStack() as stack, _Signals(stopper):
-                progress = None
-                if run.show_progress():
-                    def progress(total: int) -> Callable[[int, Any], None]:
-                        bar = stack.enter_context(click.progressbar(
-                            length=total, label="Importing", file=sys.stderr, show_eta=True,
-                            item_show_func=lambda s: s))
+    stack = contextlib.ExitStack()
+    progress = None
+    if _show_progress(run):
+        def progress(total: int) -> Callable[[int, Any], None]:
+            bar = stack.enter_context(click.progressbar(
+                length=total, label="Importing", file=sys.stderr, show_eta=True,
+                item_show_func=lambda s: s))
 
-                        def update(rows: int, counts: Any) -> None:
-                            label = (f"created {counts.get('created', 0)}, "
-                                     f"errors {sum(counts.get(o, 0) for o in _ERRORS)}")
-                            if stopper.is_set():
-                                # the rows after a stop are not attempted: the bar stays where
-                                # the run stopped, and says so
-                                bar.current_item = f"{label}; stopping"
-                            else:
-                                bar.update(rows, label)
-                            bar.render_progress()  # the counts of a batch just written, too
-                        return update
-                status = import_files(inputs, run.validator(), run.record, journal, poster, settings,
-                                      stopper, progress)
-        finally:
-            journal.close()
-    finally:
-        if api.sandbox is not None:
-            api.sandbox.stop()
+            def update(rows: int, counts: Any) -> None:
+                label = (f"created {counts.get('created', 0)}, "
+                         f"errors {sum(counts.get(o, 0) for o in _ERRORS)}")
+                if stopper.is_set():
+                    # the rows after a stop are not attempted: the bar stays where the run
+                    # stopped, and says so
+                    bar.current_item = f"{label}; stopping"
+                else:
+                    bar.update(rows, label)
+                bar.render_progress()  # the counts of a batch just written, too
+            return update
+    status = runs.import_files(run, _connection(kw), settings, posting, stopper=stopper, progress=progress,
+                               while_posting=_while_posting(stack, stopper))
     notes = {} if run.quiet else run.record.extra.get("notes") or {}
     for key, text in _IMPORT_NOTES:
         if notes.get(key):
             click.echo(f"{notes[key]} {text}", err=True)
-    run.done(status)
+    _done(run, status, reading["as_json"])
+
+
+@contextlib.contextmanager
+def _while_posting(stack: contextlib.ExitStack, stopper: Any) -> Iterator[None]:
+    """Around the import itself: Ctrl-C and SIGTERM stop it cleanly; the progress bar, if one
+    was shown, is closed at its end."""
+    with stack, _Signals(stopper):
+        yield
 
 
 #: what the import's summary notes say on the terminal, in this order (the count goes first)
@@ -953,50 +768,16 @@ def reconcile(resource: str, quiet: bool, as_json: bool, **kw: Any) -> None:
         etl reconcile
         etl reconcile --sandbox
     """
-    from etl import logs, pipeline
-    from etl.ledger import CRASH_REASON, Event, Ledger
-    from etl.pacing import Pacer
-    from etl.posting import Client
-    from etl.reconciling import Reconciler, settle_time
-    from etl.resources import load
+    from etl import resolving
 
-    res = load(resource)
-    run_id = pipeline.new_run_id()
-    logs.configure(run_id, os.path.join("logs", run_id), quiet=quiet)
-    api = connect(kw)
-    try:
-        journal = open_journal(api, kw, run_id, "reconcile")
-        try:
-            ledger = Ledger(journal)
-            for e in journal.entries("pending"):
-                ledger.apply(e.identity, Event.CRASHED, CRASH_REASON,
-                             settle_until=(e.last_sent or e.first_sent or 0.0) + settle_time(e.timeout))
-            doubt = [e for e in journal.entries("in_doubt") if e.resource in (None, "", res.name)]
-            client = Client(api.url, api.credentials, timeout=kw["timeout"])
-            client.login()
-            verdicts = Reconciler(client, journal, ledger, res,
-                                  before_request=Pacer(5).acquire).reconcile(doubt, final=True)
-        finally:
-            journal.close()
-    finally:
-        if api.sandbox is not None:
-            api.sandbox.stop()
-    left = [v for v in verdicts if v.outcome.value == "in_doubt"]
+    found = resolving.reconcile(resolving.ReconcileSettings(_connection(kw), resource, quiet))
     if not quiet:
-        for v in verdicts:
-            click.echo(f"{v.entry.where}: {v.outcome.value}"
-                       + (f" (Id {v.record_id})" if v.record_id else "") + f": {v.reason}", err=as_json)
-    counts = {o: sum(v.outcome.value == o for v in verdicts) for o in ("created", "failed", "in_doubt")}
-    click.echo(f"{len(verdicts)} rows in doubt: {counts['created']} were created, {counts['failed']} were "
-               f"not (a rerun sends them), {counts['in_doubt']} still in doubt.", err=as_json)
+        for line in found.lines():
+            click.echo(line, err=as_json)
+    click.echo(found.summary(), err=as_json)
     if as_json:
-        click.echo(json.dumps({
-            "run_id": run_id, "command": "reconcile", "rows": len(verdicts), "counts": counts,
-            "exit_code": 1 if left else 0,
-            "in_doubt": [{"source": v.entry.source, "row": v.entry.row, "reason": v.reason} for v in left],
-        }, indent=2))
-    logs.close()
-    sys.exit(1 if left else 0)
+        click.echo(json.dumps(found.as_dict(), indent=2))
+    sys.exit(int(found.exit_status))
 
 
 @main.command()
@@ -1021,110 +802,11 @@ def resolve(where: str, record_id: int | None, not_created: bool, note: str, res
         etl resolve export-2026-11-24.csv:17 --created 87654399 --note "found in the UI"
         etl resolve export-2026-11-24.csv:18 --not-created
     """
-    from etl import logs, pipeline
-    from etl.ledger import Event, Ledger
-    from etl.resources import load
+    from etl import resolving
 
-    source, sep, row = where.rpartition(":")
-    if not sep or not row.isdigit() or not source:
-        raise UsageProblem(f"{where!r} is not SOURCE:ROW (e.g. export.csv:17)")
-    if (record_id is None) == (not not_created):
-        raise UsageProblem("say either --created ID or --not-created")
-    load(resource)
-    run_id = pipeline.new_run_id()
-    logs.configure(run_id, None)
-    api = connect(kw)
-    journal = open_journal(api, kw, run_id, "resolve")
-    try:
-        found = [e for e in journal.at(source, int(row)) if e.resource in (None, "", resource)]
-        doubt = [e for e in found if e.state in ("in_doubt", "pending")]
-        if not doubt and found and found[0].base:
-            # identical rows are interchangeable: the report may name another of them
-            doubt = [e for e in journal.entries("in_doubt")
-                     if e.base == found[0].base and e.source == found[0].source][:1]
-        if not doubt:
-            what = f"it is {found[0].state}" if found else "the journal has no such row"
-            raise UsageProblem(f"{where}: not in doubt ({what}); only rows in doubt are resolved")
-        if len(doubt) > 1:
-            raise UsageProblem(f"{where}: {len(doubt)} rows in doubt have that name and row "
-                               f"({', '.join(e.source or '' for e in doubt)}); give the full path")
-        entry = doubt[0]
-        if record_id is not None and record_id in journal.claimed_ids():
-            raise UsageProblem(f"record {record_id} already belongs to another row of the journal")
-        if record_id is not None:
-            from etl.storage import Storage
-
-            _check_record(api, kw, load(resource), entry, record_id,
-                          Storage.loads(journal.target_fact("storage")))
-        else:
-            _check_absent(api, kw, load(resource), entry, journal)
-        ledger = Ledger(journal)
-        if entry.state == "pending":
-            ledger.apply(entry.identity, Event.CRASHED, "a run stopped while this row was being sent")
-        text = f"decided by hand on {pipeline.now_iso()}" + (f": {note}" if note else "")
-        if record_id is not None:
-            ledger.apply(entry.identity, Event.RESOLVED_CREATED, text, record_id=record_id)
-            click.echo(f"{entry.where}: created, record {record_id} ({text})")
-        else:
-            ledger.apply(entry.identity, Event.RESOLVED_ABSENT, text)
-            click.echo(f"{entry.where}: not created; the next import of it sends it ({text})")
-    finally:
-        journal.close()
-        logs.close()
-        if api.sandbox is not None:
-            api.sandbox.stop()
-
-
-def _check_absent(api: Api, kw: dict[str, Any], res: Resource, entry: Any, journal: Any) -> None:
-    """`--not-created` only once the row's request can't create a record any more, and while no
-    record that may be its own exists: either would let the rerun post a second credit use."""
-    import time as time_
-
-    from etl.ledger import Ledger
-    from etl.posting import Client, ReadFailed
-    from etl.reconciling import Reconciler, settles_at
-
-    left = settles_at(entry) - time_.time()
-    if left > 0:
-        raise UsageProblem(f"{entry.where}: its request may still be under way for {left:.0f} s more "
-                           "(a record may yet appear); decide it after that")
-    client = Client(api.url, api.credentials, timeout=kw["timeout"])
-    try:
-        client.login()
-        ids = Reconciler(client, journal, Ledger(journal), res).may_be_its_records(entry)
-    except ReadFailed as exc:
-        raise UsageProblem(f"could not look for the row's record: {exc}") from None
-    if ids:
-        shown = ", ".join(str(i) for i in ids[:10])
-        raise UsageProblem(f"{entry.where}: a record that may be this row's exists (Id {shown}); if "
-                           "it is, say --created ID, else check it in Nexudus first")
-
-
-def _check_record(api: Api, kw: dict[str, Any], res: Resource, entry: Any, record_id: int,
-                  storage: Any = None) -> None:
-    """The record a person names must exist and be this row's credit use, compared as values
-    (ids, the exact amount, through the target's storage rules as learnt)."""
-    from etl.posting import Client, ReadFailed
-    from etl.reconciling import body_of, differences
-    from etl.storage import Match
-
-    client = Client(api.url, api.credentials, timeout=kw["timeout"])
-    try:
-        client.login()
-        record = client.get(f"{res.endpoint}/{record_id}")
-    except ReadFailed as exc:
-        raise UsageProblem(f"could not read record {record_id} to check it: {exc}") from None
-    if not isinstance(record, dict):
-        raise UsageProblem(f"there is no record {record_id} in {api.target}")
-    body = body_of(entry)
-    compared = differences(res, record, body, storage)
-    # a text the server may have rewritten (cut, encoded) is for the person to judge; an id or
-    # an amount that is not the row's, or not provably so, is not
-    texts = {f.name for f in res.fields if f.type_name == "text"}
-    differ = list(compared.different) + [n for n in compared.unsure if n not in texts]
-    if compared.match is not Match.SAME and differ:
-        shown = ", ".join(f"{n} {record.get(n)!r} (the row: {body.get(n)!r})" for n in differ)
-        raise UsageProblem(f"record {record_id} is not this row's credit use: {shown}")
+    done = resolving.resolve(resolving.ResolveSettings(where, record_id, not_created, note, resource,
+                                                       _connection(kw)))
+    click.echo(done.line())
 
 
 # --- sandbox ---------------------------------------------------------------------------------

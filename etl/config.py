@@ -21,6 +21,10 @@ from typing import Any
 from etl.errors import UsageProblem
 from etl.journal_backends import has_password
 
+#: The defaults of the options that name the API and the resource, for the CLI and the library.
+DEFAULT_API_URL = "https://spaces.nexudus.com"
+DEFAULT_RESOURCE = "coworkerbookingcreditusehistories"
+
 #: Keys a command also takes from another command's table, before its own: `etl status`
 #: describes the target, journal and daily limit of `etl import`, so `[import] daily-limit = 2000`
 #: holds for it (how the import prints, `json` or `quiet`, does not).

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pyarrow as arrow
 
-from etl import logs
+from etl import logs, resolving
 from etl.checks import READ_RATE, AccountChecks, for_client, posts_left
 from etl.errors import EtlError, RunAborted, UsageProblem, no_room
 from etl.fencing import Fences
@@ -58,7 +58,6 @@ from etl.journal import (
 )
 from etl.ledger import (
     ABSENT_REASON,
-    CRASH_REASON,
     Event,
     Ledger,
     RecordTaken,
@@ -1025,19 +1024,10 @@ class Importer:
         return exit_status(counts)
 
     def recover(self) -> None:
-        """Rows an earlier run left pending are in doubt; rows in doubt from any file are checked."""
-        pending = self.journal.entries("pending")
-        for e in pending:
-            self.ledger.apply(e.identity, Event.CRASHED, CRASH_REASON,
-                              settle_until=(e.last_sent or e.first_sent or 0.0) + settle_time(e.timeout))
-        if pending:
-            self.log.warning(f"{len(pending)} rows were left pending by an earlier run that stopped "
-                             "mid-request; they are in doubt and will not be resent blindly")
-        doubt = [e for e in self.journal.entries(Outcome.IN_DOUBT.value)
-                 if e.resource in (None, "", self.resource.name)]
-        if not doubt:
-            return
-        verdicts = self.reconciler.reconcile(doubt)
+        """Rows an earlier run left pending are in doubt; rows in doubt from any file are checked
+        (etl.resolving.recover, as `etl reconcile` does); those of other files are noted."""
+        verdicts = resolving.recover(self.journal, self.ledger, self.reconciler, self.resource,
+                                     tell=self.log.warning).verdicts
         others = [v for v in verdicts if os.path.realpath(v.entry.source or "") not in self.sources]
         for v in others:
             self.log.warning(f"{v.entry.where} (not in this run): {v.reason}"

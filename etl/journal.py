@@ -65,6 +65,9 @@ CREATE TABLE IF NOT EXISTS rows (
 CREATE INDEX IF NOT EXISTS rows_state ON rows (state);
 CREATE INDEX IF NOT EXISTS rows_payload ON rows (payload_hash);
 CREATE INDEX IF NOT EXISTS rows_source ON rows (source, row);
+-- `etl status` counts rows per file and state from this index alone (a million rows in a
+-- fraction of a second, without reading the rows' payloads)
+CREATE INDEX IF NOT EXISTS rows_source_state ON rows (source, state);
 CREATE INDEX IF NOT EXISTS rows_base ON rows (base);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY, identity TEXT NOT NULL, at TEXT NOT NULL, run_id TEXT,

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from etl import journal_backends as backends
+from etl.config import DEFAULT_API_URL
 from etl.errors import UsageProblem
 from etl.journal import default_journal_path, normalise_url
 from etl.texts import aligned
@@ -74,6 +75,21 @@ class Status:
             "sources": [{**asdict(s), "left": s.left} for s in self.sources],
             "runs": self.runs,
         }
+
+
+@dataclass(frozen=True)
+class StatusSettings:
+    journal: str | None = None  # a SQLite file or a postgresql:// URL; None: the target's own
+    api_url: str = DEFAULT_API_URL  # the target whose journal to read
+    sandbox: bool = False  # the journal of the in-process emulator's rehearsals
+    daily_limit: int = 5000  # POSTs a night, to count the nights still needed
+    runs: int = 5  # how many of the last runs to list
+
+
+def status(settings: StatusSettings) -> Status:
+    """`etl status`: what the journal of a target knows."""
+    return read(journal_for(settings.journal, settings.api_url, settings.sandbox),
+                daily_limit=settings.daily_limit, runs=settings.runs)
 
 
 def journal_for(journal: str | None, api_url: str, sandbox: bool) -> str:

@@ -17,3 +17,14 @@ def test_post_bench_runs_briefly(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert re.search(r"^\[a: limit 20/s, 50 ms latency\] exit 0; 20 created in [\d.]+ s wall; "
                      r"posting rate [\d.]+/s", done.stdout, re.M), done.stdout
+
+
+def test_status_bench_runs_briefly(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "status_bench.py"), "--rows", "2000",
+                           "--rounds", "1", "--keep", str(tmp_path)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert re.search(r"^/data/history-2019-2025.csv +2220 +2200 +1800 +20 +40 +120 +280$", done.stdout,
+                     re.M), done.stdout
+    assert re.search(r"^status of 2,000 rows: [\d.]+ s = [\d.]+x status of 10 rows, [\d.]+x importing "
+                     r"etl.cli \(SQLite\)$", done.stdout, re.M), done.stdout

@@ -206,11 +206,17 @@ def test_an_emptied_postgresql_journal_stops_the_import_until_new_journal(etl, s
     assert PG_SECRET not in run.err + afresh.err + afresh.out
 
 
-def test_status_of_a_database_that_holds_no_journal_yet(etl, pg_url):
-    run = etl("status", "--journal", pg_url, env=NO_ENV)
+@pytest.mark.parametrize("command", [("status",), ("reconcile", "--token", TOKEN),
+                                     ("resolve", "export.csv:2", "--not-created", "--token", TOKEN)])
+def test_a_database_that_holds_no_journal_yet_is_said_so_and_left_alone(etl, sandbox, pg_url, command):
+    run = etl(*command, "--api-url", sandbox.url, "--journal", pg_url, env=NO_ENV)
     assert run.code == 2
     assert "no journal in postgresql://postgres:***@/" in run.err and "nothing has been imported" in run.err
     assert PG_SECRET not in run.err
+    import psycopg
+
+    with psycopg.connect(pg_url.replace(f":{PG_SECRET}", "")) as db:  # nothing was made in it
+        assert db.execute("SELECT to_regclass('meta'), to_regclass('rows')").fetchone() == (None, None)
 
 
 def test_a_run_taking_a_lost_lock_waits_for_the_last_holders_write_in_flight(pg_url):

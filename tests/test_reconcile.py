@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -26,9 +27,9 @@ def sandbox():
         yield box
 
 
-def left_pending(tmp_path, url, *rows):
+def left_pending(tmp_path, url, *rows, journal_path=None):
     """A journal as a crash leaves it: rows marked pending, their answers never recorded."""
-    journal = Journal(str(tmp_path / "journal.sqlite3"), normalise_url(url))
+    journal = Journal(journal_path or str(tmp_path / "journal.sqlite3"), normalise_url(url))
     ledger = Ledger(journal)
     seen = Identities(RESOURCE, ())
     _, scheme = seen.columns("export.csv", ["CoworkerBookingCreditId", "CreditUsed", "Description"])
@@ -92,7 +93,8 @@ def test_identical_rows_in_doubt_take_the_matching_records_in_order(etl, sandbox
     assert run.out.strip().endswith("2 were created, 1 were not (a rerun sends them), 0 still in doubt.")
 
 
-def test_reconcile_with_nothing_in_doubt(etl, sandbox):
+def test_reconcile_with_nothing_in_doubt(etl, sandbox, tmp_path):
+    Journal(str(tmp_path / "journal.sqlite3"), normalise_url(sandbox.url)).close()
     run = reconcile(etl, sandbox)
     assert run.code == 0
     assert run.out.strip() == (
@@ -160,3 +162,104 @@ def test_an_amount_the_server_rounds_matches_only_through_the_rule_learnt(etl, s
     assert "1 were created" in run.out, run.out
     with Journal(str(tmp_path / "journal.sqlite3"), normalise_url(sandbox.url)) as journal:
         assert [e.record_id for e in journal.entries()] == [r133]
+
+
+def test_reconcile_from_python_is_what_the_command_says(sandbox, tmp_path, monkeypatch):
+    """The library does the whole of `etl reconcile`: the command only prints what it returns."""
+    from etl.connecting import Connection
+    from etl.resolving import ReconcileSettings, reconcile
+
+    monkeypatch.chdir(tmp_path)
+    left_pending(tmp_path, sandbox.url, (101, "1.5", "made it"), (102, "2", "never arrived"))
+    created = sandbox.store.create({"CoworkerBookingCreditId": 101, "CreditUsed": "1.5",
+                                    "Description": "made it"})
+    found = reconcile(ReconcileSettings(Connection(api_url=sandbox.url, token=TOKEN,
+                                                   journal=str(tmp_path / "journal.sqlite3"))))
+    assert found.summary() == (
+        "2 rows in doubt: 1 were created, 1 were not (a rerun sends them), 0 still in doubt.")
+    assert found.lines()[0].endswith(f"export.csv row 2: created (Id {created}): " + found.verdicts[0].reason)
+    assert found.exit_status == 0 and found.as_dict()["counts"] == {"created": 1, "failed": 1, "in_doubt": 0}
+    assert sandbox.stats.posts == 0
+
+
+@pytest.mark.parametrize("command", [("reconcile", "--json"), ("resolve", "export.csv:2", "--not-created")])
+def test_a_journal_that_is_not_there_is_refused_not_started(etl, sandbox, tmp_path, command):
+    """A mistyped --journal (or a relative one given from another folder) is not a new, empty
+    journal of which `etl reconcile` would say "0 rows in doubt"."""
+    left_pending(tmp_path, sandbox.url, (101, "1", "in doubt"))
+    run = etl(*command, "--api-url", sandbox.url, "--token", TOKEN, "--journal", "jounral.sqlite3",
+              env=NO_ENV)
+    assert run.code == 2, run.out
+    message = f"no journal at {tmp_path / 'jounral.sqlite3'}: nothing has been imported into this target yet"
+    assert run.err.startswith(f"etl: error: {message}")
+    assert json.loads(run.out)["error"].startswith(message) if "--json" in command else run.out == ""
+    assert not (tmp_path / "jounral.sqlite3").exists()
+
+
+def test_reconcile_and_resolve_from_another_folder(etl, sandbox, tmp_path, monkeypatch):
+    """The target's own journal is found from any folder, and a row is named by its file's name."""
+    from etl.journal import default_journal_path
+
+    target = normalise_url(sandbox.url)
+    left_pending(tmp_path, sandbox.url, (101, "1", "first"), (102, "2", "second"),
+                 journal_path=default_journal_path(target))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    api = ("--api-url", sandbox.url.upper().replace("HTTP://", "http://") + "/", "--token", TOKEN)
+    done = etl("resolve", "export.csv:2", "--not-created", "--note", "looked in the UI", *api, env=NO_ENV)
+    assert done.code == 0, done.err
+    assert done.out.startswith(
+        f"{tmp_path / 'export.csv'} row 2: not created; the next import of it sends it")
+    run = etl("reconcile", *api, env=NO_ENV)
+    assert run.code == 0, run.err
+    assert run.out.strip().splitlines()[-1] == (
+        "1 rows in doubt: 0 were created, 1 were not (a rerun sends them), 0 still in doubt.")
+    with Journal(default_journal_path(target), target) as journal:
+        assert {e.row: e.state for e in journal.entries()} == {2: "failed", 3: "failed"}
+    assert not (elsewhere / "journal.sqlite3").exists() and sandbox.stats.posts == 0
+
+
+def test_reconcile_takes_its_target_journal_and_json_from_a_config_file(etl, sandbox, tmp_path):
+    """One nightly.toml serves the import and its reconcile: the import's own keys are skipped."""
+    left_pending(tmp_path, sandbox.url, (101, "1", "in doubt"))
+    config = tmp_path / "nightly.toml"
+    config.write_text(f'api-url = "{sandbox.url}"\njournal = "journal.sqlite3"\njson = true\n'
+                      "daily-limit = 10\nrate = 1\n[import]\nquiet = true\n")
+    run = etl("reconcile", "--config", config, env={**NO_ENV, "NEXUDUS_TOKEN": TOKEN})
+    assert run.code == 0, run.err
+    found = json.loads(run.out)
+    assert (found["command"], found["rows"], found["counts"]["failed"]) == ("reconcile", 1, 1)
+    assert "export.csv row 2: failed" in run.err
+    config.write_text(config.read_text().replace("json = true", f'token = "{TOKEN}"'))
+    config.chmod(0o644)
+    refused = etl("reconcile", "--config", config, env=NO_ENV)
+    assert refused.code == 2 and "others can read the file" in refused.err and TOKEN not in refused.err
+
+
+def test_ctrl_c_mid_reconcile_leaves_every_row_in_doubt_and_the_next_one_settles_them(etl, tmp_path):
+    """Ctrl-C while rows are being looked up: exit 130 with one JSON document, every row still in
+    doubt (none lost, none pending), the journal free, and the next reconcile decides them."""
+    with Sandbox(faults=Faults(retry_after=0, latency=0.5), tokens=(TOKEN,)) as box:
+        left_pending(tmp_path, box.url, *[(100 + i, "1", f"row {i}") for i in range(8)])
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NEXUDUS_")}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "etl", "reconcile", "--api-url", box.url, "--token", TOKEN,
+             "--journal", "journal.sqlite3", "--json"], cwd=tmp_path, env={**env, "ETL_CONFIG": ""},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while box.stats.lists == 0 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert err.splitlines()[-1] == "etl: interrupted"
+        assert json.loads(out) == {"command": "reconcile", "exit_code": 130, "error": "interrupted"}
+        with Journal(str(tmp_path / "journal.sqlite3"), normalise_url(box.url)) as journal:
+            assert [e.state for e in journal.entries()] == ["in_doubt"] * 8
+        box.faults.latency = 0
+        run = reconcile(etl, box)
+        assert run.code == 0, run.err
+        assert run.out.strip().splitlines()[-1] == (
+            "8 rows in doubt: 0 were created, 8 were not (a rerun sends them), 0 still in doubt.")
+        assert box.stats.posts == 0

@@ -3,6 +3,7 @@ against the daily limit, the nights to go, the last runs."""
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import json
 import os
@@ -213,3 +214,67 @@ def test_a_migration_whose_rows_left_are_all_refused_has_nothing_left_to_post(et
     (source,) = status["sources"]
     assert (source["rejected"], source["left"], status["to_post"]) == (rejected, 0, 0)
     assert "Nothing left to post." in etl("status", "--api-url", box.url).out
+
+
+@pytest.fixture
+def refusing_sandbox():
+    """`etl sandbox --reject 0.3` in a process of its own, as an operator rehearses with it."""
+    box = subprocess.Popen([sys.executable, "-m", "etl", "sandbox", "--port", "0", "--reject", "0.3",
+                            "--seed", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, "ETL_CONFIG": ""})
+    try:
+        assert box.stdout is not None
+        line = box.stdout.readline()
+        assert " at http://" in line, box.stderr.read() if box.stderr else line
+        yield line.split(" at ")[1].split()[0]
+    finally:
+        box.terminate()
+        box.communicate(timeout=30)
+
+
+def test_nothing_left_to_post_when_the_rows_not_created_are_refused_or_invalid(etl, refusing_sandbox):
+    """A migration imported twice into `etl sandbox --reject`: its rows not created are refused
+    by the API or invalid, neither of which a rerun sends: status says nothing is left to post."""
+    args = ("import", SAMPLES / "credit_uses_with_errors.csv", "--api-url", refusing_sandbox,
+            "--username", "sandbox@example.com", "--password", "sandbox-password", "-q", "--rate", "1000",
+            "--no-check-credits")
+    env = {**NO_ENV, "NEXUDUS_TOKEN": None, "NEXUDUS_USERNAME": None, "NEXUDUS_PASSWORD": None}
+    first, second = etl(*args, env=env), etl(*args, env=env)
+    counts = [collections.Counter(r["outcome"] for r in run.report()) for run in (first, second)]
+    assert first.code == second.code == 1, first.err + second.err
+    assert counts[0]["rejected"] and counts[0]["invalid"] and counts[0]["created"], counts
+    again = {**counts[0], "skipped": counts[0]["created"]}
+    del again["created"]
+    assert counts[1] == again  # the rerun sent none of them again
+    found = json.loads(etl("status", "--api-url", refusing_sandbox, "--json", env=env).out)
+    (source,) = found["sources"]
+    assert (source["valid"], source["done"], source["rejected"]) == (
+        counts[0]["created"] + counts[0]["rejected"], counts[0]["created"], counts[0]["rejected"])
+    assert (source["left"], found["to_post"], found["nights"]) == (0, 0, 0)
+    assert "Nothing left to post." in etl("status", "--api-url", refusing_sandbox, env=env).out.splitlines()
+
+
+@pytest.mark.xfail(strict=True, reason="the journal notes a file's valid rows before the account checks "
+                   "(etl.importing._import calls note_source before check_account): rows of a booking "
+                   "credit that does not exist stay 'left' night after night")
+def test_rows_the_account_checks_refuse_are_not_left_to_post(etl, tmp_path):
+    (tmp_path / "credits.csv").write_text("Id,TotalCredit,RemainingCredit\n1281,100,100\n1203,100,100\n")
+    args = ("import", SAMPLES / "credit_uses.csv", "--sandbox", "--credits", "credits.csv", "-q",
+            "--rate", "1000")
+    first, second = etl(*args), etl(*args)
+    assert first.code == second.code == 1
+    assert {r["outcome"] for r in second.report()} == {"invalid", "skipped"}  # nothing to send
+    assert json.loads(etl("status", "--sandbox", "--json").out)["to_post"] == 0
+
+
+@pytest.mark.xfail(strict=True, reason="a journal row names the one file it was created from: a second "
+                   "file whose rows were all created from the first (skipped, 'the same values in every "
+                   "cell') shows them all 'left' for ever")
+def test_a_file_whose_rows_were_created_from_another_file_has_nothing_left(etl, tmp_path):
+    for name in ("monday.csv", "monday-again.csv"):
+        (tmp_path / name).write_bytes((SAMPLES / "credit_uses.csv").read_bytes())
+    assert etl("import", "monday.csv", "--sandbox", "-q", "--rate", "1000").code == 0
+    again = etl("import", "monday-again.csv", "--sandbox", "-q", "--rate", "1000")
+    assert again.code == 0 and {r["outcome"] for r in again.report()} == {"skipped"}
+    found = json.loads(etl("status", "--sandbox", "--json").out)
+    assert found["to_post"] == 0, [(s["source"], s["left"]) for s in found["sources"]]
