@@ -322,7 +322,8 @@ class _Keyed:
     exact: np.ndarray  # identified by the rules row by row (the journal knows the payload only)
     known: np.ndarray  # the journal has rows of that content (by its key)
     candidate: np.ndarray  # new content, with a payload the journal may have created
-    occurrence: np.ndarray  # but the exact ones: which of the file's identical rows each is
+    occurrence: np.ndarray  # which of the file's identical rows each is
+    occurrences: np.ndarray  # the same, as kept
 
     def assigned(self, which: np.ndarray) -> dict[int, tuple[int, str | None]]:
         return {q: (o, None) for q, o in zip(self.positions[which].tolist(),
@@ -682,11 +683,12 @@ class Importer:
                     sent[f] = (h1, present)
             k1, k2 = content_keys(self.resource.name, identities.names[scheme], by_name, n)
             kept = (k1, k2, payload_keys(sent, n))
-        k1, k2, payloads = kept
+        if len(kept) < 4:  # which of the file's identical rows each is, when not kept
+            kept = (*kept[:3], state.seen.occurrences(kept[0], kept[1]).astype(np.uint64))
+        k1, k2, payloads = kept[:3]
+        occurrence = kept[3].astype(np.int64)
         exact = among(payloads, state.lacking) | (among(k1, state.contents) & among(k1, state.repeated))
         known = among(k1, state.contents) & ~exact
-        occurrence = np.zeros(n, np.int64)
-        occurrence[~exact] = state.seen.occurrences(k1[~exact], k2[~exact])
         again = ~exact & (occurrence > 1)
         if again.any():
             state.again.append(k1[again])
@@ -694,7 +696,7 @@ class Importer:
             candidate = np.isin(positions, candidates) & ~exact & ~known
         else:
             candidate = ~exact & ~known & among(payloads, state.maybe)
-        return _Keyed(positions, k1, k2, payloads, exact, known, candidate, occurrence)
+        return _Keyed(positions, k1, k2, payloads, exact, known, candidate, occurrence, kept[3])
 
     def _keyed_rows(self, identities: Identities, index: int, chunk: RawChunk, keyed: _Keyed
                     ) -> tuple[list[Row], dict[str, Entry]]:
@@ -850,10 +852,11 @@ class Importer:
             keyed = self._keyed(identities, index, chunk, valid, kept)
             if keyed is not None:  # the posting pass keys the rows by these again
                 self._candidates[(index, numbers[index] - 1)] = keyed.positions[keyed.candidate]
+                kept_keys = (keyed.k1, keyed.k2, keyed.payloads, keyed.occurrences)
                 if cache is None:
-                    self._keys[(index, numbers[index] - 1)] = (keyed.k1, keyed.k2, keyed.payloads)
+                    self._keys[(index, numbers[index] - 1)] = kept_keys
                 elif not cache.found:
-                    cache.add(valid, keyed.k1, keyed.k2, keyed.payloads)
+                    cache.add(valid, *kept_keys)
             if keyed is None:
                 rows, problems = self._identify(identities, index, chunk, valid)
                 known, identified = self._known(identities, rows), len(rows)

@@ -329,22 +329,23 @@ class KeyCache:
     file's contents, how rows are identified, the schema's fields); nothing of the journal,
     whose states are always read anew. A cache that can't be read or written is only time lost."""
 
-    VERSION = 2
-    NAMES = ("content1", "content2", "payload")
+    VERSION = 3
+    NAMES = ("content1", "content2", "payload", "occurrence")
 
     def __init__(self, folder: str, token: str) -> None:
         self.path = os.path.join(folder, token)
         self._at = 0
         self._chunk = 0
         self._writing: tuple[str, list[Any], Any, list[tuple[int, int, int]]] | None = None
-        self._reading: tuple[np.ndarray, list[np.ndarray], np.ndarray] | None = None
+        self._reading: tuple[np.ndarray, list[str], np.ndarray] | None = None
         try:
             lengths = np.load(os.path.join(self.path, "lengths.npy"))
             total = int(lengths[:, 1].sum()) if len(lengths) else 0
-            arrays = [np.memmap(os.path.join(self.path, f"{name}.bin"), np.uint64, "r", shape=(total,))
-                      if total else np.zeros(0, np.uint64) for name in self.NAMES]
-            bits = np.load(os.path.join(self.path, "valid.npy"), mmap_mode="r")
-            self._reading = (lengths, arrays, bits)
+            files = [os.path.join(self.path, f"{name}.bin") for name in self.NAMES]
+            if any(os.path.getsize(f) != 8 * total for f in files):
+                raise ValueError("cut short")
+            bits = np.load(os.path.join(self.path, "valid.npy"))
+            self._reading = (lengths, files, bits)
         except (OSError, ValueError, IndexError):
             self._reading = None
 
@@ -362,7 +363,7 @@ class KeyCache:
         (the same rows, the same ones valid)."""
         if self._reading is None:
             return None
-        lengths, arrays, bits = self._reading
+        lengths, files, bits = self._reading
         k = self._chunk
         self._chunk += 1
         if k >= len(lengths) or int(lengths[k, 0]) != len(valid):
@@ -374,7 +375,14 @@ class KeyCache:
         if not np.array_equal(np.asarray(bits[start_bits: start_bits + len(packed)]), packed):
             self._reading = None
             return None
-        out = tuple(np.array(a[self._at: self._at + m]) for a in arrays)
+        try:  # read, not mapped: a night's memory holds a chunk's keys, never the file's
+            out = tuple(np.fromfile(f, np.uint64, count=m, offset=8 * self._at) for f in files)
+        except OSError:
+            self._reading = None
+            return None
+        if any(len(a) != m for a in out):
+            self._reading = None
+            return None
         self._at += m
         return out
 
