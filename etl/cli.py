@@ -847,6 +847,7 @@ def import_(files: tuple[str, ...], **kw: Any) -> None:
         etl import export.csv --key InvoiceLineRef
     """
     from etl.importing import Settings, Stopper, import_files
+    from etl.outcomes import NEEDS_ACTION
     from etl.pacing import Pacer
     from etl.posting import Client, Poster
 
@@ -884,7 +885,7 @@ def import_(files: tuple[str, ...], **kw: Any) -> None:
 
                         def update(rows: int, counts: Any) -> None:
                             label = (f"created {counts.get('created', 0)}, "
-                                     f"errors {sum(counts.get(o, 0) for o in _ERRORS)}")
+                                     f"errors {sum(counts.get(o, 0) for o in NEEDS_ACTION)}")
                             if stopper.is_set():
                                 # the rows after a stop are not attempted: the bar stays where
                                 # the run stopped, and says so
@@ -926,9 +927,6 @@ _IMPORT_NOTES = (
      "rows were posted although rows with the same payload were created earlier from other files; their "
      "other cells differ (the report names the earlier rows)."),
 )
-
-
-_ERRORS = ("invalid", "rejected", "failed", "in_doubt")
 
 
 @main.command()
