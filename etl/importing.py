@@ -668,8 +668,8 @@ class Importer:
             entry = known.get(r.identity)
             what = plan(entry, retry_rejected=self.settings.retry_rejected)
             if what == "send":
-                p.facts[r.position] = Facts(to_send=True, entry=entry,
-                                            attempts_before=entry.attempts if entry is not None else 0)
+                p.facts[r.position] = _NEW if entry is None else Facts(
+                    to_send=True, entry=entry, attempts_before=entry.attempts)
                 if not self.stopper.is_set():
                     p.to_send.append(r)
                 continue
@@ -1039,6 +1039,8 @@ class Importer:
 
 #: a valid row's facts until `_plan` knows them (every valid row is identified, or has a problem)
 _UNDECIDED = Facts()
+#: the facts of a row the journal does not know, to send (one object: most rows of a night)
+_NEW = Facts(to_send=True)
 
 
 def _cells(said: Said) -> tuple[str, int | None, int | None, int | None, str]:

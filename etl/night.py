@@ -44,9 +44,17 @@ class Night:
               open_: Mapping[int, str]) -> list[Said]:
         """The lines of a block, said: FACTS in file order (ROWS their row numbers in SOURCE, an
         absolute path); OPEN names (position in the block -> identity) those that may change."""
-        said = [decide(f) for f in facts]
+        said, codes = [], bytearray(len(facts))
+        last: Facts | None = None
+        s, code = Said(OUTCOMES[0]), 0
+        for pos, f in enumerate(facts):
+            if f is not last:  # rows that share their facts (not reached, say) are said once
+                last, s = f, decide(f)
+                code = CODE[s.outcome]
+            said.append(s)
+            codes[pos] = code
         first = len(self._codes)
-        self._codes.extend(bytes(CODE[s.outcome] for s in said))
+        self._codes.extend(codes)
         for pos, s in enumerate(said):
             identity = open_.get(pos)
             if identity is not None:

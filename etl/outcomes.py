@@ -26,7 +26,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from etl.journal import Entry
@@ -146,9 +146,9 @@ class Facts:
         return Standing.KNOWN
 
 
-@dataclass(frozen=True, slots=True)
-class Said:
-    """A line of the report: its outcome and cells, and the run note it counts towards."""
+class Said(NamedTuple):
+    """A line of the report: its outcome and cells, and the run note it counts towards (a tuple:
+    a night says hundreds of thousands of them)."""
 
     outcome: Outcome
     record_id: int | None = None

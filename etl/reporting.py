@@ -330,8 +330,8 @@ class ReportWriter:
             errors.reopen()
         tmp = self.path + ".tmp"
         made: dict[int, arrow.Table] = {}
-        with open(self.path, "rb") as old, open(tmp, "wb") as new, \
-                open(old_errors or os.devnull, "rb") as old_e:
+        with open(self.path, "rb", buffering=0) as old, open(tmp, "wb", buffering=0) as new, \
+                open(old_errors or os.devnull, "rb", buffering=0) as old_e:
             report, cut = _Copy(old, new), _Copy(old_e, errors.out if errors is not None else None)
             for block in sorted(touched):
                 (start, start_e) = self._head if block == 0 else self._blocks[block - 1][:2]
@@ -345,9 +345,8 @@ class ReportWriter:
                 needs = errors.add(table) if errors is not None else 0
                 self._blocks[block] = (end, end_e, n, needs)
                 made[block] = table
-            report.rest()
-            cut.rest()
-            new.flush()
+            report.to(None)
+            cut.to(None)
             if self.durable:
                 os.fsync(new.fileno())
             if errors is not None:
@@ -375,33 +374,35 @@ class ReportWriter:
 
 
 class _Copy:
-    """Bytes of SRC copied to DST up to a place, or passed over."""
+    """Bytes of SRC copied to DST (both unbuffered) up to a place, or passed over: by the kernel
+    where it can (no bytes through Python), else read and written."""
 
     def __init__(self, src: Any, dst: Any) -> None:
         self.src, self.dst, self.at = src, dst, 0
+        self.kernel = hasattr(os, "copy_file_range")
 
-    def to(self, end: int) -> None:
+    def to(self, end: int | None) -> None:
+        """Up to END (None: the end of SRC)."""
         if self.dst is None:
             return
-        self.src.seek(self.at)
-        left = end - self.at
-        while left > 0:
-            data = self.src.read(min(left, 1 << 22))
-            if not data:
+        if end is None:
+            end = os.fstat(self.src.fileno()).st_size
+        while self.at < end and self.kernel:
+            try:
+                done = os.copy_file_range(self.src.fileno(), self.dst.fileno(), end - self.at, self.at)
+            except OSError:  # a file system or kernel that can't: the bytes go through Python
+                self.kernel = False
                 break
+            if not done:
+                return
+            self.at += done
+        self.src.seek(self.at)
+        while self.at < end and (data := self.src.read(min(end - self.at, 1 << 22))):
             self.dst.write(data)
-            left -= len(data)
-        self.at = end
+            self.at += len(data)
 
     def skip(self, end: int) -> None:
         self.at = end
-
-    def rest(self) -> None:
-        if self.dst is None:
-            return
-        self.src.seek(self.at)
-        while data := self.src.read(1 << 22):
-            self.dst.write(data)
 
 
 _NUMBERS = ("1", "3", "4", "5")  # row, id, http_status, attempts
@@ -494,7 +495,7 @@ class _ErrorsFile:
         self.limit = limit
         self.durable = durable
         self.tmp = path + ".tmp"
-        self._out = open(self.tmp, "wb")  # noqa: SIM115 - closed in publish() or discard()
+        self._out: Any = open(self.tmp, "wb")  # noqa: SIM115 - closed in publish() or discard()
         head = io.StringIO()
         csv.writer(head, lineterminator="\n").writerow([input_name(header[i]) for i in self.own]
                                                        + ["errors"])
@@ -528,8 +529,9 @@ class _ErrorsFile:
         self._out.close()
 
     def reopen(self) -> None:
-        """A new, empty file in place of the one written so far (moved away by the caller)."""
-        self._out = open(self.tmp, "wb")  # noqa: SIM115 - closed in publish() or discard()
+        """A new, empty file in place of the one written so far (moved away by the caller), not
+        buffered: bytes are copied into it by the kernel too."""
+        self._out = open(self.tmp, "wb", buffering=0)  # noqa: SIM115 - closed in publish() or discard()
 
     def publish(self) -> Attention:
         if self.dialect != PLAIN:
