@@ -311,7 +311,17 @@ class ReportWriter:
         finally:
             self._pool.shutdown()
         self._file.close()
-        self._remake(lines)
+        try:
+            self._remake(lines)
+        except BaseException:  # the report stays as written during the run; no errors.csv
+            leftovers = [self.path + ".tmp"]
+            if self._errors is not None:
+                self._errors.close()
+                leftovers += [self._errors.tmp, self._errors.tmp + ".was"]
+            for leftover in leftovers:
+                with contextlib.suppress(OSError):
+                    os.remove(leftover)
+            raise
         self._file = open(self.path, "ab")  # noqa: SIM115 - closed by finish_errors
         return self.finish_errors()
 
