@@ -109,7 +109,7 @@ def test_one_credit_use_in_two_files_is_created_from_the_first_and_skipped_in_th
 
 
 def test_ctrl_c_mid_run_leaves_a_report_that_agrees_with_the_journal_line_by_line(sandbox, tmp_path):
-    path = write(tmp_path, "export.csv", *[f"{100 + i},1,row {i}" for i in range(12)])
+    path = write(tmp_path, "export.csv", *[f"{100 + i},1,row {i}" for i in range(30)])
     sandbox.faults.latency = 0.2
     sandbox.faults.late_delay = 30.0  # this 504's record comes long after the run
     sandbox.script("ok", "ok", "gateway_timeout_late", "ok", "reject", "ok")
@@ -126,7 +126,7 @@ def test_ctrl_c_mid_run_leaves_a_report_that_agrees_with_the_journal_line_by_lin
     stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130, stderr
     rows = read_csv(out / "results.csv")
-    assert len(rows) == 12
+    assert len(rows) == 30
     journal = {row: (state, record_id) for row, state, record_id in journal_rows(sandbox.url)}
     for r in rows:  # every row was sent by its own line, or not at all
         state, record_id = journal.get(int(r["row"]), ("new", None))
@@ -138,7 +138,7 @@ def test_ctrl_c_mid_run_leaves_a_report_that_agrees_with_the_journal_line_by_lin
     assert summary["exit_code"] == 130
     errors = read_csv(out / "errors.csv")
     assert [e["errors"] for e in errors] == [r["errors"] for r in rows if r["outcome"] in NEEDS_ACTION]
-    assert stdout.startswith(f"12 rows: {said['created']} created, 1 rejected, 1 in_doubt, "
+    assert stdout.startswith(f"30 rows: {said['created']} created, 1 rejected, 1 in_doubt, "
                              f"{said['not_attempted']} not_attempted; stopped: interrupted")
 
 
