@@ -38,7 +38,7 @@ import numpy as np
 from etl import logs
 from etl.errors import FileProblem, RunAborted
 from etl.journal import Journal, utc_day
-from etl.outcomes import ExitStatus
+from etl.outcomes import ExitStatus, Facts, Outcome, decide
 from etl.pacing import Pacer
 from etl.pipeline import Inputs, Progress, RunRecord, validate
 from etl.posting import Client, Credentials, ReadFailed
@@ -384,10 +384,11 @@ class CheckedValidator(Validator):
         positions = [int(p) for p in np.flatnonzero(valid)]
         for pos, body in zip(positions, self.payloads(chunk, columns, positions), strict=True):
             verdict = self.account.verdict(body, f"{source} row {int(chunk.rows[pos])}")
-            if verdict.problem:
-                texts[pos], valid[pos] = verdict.problem, False
-            elif verdict.notes:
-                texts[pos] = " | ".join(f"note: {n}" for n in verdict.notes)
+            said = decide(Facts(refused=verdict.problem, dry_run=True, notes=tuple(verdict.notes)))
+            if said.outcome is not Outcome.VALID:
+                texts[pos], valid[pos] = said.errors, False
+            elif said.errors:
+                texts[pos] = said.errors
         return texts, valid
 
 

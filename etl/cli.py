@@ -24,7 +24,7 @@ import click
 
 from etl import __version__, config
 from etl.errors import EtlError, UsageProblem, no_room
-from etl.outcomes import ExitStatus
+from etl.outcomes import NEEDS_ACTION, ExitStatus
 
 if TYPE_CHECKING:
     from etl.connecting import Connection
@@ -696,7 +696,7 @@ def import_(files: tuple[str, ...], **kw: Any) -> None:
 
             def update(rows: int, counts: Any) -> None:
                 label = (f"created {counts.get('created', 0)}, "
-                         f"errors {sum(counts.get(o, 0) for o in _ERRORS)}")
+                         f"errors {sum(counts.get(o, 0) for o in NEEDS_ACTION)}")
                 if stopper.is_set():
                     # the rows after a stop are not attempted: the bar stays where the run
                     # stopped, and says so
@@ -741,9 +741,6 @@ _IMPORT_NOTES = (
      "rows were posted although rows with the same payload were created earlier from other files; their "
      "other cells differ (the report names the earlier rows)."),
 )
-
-
-_ERRORS = ("invalid", "rejected", "failed", "in_doubt")
 
 
 @main.command()

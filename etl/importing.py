@@ -15,6 +15,7 @@ and on Ctrl-C (130) or SIGTERM (143): requests under way are finished, every row
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -63,14 +64,14 @@ from etl.ledger import (
     RecordTaken,
     Sending,
     plan,
-    report_outcome,
 )
-from etl.outcomes import ExitStatus, Outcome, exit_status
+from etl.night import Night
+from etl.outcomes import NEEDS_ACTION, STATE_OUTCOME, ExitStatus, Facts, Outcome, Said, exit_status
 from etl.pipeline import Inputs, RunRecord
 from etl.posting import DailyLimitReached, Kind, Poster, ReadFailed, Result, Stopped
 from etl.reading import RawChunk
 from etl.reconciling import Reconciler, created_range, differences, parse_body, settle_time
-from etl.reporting import ReportWriter, patch_report
+from etl.reporting import ReportWriter
 from etl.resources import header_key
 from etl.rowkeys import (
     KeyCache,
@@ -255,10 +256,6 @@ def system_id_of(identity: str) -> str:
     return f"etl-{identity[:32]}"
 
 
-def _when(entry: Entry) -> str:
-    return (entry.created_at or entry.updated_at or "")[:16].replace("T", " ")
-
-
 def _ordered(pool: ThreadPoolExecutor, send: Callable[[Row], Done], rows: Iterable[Row], window: int,
              stop: Stopper) -> Iterator[Done]:
     """Results of `send` over ROWS in order, at most WINDOW in flight; it ends at the first row
@@ -355,14 +352,13 @@ _ORDER = {"in_doubt": 0, "pending": 0, "failed": 1, "not_attempted": 1}
 
 @dataclass
 class Plan:
-    """One chunk's rows, decided against the journal."""
+    """One chunk's rows, decided against the journal: each row's facts (its report line is what
+    `etl.outcomes.decide` makes of them), the rows to send, and the rows whose line may change
+    before the run ends (position -> identity: rows in doubt, rows sent)."""
 
-    errors: list[str]
-    outcome: np.ndarray
-    ids: list[int | None]
-    statuses: list[int | None]
-    attempts: list[int | None]
+    facts: list[Facts]
     to_send: list[Row] = field(default_factory=list)
+    open: dict[int, str] = field(default_factory=dict)
     #: rows to send the journal knows nothing of, made when the sending reaches them
     plain: np.ndarray | None = None
     build: Callable[[list[int]], list[Row]] | None = None
@@ -424,9 +420,9 @@ class Importer:
         self.log = logs.get("etl.importing")
         self.sources = {os.path.realpath(t.path) for t in inputs.tables}
         inputs.keep_contents()  # a file touched, not changed, must not stop the run
-        # identity -> the (source, row) report lines that said "in doubt" (identical rows of two
-        # files of the run can share one)
-        self.doubtful: dict[str, list[tuple[str, int]]] = {}
+        self.doubtful: set[str] = set()  # identities of this run's rows in doubt
+        self.night = Night()  # what the report says of each line
+        self._real: dict[str, str] = {}  # a file as named -> its real path
         self.streak: list[str] = []  # identities of the rows in a row that ended in an error
         self.notes: Counter[str] = Counter()
         self.legacy = journal.meta("legacy") == "1"
@@ -1011,11 +1007,9 @@ class Importer:
             for index, chunk in self.inputs.chunks():
                 self._chunk(pool, workers, identities, index, numbers[index], chunk, writer, progress)
                 numbers[index] += 1
-        writer.close()
+        writer.flush()  # every line written is on disk before the run waits for rows to settle
         self._final_pass()
-        self._patch_report()
-        for what, n in self.notes.items():
-            self.record.extra.setdefault("notes", {})[what] = n
+        self._report_whole(writer)
         counts = self.record.counts
         reason = self.stopper.reason
         if reason is not None:
@@ -1042,13 +1036,8 @@ class Importer:
                 "not_created": tally.get("failed", 0), "in_doubt": tally.get("in_doubt", 0)}
 
     def _plan(self, identities: Identities, index: int, number: int, chunk: RawChunk) -> Plan:
-        n = len(chunk)
         texts, valid = self._verdicts(index, number, chunk)
-        errors = [""] * n
-        for pos, text in texts.items():
-            errors[pos] = text
-        p = Plan(errors, np.where(valid, "", Outcome.INVALID.value).astype(object),
-                 [None] * n, [None] * n, [None] * n)
+        p = Plan([Facts(problem=texts[q]) if q in texts else _UNDECIDED for q in range(len(chunk))])
         kept = self._keys.pop((index, number), None)
         cache = self._caches.get(index)
         if kept is None and cache is not None:
@@ -1061,14 +1050,14 @@ class Importer:
         if keyed is None:
             rows, problems = self._identify(identities, index, chunk, valid)
             for pos, problem in problems:
-                p.outcome[pos], p.errors[pos] = Outcome.INVALID.value, problem
+                p.facts[pos] = Facts(problem=problem)
             known = self._known(identities, rows)
         else:
             rows, known = self._keyed_rows(identities, index, chunk, keyed)
             plain = keyed.plain()
-            if self.stopper.is_set():
-                p.outcome[plain] = Outcome.NOT_ATTEMPTED.value
-            else:
+            for q in plain.tolist():
+                p.facts[q] = _NEW
+            if not self.stopper.is_set():
                 p.plain = plain
                 p.build = self._plain_rows(identities, index, chunk, keyed, keep=True, plan=p)
         for r in rows:
@@ -1080,72 +1069,58 @@ class Importer:
         return p
 
     def _decide(self, p: Plan, r: Row, entry: Entry | None) -> bool:
-        """A row's plan from what the journal knows of it: True to send it."""
+        """A row's facts from what the journal knows of it; True: it is to be sent now."""
         what = plan(entry, retry_rejected=self.settings.retry_rejected)
-        if what == "skip" and entry is not None:
-            p.outcome[r.position], p.ids[r.position] = Outcome.SKIPPED.value, entry.record_id
-            p.errors[r.position] = self._skipped(r, entry)
-        elif what == "rejected" and entry is not None:
-            p.outcome[r.position], p.statuses[r.position] = Outcome.REJECTED.value, entry.http_status
-            p.errors[r.position] = (f"{entry.reason} (refused on {_when(entry)}; not sent again: "
-                                    "fix the row, or --retry-rejected once the account is fixed)")
-        elif what == "doubt" and entry is not None:
-            p.outcome[r.position] = Outcome.IN_DOUBT.value
-            p.errors[r.position] = entry.reason or "an earlier request may have created it"
-            self.doubtful.setdefault(r.identity, []).append((r.source, r.number))
-        elif self.stopper.is_set():
-            p.outcome[r.position] = Outcome.NOT_ATTEMPTED.value
-        else:
-            return True
+        if what == "send":
+            p.facts[r.position] = _NEW if entry is None else Facts(
+                to_send=True, entry=entry, attempts_before=entry.attempts)
+            return not self.stopper.is_set()
+        assert entry is not None
+        p.facts[r.position] = self._known_facts(r, entry)
+        if what == "doubt":  # this run may yet decide it
+            p.open[r.position] = r.identity
+            self.doubtful.add(r.identity)
         return False
 
     def _same_payload(self, p: Plan, rows: list[Row]) -> None:
-        """A row to send with the payload of a row created before, but other cells: a note."""
+        """A row to send with the payload of a row created before, but other cells."""
         earlier = self.journal.created_with_payload(r.payload_hash for r in rows)
         for r in rows:
             same = [e for e in earlier.get(r.payload_hash, []) if e.base != r.base]
             if same:
-                e = same[0]
-                p.errors[r.position] = (f"note: same payload as {e.where} (Id {e.record_id}, created "
-                                        f"{_when(e)}), but its other cells differ: posted as a new "
-                                        "credit use")
-                self.notes["posted_with_the_payload_of_an_earlier_row"] += 1
+                p.facts[r.position] = dataclasses.replace(p.facts[r.position], twin=same[0])
 
-    def _skipped(self, r: Row, entry: Entry) -> str:
-        """Why a row is skipped, truthfully: the values sent then and its values now compared."""
-        note = f"note: already created from {entry.where} on {_when(entry)} (Id {entry.record_id})"
-        other_file = os.path.realpath(r.source) != (entry.source or "")
-        if not self.settings.key:  # the same identity: the same values, however spelt
-            if other_file:
-                self.notes["skipped_identical_from_other_files"] += 1
-            return note + ": the same values in every cell"
-        if r.payload_hash == entry.payload_hash:
-            if other_file:
-                self.notes["skipped_same_key_from_other_files"] += 1
-            return note
-        # --key says it is that row: a corrected row is never sent again, nor silently
-        differ = changed_cells(entry.payload, r.body)
-        self.notes["skipped_changed_under_key"] += 1
-        return (f"changed under the same --key: {'; '.join(differ)} (not sent: a row of that key "
-                f"was created from {entry.where} on {_when(entry)}, Id {entry.record_id}; correct "
-                "that record in Nexudus if the change is right)")
+    def _known_facts(self, r: Row, entry: Entry) -> Facts:
+        """The facts of a row the journal decided before: where it was created from and, under
+        --key, how its values differ from what was sent then."""
+        real = self._real.get(r.source)
+        if real is None:
+            real = self._real[r.source] = os.path.realpath(r.source)
+        changed: tuple[str, ...] = ()
+        if self.settings.key and entry.state == Outcome.CREATED.value \
+                and r.payload_hash != entry.payload_hash:
+            changed = tuple(changed_cells(entry.payload, r.body))
+        return Facts(entry=entry, key=bool(self.settings.key), other_file=real != (entry.source or ""),
+                     changed=changed)
 
     def _account_allows(self, p: Plan, r: Row) -> bool:
-        """The account checks' verdict, in input order: a row they refuse is `invalid` and never
-        sent (nor entered in the journal); their notes go on the row."""
+        """The account checks' verdict, in input order: a row they refuse is never sent (nor
+        entered in the journal); their notes go on the row."""
         assert self.account is not None
         verdict = self.account.verdict(r.body, f"{r.source} row {r.number}")
         if verdict.problem:
-            p.outcome[r.position], p.errors[r.position] = Outcome.INVALID.value, verdict.problem
+            p.facts[r.position] = Facts(refused=verdict.problem)
             return False
-        notes = [p.errors[r.position], *(f"note: {n}" for n in verdict.notes)]
-        p.errors[r.position] = " | ".join(n for n in notes if n)
+        if verdict.notes:
+            p.facts[r.position] = dataclasses.replace(p.facts[r.position], notes=tuple(verdict.notes))
         return True
 
     def _chunk(self, pool: ThreadPoolExecutor, workers: int, identities: Identities, index: int,
                number: int, chunk: RawChunk, writer: ReportWriter,
                progress: Callable[[int, Counter[str]], None] | None) -> None:
-        table = self.inputs.tables[index]
+        """Post the chunk's rows to send and write its report lines, in input order: a batch
+        that sent rows, or whose lines may yet change, is a block of its own, made durable when it
+        sent rows; the batches between are written together."""
         p = self._plan(identities, index, number, chunk)
         self._keep(p.to_send)
         n = len(chunk)
@@ -1158,17 +1133,16 @@ class Importer:
             if row is not None:
                 pending = self._probe(row)
         results = _ordered(pool, self._send, rows, workers, self.stopper)
-        by_position: dict[int, Row] = {}  # the rows sent
+        lines = _Lines(self, writer, index, chunk, p)
         batch = max(1, self.settings.batch_size)
         start, ended = 0, False
         while start < n:
             lo = int(np.searchsorted(positions, start))
             if ended or lo == len(positions):
-                end = n  # nothing more is sent from this chunk: its lines in one go
-            else:  # batches without a row to send are written with the next that has one
+                end = n  # nothing more is sent from this chunk
+            else:  # the batches before the next row to send, then that row's batch
                 end = min(n, start + max(1, (int(positions[lo]) - start) // batch) * batch)
-            hi = int(np.searchsorted(positions, end))
-            sent = 0
+            sent, taken = [], 0
             while not ended:
                 if pending is None:
                     pending = next(results, None)
@@ -1178,53 +1152,43 @@ class Importer:
                 if pending.row.position >= end:
                     break
                 done, pending = pending, None
-                by_position[done.row.position] = done.row
-                self._take(p, done.row.position, done)
-                sent += 1
+                taken += 1
+                if self._take(p, done.row.position, done):
+                    sent.append(done.row)
                 if progress is not None:
                     progress(1, self.record.counts)
-            for pos in positions[lo:hi].tolist():
-                if pos not in by_position and not p.outcome[pos]:
-                    p.outcome[pos] = Outcome.NOT_ATTEMPTED.value
-            self._batch_reconcile(p, range(start, end), by_position)
-            segment = slice(start, end)
-            self.record.counts.update(p.outcome[segment].tolist())
-            writer.write(
-                table.path, chunk.rows[segment], p.outcome[segment].tolist(), p.errors[segment],
-                [None if c is None else c[start:end] for c in self.inputs.own_cells(index, chunk)],
-                ids=p.ids[segment], statuses=p.statuses[segment], attempts=p.attempts[segment],
-            )
-            if sent:  # rows were sent: their lines are durable before the next POST
-                writer.flush()
+            self._batch_reconcile(p, sent)
+            lines.said(start, end, bool(sent))
             if progress is not None:
-                progress(int((end - start) - sent), self.record.counts)
+                progress(end - start - taken, self.record.counts)
             start = end
+        lines.write()
 
-    def _take(self, p: Plan, pos: int, done: Done | None) -> None:
-        """One sent row's answer into the report, and into the count of errors in a row."""
+    def _take(self, p: Plan, pos: int, done: Done | None) -> bool:
+        """One row's sending into its facts, and into the count of errors in a row; whether a
+        request for it may have left (the journal has its fate)."""
         if done is None:
-            p.outcome[pos] = Outcome.NOT_ATTEMPTED.value
-            return
-        r, result = done.row, done.result
-        outcome = Outcome.NOT_ATTEMPTED if done.state == "new" else Outcome(done.state)
-        note = p.errors[pos] if p.errors[pos].startswith("note:") else ""
-        entry = self.journal.lookup([r.identity]).get(r.identity)
-        reason = (entry.reason if entry is not None and done.state != "new" else result.errors) or ""
-        p.outcome[pos], p.ids[pos] = outcome.value, result.record_id
-        p.statuses[pos], p.attempts[pos] = result.http_status, result.attempts or None
-        p.errors[pos] = " | ".join(x for x in (reason, note) if x)
+            return False  # the run stopped before it: not attempted
+        r = done.row
+        if done.state == "new":  # stopped before a request left: the stop says why
+            p.facts[pos] = dataclasses.replace(p.facts[pos], why=done.result.errors)
+            return False
+        p.facts[pos] = dataclasses.replace(p.facts[pos], sent=True)
+        p.open[pos] = r.identity
+        outcome = STATE_OUTCOME[done.state]
         if outcome is Outcome.IN_DOUBT:
-            self.doubtful.setdefault(r.identity, []).append((r.source, r.number))
-        if outcome in (Outcome.REJECTED, Outcome.FAILED, Outcome.IN_DOUBT):
+            self.doubtful.add(r.identity)
+        if outcome.value in NEEDS_ACTION:
             self.streak.append(r.identity)
             if len(self.streak) >= self.settings.max_errors:
                 self._errors_in_a_row()
         elif outcome is Outcome.CREATED:
             self.streak.clear()
+        return True
 
     def _errors_in_a_row(self) -> None:
         """--max-errors reached: reconciliation has its say on the rows in doubt first; a row of
-        the streak found created ends it (the journal says; the report is mended at the end)."""
+        the streak found created ends it (the journal says; the report says what it says)."""
         entries = self.journal.lookup(self.streak)
         doubt = [e for e in entries.values() if e.state == Outcome.IN_DOUBT.value]
         if doubt:
@@ -1239,26 +1203,20 @@ class Importer:
                 f"--max-errors {self.settings.max_errors} reached: that many rows in a row were "
                 "rejected, failed or left in doubt; check the report, --api-url and the data"))
 
-    def _batch_reconcile(self, p: Plan, positions: range, by_position: dict[int, Row]) -> None:
-        """Rows of this batch that went in doubt are looked up at once: a record found is theirs."""
-        doubt = [by_position[q] for q in positions
-                 if q in by_position and p.outcome[q] == Outcome.IN_DOUBT.value]
-        if not doubt:
+    def _batch_reconcile(self, p: Plan, sent: list[Row]) -> None:
+        """Rows of this batch that went in doubt are looked up at once: a record found is theirs.
+        Then every row sent takes its journal entry as it stands into its facts."""
+        if not sent:
             return
-        entries = self.journal.lookup(r.identity for r in doubt)
-        verdicts = {v.identity: v for v in self.reconciler.reconcile(list(entries.values()))}
-        for r in doubt:
-            v = verdicts.get(r.identity)
-            if v is None:
-                continue
-            p.errors[r.position] = v.reason
-            if v.outcome is Outcome.CREATED:
-                p.outcome[r.position], p.ids[r.position] = Outcome.CREATED.value, v.record_id
-                p.errors[r.position] = ""
-                if r.identity in self.streak:
-                    self.streak = self.streak[self.streak.index(r.identity) + 1:]
-            elif v.outcome is Outcome.FAILED:
-                p.outcome[r.position] = Outcome.FAILED.value
+        entries = self.journal.lookup(r.identity for r in sent)
+        doubt = [e for e in entries.values() if e.state == Outcome.IN_DOUBT.value]
+        if doubt:
+            for v in self.reconciler.reconcile(doubt):
+                if v.outcome is Outcome.CREATED and v.identity in self.streak:
+                    self.streak = self.streak[self.streak.index(v.identity) + 1:]
+            entries = self.journal.lookup(r.identity for r in sent)
+        for r in sent:
+            p.facts[r.position] = dataclasses.replace(p.facts[r.position], entry=entries.get(r.identity))
 
     # --- sending one row -------------------------------------------------------------------------
 
@@ -1482,29 +1440,71 @@ class Importer:
         body.pop("SystemId", None)
         row = Row(0, entry.identity, entry.scheme, body, entry.payload_hash, entry.source or "",
                   entry.row or 0, base=entry.base, occurrence=entry.occurrence)
+        self.night.sent_again(entry.identity, (entry.source or "", entry.row or 0), entry.attempts)
         self._send(row, reason="sent again: checked, it had not been created")
 
-    def _patch_report(self) -> None:
-        """Rows reported in doubt whose fate was decided later in the run: the report is mended."""
-        if not self.doubtful:
-            return
-        now = self.journal.lookup(self.doubtful)
-        changes = {}
-        for identity, lines in self.doubtful.items():
-            e = now.get(identity)
-            outcome = report_outcome(e, this_run=True)
-            if e is None or outcome is Outcome.IN_DOUBT:
-                continue
-            for k, (source, number) in enumerate(lines):
-                # the same row in a second file of the run is that one credit use, which this run
-                # sent from the first line: the others did not send it
-                said = report_outcome(e, this_run=k == 0)
-                changes[(source, number)] = (said.value, e.record_id, e.reason or "", e.http_status,
-                                             e.attempts)
-        if changes:
-            self.record.counts.update(patch_report(self.record.report, changes))
-            for gone in [o for o, n in self.record.counts.items() if n <= 0]:
-                del self.record.counts[gone]
+    def _report_whole(self, writer: ReportWriter) -> None:
+        """The end: the lines whose rows this run sent or found in doubt are decided again from
+        the journal as it now stands, and the report and errors.csv are made again whole with
+        them; the counts and notes are the report's."""
+        changed = self.night.decide_again(self.journal.lookup(self.night.open))
+        self.record.attention = writer.finish({i: _cells(s) for i, s in changed.items()})
+        self.record.counts = self.night.counts()
+        for what, n in (self.notes + self.night.notes()).items():
+            self.record.extra.setdefault("notes", {})[what] = n
+
+
+#: a valid row's facts until `_plan` knows them (every valid row is identified, or has a problem)
+_UNDECIDED = Facts()
+#: the facts of a row the journal does not know, to send (one object: most rows of a night)
+_NEW = Facts(to_send=True)
+
+
+def _cells(said: Said) -> tuple[str, int | None, int | None, int | None, str]:
+    return said.outcome.value, said.record_id, said.http_status, said.attempts, said.errors
+
+
+class _Lines:
+    """A chunk's report lines, said batch by batch (so the counts follow the run) and written in
+    blocks: a batch that sent rows, or whose lines may yet change, alone (made durable when it
+    sent rows: their fate is in the journal), and the batches between such batches together."""
+
+    def __init__(self, importer: Importer, writer: ReportWriter, index: int, chunk: RawChunk,
+                 p: Plan) -> None:
+        self.night, self.counts = importer.night, importer.record.counts
+        self.writer, self.chunk, self.p = writer, chunk, p
+        self.path = importer.inputs.tables[index].path
+        self.where = os.path.abspath(self.path)
+        self.own = importer.inputs.own_cells(index, chunk)
+        self.pending: list[tuple[int, int, list[Said]]] = []  # batches said, not yet written
+
+    def said(self, start: int, end: int, sent: bool) -> None:
+        """Lines START to END (a batch) have their facts: said and counted now."""
+        p = self.p
+        open_ = {q - start: p.open[q] for q in range(start, end) if q in p.open}
+        said = self.night.write(self.where, self.chunk.rows[start:end], p.facts[start:end], open_)
+        self.counts.update(s.outcome.value for s in said)
+        self.pending.append((start, end, said))
+        if sent or open_:
+            self.pending.pop()
+            self.write()
+            self._write(start, end, said)
+            self.writer.flush(sync=sent)
+
+    def write(self) -> None:
+        """The batches said and not yet written, as one block."""
+        if self.pending:
+            start, end = self.pending[0][0], self.pending[-1][1]
+            said = [s for _, _, part in self.pending for s in part]
+            self.pending = []
+            self._write(start, end, said)
+
+    def _write(self, start: int, end: int, said: list[Said]) -> None:
+        self.writer.write(
+            self.path, self.chunk.rows[start:end], [s.outcome.value for s in said],
+            [s.errors for s in said], [None if c is None else c[start:end] for c in self.own],
+            ids=[s.record_id for s in said], statuses=[s.http_status for s in said],
+            attempts=[s.attempts for s in said])
 
 
 def import_files(
@@ -1552,7 +1552,9 @@ def _import(inputs: Inputs, record: RunRecord, journal: Journal, poster: Poster,
         journal.note_source(os.path.realpath(path), rows, importer.valid_rows.get(path, 0), "")
     total = sum(record.extra.get("rows_read", {}).values())
     importer.check_account()
-    writer = ReportWriter(record.report, inputs.own_columns)
+    # errors.csv is cut as the report is written, and made again with it at the end
+    writer = ReportWriter(record.report, inputs.own_columns, errors=record.errors_path,
+                          errors_dialect=inputs.errors_dialect())
     try:
         status = importer.run(writer, progress(total) if progress else None)
     finally:

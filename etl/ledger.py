@@ -188,17 +188,6 @@ class Ledger:
         return other
 
 
-def report_outcome(entry: Entry | None, *, this_run: bool) -> Outcome:
-    """What the report says of a row the journal knows, for a run that did or did not send it."""
-    if entry is None:
-        return Outcome.NOT_ATTEMPTED
-    if entry.state == _C:
-        return Outcome.CREATED if this_run else Outcome.SKIPPED
-    if entry.state == PENDING:
-        return Outcome.IN_DOUBT
-    return Outcome(entry.state)
-
-
 def plan(entry: Entry | None, *, retry_rejected: bool = False) -> str:
     """What a run does with a row: "send", "skip" (created earlier), "doubt" (may exist) or
     "rejected" (the API refused it: sending the same row again won't help, and if a corrected

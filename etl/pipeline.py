@@ -21,11 +21,10 @@ import pyarrow.compute as pc
 
 from etl import logs
 from etl.errors import FileProblem, UsageProblem
-from etl.outcomes import ExitStatus, Outcome, exit_status
+from etl.outcomes import NEEDS_ACTION, ExitStatus, Outcome, checked, exit_status
 from etl.reading import RawChunk, ReadOptions, Table, open_table
 from etl.reporting import (
     EXCEL,
-    NEEDS_ACTION,
     Attention,
     Dialect,
     ReportWriter,
@@ -399,8 +398,8 @@ def validate(
             texts, valid = validator.verdicts(chunk, inputs.columns[index])
             errors = sparse_text(len(chunk), texts)
             good = int(valid.sum())
-            record.counts.update({Outcome.VALID.value: good, Outcome.INVALID.value: len(chunk) - good})
-            outcomes = pc.if_else(arrow.array(valid), Outcome.VALID.value, Outcome.INVALID.value)
+            record.counts.update({VALID: good, INVALID: len(chunk) - good})
+            outcomes = pc.if_else(arrow.array(valid), VALID, INVALID)
             writer.write(
                 inputs.tables[index].path, chunk.rows, outcomes, errors,
                 inputs.own_cells(index, chunk),
@@ -422,6 +421,8 @@ def validate(
     return status
 
 
+#: a dry run's two outcomes, as etl.outcomes decides them
+VALID, INVALID = checked(True).value, checked(False).value
 #: rows checked at a time in a dry run: pandera's cost per call (a few failing rows or many)
 #: is mostly fixed, so fewer, larger calls; memory stays flat all the same
 VALIDATE_ROWS = 100_000

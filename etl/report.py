@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from etl.errors import UsageProblem
-from etl.outcomes import Outcome
-from etl.reporting import FIXED, NEEDS_ACTION, results_batches
+from etl.outcomes import NEEDS_ACTION, Outcome
+from etl.reporting import FIXED, results_batches
 from etl.texts import aligned
 
 DEFAULT_RESOURCE = "coworkerbookingcreditusehistories"

@@ -15,7 +15,6 @@ import io
 import json
 import os
 import re
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,11 +26,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as arrow_csv
 
 from etl.fields import bools, nonempty, text_buffers
+from etl.outcomes import NEEDS_ACTION
 from etl.texts import numbered
 
 FIXED = ["source", "row", "outcome", "id", "http_status", "attempts", "errors"]
-#: The outcomes of rows someone has to act on: these go to errors.csv and on the terminal.
-NEEDS_ACTION = ("invalid", "rejected", "failed", "in_doubt")
 
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?")
 _WRITE = arrow_csv.WriteOptions(include_header=False, quoting_style="needed")
@@ -176,13 +174,21 @@ def _column(values: Sequence[Any] | None, n: int, type_: arrow.DataType) -> arro
     return arrow.array(values, type=type_)
 
 
-class ReportWriter:
-    """Appends result lines in input order; `flush()` makes what was written durable (unless
-    DURABLE is false: a dry run's report is made again by running it again).
+#: The report's own cells of one line, as `etl.outcomes.decide` says them: outcome, id,
+#: http_status, attempts, errors.
+Cells = tuple[str, int | None, int | None, int | None, str]
 
-    Given ERRORS (a path), it also cuts errors.csv as it goes, for a run whose outcomes are
-    final when written (a dry run): the same file `write_errors` would cut from the finished
-    report, without reading the report again. `finish_errors()` publishes it.
+
+class ReportWriter:
+    """Appends result lines in input order, a block at a time; `flush()` makes what was written
+    durable (unless DURABLE is false: a dry run's report is made again by running it again).
+
+    Given ERRORS (a path), it also cuts errors.csv as it goes: the same file `write_errors` would
+    cut from the finished report, without reading the report again. `finish_errors()` publishes
+    it as written (a dry run's outcomes are final when written). `finish(lines)` first makes both
+    files again, whole and in file order, with LINES said anew (an import's rows whose fate was
+    decided later in the run): the blocks that hold them are read back and written again, the
+    others copied as they are, and each file replaces its old self at once.
     """
 
     def __init__(self, path: str, own_columns: list[str], errors: str | None = None,
@@ -196,12 +202,17 @@ class ReportWriter:
         own = [names.get(key, name) for key, name in zip(numbered(own_columns), own_columns, strict=True)]
         csv.writer(header, lineterminator="\n").writerow(FIXED + own)
         self._file.write(header.getvalue().encode("utf-8"))
+        self.width = len(FIXED) + len(own)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="report")
         self._writing: Future[None] | None = None
         self._errors = _ErrorsFile(errors, FIXED + own, durable=durable, dialect=errors_dialect) \
             if errors is not None else None
         self.durable = durable
         self.attention: Attention | None = None
+        # where each block written ends in either file, how many lines it has and how many of
+        # them need action: what `finish` copies as it is
+        self._head = (self._file.tell(), self._errors.tell() if self._errors is not None else 0)
+        self._blocks: list[tuple[int, int, int, int]] = []
 
     def write(
         self,
@@ -216,6 +227,8 @@ class ReportWriter:
     ) -> None:
         """One line per row; `own` is one column per own column (None: the file lacks it)."""
         n = len(rows)
+        if not n:
+            return
         fixed = [  # taken now: a caller may reuse its arrays once this returns
             arrow.repeat(arrow.scalar(source, arrow.string()), n),
             arrow.array(rows, type=arrow.int64()),
@@ -248,18 +261,20 @@ class ReportWriter:
             if exc.filename is None:
                 exc.filename = self.path
             raise
-        if self._errors is not None:
-            self._errors.add(table)
+        needs = self._errors.add(table) if self._errors is not None else 0
+        self._blocks.append((self._file.tell(), self._errors.tell() if self._errors is not None else 0,
+                             n, needs))
 
     def _wait(self) -> None:
         if self._writing is not None:
             self._writing.result()
             self._writing = None
 
-    def flush(self) -> None:
+    def flush(self, sync: bool = True) -> None:
+        """What was written, handed to the system; with SYNC (and a durable report), on disk."""
         self._wait()
         self._file.flush()
-        if self.durable:
+        if sync and self.durable:
             os.fsync(self._file.fileno())
 
     def close(self) -> None:
@@ -286,6 +301,159 @@ class ReportWriter:
         self.close()
         return self.attention
 
+    def finish(self, lines: dict[int, Cells]) -> Attention | None:
+        """Both files made again whole, with LINES (by index, 0 the first after the header) said
+        as given; then errors.csv is published (see the class)."""
+        if self._file.closed or not lines:
+            return self.finish_errors()
+        try:
+            self.flush(sync=False)
+        finally:
+            self._pool.shutdown()
+        self._file.close()
+        try:
+            self._remake(lines)
+        except BaseException:  # the report stays as written during the run; no errors.csv
+            leftovers = [self.path + ".tmp"]
+            if self._errors is not None:
+                self._errors.close()
+                leftovers += [self._errors.tmp, self._errors.tmp + ".was"]
+            for leftover in leftovers:
+                with contextlib.suppress(OSError):
+                    os.remove(leftover)
+            raise
+        self._file = open(self.path, "ab")  # noqa: SIM115 - closed by finish_errors
+        return self.finish_errors()
+
+    def _remake(self, lines: dict[int, Cells]) -> None:
+        ends = np.cumsum([b[2] for b in self._blocks])
+        touched: dict[int, dict[int, Cells]] = {}
+        for index, cells in lines.items():
+            block = int(np.searchsorted(ends, index, side="right"))
+            touched.setdefault(block, {})[index - int(ends[block] - self._blocks[block][2])] = cells
+        errors = self._errors
+        old_errors = None
+        if errors is not None:
+            errors.close()
+            old_errors = errors.tmp + ".was"
+            os.replace(errors.tmp, old_errors)
+            errors.reopen()
+        tmp = self.path + ".tmp"
+        made: dict[int, arrow.Table] = {}
+        with open(self.path, "rb", buffering=0) as old, open(tmp, "wb", buffering=0) as new, \
+                open(old_errors or os.devnull, "rb", buffering=0) as old_e:
+            report, cut = _Copy(old, new), _Copy(old_e, errors.out if errors is not None else None)
+            for block in sorted(touched):
+                (start, start_e) = self._head if block == 0 else self._blocks[block - 1][:2]
+                end, end_e, n, _ = self._blocks[block]
+                report.to(start)
+                cut.to(start_e)
+                table = _said(_read_block(old, start, end, self.width), touched[block])
+                arrow_csv.write_csv(table, new, _WRITE)
+                report.skip(end)
+                cut.skip(end_e)
+                needs = errors.add(table) if errors is not None else 0
+                self._blocks[block] = (end, end_e, n, needs)
+                made[block] = table
+            report.to(None)
+            cut.to(None)
+            if self.durable:
+                os.fsync(new.fileno())
+            if errors is not None:
+                errors.attention = Attention(errors.attention.path,
+                                             sum(b[3] for b in self._blocks))
+                self._first_needing_action(old, made, errors.attention, errors.limit)
+        os.replace(tmp, self.path)
+        if old_errors is not None:
+            os.remove(old_errors)
+
+    def _first_needing_action(self, old: Any, made: dict[int, arrow.Table], attention: Attention,
+                              limit: int) -> None:
+        """The first lines that need action, for the terminal: from the blocks made again, or
+        read back from the report as written."""
+        for block, (end, _, _, needs) in enumerate(self._blocks):
+            if len(attention.first) >= limit:
+                return
+            if not needs:
+                continue
+            table = made.get(block)
+            if table is None:
+                start = self._head[0] if block == 0 else self._blocks[block - 1][0]
+                table = _read_block(old, start, end, self.width)
+            attention.first.extend(_needing_action(table, limit - len(attention.first)))
+
+
+class _Copy:
+    """Bytes of SRC copied to DST (both unbuffered) up to a place, or passed over: by the kernel
+    where it can (no bytes through Python), else read and written."""
+
+    def __init__(self, src: Any, dst: Any) -> None:
+        self.src, self.dst, self.at = src, dst, 0
+        self.kernel = hasattr(os, "copy_file_range")
+
+    def to(self, end: int | None) -> None:
+        """Up to END (None: the end of SRC)."""
+        if self.dst is None:
+            return
+        if end is None:
+            end = os.fstat(self.src.fileno()).st_size
+        while self.at < end and self.kernel:
+            try:
+                done = os.copy_file_range(self.src.fileno(), self.dst.fileno(), end - self.at, self.at)
+            except OSError:  # a file system or kernel that can't: the bytes go through Python
+                self.kernel = False
+                break
+            if not done:
+                return
+            self.at += done
+        self.src.seek(self.at)
+        while self.at < end and (data := self.src.read(min(end - self.at, 1 << 22))):
+            self.dst.write(data)
+            self.at += len(data)
+
+    def skip(self, end: int) -> None:
+        self.at = end
+
+
+_NUMBERS = ("1", "3", "4", "5")  # row, id, http_status, attempts
+
+
+def _read_block(f: Any, start: int, end: int, width: int) -> arrow.Table:
+    """Lines of a report as written (bytes START to END of F), each cell as it was: a number a
+    number, an empty text (quoted) empty, a missing cell (not quoted) null; so that writing them
+    again gives the same bytes."""
+    f.seek(start)
+    data = f.read(end - start)
+    names = [str(i) for i in range(width)]
+    return arrow_csv.read_csv(
+        io.BytesIO(data),
+        read_options=arrow_csv.ReadOptions(column_names=names, block_size=max(1 << 20, len(data) + 1),
+                                           use_threads=False),
+        parse_options=arrow_csv.ParseOptions(newlines_in_values=True),
+        convert_options=arrow_csv.ConvertOptions(
+            column_types={n: arrow.int64() if n in _NUMBERS else arrow.string() for n in names},
+            null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False),
+    )
+
+
+def _said(table: arrow.Table, lines: dict[int, Cells]) -> arrow.Table:
+    """TABLE (a block of the report) with the lines at the positions LINES names said anew."""
+    said = [table.column(i).to_pylist() for i in range(2, 7)]
+    for pos, cells in lines.items():
+        for column, value in zip(said, cells, strict=True):
+            column[pos] = value
+    types = (arrow.string(), arrow.int64(), arrow.int64(), arrow.int64(), arrow.string())
+    columns = [table.column(i) for i in range(table.num_columns)]
+    columns[2:7] = [arrow.array(c, type=t) for c, t in zip(said, types, strict=True)]
+    return arrow.Table.from_arrays(columns, names=table.column_names)
+
+
+def _needing_action(table: arrow.Table | arrow.RecordBatch, limit: int) -> list[tuple[str, int, str, str]]:
+    """(source, row, outcome, errors) of the first LIMIT lines of TABLE that need action."""
+    picked = table.filter(pc.is_in(table.column(2), value_set=_NEEDS_ACTION)).slice(0, limit)
+    return list(zip(picked.column(0).to_pylist(), (int(r) for r in picked.column(1).to_pylist()),
+                    picked.column(2).to_pylist(), picked.column(6).to_pylist(), strict=True))
+
 
 def write_summary(path: str, summary: dict[str, Any]) -> None:
     tmp = path + ".tmp"
@@ -293,30 +461,6 @@ def write_summary(path: str, summary: dict[str, Any]) -> None:
         json.dump(summary, f, indent=2, default=str)
         f.write("\n")
     os.replace(tmp, path)
-
-
-def patch_report(path: str, changes: dict[tuple[str, int], tuple[str, Any, str, Any, Any]]
-                 ) -> Counter[str]:
-    """Rewrite the outcome, id and errors of the lines keyed (source, row) in CHANGES: a row's
-    fate decided after its line was written. Returns the change in the count of each outcome."""
-    moved: Counter[str] = Counter()
-    tmp = path + ".tmp"
-    with open(path, newline="", encoding="utf-8") as src, open(tmp, "w", newline="", encoding="utf-8") as dst:
-        reader, writer = csv.reader(src), csv.writer(dst, lineterminator="\n")
-        writer.writerow(next(reader))
-        for line in reader:
-            change = changes.get((line[0], int(line[1]))) if len(line) > 2 and line[1].isdigit() else None
-            if change is not None:
-                outcome, record_id, errors, status, attempts = change
-                moved[line[2]] -= 1
-                moved[outcome] += 1
-                line[2], line[3], line[6] = outcome, "" if record_id is None else str(record_id), errors
-                line[4], line[5] = "" if status is None else str(status), str(attempts or "")
-            writer.writerow(line)
-        dst.flush()
-        os.fsync(dst.fileno())
-    os.replace(tmp, path)
-    return moved
 
 
 @dataclass
@@ -361,30 +505,43 @@ class _ErrorsFile:
         self.limit = limit
         self.durable = durable
         self.tmp = path + ".tmp"
-        self._out = open(self.tmp, "wb")  # noqa: SIM115 - closed in publish() or discard()
+        self._out: Any = open(self.tmp, "wb")  # noqa: SIM115 - closed in publish() or discard()
         head = io.StringIO()
         csv.writer(head, lineterminator="\n").writerow([input_name(header[i]) for i in self.own]
                                                        + ["errors"])
         self._out.write(head.getvalue().encode("utf-8"))
 
-    def add(self, batch: arrow.Table | arrow.RecordBatch) -> None:
-        """The lines of BATCH (all the report's columns, by position) that need action."""
+    def add(self, batch: arrow.Table | arrow.RecordBatch) -> int:
+        """The lines of BATCH (all the report's columns, by position) that need action; how many."""
         picked = batch.filter(pc.is_in(batch.column(2), value_set=_NEEDS_ACTION))
         if not picked.num_rows:
-            return
+            return 0
         attention = self.attention
         attention.total += picked.num_rows
         if len(attention.first) < self.limit:
-            take = picked.slice(0, self.limit - len(attention.first))
-            attention.first.extend(zip(
-                take.column(0).to_pylist(), (int(r) for r in take.column(1).to_pylist()),
-                take.column(2).to_pylist(), take.column(6).to_pylist(), strict=True))
+            attention.first.extend(_needing_action(picked, self.limit - len(attention.first)))
         # a cell the report leaves empty is an empty cell here, whatever it was in memory; a
         # formula stays text, as in the report (undone when etl reads the file back)
         table = arrow.Table.from_arrays(
             [pc.fill_null(picked.column(i), "") for i in self.own] + [picked.column(6)],
             names=[str(i) for i in range(len(self.own) + 1)])
         arrow_csv.write_csv(table, self._out, _WRITE)
+        return int(picked.num_rows)
+
+    @property
+    def out(self) -> Any:
+        return self._out
+
+    def tell(self) -> int:
+        return int(self._out.tell())
+
+    def close(self) -> None:
+        self._out.close()
+
+    def reopen(self) -> None:
+        """A new, empty file in place of the one written so far (moved away by the caller), not
+        buffered: bytes are copied into it by the kernel too."""
+        self._out = open(self.tmp, "wb", buffering=0)  # noqa: SIM115 - closed in publish() or discard()
 
     def publish(self) -> Attention:
         if self.dialect != PLAIN:

@@ -21,6 +21,7 @@ from etl import journal_backends as backends
 from etl.config import DEFAULT_API_URL
 from etl.errors import UsageProblem
 from etl.journal import default_journal_path, normalise_url
+from etl.outcomes import STATE_OUTCOME, Outcome
 from etl.texts import aligned
 
 
@@ -185,16 +186,10 @@ def _read(db: Any, path: str, daily_limit: int, runs: int, day: str) -> Status:
         "SELECT source, state, COUNT(*) FROM rows GROUP BY source, state ORDER BY source"
     ):
         s = sources.setdefault(name or "(unknown)", Source(name or "(unknown)"))
-        if state == "created":
-            s.done += n
-        elif state in ("in_doubt", "pending"):
-            s.in_doubt += n
-        elif state == "failed":
-            s.failed += n
-        elif state == "rejected":
-            s.rejected += n
-        elif state == "not_attempted":
-            s.not_attempted += n
+        outcome = STATE_OUTCOME.get(state)  # the state as a report shows it
+        bucket = _BUCKET.get(outcome) if outcome is not None else None
+        if bucket is not None:
+            setattr(s, bucket, getattr(s, bucket) + n)
     status.sources = sorted(sources.values(), key=lambda s: s.source)
     for run_id, command, started, finished, exit_code, counts, files in db.execute(
         "SELECT run_id, command, started_at, finished_at, exit_code, counts, files FROM runs "
@@ -206,6 +201,11 @@ def _read(db: Any, path: str, daily_limit: int, runs: int, day: str) -> Status:
             "exit_code": exit_code, "counts": _json(counts, {}), "files": _json(files, []),
         })
     return status
+
+
+#: Which column of `etl status` a journal row counts in, by its outcome (etl.outcomes.STATE_OUTCOME)
+_BUCKET = {Outcome.CREATED: "done", Outcome.IN_DOUBT: "in_doubt", Outcome.FAILED: "failed",
+           Outcome.REJECTED: "rejected", Outcome.NOT_ATTEMPTED: "not_attempted"}
 
 
 def _seconds(when: str | None) -> str | None:
