@@ -6,7 +6,8 @@
     pending, CREATED            -> created        the server gave the new record's Id
     pending, REJECTED           -> rejected       400, or 200 with WasSuccessful: false
     pending, NOT_CREATED        -> failed         gave up on answers that prove nothing was created
-    pending, AMBIGUOUS          -> in_doubt       500, 502, 504, a time-out, a dropped connection
+    pending, AMBIGUOUS          -> in_doubt       500, 502, 503, 504, 408, a time-out, a dropped
+                                                  connection
     pending, WITHDRAWN          -> not_attempted  the request never got processed and the run stops
     pending, CRASHED            -> in_doubt       a run died while the request was under way
     in_doubt, FOUND             -> created        reconciliation found its record
@@ -112,6 +113,7 @@ class Sending:
     base: str | None = None
     occurrence: int | None = None
     fence_low: int | None = None  # the largest record Id seen before the request leaves
+    fence_at: float | None = None  # since when a record above fence_low is new (None: unknown)
 
 
 class Ledger:
@@ -149,7 +151,7 @@ class Ledger:
                               row=sending.row, resource=sending.resource, timeout=sending.timeout,
                               system_id=sending.system_id, last_sent=now, settle_until=None,
                               base=sending.base, occurrence=sending.occurrence,
-                              fence_low=sending.fence_low,
+                              fence_low=sending.fence_low, fence_at=sending.fence_at,
                               first_sent=now if row is None or row[4] is None else row[4])
                 if before in (_F, _N, _R):
                     fields["first_sent"] = now  # a new request: older records are not its own
