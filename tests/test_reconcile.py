@@ -174,8 +174,7 @@ def test_reconcile_from_python_is_what_the_command_says(sandbox, tmp_path, monke
 
     monkeypatch.chdir(tmp_path)
     left_pending(tmp_path, sandbox.url, (101, "1.5", "made it"), (102, "2", "never arrived"))
-    created = sandbox.store.create({"CoworkerBookingCreditId": 101, "CreditUsed": "1.5",
-                                    "Description": "made it"})
+    created = made(sandbox, 101, "1.5", "made it")
     found = reconcile(ReconcileSettings(Connection(api_url=sandbox.url, token=TOKEN,
                                                    journal=str(tmp_path / "journal.sqlite3"))))
     assert found.summary() == (
