@@ -31,7 +31,7 @@ import urllib.request
 from decimal import Decimal
 
 ROWS, CREDITS, NIGHT = 100_000, 5_000, 5_000
-READ_RATE, READ_BURST = 1.25, 40  # etl.checks defaults
+READ_RATE, READ_BURST = 1.25, 40  # etl.run.checks defaults
 USER, PASSWORD = "bench@example.com", "bench-pass"
 
 

@@ -41,7 +41,7 @@ def export(path: str, rows: int) -> None:
 def posting_rate(report: str) -> tuple[int, float]:
     """Rows created, and POSTs a second from the first answer to the last, read back through
     `etl report`'s own reader (the run's log), not the journal's tables, whose layout is etl's."""
-    from etl.report import read
+    from etl.report.run_report import read
 
     times = [when for when, outcome in read(report).posts if outcome == "created"]
     if len(times) < 2:

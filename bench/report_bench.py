@@ -70,8 +70,8 @@ def main() -> None:
     assert box.stdout is not None
     url = box.stdout.readline().split(" at ")[1].split()[0]
 
-    from etl import importing
     from etl.cli import main as etl
+    from etl.run import importing
 
     took: dict[str, list[float]] = {}
     timed(importing.Importer, "_report_whole", took, "end")

@@ -51,7 +51,7 @@ def states(rows: int) -> Iterator[str]:
 
 def make_journal(path: str, rows: int, *, extra_valid: int = 0) -> None:
     """A journal of ROWS rows of one file (whose other EXTRA_VALID valid rows were never sent)."""
-    from etl.journal import ROW_COLUMNS, Journal, canonical_json, now_iso, payload_hash
+    from etl.ledger.journal import ROW_COLUMNS, Journal, canonical_json, now_iso, payload_hash
 
     journal = Journal(path, TARGET, run_id="bench-run-2", command="bench")
     try:

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from etl.errors import UsageProblem
-from etl.journal_backends import has_password
+from etl.ledger.journal_backends import has_password
 
 #: The defaults of the options that name the API and the resource, for the CLI and the library.
 DEFAULT_API_URL = "https://spaces.nexudus.com"

@@ -1,6 +1,6 @@
 """Reading cells in place: Arrow buffers as numpy, and a cell quoted for a message.
 
-What a cell's value is lives in `etl.values`; which values are good, in the schema's checks.
+What a cell's value is lives in `etl.validate.values`; which values are good, in the schema's checks.
 """
 
 from __future__ import annotations

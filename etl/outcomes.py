@@ -29,7 +29,7 @@ from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from etl.journal import Entry
+    from etl.ledger.journal import Entry
 
 
 class Outcome(StrEnum):
@@ -78,7 +78,7 @@ def exit_status(
 
 # --- what the report says of a row -----------------------------------------------------------
 
-#: The journal's states (etl.ledger's table moves a row between them); "new" is a row it lacks.
+#: The journal's states (etl.ledger.life's table moves a row between them); "new" is a row it lacks.
 STATES = ("new", "pending", "created", "rejected", "failed", "in_doubt", "not_attempted")
 
 

@@ -10,7 +10,7 @@ import pandera.pandas as pa
 
 from etl.dtypes import Amount
 from etl.fields import MAX_ID
-from etl.resources import Reference
+from etl.validate.resources import Reference
 
 #: an id names a record: a whole number from 1 to 2**31-1 (Nexudus ids are 32-bit)
 ID_CHECKS = [pa.Check.gt(0), pa.Check.le(MAX_ID)]
@@ -51,7 +51,7 @@ SCHEMA = pa.DataFrameSchema(
         "lookup": {"CoworkerBookingCreditUseHistory_CoworkerBookingCredit": "CoworkerBookingCreditId"},
         # the list filter on the user-defined SystemId
         "system_id_filter": "CoworkerBookingCreditUseHistory_SystemId",
-        # records of the account a row needs, looked up before the first POST (etl.checks)
+        # records of the account a row needs, looked up before the first POST (etl.run.checks)
         "references": [
             Reference(
                 column="CoworkerBookingCreditId",

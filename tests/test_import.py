@@ -48,7 +48,7 @@ def write(tmp_path: Path, name: str, *lines: str) -> Path:
 
 
 def journal_of(url: str) -> str:
-    from etl.journal import default_journal_path, normalise_url
+    from etl.ledger.journal import default_journal_path, normalise_url
 
     return default_journal_path(normalise_url(url))
 
@@ -389,7 +389,7 @@ def test_journal_is_per_target_and_spelling_of_the_url_does_not_matter(post, etl
 def test_a_second_run_on_a_journal_in_use_exits_3(post, sandbox, tmp_path):
     import os
 
-    from etl.journal import Journal
+    from etl.ledger.journal import Journal
 
     held = Journal(journal_of(sandbox.url), sandbox.url)
     try:

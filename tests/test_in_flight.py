@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from etl.identity import Identities
-from etl.journal import Journal, canonical_json, payload_hash
-from etl.ledger import Event, Ledger, RecordTaken, Sending
+from etl.ledger.identity import Identities
+from etl.ledger.journal import Journal, canonical_json, payload_hash
+from etl.ledger.life import Event, Ledger, RecordTaken, Sending
 from etl.sandbox import Faults, Sandbox
 from tests.test_import import NO_ENV, TOKEN, write
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from etl.identity import Identities
-from etl.journal import Journal, canonical_json, normalise_url, payload_hash
-from etl.ledger import Event, Ledger, Sending
+from etl.ledger.identity import Identities
+from etl.ledger.journal import Journal, canonical_json, normalise_url, payload_hash
+from etl.ledger.life import Event, Ledger, Sending
 from etl.sandbox import Faults, Sandbox
 from tests.conftest import PG_SECRET, SAMPLES
 from tests.test_import import NO_ENV, TOKEN, write
@@ -189,7 +189,7 @@ def test_a_journal_password_is_read_only_from_a_config_its_owner_alone_reads(etl
     ("postgresql://etl@db/j", "postgresql://etl@db/j"),
 ])
 def test_a_journal_url_is_shown_without_its_password(url, shown):
-    from etl.journal_backends import shown as masked
+    from etl.ledger.journal_backends import shown as masked
 
     assert masked(url) == shown
 

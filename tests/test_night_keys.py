@@ -1,5 +1,5 @@
-"""A migration night keys its rows a chunk at a time (etl.rowkeys) and keeps the keys of an
-unchanged file for the next night: the identities it gives are the row-by-row rules' (etl.identity),
+"""A migration night keys its rows a chunk at a time (etl.ledger.rowkeys) and keeps the keys of an
+unchanged file for the next night: the identities it gives are the row-by-row rules' (etl.ledger.identity),
 every night, whatever the file's spellings, repeats and chunk boundaries."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from etl.identity import Identities, cell_digest, identity_text
-from etl.rowkeys import (
+from etl.ledger.identity import Identities, cell_digest, identity_text
+from etl.ledger.rowkeys import (
     SeenKeys,
     column_keys,
     content_key_of,
@@ -27,7 +27,7 @@ from etl.rowkeys import (
     text_hashes,
 )
 from etl.sandbox import Faults, Sandbox
-from etl.values import Kind, value
+from etl.validate.values import Kind, value
 from tests.test_import import NO_ENV, PASSWORD, TOKEN, USER, journal_of
 
 RESOURCE = "coworkerbookingcreditusehistories"
@@ -56,7 +56,7 @@ def texts_of(row: list[str | None]) -> dict[str, str]:
 
 
 def oracle(rows: list[list[str | None]]) -> list[str]:
-    """Identities row by row, as etl.identity defines them (no journal)."""
+    """Identities row by row, as etl.ledger.identity defines them (no journal)."""
     return [identity for identity, _, _ in oracle_rows(rows)]
 
 
@@ -141,7 +141,7 @@ def history(path: Path, rows: int) -> list[list[str]]:
 
 
 def kept_keys() -> list[str]:
-    from etl.journal import state_home
+    from etl.ledger.journal import state_home
 
     folder = Path(state_home()) / "keys"
     return sorted(os.listdir(folder)) if folder.exists() else []
@@ -188,7 +188,7 @@ def test_a_file_changed_between_nights_is_keyed_again(etl, sandbox, tmp_path):
 
 
 def test_kept_keys_that_do_not_read_back_are_made_again(etl, sandbox, tmp_path):
-    from etl.journal import state_home
+    from etl.ledger.journal import state_home
 
     path = tmp_path / "history.csv"
     history(path, 30)

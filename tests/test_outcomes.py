@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from etl.outcomes import NEEDS_ACTION, STATE_OUTCOME
-from etl.reporting import ReportWriter
+from etl.report.reporting import ReportWriter
 from etl.sandbox import Faults, Sandbox
 from tests.test_import import NO_ENV, TOKEN, write
 from tests.test_row_identity import journal_rows

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from etl.pacing import Pacer
+from etl.post.pacing import Pacer
 
 
 class FakeClock:

@@ -13,9 +13,9 @@ from decimal import Decimal
 
 import pytest
 
-from etl.identity import Identities, cell_digest, identity_text
-from etl.journal import Journal, canonical_json, normalise_url, payload_hash
-from etl.ledger import Event, Ledger, Sending
+from etl.ledger.identity import Identities, cell_digest, identity_text
+from etl.ledger.journal import Journal, canonical_json, normalise_url, payload_hash
+from etl.ledger.life import Event, Ledger, Sending
 from etl.sandbox import Faults, Sandbox
 from tests.test_import import NO_ENV, TOKEN, write
 
@@ -126,7 +126,7 @@ def test_help_shows_no_secret_from_the_environment(etl):
 def test_a_journal_held_by_a_killed_run_is_free_again(tmp_path):
     path = str(tmp_path / "journal.sqlite3")
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom etl.journal import Journal\n"
+        [sys.executable, "-c", "import sys, time\nfrom etl.ledger.journal import Journal\n"
          f"j = Journal({path!r}, 'x')\nprint('held', flush=True)\ntime.sleep(60)"],
         stdout=subprocess.PIPE, text=True)
     try:
@@ -169,8 +169,8 @@ def test_an_amount_the_server_rounds_matches_only_through_the_rule_learnt(etl, s
 
 def test_reconcile_from_python_is_what_the_command_says(sandbox, tmp_path, monkeypatch):
     """The library does the whole of `etl reconcile`: the command only prints what it returns."""
-    from etl.connecting import Connection
-    from etl.resolving import ReconcileSettings, reconcile
+    from etl.run.connecting import Connection
+    from etl.run.resolving import ReconcileSettings, reconcile
 
     monkeypatch.chdir(tmp_path)
     left_pending(tmp_path, sandbox.url, (101, "1.5", "made it"), (102, "2", "never arrived"))
@@ -200,7 +200,7 @@ def test_a_journal_that_is_not_there_is_refused_not_started(etl, sandbox, tmp_pa
 
 def test_reconcile_and_resolve_from_another_folder(etl, sandbox, tmp_path, monkeypatch):
     """The target's own journal is found from any folder, and a row is named by its file's name."""
-    from etl.journal import default_journal_path
+    from etl.ledger.journal import default_journal_path
 
     target = normalise_url(sandbox.url)
     left_pending(tmp_path, sandbox.url, (101, "1", "first"), (102, "2", "second"),

@@ -79,7 +79,7 @@ def test_a_dry_run_leaves_hypothesis_alone_and_importable(tmp_path):
 
 def test_resource_definitions_install_under_etl_not_as_a_top_level_schemas(tmp_path):
     probe = (
-        "import importlib.util, importlib.metadata, json, etl.schemas, etl.resources as r\n"
+        "import importlib.util, importlib.metadata, json, etl.schemas, etl.validate.resources as r\n"
         "dist = importlib.metadata.distribution('nexudus-etl')\n"
         "print(json.dumps([importlib.util.find_spec('schemas') is None, list(etl.schemas.__path__),\n"
         "    r.available(), r.load('coworkerbookingcreditusehistories').name,\n"

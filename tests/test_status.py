@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import SAMPLES
 
-# This mirrors the schema of the journal (etl/journal.py, version 2): one SQLite file per target.
+# This mirrors the schema of the journal (etl/ledger/journal.py, version 2): one SQLite file per target.
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE rows (identity TEXT PRIMARY KEY, state TEXT NOT NULL, record_id INTEGER UNIQUE,
@@ -119,7 +119,7 @@ def test_a_run_that_never_finished_is_told_from_one_still_running(etl, tmp_path)
     """A run killed mid-way (or out of room) leaves no end in the journal: it is shown as never
     finished unless the process that holds the journal's lock now is that run, alive (the same
     process, not a later one given its pid; not a reconcile that holds the journal since)."""
-    from etl.journal import process_start
+    from etl.ledger.journal import process_start
 
     path = journal(tmp_path / "journal.sqlite3")
     with sqlite3.connect(path) as db:
@@ -255,7 +255,7 @@ def test_nothing_left_to_post_when_the_rows_not_created_are_refused_or_invalid(e
 
 
 @pytest.mark.xfail(strict=True, reason="the journal notes a file's valid rows before the account checks "
-                   "(etl.importing._import calls note_source before check_account): rows of a booking "
+                   "(etl.run.importing._import calls note_source before check_account): rows of a booking "
                    "credit that does not exist stay 'left' night after night")
 def test_rows_the_account_checks_refuse_are_not_left_to_post(etl, tmp_path):
     (tmp_path / "credits.csv").write_text("Id,TotalCredit,RemainingCredit\n1281,100,100\n1203,100,100\n")

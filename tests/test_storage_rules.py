@@ -10,10 +10,10 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from etl.resources import load
+from etl.ledger.storage import Match, Storage
 from etl.sandbox import Faults
 from etl.sandbox.rules import stored
-from etl.storage import Match, Storage
+from etl.validate.resources import load
 
 RESOURCE = load("coworkerbookingcreditusehistories")
 TEACHER = {"CoworkerBookingCreditId": 1, "CreditUsed": Decimal("1.2345"),

@@ -274,7 +274,7 @@ def test_block_boundaries_do_not_change_rows_or_numbers(tmp_path, block):
     gives the same rows, numbers and messages as the csv module reading it in one go."""
     import csv
 
-    from etl.reading import ReadOptions, open_table
+    from etl.read.reading import ReadOptions, open_table
 
     lines = ["CoworkerBookingCreditId,CreditUsed,Description"]
     for i in range(1, 60):

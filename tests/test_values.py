@@ -1,4 +1,4 @@
-"""The value of a cell (etl.values), the column reader agreeing with it, and the Arrow kernels
+"""The value of a cell (etl.validate.values), the column reader agreeing with it, and the Arrow kernels
 agreeing with pandera row for row on random chunks."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from etl.fields import MAX_ID, canonical_number
-from etl.reading import RawChunk
-from etl.resources import from_schema
-from etl.validating import ColumnMap, Validator
-from etl.values import Kind, Parsed, value
+from etl.read.reading import RawChunk
+from etl.validate.resources import from_schema
+from etl.validate.validating import ColumnMap, Validator
+from etl.validate.values import Kind, Parsed, value
 
 # the characters numbers are made of, and the ones that trip parsers up
 NUMBERISH = st.text(alphabet="0123456789+-.,eE _x\t n", max_size=12) | st.sampled_from(
@@ -212,7 +212,7 @@ def test_a_limit_a_double_cannot_tell_is_decided_by_pandera_exactly():
 
 
 def test_ids_above_32_bits_fail_the_schema_check():
-    from etl.resources import load
+    from etl.validate.resources import load
 
     resource = load("coworkerbookingcreditusehistories")
     cells = [str(MAX_ID), str(MAX_ID + 1), "99999999999999999999", "0", "-3"]

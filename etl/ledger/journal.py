@@ -1,0 +1,857 @@
+"""The SQLite journal of what was posted: the memory that makes reruns and crashes safe.
+
+One journal per API target, in the user's state folder (never the current folder), so a run
+started from any folder, with the URL spelt any way, finds the same journal. A row is entered
+`pending` *before* its request leaves and gets its outcome after the answer, so after a crash
+a row is untouched, final, or `pending` (which a rerun treats as in doubt, never resends
+blindly). The row states themselves are changed by `etl.ledger.life` only; this module stores them.
+
+One run at a time: an exclusive lock on `<journal>.lock` (`filelock`, the same on every
+platform), which the OS drops when the process dies, however it dies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import posixpath
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from etl.errors import EtlError, RunAborted, UsageProblem, no_room
+from etl.ledger import journal_backends as backends
+from etl.outcomes import ExitStatus
+
+VERSION = "2"
+APP = "nexudus-etl"
+#: where the journal lived before it moved to the user's state folder
+OLD_DEFAULT = os.path.join("logs", "journal.sqlite3")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS rows (
+    identity TEXT PRIMARY KEY,  -- the row: every cell as read (or its --key), and its occurrence
+    scheme TEXT NOT NULL,       -- how the identity was made: which columns, or which --key
+    base TEXT,                  -- the content identical rows share (their identities differ)
+    occurrence INTEGER,         -- which of the identical rows it is
+    state TEXT NOT NULL,        -- pending | created | rejected | failed | in_doubt | not_attempted
+    record_id INTEGER UNIQUE,   -- a record Id belongs to one row, ever
+    http_status INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    reason TEXT,
+    payload TEXT NOT NULL,      -- the body as sent
+    payload_hash TEXT NOT NULL, -- the body without any tag: finds the same credit use from elsewhere
+    source TEXT,                -- absolute path of the file the row came from
+    row INTEGER,                -- its spreadsheet row number there
+    resource TEXT,
+    run_id TEXT,
+    system_id TEXT,             -- the key sent as SystemId, when one was sent
+    timeout REAL,               -- seconds the last request was given: how long it may be under way
+    first_sent REAL,            -- our clock, epoch seconds
+    last_sent REAL,
+    server_offset REAL,         -- the server's clock minus ours, from its Date header, when known
+    settle_until REAL,          -- before this, "no record found" proves nothing
+    created_at TEXT,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rows_state ON rows (state);
+CREATE INDEX IF NOT EXISTS rows_payload ON rows (payload_hash);
+CREATE INDEX IF NOT EXISTS rows_source ON rows (source, row);
+-- `etl status` counts rows per file and state from this index alone (a million rows in a
+-- fraction of a second, without reading the rows' payloads)
+CREATE INDEX IF NOT EXISTS rows_source_state ON rows (source, state);
+CREATE INDEX IF NOT EXISTS rows_base ON rows (base);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY, identity TEXT NOT NULL, at TEXT NOT NULL, run_id TEXT,
+    source TEXT, row INTEGER, from_state TEXT, to_state TEXT NOT NULL, event TEXT NOT NULL,
+    reason TEXT
+);
+CREATE INDEX IF NOT EXISTS events_identity ON events (identity);
+CREATE TABLE IF NOT EXISTS sources (
+    source TEXT PRIMARY KEY, rows INTEGER, valid INTEGER, scheme TEXT, last_run TEXT,
+    updated_at TEXT
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, command TEXT, started_at TEXT, finished_at TEXT, exit_code INTEGER,
+    counts TEXT, files TEXT
+);
+CREATE TABLE IF NOT EXISTS quota (day TEXT PRIMARY KEY, posts INTEGER NOT NULL);
+-- a row's cells, a digest of each by column name (JSON): what it takes to identify the row again
+-- under another choice of columns (a later --key or --ignore-column)
+CREATE TABLE IF NOT EXISTS cells (identity TEXT PRIMARY KEY, cells TEXT NOT NULL);
+-- a row's content and payload as keys (etl.ledger.rowkeys): a night finds the rows it knows by them,
+-- in bulk, without hashing every row of a history file the way its identity is made
+CREATE TABLE IF NOT EXISTS keys (identity TEXT PRIMARY KEY, content TEXT, payload TEXT);
+CREATE INDEX IF NOT EXISTS keys_content ON keys (content);
+"""
+
+ROW_COLUMNS = (
+    "identity", "scheme", "base", "occurrence", "state", "record_id", "http_status", "attempts",
+    "reason", "payload", "payload_hash", "source", "row", "resource", "run_id", "system_id",
+    "timeout", "first_sent", "last_sent", "server_offset", "settle_until", "created_at", "updated_at",
+    "fence_low", "fence_at",
+)
+_SELECT = f"SELECT {', '.join(ROW_COLUMNS)} FROM rows"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row as the journal knows it."""
+
+    identity: str
+    scheme: str
+    base: str | None
+    occurrence: int | None
+    state: str
+    record_id: int | None
+    http_status: int | None
+    attempts: int
+    reason: str | None
+    payload: str
+    payload_hash: str
+    source: str | None
+    row: int | None
+    resource: str | None
+    run_id: str | None
+    system_id: str | None
+    timeout: float | None
+    first_sent: float | None
+    last_sent: float | None
+    server_offset: float | None
+    settle_until: float | None
+    created_at: str | None
+    updated_at: str
+    fence_low: int | None = None
+    #: our clock (epoch seconds) since when any record above fence_low is new: a record Id above
+    #: fence_low was committed after this time (None: since when is not known, an old fence)
+    fence_at: float | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.source} row {self.row}"
+
+
+class JournalProblem(EtlError):
+    """The journal can't be used as it is (damaged, missing, for another target): exit 2."""
+
+
+class DiskFull(RunAborted):
+    """The journal could not be written: nothing more may be sent (exit 3)."""
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def utc_day() -> str:
+    return dt.datetime.now(dt.UTC).date().isoformat()
+
+
+# --- where the journal lives ---------------------------------------------------------------------
+
+
+def normalise_url(url: str) -> str:
+    """One spelling per API target: scheme and host in lower case, no default port, no dot
+    segments, no trailing or doubled slashes, no query. `HTTP://Host:80//api/./` is `http://host/api`."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower().rstrip(".")
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port
+    if port and (scheme, port) not in (("http", 80), ("https", 443)):
+        host = f"{host}:{port}"
+    path = re.sub(r"/{2,}", "/", parts.path or "/")
+    path = posixpath.normpath(path) if path not in ("", "/") else ""
+    path = "" if path in (".", "/") else path.rstrip("/")
+    return urlunsplit((scheme, host, path, "", ""))
+
+
+def one_target(target: str) -> str:
+    """`localhost`, `127.0.0.1` and `::1` with one port are one server: the same target for
+    telling whether another journal knows it."""
+    return re.sub(r"^(https?://)(localhost|127\.0\.0\.1|\[::1\])(?=[:/]|$)", r"\g<1>127.0.0.1", target)
+
+
+def state_home() -> str:
+    """The user's state folder for etl (XDG_STATE_HOME on Linux, the platform's own elsewhere)."""
+    import platformdirs
+
+    return platformdirs.user_state_dir(APP, appauthor=False)
+
+
+def default_journal_path(target: str) -> str:
+    """The journal of TARGET (a normalised URL, or "sandbox") in the user's state folder."""
+    slug = re.sub(r"[^a-z0-9.]+", "-", target.lower().split("://", 1)[-1]).strip("-") or "target"
+    return os.path.join(state_home(), "journals", f"{slug}.sqlite3")
+
+
+# --- a registry of journals, so that a lost one is noticed -----------------------------------------
+
+
+def _registry_path() -> str:
+    return os.path.join(state_home(), "journals.json")
+
+
+def _registry() -> dict[str, Any]:
+    try:
+        with open(_registry_path(), encoding="utf-8") as f:
+            data = json.load(f)
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _register(path: str, target: str, created: int) -> None:
+    data = _registry()
+    known = data.get(path) or {}
+    data[path] = {"target": target, "created": max(created, int(known.get("created") or 0)),
+                  "updated_at": now_iso()}
+    os.makedirs(os.path.dirname(_registry_path()), exist_ok=True)
+    tmp = _registry_path() + f".{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)
+    os.replace(tmp, _registry_path())
+
+
+def _created_in(path: str) -> int:
+    """How many created rows another journal's file holds (0 if it can't be read)."""
+    try:
+        db = backends.sqlite_connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM rows WHERE state = 'created'").fetchone()[0])
+        finally:
+            db.close()
+    except backends.Error:
+        return 0
+
+
+def forget(path: str) -> None:
+    """`--new-journal`: the journal at PATH is knowingly started afresh."""
+    data = _registry()
+    if data.pop(backends.shown(path) if backends.is_url(path) else os.path.abspath(path), None) is not None:
+        os.makedirs(os.path.dirname(_registry_path()), exist_ok=True)
+        with open(_registry_path(), "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1)
+
+
+def process_start(pid: int) -> int | None:
+    """When process PID started, in clock ticks since boot (Linux), to tell it from a later
+    process given the same pid; None where that can't be read."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[19])  # field 22 of the line, counted after the command's name
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def journal_folder_problem(folder: str, exc: OSError) -> EtlError:
+    """The journal's folder can't be made or written: nothing has been sent yet."""
+    why = exc.strerror or str(exc)
+    if no_room(exc):
+        return DiskFull(f"the journal's folder {folder} has no room ({why}); nothing is sent. "
+                        "Free some space and rerun")
+    return UsageProblem(f"can't write the journal's folder {folder} ({why}); set XDG_STATE_HOME to "
+                        "a folder this user can write, or give --journal")
+
+
+def _target_path(target: str) -> str:
+    slug = re.sub(r"[^a-z0-9.]+", "-", target.lower().split("://", 1)[-1]).strip("-") or "target"
+    return os.path.join(state_home(), "targets", f"{slug}.json")
+
+
+def _target_facts(target: str) -> dict[str, str]:
+    try:
+        with open(_target_path(target), encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("target") != target or not isinstance(data.get("facts"), dict):
+        return {}
+    return {str(k): str(v) for k, v in data["facts"].items()}
+
+
+# --- the journal -----------------------------------------------------------------------------------
+
+
+class Journal:
+    def __init__(self, path: str, target: str, *, run_id: str = "", command: str = "",
+                 fresh: bool = False) -> None:
+        """FRESH (`--new-journal`): knowingly start afresh, whatever other journals know."""
+        self.url = path if backends.is_url(path) else None
+        self.path = backends.shown(path) if self.url else os.path.abspath(path)
+        self.target = target
+        self.run_id = run_id
+        self.fresh = fresh
+        if self.url:  # a PostgreSQL journal: its lock is the server's
+            self._lock = backends.PgLock(self.url, target, run_id)
+        else:
+            try:
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+                self._lock = self._take_lock()
+            except OSError as exc:
+                raise journal_folder_problem(os.path.dirname(self.path), exc) from None
+        try:
+            self._open(command)
+        except BaseException:
+            if getattr(self, "db", None) is not None:
+                self.db.close()  # a PostgreSQL connection left open is a session the server keeps
+            self._lock.release()
+            raise
+        self._mutex = threading.Lock()
+
+    # opening
+
+    def _take_lock(self) -> Any:
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(self.path + ".lock", timeout=0)
+        holder_path = self.path + ".holder"
+        try:
+            lock.acquire()
+        except Timeout:
+            try:
+                with open(holder_path, encoding="utf-8") as f:
+                    holder = f.readline().strip() or "unknown"
+            except OSError:
+                holder = "unknown"
+            raise RunAborted(
+                f"another run holds the journal {self.path} ({holder}); wait for it to finish "
+                "(never point this run at another journal: rows would be posted twice)"
+            ) from None
+        with open(holder_path, "w", encoding="utf-8") as f:  # a line for people, one for `etl status`
+            f.write(f"pid {os.getpid()}, started {now_iso()}\n")
+            f.write(json.dumps({"pid": os.getpid(), "run": self.run_id,
+                                "process_start": process_start(os.getpid())}) + "\n")
+        return lock
+
+    def _open(self, command: str) -> None:
+        existed = bool(self.url) or os.path.exists(self.path) and os.path.getsize(self.path) > 0
+        try:
+            self.db: Any = backends.PgConnection(self.url, lock=self._lock) if self.url else \
+                backends.sqlite_connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")  # a pending mark must survive a power cut
+            self.db.executescript(_SCHEMA)
+            have = {r[1] for r in self.db.execute("PRAGMA table_info(rows)")}
+            if "fence_low" not in have:
+                # the largest record Id seen before the row's latest request left: its record,
+                # if any, has a larger one (where the target's Ids rise)
+                self.db.execute("ALTER TABLE rows ADD COLUMN fence_low INTEGER")
+            if "fence_at" not in have:
+                # since when a record above fence_low is new (a fence read then, or a 200 for a
+                # request sent then): how fresh the fence was when the request left
+                self.db.execute("ALTER TABLE rows ADD COLUMN fence_at REAL")
+            target = self._meta("target")
+            legacy = self.db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='entries'").fetchone()
+        except backends.DatabaseError as exc:
+            if _cannot_write(exc):
+                raise _write_problem(self.path, exc) from None
+            raise JournalProblem(
+                f"the journal {self.path} is damaged ({exc}); restore it from a backup. Do not "
+                "delete it: it is what stops rows being posted twice"
+            ) from None
+        if target is None:
+            with self.transaction() as db:
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('target', ?), ('version', ?)",
+                           (self.target, VERSION))
+        elif target != self.target:
+            raise UsageProblem(
+                f"the journal {self.path} is the journal of {target}, not of {self.target}; "
+                "leave out --journal to use the target's own journal"
+            )
+        if legacy:
+            self.adopt_legacy(self.path)
+        empty = self.db.execute("SELECT 1 FROM rows LIMIT 1").fetchone() is None
+        if self._meta("identity") is None and empty:
+            with self.transaction() as db:  # its rows' identities are made of values
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('identity', 'values')")
+        created = self.count("created")
+        registry = _registry()
+        others = [(p, k) for p, k in registry.items() if p != self.path
+                  and one_target(str(k.get("target"))) == one_target(self.target) and os.path.exists(p)]
+        if others and created == 0 and not self.count("in_doubt") and command == "import" \
+                and not self.fresh:
+            # a journal is registered when first used: one whose run was killed before it
+            # closed has its created rows counted from the file itself
+            counted = [(p, max(int(k.get("created") or 0), _created_in(p))) for p, k in others]
+            counted = [(p, n) for p, n in counted if n > 0]
+        else:
+            counted = []
+        if counted:
+            path, n = counted[0]
+            raise JournalProblem(
+                f"the journal {path} records {n} credit uses created on {self.target}, but "
+                f"this run would use {self.path}, which knows none of them: posting would send them "
+                f"again. Use that journal (leave out --journal, or --journal {path}); only if this "
+                "journal is meant to start afresh, --new-journal"
+            )
+        known = registry.get(self.path)
+        if known and int(known.get("created") or 0) > 0 and created == 0 and command == "import":
+            what = "was emptied" if existed else "is missing"
+            raise JournalProblem(
+                f"the journal {self.path} of {self.target} {what}, but it had recorded "
+                f"{known['created']} created credit uses (last {known.get('updated_at')}): posting "
+                "now would send them again. Restore it from a backup; only if you are sure the "
+                "target has none of those rows, start afresh with --new-journal"
+            )
+        if command == "import" and self.path not in registry:
+            try:  # registered when first used: a run killed before it closes leaves its trace
+                _register(self.path, self.target, created)
+            except OSError:
+                pass  # the state folder is read-only: the look-up before posting still guards
+
+    def adopt_legacy(self, path: str) -> int:
+        """Take over the rows of an earlier version's journal (one table for every URL) that
+        belong to this target; their identities are re-keyed when the rows are next read."""
+        src = self.db if os.path.abspath(path) == self.path else backends.sqlite_connect(path)
+        done = self._meta(f"adopted:{os.path.abspath(path)}")
+        if done:
+            return 0
+        try:
+            rows = src.execute(
+                "SELECT scope, identity, state, record_id, http_status, attempts, errors, payload, "
+                "source, row, resource, first_sent, settle_until, updated_at FROM entries").fetchall()
+        except backends.DatabaseError:
+            rows = []
+        finally:
+            if src is not self.db:
+                src.close()
+        taken = 0
+        with self.transaction():
+            for (scope, identity, state, record_id, status, attempts, errors, payload, source, row,
+                 resource, first_sent, settle_until, updated_at) in rows:
+                if _old_scope(scope) != self.target:
+                    continue
+                self.db.execute(
+                    "INSERT OR IGNORE INTO rows (identity, scheme, state, record_id, http_status, "
+                    "attempts, reason, payload, payload_hash, source, row, resource, first_sent, "
+                    "last_sent, settle_until, timeout, updated_at) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (identity, LEGACY_SCHEME, "in_doubt" if state == "pending" else state, record_id,
+                     status, attempts or 0, errors, payload, payload_hash(resource or "", payload),
+                     os.path.abspath(source) if source else None, row, resource, first_sent,
+                     first_sent, settle_until, None, updated_at or now_iso()))
+                taken += 1
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                            (f"adopted:{os.path.abspath(path)}", now_iso()))
+            if taken:
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('legacy', '1')")
+        return taken
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            with self._mutex:
+                created = self.count("created")
+                self.db.close()
+            if created:
+                _register(self.path, self.target, created)
+        except (*backends.Error, OSError):
+            pass
+        finally:
+            self._lock.release()
+
+    # low level
+
+    def _meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def meta(self, key: str) -> str | None:
+        with self._mutex:
+            return self._meta(key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction():
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """One atomic write. A failure to write (disk full) is reported as what it is."""
+        lock = getattr(self, "_mutex", None)
+        if lock is not None:
+            lock.acquire()
+        try:
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+            except backends.OperationalError as exc:
+                raise _write_problem(self.path, exc) from None
+            try:
+                yield self.db
+                self.db.execute("COMMIT")
+            except BaseException as exc:
+                try:
+                    self.db.execute("ROLLBACK")
+                except backends.Error:
+                    pass  # the first error is the one to report
+                if isinstance(exc, backends.DatabaseError) and not isinstance(exc, backends.IntegrityError):
+                    raise _write_problem(self.path, exc) from None
+                raise
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def total(self) -> int:
+        with self._mutex:
+            return int(self.db.execute("SELECT COUNT(*) FROM rows").fetchone()[0])
+
+    def created_from(self, source: str) -> int:
+        """How many rows created from SOURCE (an absolute path) the journal knows."""
+        with self._mutex:
+            return int(self.db.execute("SELECT COUNT(*) FROM rows WHERE state = 'created' AND "
+                                       "source = ?", (source,)).fetchone()[0])
+
+    def count(self, state: str) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM rows WHERE state = ?", (state,)).fetchone()[0])
+
+    # rows: reading
+
+    def lookup(self, identities: Iterable[str]) -> dict[str, Entry]:
+        found: dict[str, Entry] = {}
+        wanted = list(identities)
+        with self._mutex:
+            for start in range(0, len(wanted), 500):
+                part = wanted[start: start + 500]
+                marks = ",".join("?" * len(part))
+                for r in self.db.execute(f"{_SELECT} WHERE identity IN ({marks})", part):
+                    found[r[0]] = Entry(*r)
+        return found
+
+    def created_with_payload(self, hashes: Iterable[str], *, maybe: bool = False
+                             ) -> dict[str, list[Entry]]:
+        """Created rows by their payload's hash: the same credit use, from wherever it came;
+        with MAYBE, rows that may have been created too (in doubt, pending)."""
+        found: dict[str, list[Entry]] = {}
+        wanted = list(dict.fromkeys(hashes))
+        states = "('created', 'in_doubt', 'pending')" if maybe else "('created')"
+        with self._mutex:
+            for start in range(0, len(wanted), 500):
+                part = wanted[start: start + 500]
+                marks = ",".join("?" * len(part))
+                for r in self.db.execute(
+                    f"{_SELECT} WHERE state IN {states} AND payload_hash IN ({marks}) "
+                    # rows not created yet first, as SQLite orders NULLs and PostgreSQL must too
+                    "ORDER BY created_at IS NOT NULL, created_at, rowid", part):
+                    entry = Entry(*r)
+                    found.setdefault(entry.payload_hash, []).append(entry)
+        return found
+
+    def entries(self, state: str | None = None) -> list[Entry]:
+        sql, args = _SELECT, tuple[str, ...]()
+        if state:
+            sql, args = sql + " WHERE state = ?", (state,)
+        with self._mutex:
+            return [Entry(*r) for r in self.db.execute(sql + " ORDER BY rowid", args)]
+
+    def at(self, source: str, row: int) -> list[Entry]:
+        """The journal's rows that came from SOURCE (an absolute path, or a file name) row ROW."""
+        with self._mutex:
+            found = [Entry(*r) for r in self.db.execute(f"{_SELECT} WHERE source = ? AND row = ?",
+                                                        (os.path.abspath(source), row))]
+            if not found and os.sep not in source:
+                found = [e for e in (Entry(*r) for r in self.db.execute(f"{_SELECT} WHERE row = ?", (row,)))
+                         if e.source and os.path.basename(e.source) == source]
+        return found
+
+    def key_facts(self, payload_keys: Callable[[list[str]], list[list[int]]]
+                  ) -> list[tuple[str, str | None, str | None]]:
+        """(state, content key, payload keys) of every row. Rows without payload keys (written
+        before they were kept) get them first, made by PAYLOAD_KEYS from their payloads."""
+        with self._mutex:
+            missing = self.db.execute(
+                "SELECT r.identity, r.payload FROM rows r LEFT JOIN keys k ON k.identity = r.identity "
+                "WHERE k.payload IS NULL AND r.payload IS NOT NULL").fetchall()
+        if missing:
+            made = payload_keys([m[1] for m in missing])
+            with self.transaction() as db:
+                db.executemany("INSERT OR IGNORE INTO keys (identity, content, payload) "
+                               "VALUES (?, NULL, NULL)", [(m[0],) for m in missing])
+                db.executemany("UPDATE keys SET payload = ? WHERE identity = ?",
+                               [(",".join(f"{k:016x}" for k in keys), m[0])
+                                for m, keys in zip(missing, made, strict=True)])
+        with self._mutex:
+            return [(r[0], r[1], r[2]) for r in self.db.execute(
+                "SELECT r.state, k.content, k.payload FROM rows r "
+                "LEFT JOIN keys k ON k.identity = r.identity")]
+
+    def by_content(self, contents: Iterable[str]) -> dict[str, list[Entry]]:
+        """The rows of each content key, as the journal keeps them."""
+        found: dict[str, list[Entry]] = {}
+        wanted = list(dict.fromkeys(contents))
+        columns = ", ".join(f"r.{c}" for c in ROW_COLUMNS)
+        with self._mutex:
+            for start in range(0, len(wanted), 500):
+                part = wanted[start: start + 500]
+                marks = ",".join("?" * len(part))
+                for row in self.db.execute(
+                        f"SELECT k.content, {columns} FROM rows r JOIN keys k ON k.identity = r.identity "
+                        f"WHERE k.content IN ({marks})", part):
+                    found.setdefault(row[0], []).append(Entry(*row[1:]))
+        return found
+
+    def keep_keys(self, keys: Mapping[str, tuple[str | None, str]]) -> None:
+        """Rows' content and payload keys, by identity (a content key found for a row kept
+        before its content key was)."""
+        if keys:
+            with self.transaction() as db:
+                db.executemany("INSERT OR IGNORE INTO keys (identity, content, payload) "
+                               "VALUES (?, NULL, NULL)", [(k,) for k in keys])
+                db.executemany("UPDATE keys SET content = COALESCE(?, content), "
+                               "payload = COALESCE(?, payload) WHERE identity = ?",
+                               [(c, p, k) for k, (c, p) in keys.items()])
+
+    def of_bases(self, bases: Iterable[str]) -> dict[str, list[tuple[str, str, int]]]:
+        """`of_base` of many contents at once."""
+        found: dict[str, list[tuple[str, str, int]]] = {}
+        wanted = list(bases)
+        with self._mutex:
+            for start in range(0, len(wanted), 500):
+                part = wanted[start: start + 500]
+                marks = ",".join("?" * len(part))
+                for base, identity, state, occurrence in self.db.execute(
+                        f"SELECT base, identity, state, occurrence FROM rows WHERE base IN ({marks})", part):
+                    found.setdefault(base, []).append((identity, state, int(occurrence or 0)))
+        return found
+
+    def of_base(self, base: str) -> list[tuple[str, str, int]]:
+        """The rows of one content: (identity, state, occurrence), for identical rows."""
+        with self._mutex:
+            return [(r[0], r[1], int(r[2] or 0)) for r in self.db.execute(
+                "SELECT identity, state, occurrence FROM rows WHERE base = ?", (base,))]
+
+    def snapshot(self) -> tuple[set[int], list[Entry]]:
+        """(record Ids claimed, rows with a request under way or its answer not yet applied),
+        read together."""
+        with self._mutex:
+            self.db.execute("BEGIN")
+            try:
+                claimed = {r[0] for r in self.db.execute(
+                    "SELECT record_id FROM rows WHERE record_id IS NOT NULL")}
+                busy = [Entry(*r) for r in self.db.execute(f"{_SELECT} WHERE state = 'pending'")]
+            finally:
+                self.db.execute("COMMIT")
+        return claimed, busy
+
+    def holder(self, db: Any, record_id: int) -> tuple[str, str, str] | None:
+        """Inside a transaction: the row holding RECORD_ID, as (identity, state, the event that
+        gave it the record: 'created' for its own 200, else a claim), or None."""
+        row = db.execute("SELECT identity, state FROM rows WHERE record_id = ?", (record_id,)).fetchone()
+        if row is None:
+            return None
+        how = db.execute("SELECT event FROM events WHERE identity = ? AND to_state = 'created' "
+                         "ORDER BY seq DESC LIMIT 1", (row[0],)).fetchone()
+        return str(row[0]), str(row[1]), str(how[0]) if how else "created"
+
+    # facts about the target itself (how it stores fields), shared by every journal of it
+
+    def target_fact(self, key: str) -> str | None:
+        """A fact learnt about the target: from this journal, else from the target's own file in
+        the state folder (written by any journal of the same target)."""
+        value = self.meta(f"target:{key}")
+        if value is None:
+            value = _target_facts(self.target).get(key)
+        return value
+
+    def set_target_fact(self, key: str, value: str) -> None:
+        self.set_meta(f"target:{key}", value)
+        try:
+            facts = _target_facts(self.target)
+            facts[key] = value
+            path = _target_path(self.target)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump({"target": self.target, "facts": facts}, f, indent=1)
+            os.replace(tmp, path)
+        except OSError:
+            pass  # the journal has it; other journals learn it again
+
+    def max_record_id(self) -> int | None:
+        """The largest record Id the journal holds (received by some run), or None."""
+        with self._mutex:
+            row = self.db.execute("SELECT MAX(record_id) FROM rows").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def claimed_ids(self) -> set[int]:
+        with self._mutex:
+            return {r[0] for r in self.db.execute(
+                "SELECT record_id FROM rows WHERE record_id IS NOT NULL")}
+
+    def events(self, identity: str) -> list[tuple[str, str | None, str, str, str | None]]:
+        with self._mutex:
+            return list(self.db.execute(
+                "SELECT at, from_state, to_state, event, reason FROM events WHERE identity = ? "
+                "ORDER BY seq", (identity,)))
+
+    # rows: the ledger's writes (etl.ledger.life is the only caller)
+
+    def write_row(self, db: Any, identity: str, fields: dict[str, Any],
+                  insert: bool) -> None:
+        fields = {**fields, "updated_at": now_iso()}
+        if insert:
+            names = ["identity", *fields]
+            db.execute(f"INSERT INTO rows ({', '.join(names)}) VALUES ({','.join('?' * len(names))})",
+                       (identity, *fields.values()))
+        else:
+            sets = ", ".join(f"{k} = ?" for k in fields)
+            db.execute(f"UPDATE rows SET {sets} WHERE identity = ?", (*fields.values(), identity))
+
+    def write_event(self, db: Any, identity: str, source: str | None, row: int | None,
+                    from_state: str | None, to_state: str, event: str, reason: str | None) -> None:
+        db.execute(
+            "INSERT INTO events (identity, at, run_id, source, row, from_state, to_state, event, "
+            "reason) VALUES (?,?,?,?,?,?,?,?,?)",
+            (identity, now_iso(), self.run_id, source, row, from_state, to_state, event, reason))
+
+    def rekey(self, old: str, new: str, scheme: str) -> None:
+        """A row adopted from an earlier version's journal gets today's identity."""
+        with self.transaction() as db:
+            db.execute("UPDATE rows SET identity = ?, scheme = ? WHERE identity = ?", (new, scheme, old))
+            db.execute("UPDATE events SET identity = ? WHERE identity = ?", (new, old))
+            db.execute("DELETE FROM keys WHERE identity = ?", (old,))
+
+    def reidentify(self, old: str, new: str, scheme: str, base: str | None, occurrence: int | None,
+                   cells: dict[str, str]) -> None:
+        """A row identified another way before (by the release before identities were made of
+        values, or under another choice of columns) gets today's identity."""
+        with self.transaction() as db:
+            db.execute("UPDATE rows SET identity = ?, scheme = ?, base = ?, occurrence = ? "
+                       "WHERE identity = ?", (new, scheme, base, occurrence, old))
+            db.execute("UPDATE events SET identity = ? WHERE identity = ?", (new, old))
+            db.execute("DELETE FROM keys WHERE identity = ?", (old,))  # its content: found again
+            db.execute("DELETE FROM cells WHERE identity = ?", (old,))
+            db.execute("INSERT OR REPLACE INTO cells VALUES (?, ?)", (new, json.dumps(cells)))
+
+    def keep_cells(self, cells: dict[str, dict[str, str]]) -> None:
+        """The cells' digests of rows about to be sent, by identity (see `reidentify`)."""
+        if cells:
+            with self.transaction() as db:
+                db.executemany("INSERT OR IGNORE INTO cells VALUES (?, ?)",
+                               [(k, json.dumps(v)) for k, v in cells.items()])
+
+    def cells_of(self, identities: Iterable[str]) -> dict[str, dict[str, str]]:
+        wanted = list(dict.fromkeys(identities))
+        found: dict[str, dict[str, str]] = {}
+        with self._mutex:
+            for start in range(0, len(wanted), 500):
+                part = wanted[start: start + 500]
+                for identity, cells in self.db.execute(
+                        f"SELECT identity, cells FROM cells WHERE identity IN ({','.join('?' * len(part))})",
+                        part):
+                    found[identity] = json.loads(cells)
+        return found
+
+    # files and runs
+
+    def note_source(self, source: str, rows: int, valid: int, scheme: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO sources VALUES (?,?,?,?,?,?) ON CONFLICT (source) DO UPDATE SET "
+                "rows = excluded.rows, valid = excluded.valid, scheme = excluded.scheme, "
+                "last_run = excluded.last_run, updated_at = excluded.updated_at",
+                (os.path.abspath(source), rows, valid, scheme, self.run_id, now_iso()))
+
+    def start_run(self, command: str, files: list[str], started_at: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO runs (run_id, command, started_at, files) VALUES (?,?,?,?)",
+                       (self.run_id, command, started_at, json.dumps(files)))
+
+    def finish_run(self, exit_code: int, counts: dict[str, int]) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET finished_at = ?, exit_code = ?, counts = ? WHERE run_id = ?",
+                       (now_iso(), exit_code, json.dumps(counts), self.run_id))
+
+    # the daily quota
+
+    def posts_on(self, day: str) -> int:
+        with self._mutex:
+            row = self.db.execute("SELECT posts FROM quota WHERE day = ?", (day,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def reserve_post(self, limit: int, day: str | None = None) -> bool:
+        """Count one POST today, unless that would pass LIMIT (then False, nothing counted)."""
+        day = day or utc_day()
+        with self.transaction() as db:
+            row = db.execute("SELECT posts FROM quota WHERE day = ?", (day,)).fetchone()
+            if (int(row[0]) if row else 0) >= limit:
+                return False
+            db.execute("INSERT INTO quota VALUES (?, 1) ON CONFLICT (day) DO UPDATE SET posts = posts + 1",
+                       (day,))
+            return True
+
+    def release_post(self, day: str) -> None:
+        """A counted POST that the server did not process (throttled, never sent) is given back."""
+        with self.transaction() as db:
+            db.execute("UPDATE quota SET posts = MAX(posts - 1, 0) WHERE day = ?", (day,))
+
+
+def _cannot_write(exc: Exception) -> bool:
+    """A failure to write (a full disk, a file size limit, a device error), not damage."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name:
+        return name.startswith(("SQLITE_FULL", "SQLITE_IOERR"))
+    text = str(exc)
+    return "is full" in text or "I/O error" in text
+
+
+def _write_problem(path: str, exc: Exception) -> EtlError:
+    text = str(exc)
+    if _cannot_write(exc):
+        return DiskFull(f"the journal {path} could not be written ({text}); nothing more is sent. "
+                        "Free some space and rerun: the journal is consistent")
+    if "locked" in text:
+        return RunAborted(f"the journal {path} is locked by another program ({text})")
+    if (getattr(exc, "sqlite_errorname", "") or "").startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return JournalProblem(f"the journal {path} is damaged ({text}); restore it from a backup. "
+                              "Do not delete it: it is what stops rows being posted twice")
+    problem = JournalProblem(f"the journal {path} could not be written ({text})")
+    problem.exit_status = ExitStatus.ABORTED
+    return problem
+
+
+LEGACY_SCHEME = "v1"
+
+
+def _old_scope(scope: str) -> str:
+    return scope if scope == "sandbox" else normalise_url(scope)
+
+
+def payload_hash(resource: str, body: str) -> str:
+    import hashlib
+
+    return hashlib.blake2b(f"{resource}\n{body}".encode(), digest_size=16).hexdigest()
+
+
+def canonical_json(body: dict[str, Any]) -> str:
+    """The payload as sent and as remembered: sorted keys, exact decimals, no spaces."""
+    from etl.fields import canonical_number
+
+    parts = []
+    for key in sorted(body):
+        value = body[key]
+        if isinstance(value, Decimal):
+            text = canonical_number(value)
+        else:
+            text = json.dumps(value, ensure_ascii=False)
+        parts.append(f"{json.dumps(key)}:{text}")
+    return "{" + ",".join(parts) + "}"
+
+
+def clock() -> float:
+    return time.time()

@@ -1,0 +1,650 @@
+"""Resolving rows in doubt: did the ambiguous request create the record after all?
+
+A row is in doubt when its POST may have created a record (500, 502, 503, 504, 408, a time-out,
+a dropped connection, a crash mid-request). Reconciliation proves before anything is sent again:
+
+- **By SystemId, where the account keeps it**: the row's import key was sent as `SystemId`; one
+  exact look-up finds its record, or proves there is none. The returned records' `SystemId` is
+  compared here, since a server ignores filters it does not know.
+- **Otherwise by its fields**: records are listed with the resource's look-up filter, every page,
+  and compared as values (etl.ledger.storage): exact amounts and integer ids, texts through the storage
+  rules the target was seen to apply to a row whose record is known, never guessed from the
+  record being compared. A record that may be the row's but can't be compared exactly (a
+  rounding or a cut never seen) keeps the row in doubt, named; it is never "proved absent" on
+  it. Only records made while the row's request was under way (after it left, before it
+  settled: by the *server's* clock, read from its `Date` header, or by record Ids between a
+  fresh lower fence and an Id seen soon after it settled, see etl.ledger.fencing) and claimed by no
+  other journal row can be this row's; a record whose creation time can't be placed (a local
+  time in an unknown zone, a stale fence) or that was made after the request settled keeps the
+  row in doubt, named; a record that a row in flight or another row in doubt may own is no
+  row's proof; more such records than rows means one is someone else's: in doubt too.
+- **Rows the server stores alike are interchangeable** (identical rows, or rows whose stored
+  form the learnt rules say exactly is the same): n such rows in doubt and m unclaimed records
+  equal to them: min(n, m) are created (Ids in order), the rest are not created once settled.
+- **"Not created" needs the request to be settled**: no record may mean "not yet", until twice the
+  time-out the request was sent with (from the journal), plus a grace period, has passed.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from etl import logs
+from etl.ledger.fencing import Fences
+from etl.ledger.journal import Entry, Journal
+from etl.ledger.life import ABSENT_REASON as ABSENT
+from etl.ledger.life import Event, Ledger, RecordTaken
+from etl.ledger.storage import Comparison, Match, Storage, decimal, places
+from etl.outcomes import Outcome
+from etl.post.posting import Client, ReadFailed
+from etl.validate.resources import Resource
+
+#: records created this long before our send (by the server's clock) are someone else's
+MARGIN = 5.0
+#: a lower fence is fresh when the request left at most this long after it was known to be the
+#: newest Id; a higher fence counts when it was seen at most this long after the request settled
+FENCE_FRESH = 10.0
+#: when the server sent no Date header, its clock may be this far from ours
+UNKNOWN_SKEW = 900.0
+#: a time without an offset may be in any zone from UTC-12 to UTC+14
+ZONES = (-12 * 3600.0, 14 * 3600.0)
+#: an ambiguous request may still be processed until 2 x its time-out plus this (or its
+#: time-out, when shorter)
+SETTLE_GRACE = 5.0
+#: a gateway's 502/504 (or a 503 or 408, which a gateway may send too) says nothing of how long
+#: the application behind it goes on: its request is not taken as settled before this
+GATEWAY_SETTLE = 600.0
+GATEWAY_STATUSES = (408, 502, 503, 504)
+PAGE_SIZE = 500
+MAX_PAGES = 400
+
+
+def settle_time(timeout: float | None, status: int | None = None,
+                gateway: float = GATEWAY_SETTLE) -> float:
+    """How long after an ambiguous request "no record" still proves nothing; GATEWAY is the
+    least for an answer a gateway may have given (502, 503, 504, 408)."""
+    timeout = timeout or 30.0
+    settle = 2 * timeout + min(SETTLE_GRACE, timeout)
+    return max(settle, gateway) if status in GATEWAY_STATUSES else settle
+
+
+def settles_at(entry: Entry) -> float:
+    """When ENTRY's last request can no longer create a record (our clock, epoch seconds)."""
+    return entry.settle_until or ((entry.last_sent or entry.first_sent or 0.0)
+                                  + settle_time(entry.timeout, entry.http_status))
+
+
+class Place(enum.Enum):
+    """Where a record lies against a row's request (see Reconciler._place)."""
+
+    NOT = "not"
+    INSIDE = "inside"
+    MAYBE = "maybe"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    entry: Entry
+    outcome: Outcome  # CREATED, FAILED (not created: send again) or IN_DOUBT
+    record_id: int | None
+    reason: str
+
+    @property
+    def identity(self) -> str:
+        return self.entry.identity
+
+
+def _as_sent(entry: Entry) -> str:
+    """What tells identical rows apart on the server: the body as sent, less its SystemId."""
+    body = json.loads(entry.payload)
+    body.pop("SystemId", None)
+    return json.dumps(body, sort_keys=True)
+
+
+def parse_body(text: str) -> dict[str, Any]:
+    """A body as sent, with exact numbers (Decimal amounts, int ids)."""
+    body: dict[str, Any] = json.loads(text, parse_float=Decimal, parse_int=int)
+    return body
+
+
+def body_of(entry: Entry) -> dict[str, Any]:
+    """The body a row was sent as."""
+    return parse_body(entry.payload)
+
+
+def differences(resource: Resource, record: dict[str, Any], body: dict[str, Any],
+                storage: Storage | None = None) -> Comparison:
+    """RECORD against the credit use BODY was sent as, field by field, as values, through the
+    target's storage rules as learnt (see etl.ledger.storage)."""
+    return (storage or Storage()).compare(resource, record, body)
+
+
+def created_range(record: dict[str, Any], zone: float | None
+                  ) -> tuple[float, float, float] | None:
+    """When RECORD was created, in UTC epoch seconds: (earliest, latest, best guess). A time
+    with an offset is one point; one without is anywhere from UTC-12 to UTC+14, the best guess
+    being the account's zone as learnt (zones change: daylight saving time), else the earliest.
+    None when unreadable."""
+    text = record.get("CreatedOn")
+    if not isinstance(text, str) or not text.strip():
+        return None
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is not None:
+        t = when.timestamp()
+        return t, t, t
+    naive = when.replace(tzinfo=UTC).timestamp()
+    earliest, latest = naive - ZONES[1], naive - ZONES[0]
+    return earliest, latest, (naive - zone if zone is not None else earliest)
+
+
+class Reconciler:
+    def __init__(self, client: Client, journal: Journal, ledger: Ledger, resource: Resource, *,
+                 before_request: Callable[[], Any] | None = None,
+                 clock: Callable[[], float] = time.time, patience: float = 600.0,
+                 fences: Fences | None = None) -> None:
+        self.fences = fences or Fences(journal)
+        self.client = client
+        self.journal = journal
+        self.ledger = ledger
+        self.resource = resource
+        self.before_request = before_request
+        self.clock = clock
+        self.patience = patience
+        self.log = logs.get("etl.post.reconciling")
+
+    # reading the server
+
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        if self.before_request:
+            self.before_request()
+        return self.client.get(path, params, patience=self.patience)
+
+    def records(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        """Every record the list endpoint gives for PARAMS, each once, in Id order. A page that
+        brings nothing new, TotalPages or a hard cap ends the paging (servers that ignore
+        `page` would otherwise be read for ever)."""
+        seen: dict[Any, dict[str, Any]] = {}
+        page = 1
+        while page <= MAX_PAGES:
+            answer = self._get(self.resource.endpoint, {**params, "page": page, "size": PAGE_SIZE,
+                                                        "orderBy": "Id", "dir": 1})
+            if answer is None:
+                raise ReadFailed(f"GET {self.resource.endpoint} answered 404 (not found): check --api-url")
+            if not isinstance(answer, dict) or not isinstance(answer.get("Records"), list):
+                raise ReadFailed(f"the list of {self.resource.name} came back without Records")
+            new = 0
+            for record in answer["Records"]:
+                if isinstance(record, dict) and record.get("Id") is not None and record["Id"] not in seen:
+                    seen[record["Id"]] = record
+                    new += 1
+            pages = answer.get("TotalPages")
+            if page > 1 and answer["Records"] and not new:
+                break  # a page that repeats what was read: the server does not page
+            if not answer["Records"] or not answer.get("HasNextPage", True) or (
+                    isinstance(pages, int) and page >= pages):
+                self.fences.saw_listing(params, seen)
+                return sorted(seen.values(), key=lambda r: (str(type(r["Id"])), r["Id"]))
+            page += 1
+        # a server that ignores `page` (or a list longer than the cap): what was read is not all
+        # there is, and "no record" could not be trusted
+        raise ReadFailed(f"the list of {self.resource.name} could not be read to its end (page {page} "
+                         f"brought nothing new, {len(seen)} records read)")
+
+    def read_fence(self) -> None:
+        """After an ambiguous answer: the newest record Id of the resource, so that the rows sent
+        from now on have a lower fence. Both ends of a list sorted by Id are read (one record
+        each), whichever way the server reads `dir`; any Id read is a valid fence."""
+        params: dict[str, Any] = {"orderBy": "Id", "dir": 1, "size": 1, "page": 1}
+        if self.before_request:
+            self.before_request()
+        since = self.clock()  # a record made before the read arrived is at or below what it shows
+        first = self.client.get(self.resource.endpoint, params, patience=self.patience)
+        if not isinstance(first, dict) or not isinstance(first.get("Records"), list):
+            raise ReadFailed(f"the list of {self.resource.name} came back without Records")
+        if not first["Records"]:
+            if first.get("TotalItems") == 0:
+                self.fences.saw_empty(since)
+            return
+        ids = [r.get("Id") for r in first["Records"] if isinstance(r, dict)]
+        pages = first.get("TotalPages")
+        if isinstance(pages, int) and pages > 1:
+            last = self._get(self.resource.endpoint, {**params, "page": pages})
+            if not isinstance(last, dict) or not isinstance(last.get("Records"), list):
+                # the newest Id was not read: what was read is a fence, not a fresh one
+                self.fences.saw(i for i in ids if isinstance(i, int))
+                return
+            ids += [r.get("Id") for r in last["Records"] if isinstance(r, dict)]
+        self.fences.saw_newest((i for i in ids if isinstance(i, int)), since)
+
+    # deciding
+
+    def reconcile(self, entries: list[Entry], *, final: bool = False) -> list[Verdict]:
+        """Decide each entry in doubt (and every identical row in doubt with it), record each
+        verdict through the ledger, and return the verdicts (ENTRIES' first).
+
+        The server is read first and the journal after, in one snapshot: a record a row in
+        flight may have just created is then either claimed by it already, or that row is still
+        pending and no other row may take the record. Never the other way round."""
+        if not entries:
+            return []
+        return self._reconcile(entries, {}, learn=True)
+
+    def _reconcile(self, entries: list[Entry], cache: dict[Any, list[dict[str, Any]]], *,
+                   learn: bool) -> list[Verdict]:
+        wanted = {e.identity for e in entries}
+        storage = Storage.loads(self.journal.target_fact("storage"))
+        key = _Grouping(self.resource, storage)
+        doubt = [e for e in self.journal.entries(Outcome.IN_DOUBT.value)
+                 if e.resource in (None, "", self.resource.name)]
+        keys = {key(e) for e in entries}
+        by_payload: dict[str, list[Entry]] = defaultdict(list)
+        for e in doubt:
+            if key(e) in keys:
+                by_payload[key(e)].append(e)
+        exact = self.journal.meta("system_id") == "on"
+        groups = [sorted(g, key=lambda e: (e.first_sent or 0.0, e.identity)) for g in by_payload.values()]
+        read: dict[int, tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]] = {}
+        verdicts: dict[str, Verdict] = {}
+        for gi, group in enumerate(groups):
+            try:
+                keyed = {e.identity: self.records({self.resource.system_id_filter: str(e.system_id)})
+                         for e in group if exact and e.system_id}
+                rest = [e for e in group if e.identity not in keyed]
+                read[gi] = (keyed, self._listed(rest[0], cache) if rest else [])
+            except ReadFailed as exc:
+                for e in group:
+                    verdicts[e.identity] = self._undecided(e, f"could not check: {exc}")
+        claimed, busy = self.journal.snapshot()
+        busy_keys = {key(e) for e in busy}
+        # every row that may own a record: rows in flight (or whose answer is not applied yet)
+        # and rows in doubt; a record one of them may own is no other row's proof
+        contenders = _Contenders(self.resource, storage,
+                                 lambda r, e: self._place(r, e) is not Place.NOT, key, busy + doubt)
+        if learn and not verdicts and (
+                self._learn_alone(groups, read, claimed, contenders, storage)
+                or self._learn_together(busy + doubt, cache, claimed, storage)):
+            # the rules changed how rows compare and group: decided again, on what was read
+            return self._reconcile(entries, cache, learn=False)
+        for gi, (keyed, _) in read.items():
+            group = groups[gi]
+            if key(group[0]) in busy_keys:
+                for e in group:
+                    verdicts[e.identity] = self._undecided(
+                        e, "an identical row is being sent right now; checked once it is answered")
+                continue
+            for e in group:
+                if e.identity in keyed:
+                    verdicts[e.identity] = self._by_system_id(e, keyed[e.identity], claimed)
+                    if verdicts[e.identity].outcome is Outcome.CREATED:
+                        contenders.done(e.identity)
+        # by fields: a group decided frees the records it could have owned for the others
+        waiting: dict[int, list[tuple[Entry, str]]] = {}
+        for _ in range(4):
+            progress = False
+            waiting = {}
+            for gi, (keyed, listed) in read.items():
+                left = [e for e in groups[gi] if e.identity not in keyed and e.identity not in verdicts]
+                mine = {e.identity for e in groups[gi]}
+                for rest in ([left] if left else []):
+                    ours, maybe = self._candidates(rest, listed, claimed, storage)
+                    shared = [r for r in ours if contenders.others(r, key(rest[0]), mine)]
+                    ours = [r for r in ours if r not in shared]
+                    undecided, decided = self._decide(rest, ours, maybe, shared, claimed)
+                    for v in decided:
+                        verdicts[v.identity] = v
+                        contenders.done(v.identity)
+                        progress = progress or v.outcome is Outcome.CREATED
+                    if undecided:
+                        waiting.setdefault(gi, []).extend(undecided)
+            if not progress:
+                break
+        for undecided in waiting.values():
+            for e, reason in undecided:
+                verdicts[e.identity] = self._undecided(e, reason)
+        return sorted(verdicts.values(), key=lambda v: v.identity not in wanted)
+
+
+    def _learn_alone(self, groups: list[list[Entry]], read: dict[int, Any], claimed: set[int],
+                     contenders: _Contenders, storage: Storage) -> bool:
+        """Learning without a 200: a row alone in its group, whose request has settled inside a
+        lower fence, with exactly one unclaimed record of its look-up (its credit) inside that
+        fence whose ids and amount equal the row's, and that no other row may own: that record
+        is the row's, and shows how the target stores the fields (a cut, an encoding). True when
+        the rules changed."""
+        if not self.fences.usable:
+            return False
+        for gi, (keyed, listed) in read.items():
+            group = groups[gi]
+            if len(group) != 1 or keyed:
+                continue
+            e = group[0]
+            body = body_of(e)
+            if e.fence_low is None or settles_at(e) > self.clock() or \
+                    storage.settled_for(self.resource, body):
+                continue
+            inside = []
+            for record in listed:
+                rid = record.get("Id")
+                if rid in claimed or not isinstance(rid, int) or self._place(record, e) is Place.NOT:
+                    continue
+                compared = differences(self.resource, record, body, storage)
+                if compared.match is not Match.DIFFERENT:
+                    inside.append((record, compared))
+            # the only record that may be the row's, and one placed inside its window (a fence
+            # fresh when the request left, a higher fence seen soon after it settled, or the
+            # server's clock): a record of the credit that someone else made is never learnt from
+            if len(inside) != 1 or self._place(inside[0][0], e) is not Place.INSIDE:
+                continue
+            record, compared = inside[0]
+            texts = {f.name for f in self.resource.fields if f.type_name == "text"}
+            if not set(compared.unsure) <= texts or contenders.others(record, "", {e.identity}):
+                continue
+            if storage.learn(self.resource, body, record) and not any(
+                    t.broken for t in storage.texts.values()):
+                self.journal.set_target_fact("storage", storage.dumps())
+                self.log.info(f"learnt how {self.journal.target} stores fields from record "
+                              f"{record['Id']}: the only new record of its credit inside the settled "
+                              f"fence of {e.where}")
+                return True
+        return False
+
+    def _learn_together(self, rows: list[Entry], cache: dict[Any, list[dict[str, Any]]],
+                        claimed: set[int], storage: Storage) -> bool:
+        """Learning without a 200, where no row was alone: every row of a credit has settled,
+        and every pairing of those rows with the unclaimed records of the credit that may have
+        been made after them (above their fences; by the clock where they have none; ids and
+        amount equal, the text not ruled out) teaches the same text rules. Whichever record is
+        whose, the rules are then the same; rules learnt from a row's true record are never
+        wrong, so these are not either. An amount equal to a
+        row's shows the places it is kept with, when no row of the credit has more."""
+        if not self.fences.usable:
+            return False
+        by_key: dict[tuple[tuple[str, str], ...], list[Entry]] = defaultdict(list)
+        for e in rows:
+            body = body_of(e)
+            params = {n: str(body[f]) for n, f in self.resource.lookup.items() if f in body}
+            by_key[tuple(sorted(params.items()))].append(e)
+        texts = [f.name for f in self.resource.fields if f.type_name == "text"]
+        amounts = [f.name for f in self.resource.fields if f.type_name not in ("text", "positive integer")]
+        now = self.clock()
+        taught = Storage.loads(storage.dumps())
+        credits = 0
+        for key, group in by_key.items():
+            listed = cache.get(key)
+            if listed is None or any(e.state != Outcome.IN_DOUBT.value or settles_at(e) > now
+                                     for e in group):
+                continue
+            records = [r for r in listed if r.get("Id") not in claimed and isinstance(r.get("Id"), int)]
+            pairs = []
+            inside = False
+            for e in group:
+                body = body_of(e)
+                for r in records:
+                    where = self._place(r, e)
+                    if where is Place.NOT:
+                        continue
+                    compared = differences(self.resource, r, body, taught)
+                    if compared.match is not Match.DIFFERENT and set(compared.unsure) <= set(texts):
+                        pairs.append((body, r))
+                        inside = inside or where is Place.INSIDE
+            # whichever record is whose, one of them must be some row's: one placed inside a
+            # row's window, not only a record that may have been made after it
+            if not pairs or not inside:
+                continue
+            learnt = Storage.loads(taught.dumps())
+            agreed = True
+            for name in texts:
+                outcomes = set()
+                for body, r in pairs:
+                    trial = Storage.loads(taught.dumps())
+                    trial.learn(self.resource, {name: body.get(name)}, {name: r.get(name)})
+                    rule = trial.texts.get(name)
+                    outcomes.add(json.dumps([rule.shapes, rule.keeps, rule.broken, rule.drops])
+                                 if rule else "")
+                if len(outcomes) != 1:
+                    agreed = False
+                    break
+                learnt.learn(self.resource, {name: pairs[0][0].get(name)}, {name: pairs[0][1].get(name)})
+            if not agreed or any(t.broken for t in learnt.texts.values()):
+                continue
+            for name in amounts:
+                most = max((places(d) for e in group if (d := decimal(body_of(e).get(name))) is not None),
+                           default=None)
+                for body, _ in pairs:
+                    d = decimal(body.get(name))
+                    if d is not None and most is not None and places(d) == most:
+                        learnt.learn(self.resource, {name: d}, {name: d})
+            if learnt.rules() != taught.rules():
+                taught = learnt
+                credits += 1
+        if taught.rules() == storage.rules():
+            return False
+        self.journal.set_target_fact("storage", taught.dumps())
+        self.log.info(f"learnt how {self.journal.target} stores fields from the records of settled "
+                      f"rows of {credits} credits, which teach the same whichever is whose")
+        return True
+
+    def may_be_its_records(self, entry: Entry) -> list[int]:
+        """The Ids of unclaimed records that are, or may be, ENTRY's (equal to it, or not
+        comparable exactly), created after its first send: for a person deciding it by hand."""
+        storage = Storage.loads(self.journal.target_fact("storage"))
+        if self.journal.meta("system_id") == "on" and entry.system_id:
+            found = self.records({self.resource.system_id_filter: str(entry.system_id)})
+            keyed = [int(r["Id"]) for r in found if r.get("SystemId") == entry.system_id]
+            if keyed:
+                return keyed
+        listed = self._listed(entry, {})
+        ours, maybe = self._candidates([entry], listed, self.journal.claimed_ids(), storage)
+        return sorted(int(r["Id"]) for r in ours + maybe)
+
+    def _by_system_id(self, entry: Entry, records: list[dict[str, Any]], claimed: set[int]) -> Verdict:
+        sid = entry.system_id
+        found = [r for r in records if r.get("SystemId") == sid and r.get("Id") not in claimed]
+        if found:
+            record_id = int(found[0]["Id"])
+            extra = (f" (also Ids {', '.join(str(r['Id']) for r in found[1:6])} carry its key: "
+                     "check them)") if len(found) > 1 else ""
+            return self._found(entry, record_id, f"checked by its SystemId: it was created{extra}", claimed)
+        return self._absent_or_wait(entry, "no record carries its SystemId")
+
+    def _listed(self, entry: Entry, cache: dict[Any, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        body = body_of(entry)
+        params = {name: str(body[field]) for name, field in self.resource.lookup.items() if field in body}
+        key = tuple(sorted(params.items()))
+        if key not in cache:
+            cache[key] = self.records(params)
+        return cache[key]
+
+    def _candidates(self, group: list[Entry], listed: list[dict[str, Any]], claimed: set[int],
+                    storage: Storage) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(ours, maybe): records equal to the group's rows (as the target stores them) that were
+        made inside a row's window (see `_place`); and those that may be theirs but can't be
+        told (a field that can't be compared exactly, a creation time that can't be placed)."""
+        body = body_of(group[0])
+        ours, maybe = [], []
+        for record in listed:
+            if record.get("Id") in claimed:
+                continue
+            compared = differences(self.resource, record, body, storage)
+            if compared.match is Match.DIFFERENT:
+                continue
+            places = {self._place(record, e) for e in group}
+            if places == {Place.NOT}:
+                continue  # not made while any of these requests could make it
+            if compared.match is Match.UNSURE or Place.INSIDE not in places:
+                maybe.append(record)
+            else:
+                ours.append(record)
+        return ours, maybe
+
+    def _zone(self) -> float | None:
+        zone_text = self.journal.meta("created_on_zone")
+        return float(zone_text) if zone_text not in (None, "") else None
+
+    def _start(self, e: Entry) -> float:
+        """The earliest a record of E can have been created, by the server's clock."""
+        sent = e.first_sent or 0.0
+        known = e.server_offset if e.server_offset is not None else self.client.server_offset
+        return sent + (known or 0.0) - (MARGIN if known is not None else UNKNOWN_SKEW)
+
+    def _end(self, e: Entry) -> float:
+        """The latest a record of E can have been created, by the server's clock: when its
+        request settled."""
+        known = e.server_offset if e.server_offset is not None else self.client.server_offset
+        return settles_at(e) + (known or 0.0) + (MARGIN if known is not None else UNKNOWN_SKEW)
+
+    def _place(self, record: dict[str, Any], e: Entry) -> Place:
+        """Whether RECORD was made while E's request could make it.
+
+        NOT: it can't be E's: at or below E's lower fence (where Ids rise), or made before E's
+        request left, in any time zone.
+        INSIDE: made between the request leaving and its settling: by the server's clock (a time
+        that can be placed), or by Ids: above a lower fence that was fresh when the request
+        left, and at or below an Id seen soon after the request settled. A lower fence alone
+        never admits a record: it may be days old, and a record made since by someone else is
+        above it too.
+        MAYBE: neither (a local time in a zone not learnt, fences not fresh, or made after the
+        request was taken as settled: someone else's, or a server far slower than assumed; so
+        neither claimed nor taken as proof that the row was not created)."""
+        rid = record.get("Id")
+        fenced = self.fences.usable and e.fence_low is not None
+        if fenced and (not isinstance(rid, int) or isinstance(rid, bool) or rid <= (e.fence_low or 0)):
+            return Place.NOT
+        zone = self._zone()
+        when = created_range(record, zone)
+        start, end = self._start(e), self._end(e)
+        if when is not None and when[1] < start:
+            return Place.NOT
+        if when is not None:
+            # a time with an offset is one point; a local one is placed by the zone learnt, else
+            # only if it falls inside in every zone
+            early, late = (when[2], when[2]) if zone is not None or when[0] == when[1] else when[:2]
+            if start <= early and late <= end:
+                return Place.INSIDE
+        if fenced and e.fence_at is not None and isinstance(rid, int) and \
+                (e.last_sent or e.first_sent or 0.0) - e.fence_at <= FENCE_FRESH:
+            ceiling = self.fences.ceiling(settles_at(e) + FENCE_FRESH)
+            if ceiling is not None and rid <= ceiling:
+                return Place.INSIDE
+        return Place.MAYBE
+
+    def _decide(self, group: list[Entry], ours: list[dict[str, Any]], maybe: list[dict[str, Any]],
+                shared: list[dict[str, Any]], claimed: set[int]
+                ) -> tuple[list[tuple[Entry, str]], list[Verdict]]:
+        """n rows in doubt that the server stores alike, against the m records that can only
+        be theirs: (rows left in doubt with the reason, verdicts recorded). Records equal to
+        theirs are taken in Id order; a row left over is proved absent only where no record
+        may be its own (one that can't be compared exactly, or that another row may own)."""
+        verdicts: list[Verdict] = []
+        if len(ours) > len(group):
+            # more records equal to these rows were made inside their windows than rows were
+            # sent: one is someone else's (Nexudus, an admin), and nothing tells which
+            ids = ", ".join(str(r["Id"]) for r in ours[:10])
+            reason = (f"{len(ours)} records equal to {'these rows' if len(group) > 1 else 'this row'} "
+                      f"were made while its request was under way (Ids {ids}), more than rows were "
+                      "sent: one is someone else's, and nothing tells which; not sent again: decide "
+                      "with etl resolve")
+            return [(e, reason) for e in group], verdicts
+        for e, record in zip(group, ours, strict=False):
+            how = "checked: it was created"
+            if len(group) > 1:
+                how += (f" (one of {len(group)} rows the server stores alike; records are "
+                        "interchangeable)")
+            verdicts.append(self._found(e, int(record["Id"]), how, claimed))
+        rest = group[len(ours):]
+        if rest and (maybe or shared):
+            ids = ", ".join(str(r["Id"]) for r in (maybe + shared)[:10])
+            why = ("its creation time, or a field the server may have stored differently"
+                   if maybe else "another row in doubt or in flight may own it")
+            reason = (f"a record that may be this row exists (Ids {ids}), but it can't be told to be "
+                      f"this row's ({why}); not sent again: decide with etl resolve")
+            return [(e, reason) for e in rest], verdicts
+        for e in rest:
+            verdicts.append(self._absent_or_wait(e, "no matching record"))
+        return [], verdicts
+
+    # verdicts, through the ledger
+
+    def _found(self, entry: Entry, record_id: int, reason: str, claimed: set[int]) -> Verdict:
+        try:
+            self.ledger.apply(entry.identity, Event.FOUND, reason, record_id=record_id)
+        except RecordTaken:  # another row took it meanwhile: it is not this row's proof
+            return self._undecided(entry, f"record {record_id} was taken by another row meanwhile")
+        claimed.add(record_id)
+        return Verdict(entry, Outcome.CREATED, record_id, reason)
+
+    def _absent_or_wait(self, entry: Entry, what: str) -> Verdict:
+        until = settles_at(entry)
+        if until > self.clock():
+            left = until - self.clock()
+            return self._undecided(entry, f"{what} yet, but the request may still be under way for "
+                                          f"{left:.0f} s more; not sent again before that")
+        self.ledger.apply(entry.identity, Event.ABSENT, ABSENT)
+        return Verdict(entry, Outcome.FAILED, None, ABSENT)
+
+    def _undecided(self, entry: Entry, reason: str) -> Verdict:
+        reason = f"in doubt: {reason}"
+        self.ledger.apply(entry.identity, Event.UNDECIDED, reason)
+        return Verdict(entry, Outcome.IN_DOUBT, None, reason)
+
+
+class _Contenders:
+    """The rows that may own a record (in flight, in doubt), by the values a record of theirs
+    is looked up with, so each record is compared with the few that share them."""
+
+    def __init__(self, resource: Resource, storage: Storage,
+                 after: Callable[[dict[str, Any], Entry], bool], key: Callable[[Entry], str],
+                 entries: list[Entry]) -> None:
+        self.resource = resource
+        self.storage = storage
+        self.after = after
+        self.fields = list(resource.lookup.values())
+        self.by_key: dict[tuple[str, ...], list[tuple[Entry, str, dict[str, Any]]]] = defaultdict(list)
+        self.gone: set[str] = set()
+        for e in entries:
+            body = body_of(e)
+            self.by_key[self._key(body)].append((e, key(e), body))
+
+    def _key(self, values: dict[str, Any]) -> tuple[str, ...]:
+        return tuple(str(values.get(f)) for f in self.fields)
+
+    def done(self, identity: str) -> None:
+        self.gone.add(identity)
+
+    def others(self, record: dict[str, Any], sent_as: str, mine: set[str]) -> bool:
+        """Whether a row other than those sent as SENT_AS may own RECORD."""
+        for e, key, body in self.by_key.get(self._key(record), []):
+            if key == sent_as or e.identity in mine or e.identity in self.gone \
+                    or not self.after(record, e):
+                continue
+            if differences(self.resource, record, body, self.storage).match is not Match.DIFFERENT:
+                return True
+        return False
+
+
+class _Grouping:
+    """Which rows are one group: the same body as sent (less SystemId), or, where the storage
+    rules learnt say exactly how the target keeps both, the same body as stored (records of
+    such rows can't be told apart, and need not be: they are interchangeable)."""
+
+    def __init__(self, resource: Resource, storage: Storage) -> None:
+        self.resource = resource
+        self.storage = storage
+        self.known: dict[str, str] = {}
+
+    def __call__(self, e: Entry) -> str:
+        if e.identity not in self.known:
+            form = self.storage.stored_form(self.resource, body_of(e))
+            self.known[e.identity] = f"stored:{form}" if form is not None else f"sent:{_as_sent(e)}"
+        return self.known[e.identity]

@@ -1,0 +1,855 @@
+"""Reading exports: CSV in any common encoding and delimiter, or `.xlsx`, in chunks.
+
+Each data row keeps its spreadsheet row number (the header is row 1; blank rows are skipped
+but counted), and a row with too many or too few values is passed on with a message rather
+than stopping the read. Memory stays flat: only one chunk of rows is held at a time.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import io
+import itertools
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+import numpy as np
+import pyarrow as arrow
+import pyarrow.csv as arrow_csv
+
+from etl.errors import FileProblem
+from etl.fields import nonempty
+from etl.read import encodings, sheetcells
+
+DELIMITERS = ",;\t|"
+CHUNK_ROWS = 50_000
+_SNIFF_BYTES = 64 * 1024
+csv.field_size_limit(64 * 1024 * 1024)
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    encoding: str | None = None
+    delimiter: str | None = None
+    sheet: str | None = None
+    chunk_rows: int = CHUNK_ROWS  # rows of a worksheet at a time
+    block_bytes: int = 1 << 20  # bytes of CSV parsed at a time; also the largest row that can be read
+
+
+@dataclass
+class RawChunk:
+    """Consecutive data rows of one file, as text, one Arrow string column per header."""
+
+    rows: np.ndarray  # spreadsheet row numbers, int64
+    columns: list[arrow.Array]
+    shape_errors: dict[int, str] = field(default_factory=dict)  # position -> message
+    read_to: int | None = None  # bytes of the file read once this chunk was made, when known
+    numeric: list[np.ndarray] | None = None  # per column, which cells a workbook held as numbers
+    # position -> (column, "Name: problem") of cells read as something they are not (a workbook's
+    # error cells, formulas without a value); a problem of the row where the column is used
+    cell_errors: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+class Table:
+    """One input file: its header now, its rows chunk by chunk later (several times if asked)."""
+
+    path: str
+    header: list[str]
+    size: int
+    notes: list[str]  # what the operator should know about how it was read (warnings)
+    rows_read: int | None = None  # data rows, once they were all read
+
+    def chunks(self, rows: int | None = None) -> Iterator[RawChunk]:
+        """The data rows, about ROWS at a time (default: the read options' `chunk_rows`)."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """What was read, for summary.json and the summary line."""
+        raise NotImplementedError
+
+
+def _not_text(path: str, sample: str) -> None:
+    """Text has few control characters; a file full of them is binary, whatever its name."""
+    head = sample[:4096]
+    controls = sum(1 for c in head if c < " " and c not in "\t\r\n")
+    if head and controls > max(8, len(head) // 10):
+        raise FileProblem(path, f"is not a text file ({controls} control characters in its first "
+                                f"{len(head)}); pass a CSV export or an .xlsx workbook")
+
+
+def open_table(path: str, options: ReadOptions) -> Table:
+    """Open FILE as a table, with a FileProblem (never a traceback) when it can't be read."""
+    if not os.path.exists(path):
+        raise FileProblem(path, "no such file")
+    if os.path.isdir(path):
+        raise FileProblem(path, "is a directory, not a file")
+    if not os.path.isfile(path):
+        raise FileProblem(path, "is a pipe or a device, not a file: a file is read more than once "
+                                "(checked, then read), so save it to a file first")
+    name = path.lower()
+    if name.endswith((".xlsx", ".xlsm", ".xls", ".xlsb")):
+        kind = _workbook_kind(path)
+        if kind == "xlsx" and name.endswith((".xlsx", ".xlsm")):
+            return XlsxTable(path, options)
+        extension = "." + name.rpartition(".")[2]
+        raise FileProblem(path, _MISNAMED[kind].format(extension=extension))
+    return CsvTable(path, options)
+
+
+_MISNAMED = {
+    "xlsx": "is an .xlsx workbook named {extension}: rename it to .xlsx",
+    "xlsb": "is an Excel binary workbook (.xlsb), which etl does not read: save it as .xlsx or CSV",
+    "xls": "is an old Excel workbook (.xls, Excel 97-2003), which etl does not read: save it as .xlsx "
+           "or CSV",
+    "ods": "is an OpenDocument spreadsheet (.ods) named {extension}: save it as .xlsx or CSV",
+    "zip": "is a zip archive, not a workbook: unzip it and pass the file inside",
+    "html": "is not a readable {extension} workbook: it is a web page (an HTML table saved under a "
+            "workbook's name, as web apps export \"Excel\" files); open it in Excel and save it as "
+            ".xlsx or CSV",
+    "text": "is not a readable {extension} workbook: it is a text file (CSV?); if it is CSV, rename "
+            "it to .csv",
+    "empty": "is not a readable {extension} workbook: it is empty (0 bytes)",
+    "other": "is not a readable {extension} workbook, nor text: pass an .xlsx workbook or a CSV export",
+}
+
+
+def _workbook_kind(path: str) -> str:
+    """What a file named as a workbook is, by its content: xlsx, xlsb, xls, ods, zip, html,
+    text, empty or other."""
+    import zipfile
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError as exc:
+        raise FileProblem(path, f"can't be read ({exc.strerror})") from exc
+    if not head:
+        return "empty"
+    if head.startswith(b"PK"):
+        try:
+            with zipfile.ZipFile(path) as book:
+                names = set(book.namelist())
+        except (OSError, zipfile.BadZipFile):
+            return "xlsx"  # a damaged workbook: calamine says what is wrong with it
+        if "xl/workbook.bin" in names:
+            return "xlsb"
+        if "xl/workbook.xml" in names or "[Content_Types].xml" in names:
+            return "xlsx"
+        return "ods" if b"opendocument.spreadsheet" in head else "zip"
+    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        return "xls"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith((b"<html", b"<!doctype html", b"<table", b"<?xml")) or b"<html" in text[:512]:
+        return "html"
+    if b"\x00" not in head and sum(b < 9 or 13 < b < 32 for b in head) < max(8, len(head) // 100):
+        return "text"
+    return "other"
+
+
+# --- CSV -------------------------------------------------------------------------------------
+
+
+def detect_encoding(path: str) -> str:
+    """The Python codec that decodes the whole file (BOM included), decided from its bytes; a
+    FileProblem when no encoding fits it honestly (see `etl.read.encodings`)."""
+    verdict = encodings.choose(path, None)
+    if isinstance(verdict, encodings.Encoding):
+        return verdict.python_name
+    raise FileProblem(path, "has no single encoding")
+
+
+def sniff_delimiter(sample: str) -> str:
+    """The candidate that splits the header into most columns and the rows below into as many;
+    quoted text is read as the csv module reads it, so delimiters inside quotes don't count.
+    `,` when none splits the header."""
+    best, best_score = ",", (0, 0, 0)
+    for delimiter in DELIMITERS:
+        records = []
+        reader = csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter)
+        try:
+            for record in reader:
+                if any(record):
+                    records.append(record)
+                if len(records) > 50:
+                    break
+        except csv.Error:
+            continue
+        if len(records) > 2 and not sample.endswith(("\n", "\r")):
+            records.pop()  # the sample may end mid-row
+        width = len(records[0]) if records else 0
+        if width < 2:
+            continue
+        padded = sum(f[:1].isspace() for f in records[0])  # ", " splits text, not columns
+        score = (sum(len(r) == width for r in records[1:]), width - padded, -padded)
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
+_SEP_LINE = re.compile(r"\A\"?sep=(.)\"?[ \t]*(\r\n|\r|\n|\Z)", re.IGNORECASE)
+
+
+def sep_line(text: str) -> str | None:
+    """The delimiter a `sep=;` first line names (Excel writes one and hides it)."""
+    match = _SEP_LINE.match(text)
+    return match.group(1) if match else None
+
+
+class _CountingReader(io.RawIOBase):
+    """The file as UTF-8 for Arrow's CSV reader (decoded here when it is in another encoding),
+    counting the file's bytes read, so progress is known without counting rows.
+
+    A read never ends with a carriage return (it is given with the next read instead): Arrow's
+    reader drops the LF of a CR LF inside a quoted cell when the CR is the last byte of its block
+    (apache/arrow#51368), so `two\r\nlines` would read `two\rlines` in one file and right in
+    another whose blocks fall elsewhere. Arrow's own transcoding fills whole blocks, so a file in
+    another encoding is decoded here, where the blocks' ends are ours to choose."""
+
+    def __init__(self, raw: io.BufferedReader, codec: str = "utf-8") -> None:
+        self.raw = raw
+        self.done = 0
+        self.decoder = None if codec == "utf-8" else codecs.getincrementaldecoder(codec)()
+        self.pending = b""  # decoded text not given yet, as UTF-8
+        self.ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        want = len(buffer)
+        if self.decoder is None:
+            n = self.raw.readinto(buffer) or 0
+            if n > 1 and buffer[n - 1] == 0x0D:
+                self.raw.seek(-1, io.SEEK_CUR)
+                n -= 1
+            self.done += n
+            return n
+        while len(self.pending) <= want and not self.ended:
+            block = self.raw.read(want)
+            self.done += len(block)
+            self.ended = not block
+            self.pending += self.decoder.decode(block, final=self.ended).encode("utf-8")
+        n = min(want, len(self.pending))
+        if 1 < n < len(self.pending) and self.pending[n - 1] == 0x0D:
+            n -= 1
+        buffer[:n] = self.pending[:n]
+        self.pending = self.pending[n:]
+        return n
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+def _lines(text: io.TextIOBase, consumed: list[str]) -> Iterator[str]:
+    """The lines of TEXT, each kept in CONSUMED as the csv reader takes it."""
+    while line := text.readline():
+        consumed.append(line)
+        yield line
+
+
+class CsvTable(Table):
+    kind = "csv"
+
+    def __init__(self, path: str, options: ReadOptions) -> None:
+        self.path = path
+        self.options = options
+        self.size = os.path.getsize(path)
+        self.notes: list[str] = []
+        try:
+            with open(path, "rb") as f:
+                head = f.read(4096)
+            what = encodings.binary_kind(head)
+            if what is not None:
+                raise FileProblem(path, f"is {what}")
+            verdict = encodings.choose(path, options.encoding)
+        except LookupError as exc:
+            raise FileProblem(path, f"unknown encoding {options.encoding!r}") from exc
+        except OSError as exc:
+            raise FileProblem(path, f"can't be read ({exc.strerror})") from exc
+        if isinstance(verdict, encodings.Refused):
+            raise FileProblem(path, verdict.reason)
+        damaged = verdict if isinstance(verdict, encodings.Damaged) else None
+        self.encoding = verdict.encoding if isinstance(verdict, encodings.Damaged) else verdict
+        errors = "replace" if damaged else "strict"
+        with self._text(errors) as text:
+            sample = text.read(_SNIFF_BYTES)
+        _not_text(path, sample)
+        named = sep_line(sample)
+        self.lead = 1 if named else 0  # a sep= line is no spreadsheet row
+        if named and options.delimiter and named != options.delimiter:
+            self.notes.append(f"{path}: its first line says sep={named}, but --delimiter "
+                              f"{options.delimiter!r} was given; --delimiter wins")
+        body = sample.split("\n", 1)[1] if named and "\n" in sample else sample
+        self.delimiter = options.delimiter or named or sniff_delimiter(body)
+        if len(self.delimiter) != 1:
+            raise FileProblem(path, f"the delimiter must be one character, not {self.delimiter!r}")
+        if damaged is not None:
+            raise self._damage(damaged)
+        self.header_row, header, self.data_start = self._header()
+        self.header = [h.strip() for h in header]
+        if self.encoding.quotes % 2:
+            self._check_quotes()
+        if self.encoding.note:
+            self.notes.append(f"{path}: {self.encoding.note}; pass --encoding if that is wrong")
+        if options.sheet is not None:
+            self.notes.append(f"{path}: --sheet applies to workbooks only; ignored for this CSV file")
+
+    @contextmanager
+    def _text(self, errors: str = "strict", start: int | None = None) -> Iterator[io.TextIOWrapper]:
+        """The file as text from START (default: after the BOM)."""
+        try:
+            raw = open(self.path, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise FileProblem(self.path, f"can't be read ({exc.strerror})") from exc
+        raw.seek(self.encoding.bom if start is None else start)
+        text = io.TextIOWrapper(raw, self.encoding.codec, errors=errors, newline="")
+        try:
+            yield text
+        finally:
+            text.close()
+
+    def _reader(self, lines: Iterator[str]) -> Iterator[list[str]]:
+        return csv.reader(lines, delimiter=self.delimiter, quotechar='"', strict=False)
+
+    def _header(self) -> tuple[int, list[str], int]:
+        """(spreadsheet row, names, byte offset where the data rows start) of the header: the
+        first non-blank record, a quoted line break in it being part of it (one row)."""
+        consumed: list[str] = []
+        with self._text() as text:
+            try:
+                for number, record in enumerate(self._reader(_lines(text, consumed)), start=1 - self.lead):
+                    if number >= 1 and any(record):
+                        taken = "".join(consumed).encode(self.encoding.codec)
+                        return number, record, self.encoding.bom + len(taken)
+            except csv.Error as exc:
+                raise FileProblem(self.path, f"can't be read as CSV ({exc})") from exc
+        raise FileProblem(self.path, "the file is empty: no header row (row 1 names the columns)")
+
+    def _row_at(self, offset: int) -> int:
+        """The spreadsheet row holding the byte at OFFSET (quoted line breaks stay in one row)."""
+        with open(self.path, "rb") as f:
+            f.seek(self.encoding.bom)
+            prefix = f.read(max(0, offset - self.encoding.bom) + 1)
+        text = prefix.decode(self.encoding.codec, "replace")
+        rows = sum(1 for _ in csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter))
+        return max(1, rows - self.lead)
+
+    def _damage(self, damage: encodings.Damaged) -> FileProblem:
+        row = self._row_at(damage.offset)
+        where = f"row {row}: byte 0x{damage.byte:02X} at offset {damage.offset}"
+        if damage.forced:
+            found = encodings.choose(self.path, None)
+            hint = (f"leave out --encoding (it reads as {found.name})"
+                    if isinstance(found, encodings.Encoding) else "pass the file's real --encoding")
+            return FileProblem(self.path, f"{where} is not valid {damage.encoding.name}; {hint}")
+        return FileProblem(
+            self.path,
+            f"{where} is not valid {damage.encoding.name}, though the rest of the file is; fix that "
+            "cell (the export was damaged or mixed), or pass --encoding if the file is not UTF-8",
+        )
+
+    def _check_quotes(self) -> None:
+        """A quote left open at the end of the file would make the rest of it one cell: a file
+        problem naming the row where it opened (an odd number of quotes is the hint)."""
+        end = "\x00etl-end\x00"
+        with self._text() as text:
+            lines = itertools.chain(iter(text.readline, ""), ["\n", end])
+            last, number = None, 0
+            for number, record in enumerate(self._reader(lines), start=1 - self.lead):  # noqa: B007
+                last = record
+        if last != [end]:
+            raise FileProblem(
+                self.path,
+                f"row {number}: a quote opened in this row is never closed, so the rest of the "
+                "file would be one cell; close it (or double a quote meant as text: \"\")",
+            )
+
+    def describe(self) -> dict[str, Any]:
+        return {"path": self.path, "format": "csv", "encoding": self.encoding.name,
+                "delimiter": self.delimiter}
+
+    def chunks(self, rows: int | None = None) -> Iterator[RawChunk]:
+        """The data rows in chunks of about ROWS (Arrow's reader needs about 20 times a block in
+        memory, so blocks stay small and are put together here)."""
+        block, done = self.options.block_bytes, 0
+        while True:
+            try:
+                for chunk in _gather(self._blocks(block), rows or self.options.chunk_rows):
+                    chunk = _after(chunk, done)  # after a restart, rows already given are skipped
+                    if len(chunk):
+                        done = int(chunk.rows[-1])
+                        yield chunk
+                return
+            except _RowTooLong:
+                if block >= _MAX_BLOCK:
+                    raise FileProblem(self.path, f"row {done + 1} or the next is larger than "
+                                                 f"{_MAX_BLOCK >> 20} MB") from None
+                block *= 8  # a row longer than a block: read again with bigger blocks
+
+    def _blocks(self, block: int) -> Iterator[RawChunk]:
+        """The data rows, parsed by Arrow's CSV reader one block at a time (several times faster
+        than the csv module). Blank lines are kept as rows so every row's record number is its
+        spreadsheet row; a row with too many or too few values is handed to `on_ragged`, which
+        puts it back in place with a message."""
+        width = len(self.header)
+        names = [f"c{i}" for i in range(width)]
+        ragged: list[tuple[int, str]] = []
+
+        def on_ragged(row: Any) -> str:
+            ragged.append((self.header_row + row.number, row.text))  # numbered from the data start
+            return "skip"
+
+        if self.data_start >= self.size:
+            return  # a header and nothing else (maybe not even a final line break)
+        codec = self.encoding.codec
+        with open(self.path, "rb") as raw:
+            raw.seek(self.data_start)
+            counter = _CountingReader(raw, codec)
+            counter.done = self.data_start
+            try:
+                reader = arrow_csv.open_csv(
+                    counter,
+                    read_options=arrow_csv.ReadOptions(
+                        use_threads=False,  # row numbers of ragged rows are known only then
+                        block_size=block,
+                        column_names=names,
+                    ),
+                    parse_options=arrow_csv.ParseOptions(
+                        delimiter=self.delimiter, quote_char='"', double_quote=True,
+                        newlines_in_values=True, ignore_empty_lines=False, invalid_row_handler=on_ragged,
+                    ),
+                    convert_options=arrow_csv.ConvertOptions(
+                        column_types=dict.fromkeys(names, arrow.string()),
+                        strings_can_be_null=False, quoted_strings_can_be_null=False,
+                    ),
+                )
+            except (arrow.ArrowInvalid, UnicodeDecodeError) as exc:
+                if "Empty CSV file" in str(exc):
+                    return
+                raise self._arrow_problem(exc) from exc
+            following = self.header_row + 1  # the record number of the next row
+            held: RawChunk | None = None
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    break
+                except (arrow.ArrowInvalid, UnicodeDecodeError) as exc:
+                    raise self._arrow_problem(exc) from exc
+                n = batch.num_rows
+                candidates = np.arange(following, following + n + len(ragged), dtype=np.int64)
+                numbers = candidates[~np.isin(candidates, [r for r, _ in ragged])][:n]
+                last = int(numbers[-1]) if n else following - 1
+                here = [(r, t) for r, t in ragged if r <= last]
+                ragged[:] = [(r, t) for r, t in ragged if r > last]
+                following = last + 1
+                chunk = self._merge(numbers, batch.columns, here, width)
+                chunk.read_to = counter.done
+                if len(chunk):
+                    if held is not None:
+                        yield held
+                    held = chunk  # the last one is checked before it is given
+            if ragged:
+                chunk = self._merge(np.empty(0, dtype=np.int64),
+                                    [arrow.array([], arrow.string())] * width, ragged, width)
+                if len(chunk):
+                    if held is not None:
+                        yield held
+                    held = chunk
+            if held is not None:
+                self._check_last_row(held)
+                yield held
+
+    def _check_last_row(self, chunk: RawChunk) -> None:
+        """A quote left open swallows every row after it into one cell of the file's last row
+        (whatever the number of quotes in the file: a `27"` elsewhere makes it even), so a line
+        break in a cell of the last row has the whole file checked as the csv module reads it."""
+        for column in chunk.columns:
+            last = column[len(column) - 1].as_py() or ""
+            if "\n" in last or "\r" in last:
+                self._check_quotes()
+                return
+
+    def _merge(self, numbers: np.ndarray, columns: list[Any], ragged: list[tuple[int, str]],
+               width: int) -> RawChunk:
+        """A batch's rows with its ragged rows put back in place, as one chunk."""
+        columns = [c.combine_chunks() if isinstance(c, arrow.ChunkedArray) else c for c in columns]
+        errors: dict[int, str] = {}
+        if ragged:
+            records = [self._fields(text) for _, text in ragged]
+            extra = _chunk(np.asarray([r for r, _ in ragged], dtype=np.int64), records, width,
+                           drop_blank=False)
+            numbers = np.concatenate([numbers, extra.rows])
+            order = np.argsort(numbers, kind="stable")
+            numbers = numbers[order]
+            take = arrow.array(order)
+            columns = [arrow.concat_arrays([a, b]).take(take) for a, b in zip(columns, extra.columns,
+                                                                              strict=True)]
+            where = {int(old): new for new, old in enumerate(order)}
+            base = len(order) - len(extra)
+            errors = {where[base + i]: e for i, e in extra.shape_errors.items()}
+        return _drop_blank(RawChunk(numbers, columns, errors))
+
+    def _fields(self, text: str) -> list[str]:
+        return next(csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter), [])
+
+    def _arrow_problem(self, exc: Exception) -> Exception:
+        message = str(exc)
+        if "straddl" in message:
+            return _RowTooLong()
+        if "UTF8" in message or "decode" in message.lower():  # the file changed since it was checked
+            return FileProblem(self.path, f"is no longer valid {self.encoding.name}")
+        return FileProblem(self.path, f"can't be read as CSV ({message.splitlines()[0][:200]})")
+
+
+def _chunk(rows: np.ndarray, records: list[list[str]], width: int, drop_blank: bool = True) -> RawChunk:
+    """Columns of the records, blank ones dropped; ragged ones are padded or cut, and say so."""
+    errors: dict[int, str] = {}
+    if set(map(len, records)) != {width}:
+        keep: list[int] = []
+        fixed: list[list[str]] = []
+        for i, r in enumerate(records):
+            if len(r) != width:
+                if not any(r):
+                    continue
+                errors[len(fixed)] = _shape_error(r, width)
+                r = (r + [""] * width)[:width]
+            keep.append(i)
+            fixed.append(r)
+        rows, records = rows[keep], fixed
+    cells = np.empty((len(records), width), dtype=object)
+    if records:
+        cells[:] = records
+    columns = [arrow.array(cells[:, j], type=arrow.string()) for j in range(width)]
+    chunk = RawChunk(rows, columns, errors)
+    return _drop_blank(chunk) if drop_blank else chunk
+
+
+class _RowTooLong(Exception):
+    pass
+
+
+_MAX_BLOCK = 1 << 30
+
+
+def _after(chunk: RawChunk, row: int) -> RawChunk:
+    """The part of CHUNK after spreadsheet row ROW."""
+    if not row or not len(chunk) or chunk.rows[0] > row:
+        return chunk
+    return _take(chunk, np.flatnonzero(chunk.rows > row))
+
+
+def _take(chunk: RawChunk, where: np.ndarray) -> RawChunk:
+    """The rows of CHUNK at positions WHERE (sorted), messages following their rows."""
+    position = {int(old): new for new, old in enumerate(where)}
+    return RawChunk(chunk.rows[where], [c.take(arrow.array(where)) for c in chunk.columns],
+                    {position[i]: e for i, e in chunk.shape_errors.items() if i in position},
+                    chunk.read_to,
+                    None if chunk.numeric is None else [n[where] for n in chunk.numeric],
+                    {position[i]: e for i, e in chunk.cell_errors.items() if i in position})
+
+
+def _gather(chunks: Iterator[RawChunk], rows: int) -> Iterator[RawChunk]:
+    """Consecutive chunks put together until each holds at least ROWS rows."""
+    held: list[RawChunk] = []
+    count = 0
+    for chunk in chunks:
+        held.append(chunk)
+        count += len(chunk)
+        if count >= rows:
+            yield concat_chunks(held)
+            held, count = [], 0
+    if held:
+        yield concat_chunks(held)
+
+
+def concat_chunks(chunks: list[RawChunk]) -> RawChunk:
+    """Consecutive chunks of one file as one (their `numeric` flags are not kept)."""
+    if len(chunks) == 1:
+        return chunks[0]
+    errors: dict[int, str] = {}
+    offset = 0
+    for c in chunks:
+        errors.update({offset + i: e for i, e in c.shape_errors.items()})
+        offset += len(c)
+    columns = [arrow.concat_arrays([c.columns[j] for c in chunks]) for j in range(len(chunks[0].columns))]
+    return RawChunk(np.concatenate([c.rows for c in chunks]), columns, errors, chunks[-1].read_to)
+
+
+def _drop_blank(chunk: RawChunk) -> RawChunk:
+    """Rows of empty cells (",,,," as spreadsheets export them) are blank rows too."""
+    filled = np.zeros(len(chunk.rows), dtype=bool)
+    filled[list(chunk.shape_errors)] = True  # a ragged row is data, even when its first cells are empty
+    filled[list(chunk.cell_errors)] = True
+    for column in chunk.columns:
+        filled |= nonempty(column)
+    if filled.all():
+        return chunk
+    return _take(chunk, np.flatnonzero(filled))
+
+
+def _shape_error(record: list[str], width: int) -> str:
+    n = len(record)
+    if n > width:
+        extra = ", ".join(f'"{v}"' for v in record[width:] if v)[:200]
+        return f"row: has {n} values but the header has {width} columns" + (
+            f" (extra: {extra})" if extra else ""
+        )
+    return f"row: has {n} values but the header has {width} columns"
+
+
+# --- Excel -----------------------------------------------------------------------------------
+
+
+def cell_text(value: Any, decimal: str = ".") -> str:
+    """A worksheet value as the text a CSV export of it would hold. A number shows at most the
+    15 significant digits Excel shows, so a cached `=0.1+0.2` is "0.3", not binary noise."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return format(value, ".15g")
+    if isinstance(value, dt.datetime) and value.time() == dt.time(0):
+        return value.date().isoformat()
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    return str(value)
+
+
+_SHEET_KINDS = {"WorkSheet": "worksheet", "ChartSheet": "chart sheet", "DialogSheet": "dialog sheet",
+                "MacroSheet": "macro sheet", "Vba": "VBA module"}
+
+
+@dataclass(frozen=True)
+class _Sheet:
+    name: str
+    kind: str  # worksheet, chart sheet, ...
+    hidden: bool
+
+    def __str__(self) -> str:
+        extra = [self.kind] if self.kind != "worksheet" else []
+        extra += ["hidden"] if self.hidden else []
+        return f'"{self.name}"' + (f" ({', '.join(extra)})" if extra else "")
+
+
+def _active_tab(path: str) -> int:
+    """The sheet the workbook opens on (`activeTab` of its first view; 0 when it names none)."""
+    import zipfile
+    from xml.etree import ElementTree
+
+    try:
+        with zipfile.ZipFile(path) as book:
+            root = ElementTree.fromstring(book.read("xl/workbook.xml"))
+    except (KeyError, OSError, zipfile.BadZipFile, ElementTree.ParseError):
+        return 0
+    for element in root.iter():
+        if element.tag.endswith("}workbookView") or element.tag == "workbookView":
+            try:
+                return int(element.get("activeTab", "0"))
+            except ValueError:
+                return 0
+    return 0
+
+
+class XlsxTable(Table):
+    """A worksheet read with calamine, which reads every row there is: it does not trust the
+    `<dimension>` element (openpyxl's read-only mode does, and loses rows when it understates
+    the sheet) and is several times faster. The sheet is checked and parsed when it is opened,
+    so a damaged one stops the run before any report is written."""
+
+    kind = "xlsx"
+
+    def __init__(self, path: str, options: ReadOptions) -> None:
+        from python_calamine import CalamineWorkbook  # only .xlsx runs pay for it
+
+        self.path = path
+        self.options = options
+        self.size = os.path.getsize(path)
+        self.notes: list[str] = []
+        for option, value in (("--encoding", options.encoding), ("--delimiter", options.delimiter)):
+            if value is not None:
+                self.notes.append(f"{path}: {option} applies to CSV files only; ignored for this workbook")
+        try:
+            book = CalamineWorkbook.from_path(path)
+            sheets = [_Sheet(m.name, _SHEET_KINDS.get(str(m.typ).rpartition(".")[2], str(m.typ)),
+                             str(m.visible).rpartition(".")[2] != "Visible") for m in book.sheets_metadata]
+        except Exception as exc:  # calamine raises several kinds for a damaged file
+            raise FileProblem(path, f"is not a readable .xlsx workbook ({_first_line(exc)})") from exc
+        self.sheets = sheets
+        chosen = self._choose(sheets)
+        self.sheet = chosen.name
+        facts = sheetcells.sheet_facts(path, chosen.name)
+        self._odd: dict[int, list[tuple[int, sheetcells.OddCell]]] = {}
+        for (row, column), cell in sorted(facts.odd.items()):
+            self._odd.setdefault(row, []).append((column, cell))
+        try:
+            self._data = book.get_sheet_by_name(chosen.name)
+            self._first_column = (self._data.start or (0, 0))[1]  # rows are given from row 1, cells from here
+            rows = self._records()
+            first = next(rows, None)
+        except FileProblem:
+            raise
+        except Exception as exc:
+            raise FileProblem(path, f"worksheet {chosen} is damaged and can't be read ({_first_line(exc)}); "
+                                    "open it in Excel and save it again") from exc
+        if first is None:
+            others = _listed([s for s in sheets if s != chosen])
+            raise FileProblem(path, f"worksheet {chosen} is empty: no header row"
+                                    + (f"; the other sheets are: {others} (pass --sheet NAME)"
+                                       if others else ""))
+        self.header_row, header, _, _ = first
+        while header and header[-1] == "":
+            header.pop()
+        self.header = [h.strip() for h in header]
+        self._say_what_was_left_out(sheets, chosen, facts)
+
+    def _say_what_was_left_out(self, sheets: list[_Sheet], chosen: _Sheet, facts: sheetcells.SheetFacts
+                               ) -> None:
+        """Notes on what a spreadsheet shows otherwise than this read: rows hidden (by hand or
+        by a filter) that were read all the same, merged cells that read as blank below or
+        beside their first cell, and other sheets with data that were not read."""
+        hidden = [n for n in facts.hidden if n > self.header_row]
+        if hidden:
+            why = " (the sheet has a filter)" if facts.filtered else ""
+            self.notes.append(f"{self.path}: {_rows(hidden)} {'is' if len(hidden) == 1 else 'are'} "
+                              f"hidden in the workbook{why} and {'was' if len(hidden) == 1 else 'were'} "
+                              "read all the same: check them in the report")
+        try:
+            merged = self._data.merged_cell_ranges or []
+        except Exception:  # noqa: BLE001 - a note is not worth a failure
+            merged = []
+        spans = [(a, b) for a, b in merged if b[0] >= self.header_row and (b[0] > a[0] or b[1] > a[1])]
+        if spans:
+            shown = ", ".join(f"{_ref(*a)}:{_ref(*b)}" for a, b in spans[:5])
+            more = f" and {len(spans) - 5} more" if len(spans) > 5 else ""
+            self.notes.append(f"{self.path}: merged cells {shown}{more}: only the first cell of each "
+                              "holds the value; the others read as blank")
+        others = [s for s in sheets if s != chosen and s.kind == "worksheet"]
+        with_data = sheetcells.sheets_with_data(self.path, [s.name for s in others])
+        if with_data:
+            named = [str(s) for s in others if s.name in with_data]
+            more = f" and {len(named) - 5} more" if len(named) > 5 else ""
+            self.notes.append(f"{self.path}: other sheets hold data and were not read: "
+                              f"{', '.join(named[:5])}{more} (pass --sheet NAME to read one)")
+
+    def _choose(self, sheets: list[_Sheet]) -> _Sheet:
+        """The sheet named by --sheet (any kind of name match, hidden or not), else the sheet the
+        workbook opens on, else the first visible worksheet; never a hidden one unasked."""
+        listed = _listed(sheets)
+        worksheets = [s for s in sheets if s.kind == "worksheet"]
+        wanted = self.options.sheet
+        if wanted is not None:
+            found = next((s for s in sheets if s.name == wanted), None) or next(
+                (s for s in sheets if s.name.strip().casefold() == wanted.strip().casefold()), None)
+            if found is None:
+                raise FileProblem(self.path, f"has no worksheet {wanted!r}; it has: {listed}")
+            if found.kind != "worksheet":
+                raise FileProblem(self.path, f"sheet {wanted!r} is a {found.kind}, not a worksheet "
+                                             f"of rows; its sheets are: {listed}")
+            if found.hidden:
+                self.notes.append(f"{self.path}: worksheet {found.name!r} is hidden; read as asked")
+            return found
+        active = _active_tab(self.path)
+        if 0 <= active < len(sheets) and sheets[active].kind == "worksheet" and not sheets[active].hidden:
+            return sheets[active]
+        visible = [s for s in worksheets if not s.hidden]
+        if not visible:
+            raise FileProblem(self.path, f"has no visible worksheet; its sheets are: {listed} "
+                                         "(pass --sheet NAME to read a hidden one)")
+        return visible[0]
+
+    def _records(self, start: int = 0) -> Iterator[tuple[int, list[str], list[bool], list[tuple[int, str]]]]:
+        """(spreadsheet row, cell texts, which cells are numbers, (cell, problem) of the cells
+        calamine reads as empty that are not: Excel errors, formulas without a value) of the
+        non-blank rows."""
+        decimal = "."
+        number = 0
+        try:
+            for number, values in enumerate(self._data.iter_rows(), start=1):  # noqa: B007
+                if number <= start:
+                    continue
+                record = [cell_text(v, decimal) for v in values]
+                problems: list[tuple[int, str]] = []
+                for column, cell in self._odd.get(number, ()):
+                    j = column - self._first_column
+                    if j >= 0:
+                        record.extend([""] * (j + 1 - len(record)))
+                        record[j] = cell.text
+                        if cell.problem:  # else a text calamine reads wrong, put right
+                            problems.append((j, cell.problem))
+                if any(record) or problems:  # a row of formulas without values is no blank row
+                    yield number, record, [isinstance(v, float) for v in values], problems
+        except Exception as exc:
+            raise FileProblem(self.path, f"worksheet {self.sheet!r}, row {number + 1}: can't be read "
+                                         f"({_first_line(exc)})") from exc
+
+    def chunks(self, rows: int | None = None) -> Iterator[RawChunk]:
+        """Chunks of `chunk_rows` whatever ROWS asks: a worksheet's cells are Python objects
+        until a chunk is made of them, so its chunks stay small."""
+        width = len(self.header)
+        records = self._records(self.header_row)
+        while batch := list(islice(records, self.options.chunk_rows)):
+            # trailing empty cells are formatting, not data
+            cut = [(n, r[:width] if not any(r[width:]) else r, f) for n, r, f, _ in batch]
+            chunk = _chunk(np.asarray([n for n, _, _ in cut], dtype=np.int64), [r for _, r, _ in cut], width,
+                           drop_blank=False)
+            chunk.cell_errors = {i: [(j, f"{self._column_name(j)}: {problem}") for j, problem in odd]
+                                 for i, (_, _, _, odd) in enumerate(batch) if odd}
+            numeric = np.zeros((len(cut), width), dtype=bool)
+            for i, (_, _, flags) in enumerate(cut):
+                flags = flags[:width]
+                numeric[i, : len(flags)] = flags
+            chunk.numeric = [numeric[:, j] for j in range(width)] if numeric.any() else None
+            yield _drop_blank(chunk)
+
+    def _column_name(self, j: int) -> str:
+        if j < len(self.header) and self.header[j]:
+            return self.header[j]
+        n, letters = self._first_column + j + 1, ""
+        while n:
+            n, r = divmod(n - 1, 26)
+            letters = chr(65 + r) + letters
+        return f"column {letters}"
+
+    def describe(self) -> dict[str, Any]:
+        return {"path": self.path, "format": "xlsx", "sheet": self.sheet}
+
+
+def _listed(sheets: list[_Sheet], most: int = 10) -> str:
+    """The sheets' names, the first MOST of them (a workbook may have a thousand)."""
+    shown = ", ".join(str(s) for s in sheets[:most])
+    return shown + (f", and {len(sheets) - most} more" if len(sheets) > most else "")
+
+
+def _ref(row: int, column: int) -> str:
+    """A cell's A1 name from its row and column, both from 0."""
+    n, letters = column + 1, ""
+    while n:
+        n, r = divmod(n - 1, 26)
+        letters = chr(65 + r) + letters
+    return f"{letters}{row + 1}"
+
+
+def _rows(numbers: list[int]) -> str:
+    shown = ", ".join(str(n) for n in numbers[:10])
+    return f"row {shown}" if len(numbers) == 1 else (
+        f"rows {shown}" + (f" ({len(numbers)} in all)" if len(numbers) > 10 else ""))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]

@@ -1,0 +1,9 @@
+"""A run, stage by stage: the dry run (`pipeline`), the account preflight (`checks`), the import
+(`importing`), `etl reconcile` and `etl resolve` (`resolving`), from settings (`runs`), built on
+`connecting`, which reaches the API and its journal.
+
+Takes in: settings (what the CLI parsed, or a Python caller's). Gives out: the run's record and
+exit status, and the files etl.report writes. It drives the stages: it may import etl.read,
+etl.validate, etl.ledger, etl.post and etl.report, and none of them imports it. Never imports the
+CLI (click) or the sandbox.
+"""

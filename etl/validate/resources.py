@@ -1,0 +1,277 @@
+"""What the pipeline knows of a target, read off its pandera schema, and nothing by name.
+
+A resource is one file, `schemas/<name>.py` (installed as `etl.schemas.<name>`), exposing
+`SCHEMA`, a `pandera.pandas.DataFrameSchema` (a `DataFrameModel` class is taken too, through
+its `.to_schema()`). Its columns say which must be in a file (`required=`), which may be blank
+(`nullable=`), what kind of value a cell holds (the dtype: `"Int64"`, `etl.dtypes.Amount`,
+`str`) and the checks every row must pass. What etl needs beyond validation rides on pandera's
+own fields: a column's `description` is its help and `metadata={"aliases": [...]}` the other
+names a header may give it; the schema's `description` says what a row is, and its `metadata`
+holds the `endpoint` rows are posted to, the list filters that find a row's records (`lookup`,
+`system_id_filter`) and the account records a row refers to (`references`).
+
+`--resource` takes a resource's name or the path of such a file (`--resource ./mine.py`), so a
+schema can be tried, or tightened, without touching the installed one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import pkgutil
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from types import ModuleType
+from typing import Any
+
+from etl.errors import UsageProblem
+from etl.validate.values import Kind
+
+
+def header_key(name: str) -> str:
+    """How headers are compared: ignoring case, spaces, `_` and `-`."""
+    return re.sub(r"[\s_\-]+", "", name).casefold()
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A column whose value names a record of the account that a row needs, checked before
+    posting (see `etl.run.checks`): the record must exist; with `draws`, the row's amount in that
+    field is drawn from what the record has left (its field `remaining`); with `expires`, a
+    record whose date in that field has passed is noted on the row (historic uses are normal)."""
+
+    column: str  # the row's field holding the record's Id
+    endpoint: str  # where one record is read: "/api/.../{id}"
+    name: str = "record"  # what it is called in messages ("credit 5000 does not exist ...")
+    draws: str = ""  # the row's field whose amount is drawn down
+    remaining: str = ""  # the record's field: what is left
+    expires: str = ""  # the record's field: when it expires (null: never)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One column of the schema as etl reads it (all of it taken from the pandera column)."""
+
+    name: str
+    kind: Kind
+    required: bool  # the file must have the column (pandera's `required`)
+    nullable: bool  # a cell may be blank (pandera's `nullable`)
+    aliases: tuple[str, ...] = ()
+    help: str = ""
+    rules: tuple[str, ...] = ()  # its checks, in plain words
+
+    @property
+    def type_name(self) -> str:
+        return self.kind.value
+
+
+@dataclass(frozen=True)
+class Resource:
+    name: str
+    endpoint: str
+    fields: tuple[Field, ...]
+    schema: Any  # the pandera.pandas.DataFrameSchema: what every row is checked against
+    description: str = ""
+    #: list-endpoint filter that finds existing records of a row (the field whose value it takes)
+    lookup: dict[str, str] = field(default_factory=dict)
+    #: list-endpoint filter on the user-defined SystemId (where the account keeps it)
+    system_id_filter: str = ""
+    #: records of the account the rows refer to, checked before the first POST (`etl.run.checks`)
+    references: tuple[Reference, ...] = ()
+
+    @property
+    def required(self) -> list[str]:
+        return [f.name for f in self.fields if f.required]
+
+    def field(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def match(self, header: str) -> str | None:
+        """The field a file's header names (by its name or an alias), or None."""
+        key = header_key(header)
+        for f in self.fields:
+            if key == header_key(f.name) or key in {header_key(a) for a in f.aliases}:
+                return f.name
+        return None
+
+
+def kind_of(name: str, column: Any) -> Kind:
+    """The kind of value a column's cells hold, from its pandera dtype."""
+    from etl.dtypes import Amount
+
+    dtype = column.dtype
+    if dtype is None:
+        return Kind.TEXT
+    if isinstance(dtype, Amount):
+        return Kind.AMOUNT
+    if str(dtype) == "Int64":
+        return Kind.INTEGER
+    from pandera import dtypes
+
+    if dtypes.is_string(dtype) or str(dtype) == "object":
+        return Kind.TEXT
+    hint = ' (declare "Int64": pandas\' nullable integers, so a blank cell is null)' \
+        if dtypes.is_int(dtype) else ""
+    raise SchemaProblem(f"column {name}: etl reads cells as \"Int64\", etl.dtypes.Amount or str, "
+                        f"not {dtype}{hint}")
+
+
+class SchemaProblem(UsageProblem):
+    """A schema etl cannot honour as written (the message names the column and why)."""
+
+
+def from_schema(schema: Any, name: str) -> Resource:
+    """The resource SCHEMA declares (NAME when the schema has none)."""
+    import pandera.pandas as pa
+
+    from etl.validate.rules import rule
+
+    model_meta = None
+    if isinstance(schema, type) and issubclass(schema, pa.DataFrameModel):
+        model_meta = getattr(schema.Config, "metadata", None)  # to_schema() leaves it behind
+        schema = schema.to_schema()
+    if not isinstance(schema, pa.DataFrameSchema):
+        raise SchemaProblem(f"SCHEMA is a {type(schema).__name__}, not a pandera.pandas.DataFrameSchema")
+    meta = dict(schema.metadata or model_meta or {})
+    if not meta.get("endpoint"):
+        raise SchemaProblem('SCHEMA has no metadata={"endpoint": "/api/..."}: where its rows are posted')
+    if schema.unique:
+        raise SchemaProblem("SCHEMA's unique= can't be honoured: etl checks a file in chunks of rows")
+    fields = []
+    for col_name, column in schema.columns.items():
+        if column.regex:
+            raise SchemaProblem(f"column {col_name}: etl needs each column by its name (regex=True)")
+        if column.unique:
+            raise SchemaProblem(f"column {col_name}: unique=True can't be honoured: etl checks a "
+                                "file in chunks of rows")
+        cmeta = dict(column.metadata or {})
+        fields.append(Field(
+            name=str(col_name), kind=kind_of(str(col_name), column), required=bool(column.required),
+            nullable=bool(column.nullable), aliases=tuple(cmeta.get("aliases", ())),
+            help=column.description or column.title or "",
+            rules=tuple(rule(c) for c in column.checks),
+        ))
+    return Resource(
+        name=schema.name or name, endpoint=meta["endpoint"], fields=tuple(fields), schema=schema,
+        description=schema.description or schema.title or "",
+        lookup=dict(meta.get("lookup", {})), system_id_filter=meta.get("system_id_filter", ""),
+        references=tuple(meta.get("references", ())),
+    )
+
+
+def available() -> list[str]:
+    schemas = importlib.import_module("etl.schemas")  # installed from schemas/: mypy can't see it
+    return sorted(m.name for m in pkgutil.iter_modules(schemas.__path__) if not m.ispkg)
+
+
+def is_path(name: str) -> bool:
+    """Whether `--resource` names a file rather than an installed resource."""
+    return name.endswith(".py") or os.sep in name or "/" in name
+
+
+def load(name: str) -> Resource:
+    """The resource called NAME, or read from the file NAME; a usage error (listing the ones
+    there are) when there is none, and one line naming the file when it can't be read."""
+    from etl.validate.lazy import hypothesis_hidden
+
+    if is_path(name):
+        module = _from_file(name)
+        default = os.path.splitext(os.path.basename(name))[0]
+    else:
+        if name not in available():
+            raise UsageProblem(
+                f"unknown resource {name!r}; available: {', '.join(available()) or 'none'} "
+                "(or the path of a schema file, ending in .py)"
+            )
+        spec = importlib.util.find_spec(f"etl.schemas.{name}")
+        with hypothesis_hidden():
+            module = _run(name, spec.origin if spec else None,
+                          lambda: importlib.import_module(f"etl.schemas.{name}"))
+        default = name
+    if not hasattr(module, "SCHEMA"):
+        raise SchemaProblem(f"{module.__file__}: defines no SCHEMA (a pandera.pandas.DataFrameSchema)")
+    try:
+        resource = from_schema(module.SCHEMA, default)
+    except SchemaProblem as exc:
+        raise SchemaProblem(f"{name}: {exc}") from exc
+    # the name a row's identity takes: an installed resource's is its file's, whatever its
+    # SCHEMA's name= says; a schema file posting where one posts is that one
+    return _as_installed(resource) if is_path(name) else replace(resource, name=name)
+
+
+def _as_installed(resource: Resource) -> Resource:
+    """A schema file that posts where an installed resource posts is that resource to the
+    journal, whatever its `name=` says: a row's identity takes the resource's name, and a
+    copy of the schema named otherwise would otherwise send again what was already created."""
+    for installed in available():
+        other = load(installed)
+        if other.endpoint.rstrip("/") == resource.endpoint.rstrip("/"):
+            return replace(resource, name=other.name)
+    return resource
+
+
+def load_soon(name: str) -> Callable[[], Resource]:
+    """`load(NAME)` begun in the background (the schema imports pandas and pandera, a third of
+    a second); the function returned waits for it, and raises what it raised."""
+    import threading
+
+    got: list[Any] = []
+
+    def work() -> None:
+        try:
+            got.append(load(name))
+        except BaseException as exc:  # handed to the caller, raised there
+            got.append(exc)
+
+    thread = threading.Thread(target=work, name="load-schema", daemon=True)
+    thread.start()
+
+    def wait() -> Resource:
+        thread.join()
+        if isinstance(got[0], BaseException):
+            raise got[0]
+        resource: Resource = got[0]
+        return resource
+
+    return wait
+
+
+def _from_file(path: str) -> ModuleType:
+    from etl.validate.lazy import hypothesis_hidden
+
+    if not os.path.isfile(path):
+        raise UsageProblem(f"{path}: no such schema file")
+    stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0])
+    module_name = f"etl_schema_file_{stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise UsageProblem(f"{path}: is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    loader = spec.loader
+    sys.modules[module_name] = module  # pandera's models look their module up while being made
+    with hypothesis_hidden():
+        _run(path, os.path.abspath(path), lambda: loader.exec_module(module))
+    return module
+
+
+def _run(where: str, file: str | None, load_it: Any) -> Any:
+    """LOAD_IT(), with an error of the schema's own code turned into one line naming WHERE (and
+    the line of FILE it stopped at)."""
+    try:
+        return load_it()
+    except UsageProblem:
+        raise
+    except Exception as exc:
+        line, tb = "", exc.__traceback__
+        while tb is not None:
+            if file and os.path.abspath(tb.tb_frame.f_code.co_filename) == os.path.abspath(file):
+                line = f", line {tb.tb_lineno}"
+            tb = tb.tb_next
+        raise SchemaProblem(f"{where}{line}: the schema can't be loaded: "
+                            f"{type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,393 @@
+"""Matching a file's headers to a resource, and checking every row against its pandera schema.
+
+pandera decides. Each cell is first read as its column's kind of value (`etl.validate.values`: a cell
+that is not a number is invalid with a plain message, a blank one is null); then every row is
+held to `SCHEMA`: a blank in a column that is not nullable, and every check of a column or of
+the whole frame, make it invalid. The built-in checks etl can run as Arrow kernels
+(`etl.validate.kernels`) are run first, over whole columns, and pass most rows outright; pandera checks
+the rest, and runs every other check on every row. Every failing cell of every row is turned
+into a plain-words message (`CreditUsed: "150" is larger than 100`), never a pandera check name.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as arrow
+import pyarrow.compute as pc
+
+from etl.errors import FileProblem
+from etl.fields import shown
+from etl.read.reading import RawChunk
+from etl.validate.kernels import Kernel, compile_check
+from etl.validate.lazy import pandera
+from etl.validate.resources import Field, Resource, SchemaProblem, header_key
+from etl.validate.rules import failure, label
+from etl.validate.values import Kind, Parsed, value
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SEPARATOR = " | "
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Where each of the resource's fields sits in one file's header."""
+
+    header: list[str]
+    positions: dict[str, int]  # field name -> column position
+    unknown: list[str]  # headers that are no field: kept in the report, never sent
+
+
+def match_columns(
+    path: str, header: list[str], resource: Resource, renames: dict[str, str] | None = None
+) -> ColumnMap:
+    """Match headers ignoring case, spaces, `_` and `-`; `renames` (from --map) come first."""
+    renamed = {header_key(src): dst for src, dst in (renames or {}).items()}
+    positions: dict[str, int] = {}
+    unknown: list[str] = []
+    for pos, name in enumerate(header):
+        target = renamed.get(header_key(name)) or resource.match(name)
+        if target is None:
+            unknown.append(name)
+            continue
+        if target in positions:
+            first = header[positions[target]]
+            raise FileProblem(
+                path,
+                f"columns {shown(first)} and {shown(name)} both name {target}; "
+                "remove one, or give the other a new name with --map SOURCE=TARGET",
+            )
+        positions[target] = pos
+    missing = [f for f in resource.required if f not in positions]
+    if missing:
+        found = ", ".join(shown(h, 40) for h in header[:20]) or "none"
+        if len(header) > 20:
+            found += f", … ({len(header)} in all)"
+        raise FileProblem(
+            path,
+            f"required column{'s' if len(missing) > 1 else ''} missing: {', '.join(missing)} "
+            f"(found {found}); if one of them has another name, pass "
+            f"--map SOURCE={missing[0]}",
+        )
+    if resource.schema.strict is True and unknown:  # "filter" drops them, as etl does anyway
+        raise FileProblem(
+            path,
+            f"column{'s' if len(unknown) > 1 else ''} not in the schema, which is strict: "
+            f"{', '.join(shown(h, 40) for h in unknown[:20])}; remove "
+            f"{'them' if len(unknown) > 1 else 'it'}, or name the schema column with --map SOURCE=TARGET",
+        )
+    return ColumnMap(header, positions, unknown)
+
+
+def valid_rows(n: int, problems: dict[int, str]) -> np.ndarray:
+    """Which of N rows are valid, given the problems of the others."""
+    valid = np.ones(n, dtype=bool)
+    valid[np.fromiter(problems, dtype=np.int64, count=len(problems))] = False
+    return valid
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How one column is checked: its field, its pandera column, its checks compiled to
+    kernels, and whether that is all of them (else pandera runs on every row of it)."""
+
+    field: Field
+    column: Any
+    kernels: tuple[Kernel, ...]
+    compiled: bool
+
+    @property
+    def idle(self) -> bool:
+        """Nothing to check: optional text with no checks (every cell is good)."""
+        return self.field.kind is Kind.TEXT and self.field.nullable and not self.column.checks
+
+
+class Validator:
+    """Checks chunks of one resource's rows against its schema and turns the valid ones into
+    payloads."""
+
+    def __init__(self, resource: Resource, decimal: str = ".", *, fast: bool = True) -> None:
+        """FAST: run the checks etl knows as Arrow kernels first (False: pandera checks every
+        row of every column; the answers are the same, which a test holds them to)."""
+        self.resource = resource
+        self.decimal = decimal
+        self.fast = fast
+        self.schema = resource.schema
+        self._plans = []
+        for f in resource.fields:
+            column = _deciding(self.schema.columns[f.name])
+            kernels = [compile_check(c, f.kind) if fast else None for c in column.checks]
+            self._plans.append(_Plan(f, column, tuple(k for k in kernels if k is not None),
+                                     all(k is not None for k in kernels)))
+        self._rank = {p.field.name: i for i, p in enumerate(self._plans)}
+        self._wide = list(self.schema.checks)
+        _register_backends()
+        self._importing: threading.Thread | None = None
+
+    def prepare(self) -> None:
+        """Import pandera (and pandas) in the background while the first rows are read (the
+        schema of a resource loaded by `etl.validate.resources` has imported it already)."""
+        if self._importing is None:
+            self._importing = threading.Thread(target=pandera, name="import-pandera", daemon=True)
+            self._importing.start()
+
+    def done(self) -> None:
+        """Wait for `prepare()`'s import: an interpreter must not exit in the middle of one."""
+        if self._importing is not None:
+            self._importing.join()
+
+    def cells(self, chunk: RawChunk, position: int) -> arrow.Array:
+        """A column as the validator reads it: a workbook's number cells (written with a dot)
+        take the decimal mark asked for, since they are numbers, not text in some locale."""
+        column = chunk.columns[position]
+        numeric = chunk.numeric[position] if chunk.numeric is not None else None
+        if self.decimal == "." or numeric is None or not numeric.any():
+            return column
+        swapped = pc.replace_substring(column, ".", self.decimal)
+        return pc.if_else(arrow.array(numeric), swapped, column)
+
+    def errors(self, chunk: RawChunk, columns: ColumnMap) -> tuple[list[str], np.ndarray]:
+        """Per row, its problems joined with ` | ` ("" when valid); and which rows are valid."""
+        texts, valid = self.verdicts(chunk, columns)
+        errors = [""] * len(chunk)
+        for pos, text in texts.items():
+            errors[pos] = text
+        return errors, valid
+
+    def verdicts(self, chunk: RawChunk, columns: ColumnMap) -> tuple[dict[int, str], np.ndarray]:
+        """The text of the report's `errors` cell of each row that has one (by position), and
+        which rows are valid."""
+        problems = self.problems(chunk, columns)
+        return problems, valid_rows(len(chunk), problems)
+
+    def parsed(self, chunk: RawChunk, columns: ColumnMap, name: str) -> Parsed:
+        """The values of column NAME of CHUNK."""
+        return Parsed(self.resource.field(name).kind, self.cells(chunk, columns.positions[name]),
+                      self.decimal)
+
+    def problems(self, chunk: RawChunk, columns: ColumnMap) -> dict[int, str]:
+        """The rows with problems (position in the chunk), each with them joined by ` | `:
+        the row's shape, then each column's (in the schema's order), then the frame's checks."""
+        found: list[tuple[int, int, int, str]] = []  # (row, rank, order, message)
+        for pos, message in chunk.shape_errors.items():
+            found.append((pos, -1, 0, message))
+        parsed: dict[str, Parsed] = {}
+        unreadable = np.zeros(len(chunk), dtype=bool)
+        named: dict[int, list[tuple[int, str]]] = {}  # column -> (row, message) the reader gave
+        for pos, cells in chunk.cell_errors.items():
+            for j, message in cells:
+                named.setdefault(j, []).append((pos, message))
+        for plan in self._plans:
+            name = plan.field.name
+            if name not in columns.positions:
+                continue
+            rank = self._rank[name]
+            told = np.zeros(len(chunk), dtype=bool)  # cells the reader says what is wrong with
+            for pos, message in named.get(columns.positions[name], ()):
+                found.append((pos, rank, 0, message))
+                told[pos] = unreadable[pos] = True
+            if plan.idle and not self._wide:
+                continue
+            p = parsed[name] = self.parsed(chunk, columns, name)
+            for pos, problem in p.problems.items():
+                if not told[pos]:
+                    found.append((pos, rank, 0, f"{name}: {problem}"))
+                    unreadable[pos] = True
+            if plan.idle:
+                continue
+            if plan.compiled:  # the rows the kernels are sure of pass; pandera sees the others
+                sure = p.ok.copy()
+                for kernel in plan.kernels:
+                    sure &= kernel(p)
+                if plan.field.nullable:
+                    sure |= p.blank
+                rows = np.flatnonzero(~sure & (p.ok | p.blank) & ~told)
+            else:
+                rows = np.flatnonzero((p.ok | p.blank) & ~told)
+            if len(rows):
+                found.extend(self._column_problems(plan, p, rows))
+        if self._wide:
+            rows = np.flatnonzero(~unreadable)
+            if len(rows):
+                found.extend(self._frame_problems(chunk, columns, parsed, rows))
+        # found in the order a row's problems read: its shape, the columns in the schema's order
+        # (each: unreadable or blank, then its checks in order), the frame's checks
+        problems: dict[int, list[str]] = {}
+        for pos, _, _, message in found:
+            items = problems.get(pos)
+            if items is None:
+                problems[pos] = [message]
+            elif message not in items:
+                items.append(message)
+        return {pos: SEPARATOR.join(items) for pos, items in problems.items()}
+
+    def _series(self, field: Field, p: Parsed, rows: np.ndarray) -> pd.Series:
+        """The values of ROWS as the pandas series of the column's declared dtype."""
+        import pandas as pd
+
+        index = pd.Index(rows)
+        if field.kind is Kind.INTEGER:
+            data = p.raw.take(arrow.array(rows, type=arrow.int64())).to_numpy(zero_copy_only=False)
+            return pd.Series(pd.arrays.IntegerArray(data.astype(np.int64), ~p.ok[rows]), index=index)
+        values = p.exact(rows)
+        series = pd.Series(values, index=index, dtype=object)
+        dtype = self.schema.columns[field.name].dtype
+        return series if dtype is None or field.kind is Kind.AMOUNT else dtype.coerce(series)
+
+    def _column_problems(self, plan: _Plan, p: Parsed, rows: np.ndarray) -> list[tuple[int, int, int, str]]:
+        """What pandera finds in the column of PLAN at ROWS: a blank where the column is not
+        nullable, and each of its checks, run by pandera's own check backend on the column's
+        values (a check grouped by another column goes through the column's validation)."""
+        name = plan.field.name
+        series = self._series(plan.field, p, rows)
+        checks = list(plan.column.checks)
+        if any(check.groupby is not None for check in checks):
+            return self._grouped_problems(plan, p, series)
+        rank = self._rank[name]
+        out: list[tuple[int, int, int, str]] = []
+        blank = ~p.ok[rows]  # the rows handed to pandera are values or blanks
+        if not plan.field.nullable:
+            out.extend((int(pos), rank, 0, f"{name}: is required") for pos in rows[blank])
+        # a check that ignores nulls (the default) is given the values only, as pandera would
+        # give them (telling null from value again, a million Decimals at a time, is slow)
+        values = series[~blank] if blank.any() else series
+        for number, check in enumerate(checks):
+            if check.raise_warning:  # pandera only warns of it: no row is invalid
+                continue
+            given = values if check.ignore_na else series
+            try:
+                output = check(given).check_output
+            except Exception as exc:
+                raise SchemaProblem(f"column {name}: the check {label(check)} failed to run: "
+                                    f"{type(exc).__name__}: {exc}") from exc
+            bad = _failing(output, values.index)
+            if not len(bad):
+                continue
+            cells = p.cells.take(arrow.array(bad, type=arrow.int64())).to_pylist()
+            message = failure(check)
+            out.extend((pos, rank, 1 + number, f"{name}: {message(shown(cell or ''), v)}")
+                       for pos, cell, v in zip(bad.tolist(), cells, series.loc[bad].tolist(), strict=True))
+        return out
+
+    def _grouped_problems(self, plan: _Plan, p: Parsed, series: pd.Series) -> list[tuple[int, int, int, str]]:
+        """What pandera's validation of the column finds (for checks it must run its own way)."""
+        import pandas as pd
+
+        pa = pandera()
+        name = plan.field.name
+        try:
+            with warnings.catch_warnings():  # a raise_warning=True check warns: no row is invalid
+                warnings.simplefilter("ignore", pa.errors.SchemaWarning)
+                plan.column.validate(pd.DataFrame({name: series}), lazy=True, inplace=True)
+            return []
+        except pa.errors.SchemaErrors as exc:
+            cases = exc.failure_cases
+        rank, out = self._rank[name], []
+        checks = list(plan.column.checks)
+        for check_name, number, case, index in zip(cases["check"], cases["check_number"],
+                                                   cases["failure_case"], cases["index"], strict=True):
+            if index is None or pd.isna(index):
+                raise SchemaProblem(f"column {name}: the check {check_name} failed to run: {case}")
+            pos = int(index)
+            if check_name == "not_nullable":
+                out.append((pos, rank, 0, f"{name}: is required"))
+            elif number is not None and not pd.isna(number) and int(number) < len(checks):
+                cell = shown(str(p.cells[pos].as_py() or ""))
+                message = failure(checks[int(number)])(cell, case)
+                out.append((pos, rank, 1 + int(number), f"{name}: {message}"))
+            else:  # a dtype of ours pandera refused: a defect, never a row's problem
+                raise RuntimeError(f"schema check {check_name} of {name} failed: {case}")
+        out.sort(key=lambda item: item[2])
+        return out
+
+    def _frame_problems(self, chunk: RawChunk, columns: ColumnMap, parsed: dict[str, Parsed],
+                        rows: np.ndarray) -> list[tuple[int, int, int, str]]:
+        """What the schema's DataFrame-wide checks find in ROWS (every column of the schema,
+        a column the file lacks as all blank)."""
+        import pandas as pd
+
+        data = {}
+        for plan in self._plans:
+            name = plan.field.name
+            if name in columns.positions:
+                p = parsed.get(name) or self.parsed(chunk, columns, name)
+            else:
+                p = Parsed(plan.field.kind, arrow.nulls(len(chunk), arrow.string()), self.decimal)
+            data[name] = self._series(plan.field, p, rows)
+        frame = pd.DataFrame(data, index=pd.Index(rows))
+        out: list[tuple[int, int, int, str]] = []
+        rank = len(self._plans)
+        for number, check in enumerate(self._wide):
+            if check.raise_warning:  # pandera only warns of it: no row is invalid
+                continue
+            try:
+                output = check(frame).check_output
+            except Exception as exc:
+                raise SchemaProblem(f"the check {label(check)} of the schema failed to run: "
+                                    f"{type(exc).__name__}: {exc}") from exc
+            bad = _failing(output, frame.index)
+            message = f"row: fails {label(check)}"
+            out.extend((int(pos), rank, number, message) for pos in bad)
+        return out
+
+    def payloads(
+        self, chunk: RawChunk, columns: ColumnMap, positions: Sequence[int]
+    ) -> list[dict[str, Any]]:
+        """JSON bodies of the (valid) rows at `positions`: the values of their cells; blank
+        optional fields are left out."""
+        take = arrow.array(positions, type=arrow.int64())
+        cells = {name: self.cells(chunk, pos).take(take).to_pylist()
+                 for name, pos in columns.positions.items()}
+        bodies = []
+        for i in range(len(positions)):
+            body = {}
+            for f in self.resource.fields:
+                if f.name in cells:
+                    got, problem = value(f.kind, cells[f.name][i], self.decimal)
+                    if problem:
+                        raise ValueError(f"row is not valid: {f.name}: {problem}")
+                    if got is not None:
+                        body[f.name] = got
+            bodies.append(body)
+        return bodies
+
+
+def _register_backends() -> None:
+    """pandera's pandas backends, registered (older pandera registers them on a schema's first
+    validation, and a check called on its own would find none)."""
+    import pandas as pd
+
+    pandera().DataFrameSchema().validate(pd.DataFrame())
+
+
+def _failing(output: Any, index: Any) -> np.ndarray:
+    """The positions a check's output fails: False (or NA: never let through) in a series, any
+    such cell in a row of a frame; a single False fails every row of INDEX."""
+    import pandas as pd
+
+    if isinstance(output, pd.DataFrame):
+        output = output.fillna(False).astype(bool).all(axis="columns")
+    if isinstance(output, pd.Series):
+        passed = output.fillna(False).astype(bool).to_numpy()
+        return np.asarray(output.index[~passed], dtype=np.int64)
+    return np.asarray(index if not bool(output) else index[:0], dtype=np.int64)
+
+
+def _deciding(column: Any) -> Any:
+    """A copy of COLUMN that reports every failing cell: pandera's options for reporting fewer
+    (`n_failure_cases`) or dropping them (`drop_invalid_rows`) would let an invalid row
+    through here."""
+    column = copy.deepcopy(column)
+    column.drop_invalid_rows = False
+    column.checks = [copy.copy(check) for check in column.checks]
+    for check in column.checks:
+        check.n_failure_cases = None
+    return column
