@@ -428,7 +428,7 @@ class _Signals:
         self.count = 0
 
     def __enter__(self) -> _Signals:
-        from etl.run.importing import Interrupted
+        from etl.run.import_rows import Interrupted
 
         def handler(signum: int, frame: Any) -> None:
             self.count += 1

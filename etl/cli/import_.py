@@ -94,7 +94,7 @@ def import_(files: tuple[str, ...], **kw: Any) -> None:
         etl import export.csv --key InvoiceLineRef
     """
     from etl.run import runs
-    from etl.run.importing import Settings, Stopper
+    from etl.run.import_rows import Settings, Stopper
 
     reading = {k: kw.pop(k) for k in ("resource", "encoding", "delimiter", "decimal", "sheet",
                                       "renames", "report", "quiet", "verbose", "as_json")}

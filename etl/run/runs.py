@@ -23,7 +23,7 @@ from etl.run import connecting
 from etl.run.connecting import Connection, connect, open_journal
 
 if TYPE_CHECKING:
-    from etl.run.importing import Settings, Stopper
+    from etl.run.import_rows import Settings, Stopper
     from etl.run.pipeline import Inputs
     from etl.validate.resources import Resource
     from etl.validate.validating import Validator
