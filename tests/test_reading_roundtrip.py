@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from etl.cli import main
-from etl.report.reporting import neutralise_cell
+from etl.report.cells import neutralise_cell
 
 HEADER = ["CoworkerBookingCreditId", "CreditUsed", "Description", "Notes"]
 WORDS = st.sampled_from(["Café", "crème", "Genève", "naïve", "Zoë", "room", "A", "1,5", "2.5", ""])

@@ -73,8 +73,10 @@ from etl.ledger.rowkeys import (
 )
 from etl.ledger.storage import Match, Storage
 from etl.outcomes import NEEDS_ACTION, STATE_OUTCOME, ExitStatus, Facts, Outcome, Said, exit_status
-from etl.post.posting import DailyLimitReached, Kind, Poster, ReadFailed, Result
-from etl.post.reconciling import Reconciler, created_range, differences, parse_body, settle_time
+from etl.post.poster import Poster, Result
+from etl.post.posting import DailyLimitReached, Kind, ReadFailed
+from etl.post.reconciling import Reconciler
+from etl.post.verdicts import created_range, differences, parse_body, settle_time
 from etl.read.reading import RawChunk
 from etl.report.reporting import ReportWriter
 from etl.run import resolving

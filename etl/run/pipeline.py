@@ -23,13 +23,13 @@ from etl import logs
 from etl.errors import FileProblem, UsageProblem
 from etl.outcomes import NEEDS_ACTION, ExitStatus, Outcome, checked, exit_status
 from etl.read.reading import RawChunk, ReadOptions, Table, open_table
+from etl.report.cells import restore
 from etl.report.reporting import (
     EXCEL,
     Attention,
     Dialect,
     ReportWriter,
     report_names,
-    restore,
     sparse_text,
     write_errors,
     write_summary,

@@ -26,7 +26,8 @@ from etl.ledger.storage import Match, Storage
 from etl.outcomes import ExitStatus, Outcome
 from etl.post.pacing import Pacer
 from etl.post.posting import Client, ReadFailed
-from etl.post.reconciling import Reconciler, Verdict, body_of, differences, settle_time, settles_at
+from etl.post.reconciling import Reconciler
+from etl.post.verdicts import Verdict, body_of, differences, settle_time, settles_at
 from etl.run.connecting import Api, Connection, connect, open_journal
 from etl.run.pipeline import new_run_id
 from etl.validate.resources import Resource, load

@@ -208,7 +208,8 @@ def import_files(run: Run, connection: Connection, settings: Settings, posting: 
     WHILE_POSTING is entered around the import itself (signal handlers, a progress bar);
     PROGRESS, given the rows to go through, says how far it is."""
     from etl.post.pacing import Pacer
-    from etl.post.posting import Client, Poster
+    from etl.post.poster import Poster
+    from etl.post.posting import Client
     from etl.run import importing
 
     posting = posting or Posting()
