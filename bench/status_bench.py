@@ -51,7 +51,8 @@ def states(rows: int) -> Iterator[str]:
 
 def make_journal(path: str, rows: int, *, extra_valid: int = 0) -> None:
     """A journal of ROWS rows of one file (whose other EXTRA_VALID valid rows were never sent)."""
-    from etl.ledger.journal import ROW_COLUMNS, Journal, canonical_json, now_iso, payload_hash
+    from etl.ledger.entries import ROW_COLUMNS, canonical_json, now_iso, payload_hash
+    from etl.ledger.journal import Journal
 
     journal = Journal(path, TARGET, run_id="bench-run-2", command="bench")
     try:

@@ -29,7 +29,7 @@ from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from etl.ledger.journal import Entry
+    from etl.ledger.entries import Entry
 
 
 class Outcome(StrEnum):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from etl.ledger.journal import normalise_url
+from etl.ledger.entries import normalise_url
 from etl.sandbox import Faults, Sandbox
 from tests.test_import import NO_ENV, PASSWORD, TOKEN, USER, journal_of
 

@@ -48,7 +48,7 @@ def write(tmp_path: Path, name: str, *lines: str) -> Path:
 
 
 def journal_of(url: str) -> str:
-    from etl.ledger.journal import default_journal_path, normalise_url
+    from etl.ledger.entries import default_journal_path, normalise_url
 
     return default_journal_path(normalise_url(url))
 

@@ -8,8 +8,9 @@ from decimal import Decimal
 
 import pytest
 
+from etl.ledger.entries import canonical_json, payload_hash
 from etl.ledger.identity import Identities
-from etl.ledger.journal import Journal, canonical_json, payload_hash
+from etl.ledger.journal import Journal
 from etl.ledger.life import Event, Ledger, RecordTaken, Sending
 from etl.sandbox import Faults, Sandbox
 from tests.test_import import NO_ENV, TOKEN, write

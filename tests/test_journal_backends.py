@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from etl.ledger.entries import canonical_json, normalise_url, payload_hash
 from etl.ledger.identity import Identities
-from etl.ledger.journal import Journal, canonical_json, normalise_url, payload_hash
+from etl.ledger.journal import Journal
 from etl.ledger.life import Event, Ledger, Sending
 from etl.sandbox import Faults, Sandbox
 from tests.conftest import PG_SECRET, SAMPLES

@@ -141,7 +141,7 @@ def history(path: Path, rows: int) -> list[list[str]]:
 
 
 def kept_keys() -> list[str]:
-    from etl.ledger.journal import state_home
+    from etl.ledger.entries import state_home
 
     folder = Path(state_home()) / "keys"
     return sorted(os.listdir(folder)) if folder.exists() else []
@@ -188,7 +188,7 @@ def test_a_file_changed_between_nights_is_keyed_again(etl, sandbox, tmp_path):
 
 
 def test_kept_keys_that_do_not_read_back_are_made_again(etl, sandbox, tmp_path):
-    from etl.ledger.journal import state_home
+    from etl.ledger.entries import state_home
 
     path = tmp_path / "history.csv"
     history(path, 30)

@@ -13,8 +13,9 @@ from decimal import Decimal
 
 import pytest
 
+from etl.ledger.entries import canonical_json, normalise_url, payload_hash
 from etl.ledger.identity import Identities, cell_digest, identity_text
-from etl.ledger.journal import Journal, canonical_json, normalise_url, payload_hash
+from etl.ledger.journal import Journal
 from etl.ledger.life import Event, Ledger, Sending
 from etl.sandbox import Faults, Sandbox
 from tests.test_import import NO_ENV, TOKEN, write
@@ -200,7 +201,7 @@ def test_a_journal_that_is_not_there_is_refused_not_started(etl, sandbox, tmp_pa
 
 def test_reconcile_and_resolve_from_another_folder(etl, sandbox, tmp_path, monkeypatch):
     """The target's own journal is found from any folder, and a row is named by its file's name."""
-    from etl.ledger.journal import default_journal_path
+    from etl.ledger.entries import default_journal_path
 
     target = normalise_url(sandbox.url)
     left_pending(tmp_path, sandbox.url, (101, "1", "first"), (102, "2", "second"),

@@ -119,7 +119,7 @@ def test_a_run_that_never_finished_is_told_from_one_still_running(etl, tmp_path)
     """A run killed mid-way (or out of room) leaves no end in the journal: it is shown as never
     finished unless the process that holds the journal's lock now is that run, alive (the same
     process, not a later one given its pid; not a reconcile that holds the journal since)."""
-    from etl.ledger.journal import process_start
+    from etl.ledger.entries import process_start
 
     path = journal(tmp_path / "journal.sqlite3")
     with sqlite3.connect(path) as db:

@@ -37,7 +37,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from etl import logs
-from etl.ledger.journal import Entry, Journal, clock, now_iso
+from etl.ledger.entries import Entry, clock, now_iso
+from etl.ledger.journal import Journal
 from etl.outcomes import Outcome
 
 NEW = "new"

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import tenacity
 
 from etl.errors import RunAborted
-from etl.ledger.journal import Journal, utc_day
+from etl.ledger.entries import utc_day
+from etl.ledger.journal import Journal
 from etl.post.pacing import Pacer
 from etl.post.posting import (
     NOT_PROCESSED,

@@ -34,8 +34,9 @@ from collections.abc import Callable
 from typing import Any
 
 from etl import logs
+from etl.ledger.entries import Entry
 from etl.ledger.fencing import Fences
-from etl.ledger.journal import Entry, Journal
+from etl.ledger.journal import Journal
 from etl.ledger.life import ABSENT_REASON as ABSENT
 from etl.ledger.life import Event, Ledger, RecordTaken
 from etl.ledger.storage import Match, Storage, decimal, places

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from etl.ledger.journal import Entry
+from etl.ledger.entries import Entry
 from etl.ledger.storage import Comparison, Match, Storage
 from etl.outcomes import Outcome
 from etl.validate.resources import Resource

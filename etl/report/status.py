@@ -20,7 +20,7 @@ from typing import Any
 from etl.config import DEFAULT_API_URL
 from etl.errors import UsageProblem
 from etl.ledger import journal_backends as backends
-from etl.ledger.journal import default_journal_path, normalise_url
+from etl.ledger.entries import default_journal_path, normalise_url
 from etl.outcomes import STATE_OUTCOME, Outcome
 from etl.texts import aligned
 
@@ -148,7 +148,7 @@ def _holder(path: str) -> str | None:
     that process is still alive and is the same process (a pid is reused, and a container's
     first process is pid 1 in every container). The lock itself is not tried: a run starting
     that instant would find it taken."""
-    from etl.ledger.journal import process_start
+    from etl.ledger.entries import process_start
 
     try:
         with open(path + ".holder", encoding="utf-8") as f:

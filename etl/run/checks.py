@@ -37,7 +37,8 @@ import numpy as np
 
 from etl import logs
 from etl.errors import FileProblem, RunAborted
-from etl.ledger.journal import Journal, utc_day
+from etl.ledger.entries import utc_day
+from etl.ledger.journal import Journal
 from etl.outcomes import ExitStatus, Facts, Outcome, decide
 from etl.post.pacing import Pacer
 from etl.post.posting import Client, Credentials, ReadFailed

@@ -19,14 +19,14 @@ from etl import logs
 from etl.config import DEFAULT_API_URL
 from etl.errors import UsageProblem
 from etl.ledger import journal_backends as backends
-from etl.ledger.journal import (
+from etl.ledger.entries import (
     OLD_DEFAULT,
-    Journal,
     default_journal_path,
     forget,
     journal_folder_problem,
     normalise_url,
 )
+from etl.ledger.journal import Journal
 from etl.ledger.journal_backends import is_url
 from etl.post.posting import Credentials, check_url
 

@@ -31,6 +31,15 @@ import pyarrow as arrow
 
 from etl import logs
 from etl.errors import EtlError, RunAborted, UsageProblem, no_room
+from etl.ledger.entries import (
+    LEGACY_SCHEME,
+    Entry,
+    JournalProblem,
+    canonical_json,
+    clock,
+    payload_hash,
+    state_home,
+)
 from etl.ledger.fencing import Fences
 from etl.ledger.identity import (
     VALUES,
@@ -41,16 +50,7 @@ from etl.ledger.identity import (
     id_like_columns,
     identity_text,
 )
-from etl.ledger.journal import (
-    LEGACY_SCHEME,
-    Entry,
-    Journal,
-    JournalProblem,
-    canonical_json,
-    clock,
-    payload_hash,
-    state_home,
-)
+from etl.ledger.journal import Journal
 from etl.ledger.life import (
     ABSENT_REASON,
     Event,

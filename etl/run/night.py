@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from etl.ledger.journal import Entry
+from etl.ledger.entries import Entry
 from etl.outcomes import CODE, OUTCOMES, Facts, Said, decide
 
 

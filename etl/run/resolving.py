@@ -20,7 +20,8 @@ from typing import Any
 from etl import logs
 from etl.config import DEFAULT_RESOURCE
 from etl.errors import UsageProblem
-from etl.ledger.journal import Entry, Journal, now_iso
+from etl.ledger.entries import Entry, now_iso
+from etl.ledger.journal import Journal
 from etl.ledger.life import CRASH_REASON, Event, Ledger
 from etl.ledger.storage import Match, Storage
 from etl.outcomes import ExitStatus, Outcome
