@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from etl.cli import main
-from etl.read.reading import detect_encoding, sniff_delimiter
+from etl.read.csvfiles import detect_encoding, sniff_delimiter
 
 HEADERS = st.sampled_from([
     "CoworkerBookingCreditId", "CreditUsed", "credit_used", "Credit Used", "Description",
