@@ -12,20 +12,19 @@ import tenacity
 from etl.errors import RunAborted
 from etl.ledger.entries import utc_day
 from etl.ledger.journal import Journal
-from etl.post.pacing import Pacer
-from etl.post.posting import (
+from etl.post.answers import (
     NOT_PROCESSED,
     QUOTA_RETRY_AFTER,
     Answer,
     AuthenticationRefused,
-    Client,
     DailyLimitReached,
     Kind,
     Stopped,
     ThrottledTooLong,
     Unreachable,
-    no_connection,
 )
+from etl.post.pacing import Pacer
+from etl.post.posting import Client, no_connection
 
 
 @dataclass

@@ -41,7 +41,8 @@ from etl.ledger.life import ABSENT_REASON as ABSENT
 from etl.ledger.life import Event, Ledger, RecordTaken
 from etl.ledger.storage import Match, Storage, decimal, places
 from etl.outcomes import Outcome
-from etl.post.posting import Client, ReadFailed
+from etl.post.answers import ReadFailed
+from etl.post.posting import Client
 from etl.post.verdicts import (
     FENCE_FRESH,
     MARGIN,

@@ -40,8 +40,9 @@ from etl.errors import FileProblem, RunAborted
 from etl.ledger.entries import utc_day
 from etl.ledger.journal import Journal
 from etl.outcomes import ExitStatus, Facts, Outcome, decide
+from etl.post.answers import Credentials, ReadFailed
 from etl.post.pacing import Pacer
-from etl.post.posting import Client, Credentials, ReadFailed
+from etl.post.posting import Client
 from etl.read.reading import RawChunk
 from etl.run.pipeline import Inputs, Progress, RunRecord, validate
 from etl.validate.resources import Reference, Resource

@@ -28,7 +28,7 @@ from etl.ledger.entries import (
 )
 from etl.ledger.journal import Journal
 from etl.ledger.journal_backends import is_url
-from etl.post.posting import Credentials, check_url
+from etl.post.answers import Credentials, check_url
 
 
 class Emulator(Protocol):

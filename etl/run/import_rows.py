@@ -29,8 +29,8 @@ from etl.ledger.rowkeys import (
     key_hex,
 )
 from etl.outcomes import ExitStatus, Facts
+from etl.post.answers import Stopped
 from etl.post.poster import Result
-from etl.post.posting import Stopped
 from etl.run.checks import READ_RATE
 
 

@@ -73,8 +73,8 @@ from etl.ledger.rowkeys import (
 )
 from etl.ledger.storage import Match, Storage
 from etl.outcomes import NEEDS_ACTION, STATE_OUTCOME, ExitStatus, Facts, Outcome, Said, exit_status
+from etl.post.answers import DailyLimitReached, Kind, ReadFailed
 from etl.post.poster import Poster, Result
-from etl.post.posting import DailyLimitReached, Kind, ReadFailed
 from etl.post.reconciling import Reconciler
 from etl.post.verdicts import created_range, differences, parse_body, settle_time
 from etl.read.reading import RawChunk

@@ -25,8 +25,9 @@ from etl.ledger.journal import Journal
 from etl.ledger.life import CRASH_REASON, Event, Ledger
 from etl.ledger.storage import Match, Storage
 from etl.outcomes import ExitStatus, Outcome
+from etl.post.answers import ReadFailed
 from etl.post.pacing import Pacer
-from etl.post.posting import Client, ReadFailed
+from etl.post.posting import Client
 from etl.post.reconciling import Reconciler
 from etl.post.verdicts import Verdict, body_of, differences, settle_time, settles_at
 from etl.run.connecting import Api, Connection, connect, open_journal
