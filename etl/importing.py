@@ -1492,14 +1492,15 @@ class _Lines:
         self.path = importer.inputs.tables[index].path
         self.where = os.path.abspath(self.path)
         self.own = importer.inputs.own_cells(index, chunk)
-        self.pending: list[tuple[int, int, list[Said]]] = []  # batches said, not yet written
+        self.pending: list[tuple[int, int, list[tuple[Said, int]]]] = []  # said, not yet written
 
     def said(self, start: int, end: int, sent: bool) -> None:
         """Lines START to END (a batch) have their facts: said and counted now."""
         p = self.p
-        open_ = {q - start: p.open[q] for q in range(start, end) if q in p.open}
+        open_ = {q - start: identity for q, identity in p.open.items() if start <= q < end}
         said = self.night.write(self.where, self.chunk.rows[start:end], p.facts[start:end], open_)
-        self.counts.update(s.outcome.value for s in said)
+        for s, m in said:
+            self.counts[s.outcome.value] += m
         self.pending.append((start, end, said))
         if sent or open_:
             self.pending.pop()
@@ -1515,12 +1516,21 @@ class _Lines:
             self.pending = []
             self._write(start, end, said)
 
-    def _write(self, start: int, end: int, said: list[Said]) -> None:
+    def _write(self, start: int, end: int, said: list[tuple[Said, int]]) -> None:
+        """The lines START to END, said as runs: each column made by repeating the runs' cells."""
+        which = arrow.array(np.repeat(np.arange(len(said)), [m for _, m in said]), type=arrow.int64())
+
+        def column(values: list[Any], type_: arrow.DataType) -> arrow.Array:
+            return arrow.array(values, type=type_).take(which)
+
+        words = [s for s, _ in said]
         self.writer.write(
-            self.path, self.chunk.rows[start:end], [s.outcome.value for s in said],
-            [s.errors for s in said], [None if c is None else c[start:end] for c in self.own],
-            ids=[s.record_id for s in said], statuses=[s.http_status for s in said],
-            attempts=[s.attempts for s in said])
+            self.path, self.chunk.rows[start:end], column([s.outcome.value for s in words], arrow.string()),
+            column([s.errors for s in words], arrow.string()),
+            [None if c is None else c[start:end] for c in self.own],
+            ids=column([s.record_id for s in words], arrow.int64()),
+            statuses=column([s.http_status for s in words], arrow.int64()),
+            attempts=column([s.attempts for s in words], arrow.int64()))
 
 
 def import_files(
