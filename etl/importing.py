@@ -436,6 +436,9 @@ class Importer:
         self.column_names: dict[str, str] = {}  # a column's name in an identity -> its header
         self.samples: dict[int, _Sample] = {}  # per file, rows to send to look up before sending
         self.known_files: set[int] = set()  # files of which the journal knows rows
+        #: per file, valid rows that are not left to post from it: refused by the account checks,
+        #: or in the journal from another file (counted there)
+        self.accounted: Counter[str] = Counter()
         self._files: dict[int, _FileKeys] = {}  # per file, what this pass keys its rows against
         #: the first pass's verdicts, by (file, chunk): the invalid rows' texts, a bit a row
         self._checked: dict[tuple[int, int], tuple[dict[int, str], np.ndarray, int]] = {}
@@ -1113,6 +1116,8 @@ class Importer:
         if self.settings.key and entry.state == Outcome.CREATED.value \
                 and r.payload_hash != entry.payload_hash:
             changed = tuple(changed_cells(entry.payload, r.body))
+        if real != (entry.source or ""):
+            self.accounted[r.source] += 1  # the journal counts it with the file it came from
         return Facts(entry=entry, key=bool(self.settings.key), other_file=real != (entry.source or ""),
                      changed=changed)
 
@@ -1123,6 +1128,7 @@ class Importer:
         verdict = self.account.verdict(r.body, f"{r.source} row {r.number}")
         if verdict.problem:
             p.facts[r.position] = Facts(refused=verdict.problem)
+            self.accounted[r.source] += 1  # invalid: never to post
             return False
         if verdict.notes:
             p.facts[r.position] = dataclasses.replace(p.facts[r.position], notes=tuple(verdict.notes))
@@ -1585,6 +1591,9 @@ def _import(inputs: Inputs, record: RunRecord, journal: Journal, poster: Poster,
         status = importer.run(writer, progress(total) if progress else None)
     finally:
         writer.close()
+    for path, rows in record.extra.get("rows_read", {}).items():  # what `etl status` counts as left
+        valid = importer.valid_rows.get(path, 0) - importer.accounted.get(path, 0)
+        journal.note_source(os.path.realpath(path), rows, max(0, valid), "")
     journal.finish_run(int(status), {k: v for k, v in record.counts.items() if v})
     record.extra["journal"] = journal.path
     record.finish(status)
