@@ -15,12 +15,22 @@ listing whose new records are not all above the Ids the same listing showed befo
 for good; a 200 above its fence, or new records above the old ones, says "yes". Until "yes",
 and after "no", fences are not used and reconciliation places records by the server's clock.
 
+A lower fence only *excludes* records (an Id at or below it is not the row's record). To
+*admit* a record as a row's, reconciliation needs both ends of the row's window in time:
+- the fence must be fresh: it was known since `fence_at` (our clock) that any record above
+  it is new, from a read of the newest Id, or a 200 for a request sent then (an Id merely
+  received, such as the journal's own records of earlier runs, tells nothing of when later
+  ones were made); a fence is fresh when the request left soon after `fence_at`;
+- a *higher fence*: an Id seen (in any answer) by a time soon after the row's request
+  settled; every record at or below it had been made by then (`ceiling`).
+
 Fences are evidence, not proof: Nexudus writes credit uses itself at any moment, so a record
 inside a row's fence may be someone else's (see etl.reconciling for how that is weighed).
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -34,13 +44,22 @@ FENCE_READ_EVERY = 2.0
 
 
 class Fences:
-    def __init__(self, journal: Journal, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, journal: Journal, clock: Callable[[], float] = time.monotonic,
+                 now: Callable[[], float] = time.time) -> None:
         self.journal = journal
         self.clock = clock
+        self.now = now  # the journal's clock (epoch seconds): fence_at, ceilings
         self._lock = threading.Lock()
         # the largest Id received so far (0: the target had none): the journal's own records
         # were received in earlier runs, so a record made from now on is above them too
         self._max: int | None = journal.max_record_id()
+        # since when a record above _max is known to be new (None: not known, an old fence)
+        self._since: float | None = None
+        # the largest Id seen by each time (epoch seconds, rising): a higher fence for rows
+        # whose request settled by then
+        self._seen: list[tuple[float, int]] = []
+        if self._max is not None:
+            self._seen.append((now(), self._max))
         self._listed: dict[tuple[tuple[str, str], ...], set[int]] = {}
         self._last_read: float | None = None
         self._rise: str | None = journal.target_fact("ids_rise")
@@ -48,27 +67,65 @@ class Fences:
 
     # what the run has seen
 
-    @property
-    def low(self) -> int | None:
-        """The lower fence of a request leaving now: the largest Id received so far."""
+    def fence(self) -> tuple[int | None, float | None]:
+        """The lower fence of a request leaving now, and since when a record above it is known
+        to be new (None: not known)."""
         with self._lock:
-            return self._max
+            return self._max, (self._since if self._max is not None else None)
+
+    def ceiling(self, by: float) -> int | None:
+        """The largest Id seen by time BY (epoch seconds): every record at or below it had been
+        made by then. None when no Id was seen by then."""
+        with self._lock:
+            at = bisect.bisect_right(self._seen, (by, float("inf"))) - 1
+            return self._seen[at][1] if at >= 0 else None
 
     def saw(self, ids: Iterable[int]) -> None:
         with self._lock:
+            top = self._max
             for i in ids:
-                if isinstance(i, int) and not isinstance(i, bool) and (self._max is None or i > self._max):
-                    self._max = i
+                if isinstance(i, int) and not isinstance(i, bool) and (top is None or i > top):
+                    top = i
+            self._raise(top)
 
-    def saw_empty(self) -> None:
+    def _raise(self, top: int | None) -> None:
+        """(Holding the lock) TOP was seen now."""
+        if top is None or (self._max is not None and top <= self._max):
+            return
+        self._max = top
+        # a record above the new fence is above the old one too: what was known of it holds
+        when = self.now()
+        if self._seen and self._seen[-1][0] >= when:
+            when = self._seen[-1][0]
+        self._seen.append((when, top))
+
+    def saw_newest(self, ids: Iterable[int], since: float) -> None:
+        """A read of the newest Ids of the whole resource, sent at SINCE (epoch seconds): any
+        record made before it arrived is at or below the largest of IDS (or below every Id,
+        when IDS is empty and the resource held no record)."""
+        ids = [i for i in ids if isinstance(i, int) and not isinstance(i, bool)]
+        with self._lock:
+            if self._max is None and not ids:
+                self._max = 0
+            self._raise(max(ids, default=None))
+            self._since = since if self._since is None else max(self._since, since)
+
+    def saw_empty(self, since: float | None = None) -> None:
         """A read of the whole resource found no record at all: any record is newer."""
+        if since is not None:
+            self.saw_newest([], since)
+            return
         with self._lock:
             if self._max is None:
                 self._max = 0
 
-    def saw_created(self, record_id: int, fence_low: int | None) -> None:
-        """A 200 named RECORD_ID for a request whose lower fence was FENCE_LOW."""
+    def saw_created(self, record_id: int, fence_low: int | None, sent_at: float | None = None) -> None:
+        """A 200 named RECORD_ID for a request whose lower fence was FENCE_LOW, sent no earlier
+        than SENT_AT (epoch seconds): a record above RECORD_ID was made after it, so after then."""
         self.saw([record_id])
+        if sent_at is not None:
+            with self._lock:
+                self._since = sent_at if self._since is None else max(self._since, sent_at)
         if fence_low is not None and fence_low > 0:
             self._verdict("yes" if record_id > fence_low else "no",
                           f"record {record_id} was created after Id {fence_low} was seen")

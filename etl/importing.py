@@ -850,13 +850,16 @@ class Importer:
         body, sid = self._body(row)
         fences = self.reconciler.fences
         fence: list[int | None] = [None]
+        marked_at: list[float | None] = [None]
 
         def mark() -> None:
-            fence[0] = fences.low  # durable with the pending mark, before the request leaves
+            # durable with the pending mark, before the request leaves
+            fence[0], since = fences.fence()
+            marked_at[0] = clock()
             self.ledger.apply(row.identity, Event.SEND, reason, sending=Sending(
                 row.identity, row.scheme, body, row.payload_hash, row.source, row.number,
                 self.resource.name, self.settings.timeout, sid, row.base, row.occurrence,
-                fence[0]))
+                fence[0], since))
 
         self._stop_if_moved()
         if self.stopper.is_set():
@@ -873,7 +876,7 @@ class Importer:
             return self._send(row, learn, reason)
         done = Done(row, self._answer(row, result), result)
         if result.kind is Kind.CREATED and result.record_id is not None:
-            fences.saw_created(result.record_id, fence[0])
+            fences.saw_created(result.record_id, fence[0], marked_at[0])
         if learn and done.state == Outcome.CREATED.value and result.record_id is not None:
             self._learn_storage(body, result.record_id)
         if done.state == Outcome.IN_DOUBT.value and fences.due():

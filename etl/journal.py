@@ -90,7 +90,7 @@ ROW_COLUMNS = (
     "identity", "scheme", "base", "occurrence", "state", "record_id", "http_status", "attempts",
     "reason", "payload", "payload_hash", "source", "row", "resource", "run_id", "system_id",
     "timeout", "first_sent", "last_sent", "server_offset", "settle_until", "created_at", "updated_at",
-    "fence_low",
+    "fence_low", "fence_at",
 )
 _SELECT = f"SELECT {', '.join(ROW_COLUMNS)} FROM rows"
 
@@ -123,6 +123,9 @@ class Entry:
     created_at: str | None
     updated_at: str
     fence_low: int | None = None
+    #: our clock (epoch seconds) since when any record above fence_low is new: a record Id above
+    #: fence_low was committed after this time (None: since when is not known, an old fence)
+    fence_at: float | None = None
 
     @property
     def where(self) -> str:
@@ -337,6 +340,10 @@ class Journal:
                 # the largest record Id seen before the row's latest request left: its record,
                 # if any, has a larger one (where the target's Ids rise)
                 self.db.execute("ALTER TABLE rows ADD COLUMN fence_low INTEGER")
+            if "fence_at" not in have:
+                # since when a record above fence_low is new (a fence read then, or a 200 for a
+                # request sent then): how fresh the fence was when the request left
+                self.db.execute("ALTER TABLE rows ADD COLUMN fence_at REAL")
             target = self._meta("target")
             legacy = self.db.execute(
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name='entries'").fetchone()

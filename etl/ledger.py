@@ -112,6 +112,7 @@ class Sending:
     base: str | None = None
     occurrence: int | None = None
     fence_low: int | None = None  # the largest record Id seen before the request leaves
+    fence_at: float | None = None  # since when a record above fence_low is new (None: unknown)
 
 
 class Ledger:
@@ -149,7 +150,7 @@ class Ledger:
                               row=sending.row, resource=sending.resource, timeout=sending.timeout,
                               system_id=sending.system_id, last_sent=now, settle_until=None,
                               base=sending.base, occurrence=sending.occurrence,
-                              fence_low=sending.fence_low,
+                              fence_low=sending.fence_low, fence_at=sending.fence_at,
                               first_sent=now if row is None or row[4] is None else row[4])
                 if before in (_F, _N, _R):
                     fields["first_sent"] = now  # a new request: older records are not its own

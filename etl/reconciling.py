@@ -24,6 +24,7 @@ connection, a crash mid-request). Reconciliation proves before anything is sent 
 
 from __future__ import annotations
 
+import enum
 import json
 import time
 from collections import defaultdict
@@ -45,6 +46,9 @@ from etl.storage import Comparison, Match, Storage, decimal, places
 
 #: records created this long before our send (by the server's clock) are someone else's
 MARGIN = 5.0
+#: a lower fence is fresh when the request left at most this long after it was known to be the
+#: newest Id; a higher fence counts when it was seen at most this long after the request settled
+FENCE_FRESH = 10.0
 #: when the server sent no Date header, its clock may be this far from ours
 UNKNOWN_SKEW = 900.0
 #: a time without an offset may be in any zone from UTC-12 to UTC+14
@@ -72,6 +76,14 @@ def settles_at(entry: Entry) -> float:
     """When ENTRY's last request can no longer create a record (our clock, epoch seconds)."""
     return entry.settle_until or ((entry.last_sent or entry.first_sent or 0.0)
                                   + settle_time(entry.timeout, entry.http_status))
+
+
+class Place(enum.Enum):
+    """Where a record lies against a row's request (see Reconciler._place)."""
+
+    NOT = "not"
+    INSIDE = "inside"
+    MAYBE = "maybe"
 
 
 @dataclass(frozen=True)
@@ -188,20 +200,26 @@ class Reconciler:
         from now on have a lower fence. Both ends of a list sorted by Id are read (one record
         each), whichever way the server reads `dir`; any Id read is a valid fence."""
         params: dict[str, Any] = {"orderBy": "Id", "dir": 1, "size": 1, "page": 1}
-        first = self._get(self.resource.endpoint, params)
+        if self.before_request:
+            self.before_request()
+        since = self.clock()  # a record made before the read arrived is at or below what it shows
+        first = self.client.get(self.resource.endpoint, params, patience=self.patience)
         if not isinstance(first, dict) or not isinstance(first.get("Records"), list):
             raise ReadFailed(f"the list of {self.resource.name} came back without Records")
         if not first["Records"]:
             if first.get("TotalItems") == 0:
-                self.fences.saw_empty()
+                self.fences.saw_empty(since)
             return
         ids = [r.get("Id") for r in first["Records"] if isinstance(r, dict)]
         pages = first.get("TotalPages")
         if isinstance(pages, int) and pages > 1:
             last = self._get(self.resource.endpoint, {**params, "page": pages})
-            if isinstance(last, dict) and isinstance(last.get("Records"), list):
-                ids += [r.get("Id") for r in last["Records"] if isinstance(r, dict)]
-        self.fences.saw(i for i in ids if isinstance(i, int))
+            if not isinstance(last, dict) or not isinstance(last.get("Records"), list):
+                # the newest Id was not read: what was read is a fence, not a fresh one
+                self.fences.saw(i for i in ids if isinstance(i, int))
+                return
+            ids += [r.get("Id") for r in last["Records"] if isinstance(r, dict)]
+        self.fences.saw_newest((i for i in ids if isinstance(i, int)), since)
 
     # deciding
 
@@ -245,7 +263,8 @@ class Reconciler:
         busy_keys = {key(e) for e in busy}
         # every row that may own a record: rows in flight (or whose answer is not applied yet)
         # and rows in doubt; a record one of them may own is no other row's proof
-        contenders = _Contenders(self.resource, storage, self._could_be_after, key, busy + doubt)
+        contenders = _Contenders(self.resource, storage,
+                                 lambda r, e: self._place(r, e) is not Place.NOT, key, busy + doubt)
         if learn and not verdicts and (
                 self._learn_alone(groups, read, claimed, contenders, storage)
                 or self._learn_together(busy + doubt, cache, claimed, storage)):
@@ -271,31 +290,24 @@ class Reconciler:
             for gi, (keyed, listed) in read.items():
                 left = [e for e in groups[gi] if e.identity not in keyed and e.identity not in verdicts]
                 mine = {e.identity for e in groups[gi]}
-                for rest in self._parts(left):
-                    ours, maybe = self._candidates(rest, listed, claimed, storage)
-                    shared = [r for r in ours if contenders.others(r, key(rest[0]), mine)]
-                    ours = [r for r in ours if r not in shared]
-                    undecided, decided = self._decide(rest, ours, maybe, shared, claimed)
-                    for v in decided:
-                        verdicts[v.identity] = v
-                        contenders.done(v.identity)
-                        progress = progress or v.outcome is Outcome.CREATED
-                    if undecided:
-                        waiting.setdefault(gi, []).extend(undecided)
+                if not left:
+                    continue
+                ours, maybe = self._candidates(left, listed, claimed, storage)
+                shared = [r for r in ours if contenders.others(r, key(left[0]), mine)]
+                ours = [r for r in ours if r not in shared]
+                undecided, decided = self._decide(left, ours, maybe, shared, claimed)
+                for v in decided:
+                    verdicts[v.identity] = v
+                    contenders.done(v.identity)
+                    progress = progress or v.outcome is Outcome.CREATED
+                if undecided:
+                    waiting.setdefault(gi, []).extend(undecided)
             if not progress:
                 break
         for undecided in waiting.values():
             for e, reason in undecided:
                 verdicts[e.identity] = self._undecided(e, reason)
         return sorted(verdicts.values(), key=lambda v: v.identity not in wanted)
-
-    def _parts(self, rows: list[Entry]) -> list[list[Entry]]:
-        """Rows stored alike, split into those with a lower fence (placed by Ids) and those
-        without (placed by the server's clock), the fenced first."""
-        if not self.fences.usable:
-            return [rows] if rows else []
-        fenced = [e for e in rows if e.fence_low is not None]
-        return [part for part in (fenced, [e for e in rows if e.fence_low is None]) if part]
 
     def _learn_alone(self, groups: list[list[Entry]], read: dict[int, Any], claimed: set[int],
                      contenders: _Contenders, storage: Storage) -> bool:
@@ -318,12 +330,15 @@ class Reconciler:
             inside = []
             for record in listed:
                 rid = record.get("Id")
-                if rid in claimed or not isinstance(rid, int) or rid <= e.fence_low:
+                if rid in claimed or not isinstance(rid, int) or self._place(record, e) is Place.NOT:
                     continue
                 compared = differences(self.resource, record, body, storage)
                 if compared.match is not Match.DIFFERENT:
                     inside.append((record, compared))
-            if len(inside) != 1:
+            # the only record that may be the row's, and one placed inside its window (a fence
+            # fresh when the request left, a higher fence seen soon after it settled, or the
+            # server's clock): a record of the credit that someone else made is never learnt from
+            if len(inside) != 1 or self._place(inside[0][0], e) is not Place.INSIDE:
                 continue
             record, compared = inside[0]
             texts = {f.name for f in self.resource.fields if f.type_name == "text"}
@@ -366,15 +381,20 @@ class Reconciler:
                 continue
             records = [r for r in listed if r.get("Id") not in claimed and isinstance(r.get("Id"), int)]
             pairs = []
+            inside = False
             for e in group:
                 body = body_of(e)
                 for r in records:
-                    if not self._could_be_after(r, e):
+                    where = self._place(r, e)
+                    if where is Place.NOT:
                         continue
                     compared = differences(self.resource, r, body, taught)
                     if compared.match is not Match.DIFFERENT and set(compared.unsure) <= set(texts):
                         pairs.append((body, r))
-            if not pairs:
+                        inside = inside or where is Place.INSIDE
+            # whichever record is whose, one of them must be some row's: one placed inside a
+            # row's window, not only a record that may have been made after it
+            if not pairs or not inside:
                 continue
             learnt = Storage.loads(taught.dumps())
             agreed = True
@@ -443,17 +463,9 @@ class Reconciler:
     def _candidates(self, group: list[Entry], listed: list[dict[str, Any]], claimed: set[int],
                     storage: Storage) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(ours, maybe): records equal to the group's rows (as the target stores them) that were
-        created after their first send by the server's clock; and those that may be theirs but
-        can't be told (a field that can't be compared exactly, a creation time that can't be
-        placed)."""
+        made inside a row's window (see `_place`); and those that may be theirs but can't be
+        told (a field that can't be compared exactly, a creation time that can't be placed)."""
         body = body_of(group[0])
-        zone = self._zone()
-        start = min(self._start(e) for e in group)
-        # where Ids rise, a record above the lowest fence of the group came after its first
-        # request left, and one at or below it before, whatever the clocks say
-        fences = [e.fence_low for e in group]
-        low = min(f for f in fences if f is not None) if self.fences.usable and None not in fences \
-            else None
         ours, maybe = [], []
         for record in listed:
             if record.get("Id") in claimed:
@@ -461,17 +473,10 @@ class Reconciler:
             compared = differences(self.resource, record, body, storage)
             if compared.match is Match.DIFFERENT:
                 continue
-            when = created_range(record, zone)
-            if when is not None and when[1] < start:
-                continue  # created before any of these requests left, in any time zone
-            if low is not None:
-                rid = record.get("Id")
-                if not isinstance(rid, int) or rid <= low:
-                    continue
-                placed = True
-            else:
-                placed = when is not None and when[2] >= start
-            if compared.match is Match.UNSURE or not placed:
+            places = {self._place(record, e) for e in group}
+            if places == {Place.NOT}:
+                continue  # not made while any of these requests could make it
+            if compared.match is Match.UNSURE or Place.INSIDE not in places:
                 maybe.append(record)
             else:
                 ours.append(record)
@@ -487,16 +492,46 @@ class Reconciler:
         known = e.server_offset if e.server_offset is not None else self.client.server_offset
         return sent + (known or 0.0) - (MARGIN if known is not None else UNKNOWN_SKEW)
 
-    def _could_be_after(self, record: dict[str, Any], e: Entry) -> bool:
-        """Whether RECORD may have been created after E's request left: above its lower fence
-        (where Ids rise), and not before it in any time zone."""
-        when = created_range(record, self._zone())
-        if when is not None and when[1] < self._start(e):
-            return False
-        if self.fences.usable and e.fence_low is not None:
-            rid = record.get("Id")
-            return isinstance(rid, int) and rid > e.fence_low
-        return True
+    def _end(self, e: Entry) -> float:
+        """The latest a record of E can have been created, by the server's clock: when its
+        request settled."""
+        known = e.server_offset if e.server_offset is not None else self.client.server_offset
+        return settles_at(e) + (known or 0.0) + (MARGIN if known is not None else UNKNOWN_SKEW)
+
+    def _place(self, record: dict[str, Any], e: Entry) -> Place:
+        """Whether RECORD was made while E's request could make it.
+
+        NOT: it can't be E's: at or below E's lower fence (where Ids rise), or made before E's
+        request left, in any time zone.
+        INSIDE: made between the request leaving and its settling: by the server's clock (a time
+        that can be placed), or by Ids: above a lower fence that was fresh when the request
+        left, and at or below an Id seen soon after the request settled. A lower fence alone
+        never admits a record: it may be days old, and a record made since by someone else is
+        above it too.
+        MAYBE: neither (a local time in a zone not learnt, fences not fresh, or made after the
+        request was taken as settled: someone else's, or a server far slower than assumed; so
+        neither claimed nor taken as proof that the row was not created)."""
+        rid = record.get("Id")
+        fenced = self.fences.usable and e.fence_low is not None
+        if fenced and (not isinstance(rid, int) or isinstance(rid, bool) or rid <= (e.fence_low or 0)):
+            return Place.NOT
+        zone = self._zone()
+        when = created_range(record, zone)
+        start, end = self._start(e), self._end(e)
+        if when is not None and when[1] < start:
+            return Place.NOT
+        if when is not None:
+            # a time with an offset is one point; a local one is placed by the zone learnt, else
+            # only if it falls inside in every zone
+            early, late = (when[2], when[2]) if zone is not None or when[0] == when[1] else when[:2]
+            if start <= early and late <= end:
+                return Place.INSIDE
+        if fenced and e.fence_at is not None and isinstance(rid, int) and \
+                (e.last_sent or e.first_sent or 0.0) - e.fence_at <= FENCE_FRESH:
+            ceiling = self.fences.ceiling(settles_at(e) + FENCE_FRESH)
+            if ceiling is not None and rid <= ceiling:
+                return Place.INSIDE
+        return Place.MAYBE
 
     def _decide(self, group: list[Entry], ours: list[dict[str, Any]], maybe: list[dict[str, Any]],
                 shared: list[dict[str, Any]], claimed: set[int]
@@ -505,7 +540,16 @@ class Reconciler:
         be theirs: (rows left in doubt with the reason, verdicts recorded). Records equal to
         theirs are taken in Id order; a row left over is proved absent only where no record
         may be its own (one that can't be compared exactly, or that another row may own)."""
-        verdicts = []
+        verdicts: list[Verdict] = []
+        if len(ours) > len(group):
+            # more records equal to these rows were made inside their windows than rows were
+            # sent: one is someone else's (Nexudus, an admin), and nothing tells which
+            ids = ", ".join(str(r["Id"]) for r in ours[:10])
+            reason = (f"{len(ours)} records equal to {'these rows' if len(group) > 1 else 'this row'} "
+                      f"were made while its request was under way (Ids {ids}), more than rows were "
+                      "sent: one is someone else's, and nothing tells which; not sent again: decide "
+                      "with etl resolve")
+            return [(e, reason) for e in group], verdicts
         for e, record in zip(group, ours, strict=False):
             how = "checked: it was created"
             if len(group) > 1:

@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -95,3 +97,35 @@ def test_no_read_is_made_for_a_fence_while_every_answer_is_clear(etl, tmp_path):
                     TOKEN, "--rate", "1000", "--timeout", "0.3", env=NO_ENV)
         assert [r["outcome"] for r in again.report()] == ["in_doubt"]
         assert box.stats.lists > 1  # after the ambiguous answer: a fence, then the row's check
+
+
+@pytest.mark.parametrize("theirs", ["Meeting room", "Meet"])
+def test_a_record_someone_else_made_above_an_old_fence_is_never_taken_for_a_row(etl, tmp_path, theirs):
+    """A row answered 504 (nothing made) keeps a lower fence from before its request; after the
+    request settled, an admin makes a credit use with the row's values (or the row's text cut
+    short, which would teach a cut): above the fence, but made after the row's window. The rerun
+    neither claims it (the row would be lost) nor learns how the target stores texts from it,
+    nor sends the row again: the row stays in doubt, naming that record."""
+    with Sandbox(faults=Faults(retry_after=0), tokens=(TOKEN,)) as box:
+        api = ["--api-url", box.url, "--token", TOKEN, "--rate", "1000", "--no-system-id"]
+        first = etl("import", write(tmp_path, "first.csv", "100,1,p", "100,2,q"), *api, env=NO_ENV)
+        assert first.code == 0 and fact(box.url, "ids_rise") == "yes"
+        rules = fact(box.url, "storage")
+        box.script("gateway_timeout")
+        path = write(tmp_path, "a.csv", "101,1,Meeting room")
+        run = etl("import", path, *api, "--timeout", "0.3", "--gateway-settle", "1.2", env=NO_ENV)
+        assert [r["outcome"] for r in run.report()] == ["in_doubt"]
+        time.sleep(0.8)  # the request has settled
+        # the admin's record, made an hour later by the server's clock (the rerun is the next night)
+        later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+        foreign = box.store.create({"CoworkerBookingCreditId": 101, "CreditUsed": 1, "Description": theirs},
+                                   created_on=later)
+        rerun = etl("import", path, *api, env=NO_ENV)
+        row = rerun.report()[0]
+        assert row["outcome"] == "in_doubt" and str(foreign) in row["errors"], row
+        assert rerun.code == 1 and "Traceback" not in rerun.err
+        assert box.stats.posts == 3 and len(box.store.records()) == 3
+        assert fact(box.url, "storage") == rules
+        with sqlite3.connect(journal_of(box.url)) as db:
+            assert db.execute("SELECT state, record_id FROM rows WHERE record_id = ? OR state = "
+                              "'in_doubt'", (foreign,)).fetchall() == [("in_doubt", None)]

@@ -5,6 +5,7 @@ a PostgreSQL journal's password is never shown; a run whose lock is taken away s
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -87,11 +88,17 @@ def left_pending(journal: str, url: str, tmp_path: Path, *rows: tuple[int, str, 
     j.close()
 
 
+def ago(seconds: float) -> str:
+    """A CreatedOn this many seconds ago (UTC)."""
+    return (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat()
+
+
 def test_reconcile_and_resolve_on_each_backend(etl, sandbox, journal, tmp_path):
     left_pending(journal, sandbox.url, tmp_path, (101, "1.5", "made it"), (102, "2", "never arrived"),
                  (103, "3", "looked up by hand"))
+    # made while the crashed run's request was under way (it left 120 s ago, settled 55 s ago)
     made = sandbox.store.create({"CoworkerBookingCreditId": 101, "CreditUsed": "1.5",
-                                 "Description": "made it"})
+                                 "Description": "made it"}, created_on=ago(100))
     api = ["--api-url", sandbox.url, "--token", TOKEN, "--journal", journal]
     run = etl("reconcile", *api, env=NO_ENV)
     assert run.code == 0, run.err

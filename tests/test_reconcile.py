@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -44,6 +45,13 @@ def left_pending(tmp_path, url, *rows):
     journal.close()
 
 
+def made(sandbox, credit, used, text):
+    """A record made while left_pending's requests were under way (they left 120 s ago, with a
+    30 s time-out: settled 55 s ago)."""
+    return sandbox.store.create({"CoworkerBookingCreditId": credit, "CreditUsed": used, "Description": text},
+                                created_on=(datetime.now(UTC) - timedelta(seconds=100)).isoformat())
+
+
 def reconcile(etl, sandbox, *extra):
     return etl("reconcile", "--api-url", sandbox.url, "--token", TOKEN, "--journal", "journal.sqlite3",
                *extra, env=NO_ENV)
@@ -51,10 +59,8 @@ def reconcile(etl, sandbox, *extra):
 
 def test_reconcile_finds_created_records_and_frees_the_rest(etl, sandbox, tmp_path):
     left_pending(tmp_path, sandbox.url, (101, "1.5", "made it"), (102, "2", "never arrived"))
-    created = sandbox.store.create({"CoworkerBookingCreditId": 101, "CreditUsed": "1.5",
-                                    "Description": "made it"})
-    sandbox.store.create({"CoworkerBookingCreditId": 101, "CreditUsed": "1.25",
-                          "Description": "another use of the same credit"})
+    created = made(sandbox, 101, "1.5", "made it")
+    made(sandbox, 101, "1.25", "another use of the same credit")
     run = reconcile(etl, sandbox)
     assert run.code == 0, run.err
     assert run.out.strip().splitlines()[-1] == (
@@ -82,8 +88,7 @@ def test_a_record_older_than_the_request_is_not_taken_for_it(etl, sandbox, tmp_p
 
 def test_identical_rows_in_doubt_take_the_matching_records_in_order(etl, sandbox, tmp_path):
     left_pending(tmp_path, sandbox.url, (101, "1", "same"), (101, "1", "same"), (101, "1", "same"))
-    ids = [sandbox.store.create({"CoworkerBookingCreditId": 101, "CreditUsed": "1", "Description": "same"})
-           for _ in range(2)]
+    ids = [made(sandbox, 101, "1", "same") for _ in range(2)]
     run = reconcile(etl, sandbox)
     assert run.code == 0, run.out
     assert f"export.csv row 2: created (Id {ids[0]})" in run.out
@@ -142,10 +147,8 @@ def test_a_journal_held_by_a_killed_run_is_free_again(tmp_path):
 
 def test_an_amount_the_server_rounds_matches_only_through_the_rule_learnt(etl, sandbox, tmp_path):
     left_pending(tmp_path, sandbox.url, (101, "1.333", "a third"))
-    r133 = sandbox.store.create({"CoworkerBookingCreditId": 101, "CreditUsed": "1.33",
-                                 "Description": "a third"})
-    r134 = sandbox.store.create({"CoworkerBookingCreditId": 101, "CreditUsed": "1.34",
-                                 "Description": "a third"})
+    r133 = made(sandbox, 101, "1.33", "a third")
+    r134 = made(sandbox, 101, "1.34", "a third")
     run = reconcile(etl, sandbox)
     # nothing known of how the target stores amounts: either could be a rounding of 1.333
     assert run.code == 1 and "0 were created, 0 were not" in run.out, run.out
