@@ -11,10 +11,13 @@ connection, a crash mid-request). Reconciliation proves before anything is sent 
   rules the target was seen to apply to a row whose record is known, never guessed from the
   record being compared. A record that may be the row's but can't be compared exactly (a
   rounding or a cut never seen) keeps the row in doubt, named; it is never "proved absent" on
-  it. Only records created after the row's first send (by the *server's* clock, read from its
-  `Date` header) and claimed by no other journal row can be this row's; a record whose
-  creation time can't be placed (a local time in an unknown zone) keeps the row in doubt; a
-  record that a row in flight or another row in doubt may own is no row's proof.
+  it. Only records made while the row's request was under way (after it left, before it
+  settled: by the *server's* clock, read from its `Date` header, or by record Ids between a
+  fresh lower fence and an Id seen soon after it settled, see etl.fencing) and claimed by no
+  other journal row can be this row's; a record whose creation time can't be placed (a local
+  time in an unknown zone, a stale fence) or that was made after the request settled keeps the
+  row in doubt, named; a record that a row in flight or another row in doubt may own is no
+  row's proof; more such records than rows means one is someone else's: in doubt too.
 - **Rows the server stores alike are interchangeable** (identical rows, or rows whose stored
   form the learnt rules say exactly is the same): n such rows in doubt and m unclaimed records
   equal to them: min(n, m) are created (Ids in order), the rest are not created once settled.
