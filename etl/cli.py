@@ -803,8 +803,9 @@ def validate(files: tuple[str, ...], **kw: Any) -> None:
               metavar="S", help="Stop (exit 4, like the daily limit) after S seconds of throttling "
                                 "without a break.")
 @click.option("--gateway-settle", type=click.FloatRange(min=0), default=600.0, show_default=True,
-              metavar="S", help="After a gateway's 502/504, seconds before \"no record\" may mean "
-                                "\"not created\" (the application behind it may still be working).")
+              metavar="S", help="After a gateway's 502/503/504 (or a 408), seconds before \"no record\" "
+                                "may mean \"not created\" (the application behind it may still be "
+                                "working).")
 @click.option("--retry-rejected", is_flag=True,
               help="Send again rows the API refused in an earlier run (after fixing the account, "
                    "e.g. topping a credit up); by default a refused row is not sent again.")
@@ -1141,7 +1142,14 @@ def _check_record(api: Api, kw: dict[str, Any], res: Resource, entry: Any, recor
 @click.option("--rate-limit", type=float, default=0.0, metavar="N",
               help="POSTs per second accepted; more get 409 + Retry-After (0: no limit).")
 @click.option("--daily-limit", type=int, default=0, metavar="N", help="POSTs per UTC day (0: no limit).")
-@click.option("--unavailable", type=float, default=0.0, metavar="P", help="Share of POSTs answered 503.")
+@click.option("--unavailable", type=float, default=0.0, metavar="P",
+              help="Share of POSTs answered 503 without creating anything.")
+@click.option("--unavailable-after-create", type=float, default=0.0, metavar="P",
+              help="Share of POSTs that create the record, then a gateway answers 503.")
+@click.option("--request-timeout-after-create", type=float, default=0.0, metavar="P",
+              help="Share of POSTs that create the record, then answer 408 Request Timeout.")
+@click.option("--blocked", type=float, default=0.0, metavar="P",
+              help="Share of POSTs a firewall in front of the API refuses with 403, nothing created.")
 @click.option("--error", type=float, default=0.0, metavar="P",
               help="Share of POSTs answered 500 without creating anything.")
 @click.option("--drop", type=float, default=0.0, metavar="P",

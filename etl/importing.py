@@ -91,7 +91,7 @@ class Settings:
     system_id: bool = True
     allow_new_identity: bool = False
     timeout: float = 30.0
-    gateway_settle: float = 600.0  # a 502/504's request is not taken as settled before this
+    gateway_settle: float = 600.0  # a 502/503/504/408's request is not taken as settled before this
     retry_rejected: bool = False  # send rows the API refused in an earlier run again
     settle_wait: bool = True  # at the end, wait for this run's rows in doubt to settle and check them
     account_checks: bool = True  # look the records rows refer to up before posting (etl.checks)

@@ -6,7 +6,8 @@
     pending, CREATED            -> created        the server gave the new record's Id
     pending, REJECTED           -> rejected       400, or 200 with WasSuccessful: false
     pending, NOT_CREATED        -> failed         gave up on answers that prove nothing was created
-    pending, AMBIGUOUS          -> in_doubt       500, 502, 504, a time-out, a dropped connection
+    pending, AMBIGUOUS          -> in_doubt       500, 502, 503, 504, 408, a time-out, a dropped
+                                                  connection
     pending, WITHDRAWN          -> not_attempted  the request never got processed and the run stops
     pending, CRASHED            -> in_doubt       a run died while the request was under way
     in_doubt, FOUND             -> created        reconciliation found its record

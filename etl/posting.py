@@ -2,10 +2,14 @@
 
 Every answer is sorted into what it proves about the record:
 - CREATED / REJECTED: final, the server said so;
-- NOT_SENT, UNAVAILABLE (503), THROTTLED (409/429), UNAUTHORIZED (401): the server did not
-  process the request, so sending it again cannot create a second credit use;
-- AMBIGUOUS (500/502/504, a time-out or a connection dropped after sending, an unreadable 2xx):
-  the record may exist. Never resent; the row is `in_doubt` until reconciled.
+- NOT_SENT, THROTTLED (409/429), UNAUTHORIZED (401): the server did not process the request,
+  so sending it again cannot create a second credit use;
+- AMBIGUOUS (500/502/503/504, 408, a time-out or a connection dropped after sending, an
+  unreadable 2xx): the record may exist. Never resent; the row is `in_doubt` until reconciled.
+  The API's own "not processed, try again" is its 409 (or 429), documented; it documents no 503,
+  and a 503 or a 408 may come from a gateway that gave up on a request the application behind it
+  went on with (a 408 may also be a server that stopped reading part-way), so neither proves
+  that nothing was created.
 - REFUSED (404, 405, a redirect, other 4xx): nothing created, and resending won't help;
 - TLS (the handshake failed, before any byte of the request left): nothing sent, and the run
   stops, since every request would fail the same way. A TLS failure once the request has
@@ -49,7 +53,6 @@ class Kind(enum.Enum):
     REJECTED = "rejected"
     THROTTLED = "throttled"
     NOT_SENT = "not sent"
-    UNAVAILABLE = "unavailable"
     UNAUTHORIZED = "unauthorized"
     AMBIGUOUS = "ambiguous"
     REFUSED = "refused"
@@ -58,8 +61,7 @@ class Kind(enum.Enum):
 
 
 #: Answers that prove the server did not process the request.
-NOT_PROCESSED = frozenset({Kind.THROTTLED, Kind.NOT_SENT, Kind.UNAVAILABLE, Kind.UNAUTHORIZED,
-                           Kind.UNREACHABLE})
+NOT_PROCESSED = frozenset({Kind.THROTTLED, Kind.NOT_SENT, Kind.UNAUTHORIZED, Kind.UNREACHABLE})
 
 
 @dataclass(frozen=True)
@@ -340,7 +342,7 @@ class Client:
                     raise ReadFailed(f"GET {path} was throttled for longer than {patience:g} s")
                 sleep(wait)
                 continue
-            if r.status_code in (500, 502, 503, 504):
+            if r.status_code in (408, 500, 502, 503, 504):
                 failures += 1
                 if failures > READ_RETRIES:
                     raise ReadFailed(f"GET {path} answered HTTP {r.status_code} {failures} times")
@@ -478,9 +480,9 @@ def classify(r: requests.Response) -> Answer:
         return Answer(Kind.REJECTED, status, errors=api_errors(body) or "HTTP 400 Bad Request")
     if status == 401:
         return Answer(Kind.UNAUTHORIZED, status, errors="HTTP 401 Unauthorized")
-    if status in (503, 408):
-        return Answer(Kind.UNAVAILABLE, status, errors=f"HTTP {status} {r.reason or ''}".strip())
-    if status >= 500:
+    if status == 408:  # a server (or a gateway) that gave up on the request part-way
+        return Answer(Kind.AMBIGUOUS, status, errors=f"HTTP {status} {r.reason or 'Request Timeout'}".strip())
+    if status >= 500:  # 503 included: not the API's throttling (409), maybe a gateway's give-up
         return Answer(Kind.AMBIGUOUS, status,
                       errors=f"HTTP {status}" + (f": {api_errors(body)}" if api_errors(body) else ""))
     if 300 <= status < 400:
@@ -535,12 +537,11 @@ class Poster:
     def send(self, body: str, mark: Callable[[], None]) -> Result:
         tries = _Tries()
         retrying = tenacity.Retrying(
-            # Resending is safe here, and only here: these answers prove the server did not
-            # process the request (no connection was made, or it answered 503 before doing
-            # any work), so a resend cannot create a second credit use. An ambiguous answer
-            # (500, 502, 504, a time-out, a dropped connection) is never retried: the row goes
-            # in doubt and only reconciliation may decide to send it again.
-            retry=tenacity.retry_if_result(lambda a: a.kind in (Kind.NOT_SENT, Kind.UNAVAILABLE)),
+            # Resending is safe here, and only here: no connection was made, so nothing was
+            # sent and a resend cannot create a second credit use. An ambiguous answer (500,
+            # 502, 503, 504, 408, a time-out, a dropped connection) is never retried: the row
+            # goes in doubt and only reconciliation may decide to send it again.
+            retry=tenacity.retry_if_result(lambda a: a.kind is Kind.NOT_SENT),
             stop=tenacity.stop_after_attempt(self.max_retries + 1),
             wait=tenacity.wait_exponential(multiplier=0.5, max=30.0) + tenacity.wait_random(0, 0.5),
             sleep=self._sleep,

@@ -1,7 +1,7 @@
 """Resolving rows in doubt: did the ambiguous request create the record after all?
 
-A row is in doubt when its POST may have created a record (500, 502, 504, a time-out, a dropped
-connection, a crash mid-request). Reconciliation proves before anything is sent again:
+A row is in doubt when its POST may have created a record (500, 502, 503, 504, 408, a time-out,
+a dropped connection, a crash mid-request). Reconciliation proves before anything is sent again:
 
 - **By SystemId, where the account keeps it**: the row's import key was sent as `SystemId`; one
   exact look-up finds its record, or proves there is none. The returned records' `SystemId` is
@@ -59,9 +59,10 @@ ZONES = (-12 * 3600.0, 14 * 3600.0)
 #: an ambiguous request may still be processed until 2 x its time-out plus this (or its
 #: time-out, when shorter)
 SETTLE_GRACE = 5.0
-#: a gateway's 502/504 says nothing of how long the application behind it goes on: its
-#: request is not taken as settled before this
+#: a gateway's 502/504 (or a 503 or 408, which a gateway may send too) says nothing of how long
+#: the application behind it goes on: its request is not taken as settled before this
 GATEWAY_SETTLE = 600.0
+GATEWAY_STATUSES = (408, 502, 503, 504)
 PAGE_SIZE = 500
 MAX_PAGES = 400
 
@@ -69,10 +70,10 @@ MAX_PAGES = 400
 def settle_time(timeout: float | None, status: int | None = None,
                 gateway: float = GATEWAY_SETTLE) -> float:
     """How long after an ambiguous request "no record" still proves nothing; GATEWAY is the
-    least for a gateway's 502/504."""
+    least for an answer a gateway may have given (502, 503, 504, 408)."""
     timeout = timeout or 30.0
     settle = 2 * timeout + min(SETTLE_GRACE, timeout)
-    return max(settle, gateway) if status in (502, 504) else settle
+    return max(settle, gateway) if status in GATEWAY_STATUSES else settle
 
 
 def settles_at(entry: Entry) -> float:

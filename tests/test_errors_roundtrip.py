@@ -66,7 +66,7 @@ def test_a_row_fixed_or_sent_again_from_errors_csv_is_the_same_row(etl, tmp_path
         '101,1,"=SUM(A1:A2) booked"\n102,2,-desk 4\n103,3,plain\n', encoding="utf-8")
     with Sandbox(faults=Faults(retry_after=0), tokens=(TOKEN,)) as box:
         api = ["--api-url", box.url, "--token", TOKEN, "--rate", "1000", "--max-retries", "0"]
-        box.script("unavailable", "unavailable")
+        box.script("blocked", "blocked")
         run = etl("import", "export.csv", *api, env=NO_ENV)
         assert [r["outcome"] for r in run.report()] == ["failed", "failed", "created"], run.err
         errors_csv = run.report_path().parent / "errors.csv"
@@ -77,7 +77,7 @@ def test_a_row_fixed_or_sent_again_from_errors_csv_is_the_same_row(etl, tmp_path
             "-desk 4", "=SUM(A1:A2) booked", "plain"]
         rerun = etl("import", "export.csv", *api, env=NO_ENV)
         assert [r["outcome"] for r in rerun.report()] == ["skipped"] * 3
-        assert box.stats.posts == 3 + 2  # two refused with 503, then each row once
+        assert box.stats.posts == 3 + 2  # two refused by a firewall (403), then each row once
 
 
 def test_loading_errors_csv_does_not_warn_about_its_own_errors_column(etl, tmp_path):

@@ -235,18 +235,37 @@ def test_tag_description_makes_identical_rows_reconcilable(post, sandbox, tmp_pa
     assert records[0]["Description"] != records[1]["Description"]
 
 
-def test_503_is_retried_and_gives_up_as_failed(post, sandbox, tmp_path):
-    sandbox.script("unavailable", "ok", "unavailable", "unavailable", "unavailable")
-    path = write(tmp_path, "a.csv", "101,1,a", "102,2,b")
-    run = post(path, "--max-retries", "2")
+@pytest.mark.parametrize("fault", ["unavailable_after_create", "request_timeout_after_create"])
+@pytest.mark.parametrize("system_id", [[], ["--no-system-id"]])
+def test_a_503_or_408_may_come_after_the_record_was_made_so_the_row_is_checked_never_resent(
+    post, sandbox, tmp_path, fault, system_id
+):
+    """The API's own "not processed" is its 409; a 503 (a gateway giving up) or a 408 may come
+    after the server created the record: the row is in doubt and found, never sent again."""
+    sandbox.script("ok", fault, "ok")
+    path = write(tmp_path, "a.csv", "101,1,a", "102,2,b", "103,3,c")
+    run = post(path, "--timeout", "0.3", *system_id)
     rows = run.report()
-    assert [(r["outcome"], r["attempts"]) for r in rows] == [("created", "2"), ("failed", "3")]
-    assert rows[1]["errors"] == "HTTP 503 Service Unavailable (after 3 attempts)"
-    assert run.code == 1
-    assert len(sandbox.store.records()) == 1
-    again = post(path)  # failed rows are sent again, created ones are not
-    assert [r["outcome"] for r in again.report()] == ["skipped", "created"]
-    assert len(sandbox.store.records()) == 2
+    assert [(r["outcome"], r["attempts"]) for r in rows] == [("created", "1")] * 3, rows
+    assert sandbox.stats.faults[fault] == 1
+    assert sandbox.stats.posts == 3 and len(sandbox.store.records()) == 3
+    assert sorted(int(r["id"]) for r in rows) == [r["Id"] for r in sandbox.store.records()]
+    assert run.code == 0
+
+
+def test_a_503_that_made_nothing_is_sent_again_only_once_settled_and_checked(post, sandbox, tmp_path):
+    sandbox.script("ok", "unavailable")
+    path = write(tmp_path, "a.csv", "101,1,a", "102,2,b")
+    run = post(path, "--timeout", "0.3", "--gateway-settle", "0.6")
+    rows = run.report()
+    assert [(r["outcome"], r["attempts"]) for r in rows] == [("created", "1"), ("created", "2")], rows
+    assert run.code == 0
+    log = (run.report_path().parent / "log.jsonl").read_text()
+    assert "HTTP 503; it may have been created: not sent again until checked" in log
+    assert sandbox.stats.posts == 3 and len(sandbox.store.records()) == 2
+    again = post(path)
+    assert [r["outcome"] for r in again.report()] == ["skipped", "skipped"]
+    assert sandbox.stats.posts == 3
 
 
 def test_daily_limit_stops_at_exactly_n_and_a_later_run_goes_on(post, sandbox):

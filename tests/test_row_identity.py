@@ -89,12 +89,12 @@ def test_a_row_identical_in_every_cell_from_another_file_is_skipped_naming_it(po
 
 def test_the_errors_csv_of_identical_rows_sends_the_failed_one(post, sandbox, tmp_path):
     path = write(tmp_path, "export.csv", "101,1,same", "101,1,same", "101,1,same")
-    sandbox.script("ok", "unavailable", "ok")
+    sandbox.script("ok", "blocked", "ok")
     run = post(path, "--max-retries", "0")
     assert outcomes(run) == ["created", "failed", "created"]
     errors = run.report_path().parent / "errors.csv"
     assert errors.read_text().count("same") == 1
-    again = post(errors)  # nothing to fix (the server was unavailable once): loaded again
+    again = post(errors)  # nothing to fix (a firewall refused it once): loaded again
     assert outcomes(again) == ["created"], again.report()
     assert len(sandbox.store.records()) == 3
     assert outcomes(post(path)) == ["skipped", "skipped", "skipped"]
@@ -362,7 +362,7 @@ def test_an_input_column_named_like_a_report_column_survives_the_errors_csv_roun
 ):
     path = tmp_path / "withid.csv"
     path.write_text("id," + HEADER + "\nE1,101,1,a\nE2,102,2,b\n")
-    sandbox.script("unavailable", "unavailable")
+    sandbox.script("blocked", "blocked")
     run = post(path, "--max-retries", "0")
     assert outcomes(run) == ["failed", "failed"]
     errors = run.report_path().parent / "errors.csv"
@@ -411,7 +411,7 @@ def test_a_rejected_row_is_not_sent_again_unless_asked(post, sandbox, tmp_path):
 
 def test_an_errors_csv_gives_back_cells_the_report_guards_against_formulas(post, sandbox, tmp_path):
     path = write(tmp_path, "a.csv", '101,1,"- Hot desk"', '102,2,"=not a formula"', "103,3,plain")
-    sandbox.script("unavailable", "unavailable", "ok")
+    sandbox.script("blocked", "blocked", "ok")
     run = post(path, "--max-retries", "0")
     assert outcomes(run) == ["failed", "failed", "created"]
     assert run.report()[0]["Description"] == "'- Hot desk"  # the report is safe to open in Excel
@@ -459,7 +459,7 @@ def test_a_row_in_doubt_shared_by_two_files_of_a_run_is_mended_in_both(post, san
 def test_a_header_that_already_ends_in_input_comes_back_as_it_was(post, sandbox, tmp_path):
     path = tmp_path / "a.csv"
     path.write_text(HEADER + ",ID (input),id\n101,1,a,x1,y1\n102,2,b,x2,y2\n")
-    sandbox.script("unavailable", "unavailable")
+    sandbox.script("blocked", "blocked")
     run = post(path, "--max-retries", "0")
     assert outcomes(run) == ["failed", "failed"]
     errors = run.report_path().parent / "errors.csv"

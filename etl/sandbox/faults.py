@@ -12,7 +12,8 @@ from typing import Any
 #: Faults a credit-use POST can be made to meet, by name (see `Faults` and `Sandbox.script`).
 FAULT_NAMES = ("throttle", "unavailable", "error_after_create", "drop_after_create",
                "hang_after_create", "unsuccessful", "unauthorized", "reject", "error", "drop",
-               "bad_gateway", "gateway_timeout", "gateway_timeout_late", "tls_after_create")
+               "bad_gateway", "gateway_timeout", "gateway_timeout_late", "tls_after_create",
+               "unavailable_after_create", "request_timeout_after_create", "blocked")
 #: Faults a list (GET) answer can be made to meet (see `Faults` and `Sandbox.script_list`).
 LIST_FAULT_NAMES = ("list_no_records", "list_throttle", "list_drop", "list_error", "list_ignore_page",
                     "list_shift")
@@ -20,7 +21,8 @@ LIST_FAULT_NAMES = ("list_no_records", "list_throttle", "list_drop", "list_error
 #: seed still draws the same faults as before).
 _POST_DRAWS = ("unavailable", "error", "drop", "error_after_create", "drop_after_create",
                "hang_after_create", "unsuccessful", "reject", "bad_gateway", "gateway_timeout",
-               "gateway_timeout_late", "tls_after_create")
+               "gateway_timeout_late", "tls_after_create", "unavailable_after_create",
+               "request_timeout_after_create", "blocked")
 SYSTEM_ID_MODES = ("store", "refuse", "drop")
 DIR_ONE_MEANINGS = ("asc", "desc")
 
@@ -33,6 +35,11 @@ class Faults:
     rate_limit: float = 0.0  # POSTs per second the server accepts (0: no limit); more get 409
     daily_limit: int = 0  # POSTs per UTC day (0: no limit); more get 409 with a long Retry-After
     unavailable: float = 0.0  # 503 before doing anything
+    # 503 from a gateway that gave up on the request after the server had created the record
+    unavailable_after_create: float = 0.0
+    # create the record, then answer 408 Request Timeout (a server or proxy that gave up part-way)
+    request_timeout_after_create: float = 0.0
+    blocked: float = 0.0  # 403 from a firewall in front of the server, nothing created
     error_after_create: float = 0.0  # create the record, then answer 500
     error: float = 0.0  # answer 500 without creating anything (the other half of "ambiguous")
     drop: float = 0.0  # close the connection unanswered without creating anything

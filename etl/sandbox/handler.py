@@ -103,7 +103,8 @@ def handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
         def _gateway(self, status: int, fault: str) -> None:
             """An answer from a proxy in front of the server: HTML, not JSON."""
             sandbox.stats.count(fault)
-            title = {502: "502 Bad Gateway", 504: "504 Gateway Time-out"}[status]
+            title = {403: "403 Forbidden", 502: "502 Bad Gateway", 503: "503 Service Unavailable",
+                     504: "504 Gateway Time-out"}[status]
             page = f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>"
             self._write(status, page.encode(), "text/html")
 
@@ -266,6 +267,8 @@ def handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
             if fault == "unavailable":
                 sandbox.stats.count(fault)
                 return self._send(503, None)
+            if fault == "blocked":
+                return self._gateway(403, fault)
             if fault == "bad_gateway":
                 return self._gateway(502, fault)
             if fault == "gateway_timeout":
@@ -309,6 +312,12 @@ def handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
                 return self._drop(fault)
             if fault == "tls_after_create":
                 return self._break_tls(fault)
+            if fault == "unavailable_after_create":
+                return self._gateway(503, fault)
+            if fault == "request_timeout_after_create":
+                sandbox.stats.count(fault)
+                self.close_connection = True
+                return self._send(408, {"Message": "The request timed out."}, {"Connection": "close"})
             if fault == "hang_after_create":
                 sandbox.stats.count(fault)
                 time.sleep(sandbox.faults.hang)
