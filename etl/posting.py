@@ -35,8 +35,6 @@ import requests
 import tenacity
 import urllib3
 from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPSConnection
-from urllib3.connectionpool import HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
 from etl import __version__, logs
@@ -137,30 +135,65 @@ def check_url(url: str, allow_insecure_http: bool = False) -> str:
     return url.rstrip("/")
 
 
-#: per thread: whether the request under way has started to leave (its connection is made and
-#: its TLS handshake done): a failure after that may come after the server acted on it
+#: per thread, how far the request under way got: None (no connection of ours was touched:
+#: nothing is known), CONNECTING (a connection was being made: to the server, or to a proxy and
+#: through its tunnel, and its TLS handshake) or SENT (the request started to leave): a failure
+#: after that may come after the server acted on it
 _progress = threading.local()
+CONNECTING, SENT = "connecting", "sent"
 
 
-class _WatchedConnection(HTTPSConnection):
-    """An HTTPS connection that says when the request starts to leave, after the handshake."""
+class _Watch:
+    """Mixed into a urllib3 connection class (direct, through an HTTP(S) proxy's tunnel, or a
+    SOCKS proxy): says when the connection is being made and when the request starts to leave."""
+
+    sock: Any
+
+    def connect(self) -> None:
+        if getattr(_progress, "state", None) is None:
+            _progress.state = CONNECTING
+        super().connect()  # type: ignore[misc]
 
     def request(self, *args: Any, **kw: Any) -> None:
         if self.sock is None:
-            self.connect()  # the handshake: a failure here means nothing was sent
-        _progress.sent = True
-        super().request(*args, **kw)
+            self.connect()  # the connection and handshake: a failure here means nothing was sent
+        _progress.state = SENT
+        super().request(*args, **kw)  # type: ignore[misc]
 
 
-class _WatchedPool(HTTPSConnectionPool):
-    ConnectionCls = _WatchedConnection
+_WATCHED: dict[type, type] = {}
+_WATCHED_LOCK = threading.Lock()
+
+
+def _watched(pool_cls: type) -> type:
+    """POOL_CLS whose connections are watched (see _Watch)."""
+    if issubclass(pool_cls.ConnectionCls, _Watch):  # type: ignore[attr-defined]
+        return pool_cls
+    with _WATCHED_LOCK:
+        if pool_cls not in _WATCHED:
+            conn = pool_cls.ConnectionCls  # type: ignore[attr-defined]
+            _WATCHED[pool_cls] = type(pool_cls.__name__, (pool_cls,), {
+                "ConnectionCls": type(conn.__name__, (_Watch, conn), {})})
+        return _WATCHED[pool_cls]
+
+
+def _watch(manager: Any) -> Any:
+    """MANAGER (a urllib3 pool or proxy manager) making only watched connections."""
+    manager.pool_classes_by_scheme = {scheme: _watched(cls)
+                                      for scheme, cls in manager.pool_classes_by_scheme.items()}
+    return manager
 
 
 class _Adapter(HTTPAdapter):
+    """Every connection watched, direct or through a proxy (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY,
+    a SOCKS proxy): requests keeps a pool manager per proxy, made apart from the direct one."""
+
     def init_poolmanager(self, *args: Any, **kw: Any) -> None:
         super().init_poolmanager(*args, **kw)
-        self.poolmanager.pool_classes_by_scheme = {**self.poolmanager.pool_classes_by_scheme,
-                                                   "https": _WatchedPool}
+        _watch(self.poolmanager)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        return _watch(super().proxy_manager_for(proxy, **proxy_kwargs))
 
 
 class Client:
@@ -247,7 +280,7 @@ class Client:
         """One request whose whole answer must arrive within --timeout (a body trickling in a
         byte at a time is cut off at the deadline, not read for ever)."""
         deadline = self.clock() + self.timeout
-        _progress.sent = False
+        _progress.state = None
         r = self.session.request(method, self.api_url + path, timeout=self.timeout, stream=True,
                                  headers=self.headers() | kw.pop("headers", {}),
                                  allow_redirects=False, **kw)
@@ -281,9 +314,9 @@ class Client:
             r, _ = self._request("POST", path, data=body.encode("utf-8"),
                                  headers={"Content-Type": "application/json"})
         except requests.exceptions.SSLError as exc:
-            if getattr(_progress, "sent", False):
-                # the handshake was done and the request had started to leave: the server may
-                # have acted on it before the connection broke
+            if getattr(_progress, "state", None) != CONNECTING:
+                # the handshake was done and the request had started to leave (or how far it
+                # got is not known): the server may have acted on it before the connection broke
                 return Answer(Kind.AMBIGUOUS, errors=f"a TLS error while the answer was awaited "
                                                      f"({_tls_reason(exc)})")
             # the TLS handshake comes before any byte of the request: nothing was sent
@@ -296,8 +329,11 @@ class Client:
             gone = _unreachable(self.api_url, exc)
             if gone is not None:
                 return Answer(Kind.UNREACHABLE, errors=str(gone))
-            if _never_sent(exc):
-                return Answer(Kind.NOT_SENT, errors="could not connect")
+            if _never_sent(exc) or getattr(_progress, "state", None) == CONNECTING:
+                # no connection (to the server, or to a proxy and through its tunnel) was made:
+                # the request never started to leave
+                return Answer(Kind.NOT_SENT, errors="could not connect" + (
+                    " (through the proxy)" if isinstance(exc, requests.exceptions.ProxyError) else ""))
             return Answer(Kind.AMBIGUOUS, errors="the connection was dropped before an answer")
         except requests.RequestException as exc:
             return Answer(Kind.AMBIGUOUS, errors=f"request failed: {type(exc).__name__}")
@@ -323,10 +359,12 @@ class Client:
                     raise gone from None
                 failures += 1
                 unconnected += isinstance(exc, requests.ConnectTimeout) or (
-                    isinstance(exc, requests.ConnectionError) and _never_sent(exc))
+                    isinstance(exc, requests.ConnectionError)
+                    and (_never_sent(exc) or getattr(_progress, "state", None) == CONNECTING))
                 if failures > READ_RETRIES:
                     if unconnected == failures:  # not one connection made: the target, not this read
-                        raise no_connection(self.api_url, self.timeout, failures) from None
+                        raise no_connection(self.api_url, self.timeout, failures,
+                                            isinstance(exc, requests.exceptions.ProxyError)) from None
                     raise ReadFailed(f"GET {path} failed {failures} times ({type(exc).__name__})") from None
                 sleep(min(8.0, 0.2 * 2 ** (failures - 1)))
                 continue
@@ -398,8 +436,14 @@ def _unreachable(url: str, exc: requests.ConnectionError) -> Unreachable | None:
                        "the network, then run again")
 
 
-def no_connection(url: str, timeout: float, tries: int) -> Unreachable:
-    """Every try to connect failed (a firewall that drops packets answers nothing at all)."""
+def no_connection(url: str, timeout: float, tries: int, proxy: bool = False) -> Unreachable:
+    """Every try to connect failed (a firewall that drops packets answers nothing at all; a
+    proxy that is down or refuses the tunnel). The proxy's URL is never shown: it may hold a
+    password."""
+    if proxy:
+        return Unreachable(f"can't reach the API at {urlsplit(url).netloc} through the proxy (HTTPS_PROXY "
+                           f"/ HTTP_PROXY; {tries} tries); nothing more is sent. Check the proxy "
+                           "setting and the network, then run again")
     return Unreachable(f"can't reach the API at {urlsplit(url).netloc} (no connection within {timeout:g} s, "
                        f"{tries} tries); nothing more is sent. Check --api-url and the network, then "
                        "run again")
@@ -558,7 +602,8 @@ class Poster:
             errors = f"{errors} (after {tries.sent} attempts)"
         if answer.kind is Kind.NOT_SENT:  # every retry failed to connect: the target, not the row
             answer = Answer(Kind.UNREACHABLE, errors=str(
-                no_connection(self.client.api_url, self.client.timeout, tries.sent)))
+                no_connection(self.client.api_url, self.client.timeout, tries.sent,
+                              "through the proxy" in answer.errors)))
         if answer.kind is Kind.UNREACHABLE:
             return Result(Kind.NOT_SENT, attempts=tries.sent, marked=tries.marked,
                           stop=Unreachable(answer.errors), errors=answer.errors)

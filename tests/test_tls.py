@@ -3,7 +3,9 @@ once the request has left is ambiguous like a dropped connection (the server may
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,115 @@ def test_a_certificate_not_trusted_is_a_failed_handshake_nothing_sent(etl, tls_s
     assert "nothing was sent" in run.err
     assert [r["outcome"] for r in run.report()] == ["not_attempted"]
     assert box.stats.posts == 0 and box.store.records() == []
+
+
+class ConnectProxy:
+    """A forward proxy on 127.0.0.1, as HTTPS_PROXY names one: CONNECT host:port opens a tunnel
+    to it, bytes are passed both ways until either side closes."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        self.tunnels = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
+
+    def _tunnel(self, client: socket.socket) -> None:
+        with client:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = client.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            method, target = head.split(b" ")[:2]
+            if method != b"CONNECT":
+                client.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+                return
+            host, port = target.decode().rsplit(":", 1)
+            with socket.create_connection((host, int(port))) as upstream:
+                self.tunnels += 1
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                back = threading.Thread(target=self._pipe, args=(upstream, client), daemon=True)
+                back.start()
+                self._pipe(client, upstream)
+                back.join(5)
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.fixture
+def proxy():
+    p = ConnectProxy()
+    yield p
+    p.close()
+
+
+def proxied(box, proxy) -> dict[str, str | None]:
+    return {**NO_ENV, "REQUESTS_CA_BUNDLE": box.cert, "HTTPS_PROXY": proxy.url, "https_proxy": proxy.url,
+            "NO_PROXY": None, "no_proxy": None, "ALL_PROXY": None, "all_proxy": None}
+
+
+def test_through_a_proxy_a_tls_session_broken_after_the_request_left_is_in_doubt_never_resent(
+    etl, tls_sandbox, proxy, tmp_path
+):
+    """HTTPS_PROXY: the request goes through the proxy's tunnel, and a TLS failure once it has
+    left is ambiguous there too (not 'nothing was sent', which stopped the run and had the
+    rerun post the row again)."""
+    box = tls_sandbox
+    box.script("ok", "tls_after_create")
+    path = write(tmp_path, "a.csv", "101,1,a", "102,2,b")
+    env = proxied(box, proxy)
+    run = etl("import", path, "--api-url", box.url, "--token", TOKEN, "--rate", "1000", "--timeout", "0.5",
+              env=env)
+    assert "Traceback" not in run.err
+    assert proxy.tunnels >= 1  # the requests went through the proxy
+    assert [r["outcome"] for r in run.report()] == ["created", "created"], run.report()
+    assert run.code == 0 and "nothing was sent" not in run.err
+    again = etl("import", path, "--api-url", box.url, "--token", TOKEN, env=env)
+    assert [r["outcome"] for r in again.report()] == ["skipped", "skipped"]
+    assert box.stats.posts == 2 and len(box.store.records()) == 2
+
+
+def test_through_a_proxy_a_certificate_not_trusted_is_still_nothing_sent(etl, tls_sandbox, proxy, tmp_path):
+    box = tls_sandbox
+    env = {**proxied(box, proxy), "REQUESTS_CA_BUNDLE": None}
+    run = etl("import", write(tmp_path, "a.csv", "101,1,a"), "--api-url", box.url, "--token", TOKEN,
+              env=env)
+    assert proxy.tunnels >= 1
+    assert run.code == 3 and "certificate could not be verified" in run.err and "nothing was sent" in run.err
+    assert [r["outcome"] for r in run.report()] == ["not_attempted"]
+    assert box.stats.posts == 0
+
+
+def test_a_proxy_that_is_down_stops_the_run_before_anything_is_sent(etl, tls_sandbox, tmp_path):
+    box = tls_sandbox
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    gone = f"http://127.0.0.1:{port}"
+    env = {**NO_ENV, "REQUESTS_CA_BUNDLE": box.cert, "HTTPS_PROXY": gone, "https_proxy": gone,
+           "NO_PROXY": None, "no_proxy": None}
+    run = etl("import", write(tmp_path, "a.csv", "101,1,a"), "--api-url", box.url, "--token", TOKEN,
+              "--no-check-credits", env=env)
+    # stopped at the first look-up, as when the API itself can't be reached: nothing was posted
+    assert run.code == 3 and "through the proxy" in run.err and "nothing more is sent" in run.err, run.err
+    assert str(port) not in run.err  # the proxy's URL is not shown (it may hold a password)
+    assert box.stats.posts == 0 and box.stats.lists == 0
