@@ -532,7 +532,10 @@ class Importer:
         machine, the URL spelt with another host name): stop. Where the account keeps SystemId
         a record is a row's by its import key; a record with another import key is another
         row's (last night's regular use). Where it does not, by its values: a record with the
-        row's exact values that this journal did not make."""
+        row's exact values that this journal did not make, or one that may be the row's (a field
+        the target may store otherwise, a cut or a rounding not learnt yet: another journal's
+        record of the row looks just like that). A look that fails stops the run too: "no
+        record" was not seen, so nothing is posted."""
         if self.settings.allow_new_identity:
             return
         claimed: set[int] | None = None
@@ -544,22 +547,27 @@ class Importer:
                 try:
                     hit = self._created_elsewhere(row, claimed)
                 except ReadFailed as exc:
-                    self.log.warning(f"could not look for rows posted before under another journal ({exc})")
-                    return
+                    raise RunAborted(
+                        f"could not look for {row.source} row {row.number} on {self.journal.target} "
+                        f"before posting with a journal that knows none of its rows ({exc}); nothing "
+                        "was posted. A rerun looks again") from None
                 if hit is not None:
-                    record, why = hit
+                    record, why, sure = hit
                     raise JournalProblem(
-                        f"{row.source} row {row.number} was already posted to {self.journal.target} "
-                        f"(record {record.get('Id')} {why}), but the journal {self.journal.path} knows "
-                        "nothing of it: another journal has these rows (another --journal, another "
+                        f"{row.source} row {row.number} "
+                        f"{'was already' if sure else 'may already have been'} posted to "
+                        f"{self.journal.target} (record {record.get('Id')} {why}), but the journal "
+                        f"{self.journal.path} knows nothing of it: another journal "
+                        f"{'has' if sure else 'may have'} these rows (another --journal, another "
                         "state folder or user, another machine, or the API URL spelt with another host "
                         "name). Nothing was posted; run with that journal (if that record is another "
-                        "credit use with the same values, made otherwise, --allow-new-identity)")
+                        "credit use " + ("with the same values, " if sure else "")
+                        + "made otherwise, --allow-new-identity)")
 
-    def _created_elsewhere(self, row: Row, claimed: set[int]) -> tuple[dict[str, Any], str] | None:
+    def _created_elsewhere(self, row: Row, claimed: set[int]) -> tuple[dict[str, Any], str, bool] | None:
         """A record of ROW made before this run, not by this journal: one look-up, by the row's
         values (the records found carry their SystemId), or by SystemId where the resource has
-        no look-up by values."""
+        no look-up by values. (record, why, whether it is surely the row's)."""
         sid = system_id_of(row.identity)
         body = {k: v for k, v in row.body.items() if k != "SystemId"}
         params = {name: str(body[f]) for name, f in self.resource.lookup.items() if f in body}
@@ -572,15 +580,20 @@ class Importer:
             if record.get("Id") in claimed:
                 continue  # this journal's own
             if theirs == sid:
-                return record, "carries its import key"
+                return record, "carries its import key", True
             # a record another import made with the row's exact values (its own key: another
             # journal's, or one the release before this made from the row's old identity) is
             # stopped on like any other: only this journal's records are known to be other rows'
             compared = differences(self.resource, record, body, self.storage())
-            # only a record that is the row's exactly: one that merely might be (the target's
-            # rounding not learnt yet) is any account's everyday record of the same credit
             if compared.match is Match.SAME:
-                return record, "has its exact values and was not made by this journal"
+                return record, "has its exact values and was not made by this journal", True
+            # one that may be the row's (its description cut, its amount rounded, as the target
+            # may store them: not learnt yet by this journal) is what another journal's record
+            # of the row looks like: "maybe" is never "no"
+            if compared.match is Match.UNSURE:
+                unsure = ", ".join(compared.unsure)
+                return record, (f"has its values as far as they can be compared ({unsure} may be stored "
+                                "otherwise by the API) and was not made by this journal"), False
         return None
 
     def check_account(self) -> None:

@@ -352,6 +352,9 @@ class Client:
             try:
                 r, _ = self._request("GET", path, params=params or {})
             except requests.exceptions.SSLError as exc:
+                if getattr(_progress, "state", None) == CONNECTING:
+                    # the handshake failed: every request would, as a POST's does (the run stops)
+                    raise RunAborted(_tls_message(self.api_url, exc)) from None
                 raise ReadFailed(_tls_message(self.api_url, exc)) from None
             except requests.RequestException as exc:
                 gone = _unreachable(self.api_url, exc) if isinstance(exc, requests.ConnectionError) else None

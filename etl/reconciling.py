@@ -179,6 +179,8 @@ class Reconciler:
         while page <= MAX_PAGES:
             answer = self._get(self.resource.endpoint, {**params, "page": page, "size": PAGE_SIZE,
                                                         "orderBy": "Id", "dir": 1})
+            if answer is None:
+                raise ReadFailed(f"GET {self.resource.endpoint} answered 404 (not found): check --api-url")
             if not isinstance(answer, dict) or not isinstance(answer.get("Records"), list):
                 raise ReadFailed(f"the list of {self.resource.name} came back without Records")
             new = 0

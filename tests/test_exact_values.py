@@ -48,12 +48,20 @@ def test_two_rows_of_one_credit_each_take_their_own_amount_after_late_504s(post,
 def test_someone_elses_record_of_another_amount_is_never_taken_for_the_row(post, etl, sandbox, tmp_path):
     """Our 1.5 was lost behind a 504; another importer's record of 2 on the same credit, made
     meanwhile, is not ours: while the target's handling of amounts is unknown the row stays in
-    doubt, naming it; once the target is seen to keep 1.5 exactly, the row is proved absent."""
-    theirs = sandbox.store.create({"CoworkerBookingCreditId": 11, "CreditUsed": "2", "Description": "Desk"},
-                                  created_on=(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)).isoformat())
+    doubt, naming it; once the target is seen to keep 1.5 exactly, the row is proved absent.
+    (Made before the run, the new journal would have stopped on it: it may be the row.)"""
+    made = []
+
+    def meanwhile(n: int) -> None:  # as our POST arrives, the other importer's lands
+        made.append(sandbox.store.create({"CoworkerBookingCreditId": 11, "CreditUsed": "2",
+                                          "Description": "Desk"}))
+
+    sandbox.faults.on_post = meanwhile
     sandbox.script("gateway_timeout")
     path = write(tmp_path, "a.csv", "11,1.5,Desk")
     run = post(path, "--timeout", "0.5", "--gateway-settle", "0.5")
+    sandbox.faults.on_post = None
+    (theirs,) = made
     row = run.report()[0]
     assert row["outcome"] == "in_doubt" and f"Ids {theirs}" in row["errors"], row
     assert run.code == 1 and sandbox.stats.posts == 1 and len(sandbox.store.records()) == 1

@@ -372,3 +372,44 @@ def test_a_new_journal_stops_on_the_rows_another_journals_killed_run_made_early_
     run = post(path, "--no-check-credits")
     assert run.code == 2 and "was already posted to" in run.err, run.err
     assert sandbox.stats.posts == 0 and len(sandbox.store.records()) == 3
+
+
+def test_a_new_journal_whose_look_fails_stops_before_posting(post, sandbox, tmp_path):
+    """The look for rows another journal posted could not be made (the list came back without
+    Records): "no record" was not seen, so nothing is posted; a rerun looks again."""
+    path = night(tmp_path, "night-1.csv", [f"2026-11-24,{101 + i},1,use {i},," for i in range(3)])
+    sandbox.script_list("list_no_records")
+    run = post(path, "--no-check-credits")
+    assert run.code == 3, (run.out, run.err)
+    errors = [line for line in run.err.splitlines() if not line.startswith("etl: warning")]
+    assert len(errors) == 1, errors
+    assert "nothing was posted" in errors[0] and "A rerun looks again" in errors[0]
+    assert "Traceback" not in run.err
+    assert sandbox.stats.posts == 0
+    again = post(path, "--no-check-credits")
+    assert again.code == 0 and outcomes(again) == ["created"] * 3
+    assert sandbox.stats.posts == 3
+
+
+def test_a_new_journal_stops_on_a_record_that_may_be_a_row_as_the_target_stores_it(
+        etl, tmp_path, monkeypatch):
+    """The account forgets SystemId and cuts descriptions: another journal's record of a row
+    ("Meetin" for "Meeting room A") can't be compared exactly by a journal that has not seen
+    how this target stores texts. That is never taken as "not posted": the run stops."""
+    faults = Faults(retry_after=0, system_id="drop", description_max=6)
+    with Sandbox(faults=faults, tokens=(TOKEN,)) as box:
+        path = night(tmp_path, "night-1.csv", ["2026-11-24,101,1.5,Meeting room A,,",
+                                               "2026-11-24,102,2,Meeting room B,,"])
+
+        def run():
+            return etl("import", path, "--api-url", box.url, "--token", TOKEN, "--rate", "1000",
+                       env=NO_ENV)
+
+        assert outcomes(run()) == ["created"] * 2
+        monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "cron-home"))  # another journal
+        second = run()
+        assert second.code == 2, second.err
+        assert f"{path} row 2 may already have been posted to" in second.err
+        assert "Description may be stored otherwise by the API" in second.err
+        assert "Nothing was posted" in second.err and "--allow-new-identity" in second.err
+        assert box.stats.posts == 2 and len(box.store.records()) == 2

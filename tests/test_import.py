@@ -298,9 +298,10 @@ def test_server_daily_quota_stops_the_run_cleanly(post, sandbox, tmp_path):
     assert "daily quota is spent" in run.out
 
 
-def test_max_errors_aborts_a_run_against_a_wrong_url(etl, sandbox, tmp_path):
+def test_max_errors_aborts_a_run_whose_posts_all_fail(etl, sandbox, tmp_path):
+    sandbox.faults.blocked = 1.0  # a firewall refuses every POST (403)
     path = write(tmp_path, "a.csv", *[f"{100 + i},1,x" for i in range(10)])
-    run = etl("import", path, "--api-url", sandbox.url + "/wrong", "--token", TOKEN, "--rate", "1000",
+    run = etl("import", path, "--api-url", sandbox.url, "--token", TOKEN, "--rate", "1000",
               "--max-errors", "3", "--journal", "j.sqlite3", "--no-check-credits", env=NO_ENV)
     assert run.code == 3
     outcomes = [r["outcome"] for r in run.report()]

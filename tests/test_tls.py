@@ -70,14 +70,27 @@ def test_a_broken_tls_answer_whose_record_cant_be_told_stays_in_doubt_never_rese
     assert box.stats.posts == 1 and len(box.store.records()) == 1
 
 
+def untrusted_then_known(etl, box, tmp_path, env: dict) -> None:
+    """A certificate not trusted: the run stops at its first contact, a new journal's look (no
+    report: no row was reached), or at the first POST of a file the journal knows, with the rows
+    not attempted; nothing was sent either way."""
+    path = write(tmp_path, "a.csv", "101,1,a")
+    api = ["--api-url", box.url, "--token", TOKEN, "--no-check-credits"]
+    run = etl("import", path, *api, env={**env, "REQUESTS_CA_BUNDLE": None})
+    assert run.code == 3 and "certificate could not be verified" in run.err, run.err
+    assert "nothing was sent" in run.err
+    assert box.stats.posts == 0 and box.stats.lists == 0
+    assert etl("import", path, *api, env=env).code == 0  # trusted: the journal knows the file now
+    write(tmp_path, "a.csv", "101,1,a", "102,2,b")
+    run = etl("import", path, *api, env={**env, "REQUESTS_CA_BUNDLE": None})
+    assert run.code == 3 and "certificate could not be verified" in run.err and "nothing was sent" in run.err
+    assert [r["outcome"] for r in run.report()] == ["skipped", "not_attempted"]
+    assert box.stats.posts == 1 and len(box.store.records()) == 1
+
+
 def test_a_certificate_not_trusted_is_a_failed_handshake_nothing_sent(etl, tls_sandbox, tmp_path):
     box = tls_sandbox
-    run = etl("import", write(tmp_path, "a.csv", "101,1,a"), "--api-url", box.url, "--token", TOKEN,
-              env=NO_ENV)
-    assert run.code == 3 and "certificate could not be verified" in run.err
-    assert "nothing was sent" in run.err
-    assert [r["outcome"] for r in run.report()] == ["not_attempted"]
-    assert box.stats.posts == 0 and box.store.records() == []
+    untrusted_then_known(etl, box, tmp_path, {**NO_ENV, "REQUESTS_CA_BUNDLE": box.cert})
 
 
 class ConnectProxy:
@@ -166,14 +179,8 @@ def test_through_a_proxy_a_tls_session_broken_after_the_request_left_is_in_doubt
 
 
 def test_through_a_proxy_a_certificate_not_trusted_is_still_nothing_sent(etl, tls_sandbox, proxy, tmp_path):
-    box = tls_sandbox
-    env = {**proxied(box, proxy), "REQUESTS_CA_BUNDLE": None}
-    run = etl("import", write(tmp_path, "a.csv", "101,1,a"), "--api-url", box.url, "--token", TOKEN,
-              env=env)
-    assert proxy.tunnels >= 1
-    assert run.code == 3 and "certificate could not be verified" in run.err and "nothing was sent" in run.err
-    assert [r["outcome"] for r in run.report()] == ["not_attempted"]
-    assert box.stats.posts == 0
+    untrusted_then_known(etl, tls_sandbox, tmp_path, proxied(tls_sandbox, proxy))
+    assert proxy.tunnels >= 3
 
 
 def test_a_proxy_that_is_down_stops_the_run_before_anything_is_sent(etl, tls_sandbox, tmp_path):
