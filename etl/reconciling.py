@@ -534,10 +534,18 @@ class Reconciler:
                 return Place.INSIDE
         if fenced and e.fence_at is not None and isinstance(rid, int) and \
                 (e.last_sent or e.first_sent or 0.0) - e.fence_at <= FENCE_FRESH:
-            ceiling = self.fences.ceiling(settles_at(e) + FENCE_FRESH)
+            ceiling = self._ceiling(e)
             if ceiling is not None and rid <= ceiling:
                 return Place.INSIDE
         return Place.MAYBE
+
+    def _ceiling(self, e: Entry) -> int | None:
+        """E's higher fence: the largest Id seen by soon after its request settled (by this run,
+        or kept in the journal by an earlier one)."""
+        seen = self.fences.ceiling(settles_at(e) + FENCE_FRESH)
+        if e.fence_high is None or e.fence_low is None:
+            return seen
+        return e.fence_high if seen is None else max(seen, e.fence_high)
 
     def _decide(self, group: list[Entry], ours: list[dict[str, Any]], maybe: list[dict[str, Any]],
                 shared: list[dict[str, Any]], claimed: set[int]
@@ -595,7 +603,11 @@ class Reconciler:
 
     def _undecided(self, entry: Entry, reason: str) -> Verdict:
         reason = f"in doubt: {reason}"
-        self.ledger.apply(entry.identity, Event.UNDECIDED, reason)
+        facts: dict[str, Any] = {}
+        high = self._ceiling(entry)
+        if high is not None and high != entry.fence_high:
+            facts["fence_high"] = high  # for a later run, whose own reads come too late for it
+        self.ledger.apply(entry.identity, Event.UNDECIDED, reason, **facts)
         return Verdict(entry, Outcome.IN_DOUBT, None, reason)
 
 
