@@ -67,12 +67,6 @@ class Fences:
 
     # what the run has seen
 
-    @property
-    def low(self) -> int | None:
-        """The lower fence of a request leaving now: the largest Id received so far."""
-        with self._lock:
-            return self._max
-
     def fence(self) -> tuple[int | None, float | None]:
         """The lower fence of a request leaving now, and since when a record above it is known
         to be new (None: not known)."""
