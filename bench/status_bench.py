@@ -75,7 +75,7 @@ def make_journal(path: str, rows: int, *, extra_valid: int = 0) -> None:
                     1, None if state == "created" else f"bench: {state}", body,
                     payload_hash(RESOURCE, body), HISTORY, i + 2, RESOURCE, "bench-run-2",
                     f"etl-{i:012x}", 30.0, t, t, 0.0, None,
-                    now if state == "created" else None, now, 9_999_999 + i, t))
+                    now if state == "created" else None, now, 9_999_999 + i, t, None))
                 if len(batch) == 50_000:
                     db.executemany(insert, batch)
                     batch.clear()

@@ -20,6 +20,7 @@ from etl.ledger.rowkeys import (
     column_keys,
     content_key_of,
     content_keys,
+    identity_texts,
     key_hex,
     payload_key_of,
     payload_keys,
@@ -222,3 +223,20 @@ def test_keys_the_journal_keeps_wrong_never_post_a_row_twice(etl, sandbox, tmp_p
     assert {r["outcome"] for r in again.report()} == {"skipped"}
     assert len(sandbox.store.records()) == 30
     assert sandbox.stats.posts == 30
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(alphabet=st.sampled_from(
+    list(" \t\r\n\v\f\u00a0\u2028\x1cabcé\u0301Å\u212b")), max_size=8), st.text(max_size=6)), max_size=15))
+def test_identity_texts_a_column_at_a_time_are_the_rules_cell_by_cell(cells):
+    """Spaces around a cell, line ends and Unicode forms: a column at once reads as a cell alone."""
+    for kind in (None, Kind.TEXT, Kind.INTEGER, Kind.AMOUNT):
+        got = identity_texts(pa.array(cells, pa.string()), kind).to_pylist()
+        expected = []
+        for cell in cells:
+            if kind is None:
+                expected.append(identity_text(cell))
+            else:
+                found, problem = value(kind, cell)
+                expected.append("" if problem else identity_text(found))
+        assert got == expected

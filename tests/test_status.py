@@ -254,9 +254,6 @@ def test_nothing_left_to_post_when_the_rows_not_created_are_refused_or_invalid(e
     assert "Nothing left to post." in etl("status", "--api-url", refusing_sandbox, env=env).out.splitlines()
 
 
-@pytest.mark.xfail(strict=True, reason="the journal notes a file's valid rows before the account checks "
-                   "(etl.run.importing._import calls note_source before check_account): rows of a booking "
-                   "credit that does not exist stay 'left' night after night")
 def test_rows_the_account_checks_refuse_are_not_left_to_post(etl, tmp_path):
     (tmp_path / "credits.csv").write_text("Id,TotalCredit,RemainingCredit\n1281,100,100\n1203,100,100\n")
     args = ("import", SAMPLES / "credit_uses.csv", "--sandbox", "--credits", "credits.csv", "-q",
@@ -267,9 +264,6 @@ def test_rows_the_account_checks_refuse_are_not_left_to_post(etl, tmp_path):
     assert json.loads(etl("status", "--sandbox", "--json").out)["to_post"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="a journal row names the one file it was created from: a second "
-                   "file whose rows were all created from the first (skipped, 'the same values in every "
-                   "cell') shows them all 'left' for ever")
 def test_a_file_whose_rows_were_created_from_another_file_has_nothing_left(etl, tmp_path):
     for name in ("monday.csv", "monday-again.csv"):
         (tmp_path / name).write_bytes((SAMPLES / "credit_uses.csv").read_bytes())

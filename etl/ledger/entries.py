@@ -85,7 +85,7 @@ ROW_COLUMNS = (
     "identity", "scheme", "base", "occurrence", "state", "record_id", "http_status", "attempts",
     "reason", "payload", "payload_hash", "source", "row", "resource", "run_id", "system_id",
     "timeout", "first_sent", "last_sent", "server_offset", "settle_until", "created_at", "updated_at",
-    "fence_low", "fence_at",
+    "fence_low", "fence_at", "fence_high",
 )
 _SELECT = f"SELECT {', '.join(ROW_COLUMNS)} FROM rows"
 
@@ -121,6 +121,9 @@ class Entry:
     #: our clock (epoch seconds) since when any record above fence_low is new: a record Id above
     #: fence_low was committed after this time (None: since when is not known, an old fence)
     fence_at: float | None = None
+    #: an Id seen by the time the request settled (and a little after): a record at or below it
+    #: had been made by then (kept for later runs; None: none known)
+    fence_high: int | None = None
 
     @property
     def where(self) -> str:

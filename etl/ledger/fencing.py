@@ -63,15 +63,9 @@ class Fences:
         self._listed: dict[tuple[tuple[str, str], ...], set[int]] = {}
         self._last_read: float | None = None
         self._rise: str | None = journal.target_fact("ids_rise")
-        self.log = logs.get("etl.ledger.fencing")
+        self.log = logs.get("etl.fencing")
 
     # what the run has seen
-
-    @property
-    def low(self) -> int | None:
-        """The lower fence of a request leaving now: the largest Id received so far."""
-        with self._lock:
-            return self._max
 
     def fence(self) -> tuple[int | None, float | None]:
         """The lower fence of a request leaving now, and since when a record above it is known

@@ -116,6 +116,10 @@ class Journal:
                 # since when a record above fence_low is new (a fence read then, or a 200 for a
                 # request sent then): how fresh the fence was when the request left
                 self.db.execute("ALTER TABLE rows ADD COLUMN fence_at REAL")
+            if "fence_high" not in have:
+                # an Id seen by the time the row's request settled: a higher fence a later run
+                # can use (its own reads come too late to be one)
+                self.db.execute("ALTER TABLE rows ADD COLUMN fence_high INTEGER")
             target = self._meta("target")
             legacy = self.db.execute(
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name='entries'").fetchone()

@@ -122,7 +122,7 @@ class Ledger:
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
-        self.log = logs.get("etl.ledger.life")
+        self.log = logs.get("etl.ledger")
 
     def state(self, entry: Entry | None) -> str:
         return NEW if entry is None else entry.state
@@ -152,7 +152,7 @@ class Ledger:
                               row=sending.row, resource=sending.resource, timeout=sending.timeout,
                               system_id=sending.system_id, last_sent=now, settle_until=None,
                               base=sending.base, occurrence=sending.occurrence,
-                              fence_low=sending.fence_low, fence_at=sending.fence_at,
+                              fence_low=sending.fence_low, fence_at=sending.fence_at, fence_high=None,
                               first_sent=now if row is None or row[4] is None else row[4])
                 if before in (_F, _N, _R):
                     fields["first_sent"] = now  # a new request: older records are not its own

@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import shutil
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -125,9 +126,18 @@ def identity_texts(cells: arrow.Array, kind: Kind | None, decimal: str = ".") ->
         cells = cells.cast(arrow.large_string())
     cells = pc.fill_null(cells, "")
     trimmed = pc.utf8_trim(cells, characters=_SPACE)
-    if kind is None or kind is Kind.TEXT:
-        plain = pc.and_(pc.string_is_ascii(trimmed), pc.invert(pc.match_substring(trimmed, "\r")))
-    elif kind is Kind.INTEGER:
+    if kind is None or kind is Kind.TEXT:  # `normalised`: trimmed, line ends as LF, then NFC
+        if pc.any(pc.match_substring(trimmed, "\r")).as_py():
+            trimmed = pc.replace_substring(pc.replace_substring(trimmed, "\r\n", "\n"), "\r", "\n")
+        odd = np.flatnonzero(~pc.string_is_ascii(trimmed).to_numpy(zero_copy_only=False))
+        if not len(odd):
+            return trimmed
+        texts = trimmed.to_pylist()
+        nfc = unicodedata.normalize
+        for k in odd.tolist():
+            texts[k] = nfc("NFC", texts[k])
+        return arrow.array(texts, type=arrow.large_string())
+    if kind is Kind.INTEGER:
         plain = pc.or_(pc.match_substring_regex(trimmed, r"^[1-9][0-9]{0,17}$"), pc.equal(trimmed, ""))
     elif decimal == ".":
         trimmed = pc.replace_substring_regex(trimmed, r"^([1-9][0-9]{0,17}|0)\.([0-9]*[1-9])0+$", r"\1.\2")
@@ -143,11 +153,8 @@ def identity_texts(cells: arrow.Array, kind: Kind | None, decimal: str = ".") ->
     texts = trimmed.to_pylist()
     for k in odd.tolist():
         cell = cells[k].as_py()
-        if kind is None:
-            texts[k] = identity_text(cell)
-        else:
-            got, problem = value(kind, cell, decimal)
-            texts[k] = "" if problem else identity_text(got)
+        got, problem = value(kind, cell, decimal)
+        texts[k] = "" if problem else identity_text(got)
     return arrow.array(texts, type=arrow.large_string())
 
 

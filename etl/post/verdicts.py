@@ -20,7 +20,7 @@ from etl.validate.resources import Resource
 MARGIN = 5.0
 #: a lower fence is fresh when the request left at most this long after it was known to be the
 #: newest Id; a higher fence counts when it was seen at most this long after the request settled
-FENCE_FRESH = 10.0
+FENCE_FRESH = 5.0
 #: when the server sent no Date header, its clock may be this far from ours
 UNKNOWN_SKEW = 900.0
 #: a time without an offset may be in any zone from UTC-12 to UTC+14

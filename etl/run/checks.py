@@ -146,7 +146,7 @@ class AccountChecks:
         self._failures = 0
         self._gave_up = ""
         self._reset()
-        self.log = logs.get("etl.run.checks")
+        self.log = logs.get("etl.checks")
 
     # --- what a row refers to ----------------------------------------------------------------
 

@@ -75,8 +75,8 @@ class Stopper:
             if self.reason is None and not isinstance(reason, Stopped):
                 self.reason = reason
                 # an abort (exit 3) shows even with -q; the daily limit (exit 4) is a normal night
-                say = logs.get("etl.run.importing").error if isinstance(reason, RunAborted) \
-                    else logs.get("etl.run.importing").warning
+                say = logs.get("etl.importing").error if isinstance(reason, RunAborted) \
+                    else logs.get("etl.importing").warning
                 say(f"stopping: {reason}")
         self.event.set()
 

@@ -128,7 +128,7 @@ class Importer:
         self.stopper = stopper or Stopper()
         poster.stop = self.stopper.event
         poster.client.stop = self.stopper.event
-        self.log = logs.get("etl.run.importing")
+        self.log = logs.get("etl.importing")
         self.sources = {os.path.realpath(t.path) for t in inputs.tables}
         inputs.keep_contents()  # a file touched, not changed, must not stop the run
         self.doubtful: set[str] = set()  # identities of this run's rows in doubt
@@ -147,6 +147,9 @@ class Importer:
         self.column_names: dict[str, str] = {}  # a column's name in an identity -> its header
         self.samples: dict[int, _Sample] = {}  # per file, rows to send to look up before sending
         self.known_files: set[int] = set()  # files of which the journal knows rows
+        #: per file, valid rows that are not left to post from it: refused by the account checks,
+        #: or in the journal from another file (counted there)
+        self.accounted: Counter[str] = Counter()
         self._files: dict[int, _FileKeys] = {}  # per file, what this pass keys its rows against
         #: the first pass's verdicts, by (file, chunk): the invalid rows' texts, a bit a row
         self._checked: dict[tuple[int, int], tuple[dict[int, str], np.ndarray, int]] = {}
@@ -824,6 +827,8 @@ class Importer:
         if self.settings.key and entry.state == Outcome.CREATED.value \
                 and r.payload_hash != entry.payload_hash:
             changed = tuple(changed_cells(entry.payload, r.body))
+        if real != (entry.source or ""):
+            self.accounted[r.source] += 1  # the journal counts it with the file it came from
         return Facts(entry=entry, key=bool(self.settings.key), other_file=real != (entry.source or ""),
                      changed=changed)
 
@@ -834,6 +839,7 @@ class Importer:
         verdict = self.account.verdict(r.body, f"{r.source} row {r.number}")
         if verdict.problem:
             p.facts[r.position] = Facts(refused=verdict.problem)
+            self.accounted[r.source] += 1  # invalid: never to post
             return False
         if verdict.notes:
             p.facts[r.position] = dataclasses.replace(p.facts[r.position], notes=tuple(verdict.notes))
@@ -1202,14 +1208,15 @@ class _Lines:
         self.path = importer.inputs.tables[index].path
         self.where = os.path.abspath(self.path)
         self.own = importer.inputs.own_cells(index, chunk)
-        self.pending: list[tuple[int, int, list[Said]]] = []  # batches said, not yet written
+        self.pending: list[tuple[int, int, list[tuple[Said, int]]]] = []  # said, not yet written
 
     def said(self, start: int, end: int, sent: bool) -> None:
         """Lines START to END (a batch) have their facts: said and counted now."""
         p = self.p
-        open_ = {q - start: p.open[q] for q in range(start, end) if q in p.open}
+        open_ = {q - start: identity for q, identity in p.open.items() if start <= q < end}
         said = self.night.write(self.where, self.chunk.rows[start:end], p.facts[start:end], open_)
-        self.counts.update(s.outcome.value for s in said)
+        for s, m in said:
+            self.counts[s.outcome.value] += m
         self.pending.append((start, end, said))
         if sent or open_:
             self.pending.pop()
@@ -1225,12 +1232,21 @@ class _Lines:
             self.pending = []
             self._write(start, end, said)
 
-    def _write(self, start: int, end: int, said: list[Said]) -> None:
+    def _write(self, start: int, end: int, said: list[tuple[Said, int]]) -> None:
+        """The lines START to END, said as runs: each column made by repeating the runs' cells."""
+        which = arrow.array(np.repeat(np.arange(len(said)), [m for _, m in said]), type=arrow.int64())
+
+        def column(values: list[Any], type_: arrow.DataType) -> arrow.Array:
+            return arrow.array(values, type=type_).take(which)
+
+        words = [s for s, _ in said]
         self.writer.write(
-            self.path, self.chunk.rows[start:end], [s.outcome.value for s in said],
-            [s.errors for s in said], [None if c is None else c[start:end] for c in self.own],
-            ids=[s.record_id for s in said], statuses=[s.http_status for s in said],
-            attempts=[s.attempts for s in said])
+            self.path, self.chunk.rows[start:end], column([s.outcome.value for s in words], arrow.string()),
+            column([s.errors for s in words], arrow.string()),
+            [None if c is None else c[start:end] for c in self.own],
+            ids=column([s.record_id for s in words], arrow.int64()),
+            statuses=column([s.http_status for s in words], arrow.int64()),
+            attempts=column([s.attempts for s in words], arrow.int64()))
 
 
 def import_files(
@@ -1285,6 +1301,9 @@ def _import(inputs: Inputs, record: RunRecord, journal: Journal, poster: Poster,
         status = importer.run(writer, progress(total) if progress else None)
     finally:
         writer.close()
+    for path, rows in record.extra.get("rows_read", {}).items():  # what `etl status` counts as left
+        valid = importer.valid_rows.get(path, 0) - importer.accounted.get(path, 0)
+        journal.note_source(os.path.realpath(path), rows, max(0, valid), "")
     journal.finish_run(int(status), {k: v for k, v in record.counts.items() if v})
     record.extra["journal"] = journal.path
     record.finish(status)

@@ -41,28 +41,31 @@ class Night:
         self._noted: Counter[str] = Counter()  # the run notes of the lines that can't
 
     def write(self, source: str, rows: np.ndarray, facts: Sequence[Facts],
-              open_: Mapping[int, str]) -> list[Said]:
+              open_: Mapping[int, str]) -> list[tuple[Said, int]]:
         """The lines of a block, said: FACTS in file order (ROWS their row numbers in SOURCE, an
-        absolute path); OPEN names (position in the block -> identity) those that may change."""
-        said, codes = [], bytearray(len(facts))
-        last: Facts | None = None
-        s, code = Said(OUTCOMES[0]), 0
-        for pos, f in enumerate(facts):
-            if f is not last:  # rows that share their facts (not reached, say) are said once
-                last, s = f, decide(f)
-                code = CODE[s.outcome]
-            said.append(s)
-            codes[pos] = code
+        absolute path); OPEN names (position in the block -> identity) those that may change.
+        Returns what is said as runs (a line's words, how many lines in a row say them): lines
+        that share their facts (every row not reached, say) are decided once, and said at once."""
+        n = len(facts)
+        if not n:
+            return []
+        ids = np.fromiter(map(id, facts), dtype=np.int64, count=n)
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+        lengths = np.diff(np.r_[starts, n])
+        runs = [(decide(facts[k]), int(m)) for k, m in zip(starts.tolist(), lengths.tolist(), strict=True)]
+        codes = np.array([CODE[s.outcome] for s, _ in runs], dtype=np.uint8)
         first = len(self._codes)
-        self._codes.extend(codes)
-        for pos, s in enumerate(said):
-            identity = open_.get(pos)
-            if identity is not None:
-                self.open.setdefault(identity, []).append(
-                    Line(first + pos, (source, int(rows[pos])), facts[pos], s))
-            elif s.counted:
-                self._noted[s.counted] += 1
-        return said
+        self._codes.extend(np.repeat(codes, lengths).tobytes())
+        opened: Counter[int] = Counter()  # per run, its lines that may change
+        for pos, identity in open_.items():
+            k = int(np.searchsorted(starts, pos, "right")) - 1
+            opened[k] += 1
+            self.open.setdefault(identity, []).append(
+                Line(first + pos, (source, int(rows[pos])), facts[pos], runs[k][0]))
+        for k, (s, m) in enumerate(runs):
+            if s.counted and m > opened[k]:
+                self._noted[s.counted] += m - opened[k]
+        return runs
 
     def sent_again(self, identity: str, where: tuple[str, int], attempts_before: int) -> None:
         """IDENTITY is sent again (proved not created) from WHERE: that line sent it."""
