@@ -44,6 +44,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--nights", type=int, default=3, help="nights after the first, each measured")
     ap.add_argument("--big", type=int, default=0, metavar="N", help="a night of N POSTs before them")
+    ap.add_argument("--rate", type=float, metavar="N",
+                    help="etl import's --rate (default: its own, 10 POSTs a second with --sandbox)")
     ap.add_argument("--dir", default=os.path.join(os.path.dirname(__file__), "out"))
     args = ap.parse_args()
     os.makedirs(args.dir, exist_ok=True)
@@ -56,8 +58,9 @@ def main() -> None:
     try:
         def night(state: str, limit: int) -> tuple[float, float]:
             os.environ["XDG_STATE_HOME"] = state
+            rate = ["--rate", str(args.rate)] if args.rate else []
             return timed([*etl, "import", path, "--sandbox", "--no-check-credits", "-q",
-                          "--daily-limit", str(limit)], cwd=work, ok=(0, 1, 4))
+                          "--daily-limit", str(limit), *rate], cwd=work, ok=(0, 1, 4))
 
         pairs = []
         for k in range(args.repeat):
