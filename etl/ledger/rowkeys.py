@@ -292,14 +292,14 @@ def ranks(k1: np.ndarray, k2: np.ndarray) -> np.ndarray:
 
 
 class SeenKeys:
-    """The content keys of one file's rows seen so far (16 bytes a row, and 16 MiB of slots
+    """The content keys of one file's rows seen so far (12 bytes a row, and 16 MiB of slots
     that answer "surely not seen" for most rows without a search): which of the identical rows
     a row is, chunk after chunk."""
 
     BITS = 24
 
     def __init__(self) -> None:
-        self.parts: list[tuple[np.ndarray, np.ndarray]] = []  # sorted by first lane
+        self.parts: list[tuple[np.ndarray, np.ndarray]] = []  # a chunk's each, sorted by first lane
         self.slots = np.zeros(1 << self.BITS, bool)
 
     def occurrences(self, k1: np.ndarray, k2: np.ndarray) -> np.ndarray:
@@ -317,15 +317,13 @@ class SeenKeys:
             hi = np.searchsorted(a, k1[maybe], "right")
             for k, start, stop in zip(maybe[hi > lo].tolist(), lo[hi > lo].tolist(), hi[hi > lo].tolist(),
                                       strict=True):
-                occurrence[k] += int(np.count_nonzero(b[start:stop] == k2[k]))
+                occurrence[k] += int(np.count_nonzero(b[start:stop] == np.uint32(int(k2[k]) >> 32)))
         self.slots[slot] = True
+        # a chunk's keys, sorted, kept as they are (merging them would hold the file's twice):
+        # the slots send only the few rows that may repeat an earlier one to search them; of the
+        # second lane, its upper half is kept (a 96-bit key: 12 bytes a row)
         order = np.argsort(k1, kind="stable")
-        self.parts.append((k1[order], k2[order]))
-        if len(self.parts) > 8:
-            a = np.concatenate([p[0] for p in self.parts])
-            b = np.concatenate([p[1] for p in self.parts])
-            order = np.argsort(a, kind="stable")
-            self.parts = [(a[order], b[order])]
+        self.parts.append((k1[order], (k2[order] >> np.uint64(32)).astype(np.uint32)))
         return occurrence
 
 
