@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,12 +23,9 @@ from etl.errors import EtlError, RunAborted, UsageProblem
 from etl.ledger import journal_backends as backends
 from etl.ledger.entries import (
     _SCHEMA,
-    _SELECT,
     LEGACY_SCHEME,
-    ROW_COLUMNS,
     VERSION,
     DiskFull,
-    Entry,
     JournalProblem,
     _created_in,
     _old_scope,
@@ -43,12 +40,13 @@ from etl.ledger.entries import (
     process_start,
     utc_day,
 )
+from etl.ledger.lookups import Lookups
 from etl.outcomes import ExitStatus
 
 # --- the journal -----------------------------------------------------------------------------------
 
 
-class Journal:
+class Journal(Lookups):
     def __init__(self, path: str, target: str, *, run_id: str = "", command: str = "",
                  fresh: bool = False) -> None:
         """FRESH (`--new-journal`): knowingly start afresh, whatever other journals know."""
@@ -289,144 +287,6 @@ class Journal:
     def count(self, state: str) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM rows WHERE state = ?", (state,)).fetchone()[0])
 
-    # rows: reading
-
-    def lookup(self, identities: Iterable[str]) -> dict[str, Entry]:
-        found: dict[str, Entry] = {}
-        wanted = list(identities)
-        with self._mutex:
-            for start in range(0, len(wanted), 500):
-                part = wanted[start: start + 500]
-                marks = ",".join("?" * len(part))
-                for r in self.db.execute(f"{_SELECT} WHERE identity IN ({marks})", part):
-                    found[r[0]] = Entry(*r)
-        return found
-
-    def created_with_payload(self, hashes: Iterable[str], *, maybe: bool = False
-                             ) -> dict[str, list[Entry]]:
-        """Created rows by their payload's hash: the same credit use, from wherever it came;
-        with MAYBE, rows that may have been created too (in doubt, pending)."""
-        found: dict[str, list[Entry]] = {}
-        wanted = list(dict.fromkeys(hashes))
-        states = "('created', 'in_doubt', 'pending')" if maybe else "('created')"
-        with self._mutex:
-            for start in range(0, len(wanted), 500):
-                part = wanted[start: start + 500]
-                marks = ",".join("?" * len(part))
-                for r in self.db.execute(
-                    f"{_SELECT} WHERE state IN {states} AND payload_hash IN ({marks}) "
-                    # rows not created yet first, as SQLite orders NULLs and PostgreSQL must too
-                    "ORDER BY created_at IS NOT NULL, created_at, rowid", part):
-                    entry = Entry(*r)
-                    found.setdefault(entry.payload_hash, []).append(entry)
-        return found
-
-    def entries(self, state: str | None = None) -> list[Entry]:
-        sql, args = _SELECT, tuple[str, ...]()
-        if state:
-            sql, args = sql + " WHERE state = ?", (state,)
-        with self._mutex:
-            return [Entry(*r) for r in self.db.execute(sql + " ORDER BY rowid", args)]
-
-    def at(self, source: str, row: int) -> list[Entry]:
-        """The journal's rows that came from SOURCE (an absolute path, or a file name) row ROW."""
-        with self._mutex:
-            found = [Entry(*r) for r in self.db.execute(f"{_SELECT} WHERE source = ? AND row = ?",
-                                                        (os.path.abspath(source), row))]
-            if not found and os.sep not in source:
-                found = [e for e in (Entry(*r) for r in self.db.execute(f"{_SELECT} WHERE row = ?", (row,)))
-                         if e.source and os.path.basename(e.source) == source]
-        return found
-
-    def key_facts(self, payload_keys: Callable[[list[str]], list[list[int]]]
-                  ) -> list[tuple[str, str | None, str | None]]:
-        """(state, content key, payload keys) of every row. Rows without payload keys (written
-        before they were kept) get them first, made by PAYLOAD_KEYS from their payloads."""
-        with self._mutex:
-            missing = self.db.execute(
-                "SELECT r.identity, r.payload FROM rows r LEFT JOIN keys k ON k.identity = r.identity "
-                "WHERE k.payload IS NULL AND r.payload IS NOT NULL").fetchall()
-        if missing:
-            made = payload_keys([m[1] for m in missing])
-            with self.transaction() as db:
-                db.executemany("INSERT OR IGNORE INTO keys (identity, content, payload) "
-                               "VALUES (?, NULL, NULL)", [(m[0],) for m in missing])
-                db.executemany("UPDATE keys SET payload = ? WHERE identity = ?",
-                               [(",".join(f"{k:016x}" for k in keys), m[0])
-                                for m, keys in zip(missing, made, strict=True)])
-        with self._mutex:
-            return [(r[0], r[1], r[2]) for r in self.db.execute(
-                "SELECT r.state, k.content, k.payload FROM rows r "
-                "LEFT JOIN keys k ON k.identity = r.identity")]
-
-    def by_content(self, contents: Iterable[str]) -> dict[str, list[Entry]]:
-        """The rows of each content key, as the journal keeps them."""
-        found: dict[str, list[Entry]] = {}
-        wanted = list(dict.fromkeys(contents))
-        columns = ", ".join(f"r.{c}" for c in ROW_COLUMNS)
-        with self._mutex:
-            for start in range(0, len(wanted), 500):
-                part = wanted[start: start + 500]
-                marks = ",".join("?" * len(part))
-                for row in self.db.execute(
-                        f"SELECT k.content, {columns} FROM rows r JOIN keys k ON k.identity = r.identity "
-                        f"WHERE k.content IN ({marks})", part):
-                    found.setdefault(row[0], []).append(Entry(*row[1:]))
-        return found
-
-    def keep_keys(self, keys: Mapping[str, tuple[str | None, str]]) -> None:
-        """Rows' content and payload keys, by identity (a content key found for a row kept
-        before its content key was)."""
-        if keys:
-            with self.transaction() as db:
-                db.executemany("INSERT OR IGNORE INTO keys (identity, content, payload) "
-                               "VALUES (?, NULL, NULL)", [(k,) for k in keys])
-                db.executemany("UPDATE keys SET content = COALESCE(?, content), "
-                               "payload = COALESCE(?, payload) WHERE identity = ?",
-                               [(c, p, k) for k, (c, p) in keys.items()])
-
-    def of_bases(self, bases: Iterable[str]) -> dict[str, list[tuple[str, str, int]]]:
-        """`of_base` of many contents at once."""
-        found: dict[str, list[tuple[str, str, int]]] = {}
-        wanted = list(bases)
-        with self._mutex:
-            for start in range(0, len(wanted), 500):
-                part = wanted[start: start + 500]
-                marks = ",".join("?" * len(part))
-                for base, identity, state, occurrence in self.db.execute(
-                        f"SELECT base, identity, state, occurrence FROM rows WHERE base IN ({marks})", part):
-                    found.setdefault(base, []).append((identity, state, int(occurrence or 0)))
-        return found
-
-    def of_base(self, base: str) -> list[tuple[str, str, int]]:
-        """The rows of one content: (identity, state, occurrence), for identical rows."""
-        with self._mutex:
-            return [(r[0], r[1], int(r[2] or 0)) for r in self.db.execute(
-                "SELECT identity, state, occurrence FROM rows WHERE base = ?", (base,))]
-
-    def snapshot(self) -> tuple[set[int], list[Entry]]:
-        """(record Ids claimed, rows with a request under way or its answer not yet applied),
-        read together."""
-        with self._mutex:
-            self.db.execute("BEGIN")
-            try:
-                claimed = {r[0] for r in self.db.execute(
-                    "SELECT record_id FROM rows WHERE record_id IS NOT NULL")}
-                busy = [Entry(*r) for r in self.db.execute(f"{_SELECT} WHERE state = 'pending'")]
-            finally:
-                self.db.execute("COMMIT")
-        return claimed, busy
-
-    def holder(self, db: Any, record_id: int) -> tuple[str, str, str] | None:
-        """Inside a transaction: the row holding RECORD_ID, as (identity, state, the event that
-        gave it the record: 'created' for its own 200, else a claim), or None."""
-        row = db.execute("SELECT identity, state FROM rows WHERE record_id = ?", (record_id,)).fetchone()
-        if row is None:
-            return None
-        how = db.execute("SELECT event FROM events WHERE identity = ? AND to_state = 'created' "
-                         "ORDER BY seq DESC LIMIT 1", (row[0],)).fetchone()
-        return str(row[0]), str(row[1]), str(how[0]) if how else "created"
-
     # facts about the target itself (how it stores fields), shared by every journal of it
 
     def target_fact(self, key: str) -> str | None:
@@ -487,44 +347,6 @@ class Journal:
             "INSERT INTO events (identity, at, run_id, source, row, from_state, to_state, event, "
             "reason) VALUES (?,?,?,?,?,?,?,?,?)",
             (identity, now_iso(), self.run_id, source, row, from_state, to_state, event, reason))
-
-    def rekey(self, old: str, new: str, scheme: str) -> None:
-        """A row adopted from an earlier version's journal gets today's identity."""
-        with self.transaction() as db:
-            db.execute("UPDATE rows SET identity = ?, scheme = ? WHERE identity = ?", (new, scheme, old))
-            db.execute("UPDATE events SET identity = ? WHERE identity = ?", (new, old))
-            db.execute("DELETE FROM keys WHERE identity = ?", (old,))
-
-    def reidentify(self, old: str, new: str, scheme: str, base: str | None, occurrence: int | None,
-                   cells: dict[str, str]) -> None:
-        """A row identified another way before (by the release before identities were made of
-        values, or under another choice of columns) gets today's identity."""
-        with self.transaction() as db:
-            db.execute("UPDATE rows SET identity = ?, scheme = ?, base = ?, occurrence = ? "
-                       "WHERE identity = ?", (new, scheme, base, occurrence, old))
-            db.execute("UPDATE events SET identity = ? WHERE identity = ?", (new, old))
-            db.execute("DELETE FROM keys WHERE identity = ?", (old,))  # its content: found again
-            db.execute("DELETE FROM cells WHERE identity = ?", (old,))
-            db.execute("INSERT OR REPLACE INTO cells VALUES (?, ?)", (new, json.dumps(cells)))
-
-    def keep_cells(self, cells: dict[str, dict[str, str]]) -> None:
-        """The cells' digests of rows about to be sent, by identity (see `reidentify`)."""
-        if cells:
-            with self.transaction() as db:
-                db.executemany("INSERT OR IGNORE INTO cells VALUES (?, ?)",
-                               [(k, json.dumps(v)) for k, v in cells.items()])
-
-    def cells_of(self, identities: Iterable[str]) -> dict[str, dict[str, str]]:
-        wanted = list(dict.fromkeys(identities))
-        found: dict[str, dict[str, str]] = {}
-        with self._mutex:
-            for start in range(0, len(wanted), 500):
-                part = wanted[start: start + 500]
-                for identity, cells in self.db.execute(
-                        f"SELECT identity, cells FROM cells WHERE identity IN ({','.join('?' * len(part))})",
-                        part):
-                    found[identity] = json.loads(cells)
-        return found
 
     # files and runs
 

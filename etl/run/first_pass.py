@@ -1,0 +1,393 @@
+"""The import's first pass (etl.run.importing): every file read once, its rows identified and
+looked up in the journal, before anything is sent; a changed identity, a re-export, another
+journal's rows stop the run here."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pyarrow as arrow
+
+from etl.errors import RunAborted, UsageProblem
+from etl.ledger.entries import LEGACY_SCHEME, Entry, JournalProblem, canonical_json, payload_hash
+from etl.ledger.identity import (
+    VALUES,
+    Identities,
+    cell_digest,
+    describe_scheme,
+    digest,
+    id_like_columns,
+    identity_text,
+)
+from etl.ledger.life import plan
+from etl.ledger.storage import Match
+from etl.outcomes import Outcome
+from etl.post.answers import ReadFailed
+from etl.post.verdicts import differences
+from etl.read.reading import RawChunk
+from etl.run.checks import posts_left
+from etl.run.import_base import ImporterBase
+from etl.run.import_rows import Row, _Fresh, _identified_otherwise, _Sample, _ToSend, system_id_of, tagged
+from etl.validate.resources import header_key
+
+
+class FirstPass(ImporterBase):
+    """The first pass over every file, and the rows' identities (see the module's docstring)."""
+
+    # --- identities ------------------------------------------------------------------------------
+
+    def _identify(self, identities: Identities, index: int, chunk: RawChunk, valid: np.ndarray,
+                  assigned: dict[int, tuple[int, str | None]] | None = None
+                  ) -> tuple[list[Row], list[tuple[int, str]]]:
+        """The rows of CHUNK that VALID marks, their identities given by the rules row by row
+        (identities.of, the journal's rows of each content looked up at once), or where
+        ASSIGNED gives a position's occurrence (found a chunk at a time: `_keyed`): the first
+        of its content, or the file's next."""
+        table, columns = self.inputs.tables[index], self.inputs.columns[index]
+        identities.start(table.path, table.header)
+        at, scheme = identities.columns(table.path, table.header,
+                                        {header_key(f.name) for f in self.resource.fields})
+        previous = identities.previous
+        if previous is not None:
+            previous.start(table.path, table.header)
+            previous.columns(table.path, table.header)
+        field_at = {p: name for name, p in columns.positions.items()}
+        kept_at, kept_names = identities.kept(table.header)
+        self.column_names.update((n, table.header[i]) for n, i in zip(kept_names, kept_at, strict=True))
+        sent = [field_at.get(i) for i in kept_at]  # the field a column is sent as, if it is
+        names = identities.names[scheme]
+        positions = [int(p) for p in np.flatnonzero(valid)]
+        payloads = self.validator.payloads(chunk, columns, positions)
+        take = arrow.array(positions, type=arrow.int64())
+        cells = [chunk.columns[i].take(take).to_pylist() for i in kept_at]
+        spelt_at = [kept_at.index(i) for i in at]  # the identity's columns among them
+        made, texts = [], []
+        for k, payload in enumerate(payloads):
+            # a sent cell is its value as sent; any other cell its text, normalised
+            digests, spelt_out = {}, {}
+            for name, f, column in zip(kept_names, sent, cells, strict=True):
+                text = identity_text(payload.get(f) if f else column[k])
+                if text:
+                    digests[name], spelt_out[name] = cell_digest(text), text
+            made.append(digests)
+            texts.append(spelt_out)
+        known = identities.known
+        if assigned is None and known is not None and made and scheme.startswith("cells:"):
+            # the journal's rows of these contents, in one look-up instead of one a content
+            found = self.journal.of_bases({identities.base_of(scheme, d) for d in made})
+            identities.known = lambda base: found.pop(base, None) or []
+        rows, problems = [], []
+        try:
+            for k, (pos, payload, digests) in enumerate(zip(positions, payloads, made, strict=True)):
+                number = int(chunk.rows[pos])
+                spelt = [cells[j][k] or "" for j in spelt_at]
+                where = f"{table.path} row {number}"
+                if assigned is not None:
+                    occurrence, given = assigned[pos]
+                    base = identities.base_of(scheme, digests)
+                    identity, problem = given or digest(f"{base}\n{occurrence}"), None
+                else:
+                    identity, base, occurrence, problem = identities.of(
+                        scheme, [digests.get(n, "") for n in names], where, spelt)
+                if problem:
+                    problems.append((pos, problem))
+                    continue
+                before = previous.of(scheme, spelt, where)[0] if previous is not None else None
+                plain = canonical_json(payload)
+                legacy = None
+                if self.legacy:
+                    key_text = "\x1f".join(v.strip() for v in spelt) if identities.key else None
+                    legacy = identities.legacy_of(plain, key_text)
+                body = tagged(payload, identity) if self.settings.tag_description else payload
+                rows.append(Row(pos, identity, scheme, body, payload_hash(self.resource.name, plain),
+                                table.path, number, legacy, base, occurrence, before or None,
+                                frozenset(n for n in names if n in digests), digests,
+                                {n: texts[k][n] for n in names if n in texts[k]}))
+        finally:
+            identities.known = known
+        return rows, problems
+
+    def _known(self, identities: Identities, rows: list[Row]) -> dict[str, Entry]:
+        known = self.journal.lookup(r.identity for r in rows)
+        if self.legacy:
+            missing = [r for r in rows if r.identity not in known and r.legacy]
+            old = self.journal.lookup(r.legacy for r in missing if r.legacy)
+            for r in missing:
+                entry = old.get(r.legacy or "")
+                if entry is not None and entry.scheme == LEGACY_SCHEME:
+                    self.journal.rekey(entry.identity, r.identity, r.scheme)
+                    known[r.identity] = self.journal.lookup([r.identity])[r.identity]
+        # a row the release before identities were made of values entered: given today's
+        # identity, so that nothing is posted again because etl changed
+        missing = [r for r in rows if r.identity not in known and r.before]
+        if missing:
+            old = self.journal.lookup(r.before for r in missing if r.before)
+            for r in missing:
+                entry = old.get(r.before or "")
+                if entry is not None and entry.scheme != LEGACY_SCHEME:
+                    self.journal.reidentify(entry.identity, r.identity, r.scheme, r.base, r.occurrence,
+                                            r.cells)
+                    known[r.identity] = self.journal.lookup([r.identity])[r.identity]
+        self._reidentify(identities, [r for r in rows if r.identity not in known], known)
+        return known
+
+    def _reidentify(self, identities: Identities, rows: list[Row], known: dict[str, Entry]) -> None:
+        """Rows created under another choice of columns (no --key then, --key now; a column
+        --ignore-column now leaves out) are these rows if their cells, as the journal kept them,
+        make the same content under today's: they take today's identity instead of being
+        posted again. A column that had a value then and is no part of today's identity must
+        be one --ignore-column names (a column the export dropped is no reason)."""
+        if not rows or not self.journal.total():
+            return
+        earlier = self.journal.created_with_payload((r.payload_hash for r in rows), maybe=True)
+        candidates = [e for r in rows for e in earlier.get(r.payload_hash, [])
+                      if e.scheme != r.scheme or self.evidence is not None]
+        if not candidates:
+            return
+        kept = self.journal.cells_of(e.identity for e in candidates)
+        ignored = {header_key(c) for c in self.settings.ignore}
+        taken: set[str] = set()
+        for r in rows:
+            for e in earlier.get(r.payload_hash, []):
+                cells = kept.get(e.identity)
+                if e.scheme == r.scheme or e.identity in taken or cells is None:
+                    continue
+                names = set(identities.names[r.scheme])
+                if not self.settings.key and any(n.split("#")[0] not in ignored
+                                                 for n in cells if n not in names):
+                    continue
+                if identities.base_of(r.scheme, cells) == r.base:
+                    taken.add(e.identity)
+                    self.journal.reidentify(e.identity, r.identity, r.scheme, r.base, r.occurrence,
+                                            r.cells)
+                    known[r.identity] = self.journal.lookup([r.identity])[r.identity]
+                    self.notes["reidentified"] += 1
+                    break
+            else:
+                self._look_for_a_re_export(identities, r, earlier.get(r.payload_hash, []), kept)
+
+    def _look_for_a_re_export(self, identities: Identities, r: Row, earlier: list[Entry],
+                              kept: dict[str, dict[str, str]]) -> None:
+        """The first pass's evidence of a re-export: a row with a created row's payload whose
+        cells differ from that row's in one column only (not one of --key)."""
+        if self.evidence is None:
+            return
+        key = set(identities.names[r.scheme]) if self.settings.key else set()
+        for e in earlier:
+            cells = kept.get(e.identity)
+            if e.state != Outcome.CREATED.value or cells is None or not e.source:
+                continue
+            differ = [n for n in cells.keys() | r.cells.keys() if cells.get(n) != r.cells.get(n)]
+            if len(differ) == 1 and differ[0] not in key:
+                found = self.evidence.setdefault(differ[0], {}).setdefault(e.source, {})
+                found.setdefault(e.identity, (r, e))
+                return
+
+    def _stop_a_re_export(self) -> None:
+        """Many rows that are the rows created from an earlier file but for one column: most of
+        that file's rows came back (not the regular uses of a nightly file alone), with a column
+        that changes on every export. Stop before the first POST, naming the option."""
+        for name, by_source in (self.evidence or {}).items():
+            for source, found in by_source.items():
+                total = self.journal.created_from(source)
+                if len(found) >= 3 and len(found) >= 0.9 * total:
+                    r, e = next(iter(found.values()))
+                    column = self.column_names.get(name, name)
+                    raise UsageProblem(
+                        f"this run re-exports credit uses already created: {len(found)} of the {total} "
+                        f"rows created from {source} come back with the same payload, differing "
+                        f'only in column "{column}" ({r.source} row {r.number} is {e.where}, Id '
+                        f"{e.record_id}). Nothing was posted. If that column changes on every export "
+                        f"(an export timestamp), rerun with --ignore-column {column}; only if these "
+                        "are new credit uses, --allow-new-identity")
+
+    # --- the first pass: nothing is sent before every row was read -------------------------------
+
+    def check(self) -> None:
+        """Read every file once: file problems, a changed identity, a repeated --key stop the run
+        here (exit 2), before anything is sent."""
+        try:
+            self._check()
+        finally:
+            for cache in self._caches.values():
+                cache.abandon()  # kept only when every chunk of its file was read
+
+    def _check(self) -> None:
+        identities = self._identities()
+        self.evidence = {} if not self.settings.allow_new_identity else None
+        changed: list[tuple[_Fresh, Entry]] = []
+        # rows the journal does not know, kept small (a bulk migration's file has millions)
+        fresh: list[tuple[int, _Fresh]] = []
+        self._files = {}
+        numbers: Counter[int] = Counter()
+        for index, chunk in self.inputs.chunks():
+            table = self.inputs.tables[index]
+            texts, valid = self.validator.verdicts(chunk, self.inputs.columns[index])
+            # kept for the posting pass, which would otherwise check every row again
+            self._checked[(index, numbers[index])] = (texts, np.packbits(valid), len(chunk))
+            numbers[index] += 1
+            cache = self._key_cache(index) if numbers[index] == 1 else self._caches.get(index)
+            kept = cache.next(valid) if cache is not None and cache.found else None
+            keyed = self._keyed(identities, index, chunk, valid, kept)
+            if keyed is not None:  # the posting pass keys the rows by these again
+                self._candidates[(index, numbers[index] - 1)] = keyed.positions[keyed.candidate]
+                kept_keys = (keyed.k1, keyed.k2, keyed.payloads, keyed.occurrences)
+                if cache is None:
+                    self._keys[(index, numbers[index] - 1)] = kept_keys
+                elif not cache.found:
+                    cache.add(valid, *kept_keys)
+            if keyed is None:
+                rows, problems = self._identify(identities, index, chunk, valid)
+                known, identified = self._known(identities, rows), len(rows)
+            else:
+                rows, known = self._keyed_rows(identities, index, chunk, keyed)
+                identified = len(keyed.positions)
+            sending = [r for r in rows
+                       if plan(known.get(r.identity), retry_rejected=self.settings.retry_rejected) == "send"]
+            if self.account is not None:  # the rows this run may send, for the account checks
+                self.account.collect(r.body for r in sending)
+            if keyed is None:
+                self.samples.setdefault(index, _Sample()).extend(sending)
+            else:
+                to_send = _ToSend(sending, keyed.plain(), self._plain_rows(identities, index, chunk, keyed))
+                self.samples.setdefault(index, _Sample()).take(to_send.positions, to_send.rows_at)
+            if known:  # this journal has been importing this file: the file is its own
+                self.known_files.add(index)
+            fresh.extend((index, _Fresh(r.payload_hash, r.scheme, r.source, r.number, r.filled))
+                         for r in rows if r.identity not in known)
+            self._look_for_an_id_column(index, chunk)
+            count = self.record.extra.setdefault("rows_read", {})
+            count[table.path] = count.get(table.path, 0) + len(chunk)
+            good = self.valid_rows
+            good[table.path] = good.get(table.path, 0) + identified
+        for cache in self._caches.values():
+            cache.finish()
+        for index, state in self._files.items():  # contents the file has more than once
+            self._repeated[index] = np.unique(np.concatenate(state.again)) if state.again else \
+                np.zeros(0, np.uint64)
+        earlier = self.journal.created_with_payload((r.payload_hash for _, r in fresh), maybe=True)
+        used: Counter[str] = Counter()
+        for _, r in fresh:
+            others = [e for e in earlier.get(r.payload_hash, []) if _identified_otherwise(r, e.scheme)]
+            if used[r.payload_hash] < len(others):
+                changed.append((r, others[used[r.payload_hash]]))
+                used[r.payload_hash] += 1
+        self.inputs.unchanged("nothing was posted")
+        self._stop_a_re_export()
+        self.evidence = None
+        if changed and not self.settings.allow_new_identity:
+            row, entry = changed[0]
+            raise UsageProblem(
+                f"{len(changed)} rows match credit uses already created under another way of "
+                f"identifying rows: {row.source} row {row.number} is identified by "
+                f"{describe_scheme(row.scheme)}, but the same payload was created from "
+                f"{entry.where} (Id {entry.record_id}) when rows were identified by "
+                f"{describe_scheme(entry.scheme)}. Nothing was posted. If these are the same credit "
+                "uses, rerun the way they were identified then (the same --key, or --ignore-column "
+                "for a column the export added); if they are new credit uses, rerun with "
+                "--allow-new-identity")
+
+    def guard_new_journal(self) -> None:
+        """A journal that knows no row of a file looks before it posts: a sample of the
+        rows about to be sent (its first, its last, and rows spread between) is looked up on the
+        server. A record of one, created before this run and not this journal's, means another
+        journal has these rows (another --journal, another state folder or user, another
+        machine, the URL spelt with another host name): stop. Where the account keeps SystemId
+        a record is a row's by its import key; a record with another import key is another
+        row's (last night's regular use). Where it does not, by its values: a record with the
+        row's exact values that this journal did not make, or one that may be the row's (a field
+        the target may store otherwise, a cut or a rounding not learnt yet: another journal's
+        record of the row looks just like that). A look that fails stops the run too: "no
+        record" was not seen, so nothing is posted."""
+        if self.settings.allow_new_identity:
+            return
+        claimed: set[int] | None = None
+        for index, sample in self.samples.items():
+            if index in self.known_files:
+                continue
+            claimed = self.journal.claimed_ids() if claimed is None else claimed
+            for row in sample.rows():
+                try:
+                    hit = self._created_elsewhere(row, claimed)
+                except ReadFailed as exc:
+                    raise RunAborted(
+                        f"could not look for {row.source} row {row.number} on {self.journal.target} "
+                        f"before posting with a journal that knows none of its rows ({exc}); nothing "
+                        "was posted. A rerun looks again") from None
+                if hit is not None:
+                    record, why, sure = hit
+                    raise JournalProblem(
+                        f"{row.source} row {row.number} "
+                        f"{'was already' if sure else 'may already have been'} posted to "
+                        f"{self.journal.target} (record {record.get('Id')} {why}), but the journal "
+                        f"{self.journal.path} knows nothing of it: another journal "
+                        f"{'has' if sure else 'may have'} these rows (another --journal, another "
+                        "state folder or user, another machine, or the API URL spelt with another host "
+                        "name). Nothing was posted; run with that journal (if that record is another "
+                        "credit use " + ("with the same values, " if sure else "")
+                        + "made otherwise, --allow-new-identity)")
+
+    def _created_elsewhere(self, row: Row, claimed: set[int]) -> tuple[dict[str, Any], str, bool] | None:
+        """A record of ROW made before this run, not by this journal: one look-up, by the row's
+        values (the records found carry their SystemId), or by SystemId where the resource has
+        no look-up by values. (record, why, whether it is surely the row's)."""
+        sid = system_id_of(row.identity)
+        body = {k: v for k, v in row.body.items() if k != "SystemId"}
+        params = {name: str(body[f]) for name, f in self.resource.lookup.items() if f in body}
+        if not params:
+            if not (self.settings.system_id and self.resource.system_id_filter):
+                return None
+            params = {self.resource.system_id_filter: sid}
+        for record in self.reconciler.records(params):
+            theirs = str(record.get("SystemId") or "")
+            if record.get("Id") in claimed:
+                continue  # this journal's own
+            if theirs == sid:
+                return record, "carries its import key", True
+            # a record another import made with the row's exact values (its own key: another
+            # journal's, or one the release before this made from the row's old identity) is
+            # stopped on like any other: only this journal's records are known to be other rows'
+            compared = differences(self.resource, record, body, self.storage())
+            if compared.match is Match.SAME:
+                return record, "has its exact values and was not made by this journal", True
+            # one that may be the row's (its description cut, its amount rounded, as the target
+            # may store them: not learnt yet by this journal) is what another journal's record
+            # of the row looks like: "maybe" is never "no"
+            if compared.match is Match.UNSURE:
+                unsure = ", ".join(compared.unsure)
+                return record, (f"has its values as far as they can be compared ({unsure} may be stored "
+                                "otherwise by the API) and was not made by this journal"), False
+        return None
+
+    def check_account(self) -> None:
+        """Before the first POST: the records the rows tonight's quota can send refer to are
+        looked up, once each (see etl.run.checks)."""
+        if self.account is not None:
+            self.account.look_up(posts_left(self.journal, self.poster.daily_limit))
+            self.record.extra["account_checks"] = self.account.summary()
+
+    def _identities(self) -> Identities:
+        identities = Identities(self.resource.name, self.settings.key, self.settings.ignore,
+                                known=self.journal.of_base)
+        if self.journal.meta("identity") != VALUES and self.journal.total():
+            identities.previous = Identities(self.resource.name, self.settings.key,
+                                             self.settings.ignore, known=self.journal.of_base)
+        return identities
+
+    def _look_for_an_id_column(self, index: int, chunk: RawChunk) -> None:
+        if self.settings.key or index in getattr(self, "_id_checked", set()):
+            return
+        self._id_checked = getattr(self, "_id_checked", set()) | {index}
+        table = self.inputs.tables[index]
+        sent = {header_key(f.name) for f in self.resource.fields}
+        for i in id_like_columns(table.header, sent):
+            values = chunk.columns[i]
+            if len(values) > 1 and values.null_count == 0 and len(values.unique()) == len(values):
+                self.log.warning(
+                    f'{table.path}: column "{table.header[i]}" looks like the export\'s own record '
+                    f"id (unique on every row); --key '{table.header[i]}' would identify rows by it "
+                    "exactly, whatever else changes in a re-export")
+                return
+

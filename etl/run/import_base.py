@@ -1,0 +1,104 @@
+"""What every part of the import run (etl.run.importing) holds: the attributes Importer.__init__
+sets, declared here so that each part (first_pass, keyed_rows, sending, end_of_run) knows them,
+and the methods one part calls on another, declared for the type checker only."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from etl.errors import RunAborted
+from etl.ledger.entries import Entry
+from etl.ledger.identity import Identities
+from etl.ledger.journal import Journal
+from etl.ledger.life import Ledger
+from etl.ledger.rowkeys import KeyCache
+from etl.ledger.storage import Storage
+from etl.post.poster import Poster
+from etl.post.reconciling import Reconciler
+from etl.read.reading import RawChunk
+from etl.run.checks import AccountChecks
+from etl.run.import_rows import Done, Plan, Row, Settings, Stopper, _FileKeys, _Keyed, _Sample
+from etl.run.night import Night
+from etl.run.pipeline import Inputs, RunRecord
+from etl.validate.resources import Resource
+from etl.validate.validating import Validator
+
+
+class ImporterBase:
+    """The attributes of an Importer (set by Importer.__init__), and what its parts share."""
+
+    inputs: Inputs
+    validator: Validator
+    resource: Resource
+    record: RunRecord
+    journal: Journal
+    ledger: Ledger
+    poster: Poster
+    reconciler: Reconciler
+    settings: Settings
+    stopper: Stopper
+    log: Any
+    sources: set[str]
+    doubtful: set[str]
+    night: Night
+    _real: dict[str, str]
+    streak: list[str]
+    notes: Counter[str]
+    legacy: bool
+    valid_rows: dict[str, int]
+    zone_checked: bool
+    _storage_lock: threading.Lock
+    learn_reads: int
+    evidence: dict[str, dict[str, dict[str, tuple[Row, Entry]]]] | None
+    column_names: dict[str, str]
+    samples: dict[int, _Sample]
+    known_files: set[int]
+    accounted: Counter[str]
+    _files: dict[int, _FileKeys]
+    _checked: dict[tuple[int, int], tuple[dict[int, str], np.ndarray, int]]
+    _keys: dict[tuple[int, int], tuple[np.ndarray, ...]]
+    _candidates: dict[tuple[int, int], np.ndarray]
+    _caches: dict[int, KeyCache]
+    _repeated: dict[int, np.ndarray]
+    account: AccountChecks | None
+
+    if TYPE_CHECKING:  # one part's methods another calls (the type checker's view only)
+        def _identify(self, identities: Identities, index: int, chunk: RawChunk, valid: np.ndarray,
+                      assigned: dict[int, tuple[int, str | None]] | None = None
+                      ) -> tuple[list[Row], list[tuple[int, str]]]: ...
+
+        def _known(self, identities: Identities, rows: list[Row]) -> dict[str, Entry]: ...
+
+        def _key_cache(self, index: int) -> KeyCache | None: ...
+
+        def _keyed(self, identities: Identities, index: int, chunk: RawChunk, valid: np.ndarray,
+                   kept: tuple[np.ndarray, ...] | None = None, candidates: np.ndarray | None = None
+                   ) -> _Keyed | None: ...
+
+        def _keyed_rows(self, identities: Identities, index: int, chunk: RawChunk, keyed: _Keyed
+                        ) -> tuple[list[Row], dict[str, Entry]]: ...
+
+        def _plain_rows(self, identities: Identities, index: int, chunk: RawChunk, keyed: _Keyed,
+                        keep: bool = False, plan: Plan | None = None) -> Callable[[list[int]], list[Row]]: ...
+
+        def _decide(self, p: Plan, r: Row, entry: Entry | None) -> bool: ...
+
+        def _same_payload(self, p: Plan, rows: list[Row]) -> None: ...
+
+        def _send(self, row: Row, learn: bool = True, reason: str = "sent") -> Done: ...
+
+        def storage(self) -> Storage: ...
+
+    def _stop_if_moved(self) -> None:
+        """While sending: an input that changed stops the run before its next POST (exit 3)."""
+        moved = self.inputs.moved()
+        if moved is not None:
+            self.stopper.stop(RunAborted(
+                f"{moved} changed while it was being imported (is the export still being written?); "
+                "nothing more is sent. Run again once it is complete: what was created is skipped"))
+

@@ -1,0 +1,229 @@
+"""The import's rows identified a chunk at a time (etl.ledger.rowkeys): their keys made from the
+columns, kept from a night to the next, and the rows that need more than their content made."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as arrow
+
+from etl.ledger.entries import Entry, state_home
+from etl.ledger.identity import Identities
+from etl.ledger.life import plan
+from etl.ledger.rowkeys import (
+    KeyCache,
+    among,
+    column_keys,
+    content_key_of,
+    content_keys,
+    hex_pairs,
+    key_hex,
+    payload_key_of,
+    payload_keys,
+    stored_payload_keys,
+)
+from etl.read.reading import RawChunk
+from etl.run.import_base import ImporterBase
+from etl.run.import_rows import _ORDER, _TAG, Plan, Row, _FileKeys, _Keyed
+from etl.validate.resources import header_key
+
+
+class KeyedRows(ImporterBase):
+    """Rows identified a chunk at a time, from their columns' keys."""
+
+    # --- identities a chunk at a time (etl.ledger.rowkeys) ----------------------------------------------
+
+    def _file_keys(self, index: int) -> _FileKeys:
+        """What this pass keys file INDEX's rows against, read from the journal at its start."""
+        state = self._files.get(index)
+        if state is None:
+            contents: list[str] = []
+            lacking: list[int] = []
+            maybe: list[int] = []
+            for row_state, content, payload in self.journal.key_facts(stored_payload_keys):
+                keys = [int(k, 16) for k in (payload or "").split(",") if k]
+                if content:
+                    contents.append(content)
+                else:
+                    lacking += keys
+                if row_state in ("created", "in_doubt", "pending"):
+                    maybe += keys
+            state = self._files[index] = _FileKeys(
+                np.unique(hex_pairs(contents)[0]), np.unique(np.array(lacking, np.uint64)),
+                np.unique(np.array(maybe, np.uint64)), self._repeated.get(index, np.zeros(0, np.uint64)))
+        return state
+
+    def _keyed(self, identities: Identities, index: int, chunk: RawChunk, valid: np.ndarray,
+               kept: tuple[np.ndarray, ...] | None = None, candidates: np.ndarray | None = None
+               ) -> _Keyed | None:
+        """CHUNK's valid rows keyed from its columns, or by KEPT (their keys, from a night before
+        or the first pass), CANDIDATES: the first pass's rows with a payload the journal may have
+        created. None where only the rules row by row apply (a --key, a journal of an earlier
+        release, the account checks, which see every row's payload)."""
+        if self.legacy or identities.previous is not None or self.account is not None:
+            return None
+        table, columns = self.inputs.tables[index], self.inputs.columns[index]
+        identities.start(table.path, table.header)
+        _, scheme = identities.columns(table.path, table.header,
+                                       {header_key(f.name) for f in self.resource.fields})
+        if not scheme.startswith("cells:"):
+            return None
+        state = self._file_keys(index)
+        positions = np.flatnonzero(valid)
+        n = len(positions)
+        if kept is None or len(kept[0]) != n:
+            take = arrow.array(positions, type=arrow.int64())
+            field_at = {p: name for name, p in columns.positions.items()}
+            kept_at, kept_names = identities.kept(table.header)
+            by_name, sent = {}, {}
+            for at, name in zip(kept_at, kept_names, strict=True):
+                f = field_at.get(at)
+                cells = (self.validator.cells(chunk, at) if f else chunk.columns[at]).take(take)
+                h1, h2, present = column_keys(cells, self.resource.field(f).kind if f else None,
+                                              self.validator.decimal)
+                by_name[name] = (h1, h2, present)
+                if f:
+                    sent[f] = (h1, present)
+            k1, k2 = content_keys(self.resource.name, identities.names[scheme], by_name, n)
+            kept = (k1, k2, payload_keys(sent, n))
+        if len(kept) < 4:  # which of the file's identical rows each is, when not kept
+            kept = (*kept[:3], state.seen.occurrences(kept[0], kept[1]).astype(np.uint64))
+        k1, k2, payloads = kept[:3]
+        occurrence = kept[3].astype(np.int64)
+        exact = among(payloads, state.lacking) | (among(k1, state.contents) & among(k1, state.repeated))
+        known = among(k1, state.contents) & ~exact
+        again = ~exact & (occurrence > 1)
+        if again.any():
+            state.again.append(k1[again])
+        if candidates is not None:
+            candidate = np.isin(positions, candidates) & ~exact & ~known
+        else:
+            candidate = ~exact & ~known & among(payloads, state.maybe)
+        return _Keyed(positions, k1, k2, payloads, exact, known, candidate, occurrence, kept[3])
+
+    def _keyed_rows(self, identities: Identities, index: int, chunk: RawChunk, keyed: _Keyed
+                    ) -> tuple[list[Row], dict[str, Entry]]:
+        """The rows of a keyed chunk that need more than their content, in file order, with what
+        the journal knows of them: those of contents the journal has (found by their content
+        key: the journal's rows of it in the order identical rows take them; rows that are sent
+        are made whole), those it knows the payload of only (identified row by row, and their
+        content key kept for the next night), and those whose payload it may have created
+        (checked as every row is)."""
+        table = self.inputs.tables[index]
+        rows: list[Row] = []
+        known: dict[str, Entry] = {}
+        whole: dict[int, tuple[int, str | None]] = {}  # known contents' rows to make whole
+        if keyed.known.any():
+            which = np.flatnonzero(keyed.known)
+            found = self.journal.by_content(key_hex(keyed.k1, keyed.k2, k) for k in which.tolist())
+            rank = dict(_ORDER, rejected=1 if identities.needing_action else 3)
+            for k in which.tolist():
+                pos, occurrence = int(keyed.positions[k]), int(keyed.occurrence[k])
+                theirs = sorted(found.get(key_hex(keyed.k1, keyed.k2, k), []),
+                                key=lambda e: (rank.get(e.state, 2), e.occurrence or 0))
+                if not theirs:  # another content with the same first lane: a new one after all
+                    whole[pos] = (occurrence, None)
+                elif occurrence <= len(theirs):
+                    e = theirs[occurrence - 1]
+                    if plan(e, retry_rejected=self.settings.retry_rejected) == "send":
+                        whole[pos] = (e.occurrence or 0, e.identity)
+                    else:
+                        rows.append(Row(pos, e.identity, e.scheme, {}, e.payload_hash, table.path,
+                                        int(chunk.rows[pos]), base=e.base, occurrence=e.occurrence))
+                        known[e.identity] = e
+                else:  # more of it than the journal has: the next occurrences
+                    last = max(e.occurrence or 0 for e in theirs)
+                    whole[pos] = (last + occurrence - len(theirs), None)
+        if keyed.exact.any():
+            exact = np.zeros(len(chunk), bool)
+            exact[keyed.positions[keyed.exact]] = True
+            made = self._identify(identities, index, chunk, exact)[0]
+            rows += made
+        if keyed.candidate.any():
+            whole.update(keyed.assigned(keyed.candidate))
+        if whole:
+            mask = np.zeros(len(chunk), bool)
+            mask[list(whole)] = True
+            rows += self._identify(identities, index, chunk, mask, whole)[0]
+        rows.sort(key=lambda r: r.position)
+        fresh = [r for r in rows if r.identity not in known]
+        known.update(self._known(identities, fresh))
+        if keyed.exact.any():  # the journal's rows found row by row: their content keys, kept
+            found_keys = {r.identity: self._keys_of(r) for r in rows
+                          if r.identity in known and r.texts and r.scheme.startswith("cells:")}
+            self.journal.keep_keys(found_keys)
+        return rows, known
+
+    def _keys_of(self, row: Row) -> tuple[str, str]:
+        """A row's content and payload keys, as the journal keeps them."""
+        if row.keys is None:
+            names = sorted(row.texts) if row.scheme.startswith("cells:") else []
+            plain = {k: v for k, v in row.body.items() if k != "SystemId"}
+            if self.settings.tag_description and isinstance(plain.get("Description"), str):
+                plain["Description"] = _TAG.sub("", str(plain["Description"]))
+                if not plain["Description"]:
+                    del plain["Description"]
+            row.keys = (content_key_of(self.resource.name, names, row.texts),
+                        f"{payload_key_of(plain):016x}")
+        return row.keys
+
+    def _plain_rows(self, identities: Identities, index: int, chunk: RawChunk, keyed: _Keyed,
+                    keep: bool = False, plan: Plan | None = None) -> Callable[[list[int]], list[Row]]:
+        """What makes the rows of a keyed chunk the journal knows nothing of, when they are
+        needed (to send, to sample); KEEP: their cells and keys go into the journal first (to
+        send)."""
+        def build(positions: list[int]) -> list[Row]:
+            if not positions:
+                return []
+            mask = np.zeros(len(chunk), bool)
+            mask[positions] = True
+            picked = np.zeros(len(keyed.positions), bool)
+            at = np.searchsorted(keyed.positions, positions)
+            picked[at] = True
+            rows = self._identify(identities, index, chunk, mask, keyed.assigned(picked))[0]
+            for r, k in zip(rows, at.tolist(), strict=True):
+                r.keys = keyed.hex(k)
+            if plan is not None:
+                # the journal has the last word: a row it knows (its keys not kept, or a run of
+                # another machine meanwhile) is decided by what it knows, never sent blindly
+                known = self.journal.lookup(r.identity for r in rows)
+                rows = [r for r in rows
+                        if r.identity not in known or self._decide(plan, r, known[r.identity])]
+            if keep:
+                self._keep(rows)
+            if plan is not None:
+                self._same_payload(plan, rows)
+            return rows
+
+        return build
+
+    def _keep(self, rows: list[Row]) -> None:
+        """Before rows are sent: their cells' digests and their keys, into the journal."""
+        self.journal.keep_cells({r.identity: r.cells for r in rows})
+        self.journal.keep_keys({r.identity: self._keys_of(r) for r in rows if r.scheme.startswith("cells:")})
+
+    def _key_cache(self, index: int) -> KeyCache | None:
+        """The keys kept of this file's rows from a night before (or a new place to keep them)."""
+        table, columns = self.inputs.tables[index], self.inputs.columns[index]
+        contents = self.inputs.digests.get(table.path)
+        if contents is None or self.legacy or self.account is not None:
+            return None
+        token = KeyCache.token(
+            contents, table.header, sorted(columns.positions.items()), self.resource.name,
+            [(f.name, f.kind.value) for f in self.resource.fields], self.validator.decimal,
+            list(self.settings.key), sorted(header_key(c) for c in self.settings.ignore),
+            os.path.realpath(table.path) if self.inputs.errors_files[index] else "")
+        cache = self._caches[index] = KeyCache(os.path.join(state_home(), "keys"), token)
+        return cache
+
+    def _verdicts(self, index: int, number: int, chunk: RawChunk) -> tuple[dict[int, str], np.ndarray]:
+        """The schema's verdicts on a chunk: the first pass's, kept small (the few invalid rows'
+        texts, a bit a row), or made now."""
+        kept = self._checked.pop((index, number), None)
+        if kept is not None and kept[2] == len(chunk):
+            texts, bits, n = kept
+            return texts, np.unpackbits(bits, count=n).astype(bool)
+        return self.validator.verdicts(chunk, self.inputs.columns[index])
+
