@@ -254,3 +254,13 @@ def test_a_strict_schema_refuses_a_file_with_other_columns(etl, tmp_path):
     assert run.code == 2
     assert 'extra.csv: column not in the schema, which is strict: "Member"' in run.err
     assert etl("validate", SAMPLES / "credit_uses.csv", "--resource", schema).code == 0
+
+
+def test_a_schema_file_of_the_release_before_the_stage_folders_still_loads(etl, tmp_path):
+    """An operator's copy of the schema, made before the stages had folders (it imports
+    `etl.resources`), keeps validating and importing as it did."""
+    schema = Path(__file__).parent / "data" / "schemas" / "previous_release.py"
+    sample = Path(__file__).parent.parent / "samples" / "credit_uses.csv"
+    run = etl("validate", sample, "--resource", schema)
+    assert run.code == 0, run.err
+    assert {r["outcome"] for r in run.report()} == {"valid"}
