@@ -28,3 +28,13 @@ def test_status_bench_runs_briefly(tmp_path):
                      re.M), done.stdout
     assert re.search(r"^status of 2,000 rows: [\d.]+ s = [\d.]+x status of 10 rows, [\d.]+x importing "
                      r"etl.cli \(SQLite\)$", done.stdout, re.M), done.stdout
+
+
+def test_night_bench_runs_briefly(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "night_bench.py"), "--rows", "2000",
+                           "--repeat", "1", "--nights", "1", "--rate", "1000", "--dir", str(tmp_path)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for night in ("night 1", r"night 2 \(file unchanged\)"):
+        assert re.search(rf"^{night}: etl import [\d.]+ s, peak \d+ MB; etl validate [\d.]+ s, peak \d+ MB; "
+                         r"ratio median [\d.]+ \(pairs [\d., ]+\)$", done.stdout, re.M), done.stdout

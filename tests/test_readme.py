@@ -152,12 +152,13 @@ def test_quick_start_and_development(desk):
     done = subprocess.run([str(BIN / "ruff"), "check", "."], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stdout
-    # the benchmarks start (post_bench.py and status_bench.py run briefly in tests/test_bench.py)
+    # the benchmarks start (post_bench.py, status_bench.py and night_bench.py run briefly in
+    # tests/test_bench.py)
     import runpy
 
     for bench in (as_written("python bench/validate_bench.py"), as_written("python bench/post_bench.py"),
                   as_written("python bench/soak_bench.py"), as_written("python bench/credit_bench.py"),
-                  as_written("python bench/status_bench.py")):
+                  as_written("python bench/status_bench.py"), as_written("python bench/night_bench.py")):
         script = str(ROOT / bench.split()[1])
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(sys, "argv", [script, "--help"])
