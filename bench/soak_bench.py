@@ -28,6 +28,8 @@ def main() -> None:
     ap.add_argument("--system-id", default="store", choices=["store", "drop", "refuse"],
                     help="what the sandbox does with SystemId (drop/refuse: rows matched by fields)")
     ap.add_argument("--tag-description", action="store_true")
+    ap.add_argument("--no-check-credits", dest="check_credits", action="store_false",
+                    help="rows keyed a chunk at a time (the account checks identify them one by one)")
     ap.add_argument("--description-max", type=int, default=0,
                     help="the sandbox keeps descriptions cut to this many characters")
     args = ap.parse_args()
@@ -35,7 +37,7 @@ def main() -> None:
         start = time.perf_counter()
         result = run_soak(tmp, args.rows, args.kills, args.seed, kill_window=(0.5, 4.0), max_reruns=30,
                           system_id=args.system_id, tag=args.tag_description,
-                          description_max=args.description_max)
+                          description_max=args.description_max, check_credits=args.check_credits)
         print(result.line())
         print(f"exit codes: {result.exit_codes}; {time.perf_counter() - start:.0f} s")
 

@@ -7,9 +7,10 @@ import pytest
 from tests.soak import run_soak  # noqa: I001
 
 
-@pytest.mark.parametrize("system_id", ["store", "drop"])
-def test_kill_and_fault_soak_leaves_no_duplicate_and_no_lost_row(tmp_path, system_id):
-    result = run_soak(str(tmp_path), rows=80, kills=2, seed=7, system_id=system_id)
+@pytest.mark.parametrize("system_id, check_credits", [("store", True), ("drop", True), ("drop", False)])
+def test_kill_and_fault_soak_leaves_no_duplicate_and_no_lost_row(tmp_path, system_id, check_credits):
+    result = run_soak(str(tmp_path), rows=80, kills=2, seed=7, system_id=system_id,
+                      check_credits=check_credits)
     print(result.line())
     assert result.exit_codes[:2] == [-9, -9]
     assert result.exit_codes[-1] == 0, result.line()
