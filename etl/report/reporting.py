@@ -108,7 +108,8 @@ class ReportWriter:
     """
 
     def __init__(self, path: str, own_columns: list[str], errors: str | None = None,
-                 durable: bool = True, errors_dialect: Dialect | None = None) -> None:
+                 durable: bool = True, errors_dialect: Dialect | None = None,
+                 headed: bool = True) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.path = path
         self.own_columns = own_columns
@@ -117,12 +118,13 @@ class ReportWriter:
         names = report_names(own_columns)
         own = [names.get(key, name) for key, name in zip(numbered(own_columns), own_columns, strict=True)]
         csv.writer(header, lineterminator="\n").writerow(FIXED + own)
-        self._file.write(header.getvalue().encode("utf-8"))
+        if headed:
+            self._file.write(header.getvalue().encode("utf-8"))
         self.width = len(FIXED) + len(own)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="report")
         self._writing: Future[None] | None = None
-        self._errors = _ErrorsFile(errors, FIXED + own, durable=durable, dialect=errors_dialect) \
-            if errors is not None else None
+        self._errors = _ErrorsFile(errors, FIXED + own, durable=durable, dialect=errors_dialect,
+                                   headed=headed) if errors is not None else None
         self.durable = durable
         self.attention: Attention | None = None
         # where each block written ends in either file, how many lines it has and how many of
@@ -192,6 +194,41 @@ class ReportWriter:
         self._file.flush()
         if sync and self.durable:
             os.fsync(self._file.fileno())
+
+    @classmethod
+    def ahead(cls, path: str, own_columns: list[str], errors: str | None = None) -> ReportWriter:
+        """A writer of the lines that come after all the report's writer (of PATH, ERRORS) will
+        write before its `append`: into files of their own beside them, without a header."""
+        return cls(path + ".ahead", own_columns, errors=errors + ".ahead" if errors else None,
+                   durable=False, headed=False)
+
+    def append(self, other: ReportWriter) -> None:
+        """The lines OTHER (made by `ahead`) wrote, after the lines written so far; OTHER's
+        files are then removed."""
+        other.flush(sync=False)
+        self.flush(sync=False)
+        at, at_e = self._file.tell(), self._errors.tell() if self._errors is not None else 0
+        with open(other.path, "rb", buffering=0) as src:
+            _Copy(src, _Raw(self._file)).to(None)
+        self._file.seek(0, os.SEEK_END)
+        if self._errors is not None and other._errors is not None:
+            other._errors.out.flush()
+            with open(other._errors.tmp, "rb", buffering=0) as src:
+                _Copy(src, _Raw(self._errors.out)).to(None)
+            self._errors.out.seek(0, os.SEEK_END)
+            mine, theirs = self._errors.attention, other._errors.attention
+            mine.total += theirs.total
+            mine.first.extend(theirs.first[: max(0, self._errors.limit - len(mine.first))])
+        self._blocks.extend((end + at, end_e + at_e, n, needs) for end, end_e, n, needs in other._blocks)
+        other.discard()
+
+    def discard(self) -> None:
+        """Close and remove this writer's files (lines written ahead, not wanted after all)."""
+        try:
+            self.close()
+        finally:
+            with contextlib.suppress(OSError):
+                os.remove(self.path)
 
     def close(self) -> None:
         """Close the report (an errors.csv not published by `finish_errors` is dropped)."""
@@ -297,6 +334,20 @@ class ReportWriter:
                 start = self._head[0] if block == 0 else self._blocks[block - 1][0]
                 table = _read_block(old, start, end, self.width)
             attention.first.extend(_needing_action(table, limit - len(attention.first)))
+
+
+class _Raw:
+    """A buffered file's raw file, flushed first: what `_Copy` writes into."""
+
+    def __init__(self, f: Any) -> None:
+        f.flush()
+        self.f = f
+
+    def fileno(self) -> int:
+        return int(self.f.fileno())
+
+    def write(self, data: bytes) -> int:
+        return int(self.f.write(data))
 
 
 class _Copy:
@@ -411,7 +462,7 @@ class _ErrorsFile:
     leading `'`), which etl undoes exactly when it reads an errors.csv back (`restore`)."""
 
     def __init__(self, path: str, header: list[str], limit: int = 10, durable: bool = True,
-                 dialect: Dialect | None = None) -> None:
+                 dialect: Dialect | None = None, headed: bool = True) -> None:
         self.dialect = dialect or PLAIN
         # an input column named `errors` (an earlier errors.csv's reasons: the report calls it
         # `errors (input)`) is replaced by the new reasons
@@ -425,7 +476,8 @@ class _ErrorsFile:
         head = io.StringIO()
         csv.writer(head, lineterminator="\n").writerow([input_name(header[i]) for i in self.own]
                                                        + ["errors"])
-        self._out.write(head.getvalue().encode("utf-8"))
+        if headed:
+            self._out.write(head.getvalue().encode("utf-8"))
 
     def add(self, batch: arrow.Table | arrow.RecordBatch) -> int:
         """The lines of BATCH (all the report's columns, by position) that need action; how many."""

@@ -222,6 +222,8 @@ class FirstPass(ImporterBase):
         fresh: list[tuple[int, _Fresh]] = []
         self._files = {}
         numbers: Counter[int] = Counter()
+        self._ahead_from(posts_left(self.journal, self.poster.daily_limit))
+        self._chunks_read = 0
         for index, chunk in self.inputs.chunks():
             table = self.inputs.tables[index]
             texts, valid = self.validator.verdicts(chunk, self.inputs.columns[index])
@@ -253,6 +255,11 @@ class FirstPass(ImporterBase):
             else:
                 to_send = _ToSend(sending, keyed.plain(), self._plain_rows(identities, index, chunk, keyed))
                 self.samples.setdefault(index, _Sample()).take(to_send.positions, to_send.rows_at)
+            self._chunks_read += 1
+            if self._ahead_chunk(identities, index, chunk, texts, keyed, rows, known,
+                                 len(sending) if keyed is None else len(to_send)):
+                for kept_for in (self._checked, self._keys, self._candidates):
+                    kept_for.pop((index, numbers[index] - 1), None)  # not read again tonight
             if known:  # this journal has been importing this file: the file is its own
                 self.known_files.add(index)
             fresh.extend((index, _Fresh(r.payload_hash, r.scheme, r.source, r.number, r.filled))

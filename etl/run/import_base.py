@@ -66,6 +66,7 @@ class ImporterBase:
     _caches: dict[int, KeyCache]
     _repeated: dict[int, np.ndarray]
     account: AccountChecks | None
+    _chunks_read: int  # by the first pass, in all files
 
     if TYPE_CHECKING:  # one part's methods another calls (the type checker's view only)
         def _identify(self, identities: Identities, index: int, chunk: RawChunk, valid: np.ndarray,
@@ -89,6 +90,12 @@ class ImporterBase:
         def _decide(self, p: Plan, r: Row, entry: Entry | None) -> bool: ...
 
         def _same_payload(self, p: Plan, rows: list[Row]) -> None: ...
+
+        def _ahead_from(self, quota: int) -> None: ...
+
+        def _ahead_chunk(self, identities: Identities, index: int, chunk: RawChunk,
+                         texts: dict[int, str], keyed: _Keyed | None, rows: list[Row],
+                         known: dict[str, Entry], sending: int) -> bool: ...
 
         def _send(self, row: Row, learn: bool = True, reason: str = "sent") -> Done: ...
 

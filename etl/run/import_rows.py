@@ -222,7 +222,10 @@ class _ToSend:
                  build: Callable[[list[int]], list[Row]] | None = None) -> None:
         self.built = {r.position: r for r in built}
         made = np.array(sorted(self.built), dtype=np.int64)
-        self.positions = made if plain is None or not len(plain) else np.union1d(made, plain)
+        if plain is None or not len(plain):
+            self.positions = made
+        else:  # PLAIN is sorted, without repeats (np.flatnonzero's)
+            self.positions = plain if not len(made) else np.union1d(made, plain)
         self.build = build
 
     def __len__(self) -> int:

@@ -51,6 +51,7 @@ from etl.run.import_rows import (
     Settings,
     Stopper,
     _FileKeys,
+    _Keyed,
     _ordered,
     _Sample,
     _ToSend,
@@ -110,6 +111,10 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun):
         self._candidates: dict[tuple[int, int], np.ndarray] = {}
         self._caches: dict[int, KeyCache] = {}
         self._repeated: dict[int, np.ndarray] = {}  # per file, the contents it has more than once
+        self.ahead: _Ahead | None = None  # the lines the first pass wrote ahead
+        self._ahead_quota: int | None = None
+        self._ahead_seen = 0
+        self._chunks_read = 0
         self.account: AccountChecks | None = for_client(
             self.resource, poster.client, read_rate=settings.read_rate,
             patience=poster.throttle_patience, stop=self.stopper.event) if settings.account_checks else None
@@ -125,9 +130,14 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun):
         self._files = {}
         numbers: Counter[int] = Counter()
         with ThreadPoolExecutor(workers, thread_name_prefix="post") as pool:
-            for index, chunk in self.inputs.chunks():
+            for ordinal, (index, chunk) in enumerate(self.inputs.chunks(), 1):
                 self._chunk(pool, workers, identities, index, numbers[index], chunk, writer, progress)
                 numbers[index] += 1
+                if self.ahead is not None and ordinal == self.ahead.start:
+                    if self.stopper.is_set():  # the lines after are those written ahead
+                        self._ahead_join(writer, progress)
+                        break
+                    self._ahead_drop()  # rows meant to be sent were not: the quota is not spent
         writer.flush()  # every line written is on disk before the run waits for rows to settle
         self._final_pass()
         self._report_whole(writer)
@@ -158,7 +168,6 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun):
 
     def _plan(self, identities: Identities, index: int, number: int, chunk: RawChunk) -> Plan:
         texts, valid = self._verdicts(index, number, chunk)
-        p = Plan([Facts(problem=texts[q]) if q in texts else _UNDECIDED for q in range(len(chunk))])
         kept = self._keys.pop((index, number), None)
         cache = self._caches.get(index)
         if kept is None and cache is not None:
@@ -168,26 +177,100 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun):
             kept = cache.next(valid) if cache.found else None
         keyed = self._keyed(identities, index, chunk, valid, kept,
                             candidates=self._candidates.pop((index, number), None))
+        problems: list[tuple[int, str]] = []
         if keyed is None:
             rows, problems = self._identify(identities, index, chunk, valid)
-            for pos, problem in problems:
-                p.facts[pos] = Facts(problem=problem)
             known = self._known(identities, rows)
         else:
             rows, known = self._keyed_rows(identities, index, chunk, keyed)
+        return self._plan_of(identities, index, chunk, texts, keyed, rows, problems, known)
+
+    def _plan_of(self, identities: Identities, index: int, chunk: RawChunk, texts: dict[int, str],
+                 keyed: _Keyed | None, rows: list[Row], problems: list[tuple[int, str]],
+                 known: dict[str, Entry], send: bool = True) -> Plan:
+        """A chunk's plan from its verdicts (TEXTS: the invalid rows'), its rows and what the
+        journal knows of them. Not SEND: the plan of a chunk the run reaches stopped (nothing
+        of it is sent)."""
+        facts = np.full(len(chunk), _UNDECIDED, dtype=object)
+        if keyed is not None:
             plain = keyed.plain()
-            for q in plain.tolist():
-                p.facts[q] = _NEW
-            if not self.stopper.is_set():
+            facts[plain] = _NEW
+        for q, text in texts.items():
+            facts[q] = Facts(problem=text)
+        for pos, problem in problems:
+            facts[pos] = Facts(problem=problem)
+        p = Plan(facts.tolist())
+        if keyed is not None:
+            if send and not self.stopper.is_set():
                 p.plain = plain
                 p.build = self._plain_rows(identities, index, chunk, keyed, keep=True, plan=p)
         for r in rows:
-            if self._decide(p, r, known.get(r.identity)):
+            if self._decide(p, r, known.get(r.identity)) and send:
                 p.to_send.append(r)
         self._same_payload(p, p.to_send)
         if self.account is not None:
             p.to_send = [r for r in p.to_send if self._account_allows(p, r)]
         return p
+
+    # --- lines written ahead: the chunks after the quota, by the first pass ---------------------
+
+    def _ahead_from(self, quota: int) -> None:
+        """The first pass writes the report lines of the chunks after the one that holds the
+        row after tonight's QUOTA (`_ahead_chunk`): no row of theirs is sent tonight, so the
+        posting pass need not read them again. Only on the keyed path without the account
+        checks (which look rows up in the posting pass)."""
+        self.ahead = None
+        self._ahead_quota = quota if self.account is None and not self.legacy else None
+        self._ahead_seen = 0  # rows to send, so far
+
+    def _ahead_chunk(self, identities: Identities, index: int, chunk: RawChunk, texts: dict[int, str],
+                     keyed: _Keyed | None, rows: list[Row], known: dict[str, Entry], sending: int) -> bool:
+        """The first pass's chunk, written ahead if it comes after the quota's last row; whether
+        it was. A chunk the journal knows rows of ends writing ahead: the posting pass, which
+        knows every file's repeated contents, decides it (and every chunk after it)."""
+        ahead, quota = self.ahead, self._ahead_quota
+        if quota is None:
+            return False
+        if ahead is None:
+            self._ahead_seen += sending
+            if self._ahead_seen > quota:  # from the next chunk on
+                self.ahead = _Ahead(self._chunks_read, ReportWriter.ahead(
+                    self.record.report, self.inputs.own_columns, self.record.errors_path))
+            return False
+        if keyed is None or keyed.known.any():
+            self._ahead_drop()
+            self._ahead_quota = None
+            return False
+        accounted, self.accounted = self.accounted, ahead.accounted
+        try:
+            p = self._plan_of(identities, index, chunk, texts, keyed, rows, [], known, send=False)
+        finally:
+            self.accounted = accounted
+        lines = _Lines(self, ahead.writer, index, chunk, p)
+        lines.night, lines.counts = ahead.night, ahead.counts
+        lines.said(0, len(chunk), False)
+        lines.write()
+        ahead.lines += len(chunk)
+        return True
+
+    def _ahead_join(self, writer: ReportWriter, progress: Callable[[int, Counter[str]], None] | None
+                    ) -> None:
+        """The posting pass reached the lines written ahead, stopped: they are what it would
+        write, and are appended to the report."""
+        ahead = self.ahead
+        assert ahead is not None
+        self.ahead = None
+        writer.append(ahead.writer)
+        self.night.append(ahead.night)
+        self.record.counts.update(ahead.counts)
+        self.accounted.update(ahead.accounted)
+        if progress is not None:
+            progress(ahead.lines, self.record.counts)
+
+    def _ahead_drop(self) -> None:
+        if self.ahead is not None:
+            self.ahead.writer.discard()
+            self.ahead = None
 
     def _decide(self, p: Plan, r: Row, entry: Entry | None) -> bool:
         """A row's facts from what the journal knows of it; True: it is to be sent now."""
@@ -317,6 +400,18 @@ _UNDECIDED = Facts()
 _NEW = Facts(to_send=True)
 
 
+@dataclasses.dataclass
+class _Ahead:
+    """The lines the first pass wrote ahead: from the chunk after the START-th of the run on."""
+
+    start: int
+    writer: ReportWriter
+    night: Night = dataclasses.field(default_factory=Night)
+    counts: Counter[str] = dataclasses.field(default_factory=Counter)
+    accounted: Counter[str] = dataclasses.field(default_factory=Counter)
+    lines: int = 0
+
+
 class _Lines:
     """A chunk's report lines, said batch by batch (so the counts follow the run) and written in
     blocks: a batch that sent rows, or whose lines may yet change, alone (made durable when it
@@ -386,7 +481,8 @@ def import_files(
     journal.start_run(record.command, [os.path.realpath(p) for p in record.files], record.started_at)
     try:
         return _import(inputs, record, journal, poster, importer, progress)
-    except BaseException as exc:  # the journal says how the run ended, where it can be written
+    except BaseException as exc:
+        importer._ahead_drop()  # the journal says how the run ended, where it can be written
         code = _exit_code(exc)
         if code is not None:
             with contextlib.suppress(Exception):

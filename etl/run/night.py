@@ -67,6 +67,14 @@ class Night:
                 self._noted[s.counted] += m - opened[k]
         return runs
 
+    def append(self, other: Night) -> None:
+        """The lines OTHER said (of a later part of the run, written ahead), after these."""
+        first = len(self._codes)
+        self._codes.extend(other._codes)
+        for identity, lines in other.open.items():
+            self.open.setdefault(identity, []).extend(replace(x, index=x.index + first) for x in lines)
+        self._noted.update(other._noted)
+
     def sent_again(self, identity: str, where: tuple[str, int], attempts_before: int) -> None:
         """IDENTITY is sent again (proved not created) from WHERE: that line sent it."""
         lines = self.open.get(identity) or []

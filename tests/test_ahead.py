@@ -1,0 +1,93 @@
+"""A migration night's report lines after tonight's quota are written by the first pass (the
+posting pass never reads those chunks again): the report, errors.csv and the counts are the
+same as if every line had been written in turn, and a posting pass that finds the quota not
+spent when it reaches them carries on itself."""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+from pathlib import Path
+
+from tests.test_import import NO_ENV, TOKEN, journal_of
+from tests.test_night_keys import sandbox  # noqa: F401 - the fixture
+
+ROWS = 105_000  # three chunks of the reader's 50,000 rows
+
+
+def history(path: Path, bad: set[int]) -> None:
+    """ROWS credit uses; the rows (from 0) in BAD have an amount that is no number."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["CoworkerBookingCreditId", "CreditUsed", "Description"])
+        w.writerows([str(11 + i % 5), "abc" if i in bad else f"{1 + i % 40}.25", f"Desk #{i}"]
+                    for i in range(ROWS))
+
+
+def night(etl, sandbox, path: Path, limit: int, *more: str):  # noqa: F811
+    return etl("import", path, "--api-url", sandbox.url, "--token", TOKEN, "--rate", "1000",
+               "--daily-limit", str(limit), "--no-check-credits", *more, env=NO_ENV)
+
+
+def leftovers(tmp_path: Path) -> list[str]:
+    return sorted(p.name for p in (tmp_path / "logs").rglob("*") if p.suffix in (".ahead", ".tmp"))
+
+
+def test_the_lines_after_the_quota_are_every_line_in_turn(etl, sandbox, tmp_path):  # noqa: F811
+    path = tmp_path / "history.csv"
+    bad = set(range(3, ROWS, 997))
+    history(path, bad)
+    for limit, done_before in ((10, 0), (25, 10)):
+        run = night(etl, sandbox, path, limit)
+        assert run.code == 4, run.output
+        report = run.report()
+        assert [int(r["row"]) for r in report] == list(range(2, ROWS + 2))  # every line, in order
+        valid = [r for i, r in enumerate(report) if i not in bad]
+        assert all(report[i]["outcome"] == "invalid" for i in bad)
+        expected = ["skipped"] * done_before + ["created"] * (limit - done_before)
+        assert [r["outcome"] for r in valid[:limit]] == expected
+        assert valid[limit]["outcome"] == "not_attempted"
+        assert f"--daily-limit {limit} reached" in valid[limit]["errors"]
+        assert {(r["outcome"], r["errors"]) for r in valid[limit + 1:]} == {("not_attempted", "")}
+        with open(run.report_path().parent / "errors.csv", newline="", encoding="utf-8") as f:
+            errors = list(csv.DictReader(f))
+        assert [e["Description"] for e in errors] == [f"Desk #{i}" for i in sorted(bad)]
+        assert all("CreditUsed" in e["errors"] for e in errors)
+        counts = run.summary()["counts"]
+        assert counts["invalid"] == len(bad)
+        assert counts["created"] == limit - done_before and counts["skipped"] == done_before
+        assert counts["not_attempted"] == ROWS - len(bad) - limit
+        assert run.summary()["needs_action"] == len(bad)
+        assert leftovers(tmp_path) == []
+    assert len(sandbox.store.records()) == 25
+    # a run stopped after its first pass (another journal has these rows) leaves nothing behind
+    other = night(etl, sandbox, path, 50, "--journal", str(tmp_path / "other.sqlite3"))
+    assert other.code == 2, other.output
+    assert leftovers(tmp_path) == []
+    assert len(sandbox.store.records()) == 25
+
+
+def test_a_quota_the_first_pass_counted_on_but_not_spent_is_spent_further_on(etl, sandbox, tmp_path):  # noqa: F811
+    """The first pass counts rows 1 to 20 as to send (the journal's keys of rows 1 to 10 are
+    wrong), so the lines after the first chunk are written ahead; the posting pass finds rows 1
+    to 10 created before (looked up before sending), sends 11 to 20, and, its quota not spent
+    at the first chunk's end, goes on to the next chunk itself."""
+    path = tmp_path / "history.csv"
+    bad = set(range(20, 60_000))  # the first chunk: 20 valid rows, then invalid ones
+    history(path, bad)
+    first = night(etl, sandbox, path, 10)
+    assert first.code == 4
+    with sqlite3.connect(journal_of(sandbox.url)) as db:
+        db.execute("UPDATE keys SET content = '0000000000000000000000000000000' || substr(identity, 1, 1), "
+                   "payload = '0000000000000001'")
+    second = night(etl, sandbox, path, 20)
+    assert second.code == 4, second.output
+    report = second.report()
+    assert len(report) == ROWS
+    assert [r["outcome"] for r in report[:20]] == ["skipped"] * 10 + ["created"] * 10
+    assert {r["outcome"] for r in report[20:60_000]} == {"invalid"}
+    assert report[60_000]["outcome"] == "not_attempted"
+    assert "--daily-limit 20 reached" in report[60_000]["errors"]
+    assert {r["outcome"] for r in report[60_001:]} == {"not_attempted"}
+    assert len(sandbox.store.records()) == 20
+    assert leftovers(tmp_path) == []
