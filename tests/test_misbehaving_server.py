@@ -164,7 +164,9 @@ def test_a_list_that_shifts_under_an_insert_is_read_to_its_end(post, sandbox, tm
 def test_a_list_that_ignores_page_proves_nothing(post, sandbox, tmp_path):
     _other_uses(sandbox)
     sandbox.faults.list_ignore_page = 1.0
-    sandbox.script_list(*["ok"] * 4)  # the new journal's looks (two pages a row) are read right
+    # the new journal's looks are read right: the first page of every record (more than a page:
+    # no proof), then two pages a row
+    sandbox.script_list(*["ok"] * 5)
     sandbox.script("ok", "error")
     run = post(write(tmp_path, "a.csv", "101,1,a", "101,2,b"), "--no-system-id", "--timeout", "0.2")
     rows = run.report()
@@ -373,3 +375,17 @@ def test_a_row_sent_again_at_the_end_goes_without_the_systemid_the_account_refus
     each_once(run, sandbox)
     assert meta(sandbox.url, "system_id") == "off"
     assert run.code == 0
+
+
+@pytest.mark.parametrize("others", [0, 620])
+def test_a_new_journal_finds_another_journals_record_among_few_records_or_many(
+        post, sandbox, tmp_path, monkeypatch, others):
+    """A new journal reads a target of few records in one page, and one of more a row at a time:
+    either way the record another journal made of a row stops it before any POST."""
+    _other_uses(sandbox, others)
+    path = write(tmp_path, "a.csv", "101,1,a", "102,2,b")
+    assert outcomes(post(path, "--no-system-id")) == ["created", "created"]
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "another-machine"))
+    run = post(path, "--no-system-id")
+    assert run.code == 2 and "another journal has these rows" in run.err, run.err
+    assert len(sandbox.store.records()) == others + 2 and sandbox.stats.posts == 2

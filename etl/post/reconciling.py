@@ -115,6 +115,22 @@ class Reconciler:
         raise ReadFailed(f"the list of {self.resource.name} could not be read to its end (page {page} "
                          f"brought nothing new, {len(seen)} records read)")
 
+    def few_records(self) -> list[dict[str, Any]] | None:
+        """Every record of the resource, where one page holds them all (a new account, the
+        sandbox); None where there are more (or the answer does not say there are not)."""
+        answer = self._get(self.resource.endpoint, {"page": 1, "size": PAGE_SIZE, "orderBy": "Id", "dir": 1})
+        if answer is None:
+            raise ReadFailed(f"GET {self.resource.endpoint} answered 404 (not found): check --api-url")
+        if not isinstance(answer, dict) or not isinstance(answer.get("Records"), list):
+            raise ReadFailed(f"the list of {self.resource.name} came back without Records")
+        records = [r for r in answer["Records"] if isinstance(r, dict) and r.get("Id") is not None]
+        total = answer.get("TotalItems")
+        if answer.get("HasNextPage") is not False or not isinstance(total, int) \
+                or total != len(records) or len(records) >= PAGE_SIZE:
+            return None
+        self.fences.saw_listing({}, [r["Id"] for r in records])
+        return records
+
     def read_fence(self) -> None:
         """After an ambiguous answer: the newest record Id of the resource, so that the rows sent
         from now on have a lower fence. Both ends of a list sorted by Id are read (one record

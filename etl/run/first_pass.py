@@ -311,13 +311,22 @@ class FirstPass(ImporterBase):
         if self.settings.allow_new_identity:
             return
         claimed: set[int] | None = None
+        everything: list[dict[str, Any]] | None = None  # the target's records, where they are few
         for index, sample in self.samples.items():
             if index in self.known_files:
                 continue
-            claimed = self.journal.claimed_ids() if claimed is None else claimed
+            if claimed is None:
+                claimed = self.journal.claimed_ids()
+                try:
+                    everything = self.reconciler.few_records()
+                except ReadFailed as exc:
+                    raise RunAborted(
+                        f"could not read the records of {self.journal.target} before posting with a "
+                        f"journal that knows none of the rows of {self.inputs.tables[index].path} "
+                        f"({exc}); nothing was posted. A rerun looks again") from None
             for row in sample.rows():
                 try:
-                    hit = self._created_elsewhere(row, claimed)
+                    hit = self._created_elsewhere(row, claimed, everything)
                 except ReadFailed as exc:
                     raise RunAborted(
                         f"could not look for {row.source} row {row.number} on {self.journal.target} "
@@ -336,18 +345,20 @@ class FirstPass(ImporterBase):
                         "credit use " + ("with the same values, " if sure else "")
                         + "made otherwise, --allow-new-identity)")
 
-    def _created_elsewhere(self, row: Row, claimed: set[int]) -> tuple[dict[str, Any], str, bool] | None:
-        """A record of ROW made before this run, not by this journal: one look-up, by the row's
-        values (the records found carry their SystemId), or by SystemId where the resource has
-        no look-up by values. (record, why, whether it is surely the row's)."""
+    def _created_elsewhere(self, row: Row, claimed: set[int], everything: list[dict[str, Any]] | None
+                           ) -> tuple[dict[str, Any], str, bool] | None:
+        """A record of ROW made before this run, not by this journal: among EVERYTHING (every
+        record of the target, where they are few), or one look-up, by the row's values (the
+        records found carry their SystemId), or by SystemId where the resource has no look-up by
+        values. (record, why, whether it is surely the row's)."""
         sid = system_id_of(row.identity)
         body = {k: v for k, v in row.body.items() if k != "SystemId"}
         params = {name: str(body[f]) for name, f in self.resource.lookup.items() if f in body}
-        if not params:
+        if everything is None and not params:
             if not (self.settings.system_id and self.resource.system_id_filter):
                 return None
             params = {self.resource.system_id_filter: sid}
-        for record in self.reconciler.records(params):
+        for record in everything if everything is not None else self.reconciler.records(params):
             theirs = str(record.get("SystemId") or "")
             if record.get("Id") in claimed:
                 continue  # this journal's own
