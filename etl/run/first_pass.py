@@ -30,6 +30,7 @@ from etl.read.reading import RawChunk
 from etl.run.checks import posts_left
 from etl.run.import_base import ImporterBase
 from etl.run.import_rows import Row, _Fresh, _identified_otherwise, _Sample, _ToSend, system_id_of, tagged
+from etl.run.pipeline import give_back_memory, read_ahead
 from etl.validate.resources import header_key
 
 
@@ -224,8 +225,11 @@ class FirstPass(ImporterBase):
         numbers: Counter[int] = Counter()
         self._ahead_from(posts_left(self.journal, self.poster.daily_limit))
         self._chunks_read = 0
-        for index, chunk in self.inputs.chunks():
+        # the next chunk is read (Arrow lets go of the GIL) while this one is checked, as the dry
+        # run does
+        for index, chunk in read_ahead(self.inputs.chunks()):
             table = self.inputs.tables[index]
+            give_back_memory()  # what the chunk before freed: the next one is not piled on top
             texts, valid = self.validator.verdicts(chunk, self.inputs.columns[index])
             # kept for the posting pass, which would otherwise check every row again
             self._checked[(index, numbers[index])] = (texts, np.packbits(valid), len(chunk))

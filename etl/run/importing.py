@@ -59,7 +59,7 @@ from etl.run.import_rows import (
 )
 from etl.run.keyed_rows import KeyedRows
 from etl.run.night import Night
-from etl.run.pipeline import Inputs, RunRecord
+from etl.run.pipeline import Inputs, RunRecord, give_back_memory
 from etl.run.sending import Sender
 from etl.validate.validating import Validator
 
@@ -131,6 +131,7 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun):
         numbers: Counter[int] = Counter()
         with ThreadPoolExecutor(workers, thread_name_prefix="post") as pool:
             for ordinal, (index, chunk) in enumerate(self.inputs.chunks(), 1):
+                give_back_memory()
                 self._chunk(pool, workers, identities, index, numbers[index], chunk, writer, progress)
                 numbers[index] += 1
                 if self.ahead is not None and ordinal == self.ahead.start:
@@ -479,6 +480,9 @@ def import_files(
                             fences=Fences(journal))
     importer = Importer(inputs, validator, record, journal, poster, reconciler, settings, stopper)
     journal.start_run(record.command, [os.path.realpath(p) for p in record.files], record.started_at)
+    # the system allocator gives freed chunks back; Arrow's default (mimalloc) keeps ~20% more
+    previous = arrow.default_memory_pool()
+    arrow.set_memory_pool(arrow.system_memory_pool())
     try:
         return _import(inputs, record, journal, poster, importer, progress)
     except BaseException as exc:
@@ -488,6 +492,8 @@ def import_files(
             with contextlib.suppress(Exception):
                 journal.finish_run(code, {k: v for k, v in record.counts.items() if v})
         raise
+    finally:
+        arrow.set_memory_pool(previous)
 
 
 def _exit_code(exc: BaseException) -> int | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as arrow
@@ -28,6 +29,15 @@ from etl.read.reading import RawChunk
 from etl.run.import_base import ImporterBase
 from etl.run.import_rows import _ORDER, _TAG, Plan, Row, _FileKeys, _Keyed
 from etl.validate.resources import header_key
+
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The threads that key a chunk's columns, one a core (made once, for the process)."""
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(max(1, min(2, os.cpu_count() or 1)), thread_name_prefix="keys"))
+    return _POOL[0]
 
 
 class KeyedRows(ImporterBase):
@@ -78,14 +88,18 @@ class KeyedRows(ImporterBase):
             field_at = {p: name for name, p in columns.positions.items()}
             kept_at, kept_names = identities.kept(table.header)
             by_name, sent = {}, {}
-            for at, name in zip(kept_at, kept_names, strict=True):
-                f = field_at.get(at)
+            fields = [field_at.get(at) for at in kept_at]
+
+            def keys(at: int, f: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 cells = (self.validator.cells(chunk, at) if f else chunk.columns[at]).take(take)
-                h1, h2, present = column_keys(cells, self.resource.field(f).kind if f else None,
-                                              self.validator.decimal)
-                by_name[name] = (h1, h2, present)
+                return column_keys(cells, self.resource.field(f).kind if f else None,
+                                   self.validator.decimal)
+
+            # a column at a time on every core: Arrow's kernels and NumPy let go of the GIL
+            for name, f, made in zip(kept_names, fields, _pool().map(keys, kept_at, fields), strict=True):
+                by_name[name] = made
                 if f:
-                    sent[f] = (h1, present)
+                    sent[f] = (made[0], made[2])
             k1, k2 = content_keys(self.resource.name, identities.names[scheme], by_name, n)
             kept = (k1, k2, payload_keys(sent, n))
         if len(kept) < 4:  # which of the file's identical rows each is, when not kept
