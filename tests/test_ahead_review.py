@@ -1,0 +1,48 @@
+"""Review of the lines written ahead (tests/test_ahead.py): cases where the first pass's lines
+after tonight's quota are not what the posting pass would have written."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from tests.test_ahead import leftovers, night
+from tests.test_night_keys import sandbox  # noqa: F401 - the fixture
+
+HEADER = ["CoworkerBookingCreditId", "CreditUsed", "Description"]
+
+
+def uses(path: Path, rows: list[list[str]], header: list[str] = HEADER) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+@pytest.mark.parametrize("extra", [False, True], ids=["same-columns", "extra-empty-column"])
+def test_a_later_files_rows_sent_tonight_from_an_earlier_file_are_skipped(etl, sandbox, tmp_path, extra):  # noqa: F811
+    """b.csv repeats a.csv's first five rows. Tonight's quota (10) ends in a.csv, so b.csv's
+    lines come after it; but a.csv's rows are created tonight, before the posting pass keys
+    b.csv against the journal: b.csv's rows are skipped (already created from a.csv), not left
+    to post, as the posting pass says when it writes them itself."""
+    rows = [[str(11 + i % 5), f"{1 + i}.25", f"Desk #{i}"] for i in range(12)]
+    uses(tmp_path / "a.csv", rows)
+    if extra:  # another export of them: a column more, empty (another way of identifying rows)
+        uses(tmp_path / "b.csv", [r + [""] for r in rows[:5]], HEADER + ["ExportedBy"])
+    else:
+        uses(tmp_path / "b.csv", rows[:5])
+    run = night(etl, sandbox, tmp_path / "a.csv", 10, str(tmp_path / "b.csv"))
+    assert run.code == 4, run.err
+    report = run.report()
+    assert [r["outcome"] for r in report[:12]] == ["created"] * 10 + ["not_attempted"] * 2
+    theirs = report[12:]
+    assert [r["outcome"] for r in theirs] == ["skipped"] * 5
+    assert all("already created from" in r["errors"] for r in theirs)
+    counts = run.summary()["counts"]
+    assert (counts["created"], counts["skipped"], counts["not_attempted"]) == (10, 5, 2)
+    status = etl("status", "--api-url", sandbox.url)
+    assert "2 rows to post" in status.out, status.out
+    assert len(sandbox.store.records()) == 10
+    assert leftovers(tmp_path) == []
