@@ -261,7 +261,8 @@ class FirstPass(ImporterBase):
                 self.samples.setdefault(index, _Sample()).take(to_send.positions, to_send.rows_at)
             self._chunks_read += 1
             if self._ahead_chunk(identities, index, chunk, texts, keyed, rows, known,
-                                 len(sending) if keyed is None else len(to_send)):
+                                 np.array([r.position for r in sending], np.int64) if keyed is None
+                                 else to_send.positions):
                 for kept_for in (self._checked, self._keys, self._candidates):
                     kept_for.pop((index, numbers[index] - 1), None)  # not read again tonight
             if known:  # this journal has been importing this file: the file is its own

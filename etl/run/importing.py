@@ -33,7 +33,7 @@ from etl.ledger.fencing import Fences
 from etl.ledger.identity import Identities
 from etl.ledger.journal import Journal
 from etl.ledger.life import Ledger, plan
-from etl.ledger.rowkeys import KeyCache
+from etl.ledger.rowkeys import KeyCache, among
 from etl.outcomes import NEEDS_ACTION, STATE_OUTCOME, ExitStatus, Facts, Outcome, Said, exit_status
 from etl.post.answers import DailyLimitReached
 from etl.post.poster import Poster
@@ -114,6 +114,9 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun):
         self.ahead: _Ahead | None = None  # the lines the first pass wrote ahead
         self._ahead_quota: int | None = None
         self._ahead_seen = 0
+        #: the content and payload keys of the rows to send up to the quota (None: not all known)
+        self._ahead_sent: list[tuple[np.ndarray, np.ndarray]] | None = []
+        self._ahead_file = -1  # the file of the chunk the quota ends in
         self._chunks_read = 0
         self.account: AccountChecks | None = for_client(
             self.resource, poster.client, read_rate=settings.read_rate,
@@ -223,22 +226,37 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun):
         self.ahead = None
         self._ahead_quota = quota if self.account is None and not self.legacy else None
         self._ahead_seen = 0  # rows to send, so far
+        self._ahead_sent = []
 
     def _ahead_chunk(self, identities: Identities, index: int, chunk: RawChunk, texts: dict[int, str],
-                     keyed: _Keyed | None, rows: list[Row], known: dict[str, Entry], sending: int) -> bool:
-        """The first pass's chunk, written ahead if it comes after the quota's last row; whether
-        it was. A chunk the journal knows rows of ends writing ahead: the posting pass, which
-        knows every file's repeated contents, decides it (and every chunk after it)."""
+                     keyed: _Keyed | None, rows: list[Row], known: dict[str, Entry],
+                     sending: np.ndarray) -> bool:
+        """The first pass's chunk (SENDING: the positions of its rows to send), written ahead if
+        it comes after the quota's last row; whether it was. A chunk the journal knows rows of
+        ends writing ahead: the posting pass, which knows every file's repeated contents, decides
+        it (and every chunk after it); so does a chunk of a later file that may repeat a row sent
+        tonight (the posting pass keys a file against the journal as it stands when it reaches
+        the file: such a row is found created tonight, from the earlier file)."""
         ahead, quota = self.ahead, self._ahead_quota
         if quota is None:
             return False
         if ahead is None:
-            self._ahead_seen += sending
+            self._ahead_seen += len(sending)
+            if len(sending) and self._ahead_sent is not None:
+                if keyed is None:
+                    self._ahead_sent = None  # rows identified one by one: their keys not made
+                else:
+                    at = np.searchsorted(keyed.positions, sending)
+                    self._ahead_sent.append((keyed.k1[at], keyed.payloads[at]))
             if self._ahead_seen > quota:  # from the next chunk on
                 self.ahead = _Ahead(self._chunks_read, ReportWriter.ahead(
                     self.record.report, self.inputs.own_columns, self.record.errors_path))
+                self._ahead_file = index
+                if self._ahead_sent:  # looked up sorted, once
+                    self._ahead_sent = [(np.unique(np.concatenate([k for k, _ in self._ahead_sent])),
+                                         np.unique(np.concatenate([p for _, p in self._ahead_sent])))]
             return False
-        if keyed is None or keyed.known.any():
+        if keyed is None or keyed.known.any() or (index != self._ahead_file and self._sent_tonight(keyed)):
             self._ahead_drop()
             self._ahead_quota = None
             return False
@@ -253,6 +271,13 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun):
         lines.write()
         ahead.lines += len(chunk)
         return True
+
+    def _sent_tonight(self, keyed: _Keyed) -> bool:
+        """Whether a keyed chunk has rows with the content or payload of a row to send tonight."""
+        if self._ahead_sent is None:
+            return True
+        return any(among(keyed.k1, k1).any() or among(keyed.payloads, payloads).any()
+                   for k1, payloads in self._ahead_sent)
 
     def _ahead_join(self, writer: ReportWriter, progress: Callable[[int, Counter[str]], None] | None
                     ) -> None:
