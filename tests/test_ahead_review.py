@@ -46,3 +46,34 @@ def test_a_later_files_rows_sent_tonight_from_an_earlier_file_are_skipped(etl, s
     assert "2 rows to post" in status.out, status.out
     assert len(sandbox.store.records()) == 10
     assert leftovers(tmp_path) == []
+
+
+def test_a_run_stopped_at_once_leaves_no_lines_written_ahead(sandbox, tmp_path):  # noqa: F811
+    """Ctrl-C twice stops a run at once (os._exit). Stopped before it posts (here, while it
+    paces its first requests), a run leaves no report behind; nor should it leave the lines the
+    first pass wrote ahead (results.csv.ahead, errors.csv.ahead.tmp) in the run's folder."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.test_import import TOKEN
+
+    a = [[str(11 + i % 5), f"{1 + i}.25", f"Desk #{i}"] for i in range(30)]
+    uses(tmp_path / "a.csv", a)
+    uses(tmp_path / "b.csv", [[r[0], r[1], r[2] + " (b)"] for r in a])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEXUDUS_")}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "etl", "import", "a.csv", "b.csv", "--api-url", sandbox.url, "--token",
+         TOKEN, "--rate", "2", "--daily-limit", "20", "--no-check-credits"],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 3
+    while not leftovers(tmp_path) and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.05)  # the first pass has written ahead
+    child.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    child.send_signal(signal.SIGINT)
+    child.communicate(timeout=30)
+    assert child.returncode == 130
+    assert leftovers(tmp_path) == []
