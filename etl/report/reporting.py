@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -109,11 +110,12 @@ class ReportWriter:
 
     def __init__(self, path: str, own_columns: list[str], errors: str | None = None,
                  durable: bool = True, errors_dialect: Dialect | None = None,
-                 headed: bool = True) -> None:
+                 headed: bool = True, anonymous: bool = False) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.path = path
         self.own_columns = own_columns
-        self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self.anonymous = anonymous  # files without a name (beside PATH): gone with the process
+        self._file = _anonymous(path) if anonymous else open(path, "wb")  # noqa: SIM115 - closed in close()
         header = io.StringIO()
         names = report_names(own_columns)
         own = [names.get(key, name) for key, name in zip(numbered(own_columns), own_columns, strict=True)]
@@ -124,7 +126,7 @@ class ReportWriter:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="report")
         self._writing: Future[None] | None = None
         self._errors = _ErrorsFile(errors, FIXED + own, durable=durable, dialect=errors_dialect,
-                                   headed=headed) if errors is not None else None
+                                   headed=headed, anonymous=anonymous) if errors is not None else None
         self.durable = durable
         self.attention: Attention | None = None
         # where each block written ends in either file, how many lines it has and how many of
@@ -198,9 +200,9 @@ class ReportWriter:
     @classmethod
     def ahead(cls, path: str, own_columns: list[str], errors: str | None = None) -> ReportWriter:
         """A writer of the lines that come after all the report's writer (of PATH, ERRORS) will
-        write before its `append`: into files of their own beside them, without a header."""
-        return cls(path + ".ahead", own_columns, errors=errors + ".ahead" if errors else None,
-                   durable=False, headed=False)
+        write before its `append`: into files of their own beside them, without a header or a
+        name (a run stopped at once leaves nothing of them)."""
+        return cls(path, own_columns, errors=errors, durable=False, headed=False, anonymous=True)
 
     def append(self, other: ReportWriter) -> None:
         """The lines OTHER (made by `ahead`) wrote, after the lines written so far; OTHER's
@@ -208,13 +210,11 @@ class ReportWriter:
         other.flush(sync=False)
         self.flush(sync=False)
         at, at_e = self._file.tell(), self._errors.tell() if self._errors is not None else 0
-        with open(other.path, "rb", buffering=0) as src:
-            _Copy(src, _Raw(self._file)).to(None)
+        _Copy(other._file, _Raw(self._file)).to(None)
         self._file.seek(0, os.SEEK_END)
         if self._errors is not None and other._errors is not None:
             other._errors.out.flush()
-            with open(other._errors.tmp, "rb", buffering=0) as src:
-                _Copy(src, _Raw(self._errors.out)).to(None)
+            _Copy(other._errors.out, _Raw(self._errors.out)).to(None)
             self._errors.out.seek(0, os.SEEK_END)
             mine, theirs = self._errors.attention, other._errors.attention
             mine.total += theirs.total
@@ -227,8 +227,9 @@ class ReportWriter:
         try:
             self.close()
         finally:
-            with contextlib.suppress(OSError):
-                os.remove(self.path)
+            if not self.anonymous:
+                with contextlib.suppress(OSError):
+                    os.remove(self.path)
 
     def close(self) -> None:
         """Close the report (an errors.csv not published by `finish_errors` is dropped)."""
@@ -334,6 +335,12 @@ class ReportWriter:
                 start = self._head[0] if block == 0 else self._blocks[block - 1][0]
                 table = _read_block(old, start, end, self.width)
             attention.first.extend(_needing_action(table, limit - len(attention.first)))
+
+
+def _anonymous(beside: str) -> Any:
+    """A file without a name in the folder of BESIDE (read and written): removed by the system
+    when it is closed, or when the process ends, however it ends."""
+    return tempfile.TemporaryFile(dir=os.path.dirname(os.path.abspath(beside)))
 
 
 class _Raw:
@@ -462,7 +469,7 @@ class _ErrorsFile:
     leading `'`), which etl undoes exactly when it reads an errors.csv back (`restore`)."""
 
     def __init__(self, path: str, header: list[str], limit: int = 10, durable: bool = True,
-                 dialect: Dialect | None = None, headed: bool = True) -> None:
+                 dialect: Dialect | None = None, headed: bool = True, anonymous: bool = False) -> None:
         self.dialect = dialect or PLAIN
         # an input column named `errors` (an earlier errors.csv's reasons: the report calls it
         # `errors (input)`) is replaced by the new reasons
@@ -472,7 +479,8 @@ class _ErrorsFile:
         self.limit = limit
         self.durable = durable
         self.tmp = path + ".tmp"
-        self._out: Any = open(self.tmp, "wb")  # noqa: SIM115 - closed in publish() or discard()
+        self.anonymous = anonymous
+        self._out: Any = _anonymous(path) if anonymous else open(self.tmp, "wb")  # noqa: SIM115
         head = io.StringIO()
         csv.writer(head, lineterminator="\n").writerow([input_name(header[i]) for i in self.own]
                                                        + ["errors"])
@@ -542,8 +550,9 @@ class _ErrorsFile:
 
     def discard(self) -> None:
         self._out.close()
-        with contextlib.suppress(OSError):
-            os.remove(self.tmp)
+        if not self.anonymous:
+            with contextlib.suppress(OSError):
+                os.remove(self.tmp)
 
 
 _NEEDS_ACTION = arrow.array(NEEDS_ACTION)

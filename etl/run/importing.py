@@ -285,8 +285,8 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun):
         write, and are appended to the report."""
         ahead = self.ahead
         assert ahead is not None
-        self.ahead = None
         writer.append(ahead.writer)
+        self.ahead = None
         self.night.append(ahead.night)
         self.record.counts.update(ahead.counts)
         self.accounted.update(ahead.accounted)
