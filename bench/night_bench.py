@@ -46,6 +46,8 @@ def main() -> None:
     ap.add_argument("--big", type=int, default=0, metavar="N", help="a night of N POSTs before them")
     ap.add_argument("--rate", type=float, metavar="N",
                     help="etl import's --rate (default: its own, 10 POSTs a second with --sandbox)")
+    ap.add_argument("--check-credits", action="store_true",
+                    help="import with the account checks on (etl import's default; off by default here)")
     ap.add_argument("--dir", default=os.path.join(os.path.dirname(__file__), "out"))
     args = ap.parse_args()
     # an installed etl has its bytecode compiled (pip does it): where this machine says never to
@@ -62,7 +64,8 @@ def main() -> None:
         def night(state: str, limit: int) -> tuple[float, float]:
             os.environ["XDG_STATE_HOME"] = state
             rate = ["--rate", str(args.rate)] if args.rate else []
-            return timed([*etl, "import", path, "--sandbox", "--no-check-credits", "-q",
+            checks = [] if args.check_credits else ["--no-check-credits"]
+            return timed([*etl, "import", path, "--sandbox", *checks, "-q",
                           "--daily-limit", str(limit), *rate], cwd=work, ok=(0, 1, 4))
 
         night(os.path.join(work, "warm"), 10)  # both commands once, unmeasured (bytecode, caches)

@@ -176,3 +176,39 @@ def test_validate_online_needs_credentials_or_the_sandbox(etl, tmp_path):
     assert run.code == 2 and "no credentials: set NEXUDUS_TOKEN" in run.err
     rehearsal = etl("validate", path, "--online", "--sandbox", env=NO_ENV)
     assert rehearsal.code == 0 and rehearsal.summary()["account_checks"]["lookups"] == 1
+
+
+def test_a_migration_night_with_the_checks_looks_up_the_rows_it_reaches(post, box, tmp_path):
+    """A history of 105,000 rows (three chunks), checks on: the rows tonight's quota may reach
+    are collected and looked up before posting. The first 200 refer to a credit the account does
+    not have and are invalid, so the sending goes on past what was collected; the credits of the
+    rows it then reaches are looked up when it reaches them, and drawn down in input order."""
+    import csv
+
+    path = tmp_path / "history.csv"
+
+    def use(i: int) -> list[object]:
+        if i < 200:
+            return [5000, "0.01", f"use #{i}"]
+        return [8, "1", f"use #{i}"] if i < 300 else [7, "0.01", f"use #{i}"]
+
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["CoworkerBookingCreditId", "CreditUsed", "Description"])
+        w.writerows(use(i) for i in range(105_000))
+    run = post(path, "--daily-limit", "10")
+    assert run.code == 4, run.output
+    rows = run.report()
+    assert len(rows) == 105_000
+    missing = "CoworkerBookingCreditId: credit 5000 does not exist in this account"
+    assert {(r["outcome"], r["errors"]) for r in rows[:200]} == {("invalid", missing)}
+    # credit 8 has 5 left: five of its rows, then none; then credit 7's, up to the quota
+    assert [r["outcome"] for r in rows[200:206]] == ["created"] * 5 + ["invalid"]
+    assert rows[205]["errors"] == "CreditUsed: credit 8 has 0 left after earlier rows of this run (5 in " \
+                                  "the account), this row needs 1"
+    assert {r["outcome"] for r in rows[206:300]} == {"invalid"}
+    assert [r["outcome"] for r in rows[300:306]] == ["created"] * 5 + ["not_attempted"]
+    assert "--daily-limit 10 reached" in rows[305]["errors"]
+    assert {r["outcome"] for r in rows[306:]} == {"not_attempted"}
+    assert box.stats.posts == 10
+    assert (box.store.credit(8)["RemainingCredit"], box.store.credit(7)["RemainingCredit"]) == (0, 9.95)

@@ -145,6 +145,9 @@ class AccountChecks:
         self._interned: dict[Any, Any] = {}
         self._failures = 0
         self._gave_up = ""
+        #: a record not looked up before posting is looked up when a row reaches its verdict
+        #: (the rows collected were cut short: a migration's file has millions)
+        self.lazy = False
         self._reset()
         self.log = logs.get("etl.checks")
 
@@ -304,6 +307,8 @@ class AccountChecks:
                 continue
             ref, key = self.references[index], (index, ident)
             found = self.found.get(key)
+            if found is None and self.lazy and where:  # reached, not looked up before: now
+                found = self.found[key] = self._read(key)
             if found is None:  # not looked up: a row beyond what tonight can send
                 continue
             if found.exists is None:

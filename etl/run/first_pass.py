@@ -223,6 +223,8 @@ class FirstPass(ImporterBase):
         fresh: list[tuple[int, _Fresh]] = []
         self._files = {}
         numbers: Counter[int] = Counter()
+        self._reach = posts_left(self.journal, self.poster.daily_limit) + 50
+        self._collected = 0
         self._ahead_from(posts_left(self.journal, self.poster.daily_limit))
         self._chunks_read = 0
         # the next chunk is read (Arrow lets go of the GIL) while this one is checked, as the dry
@@ -252,12 +254,14 @@ class FirstPass(ImporterBase):
                 identified = len(keyed.positions)
             sending = [r for r in rows
                        if plan(known.get(r.identity), retry_rejected=self.settings.retry_rejected) == "send"]
-            if self.account is not None:  # the rows this run may send, for the account checks
-                self.account.collect(r.body for r in sending)
             if keyed is None:
+                if self.account is not None:  # the rows this run may send, for the account checks
+                    self.account.collect(r.body for r in sending)
                 self.samples.setdefault(index, _Sample()).extend(sending)
             else:
                 to_send = _ToSend(sending, keyed.plain(), self._plain_rows(identities, index, chunk, keyed))
+                if self.account is not None:
+                    self._collect(to_send)
                 self.samples.setdefault(index, _Sample()).take(to_send.positions, to_send.rows_at)
             self._chunks_read += 1
             if self._ahead_chunk(identities, index, chunk, texts, keyed, rows, known,
@@ -383,6 +387,19 @@ class FirstPass(ImporterBase):
                 return record, (f"has its values as far as they can be compared ({unsure} may be stored "
                                 "otherwise by the API) and was not made by this journal"), False
         return None
+
+    def _collect(self, to_send: _ToSend) -> None:
+        """For the account checks, the first rows to send of a keyed chunk, made: as many as
+        tonight's quota may reach, twice over (rows the checks refuse take no POST). Rows after
+        them are looked up when the posting pass reaches them, if it does."""
+        assert self.account is not None
+        room = max(0, 2 * self._reach - self._collected)
+        if len(to_send) > room:
+            self.account.lazy = True  # what was not collected is looked up when it is reached
+        if room:
+            positions = [int(q) for q in to_send.positions[:room]]
+            self.account.collect(r.body for r in to_send.rows_at(positions))
+            self._collected += len(positions)
 
     def check_account(self) -> None:
         """Before the first POST: the records the rows tonight's quota can send refer to are

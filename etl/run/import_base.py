@@ -67,6 +67,8 @@ class ImporterBase:
     _repeated: dict[int, np.ndarray]
     account: AccountChecks | None
     _chunks_read: int  # by the first pass, in all files
+    _reach: int  # rows the quota may send tonight, and a few (the account checks collect twice that)
+    _collected: int  # rows to send the first pass collected for the account checks
 
     if TYPE_CHECKING:  # one part's methods another calls (the type checker's view only)
         def _identify(self, identities: Identities, index: int, chunk: RawChunk, valid: np.ndarray,

@@ -303,6 +303,8 @@ class Plan:
     #: rows to send the journal knows nothing of, made when the sending reaches them
     plain: np.ndarray | None = None
     build: Callable[[list[int]], list[Row]] | None = None
+    checked_late: bool = False  # the account checks' verdicts are given as rows are sent
+    checked_to: int = -1  # ... after this position (those before were given theirs at once)
 
 
 _TAG = re.compile(r" ?\[etl:[0-9a-f]{12}\]$")

@@ -118,6 +118,7 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun):
         self._ahead_sent: list[tuple[np.ndarray, np.ndarray]] | None = []
         self._ahead_file = -1  # the file of the chunk the quota ends in
         self._chunks_read = 0
+        self._reach = self._collected = self._verdicts_given = 0
         self.account: AccountChecks | None = for_client(
             self.resource, poster.client, read_rate=settings.read_rate,
             patience=poster.throttle_patience, stop=self.stopper.event) if settings.account_checks else None
@@ -213,8 +214,31 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun):
                 p.to_send.append(r)
         self._same_payload(p, p.to_send)
         if self.account is not None:
-            p.to_send = [r for r in p.to_send if self._account_allows(p, r)]
+            if keyed is None:
+                p.to_send = [r for r in p.to_send if self._account_allows(p, r)]
+            elif send and not self.stopper.is_set():
+                self._check_within_reach(p)
         return p
+
+    def _check_within_reach(self, p: Plan) -> None:
+        """A keyed chunk's rows to send within tonight's reach (twice the quota, as collected):
+        made now and given the account checks' verdicts in input order, as every row of a chunk
+        identified row by row is (a row they refuse is said invalid even where the run stops
+        before it). Rows after them get theirs as the sending reaches them."""
+        room = max(0, 2 * self._reach - self._verdicts_given)
+        taken: list[Row] = []
+        if room:
+            for r in _ToSend(p.to_send, p.plain, p.build):
+                taken.append(r)
+                if len(taken) >= room:
+                    break
+        self._verdicts_given += len(taken)
+        last = taken[-1].position if taken else -1
+        allowed = [r for r in taken if self._account_allows(p, r)]
+        p.to_send = allowed + [r for r in p.to_send if r.position > last]
+        if p.plain is not None:
+            p.plain = p.plain[p.plain > last]
+        p.checked_to, p.checked_late = last, True
 
     # --- lines written ahead: the chunks after the quota, by the first pass ---------------------
 
@@ -360,6 +384,8 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun):
         to_send = _ToSend(p.to_send, p.plain, p.build)
         positions = to_send.positions
         rows = iter(to_send)
+        if p.checked_late:
+            rows = (r for r in rows if r.position <= p.checked_to or self._account_allows(p, r))
         pending: Done | None = None  # an answer not yet taken: its row is in a later batch
         if len(to_send) and self._needs_probe():
             row = next(rows, None)

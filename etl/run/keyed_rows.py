@@ -72,7 +72,7 @@ class KeyedRows(ImporterBase):
         or the first pass), CANDIDATES: the first pass's rows with a payload the journal may have
         created. None where only the rules row by row apply (a --key, a journal of an earlier
         release, the account checks, which see every row's payload)."""
-        if self.legacy or identities.previous is not None or self.account is not None:
+        if self.legacy or identities.previous is not None:
             return None
         table, columns = self.inputs.tables[index], self.inputs.columns[index]
         identities.start(table.path, table.header)
@@ -222,7 +222,7 @@ class KeyedRows(ImporterBase):
         """The keys kept of this file's rows from a night before (or a new place to keep them)."""
         table, columns = self.inputs.tables[index], self.inputs.columns[index]
         contents = self.inputs.digests.get(table.path)
-        if contents is None or self.legacy or self.account is not None:
+        if contents is None or self.legacy:
             return None
         token = KeyCache.token(
             contents, table.header, sorted(columns.positions.items()), self.resource.name,
