@@ -230,54 +230,8 @@ class FirstPass(ImporterBase):
         # the next chunk is read (Arrow lets go of the GIL) while this one is checked, as the dry
         # run does
         for index, chunk in read_ahead(self.inputs.chunks()):
-            table = self.inputs.tables[index]
-            give_back_memory()  # what the chunk before freed: the next one is not piled on top
-            texts, valid = self.validator.verdicts(chunk, self.inputs.columns[index])
-            # kept for the posting pass, which would otherwise check every row again
-            self._checked[(index, numbers[index])] = (texts, np.packbits(valid), len(chunk))
+            fresh.extend(self._first_chunk(identities, index, numbers[index], chunk))
             numbers[index] += 1
-            cache = self._key_cache(index) if numbers[index] == 1 else self._caches.get(index)
-            kept = cache.next(valid) if cache is not None and cache.found else None
-            keyed = self._keyed(identities, index, chunk, valid, kept)
-            if keyed is not None:  # the posting pass keys the rows by these again
-                self._candidates[(index, numbers[index] - 1)] = keyed.positions[keyed.candidate]
-                kept_keys = (keyed.k1, keyed.k2, keyed.payloads, keyed.occurrences)
-                if cache is None:
-                    self._keys[(index, numbers[index] - 1)] = kept_keys
-                elif not cache.found:
-                    cache.add(valid, *kept_keys)
-            if keyed is None:
-                rows, problems = self._identify(identities, index, chunk, valid)
-                known, identified = self._known(identities, rows), len(rows)
-            else:
-                rows, known = self._keyed_rows(identities, index, chunk, keyed)
-                identified = len(keyed.positions)
-            sending = [r for r in rows
-                       if plan(known.get(r.identity), retry_rejected=self.settings.retry_rejected) == "send"]
-            if keyed is None:
-                if self.account is not None:  # the rows this run may send, for the account checks
-                    self.account.collect(r.body for r in sending)
-                self.samples.setdefault(index, _Sample()).extend(sending)
-            else:
-                to_send = _ToSend(sending, keyed.plain(), self._plain_rows(identities, index, chunk, keyed))
-                if self.account is not None:
-                    self._collect(to_send)
-                self.samples.setdefault(index, _Sample()).take(to_send.positions, to_send.rows_at)
-            self._chunks_read += 1
-            if self._ahead_chunk(identities, index, chunk, texts, keyed, rows, known,
-                                 np.array([r.position for r in sending], np.int64) if keyed is None
-                                 else to_send.positions):
-                for kept_for in (self._checked, self._keys, self._candidates):
-                    kept_for.pop((index, numbers[index] - 1), None)  # not read again tonight
-            if known:  # this journal has been importing this file: the file is its own
-                self.known_files.add(index)
-            fresh.extend((index, _Fresh(r.payload_hash, r.scheme, r.source, r.number, r.filled))
-                         for r in rows if r.identity not in known)
-            self._look_for_an_id_column(index, chunk)
-            count = self.record.extra.setdefault("rows_read", {})
-            count[table.path] = count.get(table.path, 0) + len(chunk)
-            good = self.valid_rows
-            good[table.path] = good.get(table.path, 0) + identified
         for cache in self._caches.values():
             cache.finish()
         for index, state in self._files.items():  # contents the file has more than once
@@ -304,6 +258,59 @@ class FirstPass(ImporterBase):
                 "uses, rerun the way they were identified then (the same --key, or --ignore-column "
                 "for a column the export added); if they are new credit uses, rerun with "
                 "--allow-new-identity")
+
+    def _first_chunk(self, identities: Identities, index: int, number: int, chunk: RawChunk
+                     ) -> list[tuple[int, _Fresh]]:
+        """One chunk of the first pass: checked, keyed (its keys kept for the night after),
+        looked up in the journal, sampled, its rows to send counted (written ahead after the
+        quota); the rows the journal does not know, for the checks at the end."""
+        table = self.inputs.tables[index]
+        give_back_memory()  # what the chunk before freed: the next one is not piled on top
+        texts, valid = self.validator.verdicts(chunk, self.inputs.columns[index])
+        # kept for the posting pass, which would otherwise check every row again
+        self._checked[(index, number)] = (texts, np.packbits(valid), len(chunk))
+        cache = self._key_cache(index) if number == 0 else self._caches.get(index)
+        kept = cache.next(valid) if cache is not None and cache.found else None
+        keyed = self._keyed(identities, index, chunk, valid, kept)
+        if keyed is not None:  # the posting pass keys the rows by these again
+            self._candidates[(index, number)] = keyed.positions[keyed.candidate]
+            kept_keys = (keyed.k1, keyed.k2, keyed.payloads, keyed.occurrences)
+            if cache is None:
+                self._keys[(index, number)] = kept_keys
+            elif not cache.found:
+                cache.add(valid, *kept_keys)
+        if keyed is None:
+            rows, problems = self._identify(identities, index, chunk, valid)
+            known, identified = self._known(identities, rows), len(rows)
+        else:
+            rows, known = self._keyed_rows(identities, index, chunk, keyed)
+            identified = len(keyed.positions)
+        sending = [r for r in rows
+                   if plan(known.get(r.identity), retry_rejected=self.settings.retry_rejected) == "send"]
+        if keyed is None:
+            if self.account is not None:  # the rows this run may send, for the account checks
+                self.account.collect(r.body for r in sending)
+            self.samples.setdefault(index, _Sample()).extend(sending)
+        else:
+            to_send = _ToSend(sending, keyed.plain(), self._plain_rows(identities, index, chunk, keyed))
+            if self.account is not None:
+                self._collect(to_send)
+            self.samples.setdefault(index, _Sample()).take(to_send.positions, to_send.rows_at)
+        self._chunks_read += 1
+        if self._ahead_chunk(identities, index, chunk, texts, keyed, rows, known,
+                             np.array([r.position for r in sending], np.int64) if keyed is None
+                             else to_send.positions):
+            for kept_for in (self._checked, self._keys, self._candidates):
+                kept_for.pop((index, number), None)  # not read again tonight
+        if known:  # this journal has been importing this file: the file is its own
+            self.known_files.add(index)
+        self._look_for_an_id_column(index, chunk)
+        count = self.record.extra.setdefault("rows_read", {})
+        count[table.path] = count.get(table.path, 0) + len(chunk)
+        good = self.valid_rows
+        good[table.path] = good.get(table.path, 0) + identified
+        return [(index, _Fresh(r.payload_hash, r.scheme, r.source, r.number, r.filled))
+                for r in rows if r.identity not in known]
 
     def guard_new_journal(self) -> None:
         """A journal that knows no row of a file looks before it posts: a sample of the
