@@ -8,9 +8,20 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from etl.ledger.entries import _SELECT, ROW_COLUMNS, Entry
+
+
+class StateOf(NamedTuple):
+    """Of a journal's row, what a night's first pass needs (`Lookups.states_by_content`)."""
+
+    identity: str
+    scheme: str
+    state: str
+    occurrence: int | None
+    payload_hash: str
+    base: str | None
 
 
 class Lookups:
@@ -105,6 +116,23 @@ class Lookups:
                         f"SELECT k.content, {columns} FROM rows r JOIN keys k ON k.identity = r.identity "
                         f"WHERE k.content IN ({marks})", part):
                     found.setdefault(row[0], []).append(Entry(*row[1:]))
+        return found
+
+    def states_by_content(self, contents: Iterable[str]) -> dict[str, list[Any]]:
+        """`by_content`, each row with only what says whether and which to send of it (identity,
+        scheme, state, occurrence, payload_hash, base): a night's first pass, over rows of
+        which the journal knows hundreds of thousands."""
+        found: dict[str, list[Any]] = {}
+        wanted = list(dict.fromkeys(contents))
+        with self._mutex:
+            for start in range(0, len(wanted), 500):
+                part = wanted[start: start + 500]
+                marks = ",".join("?" * len(part))
+                for row in self.db.execute(
+                        "SELECT k.content, r.identity, r.scheme, r.state, r.occurrence, r.payload_hash, "
+                        "r.base FROM rows r JOIN keys k ON k.identity = r.identity "
+                        f"WHERE k.content IN ({marks})", part):
+                    found.setdefault(row[0], []).append(StateOf(*row[1:]))
         return found
 
     def keep_keys(self, keys: Mapping[str, tuple[str | None, str]]) -> None:

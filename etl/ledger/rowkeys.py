@@ -262,6 +262,11 @@ def stored_payload_keys(payloads: Iterable[str], system_id: str = "SystemId") ->
     return out
 
 
+def hex_keys(k1: np.ndarray, k2: np.ndarray) -> list[str]:
+    """`key_hex` of every pair of K1, K2."""
+    return [f"{a:016x}{b:016x}" for a, b in zip(k1.tolist(), k2.tolist(), strict=True)]
+
+
 def among(keys: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
     """Which KEYS are in SORTED_SET (a sorted unique array)."""
     if len(sorted_set) == 0 or len(keys) == 0:

@@ -283,7 +283,7 @@ class FirstPass(ImporterBase):
             rows, problems = self._identify(identities, index, chunk, valid)
             known, identified = self._known(identities, rows), len(rows)
         else:
-            rows, known = self._keyed_rows(identities, index, chunk, keyed)
+            rows, known = self._keyed_rows(identities, index, chunk, keyed, light=True)
             identified = len(keyed.positions)
         sending = [r for r in rows
                    if plan(known.get(r.identity), retry_rejected=self.settings.retry_rejected) == "send"]

@@ -19,8 +19,8 @@ from etl.ledger.rowkeys import (
     column_keys,
     content_key_of,
     content_keys,
+    hex_keys,
     hex_pairs,
-    key_hex,
     payload_key_of,
     payload_keys,
     stored_payload_keys,
@@ -106,36 +106,43 @@ class KeyedRows(ImporterBase):
             kept = (*kept[:3], state.seen.occurrences(kept[0], kept[1]).astype(np.uint64))
         k1, k2, payloads = kept[:3]
         occurrence = kept[3].astype(np.int64)
-        exact = among(payloads, state.lacking) | (among(k1, state.contents) & among(k1, state.repeated))
-        known = among(k1, state.contents) & ~exact
+        has = among(k1, state.contents)
+        exact = among(payloads, state.lacking)
+        if has.any() and len(state.repeated):
+            exact[has] |= among(k1[has], state.repeated)
+        known = has & ~exact
         again = ~exact & (occurrence > 1)
         if again.any():
             state.again.append(k1[again])
         if candidates is not None:
             candidate = np.isin(positions, candidates) & ~exact & ~known
         else:
-            candidate = ~exact & ~known & among(payloads, state.maybe)
+            candidate = ~exact & ~known
+            candidate[candidate] = among(payloads[candidate], state.maybe)
         return _Keyed(positions, k1, k2, payloads, exact, known, candidate, occurrence, kept[3])
 
-    def _keyed_rows(self, identities: Identities, index: int, chunk: RawChunk, keyed: _Keyed
-                    ) -> tuple[list[Row], dict[str, Entry]]:
+    def _keyed_rows(self, identities: Identities, index: int, chunk: RawChunk, keyed: _Keyed,
+                    light: bool = False) -> tuple[list[Row], dict[str, Entry]]:
         """The rows of a keyed chunk that need more than their content, in file order, with what
         the journal knows of them: those of contents the journal has (found by their content
         key: the journal's rows of it in the order identical rows take them; rows that are sent
         are made whole), those it knows the payload of only (identified row by row, and their
         content key kept for the next night), and those whose payload it may have created
-        (checked as every row is)."""
+        (checked as every row is). LIGHT (the first pass): the rows of known contents that are
+        not to be sent are not made, and what the journal knows of them is only their state
+        (the posting pass, or the lines written ahead, say what they are)."""
         table = self.inputs.tables[index]
         rows: list[Row] = []
         known: dict[str, Entry] = {}
         whole: dict[int, tuple[int, str | None]] = {}  # known contents' rows to make whole
         if keyed.known.any():
             which = np.flatnonzero(keyed.known)
-            found = self.journal.by_content(key_hex(keyed.k1, keyed.k2, k) for k in which.tolist())
+            contents = hex_keys(keyed.k1[which], keyed.k2[which])
+            found = (self.journal.states_by_content if light else self.journal.by_content)(contents)
             rank = dict(_ORDER, rejected=1 if identities.needing_action else 3)
-            for k in which.tolist():
+            for k, content in zip(which.tolist(), contents, strict=True):
                 pos, occurrence = int(keyed.positions[k]), int(keyed.occurrence[k])
-                theirs = sorted(found.get(key_hex(keyed.k1, keyed.k2, k), []),
+                theirs = sorted(found.get(content, []),
                                 key=lambda e: (rank.get(e.state, 2), e.occurrence or 0))
                 if not theirs:  # another content with the same first lane: a new one after all
                     whole[pos] = (occurrence, None)
@@ -143,6 +150,8 @@ class KeyedRows(ImporterBase):
                     e = theirs[occurrence - 1]
                     if plan(e, retry_rejected=self.settings.retry_rejected) == "send":
                         whole[pos] = (e.occurrence or 0, e.identity)
+                    elif light:
+                        known[e.identity] = e
                     else:
                         rows.append(Row(pos, e.identity, e.scheme, {}, e.payload_hash, table.path,
                                         int(chunk.rows[pos]), base=e.base, occurrence=e.occurrence))
