@@ -148,6 +148,7 @@ class AccountChecks:
         #: a record not looked up before posting is looked up when a row reaches its verdict
         #: (the rows collected were cut short: a migration's file has millions)
         self.lazy = False
+        self._late: list[tuple[int, int]] = []  # records looked up that way, not yet warned of
         self._reset()
         self.log = logs.get("etl.checks")
 
@@ -222,6 +223,17 @@ class AccountChecks:
         return {k for draws in (queue if budget is None else queue[:budget]) for k in self._keys(draws)
                 if k not in self.found}
 
+    def known(self, body: Mapping[str, Any]) -> bool:
+        """Whether every record the row refers to was looked up (its verdict reads nothing)."""
+        return all(key in self.found for key in self._keys(self.draws(body)))
+
+    def finish(self) -> None:
+        """After the sending: the records looked up as it reached them are warned of as those
+        looked up before posting are (their time is in `seconds`)."""
+        late, self._late = self._late, []
+        if late:
+            self._warn(late)
+
     def _keys(self, draws: Draws) -> list[tuple[int, int]]:
         return [(i, ident) for i, (ident, _) in enumerate(draws) if ident is not None]
 
@@ -270,11 +282,13 @@ class AccountChecks:
                 f"GET {self.listing} answered 404 (not found), as did every one of the "
                 f"{len(self.found)} records looked up: check --api-url; nothing was posted")
 
-    def _warn(self) -> None:
-        """One line on the terminal per kind of finding that is not a row's fault alone."""
+    def _warn(self, keys: list[tuple[int, int]] | None = None) -> None:
+        """One line on the terminal per kind of finding that is not a row's fault alone (of
+        KEYS' records: None, every record looked up)."""
         expired: dict[str, list[str]] = {}
         unknown: dict[str, list[str]] = {}
-        for (index, ident), found in self.found.items():
+        for (index, ident), found in (self.found.items() if keys is None
+                                      else [(k, self.found[k]) for k in keys]):
             name = self.references[index].name
             if found.expired:
                 expired.setdefault(name, []).append(f"{ident} on {found.expired}")
@@ -308,7 +322,10 @@ class AccountChecks:
             ref, key = self.references[index], (index, ident)
             found = self.found.get(key)
             if found is None and self.lazy and where:  # reached, not looked up before: now
+                began = self.clock()
                 found = self.found[key] = self._read(key)
+                self.seconds += self.clock() - began
+                self._late.append(key)
             if found is None:  # not looked up: a row beyond what tonight can send
                 continue
             if found.exists is None:

@@ -41,7 +41,7 @@ from etl.post.reconciling import Reconciler
 from etl.read.reading import RawChunk
 from etl.report.reporting import ReportWriter
 from etl.run import resolving
-from etl.run.checks import AccountChecks, for_client
+from etl.run.checks import AccountChecks, for_client, posts_left
 from etl.run.end_of_run import EndOfRun
 from etl.run.first_pass import FirstPass
 from etl.run.import_rows import (
@@ -143,6 +143,9 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun):
                         self._ahead_join(writer, progress)
                         break
                     self._ahead_drop()  # rows meant to be sent were not: the quota is not spent
+        if self.account is not None and self.account.lazy:  # and those looked up while sending
+            self.account.finish()
+            self.record.extra["account_checks"] = self.account.summary()
         writer.flush()  # every line written is on disk before the run waits for rows to settle
         self._final_pass()
         self._report_whole(writer)
@@ -225,17 +228,27 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun):
         made now and given the account checks' verdicts in input order, as every row of a chunk
         identified row by row is (a row they refuse is said invalid even where the run stops
         before it). Rows after them get theirs as the sending reaches them."""
+        assert self.account is not None
         room = max(0, 2 * self._reach - self._verdicts_given)
         taken: list[Row] = []
+        unread: list[Row] = []
         if room:
             for r in _ToSend(p.to_send, p.plain, p.build):
+                if self.account.lazy and not self.account.known(r.body):
+                    # its records were not looked up before posting (the rows before it leave
+                    # tonight's quota spent, unless the checks refuse many): it, and every row
+                    # after it, is looked up if the sending reaches it, never for nothing now
+                    unread.append(r)
+                    self._verdicts_given = 2 * self._reach
+                    break
                 taken.append(r)
                 if len(taken) >= room:
                     break
         self._verdicts_given += len(taken)
         last = taken[-1].position if taken else -1
         allowed = [r for r in taken if self._account_allows(p, r)]
-        p.to_send = allowed + [r for r in p.to_send if r.position > last]
+        after = [r for r in p.to_send if r.position > last and not (unread and r is unread[0])]
+        p.to_send = allowed + unread + after
         if p.plain is not None:
             p.plain = p.plain[p.plain > last]
         p.checked_to, p.checked_late = last, True
@@ -372,6 +385,20 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun):
             p.facts[r.position] = dataclasses.replace(p.facts[r.position], notes=tuple(verdict.notes))
         return True
 
+    def _late_allows(self, p: Plan, r: Row) -> bool:
+        """The account checks' verdict on a row the sending reaches (its records may be looked
+        up now; none once tonight's quota is spent): a look-up the run can't go on after (the
+        token refused, the API gone) stops the run as a POST meeting it does, the row not sent."""
+        assert self.account is not None
+        if not self.account.known(r.body) and not posts_left(self.journal, self.poster.daily_limit):
+            return True  # not sent tonight (the quota is spent, its sending says so): no look-up
+        try:
+            return self._account_allows(p, r)
+        except EtlError as exc:
+            self.stopper.stop(exc)
+            p.facts[r.position] = dataclasses.replace(p.facts[r.position], why=f"not sent: {exc}")
+            return False
+
     def _chunk(self, pool: ThreadPoolExecutor, workers: int, identities: Identities, index: int,
                number: int, chunk: RawChunk, writer: ReportWriter,
                progress: Callable[[int, Counter[str]], None] | None) -> None:
@@ -385,7 +412,7 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun):
         positions = to_send.positions
         rows = iter(to_send)
         if p.checked_late:
-            rows = (r for r in rows if r.position <= p.checked_to or self._account_allows(p, r))
+            rows = (r for r in rows if r.position <= p.checked_to or self._late_allows(p, r))
         pending: Done | None = None  # an answer not yet taken: its row is in a later batch
         if len(to_send) and self._needs_probe():
             row = next(rows, None)
