@@ -102,3 +102,23 @@ def test_a_token_refused_at_a_look_up_made_while_sending_stops_the_run_cleanly(e
     assert "the API refused the token (HTTP 401)" in rows[205]["errors"]
     assert run.summary()["counts"]["created"] == 5
     assert "the API refused the token (HTTP 401)" in run.summary()["stopped"]
+
+
+def test_rows_the_checks_refuse_while_sending_are_not_kept_in_the_journal(etl, box, tmp_path):
+    """Credit 8 has 5 left and every row draws 1 of it: five are created, the others refused as
+    the sending reaches them. The rows refused are never sent: the journal keeps the cells and
+    keys of the five rows created only (as the row-by-row path did), not of the thousands
+    refused (a file whose credits ran out walked whole every night, its journal swelling and
+    the night slower by the writes)."""
+    import sqlite3
+
+    from tests.test_import import journal_of
+
+    run = night(etl, box, history(tmp_path / "uses.csv", lambda i: [8, "1", f"use #{i}"], 5_000),
+                "--daily-limit", "10")
+    assert run.code == 1, run.output
+    assert [r["outcome"] for r in run.report()[:7]] == ["created"] * 5 + ["invalid"] * 2
+    assert run.summary()["counts"]["invalid"] == 4_995
+    with sqlite3.connect(journal_of(box.url)) as db:
+        kept = [db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("rows", "keys", "cells")]
+    assert kept == [5, 5, 5]
