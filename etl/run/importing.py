@@ -19,7 +19,7 @@ import dataclasses
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -229,6 +229,7 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun):
         identified row by row is (a row they refuse is said invalid even where the run stops
         before it). Rows after them get theirs as the sending reaches them."""
         assert self.account is not None
+        p.checked_late = True  # rows made from now on are kept in the journal once allowed
         room = max(0, 2 * self._reach - self._verdicts_given)
         taken: list[Row] = []
         unread: list[Row] = []
@@ -251,7 +252,7 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun):
         p.to_send = allowed + unread + after
         if p.plain is not None:
             p.plain = p.plain[p.plain > last]
-        p.checked_to, p.checked_late = last, True
+        p.checked_to = last
 
     # --- lines written ahead: the chunks after the quota, by the first pass ---------------------
 
@@ -385,6 +386,34 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun):
             p.facts[r.position] = dataclasses.replace(p.facts[r.position], notes=tuple(verdict.notes))
         return True
 
+    def _late_checked(self, p: Plan, rows: Iterator[Row]) -> Iterator[Row]:
+        """ROWS, the account checks' verdicts given as the sending reaches them (after
+        p.checked_to): a row whose records were looked up is given its verdict a few rows ahead
+        (a slice's rows are kept in the journal together), one whose records were not when the
+        sending reaches it. A row they refuse is never sent, nor kept."""
+        assert self.account is not None
+        ready: list[Row] = []
+        for r in rows:
+            if r.position <= p.checked_to:
+                ready.append(r)  # given its verdict with the plan, and kept with it
+            elif self.account.known(r.body):
+                if self._account_allows(p, r):
+                    ready.append(r)
+            else:
+                yield from self._kept(p, ready)
+                ready = []
+                if self._late_allows(p, r):
+                    yield from self._kept(p, [r])
+            if len(ready) >= _ToSend.SLICE:
+                yield from self._kept(p, ready)
+                ready = []
+        yield from self._kept(p, ready)
+
+    def _kept(self, p: Plan, rows: list[Row]) -> list[Row]:
+        """Rows allowed after p.checked_to, into the journal before they are sent."""
+        self._keep([r for r in rows if r.position > p.checked_to])
+        return rows
+
     def _late_allows(self, p: Plan, r: Row) -> bool:
         """The account checks' verdict on a row the sending reaches (its records may be looked
         up now; none once tonight's quota is spent): a look-up the run can't go on after (the
@@ -412,7 +441,7 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun):
         positions = to_send.positions
         rows = iter(to_send)
         if p.checked_late:
-            rows = (r for r in rows if r.position <= p.checked_to or self._late_allows(p, r))
+            rows = self._late_checked(p, rows)
         pending: Done | None = None  # an answer not yet taken: its row is in a later batch
         if len(to_send) and self._needs_probe():
             row = next(rows, None)

@@ -214,7 +214,7 @@ class KeyedRows(ImporterBase):
                 known = self.journal.lookup(r.identity for r in rows)
                 rows = [r for r in rows
                         if r.identity not in known or self._decide(plan, r, known[r.identity])]
-            if keep:
+            if keep and not (plan is not None and plan.checked_late):  # else kept once allowed
                 self._keep(rows)
             if plan is not None:
                 self._same_payload(plan, rows)
