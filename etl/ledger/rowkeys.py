@@ -297,15 +297,19 @@ def ranks(k1: np.ndarray, k2: np.ndarray) -> np.ndarray:
 
 
 class SeenKeys:
-    """The content keys of one file's rows seen so far (12 bytes a row, and 16 MiB of slots
-    that answer "surely not seen" for most rows without a search): which of the identical rows
-    a row is, chunk after chunk."""
+    """The content keys of one file's rows seen so far (12 bytes a row, and 8 MiB of slots, a bit
+    each, that answer "surely not seen" for most rows without a search): which of the identical
+    rows a row is, chunk after chunk."""
 
-    BITS = 24
+    BITS = 26
+    #: a chunk's keys are kept sorted in parts; parts are merged while the merged part stays
+    #: under this many rows (a chunk's search is a search of each part: few parts, whatever the
+    #: file's length, without holding the whole file's keys twice to merge them)
+    MERGE = 1 << 20
 
     def __init__(self) -> None:
-        self.parts: list[tuple[np.ndarray, np.ndarray]] = []  # a chunk's each, sorted by first lane
-        self.slots = np.zeros(1 << self.BITS, bool)
+        self.parts: list[tuple[np.ndarray, np.ndarray]] = []  # each sorted by first lane
+        self.slots = np.zeros(1 << (self.BITS - 3), np.uint8)
 
     def occurrences(self, k1: np.ndarray, k2: np.ndarray) -> np.ndarray:
         """Each row's occurrence in the file so far (1 for the first), in order; the rows are
@@ -314,7 +318,8 @@ class SeenKeys:
         if not len(k1):
             return occurrence
         slot = (k1 & np.uint64((1 << self.BITS) - 1)).astype(np.int64)
-        maybe = np.flatnonzero(self.slots[slot])
+        byte, bit = slot >> 3, (np.uint8(1) << (slot & 7).astype(np.uint8))
+        maybe = np.flatnonzero(self.slots[byte] & bit)
         for a, b in self.parts:
             if not len(maybe):
                 break
@@ -323,13 +328,30 @@ class SeenKeys:
             for k, start, stop in zip(maybe[hi > lo].tolist(), lo[hi > lo].tolist(), hi[hi > lo].tolist(),
                                       strict=True):
                 occurrence[k] += int(np.count_nonzero(b[start:stop] == np.uint32(int(k2[k]) >> 32)))
-        self.slots[slot] = True
-        # a chunk's keys, sorted, kept as they are (merging them would hold the file's twice):
-        # the slots send only the few rows that may repeat an earlier one to search them; of the
-        # second lane, its upper half is kept (a 96-bit key: 12 bytes a row)
+        np.bitwise_or.at(self.slots, byte, bit)
+        # a chunk's keys, sorted; of the second lane, its upper half is kept (a 96-bit key: 12
+        # bytes a row)
         order = np.argsort(k1, kind="stable")
         self.parts.append((k1[order], (k2[order] >> np.uint64(32)).astype(np.uint32)))
+        while len(self.parts) > 1 and len(self.parts[-1][0]) >= len(self.parts[-2][0]) \
+                and len(self.parts[-1][0]) + len(self.parts[-2][0]) <= self.MERGE:
+            last = self.parts.pop()
+            self.parts[-1] = _merged(self.parts[-1], last)
         return occurrence
+
+
+def _merged(p: tuple[np.ndarray, np.ndarray], q: tuple[np.ndarray, np.ndarray]
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Two parts of SeenKeys (each sorted by first lane) as one."""
+    (a1, a2), (b1, b2) = p, q
+    at = np.searchsorted(a1, b1, "right") + np.arange(len(b1))
+    n = len(a1) + len(b1)
+    k1, k2 = np.empty(n, a1.dtype), np.empty(n, a2.dtype)
+    theirs = np.zeros(n, bool)
+    theirs[at] = True
+    k1[at], k2[at] = b1, b2
+    k1[~theirs], k2[~theirs] = a1, a2
+    return k1, k2
 
 
 class KeyCache:
