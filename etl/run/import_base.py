@@ -69,6 +69,12 @@ class ImporterBase:
     _chunks_read: int  # by the first pass, in all files
     _reach: int  # rows the quota may send tonight, and a few (the account checks collect twice that)
     _collected: int  # rows to send the first pass collected for the account checks
+    _verdicts_given: int  # rows given the account checks' verdicts with their chunk's plan
+    ahead: Any  # etl.run.lines._Ahead | None: the lines the first pass wrote ahead
+    _ahead_quota: int | None
+    _ahead_seen: int
+    _ahead_sent: list[tuple[np.ndarray, np.ndarray]] | None
+    _ahead_file: int
 
     if TYPE_CHECKING:  # one part's methods another calls (the type checker's view only)
         def _identify(self, identities: Identities, index: int, chunk: RawChunk, valid: np.ndarray,
@@ -92,6 +98,12 @@ class ImporterBase:
         def _decide(self, p: Plan, r: Row, entry: Entry | None) -> bool: ...
 
         def _same_payload(self, p: Plan, rows: list[Row]) -> None: ...
+
+        def _plan_of(self, identities: Identities, index: int, chunk: RawChunk, texts: dict[int, str],
+                     keyed: _Keyed | None, rows: list[Row], problems: list[tuple[int, str]],
+                     known: dict[str, Entry], send: bool = True) -> Plan: ...
+
+        def _keep(self, rows: list[Row]) -> None: ...
 
         def _ahead_from(self, quota: int) -> None: ...
 

@@ -19,9 +19,8 @@ import dataclasses
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import numpy as np
 import pyarrow as arrow
@@ -33,15 +32,17 @@ from etl.ledger.fencing import Fences
 from etl.ledger.identity import Identities
 from etl.ledger.journal import Journal
 from etl.ledger.life import Ledger, plan
-from etl.ledger.rowkeys import KeyCache, among
-from etl.outcomes import NEEDS_ACTION, STATE_OUTCOME, ExitStatus, Facts, Outcome, Said, exit_status
+from etl.ledger.rowkeys import KeyCache
+from etl.outcomes import NEEDS_ACTION, STATE_OUTCOME, ExitStatus, Facts, Outcome, exit_status
 from etl.post.answers import DailyLimitReached
 from etl.post.poster import Poster
 from etl.post.reconciling import Reconciler
 from etl.read.reading import RawChunk
 from etl.report.reporting import ReportWriter
 from etl.run import resolving
-from etl.run.checks import AccountChecks, for_client, posts_left
+from etl.run.ahead import WritingAhead
+from etl.run.checking_rows import CheckingRows
+from etl.run.checks import AccountChecks, for_client
 from etl.run.end_of_run import EndOfRun
 from etl.run.first_pass import FirstPass
 from etl.run.import_rows import (
@@ -58,13 +59,14 @@ from etl.run.import_rows import (
     changed_cells,
 )
 from etl.run.keyed_rows import KeyedRows
+from etl.run.lines import _Ahead, _Lines
 from etl.run.night import Night
 from etl.run.pipeline import Inputs, RunRecord, give_back_memory
 from etl.run.sending import Sender
 from etl.validate.validating import Validator
 
 
-class Importer(FirstPass, KeyedRows, Sender, EndOfRun):
+class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRows):
     def __init__(self, inputs: Inputs, validator: Validator, record: RunRecord, journal: Journal,
                  poster: Poster, reconciler: Reconciler, settings: Settings,
                  stopper: Stopper | None = None) -> None:
@@ -223,119 +225,6 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun):
                 self._check_within_reach(p)
         return p
 
-    def _check_within_reach(self, p: Plan) -> None:
-        """A keyed chunk's rows to send within tonight's reach (twice the quota, as collected):
-        made now and given the account checks' verdicts in input order, as every row of a chunk
-        identified row by row is (a row they refuse is said invalid even where the run stops
-        before it). Rows after them get theirs as the sending reaches them."""
-        assert self.account is not None
-        p.checked_late = True  # rows made from now on are kept in the journal once allowed
-        room = max(0, 2 * self._reach - self._verdicts_given)
-        taken: list[Row] = []
-        unread: list[Row] = []
-        if room:
-            for r in _ToSend(p.to_send, p.plain, p.build):
-                if self.account.lazy and not self.account.known(r.body):
-                    # its records were not looked up before posting (the rows before it leave
-                    # tonight's quota spent, unless the checks refuse many): it, and every row
-                    # after it, is looked up if the sending reaches it, never for nothing now
-                    unread.append(r)
-                    self._verdicts_given = 2 * self._reach
-                    break
-                taken.append(r)
-                if len(taken) >= room:
-                    break
-        self._verdicts_given += len(taken)
-        last = taken[-1].position if taken else -1
-        allowed = [r for r in taken if self._account_allows(p, r)]
-        after = [r for r in p.to_send if r.position > last and not (unread and r is unread[0])]
-        p.to_send = allowed + unread + after
-        if p.plain is not None:
-            p.plain = p.plain[p.plain > last]
-        p.checked_to = last
-
-    # --- lines written ahead: the chunks after the quota, by the first pass ---------------------
-
-    def _ahead_from(self, quota: int) -> None:
-        """The first pass writes the report lines of the chunks after the one that holds the
-        row after tonight's QUOTA (`_ahead_chunk`): no row of theirs is sent tonight, so the
-        posting pass need not read them again. Only on the keyed path without the account
-        checks (which look rows up in the posting pass)."""
-        self.ahead = None
-        self._ahead_quota = quota if self.account is None and not self.legacy else None
-        self._ahead_seen = 0  # rows to send, so far
-        self._ahead_sent = []
-
-    def _ahead_chunk(self, identities: Identities, index: int, chunk: RawChunk, texts: dict[int, str],
-                     keyed: _Keyed | None, rows: list[Row], known: dict[str, Entry],
-                     sending: np.ndarray) -> bool:
-        """The first pass's chunk (SENDING: the positions of its rows to send), written ahead if
-        it comes after the quota's last row; whether it was. A chunk the journal knows rows of
-        ends writing ahead: the posting pass, which knows every file's repeated contents, decides
-        it (and every chunk after it); so does a chunk of a later file that may repeat a row sent
-        tonight (the posting pass keys a file against the journal as it stands when it reaches
-        the file: such a row is found created tonight, from the earlier file)."""
-        ahead, quota = self.ahead, self._ahead_quota
-        if quota is None:
-            return False
-        if ahead is None:
-            self._ahead_seen += len(sending)
-            if len(sending) and self._ahead_sent is not None:
-                if keyed is None:
-                    self._ahead_sent = None  # rows identified one by one: their keys not made
-                else:
-                    at = np.searchsorted(keyed.positions, sending)
-                    self._ahead_sent.append((keyed.k1[at], keyed.payloads[at]))
-            if self._ahead_seen > quota:  # from the next chunk on
-                self.ahead = _Ahead(self._chunks_read, ReportWriter.ahead(
-                    self.record.report, self.inputs.own_columns, self.record.errors_path))
-                self._ahead_file = index
-                if self._ahead_sent:  # looked up sorted, once
-                    self._ahead_sent = [(np.unique(np.concatenate([k for k, _ in self._ahead_sent])),
-                                         np.unique(np.concatenate([p for _, p in self._ahead_sent])))]
-            return False
-        if keyed is None or keyed.known.any() or (index != self._ahead_file and self._sent_tonight(keyed)):
-            self._ahead_drop()
-            self._ahead_quota = None
-            return False
-        accounted, self.accounted = self.accounted, ahead.accounted
-        try:
-            p = self._plan_of(identities, index, chunk, texts, keyed, rows, [], known, send=False)
-        finally:
-            self.accounted = accounted
-        lines = _Lines(self, ahead.writer, index, chunk, p)
-        lines.night, lines.counts = ahead.night, ahead.counts
-        lines.said(0, len(chunk), False)
-        lines.write()
-        ahead.lines += len(chunk)
-        return True
-
-    def _sent_tonight(self, keyed: _Keyed) -> bool:
-        """Whether a keyed chunk has rows with the content or payload of a row to send tonight."""
-        if self._ahead_sent is None:
-            return True
-        return any(among(keyed.k1, k1).any() or among(keyed.payloads, payloads).any()
-                   for k1, payloads in self._ahead_sent)
-
-    def _ahead_join(self, writer: ReportWriter, progress: Callable[[int, Counter[str]], None] | None
-                    ) -> None:
-        """The posting pass reached the lines written ahead, stopped: they are what it would
-        write, and are appended to the report."""
-        ahead = self.ahead
-        assert ahead is not None
-        writer.append(ahead.writer)
-        self.ahead = None
-        self.night.append(ahead.night)
-        self.record.counts.update(ahead.counts)
-        self.accounted.update(ahead.accounted)
-        if progress is not None:
-            progress(ahead.lines, self.record.counts)
-
-    def _ahead_drop(self) -> None:
-        if self.ahead is not None:
-            self.ahead.writer.discard()
-            self.ahead = None
-
     def _decide(self, p: Plan, r: Row, entry: Entry | None) -> bool:
         """A row's facts from what the journal knows of it; True: it is to be sent now."""
         what = plan(entry, retry_rejected=self.settings.retry_rejected)
@@ -372,61 +261,6 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun):
             self.accounted[r.source] += 1  # the journal counts it with the file it came from
         return Facts(entry=entry, key=bool(self.settings.key), other_file=real != (entry.source or ""),
                      changed=changed)
-
-    def _account_allows(self, p: Plan, r: Row) -> bool:
-        """The account checks' verdict, in input order: a row they refuse is never sent (nor
-        entered in the journal); their notes go on the row."""
-        assert self.account is not None
-        verdict = self.account.verdict(r.body, f"{r.source} row {r.number}")
-        if verdict.problem:
-            p.facts[r.position] = Facts(refused=verdict.problem)
-            self.accounted[r.source] += 1  # invalid: never to post
-            return False
-        if verdict.notes:
-            p.facts[r.position] = dataclasses.replace(p.facts[r.position], notes=tuple(verdict.notes))
-        return True
-
-    def _late_checked(self, p: Plan, rows: Iterator[Row]) -> Iterator[Row]:
-        """ROWS, the account checks' verdicts given as the sending reaches them (after
-        p.checked_to): a row whose records were looked up is given its verdict a few rows ahead
-        (a slice's rows are kept in the journal together), one whose records were not when the
-        sending reaches it. A row they refuse is never sent, nor kept."""
-        assert self.account is not None
-        ready: list[Row] = []
-        for r in rows:
-            if r.position <= p.checked_to:
-                ready.append(r)  # given its verdict with the plan, and kept with it
-            elif self.account.known(r.body):
-                if self._account_allows(p, r):
-                    ready.append(r)
-            else:
-                yield from self._kept(p, ready)
-                ready = []
-                if self._late_allows(p, r):
-                    yield from self._kept(p, [r])
-            if len(ready) >= _ToSend.SLICE:
-                yield from self._kept(p, ready)
-                ready = []
-        yield from self._kept(p, ready)
-
-    def _kept(self, p: Plan, rows: list[Row]) -> list[Row]:
-        """Rows allowed after p.checked_to, into the journal before they are sent."""
-        self._keep([r for r in rows if r.position > p.checked_to])
-        return rows
-
-    def _late_allows(self, p: Plan, r: Row) -> bool:
-        """The account checks' verdict on a row the sending reaches (its records may be looked
-        up now; none once tonight's quota is spent): a look-up the run can't go on after (the
-        token refused, the API gone) stops the run as a POST meeting it does, the row not sent."""
-        assert self.account is not None
-        if not self.account.known(r.body) and not posts_left(self.journal, self.poster.daily_limit):
-            return True  # not sent tonight (the quota is spent, its sending says so): no look-up
-        try:
-            return self._account_allows(p, r)
-        except EtlError as exc:
-            self.stopper.stop(exc)
-            p.facts[r.position] = dataclasses.replace(p.facts[r.position], why=f"not sent: {exc}")
-            return False
 
     def _chunk(self, pool: ThreadPoolExecutor, workers: int, identities: Identities, index: int,
                number: int, chunk: RawChunk, writer: ReportWriter,
@@ -506,71 +340,6 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun):
 _UNDECIDED = Facts()
 #: the facts of a row the journal does not know, to send (one object: most rows of a night)
 _NEW = Facts(to_send=True)
-
-
-@dataclasses.dataclass
-class _Ahead:
-    """The lines the first pass wrote ahead: from the chunk after the START-th of the run on."""
-
-    start: int
-    writer: ReportWriter
-    night: Night = dataclasses.field(default_factory=Night)
-    counts: Counter[str] = dataclasses.field(default_factory=Counter)
-    accounted: Counter[str] = dataclasses.field(default_factory=Counter)
-    lines: int = 0
-
-
-class _Lines:
-    """A chunk's report lines, said batch by batch (so the counts follow the run) and written in
-    blocks: a batch that sent rows, or whose lines may yet change, alone (made durable when it
-    sent rows: their fate is in the journal), and the batches between such batches together."""
-
-    def __init__(self, importer: Importer, writer: ReportWriter, index: int, chunk: RawChunk,
-                 p: Plan) -> None:
-        self.night, self.counts = importer.night, importer.record.counts
-        self.writer, self.chunk, self.p = writer, chunk, p
-        self.path = importer.inputs.tables[index].path
-        self.where = os.path.abspath(self.path)
-        self.own = importer.inputs.own_cells(index, chunk)
-        self.pending: list[tuple[int, int, list[tuple[Said, int]]]] = []  # said, not yet written
-
-    def said(self, start: int, end: int, sent: bool) -> None:
-        """Lines START to END (a batch) have their facts: said and counted now."""
-        p = self.p
-        open_ = {q - start: identity for q, identity in p.open.items() if start <= q < end}
-        said = self.night.write(self.where, self.chunk.rows[start:end], p.facts[start:end], open_)
-        for s, m in said:
-            self.counts[s.outcome.value] += m
-        self.pending.append((start, end, said))
-        if sent or open_:
-            self.pending.pop()
-            self.write()
-            self._write(start, end, said)
-            self.writer.flush(sync=sent)
-
-    def write(self) -> None:
-        """The batches said and not yet written, as one block."""
-        if self.pending:
-            start, end = self.pending[0][0], self.pending[-1][1]
-            said = [s for _, _, part in self.pending for s in part]
-            self.pending = []
-            self._write(start, end, said)
-
-    def _write(self, start: int, end: int, said: list[tuple[Said, int]]) -> None:
-        """The lines START to END, said as runs: each column made by repeating the runs' cells."""
-        which = arrow.array(np.repeat(np.arange(len(said)), [m for _, m in said]), type=arrow.int64())
-
-        def column(values: list[Any], type_: arrow.DataType) -> arrow.Array:
-            return arrow.array(values, type=type_).take(which)
-
-        words = [s for s, _ in said]
-        self.writer.write(
-            self.path, self.chunk.rows[start:end], column([s.outcome.value for s in words], arrow.string()),
-            column([s.errors for s in words], arrow.string()),
-            [None if c is None else c[start:end] for c in self.own],
-            ids=column([s.record_id for s in words], arrow.int64()),
-            statuses=column([s.http_status for s in words], arrow.int64()),
-            attempts=column([s.attempts for s in words], arrow.int64()))
 
 
 def import_files(
