@@ -46,6 +46,7 @@ def main() -> None:
     ap.add_argument("--big", type=int, default=0, metavar="N", help="a night of N POSTs before them")
     ap.add_argument("--rate", type=float, metavar="N",
                     help="etl import's --rate (default: its own, 10 POSTs a second with --sandbox)")
+    ap.add_argument("--no-warm", action="store_true", help="no unmeasured first run of each command")
     ap.add_argument("--check-credits", action="store_true",
                     help="import with the account checks on (etl import's default; off by default here)")
     ap.add_argument("--dir", default=os.path.join(os.path.dirname(__file__), "out"))
@@ -68,8 +69,9 @@ def main() -> None:
             return timed([*etl, "import", path, "--sandbox", *checks, "-q",
                           "--daily-limit", str(limit), *rate], cwd=work, ok=(0, 1, 4))
 
-        night(os.path.join(work, "warm"), 10)  # both commands once, unmeasured (bytecode, caches)
-        timed(dry, cwd=work)
+        if not args.no_warm:  # both commands once, unmeasured (bytecode, caches)
+            night(os.path.join(work, "warm"), 10)
+            timed(dry, cwd=work)
         pairs = []
         for k in range(args.repeat):
             state = os.path.join(work, f"first-{k}")

@@ -32,7 +32,8 @@ def test_status_bench_runs_briefly(tmp_path):
 
 def test_night_bench_runs_briefly(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "night_bench.py"), "--rows", "2000",
-                           "--repeat", "1", "--nights", "1", "--rate", "1000", "--dir", str(tmp_path)],
+                           "--repeat", "1", "--nights", "1", "--rate", "1000", "--no-warm",
+                           "--dir", str(tmp_path)],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     for night in ("night 1", r"night 2 \(file unchanged\)"):
