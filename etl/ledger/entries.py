@@ -90,7 +90,7 @@ ROW_COLUMNS = (
 _SELECT = f"SELECT {', '.join(ROW_COLUMNS)} FROM rows"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One row as the journal knows it."""
 

@@ -84,7 +84,7 @@ class Stopper:
         return self.event.is_set()
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     position: int
     identity: str

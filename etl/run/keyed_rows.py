@@ -138,7 +138,10 @@ class KeyedRows(ImporterBase):
         if keyed.known.any():
             which = np.flatnonzero(keyed.known)
             contents = hex_keys(keyed.k1[which], keyed.k2[which])
-            found = (self.journal.states_by_content if light else self.journal.by_content)(contents)
+            if light:
+                found = self.journal.states_by_content(contents)
+            else:  # under --key, a row's line says what changed since its payload was sent
+                found = self.journal.by_content(contents, payloads=bool(self.settings.key))
             rank = dict(_ORDER, rejected=1 if identities.needing_action else 3)
             for k, content in zip(which.tolist(), contents, strict=True):
                 pos, occurrence = int(keyed.positions[k]), int(keyed.occurrence[k])
