@@ -257,3 +257,13 @@ def test_identical_rows_are_numbered_across_many_chunks_as_in_one(values, sizes)
         got += seen.occurrences(k1[start:end], k2[start:end]).tolist()
         start, s = end, s + 1
     assert got == ranks(k1, k2).tolist()
+
+
+@given(st.lists(st.lists(st.integers(0, 2**64 - 1), max_size=3), max_size=30))
+def test_payload_keys_as_the_journal_keeps_them_read_back_at_once(rows):
+    from etl.ledger.rowkeys import hex_keys_of
+
+    texts = [",".join(f"{k:016x}" for k in keys) for keys in rows]
+    assert hex_keys_of(texts).tolist() == [k for keys in rows for k in keys]
+    assert hex_keys_of([t.lstrip("0") for t in texts if t]).tolist() == \
+        [int(k, 16) for t in texts if t for k in t.lstrip("0").split(",") if k]

@@ -217,6 +217,16 @@ def hex_pairs(keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return both[:, 0].copy(), both[:, 1].copy()
 
 
+def hex_keys_of(texts: Sequence[str]) -> np.ndarray:
+    """The payload keys of rows as the journal keeps them (each 16 hex digits, several of a row
+    joined by commas), all in one array."""
+    keys = [k for k in ",".join(texts).split(",") if k]
+    if set(map(len, keys)) - {16}:  # not as etl writes them: one at a time
+        return np.array([int(k, 16) for k in keys], np.uint64)
+    raw = bytes.fromhex("".join(keys))
+    return np.frombuffer(raw, dtype=">u8").astype(np.uint64) if raw else np.zeros(0, np.uint64)
+
+
 def payload_keys(fields: Mapping[str, tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarray:
     """A key of each row's payload from its sent fields' hashes (FIELDS: name -> (first lane,
     present) per row): equal payloads have equal keys."""

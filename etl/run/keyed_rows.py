@@ -20,6 +20,7 @@ from etl.ledger.rowkeys import (
     content_key_of,
     content_keys,
     hex_keys,
+    hex_keys_of,
     hex_pairs,
     payload_key_of,
     payload_keys,
@@ -49,20 +50,15 @@ class KeyedRows(ImporterBase):
         """What this pass keys file INDEX's rows against, read from the journal at its start."""
         state = self._files.get(index)
         if state is None:
-            contents: list[str] = []
-            lacking: list[int] = []
-            maybe: list[int] = []
-            for row_state, content, payload in self.journal.key_facts(stored_payload_keys):
-                keys = [int(k, 16) for k in (payload or "").split(",") if k]
-                if content:
-                    contents.append(content)
-                else:
-                    lacking += keys
-                if row_state in ("created", "in_doubt", "pending"):
-                    maybe += keys
+            facts = self.journal.key_facts(stored_payload_keys)
+            contents = [content for _, content, _ in facts if content]
+            lacking = [payload for _, content, payload in facts if not content and payload]
+            maybe = [payload for row_state, _, payload in facts
+                     if payload and row_state in ("created", "in_doubt", "pending")]
+            del facts
             state = self._files[index] = _FileKeys(
-                np.unique(hex_pairs(contents)[0]), np.unique(np.array(lacking, np.uint64)),
-                np.unique(np.array(maybe, np.uint64)), self._repeated.get(index, np.zeros(0, np.uint64)))
+                np.unique(hex_pairs(contents)[0]), np.unique(hex_keys_of(lacking)),
+                np.unique(hex_keys_of(maybe)), self._repeated.get(index, np.zeros(0, np.uint64)))
         return state
 
     def _keyed(self, identities: Identities, index: int, chunk: RawChunk, valid: np.ndarray,
