@@ -54,6 +54,23 @@ hypothesis_settings.register_profile("etl", deadline=None)
 hypothesis_settings.load_profile("etl")
 
 
+#: what etl itself imports (pyproject's dependencies, as modules)
+RUNTIME = ("pandas", "pandera", "requests", "urllib3", "click", "structlog", "python_calamine",
+           "tenacity", "pyarrow", "numpy", "platformdirs", "filelock")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A Python without etl's dependencies (a global `pytest` outside the project's environment)
+    stops with one line saying what to install, not an import error per test module."""
+    import importlib.util
+
+    missing = [m for m in RUNTIME if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.exit(f"etl's dependencies are missing from this Python ({', '.join(missing)}): "
+                    "install the project with its test extra, pip install -e '.[test]', and run "
+                    "pytest from that environment", returncode=pytest.ExitCode.USAGE_ERROR)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> None:
     """Five tests at a time (most wait on a sandbox or a child process) where pytest-xdist is
