@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -35,34 +35,30 @@ class Lookups:
 
     # rows: reading
 
-    def lookup(self, identities: Iterable[str]) -> dict[str, Entry]:
-        found: dict[str, Entry] = {}
-        wanted = list(identities)
+    def _rows_in(self, sql: str, values: Iterable[Any]) -> Iterator[Any]:
+        """The rows SQL selects, its `{marks}` standing for VALUES (each once), 500 a query: the
+        look-ups of many rows at once, whatever the number of values."""
+        wanted = list(dict.fromkeys(values))
         with self._mutex:
             for start in range(0, len(wanted), 500):
                 part = wanted[start: start + 500]
-                marks = ",".join("?" * len(part))
-                for r in self.db.execute(f"{_SELECT} WHERE identity IN ({marks})", part):
-                    found[r[0]] = Entry(*r)
-        return found
+                yield from self.db.execute(sql.format(marks=",".join("?" * len(part))), part).fetchall()
+
+    def lookup(self, identities: Iterable[str]) -> dict[str, Entry]:
+        return {r[0]: Entry(*r) for r in self._rows_in(_SELECT + " WHERE identity IN ({marks})", identities)}
 
     def created_with_payload(self, hashes: Iterable[str], *, maybe: bool = False
                              ) -> dict[str, list[Entry]]:
         """Created rows by their payload's hash: the same credit use, from wherever it came;
         with MAYBE, rows that may have been created too (in doubt, pending)."""
         found: dict[str, list[Entry]] = {}
-        wanted = list(dict.fromkeys(hashes))
         states = "('created', 'in_doubt', 'pending')" if maybe else "('created')"
-        with self._mutex:
-            for start in range(0, len(wanted), 500):
-                part = wanted[start: start + 500]
-                marks = ",".join("?" * len(part))
-                for r in self.db.execute(
-                    f"{_SELECT} WHERE state IN {states} AND payload_hash IN ({marks}) "
-                    # rows not created yet first, as SQLite orders NULLs and PostgreSQL must too
-                    "ORDER BY created_at IS NOT NULL, created_at, rowid", part):
-                    entry = Entry(*r)
-                    found.setdefault(entry.payload_hash, []).append(entry)
+        for r in self._rows_in(
+                f"{_SELECT} WHERE state IN {states} AND payload_hash IN ({{marks}}) "
+                # rows not created yet first, as SQLite orders NULLs and PostgreSQL must too
+                "ORDER BY created_at IS NOT NULL, created_at, rowid", hashes):
+            entry = Entry(*r)
+            found.setdefault(entry.payload_hash, []).append(entry)
         return found
 
     def entries(self, state: str | None = None) -> list[Entry]:
@@ -107,34 +103,23 @@ class Lookups:
         """The rows of each content key, as the journal keeps them; without PAYLOADS, their
         payloads left out (a night's rows of contents the journal has: hundreds of thousands,
         whose report lines never show what was sent)."""
-        found: dict[str, list[Entry]] = {}
-        wanted = list(dict.fromkeys(contents))
         columns = ", ".join(f"r.{c}" if payloads or c != "payload" else "'' AS payload" for c in ROW_COLUMNS)
-        with self._mutex:
-            for start in range(0, len(wanted), 500):
-                part = wanted[start: start + 500]
-                marks = ",".join("?" * len(part))
-                for row in self.db.execute(
-                        f"SELECT k.content, {columns} FROM rows r JOIN keys k ON k.identity = r.identity "
-                        f"WHERE k.content IN ({marks})", part):
-                    found.setdefault(row[0], []).append(Entry(*row[1:]))
-        return found
+        return self._of_contents(contents, columns, Entry)
 
     def states_by_content(self, contents: Iterable[str]) -> dict[str, list[Any]]:
         """`by_content`, each row with only what says whether and which to send of it (identity,
         scheme, state, occurrence, payload_hash, base): a night's first pass, over rows of
         which the journal knows hundreds of thousands."""
+        return self._of_contents(
+            contents, "r.identity, r.scheme, r.state, r.occurrence, r.payload_hash, r.base", StateOf)
+
+    def _of_contents(self, contents: Iterable[str], columns: str, make: Callable[..., Any]
+                     ) -> dict[str, list[Any]]:
+        """The rows of each content key, their COLUMNS made into MAKE, 500 keys a query."""
         found: dict[str, list[Any]] = {}
-        wanted = list(dict.fromkeys(contents))
-        with self._mutex:
-            for start in range(0, len(wanted), 500):
-                part = wanted[start: start + 500]
-                marks = ",".join("?" * len(part))
-                for row in self.db.execute(
-                        "SELECT k.content, r.identity, r.scheme, r.state, r.occurrence, r.payload_hash, "
-                        "r.base FROM rows r JOIN keys k ON k.identity = r.identity "
-                        f"WHERE k.content IN ({marks})", part):
-                    found.setdefault(row[0], []).append(StateOf(*row[1:]))
+        for row in self._rows_in(f"SELECT k.content, {columns} FROM rows r JOIN keys k "
+                                 "ON k.identity = r.identity WHERE k.content IN ({marks})", contents):
+            found.setdefault(row[0], []).append(make(*row[1:]))
         return found
 
     def keep_keys(self, keys: Mapping[str, tuple[str | None, str]]) -> None:
@@ -151,14 +136,9 @@ class Lookups:
     def of_bases(self, bases: Iterable[str]) -> dict[str, list[tuple[str, str, int]]]:
         """`of_base` of many contents at once."""
         found: dict[str, list[tuple[str, str, int]]] = {}
-        wanted = list(bases)
-        with self._mutex:
-            for start in range(0, len(wanted), 500):
-                part = wanted[start: start + 500]
-                marks = ",".join("?" * len(part))
-                for base, identity, state, occurrence in self.db.execute(
-                        f"SELECT base, identity, state, occurrence FROM rows WHERE base IN ({marks})", part):
-                    found.setdefault(base, []).append((identity, state, int(occurrence or 0)))
+        for base, identity, state, occurrence in self._rows_in(
+                "SELECT base, identity, state, occurrence FROM rows WHERE base IN ({marks})", bases):
+            found.setdefault(base, []).append((identity, state, int(occurrence or 0)))
         return found
 
     def of_base(self, base: str) -> list[tuple[str, str, int]]:
@@ -219,13 +199,5 @@ class Lookups:
                                [(k, json.dumps(v)) for k, v in cells.items()])
 
     def cells_of(self, identities: Iterable[str]) -> dict[str, dict[str, str]]:
-        wanted = list(dict.fromkeys(identities))
-        found: dict[str, dict[str, str]] = {}
-        with self._mutex:
-            for start in range(0, len(wanted), 500):
-                part = wanted[start: start + 500]
-                for identity, cells in self.db.execute(
-                        f"SELECT identity, cells FROM cells WHERE identity IN ({','.join('?' * len(part))})",
-                        part):
-                    found[identity] = json.loads(cells)
-        return found
+        return {identity: json.loads(cells) for identity, cells in self._rows_in(
+            "SELECT identity, cells FROM cells WHERE identity IN ({marks})", identities)}
