@@ -223,9 +223,10 @@ class FirstPass(ImporterBase):
         fresh: list[tuple[int, _Fresh]] = []
         self._files = {}
         numbers: Counter[int] = Counter()
-        self._reach = posts_left(self.journal, self.poster.daily_limit) + 50
+        quota = posts_left(self.journal, self.poster.daily_limit)
+        self._reach = quota + 50
         self._collected = 0
-        self._ahead_from(posts_left(self.journal, self.poster.daily_limit))
+        self._ahead_from(quota)
         self._chunks_read = 0
         # the next chunk is read (Arrow lets go of the GIL) while this one is checked, as the dry
         # run does
