@@ -303,7 +303,8 @@ class FirstPass(ImporterBase):
                              else to_send.positions):
             for kept_for in (self._checked, self._keys, self._candidates):
                 kept_for.pop((index, number), None)  # not read again tonight
-        if known:  # this journal has been importing this file: the file is its own
+        if known or (keyed is not None and keyed.here is not None):  # this journal has been
+            # importing this file: the file is its own
             self.known_files.add(index)
         self._look_for_an_id_column(index, chunk)
         count = self.record.extra.setdefault("rows_read", {})

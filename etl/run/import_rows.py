@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 
@@ -262,6 +263,8 @@ class _Keyed:
     candidate: np.ndarray  # new content, with a payload the journal may have created
     occurrence: np.ndarray  # which of the file's identical rows each is
     occurrences: np.ndarray  # the same, as kept
+    #: the rows the journal created from their very line, the one row of their content it has
+    here: Here | None = None
 
     def assigned(self, which: np.ndarray) -> dict[int, tuple[int, str | None]]:
         return {q: (o, None) for q, o in zip(self.positions[which].tolist(),
@@ -275,11 +278,22 @@ class _Keyed:
 
 
 @dataclass
+class Here:
+    """Rows of a chunk the journal created from their very line of the file, the one row of its
+    content it has (`KeyedRows._created_here`): their lines, made a chunk at a time."""
+
+    positions: np.ndarray  # in the chunk, sorted
+    record_ids: np.ndarray | None = None  # the records created, when the lines are wanted
+    errors: Any = None  # their lines' notes (an Arrow array), when wanted
+
+
+@dataclass
 class _FileKeys:
     """What a pass over one file keys its rows against: the journal's contents and payloads
     when the file's first chunk was read, and the file's rows seen so far."""
 
     contents: np.ndarray  # the journal's content keys (first lane), sorted
+    once: np.ndarray  # those of them the journal has one row of, sorted
     lacking: np.ndarray  # payload keys of its rows whose content key is not known
     maybe: np.ndarray  # payload keys of its rows created or maybe created
     repeated: np.ndarray  # contents (first lane) the file has more than once, when known
@@ -305,6 +319,7 @@ class Plan:
     build: Callable[[list[int]], list[Row]] | None = None
     checked_late: bool = False  # the account checks' verdicts are given as rows are sent
     checked_to: int = -1  # ... after this position (those before were given theirs at once)
+    here: Here | None = None  # rows created before from their very line: their lines' cells
 
 
 _TAG = re.compile(r" ?\[etl:[0-9a-f]{12}\]$")

@@ -60,7 +60,7 @@ from etl.run.import_rows import (
 )
 from etl.run.keyed_rows import KeyedRows
 from etl.run.lines import _Ahead, _Lines
-from etl.run.night import Night
+from etl.run.night import CREATED_HERE, Night
 from etl.run.pipeline import Inputs, RunRecord, give_back_memory
 from etl.run.sending import Sender
 from etl.validate.validating import Validator
@@ -205,11 +205,13 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         if keyed is not None:
             plain = keyed.plain()
             facts[plain] = _NEW
+            if keyed.here is not None:
+                facts[keyed.here.positions] = CREATED_HERE
         for q, text in texts.items():
             facts[q] = Facts(problem=text)
         for pos, problem in problems:
             facts[pos] = Facts(problem=problem)
-        p = Plan(facts.tolist())
+        p = Plan(facts.tolist(), here=keyed.here if keyed is not None else None)
         if keyed is not None:
             if send and not self.stopper.is_set():
                 p.plain = plain

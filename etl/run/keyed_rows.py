@@ -28,7 +28,8 @@ from etl.ledger.rowkeys import (
 )
 from etl.read.reading import RawChunk
 from etl.run.import_base import ImporterBase
-from etl.run.import_rows import _ORDER, _TAG, Plan, Row, _FileKeys, _Keyed
+from etl.run.import_rows import _ORDER, _TAG, Here, Plan, Row, _FileKeys, _Keyed
+from etl.run.night import created_here
 from etl.validate.resources import header_key
 
 _POOL: list[ThreadPoolExecutor] = []
@@ -56,8 +57,9 @@ class KeyedRows(ImporterBase):
             maybe = [payload for row_state, _, payload in facts
                      if payload and row_state in ("created", "in_doubt", "pending")]
             del facts
+            lanes, counts = np.unique(hex_pairs(contents)[0], return_counts=True)
             state = self._files[index] = _FileKeys(
-                np.unique(hex_pairs(contents)[0]), np.unique(hex_keys_of(lacking)),
+                lanes, lanes[counts == 1], np.unique(hex_keys_of(lacking)),
                 np.unique(hex_keys_of(maybe)), self._repeated.get(index, np.zeros(0, np.uint64)))
         return state
 
@@ -131,8 +133,10 @@ class KeyedRows(ImporterBase):
         rows: list[Row] = []
         known: dict[str, Entry] = {}
         whole: dict[int, tuple[int, str | None]] = {}  # known contents' rows to make whole
-        if keyed.known.any():
-            which = np.flatnonzero(keyed.known)
+        which = np.flatnonzero(keyed.known)
+        if len(which):
+            which = self._created_here(index, chunk, keyed, which, lines=not light)
+        if len(which):
             contents = hex_keys(keyed.k1[which], keyed.k2[which])
             if light:
                 found = self.journal.states_by_content(contents)
@@ -177,6 +181,57 @@ class KeyedRows(ImporterBase):
                           if r.identity in known and r.texts and r.scheme.startswith("cells:")}
             self.journal.keep_keys(found_keys)
         return rows, known
+
+    def _created_here(self, index: int, chunk: RawChunk, keyed: _Keyed, which: np.ndarray,
+                      lines: bool) -> np.ndarray:
+        """Of the rows WHICH (of contents the journal has), those it created from their very
+        line of this file, the one row of their content it has, found a chunk at a time (one
+        range of the journal's rows by file and row, `keyed.here`, with their lines' cells if
+        LINES); the rest, to be looked up by their contents. Each is the row `_keyed_rows` would
+        find: the first of its content in the file, of a content the journal has one row of (by
+        its first lane: no other content shares it), and that row has its whole content key."""
+        if self.settings.key:
+            return which
+        state = self._files[index]
+        first = which[(keyed.occurrence[which] == 1) & among(keyed.k1[which], state.once)]
+        if not len(first):
+            return which
+        numbers = np.asarray(chunk.rows)[keyed.positions[first]].astype(np.int64)
+        source = os.path.realpath(self.inputs.tables[index].path)
+        found = self.journal.created_at_lines(source, int(numbers.min()), int(numbers.max()), lines=lines)
+        got, contents = found[0], found[1]
+        if not got or set(map(len, contents)) != {32}:  # none, or not as etl writes them
+            return which
+        j1, j2 = hex_pairs(contents)
+        rows = np.asarray(got, np.int64)
+        order = np.argsort(rows, kind="stable")
+        lo = np.searchsorted(rows[order], numbers, "left")
+        hi = np.searchsorted(rows[order], numbers, "right")
+        match = np.full(len(first), -1, np.int64)
+        one = np.flatnonzero((hi - lo) == 1)
+        j = order[lo[one]]
+        same = (j1[j] == keyed.k1[first[one]]) & (j2[j] == keyed.k2[first[one]])
+        match[one[same]] = j[same]
+        for k in np.flatnonzero(hi - lo > 1).tolist():  # a line the journal has several rows of
+            for j_ in order[lo[k]:hi[k]].tolist():
+                if j1[j_] == keyed.k1[first[k]] and j2[j_] == keyed.k2[first[k]]:
+                    match[k] = j_
+        if lines:  # a created row without its Id or time is read whole, row by row
+            ids = np.array([-1 if x is None else x for x in found[2]], np.int64)
+            dated = np.array([w is not None for w in found[3]], bool)
+            usable = np.flatnonzero((ids >= 0) & dated)
+            match[(match >= 0) & ~np.isin(match, usable)] = -1
+        hit = match >= 0
+        if not hit.any():
+            return which
+        here = Here(keyed.positions[first[hit]])
+        if lines:
+            at = match[hit]
+            here.record_ids = ids[at]
+            here.errors = created_here(source, numbers[hit], here.record_ids,
+                                       [found[3][k] for k in at.tolist()])
+        keyed.here = here
+        return np.setdiff1d(which, first[hit], assume_unique=True)
 
     def _keys_of(self, row: Row) -> tuple[str, str]:
         """A row's content and payload keys, as the journal keeps them."""

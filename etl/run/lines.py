@@ -75,10 +75,22 @@ class _Lines:
             return arrow.array(values, type=type_).take(which)
 
         words = [s for s, _ in said]
+        errors = column([s.errors for s in words], arrow.string())
+        ids = column([s.record_id for s in words], arrow.int64())
+        here = self.p.here
+        if here is not None and here.record_ids is not None:  # the lines of rows created before, made
+            lo, hi = np.searchsorted(here.positions, [start, end])  # as columns: their own cells
+            if hi > lo:
+                at = np.arange(end - start)
+                at[here.positions[lo:hi] - start] = end - start + np.arange(hi - lo)
+                take = arrow.array(at, type=arrow.int64())
+                errors = arrow.concat_arrays([errors, here.errors[lo:hi]]).take(take)
+                made = arrow.array(here.record_ids[lo:hi], arrow.int64())
+                ids = arrow.concat_arrays([ids, made]).take(take)
         self.writer.write(
             self.path, self.chunk.rows[start:end], column([s.outcome.value for s in words], arrow.string()),
-            column([s.errors for s in words], arrow.string()),
+            errors,
             [None if c is None else c[start:end] for c in self.own],
-            ids=column([s.record_id for s in words], arrow.int64()),
+            ids=ids,
             statuses=column([s.http_status for s in words], arrow.int64()),
             attempts=column([s.attempts for s in words], arrow.int64()))

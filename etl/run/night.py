@@ -17,6 +17,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+import pyarrow as arrow
+import pyarrow.compute as pc
 
 from etl.ledger.entries import Entry
 from etl.outcomes import CODE, OUTCOMES, Facts, Said, decide
@@ -111,3 +113,24 @@ class Night:
     def _open_lines(self) -> Iterator[Line]:
         for lines in self.open.values():
             yield from lines
+
+
+#: The facts of every row the journal created from its very line of the file being read, the
+#: one row of its content it has (etl.run.keyed_rows): skipped, the same values in every cell.
+#: `decide` says what their lines are; `created_here` gives each its own Id and note, a chunk at
+#: a time, as `decide` would with the row's journal entry.
+CREATED_HERE = Facts(entry=Entry("", "", None, None, "created", None, None, 0, None, "", "", None,
+                                 None, None, None, None, None, None, None, None, None, None, ""))
+
+
+def created_here(source: str, rows: np.ndarray, record_ids: np.ndarray, created: list[str]
+                 ) -> arrow.Array:
+    """The errors cells `decide` gives the lines of rows created before from SOURCE's ROWS
+    (CREATED: when, as the journal keeps it), with RECORD_IDS, each from its own line: made as
+    columns, for a chunk of a night that has been importing the file for weeks."""
+    when = pc.replace_substring(pc.utf8_slice_codeunits(arrow.array(created, arrow.string()), 0, 16),
+                                "T", " ")
+    ids = arrow.array(record_ids, arrow.int64()).cast(arrow.string())
+    return pc.binary_join_element_wise(
+        f"note: already created from {source} row ", arrow.array(rows, arrow.int64()).cast(arrow.string()),
+        " on ", when, " (Id ", ids, "): the same values in every cell", "")

@@ -1,0 +1,144 @@
+"""A night of a migration reads the rows the journal created from their very lines a chunk at a
+time (one range of the journal by file and row): each line says what `etl.outcomes.decide` says
+of that row with its journal entry, the record it was created as and when, exactly as when
+every row was looked up by its content. Rows that are not the one row of their content in the
+journal (identical rows, a row created from another file, a file sorted anew) are still looked
+up by their content, and say where they were created from."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from etl.ledger.entries import Entry
+from etl.outcomes import Facts, decide
+from etl.run.night import created_here
+from tests.test_import import NO_ENV, TOKEN, journal_of
+from tests.test_night_keys import sandbox  # noqa: F401 - the fixture
+
+_WHEN = st.datetimes().map(lambda d: d.isoformat(timespec="seconds") + "Z")
+
+
+@given(st.lists(st.tuples(st.integers(1, 10**7), st.integers(1, 2**53), _WHEN), min_size=1, max_size=30),
+       st.sampled_from(["/data/history.csv", "/données/été 2026.csv", "/a,b/\"q\".csv"]))
+def test_the_lines_made_as_columns_are_decides(lines, source):
+    rows = np.array([r for r, _, _ in lines], np.int64)
+    ids = np.array([i for _, i, _ in lines], np.int64)
+    made = created_here(source, rows, ids, [w for _, _, w in lines]).to_pylist()
+    for (row, record_id, when), errors in zip(lines, made, strict=True):
+        entry = Entry("i", "cells:x", None, 1, "created", record_id, 201, 1, None, "{}", "h", source, row,
+                      "r", "run", None, None, None, None, None, None, when, "2000-01-01T00:00:00Z")
+        said = decide(Facts(entry=entry))
+        assert said.outcome.value == "skipped" and said.record_id == record_id and said.counted is None
+        assert errors == said.errors
+
+
+def write(path: Path, rows: list[list[str]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["CoworkerBookingCreditId", "CreditUsed", "Description"])
+        w.writerows(rows)
+
+
+def history() -> list[list[str]]:
+    """60 credit uses: rows 50 to 54 repeat row 10 (identical rows), row 57 is no number."""
+    rows = [[str(11 + i % 3), f"{1 + i % 7}.5", f"Desk #{i}"] for i in range(50)]
+    rows += [list(rows[10]) for _ in range(5)]
+    rows += [["12", "2.5", "Room A"], ["13", "3", "Room B"], ["11", "abc", "broken"], ["12", "1.50", "x"],
+             ["12", "1.5", "y"]]
+    return rows
+
+
+def night(etl, url: str, path: Path, limit: int, *more: str):
+    run = etl("import", path, "--api-url", url, "--token", TOKEN, "--rate", "1000",
+              "--daily-limit", str(limit), "--no-check-credits", *more, env=NO_ENV)
+    return run
+
+
+def created_lines(reports: list[list[dict[str, str]]]) -> dict[tuple[str, int], str]:
+    return {(r["source"], int(r["row"])): r["id"] for report in reports for r in report
+            if r["outcome"] == "created"}
+
+
+def check_skipped(report: list[dict[str, str]], created: dict[tuple[str, int], str],
+                  where: dict[int, tuple[str, int]]) -> None:
+    """Every line of REPORT is skipped (the invalid row aside), naming the line its record was
+    created from (WHERE: a row number of this file -> the file and row, as the journal keeps
+    them; else the same line) and that record's Id."""
+    note = re.compile(r"note: already created from (.+) row (\d+) on (\d{4}-\d\d-\d\d \d\d:\d\d) "
+                      r"\(Id (\d+)\): the same values in every cell")
+    for r in report:
+        if r["errors"].startswith("CreditUsed"):
+            assert r["outcome"] == "invalid"
+            continue
+        assert r["outcome"] == "skipped", r
+        m = note.fullmatch(r["errors"])
+        assert m, r["errors"]
+        source, row = where.get(int(r["row"]), (os.path.realpath(r["source"]), int(r["row"])))
+        assert (m[1], int(m[2])) == (source, row)
+        assert m[4] == r["id"] == created[(source, row)], r
+
+
+@pytest.mark.parametrize("journal", ["sqlite", "postgresql"])
+def test_the_nights_after_say_each_row_as_the_journal_has_it(etl, sandbox, tmp_path, journal,  # noqa: F811
+                                                            request):
+    more: tuple[str, ...] = ()
+    if journal == "postgresql":
+        more = ("--journal", request.getfixturevalue("pg_url"))
+    other, path = tmp_path / "other.csv", tmp_path / "history.csv"
+    rows = history()
+    write(other, [rows[20], ["99", "9.5", "only there"]])
+    write(path, rows)
+    reports = []
+    first = night(etl, sandbox.url, other, 10, *more)
+    assert first.code == 0, first.output
+    reports.append(first.report())
+    for limit in (20, 1000):
+        run = night(etl, sandbox.url, path, limit, *more)
+        assert run.code in (1, 4), run.output
+        reports.append(run.report())
+    created = created_lines(reports)
+    # each created line is a record of the server's, and each record was created once
+    assert len(sandbox.store.records()) == len(created) == 2 + 60 - 1 - 1  # row 20 came from other.csv
+    real = os.path.realpath(path)
+    from_other = {22: (os.path.realpath(other), 2)}  # history row 22 is other.csv's row 2
+    for _ in range(2):  # the night after, and the one after it
+        again = night(etl, sandbox.url, path, 1000, *more)
+        assert again.code == 1, again.output  # the broken row
+        report = again.report()
+        check_skipped(report, created, from_other)
+        assert {k: n for k, n in again.summary()["counts"].items() if n} == {"skipped": 59, "invalid": 1}
+        assert again.summary()["notes"]["skipped_identical_from_other_files"] == 1
+    assert len(sandbox.store.records()) == len(created)
+
+    # the file sorted anew, from another folder: the same credit uses, at other lines
+    moved = tmp_path / "elsewhere" / "history.csv"
+    moved.parent.mkdir()
+    order = list(range(len(rows)))[::-1]
+    write(moved, [rows[i] for i in order])
+    run = night(etl, sandbox.url, moved, 1000, *more)
+    assert run.code == 1, run.output
+    report = run.report()
+    # the identical rows (10, 50..54) take the journal's rows of them in file order, whatever the order
+    where = {}
+    for line, i in enumerate(order, 2):
+        if rows[i] == rows[10]:
+            continue
+        where[line] = from_other[22] if i == 20 else (real, i + 2)
+    identical = [r for r in report if r["Description"] == rows[10][2]]
+    assert len(identical) == 6 and {r["outcome"] for r in identical} == {"skipped"}
+    assert {r["id"] for r in identical} == {created[(real, n)] for n in (12, 52, 53, 54, 55, 56)}
+    check_skipped([r for r in report if r["Description"] != rows[10][2]], created, where)
+    assert len(sandbox.store.records()) == len(created)
+    if journal == "sqlite":  # the journal kept every line it created once
+        with sqlite3.connect(journal_of(sandbox.url)) as db:
+            kept = db.execute("SELECT COUNT(*) FROM rows WHERE state = 'created'").fetchone()[0]
+        assert kept == len(created)
