@@ -133,6 +133,7 @@ class Dialect:
     def _translate(self, sql: str) -> str:
         text = sql.replace("%", "%%").replace("?", "%s")
         text = re.sub(r"\bMAX\(([^(),]+),([^(),]+)\)", r"GREATEST(\1,\2)", text)
+        text = re.sub(r"\bgroup_concat\(", "string_agg(", text)
         alter = re.match(r"\s*ALTER TABLE (\w+) ADD COLUMN (\w+) (.*)$", text, re.S)
         if alter:  # a migration adds a column: the same types as the schema's
             table, column, kind = alter.groups()

@@ -78,10 +78,32 @@ class Lookups:
                          if e.source and os.path.basename(e.source) == source]
         return found
 
-    def key_facts(self, payload_keys: Callable[[list[str]], list[list[int]]]
-                  ) -> list[tuple[str, str | None, str | None]]:
-        """(state, content key, payload keys) of every row. Rows without payload keys (written
-        before they were kept) get them first, made by PAYLOAD_KEYS from their payloads."""
+    def key_columns(self, payload_keys: Callable[[list[str]], list[list[int]]]) -> tuple[str, str, str, str]:
+        """What a night keys a file's rows against, each one text of keys as the journal keeps
+        them: every content key (32 hex digits each, run together), and payload keys (16 hex
+        digits each, joined by commas) of rows without a content key, of every row, and of rows
+        that were not created and may not have been (refused, failed, never sent). Read from the
+        keys the journal keeps alone, as one text each (a journal of a migration keeps millions):
+        a key kept for a row that was never sent only adds a row to look at more closely. Rows
+        without payload keys (written before they were kept) get them first, made by
+        PAYLOAD_KEYS from their payloads, once a run."""
+        if not getattr(self, "_keys_filled", False):
+            self._fill_payload_keys(payload_keys)
+            self._keys_filled = True
+        with self._mutex:
+            contents = self.db.execute("SELECT group_concat(content, '') FROM keys "
+                                       "WHERE length(content) = 32").fetchone()[0]
+            lacking = self.db.execute("SELECT group_concat(payload, ',') FROM keys "
+                                      "WHERE content IS NULL AND payload IS NOT NULL").fetchone()[0]
+            every = self.db.execute("SELECT group_concat(payload, ',') FROM keys "
+                                    "WHERE payload IS NOT NULL").fetchone()[0]
+            settled = self.db.execute(
+                "SELECT group_concat(k.payload, ',') FROM rows r JOIN keys k ON k.identity = r.identity "
+                "WHERE r.state IN ('rejected', 'failed', 'not_attempted') AND k.payload IS NOT NULL"
+            ).fetchone()[0]
+        return contents or "", lacking or "", every or "", settled or ""
+
+    def _fill_payload_keys(self, payload_keys: Callable[[list[str]], list[list[int]]]) -> None:
         with self._mutex:
             missing = self.db.execute(
                 "SELECT r.identity, r.payload FROM rows r LEFT JOIN keys k ON k.identity = r.identity "
@@ -94,10 +116,6 @@ class Lookups:
                 db.executemany("UPDATE keys SET payload = ? WHERE identity = ?",
                                [(",".join(f"{k:016x}" for k in keys), m[0])
                                 for m, keys in zip(missing, made, strict=True)])
-        with self._mutex:
-            return [(r[0], r[1], r[2]) for r in self.db.execute(
-                "SELECT r.state, k.content, k.payload FROM rows r "
-                "LEFT JOIN keys k ON k.identity = r.identity")]
 
     def by_content(self, contents: Iterable[str], payloads: bool = True) -> dict[str, list[Entry]]:
         """The rows of each content key, as the journal keeps them; without PAYLOADS, their

@@ -51,16 +51,15 @@ class KeyedRows(ImporterBase):
         """What this pass keys file INDEX's rows against, read from the journal at its start."""
         state = self._files.get(index)
         if state is None:
-            facts = self.journal.key_facts(stored_payload_keys)
-            contents = [content for _, content, _ in facts if content]
-            lacking = [payload for _, content, payload in facts if not content and payload]
-            maybe = [payload for row_state, _, payload in facts
-                     if payload and row_state in ("created", "in_doubt", "pending")]
-            del facts
-            lanes, counts = np.unique(hex_pairs(contents)[0], return_counts=True)
+            contents, lacking, every, settled = self.journal.key_columns(stored_payload_keys)
+            lanes, counts = np.unique(hex_pairs([contents])[0], return_counts=True)
+            del contents
+            kept, times = np.unique(hex_keys_of([every]), return_counts=True)
+            done, done_times = np.unique(hex_keys_of([settled]), return_counts=True)
+            times[np.searchsorted(kept, done)] -= done_times  # a key kept of every row not settled
             state = self._files[index] = _FileKeys(
-                lanes, lanes[counts == 1], np.unique(hex_keys_of(lacking)),
-                np.unique(hex_keys_of(maybe)), self._repeated.get(index, np.zeros(0, np.uint64)))
+                lanes, lanes[counts == 1], np.unique(hex_keys_of([lacking])), kept[times > 0],
+                self._repeated.get(index, np.zeros(0, np.uint64)))
         return state
 
     def _keyed(self, identities: Identities, index: int, chunk: RawChunk, valid: np.ndarray,
