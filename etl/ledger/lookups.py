@@ -53,8 +53,9 @@ class Lookups:
         with MAYBE, rows that may have been created too (in doubt, pending)."""
         found: dict[str, list[Entry]] = {}
         states = "('created', 'in_doubt', 'pending')" if maybe else "('created')"
-        for r in self._rows_in(
-                f"{_SELECT} WHERE state IN {states} AND payload_hash IN ({{marks}}) "
+        for r in self._rows_in(  # found by their payload's index, never by their state's: a
+                # journal's created rows are most of it (`state || ''` keeps SQLite off that index)
+                f"{_SELECT} WHERE state || '' IN {states} AND payload_hash IN ({{marks}}) "
                 # rows not created yet first, as SQLite orders NULLs and PostgreSQL must too
                 "ORDER BY created_at IS NOT NULL, created_at, rowid", hashes):
             entry = Entry(*r)
