@@ -19,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from etl.ledger.entries import Entry
+from etl.ledger.rowkeys import among
 from etl.outcomes import Facts, decide
 from etl.run.night import created_here
 from tests.test_import import NO_ENV, TOKEN, journal_of
@@ -39,6 +40,15 @@ def test_the_lines_made_as_columns_are_decides(lines, source):
         said = decide(Facts(entry=entry))
         assert said.outcome.value == "skipped" and said.record_id == record_id and said.counted is None
         assert errors == said.errors
+
+
+@given(st.integers(0, 3000), st.integers(0, 9000), st.integers(0, 2**32))
+def test_a_chunks_keys_are_found_among_the_journals_as_isin_finds_them(n, m, seed):
+    """`among`, which looks many keys up in order, says what np.isin says, at every size."""
+    rng = np.random.default_rng(seed)
+    pool = rng.integers(0, 2**64 - 1, max(1, (n + m) // 2), dtype=np.uint64, endpoint=True)
+    keys, known = rng.choice(pool, n), np.unique(rng.choice(pool, m))
+    assert (among(keys, known) == np.isin(keys, known)).all()
 
 
 def write(path: Path, rows: list[list[str]]) -> None:

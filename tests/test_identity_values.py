@@ -190,6 +190,17 @@ def test_ignore_column_given_on_a_later_night_re_identifies_the_rows_created(pos
     again = post(history("n3.csv", "2026-11-26T01:00", extra=1), "--ignore-column", "ExportedAt")
     assert outcomes(again) == ["skipped"] * 4
     assert sandbox.stats.posts == 4
+    # a night the quota stops before them: the rows it never reaches are still the ones created
+    # (their keys were made again after they took today's identity)
+    later = tmp_path / "n4.csv"
+    text = history("n4.csv", "2026-11-27T01:00", extra=1).read_text()
+    head, rest = text.split("\n", 1)
+    later.write_text(f"{head}\n2026-11-27T01:00,200,1,new a\n2026-11-27T01:00,201,2,new b\n{rest}")
+    stopped = post(later, "--ignore-column", "ExportedAt", "--daily-limit", "5", "--no-check-credits")
+    assert stopped.code == 4, stopped.err
+    assert outcomes(stopped) == ["created", "not_attempted"] + ["skipped"] * 4
+    assert [r["id"] for r in stopped.report()[2:]] == [r["id"] for r in run.report()]
+    assert sandbox.stats.posts == 5
 
 
 def test_a_column_dropped_from_the_export_does_not_re_identify_rows(post, sandbox, tmp_path):

@@ -40,7 +40,7 @@ from etl.ledger.entries import (
     process_start,
     utc_day,
 )
-from etl.ledger.lookups import Lookups
+from etl.ledger.lookups import _EVERY_ROW_KEYED, Lookups
 from etl.outcomes import ExitStatus
 
 # --- the journal -----------------------------------------------------------------------------------
@@ -214,6 +214,7 @@ class Journal(Lookups):
                             (f"adopted:{os.path.abspath(path)}", now_iso()))
             if taken:
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES ('legacy', '1')")
+                self.db.execute("DELETE FROM meta WHERE key = ?", (_EVERY_ROW_KEYED,))  # not theirs
         return taken
 
     def __enter__(self) -> Journal:
@@ -340,6 +341,13 @@ class Journal(Lookups):
         else:
             sets = ", ".join(f"{k} = ?" for k in fields)
             db.execute(f"UPDATE rows SET {sets} WHERE identity = ?", (*fields.values(), identity))
+        if fields.get("payload"):  # a row is never without its payload keys (Lookups.key_columns)
+            from etl.ledger.rowkeys import stored_payload_keys
+
+            keys = ",".join(f"{k:016x}" for k in stored_payload_keys([str(fields["payload"])])[0])
+            db.execute("INSERT OR IGNORE INTO keys (identity, content, payload) VALUES (?, NULL, ?)",
+                       (identity, keys))
+            db.execute("UPDATE keys SET payload = ? WHERE identity = ? AND payload IS NULL", (keys, identity))
 
     def write_event(self, db: Any, identity: str, source: str | None, row: int | None,
                     from_state: str | None, to_state: str, event: str, reason: str | None) -> None:

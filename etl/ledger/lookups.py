@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from etl.ledger.entries import _SELECT, ROW_COLUMNS, Entry
 
+#: the journal's note that every row has its payload keys (`Lookups.key_columns`)
+_EVERY_ROW_KEYED = "every_row_keyed"
+
 
 class StateOf(NamedTuple):
     """Of a journal's row, what a night's first pass needs (`Lookups.states_by_content`)."""
@@ -32,6 +35,8 @@ class Lookups:
 
     if TYPE_CHECKING:  # Journal's own (the type checker's view only)
         def transaction(self) -> AbstractContextManager[Any]: ...
+
+        def meta(self, key: str) -> str | None: ...
 
     # rows: reading
 
@@ -86,11 +91,10 @@ class Lookups:
         that were not created and may not have been (refused, failed, never sent). Read from the
         keys the journal keeps alone, as one text each (a journal of a migration keeps millions):
         a key kept for a row that was never sent only adds a row to look at more closely. Rows
-        without payload keys (written before they were kept) get them first, made by
-        PAYLOAD_KEYS from their payloads, once a run."""
-        if not getattr(self, "_keys_filled", False):
+        without payload keys (written before a row's were kept with it, or given another
+        identity since) get them first, made by PAYLOAD_KEYS from their payloads."""
+        if self.meta(_EVERY_ROW_KEYED) != "1":
             self._fill_payload_keys(payload_keys)
-            self._keys_filled = True
         with self._mutex:
             contents = self.db.execute("SELECT group_concat(content, '') FROM keys "
                                        "WHERE length(content) = 32").fetchone()[0]
@@ -105,18 +109,21 @@ class Lookups:
         return contents or "", lacking or "", every or "", settled or ""
 
     def _fill_payload_keys(self, payload_keys: Callable[[list[str]], list[list[int]]]) -> None:
-        with self._mutex:
-            missing = self.db.execute(
+        """Every row's payload keys, where the journal lacks them; then the journal notes that
+        every row has them (a row is written with its keys from then on: `Journal.write_row`), in
+        the same transaction (a change of identities meanwhile, on another machine, waits)."""
+        with self.transaction() as db:
+            missing = db.execute(
                 "SELECT r.identity, r.payload FROM rows r LEFT JOIN keys k ON k.identity = r.identity "
                 "WHERE k.payload IS NULL AND r.payload IS NOT NULL").fetchall()
-        if missing:
-            made = payload_keys([m[1] for m in missing])
-            with self.transaction() as db:
+            if missing:
+                made = payload_keys([m[1] for m in missing])
                 db.executemany("INSERT OR IGNORE INTO keys (identity, content, payload) "
                                "VALUES (?, NULL, NULL)", [(m[0],) for m in missing])
                 db.executemany("UPDATE keys SET payload = ? WHERE identity = ?",
                                [(",".join(f"{k:016x}" for k in keys), m[0])
                                 for m, keys in zip(missing, made, strict=True)])
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, '1')", (_EVERY_ROW_KEYED,))
 
     def by_content(self, contents: Iterable[str], payloads: bool = True) -> dict[str, list[Entry]]:
         """The rows of each content key, as the journal keeps them; without PAYLOADS, their
@@ -212,6 +219,7 @@ class Lookups:
             db.execute("UPDATE rows SET identity = ?, scheme = ? WHERE identity = ?", (new, scheme, old))
             db.execute("UPDATE events SET identity = ? WHERE identity = ?", (new, old))
             db.execute("DELETE FROM keys WHERE identity = ?", (old,))
+            db.execute("DELETE FROM meta WHERE key = ?", (_EVERY_ROW_KEYED,))  # its payload's: again
 
     def reidentify(self, old: str, new: str, scheme: str, base: str | None, occurrence: int | None,
                    cells: dict[str, str]) -> None:
@@ -222,6 +230,7 @@ class Lookups:
                        "WHERE identity = ?", (new, scheme, base, occurrence, old))
             db.execute("UPDATE events SET identity = ? WHERE identity = ?", (new, old))
             db.execute("DELETE FROM keys WHERE identity = ?", (old,))  # its content: found again
+            db.execute("DELETE FROM meta WHERE key = ?", (_EVERY_ROW_KEYED,))  # its payload's: made again
             db.execute("DELETE FROM cells WHERE identity = ?", (old,))
             db.execute("INSERT OR REPLACE INTO cells VALUES (?, ?)", (new, json.dumps(cells)))
 

@@ -281,7 +281,12 @@ def among(keys: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
     """Which KEYS are in SORTED_SET (a sorted unique array)."""
     if len(sorted_set) == 0 or len(keys) == 0:
         return np.zeros(len(keys), bool)
-    at = np.searchsorted(sorted_set, keys)
+    if len(keys) > 1024 and len(sorted_set) > 4096:  # looked for in order: the set's pages are
+        order = np.argsort(keys)  # read once each, not once a key (3 to 6 times faster)
+        at = np.empty(len(keys), np.int64)
+        at[order] = np.searchsorted(sorted_set, keys[order])
+    else:
+        at = np.searchsorted(sorted_set, keys)
     at[at == len(sorted_set)] = 0
     return sorted_set[at] == keys
 
