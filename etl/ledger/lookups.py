@@ -143,9 +143,10 @@ class Lookups:
                          ) -> tuple[list[Any], ...]:
         """The rows created from SOURCE (a real path, as the journal keeps it) rows FIRST to LAST,
         as columns: (row, content key) and, with LINES, (record Id, when created, else last
-        changed). One range of the journal's (source, row) index: a night's chunk of a file it
-        has been importing, without an `IN` list of its rows' keys."""
-        extra = ", r.record_id, COALESCE(r.created_at, r.updated_at)" if lines else ""
+        changed, as `etl.outcomes.when` reads them: an empty created_at is no time). One range of
+        the journal's (source, row) index: a night's chunk of a file it has been importing,
+        without an `IN` list of its rows' keys."""
+        extra = ", r.record_id, COALESCE(NULLIF(r.created_at, ''), r.updated_at)" if lines else ""
         with self._mutex:
             found = self.db.execute(
                 f"SELECT r.row, k.content{extra} FROM rows r JOIN keys k ON k.identity = r.identity "

@@ -1,0 +1,50 @@
+"""Review of the night's rows created from their very lines (etl.run.keyed_rows._created_here):
+each line says what `etl.outcomes.decide` says of the row with its journal entry as it stands,
+whatever the journal holds of when the row was created."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from etl.outcomes import when
+from tests.test_created_here import night, write
+from tests.test_import import journal_of
+from tests.test_night_keys import sandbox  # noqa: F401 - the fixture
+
+
+@pytest.mark.parametrize("journal", ["sqlite", "postgresql"])
+def test_a_created_row_with_an_empty_creation_time_is_said_as_decide_says(etl, sandbox, tmp_path: Path,  # noqa: F811
+                                                                          journal, request):
+    """`decide` dates a created row by created_at, else (None or empty) updated_at: an empty
+    created_at (a journal edited or filled by another tool) is dated by updated_at on the fast
+    path too, not left blank."""
+    path = tmp_path / "history.csv"
+    write(path, [[str(11 + i % 3), f"{1 + i}.5", f"Desk #{i}"] for i in range(5)])
+    more: tuple[str, ...] = ()
+    if journal == "postgresql":
+        more = ("--journal", request.getfixturevalue("pg_url"))
+    first = night(etl, sandbox.url, path, 1000, *more)
+    assert first.code == 0, first.output
+    if more:
+        import psycopg
+
+        db = psycopg.connect(more[1], autocommit=True)
+    else:
+        db = sqlite3.connect(journal_of(sandbox.url), isolation_level=None)
+    try:
+        db.execute("UPDATE rows SET created_at = '' WHERE row = 3")
+        updated = db.execute("SELECT updated_at, record_id FROM rows WHERE row = 3").fetchone()
+    finally:
+        db.close()
+    again = night(etl, sandbox.url, path, 1000, *more)
+    assert again.code == 0, again.output
+    line = next(r for r in again.report() if r["row"] == "3")
+    stamp = when(type("E", (), {"created_at": "", "updated_at": updated[0]})())  # decide's dating
+    assert stamp.strip()
+    assert line["outcome"] == "skipped" and line["id"] == str(updated[1])
+    assert line["errors"] == (f"note: already created from {os.path.realpath(path)} row 3 on {stamp} "
+                              f"(Id {updated[1]}): the same values in every cell")
