@@ -91,3 +91,40 @@ def test_a_quota_the_first_pass_counted_on_but_not_spent_is_spent_further_on(etl
     assert {r["outcome"] for r in report[60_001:]} == {"not_attempted"}
     assert len(sandbox.store.records()) == 20
     assert leftovers(tmp_path) == []
+
+
+def test_chunks_of_rows_created_before_are_written_by_the_first_pass(etl, sandbox, tmp_path):  # noqa: F811
+    """A migration's nights after the first: each chunk whose valid rows were all created on
+    the nights before (from their very lines) is written by the first pass and appended by the
+    posting pass; the report, errors.csv and the counts are every line in turn, whatever mix of
+    such chunks, chunks that send and chunks after the quota, and a run stopped at once."""
+    path = tmp_path / "history.csv"
+    valid = [*range(0, 20), *range(50_000, 50_020), *range(100_000, 100_020)]  # 20 in each chunk
+    bad = set(range(ROWS)) - set(valid)
+    history(path, bad)
+    ids: dict[int, str] = {}
+    for limit in (20, 40, 60, 60):
+        run = night(etl, sandbox, path, limit)
+        report = run.report()
+        assert [int(r["row"]) for r in report] == list(range(2, ROWS + 2))  # every line, in order
+        assert all(report[i]["outcome"] == "invalid" and "CreditUsed" in report[i]["errors"] for i in bad)
+        for k, i in enumerate(valid):
+            line = report[i]
+            if i in ids:  # created on a night before: that record, from this very line
+                assert line["outcome"] == "skipped" and line["id"] == ids[i], line
+                assert line["errors"].startswith(f"note: already created from {path} row {i + 2} on ")
+            elif k < limit:
+                assert line["outcome"] == "created", line
+                ids[i] = line["id"]
+            else:
+                assert line["outcome"] == "not_attempted", line
+        with open(run.report_path().parent / "errors.csv", newline="", encoding="utf-8") as f:
+            errors = list(csv.DictReader(f))
+        assert [e["Description"] for e in errors] == [f"Desk #{i}" for i in sorted(bad)]
+        counts = {k: n for k, n in run.summary()["counts"].items() if n}
+        assert counts.get("invalid") == len(bad) and sum(counts.values()) == ROWS
+        assert counts.get("created", 0) + counts.get("skipped", 0) == min(limit, len(valid))
+        assert len(sandbox.store.records()) == len(ids) == min(limit, len(valid))
+        assert leftovers(tmp_path) == []
+    assert run.code == 1  # the invalid rows
+    assert counts == {"invalid": len(bad), "skipped": len(valid)}

@@ -61,10 +61,35 @@ class WritingAhead(ImporterBase):
                     self._ahead_sent = [(np.unique(np.concatenate([k for k, _ in self._ahead_sent])),
                                          np.unique(np.concatenate([p for _, p in self._ahead_sent])))]
             return False
-        if keyed is None or keyed.known.any() or (index != self._ahead_file and self._sent_tonight(keyed)):
+        if keyed is None or (keyed.known.any() and not _final(keyed)) \
+                or (index != self._ahead_file and self._sent_tonight(keyed)):
             self._ahead_drop()
             self._ahead_quota = None
             return False
+        self._lines_into(ahead, identities, index, chunk, texts, keyed, rows, known)
+        return True
+
+    def _written_first(self, identities: Identities, index: int, chunk: RawChunk, texts: dict[int, str],
+                       keyed: _Keyed | None) -> bool:
+        """The first pass's chunk (not written ahead) written now if its lines can't change
+        tonight: every valid row of it is one the journal created from its very line
+        (`_final`). A migration's nights after the first read the chunks of the rows created on
+        the nights before once: the posting pass appends their lines (`_segment_join`), the
+        chunks after one another in a segment of their own."""
+        if keyed is None or not _final(keyed):
+            return False
+        ordinal = self._chunks_read
+        segment = self._segments.get(ordinal - 1)
+        if segment is None:
+            segment = _Ahead(ordinal, ReportWriter.ahead(
+                self.record.report, self.inputs.own_columns, self.record.errors_path))
+        self._segments[ordinal] = segment
+        self._lines_into(segment, identities, index, chunk, texts, keyed, [], {})
+        return True
+
+    def _lines_into(self, ahead: _Ahead, identities: Identities, index: int, chunk: RawChunk,
+                    texts: dict[int, str], keyed: _Keyed, rows: list[Row], known: dict[str, Entry]) -> None:
+        """A chunk's lines written by the first pass, into AHEAD (nothing of it is sent)."""
         accounted, self.accounted = self.accounted, ahead.accounted
         try:
             p = self._plan_of(identities, index, chunk, texts, keyed, rows, [], known, send=False)
@@ -75,7 +100,16 @@ class WritingAhead(ImporterBase):
         lines.said(0, len(chunk), False)
         lines.write()
         ahead.lines += len(chunk)
-        return True
+
+    def _segment_join(self, segment: _Ahead, writer: ReportWriter,
+                      progress: Callable[[int, Counter[str]], None] | None) -> None:
+        """The posting pass reached a segment the first pass wrote: its lines, appended."""
+        writer.append(segment.writer)
+        self.night.append(segment.night)
+        self.record.counts.update(segment.counts)
+        self.accounted.update(segment.accounted)
+        if progress is not None:
+            progress(segment.lines, self.record.counts)
 
     def _sent_tonight(self, keyed: _Keyed) -> bool:
         """Whether a keyed chunk has rows with the content or payload of a row to send tonight."""
@@ -102,3 +136,18 @@ class WritingAhead(ImporterBase):
         if self.ahead is not None:
             self.ahead.writer.discard()
             self.ahead = None
+
+    def _written_drop(self) -> None:
+        """Every line the first pass wrote, dropped (the run ends before the report is made)."""
+        self._ahead_drop()
+        for segment in {id(s): s for s in self._segments.values()}.values():
+            segment.writer.discard()  # those joined are closed already
+        self._segments = {}
+
+
+def _final(keyed: _Keyed) -> bool:
+    """Whether every valid row of a keyed chunk is one the journal created from its very line,
+    with its line made (`KeyedRows._created_here`): its lines are the same whatever tonight
+    sends."""
+    here = keyed.here
+    return here is not None and here.record_ids is not None and len(here.positions) == len(keyed.positions)

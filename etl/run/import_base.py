@@ -71,6 +71,7 @@ class ImporterBase:
     _collected: int  # rows to send the first pass collected for the account checks
     _verdicts_given: int  # rows given the account checks' verdicts with their chunk's plan
     ahead: Any  # etl.run.lines._Ahead | None: the lines the first pass wrote ahead
+    _segments: dict[int, Any]  # etl.run.lines._Ahead: chunks whose lines the first pass wrote
     _ahead_quota: int | None
     _ahead_seen: int
     _ahead_sent: list[tuple[np.ndarray, np.ndarray]] | None
@@ -106,6 +107,9 @@ class ImporterBase:
         def _keep(self, rows: list[Row]) -> None: ...
 
         def _ahead_from(self, quota: int) -> None: ...
+
+        def _written_first(self, identities: Identities, index: int, chunk: RawChunk,
+                           texts: dict[int, str], keyed: _Keyed | None) -> bool: ...
 
         def _ahead_chunk(self, identities: Identities, index: int, chunk: RawChunk,
                          texts: dict[int, str], keyed: _Keyed | None, rows: list[Row],

@@ -114,6 +114,9 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         self._caches: dict[int, KeyCache] = {}
         self._repeated: dict[int, np.ndarray] = {}  # per file, the contents it has more than once
         self.ahead: _Ahead | None = None  # the lines the first pass wrote ahead
+        #: chunks (by their ordinal in the run) whose lines the first pass wrote, as segments of
+        #: chunks in a row (etl.run.ahead.WritingAhead._written_first)
+        self._segments: dict[int, _Ahead] = {}
         self._ahead_quota: int | None = None
         self._ahead_seen = 0
         #: the content and payload keys of the rows to send up to the quota (None: not all known)
@@ -138,7 +141,13 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         with ThreadPoolExecutor(workers, thread_name_prefix="post") as pool:
             for ordinal, (index, chunk) in enumerate(self.inputs.chunks(), 1):
                 give_back_memory()
-                self._chunk(pool, workers, identities, index, numbers[index], chunk, writer, progress)
+                segment = self._segments.get(ordinal)
+                if segment is None:
+                    self._chunk(pool, workers, identities, index, numbers[index], chunk, writer, progress)
+                else:  # its lines were written by the first pass
+                    self._pass_over(identities, index, numbers[index], chunk)
+                    if ordinal == segment.start:
+                        self._segment_join(segment, writer, progress)
                 numbers[index] += 1
                 if self.ahead is not None and ordinal == self.ahead.start:
                     if self.stopper.is_set():  # the lines after are those written ahead
@@ -178,14 +187,7 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
 
     def _plan(self, identities: Identities, index: int, number: int, chunk: RawChunk) -> Plan:
         texts, valid = self._verdicts(index, number, chunk)
-        kept = self._keys.pop((index, number), None)
-        cache = self._caches.get(index)
-        if kept is None and cache is not None:
-            if number == 0:  # the keys the first pass kept, read back
-                cache = self._caches[index] = KeyCache(os.path.dirname(cache.path),
-                                                       os.path.basename(cache.path))
-            kept = cache.next(valid) if cache.found else None
-        keyed = self._keyed(identities, index, chunk, valid, kept,
+        keyed = self._keyed(identities, index, chunk, valid, self._kept_keys(index, number, valid),
                             candidates=self._candidates.pop((index, number), None))
         problems: list[tuple[int, str]] = []
         if keyed is None:
@@ -194,6 +196,26 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         else:
             rows, known = self._keyed_rows(identities, index, chunk, keyed)
         return self._plan_of(identities, index, chunk, texts, keyed, rows, problems, known)
+
+    def _kept_keys(self, index: int, number: int, valid: np.ndarray) -> tuple[np.ndarray, ...] | None:
+        """The keys the first pass made of a chunk's valid rows, kept in memory or read back."""
+        kept = self._keys.pop((index, number), None)
+        cache = self._caches.get(index)
+        if kept is None and cache is not None:
+            if number == 0:  # the keys the first pass kept, read back
+                cache = self._caches[index] = KeyCache(os.path.dirname(cache.path),
+                                                       os.path.basename(cache.path))
+            kept = cache.next(valid) if cache.found else None
+        return kept
+
+    def _pass_over(self, identities: Identities, index: int, number: int, chunk: RawChunk) -> None:
+        """A chunk whose lines the first pass wrote: what it kept of it, read past. Where its
+        keys were not kept, the chunk is keyed all the same: the file's identical rows are
+        numbered in file order, this chunk's with the rest."""
+        _, valid = self._verdicts(index, number, chunk)
+        self._candidates.pop((index, number), None)
+        if self._kept_keys(index, number, valid) is None:
+            self._keyed(identities, index, chunk, valid)
 
     def _plan_of(self, identities: Identities, index: int, chunk: RawChunk, texts: dict[int, str],
                  keyed: _Keyed | None, rows: list[Row], problems: list[tuple[int, str]],
@@ -364,7 +386,7 @@ def import_files(
     try:
         return _import(inputs, record, journal, poster, importer, progress)
     except BaseException as exc:
-        importer._ahead_drop()  # the journal says how the run ended, where it can be written
+        importer._written_drop()  # the journal says how the run ended, where it can be written
         code = _exit_code(exc)
         if code is not None:
             with contextlib.suppress(Exception):

@@ -134,7 +134,7 @@ class KeyedRows(ImporterBase):
         whole: dict[int, tuple[int, str | None]] = {}  # known contents' rows to make whole
         which = np.flatnonzero(keyed.known)
         if len(which):
-            which = self._created_here(index, chunk, keyed, which, lines=not light)
+            which = self._created_here(index, chunk, keyed, which, lines=True)
         if len(which):
             contents = hex_keys(keyed.k1[which], keyed.k2[which])
             if light:
