@@ -433,6 +433,20 @@ class KeyCache:
         self._at += m
         return out
 
+    def skip(self, rows: int) -> bool:
+        """The next chunk's keys passed over (a chunk of ROWS rows the run need not key);
+        whether the keys kept are of such a chunk."""
+        if self._reading is None:
+            return False
+        lengths = self._reading[0]
+        k = self._chunk
+        self._chunk += 1
+        if k >= len(lengths) or int(lengths[k, 0]) != rows:
+            self._reading = None
+            return False
+        self._at += int(lengths[k, 1])
+        return True
+
     def add(self, valid: np.ndarray, *arrays: np.ndarray) -> None:
         """The next chunk's keys, to keep (written as they come: nothing held a row)."""
         try:

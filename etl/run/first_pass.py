@@ -300,10 +300,12 @@ class FirstPass(ImporterBase):
         self._chunks_read += 1
         if self._ahead_chunk(identities, index, chunk, texts, keyed, rows, known,
                              np.array([r.position for r in sending], np.int64) if keyed is None
-                             else to_send.positions) \
-                or self._written_first(identities, index, chunk, texts, keyed):
+                             else to_send.positions):
             for kept_for in (self._checked, self._keys, self._candidates):
                 kept_for.pop((index, number), None)  # not read again tonight
+        elif self._written_first(identities, index, chunk, texts, keyed):
+            for kept_for in (self._checked, self._candidates):  # its keys: read past
+                kept_for.pop((index, number), None)
         if known or (keyed is not None and keyed.here is not None):  # this journal has been
             # importing this file: the file is its own
             self.known_files.add(index)

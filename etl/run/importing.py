@@ -209,13 +209,21 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         return kept
 
     def _pass_over(self, identities: Identities, index: int, number: int, chunk: RawChunk) -> None:
-        """A chunk whose lines the first pass wrote: what it kept of it, read past. Where its
-        keys were not kept, the chunk is keyed all the same: the file's identical rows are
+        """A chunk whose lines the first pass wrote: the keys it kept of it, read past. Where
+        they were not kept, the chunk is keyed all the same: the file's identical rows are
         numbered in file order, this chunk's with the rest."""
-        _, valid = self._verdicts(index, number, chunk)
         self._candidates.pop((index, number), None)
-        if self._kept_keys(index, number, valid) is None:
-            self._keyed(identities, index, chunk, valid)
+        if self._keys.pop((index, number), None) is not None:
+            return
+        cache = self._caches.get(index)
+        if cache is not None:
+            if number == 0:  # the keys the first pass kept, read back
+                cache = self._caches[index] = KeyCache(os.path.dirname(cache.path),
+                                                       os.path.basename(cache.path))
+            if cache.skip(len(chunk)):
+                return
+        _, valid = self._verdicts(index, number, chunk)
+        self._keyed(identities, index, chunk, valid)
 
     def _plan_of(self, identities: Identities, index: int, chunk: RawChunk, texts: dict[int, str],
                  keyed: _Keyed | None, rows: list[Row], problems: list[tuple[int, str]],
