@@ -36,7 +36,7 @@ class Lookups:
     if TYPE_CHECKING:  # Journal's own (the type checker's view only)
         def transaction(self) -> AbstractContextManager[Any]: ...
 
-        def meta(self, key: str) -> str | None: ...
+        def _meta(self, key: str) -> str | None: ...
 
     # rows: reading
 
@@ -93,8 +93,7 @@ class Lookups:
         a key kept for a row that was never sent only adds a row to look at more closely. Rows
         without payload keys (written before a row's were kept with it, or given another
         identity since) get them first, made by PAYLOAD_KEYS from their payloads."""
-        if self.meta(_EVERY_ROW_KEYED) != "1":
-            self._fill_payload_keys(payload_keys)
+        self._fill_payload_keys(payload_keys)
         with self._mutex:
             contents = self.db.execute("SELECT group_concat(content, '') FROM keys "
                                        "WHERE length(content) = 32").fetchone()[0]
@@ -109,13 +108,22 @@ class Lookups:
         return contents or "", lacking or "", every or "", settled or ""
 
     def _fill_payload_keys(self, payload_keys: Callable[[list[str]], list[list[int]]]) -> None:
-        """Every row's payload keys, where the journal lacks them; then the journal notes that
-        every row has them (a row is written with its keys from then on: `Journal.write_row`), in
-        the same transaction (a change of identities meanwhile, on another machine, waits)."""
+        """Every row's payload keys, where the journal lacks them; then the journal notes up to
+        which row (rowid) every row has them, in the same transaction (a change of identities
+        meanwhile, on another machine, waits). A row is written with its keys from then on
+        (`Journal.write_row`), but a release before that one, writing to the same journal (a
+        shared journal mid-upgrade, a rollback), knows nothing of the note: the rows written
+        since it are looked at each time, never the whole journal again."""
+        with self._mutex:
+            note = self._meta(_EVERY_ROW_KEYED)
+            top = self.db.execute("SELECT MAX(rowid) FROM rows").fetchone()[0] or 0
+        mark = int(note) if note is not None and note.isdigit() else -1
+        if mark >= top:
+            return
         with self.transaction() as db:
             missing = db.execute(
                 "SELECT r.identity, r.payload FROM rows r LEFT JOIN keys k ON k.identity = r.identity "
-                "WHERE k.payload IS NULL AND r.payload IS NOT NULL").fetchall()
+                "WHERE r.rowid > ? AND k.payload IS NULL AND r.payload IS NOT NULL", (mark,)).fetchall()
             if missing:
                 made = payload_keys([m[1] for m in missing])
                 db.executemany("INSERT OR IGNORE INTO keys (identity, content, payload) "
@@ -123,7 +131,8 @@ class Lookups:
                 db.executemany("UPDATE keys SET payload = ? WHERE identity = ?",
                                [(",".join(f"{k:016x}" for k in keys), m[0])
                                 for m, keys in zip(missing, made, strict=True)])
-            db.execute("INSERT OR REPLACE INTO meta VALUES (?, '1')", (_EVERY_ROW_KEYED,))
+            top = db.execute("SELECT MAX(rowid) FROM rows").fetchone()[0] or 0
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (_EVERY_ROW_KEYED, str(top)))
 
     def by_content(self, contents: Iterable[str], payloads: bool = True) -> dict[str, list[Entry]]:
         """The rows of each content key, as the journal keeps them; without PAYLOADS, their
