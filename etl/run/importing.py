@@ -213,6 +213,18 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         they were not kept, the chunk is keyed all the same: the file's identical rows are
         numbered in file order, this chunk's with the rest."""
         self._candidates.pop((index, number), None)
+        repeated = self._repeated.get(index)
+        if repeated is not None and len(repeated):
+            # the file has contents more than once: its rows of them are identified row by row,
+            # each taking the next of the journal's rows of its content (Identities.of), and
+            # the first pass, not knowing them yet, wrote this chunk's rows of them as created
+            # here. They take theirs now, as if the chunk were read, or a later row of their
+            # content would take it (and be skipped, never sent)
+            _, valid = self._verdicts(index, number, chunk)
+            keyed = self._keyed(identities, index, chunk, valid, self._kept_keys(index, number, valid))
+            if keyed is not None and keyed.exact.any():
+                self._keyed_rows(identities, index, chunk, keyed, light=True)
+            return
         if self._keys.pop((index, number), None) is not None:
             return
         cache = self._caches.get(index)
