@@ -304,8 +304,9 @@ class FirstPass(ImporterBase):
             for kept_for in (self._checked, self._keys, self._candidates):
                 kept_for.pop((index, number), None)  # not read again tonight
         elif self._written_first(identities, index, chunk, texts, keyed):
-            for kept_for in (self._checked, self._candidates):  # its keys: read past
-                kept_for.pop((index, number), None)
+            # its keys are read past, and its verdicts kept (a bit a row) for a file that turns
+            # out to have identical rows: its rows of them are identified then (_pass_over)
+            self._candidates.pop((index, number), None)
         if known or (keyed is not None and keyed.here is not None):  # this journal has been
             # importing this file: the file is its own
             self.known_files.add(index)

@@ -211,31 +211,30 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
     def _pass_over(self, identities: Identities, index: int, number: int, chunk: RawChunk) -> None:
         """A chunk whose lines the first pass wrote: the keys it kept of it, read past. Where
         they were not kept, the chunk is keyed all the same: the file's identical rows are
-        numbered in file order, this chunk's with the rest."""
+        numbered in file order, this chunk's with the rest. Where the file has contents more
+        than once, its rows of them are identified too: row by row, each takes the next of the
+        journal's rows of its content (Identities.of); the first pass, not knowing them yet,
+        wrote them as created here. They take theirs now, as if the chunk were read, or a later
+        row of their content would take it (and be skipped, never sent)."""
         self._candidates.pop((index, number), None)
         repeated = self._repeated.get(index)
-        if repeated is not None and len(repeated):
-            # the file has contents more than once: its rows of them are identified row by row,
-            # each taking the next of the journal's rows of its content (Identities.of), and
-            # the first pass, not knowing them yet, wrote this chunk's rows of them as created
-            # here. They take theirs now, as if the chunk were read, or a later row of their
-            # content would take it (and be skipped, never sent)
-            _, valid = self._verdicts(index, number, chunk)
-            keyed = self._keyed(identities, index, chunk, valid, self._kept_keys(index, number, valid))
-            if keyed is not None and keyed.exact.any():
-                self._keyed_rows(identities, index, chunk, keyed, light=True)
-            return
-        if self._keys.pop((index, number), None) is not None:
-            return
-        cache = self._caches.get(index)
-        if cache is not None:
-            if number == 0:  # the keys the first pass kept, read back
-                cache = self._caches[index] = KeyCache(os.path.dirname(cache.path),
-                                                       os.path.basename(cache.path))
-            if cache.skip(len(chunk)):
+        if repeated is None or not len(repeated):
+            kept = self._keys.pop((index, number), None) is not None
+            cache = self._caches.get(index)
+            if not kept and cache is not None:
+                if number == 0:  # the keys the first pass kept, read back
+                    cache = self._caches[index] = KeyCache(os.path.dirname(cache.path),
+                                                           os.path.basename(cache.path))
+                kept = cache.skip(len(chunk))
+            if kept:
+                self._checked.pop((index, number), None)
                 return
         _, valid = self._verdicts(index, number, chunk)
-        self._keyed(identities, index, chunk, valid)
+        keyed = self._keyed(identities, index, chunk, valid, self._kept_keys(index, number, valid))
+        if keyed is not None and keyed.exact.any():  # as _keyed_rows identifies them
+            exact = np.zeros(len(chunk), bool)
+            exact[keyed.positions[keyed.exact]] = True
+            self._identify(identities, index, chunk, exact)
 
     def _plan_of(self, identities: Identities, index: int, chunk: RawChunk, texts: dict[int, str],
                  keyed: _Keyed | None, rows: list[Row], problems: list[tuple[int, str]],
