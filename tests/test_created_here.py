@@ -152,3 +152,37 @@ def test_the_nights_after_say_each_row_as_the_journal_has_it(etl, sandbox, tmp_p
         with sqlite3.connect(journal_of(sandbox.url)) as db:
             kept = db.execute("SELECT COUNT(*) FROM rows WHERE state = 'created'").fetchone()[0]
         assert kept == len(created)
+
+
+def test_a_file_reached_through_a_link_is_the_file_it_links_to(etl, sandbox, tmp_path):  # noqa: F811
+    """A nightly job imports `latest.csv`, a link to the day's export: the rows created from it
+    are kept as the export's (its real path), so the next night's rerun of the same export says
+    they were created from this very file, not from other files; tomorrow's export, linked
+    anew, is another file."""
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    rows = history()
+    write(exports / "2026-12-03.csv", rows)
+    latest = tmp_path / "latest.csv"
+    latest.symlink_to(exports / "2026-12-03.csv")
+    first = night(etl, sandbox.url, latest, 1000)
+    assert first.code == 1, first.output  # the broken row
+    created = {(os.path.realpath(exports / "2026-12-03.csv"), int(r["row"])): r["id"]
+               for r in first.report() if r["outcome"] == "created"}
+    assert len(created) == 59
+    again = night(etl, sandbox.url, latest, 1000)
+    assert again.code == 1, again.output
+    check_skipped(again.report(), created, {})
+    assert "other files" not in again.err
+    assert "skipped_identical_from_other_files" not in again.summary().get("notes", {})
+    status = etl("status", "--api-url", sandbox.url)
+    assert "Nothing left to post" in status.out, status.out
+    write(exports / "2026-12-04.csv", [*rows, ["12", "4.5", "new on the 4th"]])
+    latest.unlink()
+    latest.symlink_to(exports / "2026-12-04.csv")
+    tomorrow = night(etl, sandbox.url, latest, 1000)
+    assert tomorrow.code == 1, tomorrow.output
+    outcomes = [r["outcome"] for r in tomorrow.report()]
+    assert outcomes.count("created") == 1 and outcomes.count("skipped") == 59
+    assert tomorrow.summary()["notes"]["skipped_identical_from_other_files"] == 59
+    assert len(sandbox.store.records()) == 60

@@ -148,7 +148,7 @@ class Ledger:
                 assert sending is not None
                 now = clock()
                 fields.update(scheme=sending.scheme, payload=sending.payload,
-                              payload_hash=sending.payload_hash, source=os.path.abspath(sending.source),
+                              payload_hash=sending.payload_hash, source=os.path.realpath(sending.source),
                               row=sending.row, resource=sending.resource, timeout=sending.timeout,
                               system_id=sending.system_id, last_sent=now, settle_until=None,
                               base=sending.base, occurrence=sending.occurrence,

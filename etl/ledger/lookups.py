@@ -76,9 +76,10 @@ class Lookups:
 
     def at(self, source: str, row: int) -> list[Entry]:
         """The journal's rows that came from SOURCE (an absolute path, or a file name) row ROW."""
-        with self._mutex:
-            found = [Entry(*r) for r in self.db.execute(f"{_SELECT} WHERE source = ? AND row = ?",
-                                                        (os.path.abspath(source), row))]
+        with self._mutex:  # a file is kept by its real path (by its path as named, before)
+            found = [Entry(*r) for r in self.db.execute(
+                f"{_SELECT} WHERE source IN (?, ?) AND row = ?",
+                (os.path.realpath(source), os.path.abspath(source), row))]
             if not found and os.sep not in source:
                 found = [e for e in (Entry(*r) for r in self.db.execute(f"{_SELECT} WHERE row = ?", (row,)))
                          if e.source and os.path.basename(e.source) == source]

@@ -41,7 +41,7 @@ class _Lines:
         self.night, self.counts = importer.night, importer.record.counts
         self.writer, self.chunk, self.p = writer, chunk, p
         self.path = importer.inputs.tables[index].path
-        self.where = os.path.abspath(self.path)
+        self.where = os.path.realpath(self.path)  # as the journal keeps its rows' files
         self.own = importer.inputs.own_cells(index, chunk)
         self.pending: list[tuple[int, int, list[tuple[Said, int]]]] = []  # said, not yet written
 
