@@ -14,6 +14,8 @@ from etl.ledger.entries import _SELECT, ROW_COLUMNS, Entry
 
 #: the journal's note that every row has its payload keys (`Lookups.key_columns`)
 _EVERY_ROW_KEYED = "every_row_keyed"
+#: the meta key of a file named through a link: LINK + its path as named + tab + its real path
+LINK = "link:"
 
 
 class StateOf(NamedTuple):
@@ -81,8 +83,13 @@ class Lookups:
                 f"{_SELECT} WHERE source IN (?, ?) AND row = ?",
                 (os.path.realpath(source), os.path.abspath(source), row))]
             if not found and os.sep not in source:
+                # a file named through a link (nightly/latest.csv) is kept by its real path: the
+                # files the journal knows were named so (Journal's LINK notes)
+                linked = {k[len(LINK):].partition("\t")[2] for (k,) in self.db.execute(
+                    "SELECT key FROM meta WHERE key LIKE ?", (LINK + "%",))
+                    if os.path.basename(k[len(LINK):].partition("\t")[0]) == source}
                 found = [e for e in (Entry(*r) for r in self.db.execute(f"{_SELECT} WHERE row = ?", (row,)))
-                         if e.source and os.path.basename(e.source) == source]
+                         if e.source and (os.path.basename(e.source) == source or e.source in linked)]
         return found
 
     def key_columns(self, payload_keys: Callable[[list[str]], list[list[int]]]) -> tuple[str, str, str, str]:

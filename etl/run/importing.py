@@ -32,6 +32,7 @@ from etl.ledger.fencing import Fences
 from etl.ledger.identity import Identities
 from etl.ledger.journal import Journal
 from etl.ledger.life import Ledger, plan
+from etl.ledger.lookups import LINK
 from etl.ledger.rowkeys import KeyCache
 from etl.outcomes import NEEDS_ACTION, STATE_OUTCOME, ExitStatus, Facts, Outcome, exit_status
 from etl.post.answers import DailyLimitReached
@@ -302,8 +303,10 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
             changed = tuple(changed_cells(entry.payload, r.body))
         if real != (entry.source or ""):
             self.accounted[r.source] += 1  # the journal counts it with the file it came from
-        return Facts(entry=entry, key=bool(self.settings.key), other_file=real != (entry.source or ""),
-                     changed=changed)
+        # a journal written before rows were kept by their real path keeps a file named through
+        # a link by the link's name: the same name tonight is this file
+        other = (entry.source or "") != real and (entry.source or "") != os.path.abspath(r.source)
+        return Facts(entry=entry, key=bool(self.settings.key), other_file=other, changed=changed)
 
     def _chunk(self, pool: ThreadPoolExecutor, workers: int, identities: Identities, index: int,
                number: int, chunk: RawChunk, writer: ReportWriter,
@@ -399,6 +402,10 @@ def import_files(
                             fences=Fences(journal))
     importer = Importer(inputs, validator, record, journal, poster, reconciler, settings, stopper)
     journal.start_run(record.command, [os.path.realpath(p) for p in record.files], record.started_at)
+    for named in {os.path.abspath(p) for p in record.files} - {os.path.realpath(p) for p in record.files}:
+        # a file named through a link is kept by its real path: the link's name is kept too, as
+        # the report names the row (`etl resolve latest.csv:ROW`, Lookups.at)
+        journal.set_meta(f"{LINK}{named}\t{os.path.realpath(named)}", record.started_at)
     # the system allocator gives freed chunks back; Arrow's default (mimalloc) keeps ~20% more
     previous = arrow.default_memory_pool()
     arrow.set_memory_pool(arrow.system_memory_pool())
