@@ -34,16 +34,18 @@ def _linked(tmp_path):
     return day, latest
 
 
-def test_resolve_by_the_links_bare_name_as_the_report_names_it(etl, sandbox, api, tmp_path):
+@pytest.mark.parametrize("shared", [False, True])
+def test_resolve_by_the_links_bare_name_as_the_report_names_it(etl, sandbox, api, tmp_path, request, shared):
     """The night imports nightly/latest.csv; `etl resolve latest.csv:2` (a file name alone,
     as the contract allows) finds the row in doubt, as it did before the journal kept real paths."""
     day, latest = _linked(tmp_path)
+    journal = ("--journal", request.getfixturevalue("pg_url")) if shared else ()
     sandbox.script("gateway_timeout")
-    run = etl("import", latest, *api, "--no-system-id", "--timeout", "0.3", env=NO_ENV)
+    run = etl("import", latest, *api, *journal, "--no-system-id", "--timeout", "0.3", env=NO_ENV)
     report = run.report()
     assert [r["outcome"] for r in report] == ["in_doubt"]
-    print("report source:", report[0]["source"])
-    got = etl("resolve", "latest.csv:2", "--not-created", *api, env=NO_ENV)
+    assert report[0]["source"].endswith("latest.csv")
+    got = etl("resolve", "latest.csv:2", "--not-created", *api, *journal, env=NO_ENV)
     assert "no such row" not in got.err, got.err
     assert "may still be under way for" in got.err, got.err
 
@@ -67,3 +69,24 @@ def test_a_journal_kept_by_the_links_name_before_is_this_files_on_the_rerun(etl,
     status = etl("status", "--api-url", sandbox.url)
     assert "Nothing left to post" in status.out, status.out
     assert len(sandbox.store.records()) == 2
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_resolve_through_a_linked_folder_by_every_spelling(etl, sandbox, api, tmp_path, request, shared):
+    """exports/ reached through a linked folder (today/ -> exports/): the row in doubt is found by
+    the link's path, the real path, a relative name and the file name alone, on a SQLite or a
+    PostgreSQL journal."""
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    (exports / "day.csv").write_text("CoworkerBookingCreditId,CreditUsed,Description\n101,1,a\n", encoding="utf-8")
+    (tmp_path / "today").symlink_to(exports, target_is_directory=True)
+    journal = ("--journal", request.getfixturevalue("pg_url")) if shared else ()
+    sandbox.script("gateway_timeout")
+    run = etl("import", "today/day.csv", *api, *journal, "--no-system-id", "--timeout", "0.3", env=NO_ENV)
+    assert [r["outcome"] for r in run.report()] == ["in_doubt"]
+    for name in (tmp_path / "today" / "day.csv", exports / "day.csv", "today/day.csv", "exports/day.csv",
+                 "./today/../today/day.csv", "day.csv"):
+        got = etl("resolve", f"{name}:2", "--not-created", *api, *journal, env=NO_ENV)
+        assert "may still be under way for" in got.err, (name, got.err)
+    status = etl("status", "--api-url", sandbox.url, *journal)
+    assert str(exports / "day.csv") in status.out and "/today/" not in status.out, status.out
