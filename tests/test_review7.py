@@ -78,7 +78,8 @@ def test_resolve_through_a_linked_folder_by_every_spelling(etl, sandbox, api, tm
     PostgreSQL journal."""
     exports = tmp_path / "exports"
     exports.mkdir()
-    (exports / "day.csv").write_text("CoworkerBookingCreditId,CreditUsed,Description\n101,1,a\n", encoding="utf-8")
+    (exports / "day.csv").write_text("CoworkerBookingCreditId,CreditUsed,Description\n101,1,a\n",
+                                     encoding="utf-8")
     (tmp_path / "today").symlink_to(exports, target_is_directory=True)
     journal = ("--journal", request.getfixturevalue("pg_url")) if shared else ()
     sandbox.script("gateway_timeout")
