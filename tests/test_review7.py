@@ -7,19 +7,8 @@ import sqlite3
 
 import pytest
 
-from etl.sandbox import Faults, Sandbox
-from tests.test_import import NO_ENV, TOKEN, journal_of
-
-
-@pytest.fixture
-def sandbox():
-    with Sandbox(faults=Faults(retry_after=0), tokens=(TOKEN,)) as box:
-        yield box
-
-
-@pytest.fixture
-def api(sandbox):
-    return ("--api-url", sandbox.url, "--token", TOKEN)
+from tests.test_import import NO_ENV, journal_of
+from tests.test_resolve import api, sandbox  # noqa: F401 - the fixtures
 
 
 def _linked(tmp_path):
@@ -35,7 +24,8 @@ def _linked(tmp_path):
 
 
 @pytest.mark.parametrize("shared", [False, True])
-def test_resolve_by_the_links_bare_name_as_the_report_names_it(etl, sandbox, api, tmp_path, request, shared):
+def test_resolve_by_the_links_bare_name_as_the_report_names_it(
+        etl, sandbox, api, tmp_path, request, shared):  # noqa: F811 - the fixtures
     """The night imports nightly/latest.csv; `etl resolve latest.csv:2` (a file name alone,
     as the contract allows) finds the row in doubt, as it did before the journal kept real paths."""
     day, latest = _linked(tmp_path)
@@ -50,7 +40,8 @@ def test_resolve_by_the_links_bare_name_as_the_report_names_it(etl, sandbox, api
     assert "may still be under way for" in got.err, got.err
 
 
-def test_a_journal_kept_by_the_links_name_before_is_this_files_on_the_rerun(etl, sandbox, api, tmp_path):
+def test_a_journal_kept_by_the_links_name_before_is_this_files_on_the_rerun(
+        etl, sandbox, api, tmp_path):  # noqa: F811 - the fixtures
     """A journal written before rows were kept by their real path has the night's rows under
     the link's name (nightly/latest.csv): the same night rerun through the same link, with this
     release, says they were created from this very file, not 'from other files', and etl status
@@ -72,7 +63,8 @@ def test_a_journal_kept_by_the_links_name_before_is_this_files_on_the_rerun(etl,
 
 
 @pytest.mark.parametrize("shared", [False, True])
-def test_resolve_through_a_linked_folder_by_every_spelling(etl, sandbox, api, tmp_path, request, shared):
+def test_resolve_through_a_linked_folder_by_every_spelling(
+        etl, sandbox, api, tmp_path, request, shared):  # noqa: F811 - the fixtures
     """exports/ reached through a linked folder (today/ -> exports/): the row in doubt is found by
     the link's path, the real path, a relative name and the file name alone, on a SQLite or a
     PostgreSQL journal."""
