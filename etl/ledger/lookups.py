@@ -156,21 +156,19 @@ class Lookups:
         return self._of_contents(
             contents, "r.identity, r.scheme, r.state, r.occurrence, r.payload_hash, r.base", StateOf)
 
-    def created_at_lines(self, source: str, first: int, last: int, *, lines: bool = True
-                         ) -> tuple[list[Any], ...]:
+    def created_at_lines(self, source: str, first: int, last: int) -> tuple[list[Any], ...]:
         """The rows created from SOURCE (a real path, as the journal keeps it) rows FIRST to LAST,
-        as columns: (row, content key) and, with LINES, (record Id, when created, else last
-        changed, as `etl.outcomes.when` reads them: an empty created_at is no time). One range of
+        as columns: row, content key, record Id, when created (else last changed, as
+        `etl.outcomes.when` reads them: an empty created_at is no time). One range of
         the journal's (source, row) index: a night's chunk of a file it has been importing,
         without an `IN` list of its rows' keys."""
-        extra = ", r.record_id, COALESCE(NULLIF(r.created_at, ''), r.updated_at)" if lines else ""
         with self._mutex:
             found = self.db.execute(
-                f"SELECT r.row, k.content{extra} FROM rows r JOIN keys k ON k.identity = r.identity "
+                "SELECT r.row, k.content, r.record_id, COALESCE(NULLIF(r.created_at, ''), r.updated_at) "
+                "FROM rows r JOIN keys k ON k.identity = r.identity "
                 "WHERE r.source = ? AND r.row BETWEEN ? AND ? AND r.state = 'created' "
                 "AND k.content IS NOT NULL", (source, first, last)).fetchall()
-        width = 4 if lines else 2
-        return tuple(list(c) for c in zip(*found, strict=True)) if found else tuple([] for _ in range(width))
+        return tuple(list(c) for c in zip(*found, strict=True)) if found else ([], [], [], [])
 
     def _of_contents(self, contents: Iterable[str], columns: str, make: Callable[..., Any]
                      ) -> dict[str, list[Any]]:

@@ -103,7 +103,8 @@ class WritingAhead(ImporterBase):
 
     def _segment_join(self, segment: _Ahead, writer: ReportWriter,
                       progress: Callable[[int, Counter[str]], None] | None) -> None:
-        """The posting pass reached a segment the first pass wrote: its lines, appended."""
+        """The posting pass reached lines the first pass wrote (a segment, or those written
+        ahead): appended, and counted."""
         writer.append(segment.writer)
         self.night.append(segment.night)
         self.record.counts.update(segment.counts)
@@ -124,13 +125,8 @@ class WritingAhead(ImporterBase):
         write, and are appended to the report."""
         ahead = self.ahead
         assert ahead is not None
-        writer.append(ahead.writer)
         self.ahead = None
-        self.night.append(ahead.night)
-        self.record.counts.update(ahead.counts)
-        self.accounted.update(ahead.accounted)
-        if progress is not None:
-            progress(ahead.lines, self.record.counts)
+        self._segment_join(ahead, writer, progress)
 
     def _ahead_drop(self) -> None:
         if self.ahead is not None:
@@ -146,8 +142,8 @@ class WritingAhead(ImporterBase):
 
 
 def _final(keyed: _Keyed) -> bool:
-    """Whether every valid row of a keyed chunk is one the journal created from its very line,
-    with its line made (`KeyedRows._created_here`): its lines are the same whatever tonight
+    """Whether every valid row of a keyed chunk is one the journal created from its very line
+    (`KeyedRows._created_here`): its lines are the same whatever tonight
     sends."""
     here = keyed.here
-    return here is not None and here.record_ids is not None and len(here.positions) == len(keyed.positions)
+    return here is not None and len(here.positions) == len(keyed.positions)

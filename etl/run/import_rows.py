@@ -283,8 +283,8 @@ class Here:
     content it has (`KeyedRows._created_here`): their lines, made a chunk at a time."""
 
     positions: np.ndarray  # in the chunk, sorted
-    record_ids: np.ndarray | None = None  # the records created, when the lines are wanted
-    errors: Any = None  # their lines' notes (an Arrow array), when wanted
+    record_ids: np.ndarray  # the records created
+    errors: Any  # their lines' notes (an Arrow array)
 
 
 @dataclass

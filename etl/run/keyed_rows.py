@@ -134,7 +134,7 @@ class KeyedRows(ImporterBase):
         whole: dict[int, tuple[int, str | None]] = {}  # known contents' rows to make whole
         which = np.flatnonzero(keyed.known)
         if len(which):
-            which = self._created_here(index, chunk, keyed, which, lines=True)
+            which = self._created_here(index, chunk, keyed, which)
         if len(which):
             contents = hex_keys(keyed.k1[which], keyed.k2[which])
             if light:
@@ -181,12 +181,11 @@ class KeyedRows(ImporterBase):
             self.journal.keep_keys(found_keys)
         return rows, known
 
-    def _created_here(self, index: int, chunk: RawChunk, keyed: _Keyed, which: np.ndarray,
-                      lines: bool) -> np.ndarray:
+    def _created_here(self, index: int, chunk: RawChunk, keyed: _Keyed, which: np.ndarray) -> np.ndarray:
         """Of the rows WHICH (of contents the journal has), those it created from their very
         line of this file, the one row of their content it has, found a chunk at a time (one
-        range of the journal's rows by file and row, `keyed.here`, with their lines' cells if
-        LINES); the rest, to be looked up by their contents. Each is the row `_keyed_rows` would
+        range of the journal's rows by file and row, `keyed.here`, with their lines' cells);
+        the rest, to be looked up by their contents. Each is the row `_keyed_rows` would
         find: the first of its content in the file, of a content the journal has one row of (by
         its first lane: no other content shares it), and that row has its whole content key."""
         if self.settings.key:
@@ -197,8 +196,8 @@ class KeyedRows(ImporterBase):
             return which
         numbers = np.asarray(chunk.rows)[keyed.positions[first]].astype(np.int64)
         source = os.path.realpath(self.inputs.tables[index].path)
-        found = self.journal.created_at_lines(source, int(numbers.min()), int(numbers.max()), lines=lines)
-        got, contents = found[0], found[1]
+        got, contents, record_ids, created = self.journal.created_at_lines(
+            source, int(numbers.min()), int(numbers.max()))
         if not got or set(map(len, contents)) != {32}:  # none, or not as etl writes them
             return which
         j1, j2 = hex_pairs(contents)
@@ -215,21 +214,17 @@ class KeyedRows(ImporterBase):
             for j_ in order[lo[k]:hi[k]].tolist():
                 if j1[j_] == keyed.k1[first[k]] and j2[j_] == keyed.k2[first[k]]:
                     match[k] = j_
-        if lines:  # a created row without its Id or time is read whole, row by row
-            ids = np.array([-1 if x is None else x for x in found[2]], np.int64)
-            dated = np.array([w is not None for w in found[3]], bool)
-            usable = np.flatnonzero((ids >= 0) & dated)
-            match[(match >= 0) & ~np.isin(match, usable)] = -1
+        # a created row without its Id or time is read whole, row by row
+        ids = np.array([-1 if x is None else x for x in record_ids], np.int64)
+        dated = np.array([w is not None for w in created], bool)
+        usable = np.flatnonzero((ids >= 0) & dated)
+        match[(match >= 0) & ~np.isin(match, usable)] = -1
         hit = match >= 0
         if not hit.any():
             return which
-        here = Here(keyed.positions[first[hit]])
-        if lines:
-            at = match[hit]
-            here.record_ids = ids[at]
-            here.errors = created_here(source, numbers[hit], here.record_ids,
-                                       [found[3][k] for k in at.tolist()])
-        keyed.here = here
+        at = match[hit]
+        keyed.here = Here(keyed.positions[first[hit]], ids[at],
+                          created_here(source, numbers[hit], ids[at], [created[k] for k in at.tolist()]))
         return np.setdiff1d(which, first[hit], assume_unique=True)
 
     def _keys_of(self, row: Row) -> tuple[str, str]:

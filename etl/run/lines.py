@@ -78,7 +78,7 @@ class _Lines:
         errors = column([s.errors for s in words], arrow.string())
         ids = column([s.record_id for s in words], arrow.int64())
         here = self.p.here
-        if here is not None and here.record_ids is not None:  # the lines of rows created before, made
+        if here is not None:  # the lines of rows created before, made
             lo, hi = np.searchsorted(here.positions, [start, end])  # as columns: their own cells
             if hi > lo:
                 at = np.arange(end - start)

@@ -12,6 +12,8 @@ again whole, in file order, and replaces the one written as the run went.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -118,9 +120,24 @@ class Night:
 #: The facts of every row the journal created from its very line of the file being read, the
 #: one row of its content it has (etl.run.keyed_rows): skipped, the same values in every cell.
 #: `decide` says what their lines are; `created_here` gives each its own Id and note, a chunk at
-#: a time, as `decide` would with the row's journal entry.
+#: a time, in `decide`'s words.
 CREATED_HERE = Facts(entry=Entry("", "", None, None, "created", None, None, 0, None, "", "", None,
                                  None, None, None, None, None, None, None, None, None, None, ""))
+
+# stand-ins for a row's own cells in `decide`'s line of such a row (`_worded`)
+_SOURCE, _ROW, _ID, _WHEN = "\x01source\x01", 2_000_000_001, 2_000_000_003, "\x02" * 16
+
+
+@functools.cache
+def _worded() -> tuple[str, ...]:
+    """`decide`'s note on a row created before from its very line, cut around its own cells:
+    (text, cell, text, cell, ...), each cell one of "source", "row", "id", "when"."""
+    assert CREATED_HERE.entry is not None
+    entry = replace(CREATED_HERE.entry, record_id=_ID, source=_SOURCE, row=_ROW, created_at=_WHEN)
+    note = decide(Facts(entry=entry)).errors
+    marks = {_SOURCE: "source", str(_ROW): "row", str(_ID): "id", _WHEN: "when"}
+    parts = re.split("(" + "|".join(map(re.escape, marks)) + ")", note)
+    return tuple(marks.get(p, p) if k % 2 else p for k, p in enumerate(parts))
 
 
 def created_here(source: str, rows: np.ndarray, record_ids: np.ndarray, created: list[str]
@@ -128,9 +145,14 @@ def created_here(source: str, rows: np.ndarray, record_ids: np.ndarray, created:
     """The errors cells `decide` gives the lines of rows created before from SOURCE's ROWS
     (CREATED: when, as the journal keeps it), with RECORD_IDS, each from its own line: made as
     columns, for a chunk of a night that has been importing the file for weeks."""
-    when = pc.replace_substring(pc.utf8_slice_codeunits(arrow.array(created, arrow.string()), 0, 16),
-                                "T", " ")
-    ids = arrow.array(record_ids, arrow.int64()).cast(arrow.string())
-    return pc.binary_join_element_wise(
-        f"note: already created from {source} row ", arrow.array(rows, arrow.int64()).cast(arrow.string()),
-        " on ", when, " (Id ", ids, "): the same values in every cell", "")
+    cells = {
+        "source": source,
+        "row": arrow.array(rows, arrow.int64()).cast(arrow.string()),
+        "id": arrow.array(record_ids, arrow.int64()).cast(arrow.string()),
+        # etl.outcomes.when: to the minute, a space for the T
+        "when": pc.replace_substring(pc.utf8_slice_codeunits(arrow.array(created, arrow.string()), 0, 16),
+                                     "T", " "),
+    }
+    worded = _worded()
+    pieces = [cells[p] if k % 2 else p for k, p in enumerate(worded)]
+    return pc.binary_join_element_wise(*pieces, "")
