@@ -186,3 +186,26 @@ def test_a_file_reached_through_a_link_is_the_file_it_links_to(etl, sandbox, tmp
     assert outcomes.count("created") == 1 and outcomes.count("skipped") == 59
     assert tomorrow.summary()["notes"]["skipped_identical_from_other_files"] == 59
     assert len(sandbox.store.records()) == 60
+
+
+def test_a_line_edited_in_place_never_takes_the_record_of_the_line_it_was(etl, sandbox, tmp_path):  # noqa: F811
+    """Lines 12 and 13 swapped in place, line 14 replaced by a new credit use: the journal's row
+    at each of those lines has another content, so none of them is read as created from its
+    line; each takes the record of the line its content was created from, and the new one is
+    sent."""
+    path = tmp_path / "history.csv"
+    rows = history()[:50]
+    write(path, rows)
+    first = night(etl, sandbox.url, path, 1000)
+    assert first.code == 0, first.output
+    created = created_lines([first.report()])
+    rows[10], rows[11] = rows[11], rows[10]
+    rows[12] = ["13", "9.75", "a new use at line 14"]
+    write(path, rows)
+    again = night(etl, sandbox.url, path, 1000)
+    assert again.code == 0, again.output
+    report = again.report()
+    assert report[12]["outcome"] == "created"
+    real = os.path.realpath(path)
+    check_skipped(report[:12] + report[13:], created, {12: (real, 13), 13: (real, 12)})
+    assert len(sandbox.store.records()) == 51
