@@ -209,3 +209,37 @@ def test_a_line_edited_in_place_never_takes_the_record_of_the_line_it_was(etl, s
     real = os.path.realpath(path)
     check_skipped(report[:12] + report[13:], created, {12: (real, 13), 13: (real, 12)})
     assert len(sandbox.store.records()) == 51
+
+
+def test_a_journal_of_the_release_before_says_each_row_as_before(etl, sandbox, tmp_path):  # noqa: F811
+    """A journal written before rows kept their content key (in `keys` alone) is read the same:
+    opened, each row gets its content key from `keys`, once; the rows a release before writes
+    after that (their content in `keys` alone) are still found, by their content."""
+    path = tmp_path / "history.csv"
+    write(path, history())
+    first = night(etl, sandbox.url, path, 1000)
+    assert first.code == 1, first.output  # the broken row
+    created = created_lines([first.report()])
+    assert len(created) == 59
+    with sqlite3.connect(journal_of(sandbox.url)) as db:
+        # each row created is kept with its content key, as `keys` has it
+        assert db.execute("SELECT COUNT(*) FROM rows r JOIN keys k ON k.identity = r.identity "
+                          "WHERE r.content = k.content AND r.state = 'created'").fetchone()[0] == 59
+        # as the release before left it
+        db.execute("DROP INDEX rows_created_lines")
+        db.execute("ALTER TABLE rows DROP COLUMN content")
+        db.execute("DELETE FROM meta WHERE key = 'rows_content'")
+    again = night(etl, sandbox.url, path, 1000)
+    assert again.code == 1, again.output
+    check_skipped(again.report(), created, {})
+    with sqlite3.connect(journal_of(sandbox.url)) as db:
+        kept = db.execute("SELECT COUNT(*) FROM rows r JOIN keys k ON k.identity = r.identity "
+                          "WHERE r.content = k.content AND r.state = 'created'").fetchone()[0]
+        assert kept == 59
+        # rows a release before wrote since: their content in `keys` alone
+        db.execute("UPDATE rows SET content = NULL WHERE row % 2 = 0")
+    third = night(etl, sandbox.url, path, 1000)
+    assert third.code == 1, third.output
+    check_skipped(third.report(), created, {})
+    assert third.report() == again.report()
+    assert len(sandbox.store.records()) == 59

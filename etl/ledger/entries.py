@@ -81,6 +81,11 @@ CREATE TABLE IF NOT EXISTS keys (identity TEXT PRIMARY KEY, content TEXT, payloa
 CREATE INDEX IF NOT EXISTS keys_content ON keys (content);
 """
 
+#: the rows created from each line of a file, with their contents, Ids and times, in one index
+#: (a night's chunk of a file it has been importing for weeks is one range of it: Lookups.created_at_lines)
+CREATED_LINES = ("CREATE INDEX IF NOT EXISTS rows_created_lines ON rows "
+                 "(source, row, content, record_id, created_at, updated_at) WHERE state = 'created'")
+
 ROW_COLUMNS = (
     "identity", "scheme", "base", "occurrence", "state", "record_id", "http_status", "attempts",
     "reason", "payload", "payload_hash", "source", "row", "resource", "run_id", "system_id",

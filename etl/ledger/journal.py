@@ -23,6 +23,7 @@ from etl.errors import EtlError, RunAborted, UsageProblem
 from etl.ledger import journal_backends as backends
 from etl.ledger.entries import (
     _SCHEMA,
+    CREATED_LINES,
     LEGACY_SCHEME,
     VERSION,
     DiskFull,
@@ -43,6 +44,9 @@ from etl.ledger.entries import (
 from etl.ledger.lookups import _EVERY_ROW_KEYED, Lookups
 from etl.outcomes import ExitStatus
 
+#: the note that every row's content key is in rows.content as in keys.content (set once, when a
+#: journal of a release before that is first opened)
+_ROWS_CONTENT = "rows_content"
 # --- the journal -----------------------------------------------------------------------------------
 
 
@@ -118,6 +122,11 @@ class Journal(Lookups):
                 # an Id seen by the time the row's request settled: a higher fence a later run
                 # can use (its own reads come too late to be one)
                 self.db.execute("ALTER TABLE rows ADD COLUMN fence_high INTEGER")
+            if "content" not in have:
+                # the row's content key, as `keys` keeps it: a night reads the rows it created
+                # from a file's lines, with their contents, from one index (rows_created_lines)
+                self.db.execute("ALTER TABLE rows ADD COLUMN content TEXT")
+            self.db.execute(CREATED_LINES)
             target = self._meta("target")
             legacy = self.db.execute(
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name='entries'").fetchone()
@@ -139,6 +148,12 @@ class Journal(Lookups):
             )
         if legacy:
             self.adopt_legacy(self.path)
+        if self._meta(_ROWS_CONTENT) is None:
+            with self.transaction() as db:  # a journal of a release before rows kept their contents
+                db.execute("UPDATE rows SET content = (SELECT k.content FROM keys k "
+                           "WHERE k.identity = rows.identity) WHERE content IS NULL "
+                           "AND identity IN (SELECT identity FROM keys WHERE content IS NOT NULL)")
+                db.execute("INSERT OR REPLACE INTO meta VALUES (?, '1')", (_ROWS_CONTENT,))
         empty = self.db.execute("SELECT 1 FROM rows LIMIT 1").fetchone() is None
         if self._meta("identity") is None and empty:
             with self.transaction() as db:  # its rows' identities are made of values
@@ -338,6 +353,9 @@ class Journal(Lookups):
             names = ["identity", *fields]
             db.execute(f"INSERT INTO rows ({', '.join(names)}) VALUES ({','.join('?' * len(names))})",
                        (identity, *fields.values()))
+            # its content key, where it was kept before the row was written (Lookups.keep_keys)
+            db.execute("UPDATE rows SET content = (SELECT k.content FROM keys k WHERE k.identity = ?) "
+                       "WHERE identity = ?", (identity, identity))
         else:
             sets = ", ".join(f"{k} = ?" for k in fields)
             db.execute(f"UPDATE rows SET {sets} WHERE identity = ?", (*fields.values(), identity))

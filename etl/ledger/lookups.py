@@ -164,10 +164,9 @@ class Lookups:
         without an `IN` list of its rows' keys."""
         with self._mutex:
             found = self.db.execute(
-                "SELECT r.row, k.content, r.record_id, COALESCE(NULLIF(r.created_at, ''), r.updated_at) "
-                "FROM rows r JOIN keys k ON k.identity = r.identity "
-                "WHERE r.source = ? AND r.row BETWEEN ? AND ? AND r.state = 'created' "
-                "AND k.content IS NOT NULL", (source, first, last)).fetchall()
+                "SELECT row, content, record_id, COALESCE(NULLIF(created_at, ''), updated_at) FROM rows "
+                "WHERE source = ? AND row BETWEEN ? AND ? AND state = 'created' AND content IS NOT NULL",
+                (source, first, last)).fetchall()
         return tuple(list(c) for c in zip(*found, strict=True)) if found else ([], [], [], [])
 
     def _of_contents(self, contents: Iterable[str], columns: str, make: Callable[..., Any]
@@ -189,6 +188,8 @@ class Lookups:
                 db.executemany("UPDATE keys SET content = COALESCE(?, content), "
                                "payload = COALESCE(?, payload) WHERE identity = ?",
                                [(c, p, k) for k, (c, p) in keys.items()])
+                db.executemany("UPDATE rows SET content = COALESCE(?, content) WHERE identity = ?",
+                               [(c, k) for k, (c, _) in keys.items() if c is not None])
 
     def of_bases(self, bases: Iterable[str]) -> dict[str, list[tuple[str, str, int]]]:
         """`of_base` of many contents at once."""
@@ -232,7 +233,8 @@ class Lookups:
     def rekey(self, old: str, new: str, scheme: str) -> None:
         """A row adopted from an earlier version's journal gets today's identity."""
         with self.transaction() as db:
-            db.execute("UPDATE rows SET identity = ?, scheme = ? WHERE identity = ?", (new, scheme, old))
+            db.execute("UPDATE rows SET identity = ?, scheme = ?, content = NULL WHERE identity = ?",
+                       (new, scheme, old))
             db.execute("UPDATE events SET identity = ? WHERE identity = ?", (new, old))
             db.execute("DELETE FROM keys WHERE identity = ?", (old,))
             db.execute("DELETE FROM meta WHERE key = ?", (_EVERY_ROW_KEYED,))  # its payload's: again
@@ -242,7 +244,7 @@ class Lookups:
         """A row identified another way before (by the release before identities were made of
         values, or under another choice of columns) gets today's identity."""
         with self.transaction() as db:
-            db.execute("UPDATE rows SET identity = ?, scheme = ?, base = ?, occurrence = ? "
+            db.execute("UPDATE rows SET identity = ?, scheme = ?, base = ?, occurrence = ?, content = NULL "
                        "WHERE identity = ?", (new, scheme, base, occurrence, old))
             db.execute("UPDATE events SET identity = ? WHERE identity = ?", (new, old))
             db.execute("DELETE FROM keys WHERE identity = ?", (old,))  # its content: found again
