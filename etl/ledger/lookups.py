@@ -16,6 +16,8 @@ from etl.ledger.entries import _SELECT, ROW_COLUMNS, Entry
 _EVERY_ROW_KEYED = "every_row_keyed"
 #: the meta key of a file named through a link: LINK + its path as named + tab + its real path
 LINK = "link:"
+#: what separates the cells (unit) and the rows (record) of a look-up read as one text
+_UNIT, _RECORD = "\x1f", "\x1e"
 
 
 class StateOf(NamedTuple):
@@ -156,18 +158,27 @@ class Lookups:
         return self._of_contents(
             contents, "r.identity, r.scheme, r.state, r.occurrence, r.payload_hash, r.base", StateOf)
 
-    def created_at_lines(self, source: str, first: int, last: int) -> tuple[list[Any], ...]:
+    def created_at_lines(self, source: str, first: int, last: int
+                         ) -> tuple[list[str], list[str], list[str], list[str]] | None:
         """The rows created from SOURCE (a real path, as the journal keeps it) rows FIRST to LAST,
-        as columns: row, content key, record Id, when created (else last changed, as
-        `etl.outcomes.when` reads them: an empty created_at is no time). One range of
-        the journal's (source, row) index: a night's chunk of a file it has been importing,
-        without an `IN` list of its rows' keys."""
+        as columns of texts: row, content key, record Id ('' for none), when created (else last
+        changed, as `etl.outcomes.when` reads them: an empty created_at is no time). One range
+        of the journal's rows_created_lines index, read as one text (a row at a time, a thread
+        reading the journal would wait for the others' turns at each row); None where a cell of
+        the journal's holds a separator (written by hand: the rows are looked up otherwise)."""
         with self._mutex:
-            found = self.db.execute(
-                "SELECT row, content, record_id, COALESCE(NULLIF(created_at, ''), updated_at) FROM rows "
-                "WHERE source = ? AND row BETWEEN ? AND ? AND state = 'created' AND content IS NOT NULL",
-                (source, first, last)).fetchall()
-        return tuple(list(c) for c in zip(*found, strict=True)) if found else ([], [], [], [])
+            n, text = self.db.execute(
+                "SELECT COUNT(*), group_concat(CAST(row AS TEXT) || ? || content || ? "
+                "|| COALESCE(CAST(record_id AS TEXT), '') || ? "
+                "|| COALESCE(NULLIF(created_at, ''), updated_at, ''), ?) "
+                "FROM rows WHERE source = ? AND row BETWEEN ? AND ? AND state = 'created' "
+                "AND content IS NOT NULL", (_UNIT, _UNIT, _UNIT, _RECORD, source, first, last)).fetchone()
+        if not n:
+            return [], [], [], []
+        if text.count(_UNIT) != 3 * n or text.count(_RECORD) != n - 1:
+            return None
+        cells = text.replace(_RECORD, _UNIT).split(_UNIT)
+        return cells[0::4], cells[1::4], cells[2::4], cells[3::4]
 
     def _of_contents(self, contents: Iterable[str], columns: str, make: Callable[..., Any]
                      ) -> dict[str, list[Any]]:

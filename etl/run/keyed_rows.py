@@ -196,12 +196,16 @@ class KeyedRows(ImporterBase):
             return which
         numbers = np.asarray(chunk.rows)[keyed.positions[first]].astype(np.int64)
         source = os.path.realpath(self.inputs.tables[index].path)
-        got, contents, record_ids, created = self.journal.created_at_lines(
-            source, int(numbers.min()), int(numbers.max()))
-        if not got or set(map(len, contents)) != {32}:  # none, or not as etl writes them
+        found = self.journal.created_at_lines(source, int(numbers.min()), int(numbers.max()))
+        if not found or not found[0] or set(map(len, found[1])) != {32}:  # none, or not as etl writes them
             return which
-        j1, j2 = hex_pairs(contents)
-        rows = np.asarray(got, np.int64)
+        got, contents, record_ids, created = found
+        try:
+            j1, j2 = hex_pairs(contents)
+            rows = np.fromiter(map(int, got), np.int64, len(got))
+            ids = np.fromiter((int(x or -1) for x in record_ids), np.int64, len(record_ids))
+        except ValueError:  # not as etl writes them
+            return which
         order = np.argsort(rows, kind="stable")
         lo = np.searchsorted(rows[order], numbers, "left")
         hi = np.searchsorted(rows[order], numbers, "right")
@@ -215,8 +219,7 @@ class KeyedRows(ImporterBase):
                 if j1[j_] == keyed.k1[first[k]] and j2[j_] == keyed.k2[first[k]]:
                     match[k] = j_
         # a created row without its Id or time is read whole, row by row
-        ids = np.array([-1 if x is None else x for x in record_ids], np.int64)
-        dated = np.array([w is not None for w in created], bool)
+        dated = np.fromiter(map(bool, created), bool, len(created))
         usable = np.flatnonzero((ids >= 0) & dated)
         match[(match >= 0) & ~np.isin(match, usable)] = -1
         hit = match >= 0
