@@ -25,6 +25,7 @@ import click
 
 from etl import __version__, config
 from etl.errors import EtlError, UsageProblem, no_room
+from etl.heap import one_heap
 from etl.outcomes import ExitStatus
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ class Group(click.Group):
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
+        one_heap()  # before the command starts threads
         try:
             return super().invoke(ctx)
         except click.ClickException as exc:

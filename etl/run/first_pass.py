@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as arrow
 
 from etl.errors import RunAborted, UsageProblem
+from etl.heap import give_back_memory
 from etl.ledger.entries import LEGACY_SCHEME, Entry, JournalProblem, canonical_json, payload_hash
 from etl.ledger.identity import (
     VALUES,
@@ -30,7 +31,7 @@ from etl.read.reading import RawChunk
 from etl.run.checks import posts_left
 from etl.run.import_base import ImporterBase
 from etl.run.import_rows import Row, _Fresh, _identified_otherwise, _Sample, _ToSend, system_id_of, tagged
-from etl.run.pipeline import give_back_memory, read_ahead
+from etl.run.pipeline import read_ahead
 from etl.validate.resources import header_key
 
 

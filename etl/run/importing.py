@@ -27,6 +27,7 @@ import pyarrow as arrow
 
 from etl import logs
 from etl.errors import EtlError, no_room
+from etl.heap import give_back_memory
 from etl.ledger.entries import Entry
 from etl.ledger.fencing import Fences
 from etl.ledger.identity import Identities
@@ -62,7 +63,7 @@ from etl.run.import_rows import (
 from etl.run.keyed_rows import KeyedRows
 from etl.run.lines import _Ahead, _Lines
 from etl.run.night import CREATED_HERE, Night
-from etl.run.pipeline import Inputs, RunRecord, give_back_memory
+from etl.run.pipeline import Inputs, RunRecord
 from etl.run.sending import Sender
 from etl.validate.validating import Validator
 

@@ -6,10 +6,7 @@ Files are opened and their headers matched before anything is written, so a file
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import datetime as dt
-import functools
 import os
 import queue
 import secrets
@@ -432,24 +429,6 @@ VALIDATE_ROWS = 100_000
 
 
 _END = object()
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's malloc_trim, where the C library is glibc."""
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None
-
-
-def give_back_memory() -> None:
-    """Memory freed but kept by the C allocator (threads' arenas, Arrow's system pool) given
-    back to the system between chunks: a run's peak is then one chunk's work, not the
-    fragments of every chunk before it."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
 
 
 def read_ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
