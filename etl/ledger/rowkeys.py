@@ -173,11 +173,21 @@ def _name_hashes(name: str) -> tuple[np.uint64, np.uint64]:
     return np.uint64(a), np.uint64(b)
 
 
+def content_part(name: str, h1: np.ndarray, h2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column NAME's part of its rows' content keys (`content_keys`), from its cells' hashes:
+    made where the column is hashed (a thread of its own), not where the columns are joined."""
+    t1, t2 = _name_hashes(name)
+    with np.errstate(over="ignore"):
+        return _f2(h1 ^ t1), _f1(h2 ^ t2)
+
+
 def content_keys(resource: str, names: Sequence[str],
-                 columns: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], n: int
+                 columns: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], n: int,
+                 parts: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Each row's content (its non-empty cells of the columns NAMES, by name) as a 128-bit key
-    in two lanes: rows with the same content, as `Identities` defines it, have the same key."""
+    in two lanes: rows with the same content, as `Identities` defines it, have the same key.
+    PARTS: the columns' `content_part`, where made already."""
     a, b = text_hash("content:" + resource)
     k1, k2 = np.full(n, a, np.uint64), np.full(n, b, np.uint64)
     with np.errstate(over="ignore"):
@@ -185,9 +195,9 @@ def content_keys(resource: str, names: Sequence[str],
             if name not in columns:
                 continue
             h1, h2, present = columns[name]
-            t1, t2 = _name_hashes(name)
-            k1 = np.where(present, _f1(k1 ^ _f2(h1 ^ t1)), k1)
-            k2 = np.where(present, _f2(k2 ^ _f1(h2 ^ t2)), k2)
+            m1, m2 = parts[name] if parts is not None and name in parts else content_part(name, h1, h2)
+            k1 = np.where(present, _f1(k1 ^ m1), k1)
+            k2 = np.where(present, _f2(k2 ^ m2), k2)
     return k1, k2
 
 
@@ -227,14 +237,20 @@ def hex_keys_of(texts: Sequence[str]) -> np.ndarray:
     return np.frombuffer(raw, dtype=">u8").astype(np.uint64) if raw else np.zeros(0, np.uint64)
 
 
+def payload_part(name: str, h1: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Sent field NAME's part of its rows' payload keys (`payload_keys`), from its cells' first
+    lane and whether each has a value."""
+    tag, _ = _name_hashes(name)
+    with np.errstate(over="ignore"):
+        return np.where(present, _f1(h1 ^ tag), np.uint64(0))
+
+
 def payload_keys(fields: Mapping[str, tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarray:
     """A key of each row's payload from its sent fields' hashes (FIELDS: name -> (first lane,
-    present) per row): equal payloads have equal keys."""
+    present) per row): equal payloads have equal keys (the fields' `payload_part`, xor-ed)."""
     key = np.zeros(n, np.uint64)
-    with np.errstate(over="ignore"):
-        for name, (h1, present) in fields.items():
-            tag, _ = _name_hashes(name)
-            key ^= np.where(present, _f1(h1 ^ tag), np.uint64(0))
+    for name, (h1, present) in fields.items():
+        key ^= payload_part(name, h1, present)
     return key
 
 

@@ -19,11 +19,12 @@ from etl.ledger.rowkeys import (
     column_keys,
     content_key_of,
     content_keys,
+    content_part,
     hex_keys,
     hex_keys_of,
     hex_pairs,
     payload_key_of,
-    payload_keys,
+    payload_part,
     stored_payload_keys,
 )
 from etl.read.reading import RawChunk
@@ -33,6 +34,7 @@ from etl.run.night import created_here
 from etl.validate.resources import header_key
 
 _POOL: list[ThreadPoolExecutor] = []
+_Lanes = tuple[np.ndarray, np.ndarray, np.ndarray]  # a column's cells hashed: two lanes, and present
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -84,21 +86,26 @@ class KeyedRows(ImporterBase):
             take = arrow.array(positions, type=arrow.int64())
             field_at = {p: name for name, p in columns.positions.items()}
             kept_at, kept_names = identities.kept(table.header)
-            by_name, sent = {}, {}
+            by_name: dict[str, _Lanes] = {}
+            parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+            payloads = np.zeros(n, np.uint64)
             fields = [field_at.get(at) for at in kept_at]
 
-            def keys(at: int, f: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            def keys(at: int, f: str | None, name: str) -> tuple[_Lanes, tuple[np.ndarray, np.ndarray],
+                                                                np.ndarray | None]:
                 cells = (self.validator.cells(chunk, at) if f else chunk.columns[at]).take(take)
-                return column_keys(cells, self.resource.field(f).kind if f else None,
-                                   self.validator.decimal)
+                made = column_keys(cells, self.resource.field(f).kind if f else None, self.validator.decimal)
+                return (made, content_part(name, made[0], made[1]),
+                        payload_part(f, made[0], made[2]) if f else None)
 
             # a column at a time on every core: Arrow's kernels and NumPy let go of the GIL
-            for name, f, made in zip(kept_names, fields, _pool().map(keys, kept_at, fields), strict=True):
-                by_name[name] = made
-                if f:
-                    sent[f] = (made[0], made[2])
-            k1, k2 = content_keys(self.resource.name, identities.names[scheme], by_name, n)
-            kept = (k1, k2, payload_keys(sent, n))
+            for name, (made, part, sent) in zip(kept_names, _pool().map(keys, kept_at, fields, kept_names),
+                                                strict=True):
+                by_name[name], parts[name] = made, part
+                if sent is not None:
+                    payloads ^= sent
+            k1, k2 = content_keys(self.resource.name, identities.names[scheme], by_name, n, parts)
+            kept = (k1, k2, payloads)
         if len(kept) < 4:  # which of the file's identical rows each is, when not kept
             kept = (*kept[:3], state.seen.occurrences(kept[0], kept[1]).astype(np.uint64))
         k1, k2, payloads = kept[:3]
