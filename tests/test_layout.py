@@ -28,9 +28,10 @@ MAY_IMPORT = {
     "cli": {"run", "report", "validate", "sandbox"},
 }
 #: the modules at the top of etl, shared by every stage (a schema file names `dtypes` and `fields`)
-#: (`resources` only names, for schema files of earlier releases, what etl.validate.resources has)
+#: (`resources` only names, for schema files of earlier releases, what etl.validate.resources has;
+#: `heap` is the process's C heap, kept by the CLI at start and by the run between chunks)
 SHARED = {"__init__", "__main__", "errors", "outcomes", "logs", "config", "texts", "fields", "dtypes",
-          "resources"}
+          "resources", "heap"}
 
 #: reading a file and checking its rows: nothing here may post, journal or start a server
 READ_AND_VALIDATE = {"read", "validate"}
