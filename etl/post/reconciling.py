@@ -60,8 +60,31 @@ from etl.post.verdicts import (
 )
 from etl.validate.resources import Resource
 
+#: what was read of each group of rows in doubt (by its index): the records of each row's
+#: SystemId (by identity), and the listing of the credit of the others
+_Read = dict[int, tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]]
 
-#: records created this long before our send (by the server's clock) are someone else's
+
+def _groups(entries: list[Entry], doubt: list[Entry], key: _Grouping) -> list[list[Entry]]:
+    """The rows in doubt (DOUBT) grouped as the target stores them alike, the groups of ENTRIES
+    alone, each in the order its rows were first sent."""
+    keys = {key(e) for e in entries}
+    by_payload: dict[str, list[Entry]] = defaultdict(list)
+    for e in doubt:
+        if key(e) in keys:
+            by_payload[key(e)].append(e)
+    return [sorted(g, key=lambda e: (e.first_sent or 0.0, e.identity)) for g in by_payload.values()]
+
+
+def _rule_learnt(resource: Resource, taught: Storage, name: str, body: dict[str, Any],
+                 record: dict[str, Any]) -> str:
+    """The rule of text field NAME that TAUGHT learns from one row's BODY and a RECORD."""
+    trial = Storage.loads(taught.dumps())
+    trial.learn(resource, {name: body.get(name)}, {name: record.get(name)})
+    rule = trial.texts.get(name)
+    return json.dumps([rule.shapes, rule.keeps, rule.broken, rule.drops]) if rule else ""
+
+
 class Reconciler:
     def __init__(self, client: Client, journal: Journal, ledger: Ledger, resource: Resource, *,
                  before_request: Callable[[], Any] | None = None,
@@ -177,26 +200,10 @@ class Reconciler:
         key = _Grouping(self.resource, storage)
         doubt = [e for e in self.journal.entries(Outcome.IN_DOUBT.value)
                  if e.resource in (None, "", self.resource.name)]
-        keys = {key(e) for e in entries}
-        by_payload: dict[str, list[Entry]] = defaultdict(list)
-        for e in doubt:
-            if key(e) in keys:
-                by_payload[key(e)].append(e)
-        exact = self.journal.meta("system_id") == "on"
-        groups = [sorted(g, key=lambda e: (e.first_sent or 0.0, e.identity)) for g in by_payload.values()]
-        read: dict[int, tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]] = {}
+        groups = _groups(entries, doubt, key)
         verdicts: dict[str, Verdict] = {}
-        for gi, group in enumerate(groups):
-            try:
-                keyed = {e.identity: self.records({self.resource.system_id_filter: str(e.system_id)})
-                         for e in group if exact and e.system_id}
-                rest = [e for e in group if e.identity not in keyed]
-                read[gi] = (keyed, self._listed(rest[0], cache) if rest else [])
-            except ReadFailed as exc:
-                for e in group:
-                    verdicts[e.identity] = self._undecided(e, f"could not check: {exc}")
+        read = self._read(groups, cache, verdicts)
         claimed, busy = self.journal.snapshot()
-        busy_keys = {key(e) for e in busy}
         # every row that may own a record: rows in flight (or whose answer is not applied yet)
         # and rows in doubt; a record one of them may own is no other row's proof
         contenders = _Contenders(self.resource, storage,
@@ -206,9 +213,36 @@ class Reconciler:
                 or self._learn_together(busy + doubt, cache, claimed, storage)):
             # the rules changed how rows compare and group: decided again, on what was read
             return self._reconcile(entries, cache, learn=False)
+        self._by_system_ids(groups, read, {key(e) for e in busy}, key, claimed, contenders, verdicts)
+        self._by_fields(groups, read, key, claimed, storage, contenders, verdicts)
+        return sorted(verdicts.values(), key=lambda v: v.identity not in wanted)
+
+    def _read(self, groups: list[list[Entry]], cache: dict[Any, list[dict[str, Any]]],
+              verdicts: dict[str, Verdict]) -> _Read:
+        """The records of each group (by its index): those of each row's SystemId, where the
+        account keeps it, and the listing of the rest's credit. A group whose records could not
+        be read is undecided (VERDICTS)."""
+        exact = self.journal.meta("system_id") == "on"
+        read: _Read = {}
+        for gi, group in enumerate(groups):
+            try:
+                keyed = {e.identity: self.records({self.resource.system_id_filter: str(e.system_id)})
+                         for e in group if exact and e.system_id}
+                rest = [e for e in group if e.identity not in keyed]
+                read[gi] = (keyed, self._listed(rest[0], cache) if rest else [])
+            except ReadFailed as exc:
+                for e in group:
+                    verdicts[e.identity] = self._undecided(e, f"could not check: {exc}")
+        return read
+
+    def _by_system_ids(self, groups: list[list[Entry]], read: _Read, busy: set[str],
+                       key: _Grouping, claimed: set[int], contenders: _Contenders,
+                       verdicts: dict[str, Verdict]) -> None:
+        """The rows checked by their SystemId decided; a group an identical row of which is being
+        sent (BUSY: their keys) waits for its answer."""
         for gi, (keyed, _) in read.items():
             group = groups[gi]
-            if key(group[0]) in busy_keys:
+            if key(group[0]) in busy:
                 for e in group:
                     verdicts[e.identity] = self._undecided(
                         e, "an identical row is being sent right now; checked once it is answered")
@@ -218,16 +252,21 @@ class Reconciler:
                     verdicts[e.identity] = self._by_system_id(e, keyed[e.identity], claimed)
                     if verdicts[e.identity].outcome is Outcome.CREATED:
                         contenders.done(e.identity)
-        # by fields: a group decided frees the records it could have owned for the others
+
+    def _by_fields(self, groups: list[list[Entry]], read: _Read, key: _Grouping,
+                   claimed: set[int], storage: Storage, contenders: _Contenders,
+                   verdicts: dict[str, Verdict]) -> None:
+        """The other rows decided by their fields, group by group: a group decided frees the
+        records it could have owned for the others (a few rounds, while one creates)."""
         waiting: dict[int, list[tuple[Entry, str]]] = {}
         for _ in range(4):
             progress = False
             waiting = {}
             for gi, (keyed, listed) in read.items():
                 left = [e for e in groups[gi] if e.identity not in keyed and e.identity not in verdicts]
-                mine = {e.identity for e in groups[gi]}
                 if not left:
                     continue
+                mine = {e.identity for e in groups[gi]}
                 ours, maybe = self._candidates(left, listed, claimed, storage)
                 shared = [r for r in ours if contenders.others(r, key(left[0]), mine)]
                 ours = [r for r in ours if r not in shared]
@@ -243,8 +282,6 @@ class Reconciler:
         for undecided in waiting.values():
             for e, reason in undecided:
                 verdicts[e.identity] = self._undecided(e, reason)
-        return sorted(verdicts.values(), key=lambda v: v.identity not in wanted)
-
 
     def _learn_alone(self, groups: list[list[Entry]], read: dict[int, Any], claimed: set[int],
                      contenders: _Contenders, storage: Storage) -> bool:
@@ -306,8 +343,6 @@ class Reconciler:
             body = body_of(e)
             params = {n: str(body[f]) for n, f in self.resource.lookup.items() if f in body}
             by_key[tuple(sorted(params.items()))].append(e)
-        texts = [f.name for f in self.resource.fields if f.type_name == "text"]
-        amounts = [f.name for f in self.resource.fields if f.type_name not in ("text", "positive integer")]
         now = self.clock()
         taught = Storage.loads(storage.dumps())
         credits = 0
@@ -316,47 +351,8 @@ class Reconciler:
             if listed is None or any(e.state != Outcome.IN_DOUBT.value or settles_at(e) > now
                                      for e in group):
                 continue
-            records = [r for r in listed if r.get("Id") not in claimed and isinstance(r.get("Id"), int)]
-            pairs = []
-            inside = False
-            for e in group:
-                body = body_of(e)
-                for r in records:
-                    where = self._place(r, e)
-                    if where is Place.NOT:
-                        continue
-                    compared = differences(self.resource, r, body, taught)
-                    if compared.match is not Match.DIFFERENT and set(compared.unsure) <= set(texts):
-                        pairs.append((body, r))
-                        inside = inside or where is Place.INSIDE
-            # whichever record is whose, one of them must be some row's: one placed inside a
-            # row's window, not only a record that may have been made after it
-            if not pairs or not inside:
-                continue
-            learnt = Storage.loads(taught.dumps())
-            agreed = True
-            for name in texts:
-                outcomes = set()
-                for body, r in pairs:
-                    trial = Storage.loads(taught.dumps())
-                    trial.learn(self.resource, {name: body.get(name)}, {name: r.get(name)})
-                    rule = trial.texts.get(name)
-                    outcomes.add(json.dumps([rule.shapes, rule.keeps, rule.broken, rule.drops])
-                                 if rule else "")
-                if len(outcomes) != 1:
-                    agreed = False
-                    break
-                learnt.learn(self.resource, {name: pairs[0][0].get(name)}, {name: pairs[0][1].get(name)})
-            if not agreed or any(t.broken for t in learnt.texts.values()):
-                continue
-            for name in amounts:
-                most = max((places(d) for e in group if (d := decimal(body_of(e).get(name))) is not None),
-                           default=None)
-                for body, _ in pairs:
-                    d = decimal(body.get(name))
-                    if d is not None and most is not None and places(d) == most:
-                        learnt.learn(self.resource, {name: d}, {name: d})
-            if learnt.rules() != taught.rules():
+            learnt = self._taught_by(group, listed, claimed, taught)
+            if learnt is not None and learnt.rules() != taught.rules():
                 taught = learnt
                 credits += 1
         if taught.rules() == storage.rules():
@@ -365,6 +361,54 @@ class Reconciler:
         self.log.info(f"learnt how {self.journal.target} stores fields from the records of settled "
                       f"rows of {credits} credits, which teach the same whichever is whose")
         return True
+
+    def _taught_by(self, group: list[Entry], listed: list[dict[str, Any]], claimed: set[int],
+                   taught: Storage) -> Storage | None:
+        """The rules (TAUGHT, and what the settled rows of one credit, GROUP, teach with the
+        unclaimed records LISTED of it), or None where the pairings of rows and records do not
+        all teach the same."""
+        texts = [f.name for f in self.resource.fields if f.type_name == "text"]
+        pairs, inside = self._pairs(group, listed, claimed, taught, texts)
+        # whichever record is whose, one of them must be some row's: one placed inside a
+        # row's window, not only a record that may have been made after it
+        if not pairs or not inside:
+            return None
+        learnt = Storage.loads(taught.dumps())
+        for name in texts:
+            if len({_rule_learnt(self.resource, taught, name, body, r) for body, r in pairs}) != 1:
+                return None
+            learnt.learn(self.resource, {name: pairs[0][0].get(name)}, {name: pairs[0][1].get(name)})
+        if any(t.broken for t in learnt.texts.values()):
+            return None
+        amounts = [f.name for f in self.resource.fields if f.type_name not in ("text", "positive integer")]
+        for name in amounts:
+            most = max((places(d) for e in group if (d := decimal(body_of(e).get(name))) is not None),
+                       default=None)
+            for body, _ in pairs:
+                d = decimal(body.get(name))
+                if d is not None and most is not None and places(d) == most:
+                    learnt.learn(self.resource, {name: d}, {name: d})
+        return learnt
+
+    def _pairs(self, group: list[Entry], listed: list[dict[str, Any]], claimed: set[int], taught: Storage,
+               texts: list[str]) -> tuple[list[tuple[dict[str, Any], dict[str, Any]]], bool]:
+        """Every pairing of a row of GROUP (its body) with an unclaimed record LISTED that may be
+        its (made while its request could make it; equal but for texts TAUGHT can't compare);
+        and whether one record is placed inside a row's window."""
+        records = [r for r in listed if r.get("Id") not in claimed and isinstance(r.get("Id"), int)]
+        pairs = []
+        inside = False
+        for e in group:
+            body = body_of(e)
+            for r in records:
+                where = self._place(r, e)
+                if where is Place.NOT:
+                    continue
+                compared = differences(self.resource, r, body, taught)
+                if compared.match is not Match.DIFFERENT and set(compared.unsure) <= set(texts):
+                    pairs.append((body, r))
+                    inside = inside or where is Place.INSIDE
+        return pairs, inside
 
     def may_be_its_records(self, entry: Entry) -> list[int]:
         """The Ids of unclaimed records that are, or may be, ENTRY's (equal to it, or not
