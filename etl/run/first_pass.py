@@ -35,6 +35,23 @@ from etl.run.pipeline import read_ahead
 from etl.validate.resources import header_key
 
 
+def _digests(payloads: list[dict[str, Any]], names: list[str], sent: list[str | None],
+             cells: list[list[Any]]) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """Each row's cells (of the columns NAMES: the field each is SENT as, else None; CELLS, a
+    list a column) as digests and as texts, by name: a sent cell is its value as sent, any
+    other its text, normalised; a cell without a text adds nothing."""
+    made, texts = [], []
+    for k, payload in enumerate(payloads):
+        digests, spelt_out = {}, {}
+        for name, f, column in zip(names, sent, cells, strict=True):
+            text = identity_text(payload.get(f) if f else column[k])
+            if text:
+                digests[name], spelt_out[name] = cell_digest(text), text
+        made.append(digests)
+        texts.append(spelt_out)
+    return made, texts
+
+
 class FirstPass(ImporterBase):
     """The first pass over every file, and the rows' identities (see the module's docstring)."""
 
@@ -65,16 +82,7 @@ class FirstPass(ImporterBase):
         take = arrow.array(positions, type=arrow.int64())
         cells = [chunk.columns[i].take(take).to_pylist() for i in kept_at]
         spelt_at = [kept_at.index(i) for i in at]  # the identity's columns among them
-        made, texts = [], []
-        for k, payload in enumerate(payloads):
-            # a sent cell is its value as sent; any other cell its text, normalised
-            digests, spelt_out = {}, {}
-            for name, f, column in zip(kept_names, sent, cells, strict=True):
-                text = identity_text(payload.get(f) if f else column[k])
-                if text:
-                    digests[name], spelt_out[name] = cell_digest(text), text
-            made.append(digests)
-            texts.append(spelt_out)
+        made, texts = _digests(payloads, kept_names, sent, cells)
         known = identities.known
         if assigned is None and known is not None and made and scheme.startswith("cells:"):
             # the journal's rows of these contents, in one look-up instead of one a content
@@ -97,19 +105,26 @@ class FirstPass(ImporterBase):
                     problems.append((pos, problem))
                     continue
                 before = previous.of(scheme, spelt, where)[0] if previous is not None else None
-                plain = canonical_json(payload)
-                legacy = None
-                if self.legacy:
-                    key_text = "\x1f".join(v.strip() for v in spelt) if identities.key else None
-                    legacy = identities.legacy_of(plain, key_text)
-                body = tagged(payload, identity) if self.settings.tag_description else payload
-                rows.append(Row(pos, identity, scheme, body, payload_hash(self.resource.name, plain),
-                                table.path, number, legacy, base, occurrence, before or None,
-                                frozenset(n for n in names if n in digests), digests,
-                                {n: texts[k][n] for n in names if n in texts[k]}))
+                rows.append(self._row(identities, pos, identity, scheme, payload, table.path, number, spelt,
+                                      base, occurrence, before, digests, texts[k], names))
         finally:
             identities.known = known
         return rows, problems
+
+    def _row(self, identities: Identities, pos: int, identity: str, scheme: str, payload: dict[str, Any],
+             source: str, number: int, spelt: list[str], base: str | None, occurrence: int | None,
+             before: str | None, digests: dict[str, str], texts: dict[str, str], names: list[str]) -> Row:
+        """A row identified (`_identify`): what is sent, its payload's hash, and, for a journal of
+        an earlier release, its identity then."""
+        plain = canonical_json(payload)
+        legacy = None
+        if self.legacy:
+            key_text = "\x1f".join(v.strip() for v in spelt) if identities.key else None
+            legacy = identities.legacy_of(plain, key_text)
+        body = tagged(payload, identity) if self.settings.tag_description else payload
+        return Row(pos, identity, scheme, body, payload_hash(self.resource.name, plain), source, number,
+                   legacy, base, occurrence, before or None, frozenset(n for n in names if n in digests),
+                   digests, {n: texts[n] for n in names if n in texts})
 
     def _known(self, identities: Identities, rows: list[Row]) -> dict[str, Entry]:
         known = self.journal.lookup(r.identity for r in rows)
