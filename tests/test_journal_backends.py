@@ -140,7 +140,8 @@ def test_a_run_whose_lock_is_taken_away_stops_before_its_next_post(etl, pg_url, 
     def end_the_lock_session(n: int) -> None:
         if n == 3:
             with psycopg.connect(pg_url, autocommit=True) as conn:
-                ended = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                # and waits until it has ended (the lock is gone) before answering that POST
+                ended = conn.execute("SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
                                      "WHERE application_name LIKE 'etl run %'").fetchall()
             assert ended == [(True,)]
 
@@ -273,3 +274,32 @@ def test_a_run_taking_a_lost_lock_waits_for_the_last_holders_write_in_flight(pg_
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                           "WHERE application_name IN ('etl journal', 'etl run new')")
         admin.close()
+
+
+def test_a_run_started_as_another_ends_waits_for_its_lock(etl, pg_url, tmp_path):
+    """A run's lock of a PostgreSQL journal is let go of when the run ends (not when the server
+    ends its session, a moment later), and a run that finds it held waits a moment for it: the
+    next line of a cron job, started as the run before it ends, posts its rows."""
+    import threading
+
+    from etl.ledger.journal_backends import _connect, holder_of
+
+    path = write(tmp_path, "day.csv", "201,1,the next day")
+    with Sandbox(tokens=(TOKEN,)) as box:
+        target = normalise_url(box.url)
+        ending = Journal(pg_url, target, run_id="ending")
+        ending.start_run("import", [], "2026-12-03T02:15:00+00:00")
+        ends = threading.Timer(1.2, ending.close)  # while the next run starts
+        ends.start()
+        try:
+            run = etl("import", path, "--api-url", box.url, "--token", TOKEN, "--journal", pg_url,
+                      env=NO_ENV)
+        finally:
+            ends.join()
+        assert run.code == 0, run.err
+        assert box.stats.posts == 1
+        watcher = _connect(pg_url, "etl test")
+        try:
+            assert holder_of(watcher, target) is None  # let go of as that run ended
+        finally:
+            watcher.close()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -175,6 +176,7 @@ class Dialect:
 
 
 _APP_KEY = 0x4E58  # the first half of every etl advisory lock key
+_LET_GO = 1.0  # seconds a run waits for the run lock a run that just ended lets go of
 _GATE = _APP_KEY + 1  # held by each write transaction: a new holder waits for the last one
 
 
@@ -317,8 +319,15 @@ class PgLock:
 
         self.conn = _connect(url, f"etl run {run_id}"[:63])
         try:
-            got = self.conn.execute("SELECT pg_try_advisory_lock(%s, %s), pg_backend_pid()",
-                                    (_APP_KEY, self.key)).fetchone()
+            # a run that just ended (its session ending on the server, a moment after the process)
+            # is given a moment to let go
+            deadline = time.monotonic() + _LET_GO
+            while True:
+                got = self.conn.execute("SELECT pg_try_advisory_lock(%s, %s), pg_backend_pid()",
+                                        (_APP_KEY, self.key)).fetchone()
+                if got[0] or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
             if not got[0]:
                 holder = holder_of(self.conn, target) or "unknown"
                 raise RunAborted(
@@ -338,7 +347,16 @@ class PgLock:
             raise
 
     def release(self) -> None:
-        self.conn.close()  # the lock goes with its session
+        """The lock let go of now, not when the server ends the session (a run started right
+        after this one ends finds it free); in any case it goes with its session."""
+        import psycopg
+
+        try:
+            self.conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_APP_KEY, self.key))
+        except psycopg.Error:
+            pass
+        finally:
+            self.conn.close()
 
 
 def holder_of(conn: Any, target: str) -> str | None:
