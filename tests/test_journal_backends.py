@@ -281,6 +281,7 @@ def test_a_run_started_as_another_ends_waits_for_its_lock(etl, pg_url, tmp_path)
     ends its session, a moment later), and a run that finds it held waits a moment for it: the
     next line of a cron job, started as the run before it ends, posts its rows."""
     import threading
+    import time
 
     from etl.ledger.journal_backends import _connect, holder_of
 
@@ -289,7 +290,21 @@ def test_a_run_started_as_another_ends_waits_for_its_lock(etl, pg_url, tmp_path)
         target = normalise_url(box.url)
         ending = Journal(pg_url, target, run_id="ending")
         ending.start_run("import", [], "2026-12-03T02:15:00+00:00")
-        ends = threading.Timer(1.2, ending.close)  # while the next run starts
+        def end_once_the_next_run_tries() -> None:
+            watcher = _connect(pg_url, "etl test")
+            try:
+                for _ in range(600):  # the next run's lock session is there: it tries the lock
+                    if watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name "
+                                       "LIKE 'etl run %' AND application_name <> 'etl run ending'"
+                                       ).fetchone()[0]:
+                        break
+                    time.sleep(0.05)
+                time.sleep(0.3)
+            finally:
+                watcher.close()
+                ending.close()
+
+        ends = threading.Thread(target=end_once_the_next_run_tries)
         ends.start()
         try:
             run = etl("import", path, "--api-url", box.url, "--token", TOKEN, "--journal", pg_url,

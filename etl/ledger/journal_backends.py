@@ -176,7 +176,7 @@ class Dialect:
 
 
 _APP_KEY = 0x4E58  # the first half of every etl advisory lock key
-_LET_GO = 1.0  # seconds a run waits for the run lock a run that just ended lets go of
+_LET_GO = 2.0  # seconds a run waits for the run lock a run that just ended lets go of
 _GATE = _APP_KEY + 1  # held by each write transaction: a new holder waits for the last one
 
 
