@@ -224,7 +224,8 @@ def test_a_journal_of_the_release_before_says_each_row_as_before(etl, sandbox, t
     with sqlite3.connect(journal_of(sandbox.url)) as db:
         # each row created is kept with its content key, as `keys` has it
         assert db.execute("SELECT COUNT(*) FROM rows r JOIN keys k ON k.identity = r.identity "
-                          "WHERE r.content = k.content AND r.state = 'created'").fetchone()[0] == 59
+                          "WHERE substr(r.content, 1, 32) = k.content AND r.state = 'created' "
+                          "AND substr(r.content, 33) = substr(r.identity, 1, 16)").fetchone()[0] == 59
         # as the release before left it
         db.execute("DROP INDEX rows_created_lines")
         db.execute("ALTER TABLE rows DROP COLUMN content")
@@ -234,7 +235,7 @@ def test_a_journal_of_the_release_before_says_each_row_as_before(etl, sandbox, t
     check_skipped(again.report(), created, {})
     with sqlite3.connect(journal_of(sandbox.url)) as db:
         kept = db.execute("SELECT COUNT(*) FROM rows r JOIN keys k ON k.identity = r.identity "
-                          "WHERE r.content = k.content AND r.state = 'created'").fetchone()[0]
+                          "WHERE substr(r.content, 1, 32) = k.content AND r.state = 'created'").fetchone()[0]
         assert kept == 59
         # rows a release before wrote since: their content in `keys` alone
         db.execute("UPDATE rows SET content = NULL WHERE row % 2 = 0")

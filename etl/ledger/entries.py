@@ -84,7 +84,13 @@ CREATE INDEX IF NOT EXISTS keys_content ON keys (content);
 #: the rows created from each line of a file, with their contents, Ids and times, in one index
 #: (a night's chunk of a file it has been importing for weeks is one range of it: Lookups.created_at_lines)
 CREATED_LINES = ("CREATE INDEX IF NOT EXISTS rows_created_lines ON rows "
-                 "(source, row, content, record_id, created_at, updated_at) WHERE state = 'created'")
+                 "(source, row, content, record_id, created_at, updated_at, identity, state) "
+                 "WHERE state = 'created'")  # every column a night reads: the index alone is read
+#: rows.content: the row's content key (32 hex digits, as `keys` keeps it) and the first 16 hex
+#: digits of the identity it is the content of. A release before rows kept their contents changes
+#: a row's identity without a word of its content: its content is then no one's (OWN_CONTENT)
+CONTENT_OF = "substr(identity, 1, 16)"
+OWN_CONTENT = f"substr(content, 33) = {CONTENT_OF}"
 
 ROW_COLUMNS = (
     "identity", "scheme", "base", "occurrence", "state", "record_id", "http_status", "attempts",

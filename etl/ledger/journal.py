@@ -23,6 +23,7 @@ from etl.errors import EtlError, RunAborted, UsageProblem
 from etl.ledger import journal_backends as backends
 from etl.ledger.entries import (
     _SCHEMA,
+    CONTENT_OF,
     CREATED_LINES,
     LEGACY_SCHEME,
     VERSION,
@@ -123,8 +124,9 @@ class Journal(Lookups):
                 # can use (its own reads come too late to be one)
                 self.db.execute("ALTER TABLE rows ADD COLUMN fence_high INTEGER")
             if "content" not in have:
-                # the row's content key, as `keys` keeps it: a night reads the rows it created
-                # from a file's lines, with their contents, from one index (rows_created_lines)
+                # the row's content key, as `keys` keeps it, and whose (entries.CONTENT_OF): a
+                # night reads the rows it created from a file's lines, with their contents, from
+                # one index (rows_created_lines)
                 self.db.execute("ALTER TABLE rows ADD COLUMN content TEXT")
             self.db.execute(CREATED_LINES)
             target = self._meta("target")
@@ -150,8 +152,8 @@ class Journal(Lookups):
             self.adopt_legacy(self.path)
         if self._meta(_ROWS_CONTENT) is None:
             with self.transaction() as db:  # a journal of a release before rows kept their contents
-                db.execute("UPDATE rows SET content = (SELECT k.content FROM keys k "
-                           "WHERE k.identity = rows.identity) WHERE content IS NULL "
+                db.execute(f"UPDATE rows SET content = (SELECT k.content FROM keys k "
+                           f"WHERE k.identity = rows.identity) || {CONTENT_OF} WHERE content IS NULL "
                            "AND identity IN (SELECT identity FROM keys WHERE content IS NOT NULL)")
                 db.execute("INSERT OR REPLACE INTO meta VALUES (?, '1')", (_ROWS_CONTENT,))
         empty = self.db.execute("SELECT 1 FROM rows LIMIT 1").fetchone() is None
@@ -355,7 +357,7 @@ class Journal(Lookups):
                        (identity, *fields.values()))
             # its content key, where it was kept before the row was written (Lookups.keep_keys)
             db.execute("UPDATE rows SET content = (SELECT k.content FROM keys k WHERE k.identity = ?) "
-                       "WHERE identity = ?", (identity, identity))
+                       f"|| {CONTENT_OF} WHERE identity = ?", (identity, identity))
         else:
             sets = ", ".join(f"{k} = ?" for k in fields)
             db.execute(f"UPDATE rows SET {sets} WHERE identity = ?", (*fields.values(), identity))

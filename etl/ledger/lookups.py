@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from etl.ledger.entries import _SELECT, ROW_COLUMNS, Entry
+from etl.ledger.entries import _SELECT, CONTENT_OF, OWN_CONTENT, ROW_COLUMNS, Entry
 
 #: the journal's note that every row has its payload keys (`Lookups.key_columns`)
 _EVERY_ROW_KEYED = "every_row_keyed"
@@ -168,11 +168,11 @@ class Lookups:
         the journal's holds a separator (written by hand: the rows are looked up otherwise)."""
         with self._mutex:
             n, text = self.db.execute(
-                "SELECT COUNT(*), group_concat(CAST(row AS TEXT) || ? || content || ? "
+                "SELECT COUNT(*), group_concat(CAST(row AS TEXT) || ? || substr(content, 1, 32) || ? "
                 "|| COALESCE(CAST(record_id AS TEXT), '') || ? "
                 "|| COALESCE(NULLIF(created_at, ''), updated_at, ''), ?) "
                 "FROM rows WHERE source = ? AND row BETWEEN ? AND ? AND state = 'created' "
-                "AND content IS NOT NULL", (_UNIT, _UNIT, _UNIT, _RECORD, source, first, last)).fetchone()
+                f"AND {OWN_CONTENT}", (_UNIT, _UNIT, _UNIT, _RECORD, source, first, last)).fetchone()
         if not n:
             return [], [], [], []
         if text.count(_UNIT) != 3 * n or text.count(_RECORD) != n - 1:
@@ -199,7 +199,8 @@ class Lookups:
                 db.executemany("UPDATE keys SET content = COALESCE(?, content), "
                                "payload = COALESCE(?, payload) WHERE identity = ?",
                                [(c, p, k) for k, (c, p) in keys.items()])
-                db.executemany("UPDATE rows SET content = COALESCE(?, content) WHERE identity = ?",
+                db.executemany(f"UPDATE rows SET content = COALESCE(? || {CONTENT_OF}, content) "
+                               "WHERE identity = ?",
                                [(c, k) for k, (c, _) in keys.items() if c is not None])
 
     def of_bases(self, bases: Iterable[str]) -> dict[str, list[tuple[str, str, int]]]:
