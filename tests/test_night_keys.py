@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import os
 import sqlite3
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -246,17 +247,20 @@ def test_identity_texts_a_column_at_a_time_are_the_rules_cell_by_cell(cells):
 
 @given(st.lists(st.integers(0, 40), max_size=300), st.lists(st.integers(1, 60), min_size=1, max_size=12))
 def test_identical_rows_are_numbered_across_many_chunks_as_in_one(values, sizes):
-    """SeenKeys keeps a file's keys in parts it merges as they come: a row's occurrence is its
+    """SeenKeys keeps a file's keys in runs it merges as they come: a row's occurrence is its
     rank among the equal rows of the whole file before it, however the file was cut."""
     k1 = np.array([v * 0x9E3779B97F4A7C15 % 2**64 for v in values], np.uint64)
     k2 = np.array([(v % 7) << 40 for v in values], np.uint64)
     seen, got, start, s = SeenKeys(), [], 0, 0
-    seen.MERGE = 64  # merges happen, and stop, within a few chunks
+    seen.FAN_IN, seen.BLOCK, seen.SLICE = 2, 4, 8  # runs written and merged within a few chunks
     while start < len(values):
         end = start + sizes[s % len(sizes)]
         got += seen.occurrences(k1[start:end], k2[start:end]).tolist()
         start, s = end, s + 1
-    assert got == ranks(k1, k2).tolist()
+    seen.close()
+    count: Counter[int] = Counter()
+    assert got == [count.update([v]) or count[v] for v in values]
+    assert ranks(k1, k2).tolist() == got
 
 
 @given(st.lists(st.lists(st.integers(0, 2**64 - 1), max_size=3), max_size=30))

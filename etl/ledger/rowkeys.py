@@ -19,12 +19,15 @@ exactly.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import shutil
+import tempfile
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+import weakref
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +35,8 @@ import numpy as np
 import pyarrow as arrow
 import pyarrow.compute as pc
 
+from etl.errors import no_room
+from etl.ledger.entries import DiskFull
 from etl.ledger.identity import identity_text
 from etl.validate.values import Kind, value
 
@@ -309,80 +314,330 @@ def among(keys: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
 
 def ranks(k1: np.ndarray, k2: np.ndarray) -> np.ndarray:
     """Each (K1, K2) pair's occurrence among the equal pairs before it (1 for the first)."""
-    n = len(k1)
-    out = np.ones(n, np.int64)
-    if n < 2:
-        return out
-    first = np.sort(k1)
-    if not (first[1:] == first[:-1]).any():
-        return out  # no two alike: the common chunk
-    order = np.lexsort((k2, k1))
-    a, b = k1[order], k2[order]
-    same = (a[1:] == a[:-1]) & (b[1:] == b[:-1])
-    if not same.any():
-        return out
-    starts = np.r_[0, np.flatnonzero(~same) + 1]
-    run = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n]))
-    out[order] = run + 1  # lexsort is stable: equal pairs stay in file order
-    return out
+    return _distinct(k1, k2)[0]
+
+
+#: an entry of SeenKeys' runs, as written: a content key (both lanes) and how many rows have it
+_ENTRY = np.dtype([("k1", "<u8"), ("k2", "<u8"), ("n", "<u4")])
+#: keys in memory, a column each (first lanes, second lanes, rows), sorted by key
+_Keys = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 class SeenKeys:
-    """The content keys of one file's rows seen so far (12 bytes a row, and 8 MiB of slots, a bit
-    each, that answer "surely not seen" for most rows without a search): which of the identical
-    rows a row is, chunk after chunk."""
+    """The content keys of one file's rows seen so far: which of the identical rows a row is,
+    chunk after chunk, in memory that does not grow with the file.
 
-    BITS = 26
-    #: a chunk's keys are kept sorted in parts; parts are merged while the merged part stays
-    #: under this many rows (a chunk's search is a search of each part: few parts, whatever the
-    #: file's length, without holding the whole file's keys twice to merge them)
-    MERGE = 1 << 20
+    A filter first: 64-bit words (a blocked Bloom filter of 2**WORDS words), in which each
+    content seen sets HASHES bits of one word. A content whose bits are not all set was surely
+    not seen: most rows are answered there. The keys themselves, both lanes (an exact answer),
+    each once with its number of rows, are kept in sorted runs: a chunk's run in memory, and
+    every FAN_IN of them merged into a run written to a temporary file of its own in FOLDER
+    (unnamed: it is gone when closed, or when the process ends, however it ends); runs of a size
+    on disk are merged FAN_IN at a time too, a slice of each at a time. A file of millions of
+    rows has a handful of runs, and of those on disk memory holds the first key of each block
+    of BLOCK keys. Only the contents the filter may have seen are looked for, in the blocks they
+    would be in (read, not mapped: memory holds the blocks read, never the file's keys), BATCH
+    blocks at a time; where they are many (a file of many identical rows) that is every block of
+    a run, read a batch at a time."""
 
-    def __init__(self) -> None:
-        self.parts: list[tuple[np.ndarray, np.ndarray]] = []  # each sorted by first lane
-        self.slots = np.zeros(1 << (self.BITS - 3), np.uint8)
+    #: 8 MiB: of the contents never seen, fewer than 1 in 10,000 a "maybe" at 1M rows, 1 in 140
+    #: at 5M (then a look in each run on disk)
+    WORDS = 20
+    HASHES = 6
+    FAN_IN = 4  # a chunk's run held in memory until there are four, then every four merged
+    BLOCK = 256  # keys (20 bytes each) of a block, the stride of a run's fences
+    BATCH = 128  # blocks of a run read at a time while keys are looked for
+    SLICE = 1 << 13  # keys of each run held at a time while runs are merged
+
+    def __init__(self, folder: str | None = None) -> None:
+        self.folder = folder
+        self.words: np.ndarray | None = None
+        self.runs: list[_Run] = []  # the oldest first; their levels never grow along the list
+        self._closing = weakref.finalize(self, _close, self.runs)
 
     def occurrences(self, k1: np.ndarray, k2: np.ndarray) -> np.ndarray:
         """Each row's occurrence in the file so far (1 for the first), in order; the rows are
         seen."""
-        occurrence = ranks(k1, k2)
-        if not len(k1):
+        if not self._closing.alive:
+            raise ValueError("the keys seen of this file were let go")
+        occurrence, order, keys = _distinct(k1, k2)
+        u1, u2, counts = keys
+        if not len(u1):
             return occurrence
-        slot = (k1 & np.uint64((1 << self.BITS) - 1)).astype(np.int64)
-        byte, bit = slot >> 3, (np.uint8(1) << (slot & 7).astype(np.uint8))
-        maybe = np.flatnonzero(self.slots[byte] & bit)
-        for a, b in self.parts:
-            if not len(maybe):
-                break
-            lo = np.searchsorted(a, k1[maybe], "left")
-            hi = np.searchsorted(a, k1[maybe], "right")
-            for k, start, stop in zip(maybe[hi > lo].tolist(), lo[hi > lo].tolist(), hi[hi > lo].tolist(),
-                                      strict=True):
-                occurrence[k] += int(np.count_nonzero(b[start:stop] == np.uint32(int(k2[k]) >> 32)))
-        np.bitwise_or.at(self.slots, byte, bit)
-        # a chunk's keys, sorted; of the second lane, its upper half is kept (a 96-bit key: 12
-        # bytes a row)
-        order = np.argsort(k1, kind="stable")
-        self.parts.append((k1[order], (k2[order] >> np.uint64(32)).astype(np.uint32)))
-        while len(self.parts) > 1 and len(self.parts[-1][0]) >= len(self.parts[-2][0]) \
-                and len(self.parts[-1][0]) + len(self.parts[-2][0]) <= self.MERGE:
-            last = self.parts.pop()
-            self.parts[-1] = _merged(self.parts[-1], last)
+        if self.words is None:
+            self.words = np.zeros(1 << self.WORDS, np.uint64)
+        words = self.words
+        word = (u2 >> np.uint64(64 - self.WORDS)).astype(np.intp)  # a word by the second lane,
+        one, six = np.uint64(1), np.uint64(63)  # its bits by the first
+        bits = one << (u1 & six)
+        for k in range(1, self.HASHES):
+            bits |= one << ((u1 >> np.uint64(6 * k)) & six)
+        held = words[word]
+        maybe = np.flatnonzero((held & bits) == bits)
+        if len(maybe) and self.runs:
+            before = np.zeros(len(maybe), np.int64)
+            q1, q2 = u1[maybe], u2[maybe]
+            for run in self.runs:
+                before += run.count(q1, q2, self.BLOCK, self.BATCH)
+            if before.any():
+                earlier = np.zeros(len(u1), np.int64)
+                earlier[maybe] = before
+                occurrence[order] += earlier if len(u1) == len(k1) else np.repeat(earlier, counts)
+        words[word] = held | bits
+        # of the keys of one word, one assignment was kept: the others' bits are set again (the
+        # word gains bits each time: at most 64 times)
+        left = np.flatnonzero((words[word] & bits) != bits)
+        while len(left):
+            word, bits = word[left], bits[left]
+            words[word] |= bits
+            left = np.flatnonzero((words[word] & bits) != bits)
+        self._add(_Run(0, keys))
         return occurrence
 
+    def close(self) -> None:
+        """The runs' files closed (their room given back) and the filter let go."""
+        self._closing()
+        self.words = None
 
-def _merged(p: tuple[np.ndarray, np.ndarray], q: tuple[np.ndarray, np.ndarray]
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Two parts of SeenKeys (each sorted by first lane) as one."""
-    (a1, a2), (b1, b2) = p, q
-    at = np.searchsorted(a1, b1, "right") + np.arange(len(b1))
-    n = len(a1) + len(b1)
-    k1, k2 = np.empty(n, a1.dtype), np.empty(n, a2.dtype)
-    theirs = np.zeros(n, bool)
-    theirs[at] = True
-    k1[at], k2[at] = b1, b2
-    k1[~theirs], k2[~theirs] = a1, a2
-    return k1, k2
+    def _add(self, run: _Run) -> None:
+        """RUN kept; the last FAN_IN runs merged into one while they are of a size."""
+        runs = self.runs
+        runs.append(run)
+        while len(runs) >= self.FAN_IN and all(r.level == run.level for r in runs[-self.FAN_IN:]):
+            merging = runs[-self.FAN_IN:]
+            run = self._written(_merged(merging, self.SLICE), run.level + 1)
+            for r in merging:
+                r.close()
+            runs[-self.FAN_IN:] = [run]
+
+    def _written(self, pieces: Iterable[_Keys], level: int) -> _Run:
+        """A run of the keys of PIECES (sorted, one after another), written to a new file."""
+        file, folder = self._file()
+        run = _Run(level, file=file)
+        fences: list[tuple[np.ndarray, np.ndarray]] = []
+        try:
+            for k1, k2, n in pieces:
+                at = slice((-run.size) % self.BLOCK, None, self.BLOCK)
+                fences.append((k1[at].copy(), k2[at].copy()))
+                entries = np.empty(len(k1), _ENTRY)
+                entries["k1"], entries["k2"], entries["n"] = k1, k2, n
+                data = entries.view(np.uint8).data
+                while data:
+                    data = data[os.write(file.fileno(), data):]
+                run.size += len(k1)
+        except BaseException as exc:
+            file.close()
+            if isinstance(exc, OSError) and no_room(exc):
+                raise _full(exc, folder) from exc
+            raise
+        run.f1 = np.concatenate([f for f, _ in fences])
+        run.f2 = np.concatenate([f for _, f in fences])
+        return run
+
+    def _file(self) -> tuple[Any, str]:
+        """A new temporary file, unnamed, in FOLDER (or where that can't be made or written, in
+        the system's temporary folder), and its folder."""
+        system = tempfile.gettempdir()
+        for folder in dict.fromkeys([self.folder or system, system]):
+            try:
+                os.makedirs(folder, exist_ok=True)
+                return tempfile.TemporaryFile(dir=folder, prefix="seen-", buffering=0), folder
+            except OSError as exc:
+                if no_room(exc):
+                    raise _full(exc, folder) from exc
+                if folder == system:
+                    raise
+        raise AssertionError("no folder")
+
+
+def _full(exc: OSError, folder: str) -> DiskFull:
+    """No room left on the disk of SeenKeys' runs: the run ends, in so many words."""
+    return DiskFull(f"no room left in {folder} for the keys of the rows read so far "
+                    f"({exc.strerror or exc}); nothing more is sent. Free some space and run it "
+                    "again: the journal says what was done")
+
+
+def _close(runs: list[_Run]) -> None:
+    for run in runs:
+        run.close()
+    runs.clear()
+
+
+class _Run:
+    """Keys of SeenKeys, sorted (by first lane, then second), each once with its rows: HELD in
+    memory, or in FILE, of which memory holds the first key of each block (F1, F2)."""
+
+    __slots__ = ("level", "held", "file", "size", "f1", "f2")
+
+    def __init__(self, level: int, held: _Keys | None = None, file: Any = None) -> None:
+        self.level = level
+        self.held = held
+        self.file = file
+        self.size = len(held[0]) if held is not None else 0
+        self.f1 = self.f2 = np.zeros(0, np.uint64)
+
+    def close(self) -> None:
+        self.held = None
+        if self.file is not None:
+            self.file.close()
+
+    def keys(self, start: int, count: int) -> _Keys:
+        """The keys from START, up to COUNT of them."""
+        if self.held is not None:
+            k1, k2, n = self.held
+            return k1[start: start + count], k2[start: start + count], n[start: start + count]
+        entries = np.empty(max(0, min(count, self.size - start)), _ENTRY)
+        self._read(entries, start)
+        return entries["k1"].copy(), entries["k2"].copy(), entries["n"].copy()
+
+    def _read(self, entries: np.ndarray, start: int) -> None:
+        """ENTRIES read from START (where the system has no preadv, after a seek)."""
+        raw = entries.view(np.uint8)
+        if not len(raw):
+            return
+        if hasattr(os, "preadv"):
+            got = os.preadv(self.file.fileno(), [raw.data], start * _ENTRY.itemsize)
+        else:
+            self.file.seek(start * _ENTRY.itemsize)
+            got = self.file.readinto(raw.data)
+        if got != len(raw):
+            raise OSError(errno.EIO, "a file of the keys seen was cut short")
+
+    def count(self, q1: np.ndarray, q2: np.ndarray, block: int, batch: int) -> np.ndarray:
+        """The rows of each key (Q1, Q2: distinct keys, sorted) in this run: on disk, of the
+        blocks they would be in, those next to each other or one apart read at once, BATCH
+        blocks at a time."""
+        if self.held is not None:
+            return _found(*self.held, q1, q2)
+        out = np.zeros(len(q1), np.int64)
+        f1, f2 = self.f1, self.f2
+        # each key's block: the last one whose first key is at most the key (by its first
+        # lane; where blocks start with the same first lane, by its second too)
+        first, end = np.searchsorted(f1, q1, "left"), np.searchsorted(f1, q1, "right")
+        at = first - 1
+        one = np.flatnonzero(end - first == 1)
+        at[one] += f2[first[one]] <= q2[one]
+        for k in np.flatnonzero(end - first > 1).tolist():
+            at[k] += int(np.searchsorted(f2[first[k]: end[k]], q2[k], "right"))
+        which = np.flatnonzero(at >= 0)
+        at = at[which]  # in order, as the keys are
+        if not len(at):
+            return out
+        blocks = at[np.flatnonzero(np.diff(at, prepend=-1))]
+        apart = np.flatnonzero(np.diff(blocks) > 2) + 1
+        starts, stops = blocks[np.r_[0, apart]], blocks[np.r_[apart, len(blocks)] - 1] + 1
+        stretches = zip(starts.tolist(), stops.tolist(), strict=True)
+        reads: list[tuple[int, int]] = []  # blocks from, to
+        taken = 0
+        for start, stop in stretches:
+            while start < stop:
+                step = min(stop - start, batch - taken)
+                reads.append((start, start + step))
+                taken += step
+                start += step
+                if taken == batch:
+                    self._batch(reads, block, q1, q2, which, at, out)
+                    reads, taken = [], 0
+        if reads:
+            self._batch(reads, block, q1, q2, which, at, out)
+        return out
+
+    def _batch(self, reads: list[tuple[int, int]], block: int, q1: np.ndarray, q2: np.ndarray,
+               which: np.ndarray, at: np.ndarray, out: np.ndarray) -> None:
+        """The blocks READS read into one array (they follow each other: it is sorted), and the
+        rows in it of the keys WHICH whose block (AT) is one of them, into OUT."""
+        spans = [(start * block, min(stop * block, self.size)) for start, stop in reads]
+        entries = np.empty(sum(b - a for a, b in spans), _ENTRY)
+        got = 0
+        for a, b in spans:
+            self._read(entries[got: got + b - a], a)
+            got += b - a
+        mine = which[np.searchsorted(at, reads[0][0], "left"): np.searchsorted(at, reads[-1][1], "left")]
+        out[mine] = _found(entries["k1"], entries["k2"], entries["n"], q1[mine], q2[mine])
+
+
+def _found(k1: np.ndarray, k2: np.ndarray, n: np.ndarray, q1: np.ndarray, q2: np.ndarray) -> np.ndarray:
+    """The rows of each key (Q1, Q2) among the keys K1, K2 (sorted, each once, with N rows)."""
+    out = np.zeros(len(q1), np.int64)
+    i, j = np.searchsorted(k1, q1, "left"), np.searchsorted(k1, q1, "right")
+    single = np.flatnonzero(j - i == 1)
+    hit = single[k2[i[single]] == q2[single]]
+    out[hit] = n[i[hit]]
+    for k in np.flatnonzero(j - i > 1).tolist():  # keys of the same first lane
+        found = np.flatnonzero(k2[i[k]: j[k]] == q2[k])
+        if len(found):
+            out[k] = int(n[i[k] + found[0]])
+    return out
+
+
+def _distinct(k1: np.ndarray, k2: np.ndarray) -> tuple[np.ndarray, np.ndarray, _Keys]:
+    """Each (K1, K2) pair's occurrence among the equal pairs before it (1 for the first), the
+    order that sorts the pairs, and the distinct pairs, sorted, with how many rows have each."""
+    n = len(k1)
+    occurrence = np.ones(n, np.int64)
+    order = np.argsort(k1)
+    a = k1[order]
+    same = a[1:] == a[:-1]
+    if not same.any():  # no two alike: the common chunk
+        return occurrence, order, (a, k2[order], np.ones(n, np.uint32))
+    order = _by_both(k1, k2, order, same)
+    a, b = k1[order], k2[order]
+    starts = np.r_[0, np.flatnonzero((a[1:] != a[:-1]) | (b[1:] != b[:-1])) + 1]
+    counts = np.diff(np.r_[starts, n])
+    occurrence[order] = np.arange(n) - np.repeat(starts, counts) + 1
+    return occurrence, order, (a[starts], b[starts], counts.astype(np.uint32))
+
+
+def _by_both(k1: np.ndarray, k2: np.ndarray, order: np.ndarray, same: np.ndarray) -> np.ndarray:
+    """ORDER, which sorts K1 (SAME: where two next to each other in it are equal), made to sort
+    the pairs (K1, K2), equal pairs in the order they come: only the keys whose first lane comes
+    more than once are sorted again."""
+    again = np.flatnonzero(np.r_[same, False] | np.r_[False, same])
+    some = order[again]
+    order[again] = some[np.lexsort((some, k2[some], k1[some]))]
+    return order
+
+
+def _merged(runs: Sequence[_Run], size: int) -> Iterator[_Keys]:
+    """The keys of RUNS as one sorted run, a piece at a time (up to SIZE keys of each run held at
+    a time): a key of more than one run comes once, with the sum of its rows."""
+    held = [(np.zeros(0, np.uint64),) * 2 + (np.zeros(0, np.uint32),) for _ in runs]
+    read = [0] * len(runs)
+    while True:
+        for k, run in enumerate(runs):
+            if not len(held[k][0]) and read[k] < run.size:
+                held[k] = run.keys(read[k], size)
+                read[k] += len(held[k][0])
+        # every key up to the least of the last keys held of the runs not read to their end is
+        # held, of every run
+        bound = min(((int(h[0][-1]), int(h[1][-1])) for h, r, run in zip(held, read, runs, strict=True)
+                     if r < run.size), default=None)
+        pieces = []
+        for k, (k1, k2, n) in enumerate(held):
+            cut = len(k1)
+            if bound is not None:  # the keys up to it: of its first lane, those up to its second
+                lo, hi = (int(np.searchsorted(k1, np.uint64(bound[0]), side)) for side in ("left", "right"))
+                cut = lo + int(np.searchsorted(k2[lo:hi], np.uint64(bound[1]), "right"))
+            if cut:
+                pieces.append((k1[:cut], k2[:cut], n[:cut]))
+                held[k] = (k1[cut:], k2[cut:], n[cut:])
+        if not pieces:
+            return
+        yield pieces[0] if len(pieces) == 1 else _combined(pieces)
+
+
+def _combined(pieces: Sequence[_Keys]) -> _Keys:
+    """PIECES (each sorted) as one, sorted, each key once with the sum of its rows."""
+    k1, k2, n = (np.concatenate([p[c] for p in pieces]) for c in range(3))
+    order = np.argsort(k1, kind="stable")
+    a = k1[order]
+    same = a[1:] == a[:-1]
+    if not same.any():
+        return a, k2[order], n[order]
+    order = _by_both(k1, k2, order, same)
+    k1, k2, n = k1[order], k2[order], n[order]
+    starts = np.r_[0, np.flatnonzero((k1[1:] != k1[:-1]) | (k2[1:] != k2[:-1])) + 1]
+    return k1[starts], k2[starts], np.add.reduceat(n, starts)
 
 
 class KeyCache:

@@ -228,6 +228,7 @@ class FirstPass(ImporterBase):
         try:
             self._check()
         finally:
+            self._files_done()
             for cache in self._caches.values():
                 cache.abandon()  # kept only when every chunk of its file was read
 

@@ -119,6 +119,11 @@ class ImporterBase:
 
         def storage(self) -> Storage: ...
 
+    def _files_done(self) -> None:
+        """The rows seen of the files this pass read, let go (their temporary files removed)."""
+        for state in self._files.values():
+            state.seen.close()
+
     def _stop_if_moved(self) -> None:
         """While sending: an input that changed stops the run before its next POST (exit 3)."""
         moved = self.inputs.moved()

@@ -140,22 +140,25 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         self.inputs.unchanged("nothing was posted")
         self._files = {}
         numbers: Counter[int] = Counter()
-        with ThreadPoolExecutor(workers, thread_name_prefix="post") as pool:
-            for ordinal, (index, chunk) in enumerate(self.inputs.chunks(), 1):
-                give_back_memory()
-                segment = self._segments.get(ordinal)
-                if segment is None:
-                    self._chunk(pool, workers, identities, index, numbers[index], chunk, writer, progress)
-                else:  # its lines were written by the first pass
-                    self._pass_over(identities, index, numbers[index], chunk)
-                    if ordinal == segment.start:
-                        self._segment_join(segment, writer, progress)
-                numbers[index] += 1
-                if self.ahead is not None and ordinal == self.ahead.start:
-                    if self.stopper.is_set():  # the lines after are those written ahead
-                        self._ahead_join(writer, progress)
-                        break
-                    self._ahead_drop()  # rows meant to be sent were not: the quota is not spent
+        try:
+            with ThreadPoolExecutor(workers, thread_name_prefix="post") as pool:
+                for ordinal, (index, chunk) in enumerate(self.inputs.chunks(), 1):
+                    give_back_memory()
+                    segment = self._segments.get(ordinal)
+                    if segment is None:
+                        self._chunk(pool, workers, identities, index, numbers[index], chunk, writer, progress)
+                    else:  # its lines were written by the first pass
+                        self._pass_over(identities, index, numbers[index], chunk)
+                        if ordinal == segment.start:
+                            self._segment_join(segment, writer, progress)
+                    numbers[index] += 1
+                    if self.ahead is not None and ordinal == self.ahead.start:
+                        if self.stopper.is_set():  # the lines after are those written ahead
+                            self._ahead_join(writer, progress)
+                            break
+                        self._ahead_drop()  # rows meant to be sent were not: the quota is not spent
+        finally:
+            self._files_done()
         if self.account is not None and self.account.lazy:  # and those looked up while sending
             self.account.finish()
             self.record.extra["account_checks"] = self.account.summary()

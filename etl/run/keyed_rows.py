@@ -15,6 +15,7 @@ from etl.ledger.identity import Identities
 from etl.ledger.life import plan
 from etl.ledger.rowkeys import (
     KeyCache,
+    SeenKeys,
     among,
     column_keys,
     content_key_of,
@@ -53,6 +54,7 @@ class KeyedRows(ImporterBase):
         """What this pass keys file INDEX's rows against, read from the journal at its start."""
         state = self._files.get(index)
         if state is None:
+            self._files_done()  # the files are read one after another: those before are done
             contents, lacking, every, settled = self.journal.key_columns(stored_payload_keys)
             lanes, counts = np.unique(hex_pairs([contents])[0], return_counts=True)
             del contents
@@ -61,7 +63,8 @@ class KeyedRows(ImporterBase):
             times[np.searchsorted(kept, done)] -= done_times  # a key kept of every row not settled
             state = self._files[index] = _FileKeys(
                 lanes, lanes[counts == 1], np.unique(hex_keys_of([lacking])), kept[times > 0],
-                self._repeated.get(index, np.zeros(0, np.uint64)))
+                self._repeated.get(index, np.zeros(0, np.uint64)),
+                SeenKeys(os.path.join(state_home(), "keys")))  # its temporary files where keys are kept
         return state
 
     def _keyed(self, identities: Identities, index: int, chunk: RawChunk, valid: np.ndarray,
