@@ -390,3 +390,17 @@ def test_a_new_journal_finds_another_journals_record_among_few_records_or_many(
     assert run.code == 2 and "another journal has these rows" in run.err, run.err
     assert len(sandbox.store.records()) == others + 2 and sandbox.stats.posts == 2
 
+
+def test_a_first_row_that_is_not_created_leaves_the_systemid_check_to_the_next_row(post, sandbox, tmp_path):
+    """The first row of a chunk is sent alone and its record read back, to learn whether the
+    account keeps SystemId. When that row meets a fault (a 503 here), the next row sent is
+    read back instead: the rows in doubt of the night are checked by SystemId, exactly, not
+    by their fields for want of one record read back."""
+    sandbox.script("unavailable", "ok", "unavailable")
+    path = write(tmp_path, "a.csv", *ROWS)
+    run = post(path, "--timeout", "0.2", "--settle-wait", "0")
+    assert outcomes(run) == ["in_doubt", "created", "in_doubt"], run.report()
+    assert meta(sandbox.url, "system_id") == "on"
+    doubt = [r["errors"] for r in run.report() if r["outcome"] == "in_doubt"]
+    assert all("no record carries its SystemId" in why for why in doubt), doubt
+    assert sandbox.stats.posts == 3 and sandbox.stats.reads == 1
