@@ -39,12 +39,12 @@ def test_a_503_is_checked_once_the_gateways_window_has_passed_and_sent_again_in_
 
 def test_a_record_made_late_inside_the_gateways_window_is_found_never_sent_again(
         post, sandbox, tmp_path):  # noqa: F811 - the fixtures
-    """A 504 at once whose record the server makes 0.9 s later: after the run's own window
-    (0.6 s) there is no record yet; the run waits out the gateway's (1.5 s) and finds it."""
-    sandbox.faults.late_delay = 0.9
+    """A 504 at once whose record the server makes 1 s later: after the run's own window
+    (0.6 s) there is no record yet; the run waits out the gateway's (2.2 s) and finds it."""
+    sandbox.faults.late_delay = 1.0
     sandbox.script("ok", "gateway_timeout_late")
     path = write(tmp_path, "a.csv", "101,1,a", "102,2,b")
-    run = post(path, "--no-system-id", "--timeout", "0.2", "--gateway-settle", "1.5")
+    run = post(path, "--no-system-id", "--timeout", "0.2", "--gateway-settle", "2.2")
     rows = run.report()
     assert [(r["outcome"], r["attempts"]) for r in rows] == [("created", "1")] * 2, rows
     assert sandbox.stats.posts == 2 and len(sandbox.store.records()) == 2
