@@ -39,3 +39,16 @@ def test_night_bench_runs_briefly(tmp_path):
     for night in ("night 1", r"night 2 \(file unchanged\)"):
         assert re.search(rf"^{night}: etl import [\d.]+ s, peak \d+ MB; etl validate [\d.]+ s, peak \d+ MB; "
                          r"ratio median [\d.]+ \(pairs [\d., ]+\)$", done.stdout, re.M), done.stdout
+
+
+def test_doubt_bench_runs_briefly(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "doubt_bench.py"), "--rows", "40",
+                           "--timeout", "0.2", "--gateway-settle", "0.8", "--fault", "unavailable=0.1"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name in ("run", "rerun"):
+        assert re.search(rf"^{name}: exit [01], \d+ s: .*; in doubt \d+ of 36 valid rows \([\d.]+ %\)$",
+                         done.stdout, re.M), done.stdout
+    # (the faults fall on rows as the requests arrive: how many a run leaves varies, a little)
+    assert re.search(r"^\d+ records for 36 valid rows: 0 duplicates, 0 lost, 0 wrong ids$", done.stdout,
+                     re.M), done.stdout

@@ -94,7 +94,7 @@ def test_no_read_is_made_for_a_fence_while_every_answer_is_clear(etl, tmp_path):
         assert box.stats.lists == looks + 1  # a file the journal does not know: one look, no fence read
         box.script("gateway_timeout")
         again = etl("import", write(tmp_path, "b.csv", "200,1,x"), "--api-url", box.url, "--token",
-                    TOKEN, "--rate", "1000", "--timeout", "0.3", env=NO_ENV)
+                    TOKEN, "--rate", "1000", "--timeout", "0.3", "--settle-wait", "0", env=NO_ENV)
         assert [r["outcome"] for r in again.report()] == ["in_doubt"]
         assert box.stats.lists > 1  # after the ambiguous answer: a fence, then the row's check
 
@@ -113,7 +113,8 @@ def test_a_record_someone_else_made_above_an_old_fence_is_never_taken_for_a_row(
         rules = fact(box.url, "storage")
         box.script("gateway_timeout")
         path = write(tmp_path, "a.csv", "101,1,Meeting room")
-        run = etl("import", path, *api, "--timeout", "0.3", "--gateway-settle", "1.2", env=NO_ENV)
+        run = etl("import", path, *api, "--timeout", "0.3", "--gateway-settle", "1.2", "--settle-wait", "0.5",
+                  env=NO_ENV)
         assert [r["outcome"] for r in run.report()] == ["in_doubt"]
         time.sleep(0.8)  # the request has settled
         # the admin's record, made an hour later by the server's clock (the rerun is the next night)

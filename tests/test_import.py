@@ -347,7 +347,7 @@ def test_a_row_left_pending_by_a_killed_run_is_judged_by_the_timeout_it_was_sent
     proc.kill()
     proc.wait()
     sandbox.faults.latency = 0.0
-    run = post(path, "--timeout", "0.3")
+    run = post(path, "--timeout", "0.3", "--settle-wait", "1")
     rows = run.report()
     assert [r["outcome"] for r in rows] == ["in_doubt", "created"], rows
     assert "may still be under way" in rows[0]["errors"]

@@ -26,11 +26,12 @@ def api(sandbox):
 def test_not_created_is_refused_while_the_request_may_still_settle(etl, sandbox, api, tmp_path):
     sandbox.script("gateway_timeout")
     path = write(tmp_path, "a.csv", "101,1,a")
-    run = etl("import", path, *api, "--no-system-id", "--timeout", "0.3", env=NO_ENV)
+    # --settle-wait 0: the run does not wait the gateway's 10 minutes out before it ends
+    run = etl("import", path, *api, "--no-system-id", "--timeout", "0.3", "--settle-wait", "0", env=NO_ENV)
     assert [r["outcome"] for r in run.report()] == ["in_doubt"]
     refused = etl("resolve", f"{path}:2", "--not-created", *api, env=NO_ENV)
     assert refused.code == 2 and "may still be under way for" in refused.err, refused.err
-    rerun = etl("import", path, *api, "--no-system-id", "--timeout", "0.3", env=NO_ENV)
+    rerun = etl("import", path, *api, "--no-system-id", "--timeout", "0.3", "--settle-wait", "0", env=NO_ENV)
     assert [r["outcome"] for r in rerun.report()] == ["in_doubt"] and sandbox.stats.posts == 1
 
 

@@ -31,7 +31,8 @@ def test_resolve_by_the_links_bare_name_as_the_report_names_it(
     day, latest = _linked(tmp_path)
     journal = ("--journal", request.getfixturevalue("pg_url")) if shared else ()
     sandbox.script("gateway_timeout")
-    run = etl("import", latest, *api, *journal, "--no-system-id", "--timeout", "0.3", env=NO_ENV)
+    run = etl("import", latest, *api, *journal, "--no-system-id", "--timeout", "0.3",
+              "--settle-wait", "0", env=NO_ENV)
     report = run.report()
     assert [r["outcome"] for r in report] == ["in_doubt"]
     assert report[0]["source"].endswith("latest.csv")
@@ -75,7 +76,8 @@ def test_resolve_through_a_linked_folder_by_every_spelling(
     (tmp_path / "today").symlink_to(exports, target_is_directory=True)
     journal = ("--journal", request.getfixturevalue("pg_url")) if shared else ()
     sandbox.script("gateway_timeout")
-    run = etl("import", "today/day.csv", *api, *journal, "--no-system-id", "--timeout", "0.3", env=NO_ENV)
+    run = etl("import", "today/day.csv", *api, *journal, "--no-system-id", "--timeout", "0.3",
+              "--settle-wait", "0", env=NO_ENV)
     assert [r["outcome"] for r in run.report()] == ["in_doubt"]
     for name in (tmp_path / "today" / "day.csv", exports / "day.csv", "today/day.csv", "exports/day.csv",
                  "./today/../today/day.csv", "day.csv"):

@@ -52,6 +52,12 @@ if TYPE_CHECKING:
               metavar="S", help="After a gateway's 502/503/504 (or a 408), seconds before \"no record\" "
                                 "may mean \"not created\" (the application behind it may still be "
                                 "working).")
+@click.option("--settle-wait", type=click.FloatRange(min=0), default=1800.0, show_default=True,
+              metavar="S", help="At the end of the run, wait at most S seconds in all for requests in "
+                                "doubt to settle (a gateway's answer takes --gateway-settle): each row "
+                                "is checked once its request has settled, and sent again if it was not "
+                                "created. 0: look once without waiting (a rerun or etl reconcile checks "
+                                "the rest).")
 @click.option("--retry-rejected", is_flag=True,
               help="Send again rows the API refused in an earlier run (after fixing the account, "
                    "e.g. topping a credit up); by default a refused row is not sent again.")
@@ -106,7 +112,8 @@ def import_(files: tuple[str, ...], **kw: Any) -> None:
         key=tuple(k.strip() for k in kw["key"].split(",") if k.strip()) if kw["key"] else (),
         ignore=tuple(kw["ignore"]), tag_description=kw["tag_description"],
         system_id=kw["system_id"], allow_new_identity=kw["allow_new_identity"],
-        gateway_settle=kw["gateway_settle"], retry_rejected=kw["retry_rejected"],
+        gateway_settle=kw["gateway_settle"], settle_wait=kw["settle_wait"],
+        retry_rejected=kw["retry_rejected"],
         account_checks=kw["check_credits"],
     )
     posting = runs.Posting(rate=kw["rate"], daily_limit=kw["daily_limit"], max_retries=kw["max_retries"],

@@ -6,18 +6,23 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import Counter
 
 from etl.errors import RunAborted
 from etl.ledger.entries import Entry, clock
 from etl.ledger.life import ABSENT_REASON
 from etl.outcomes import Outcome, Said
-from etl.post.verdicts import parse_body, settle_time
+from etl.post.verdicts import parse_body, settle_time, settles_at
 from etl.report.reporting import ReportWriter
 from etl.run.import_base import ImporterBase
 from etl.run.import_rows import Plan, Row
 
-#: how many times, at the end of a run, rows proved not created are sent again
+#: how many times, at the end of a run, one row proved not created is sent again
 FINAL_ROUNDS = 3
+#: rows in doubt that settle this close after the first to settle are checked with it
+CHECK_TOGETHER = 2.0
+#: a wait is announced again when rows sent again make it this much longer
+ANNOUNCE_AGAIN = 60.0
 
 
 class EndOfRun(ImporterBase):
@@ -58,38 +63,81 @@ class EndOfRun(ImporterBase):
     # --- the end: rows in doubt settle, are checked, and those proved absent are sent again ------
 
     def _final_pass(self) -> None:
-        """This run's rows in doubt settle (those that will within this run's time-out), are
-        checked, and those proved absent (then, or by a check during the run) are sent again."""
-        for _ in range(FINAL_ROUNDS):
-            if self.stopper.is_set() or not self.doubtful:
-                return
+        """This run's rows in doubt are checked once their requests have settled, and those
+        proved absent (then, or by a check during the run) are sent again, until none is left
+        that can settle within --settle-wait.
+
+        Time is the only proof of "not created" there is: a request answered by a gateway
+        (502, 503, 504, 408) may still be carried out by the application behind it until
+        --gateway-settle has passed, and nothing the server shows before then says it will not
+        be (no record yet proves nothing; Ids handed to later records only say those were made
+        later). So each row is checked again once its own request has settled, never before."""
+        if self.stopper.is_set() or not self.doubtful:
+            return
+        deadline = clock() + self.settings.settle_wait
+        resent: Counter[str] = Counter()
+        looked: dict[str, float | None] = {}  # rows checked once settled: their last send then
+        first, told = True, 0.0  # told: the end of the wait last announced
+        while not self.stopper.is_set():
             now = list(self.journal.lookup(self.doubtful).values())
-            absent = [e for e in now if e.state == Outcome.FAILED.value and e.reason == ABSENT_REASON]
-            doubt = [e for e in now if e.state == Outcome.IN_DOUBT.value]
-            if doubt:
-                # wait no longer than this run's own requests take to settle: a request of a
-                # killed run sent with a longer time-out, or a gateway's, may be proved created
-                # meanwhile (its record shows up), else a later run decides it
-                longest = clock() + settle_time(self.settings.timeout)
-                until = max(min(e.settle_until or 0.0, longest) for e in doubt)
-                wait = until - clock()
-                if wait > 0 and self.settings.settle_wait:
-                    self.log.warning(f"waiting {wait:.0f} s for requests in doubt to settle before "
-                                     "checking them (Ctrl-C stops; a rerun checks them)")
-                    while clock() < until and not self.stopper.is_set():
-                        time.sleep(min(0.2, max(0.0, until - clock())))
+            absent = [e for e in now if e.state == Outcome.FAILED.value and e.reason == ABSENT_REASON
+                      and resent[e.identity] < FINAL_ROUNDS]
+            if absent:
+                for e in absent:
+                    self._stop_if_moved()
                     if self.stopper.is_set():
                         return
-                verdicts = self.reconciler.reconcile(doubt, final=True)
-                absent += [v.entry for v in verdicts if v.outcome is Outcome.FAILED
-                           and v.identity in self.doubtful]
-            if not absent:
-                return  # nothing proved absent: another round would find the same
-            for e in absent:
-                self._stop_if_moved()
-                if self.stopper.is_set():
+                    resent[e.identity] += 1
+                    self._resend(e)
+                continue  # their answers: checked as any row in doubt
+            doubt = [e for e in now if e.state == Outcome.IN_DOUBT.value]
+            if first:
+                # one look at every row once this run's own requests have settled: the request
+                # of a gateway's answer, or of a killed run sent with a longer time-out, may be
+                # proved created meanwhile (its record shows up)
+                first = False
+                if not doubt:
                     return
-                self._resend(e)
+                longest = clock() + settle_time(self.settings.timeout)
+                until = min(deadline, max(min(settles_at(e), longest) for e in doubt))
+                due: list[Entry] | None = doubt
+                say = (f"waiting {until - clock():.0f} s for requests in doubt to settle before "
+                       f"checking them ({len(doubt)} rows; Ctrl-C stops; a rerun checks them)")
+            else:
+                # then each row once its own request has settled (a gateway's, later), if that
+                # is within --settle-wait
+                left = [e for e in doubt if looked.get(e.identity, -1.0) != e.last_sent
+                        and settles_at(e) <= deadline]
+                if not left:
+                    return
+                # the first to settle, with those that settle soon after it: one check for them
+                first_due = min(settles_at(e) for e in left)
+                until = max(t for e in left if (t := settles_at(e)) <= first_due + CHECK_TOGETHER)
+                due = None
+                last = max(settles_at(e) for e in left)
+                say = "" if last < told + ANNOUNCE_AGAIN else (
+                    f"waiting up to {last - clock():.0f} s for {len(left)} rows in doubt whose requests "
+                    "settle later (a gateway's answer: --gateway-settle; --settle-wait bounds the "
+                    "wait), each checked once settled and sent again if not created (Ctrl-C stops; "
+                    "a rerun checks them)")
+                told = max(told, last)
+            if until > clock() and say:
+                self.log.warning(say)
+            if not self._wait_until(until):
+                return
+            at = clock()
+            if due is None:
+                due = [e for e in left if settles_at(e) <= at]
+            for e in due:
+                if settles_at(e) <= at:
+                    looked[e.identity] = e.last_sent
+            self.reconciler.reconcile(due, final=True)
+
+    def _wait_until(self, until: float) -> bool:
+        """Wait until UNTIL (our clock) unless the run stops meanwhile (False)."""
+        while clock() < until and not self.stopper.is_set():
+            time.sleep(min(0.2, max(0.0, until - clock())))
+        return not self.stopper.is_set()
 
     def _resend(self, entry: Entry) -> None:
         """A row proved not created is sent again, its body built under the target's current

@@ -48,7 +48,9 @@ class Settings:
     timeout: float = 30.0
     gateway_settle: float = 600.0  # a 502/503/504/408's request is not taken as settled before this
     retry_rejected: bool = False  # send rows the API refused in an earlier run again
-    settle_wait: bool = True  # at the end, wait for this run's rows in doubt to settle and check them
+    # at the end, the longest the run waits in all for its rows in doubt to settle (each is
+    # checked once it has, and sent again when proved absent)
+    settle_wait: float = 1800.0
     account_checks: bool = True  # look the records rows refer to up before posting (etl.run.checks)
     read_rate: float = READ_RATE  # those look-ups a second
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import os
 import threading
 from collections import Counter
@@ -327,11 +328,17 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         if p.checked_late:
             rows = self._late_checked(p, rows)
         pending: Done | None = None  # an answer not yet taken: its row is in a later batch
-        if len(to_send) and self._needs_probe():
+        # rows sent alone, one after the other, until one is created and read back (a first
+        # row that meets a fault teaches nothing of SystemId or of the account's zone); never
+        # more than --max-errors of them, which are all sent before the first is taken
+        probes: list[Done] = []
+        most = min(PROBES, self.settings.max_errors)
+        while len(to_send) and len(probes) < most and self._needs_probe() and not self.stopper.is_set():
             row = next(rows, None)
-            if row is not None:
-                pending = self._probe(row)
-        results = _ordered(pool, self._send, rows, workers, self.stopper)
+            if row is None:
+                break
+            probes.append(self._probe(row))
+        results = itertools.chain(probes, _ordered(pool, self._send, rows, workers, self.stopper))
         lines = _Lines(self, writer, index, chunk, p)
         batch = max(1, self.settings.batch_size)
         start, ended = 0, False
@@ -386,6 +393,8 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         return True
 
 
+#: rows of a chunk sent alone, at most, to learn from the first one created (etl.run.sending)
+PROBES = 5
 #: a valid row's facts until `_plan` knows them (every valid row is identified, or has a problem)
 _UNDECIDED = Facts()
 #: the facts of a row the journal does not know, to send (one object: most rows of a night)
