@@ -30,7 +30,8 @@ import time
 from collections import Counter
 from decimal import Decimal
 
-USER, PASSWORD = "bench@example.com", "bench-password-made-up"
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from tests.soak import sandbox_process  # noqa: E402
 
 
 def export(path: str, rows: int, seed: int) -> list[tuple[int, Decimal, str] | None]:
@@ -99,15 +100,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path, db = os.path.join(tmp, "export.csv"), os.path.join(tmp, "server.sqlite3")
         expected = export(path, args.rows, args.seed)
-        server = subprocess.Popen(
-            [sys.executable, "-m", "etl", "sandbox", "--port", "0", "--db", db, "--username", USER,
-             "--password", PASSWORD, "--seed", str(args.seed), "--latency", "0.01", "--hang", "1.5", *knobs],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp)
-        try:
-            assert server.stdout is not None
-            url = server.stdout.readline().split(" at ")[1].split()[0]
-            env = {**os.environ, "NEXUDUS_USERNAME": USER, "NEXUDUS_PASSWORD": PASSWORD,
-                   "XDG_STATE_HOME": os.path.join(tmp, "state")}
+        with sandbox_process(tmp, db, "--seed", str(args.seed), "--latency", "0.01", "--hang", "1.5",
+                             *knobs) as (url, env):
             cmd = [sys.executable, "-m", "etl", "import", path, "--api-url", url, "-q",
                    "--rate", args.rate, "--concurrency", args.concurrency, "--daily-limit", "100000",
                    "--timeout", args.timeout, "--gateway-settle", args.gateway_settle,
@@ -127,11 +121,6 @@ def main() -> None:
                 print(f"{name}: exit {done.returncode}, {took:.0f} s: {shown}; in doubt "
                       f"{counts['in_doubt']} of {valid} valid rows ({share:.2f} %)")
             print(compare(expected, db, report))
-        finally:
-            server.terminate()
-            server.wait()
-            if server.stdout is not None:
-                server.stdout.close()
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Used by tests/test_soak.py (small) and bench/soak_bench.py (large).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -18,6 +19,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -65,6 +67,27 @@ def write_export(path: str, rows: int, seed: int) -> list[tuple[int, Decimal, st
     return out
 
 
+@contextlib.contextmanager
+def sandbox_process(workdir: str, db: str, *options: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """`etl sandbox` in a process of its own (records in DB, OPTIONS its faults), for as long as
+    the block lasts: its URL, and the environment an import there runs with (its login, a state
+    folder in WORKDIR)."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "etl", "sandbox", "--port", "0", "--db", db, "--username", USER,
+         "--password", PASSWORD, *options],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=workdir)
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().split(" at ")[1].split()[0]
+        yield url, {**os.environ, "NEXUDUS_USERNAME": USER, "NEXUDUS_PASSWORD": PASSWORD,
+                    "XDG_STATE_HOME": os.path.join(workdir, "state")}
+    finally:
+        server.terminate()
+        server.wait()
+        if server.stdout is not None:
+            server.stdout.close()
+
+
 def run_soak(workdir: str, rows: int, kills: int, seed: int = 1, *, rate: int = 400,
              concurrency: int = 4, timeout: float = 0.5, kill_window: tuple[float, float] = (0.3, 1.5),
              max_reruns: int = 12, system_id: str = "store", tag: bool = False,
@@ -79,18 +102,10 @@ def run_soak(workdir: str, rows: int, kills: int, seed: int = 1, *, rate: int = 
     export = os.path.join(workdir, "export.csv")
     expected = write_export(export, rows, seed)
     db = os.path.join(workdir, "server.sqlite3")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "etl", "sandbox", "--port", "0", "--db", db, "--username", USER,
-         "--password", PASSWORD, "--hang", str(timeout * 2), "--seed", str(seed),
-         "--late-delay", str(timeout * 1.5), "--system-id", system_id,
-         "--description-max", str(description_max),
-         *[x for kv in FAULTS.items() for x in kv]],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=workdir)
-    try:
-        assert server.stdout is not None
-        url = server.stdout.readline().split(" at ")[1].split()[0]
-        env = {**os.environ, "NEXUDUS_USERNAME": USER, "NEXUDUS_PASSWORD": PASSWORD,
-               "XDG_STATE_HOME": os.path.join(workdir, "state")}
+    with sandbox_process(workdir, db, "--hang", str(timeout * 2), "--seed", str(seed),
+                         "--late-delay", str(timeout * 1.5), "--system-id", system_id,
+                         "--description-max", str(description_max),
+                         *[x for kv in FAULTS.items() for x in kv]) as (url, env):
         report = os.path.join(workdir, "results.csv")
         cmd = [sys.executable, "-m", "etl", "import", export, "--api-url", url, "-q",
                "--rate", str(rate), "--concurrency", str(concurrency), "--timeout", str(timeout),
@@ -113,11 +128,6 @@ def run_soak(workdir: str, rows: int, kills: int, seed: int = 1, *, rate: int = 
             if done.returncode == 0:
                 break
         stats = json.load(urllib.request.urlopen(f"{url}/_sandbox/stats"))
-    finally:
-        server.terminate()
-        server.wait()
-        if server.stdout is not None:
-            server.stdout.close()
     return _compare(expected, db, report, rows, kills, runs, stats["faults"], codes, description_max)
 
 

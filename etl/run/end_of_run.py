@@ -88,6 +88,9 @@ class EndOfRun(ImporterBase):
                     if self.stopper.is_set():
                         return
                     resent[e.identity] += 1
+                    # proved absent by reconciliation after its request's whole window (the
+                    # ledger's FAILED / ABSENT_REASON): no record of it exists or can still
+                    # appear, so this send cannot make a second credit use (see _resend)
                     self._resend(e)
                 continue  # their answers: checked as any row in doubt
             doubt = [e for e in now if e.state == Outcome.IN_DOUBT.value]
