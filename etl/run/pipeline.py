@@ -65,7 +65,9 @@ class Inputs:
     # each file's size and modification time when it was opened: an export still being written
     # (or written again) must not be read half old, half new
     stamps: dict[str, tuple[int, int] | None] = field(default_factory=dict)
-    digests: dict[str, str | None] = field(default_factory=dict)  # contents, once asked to keep
+    # contents, once asked to keep (made by a thread of their own: `digests`)
+    kept: dict[str, str | None] = field(default_factory=dict)
+    _digesting: threading.Event | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.stamps:
@@ -77,8 +79,27 @@ class Inputs:
     def keep_contents(self) -> None:
         """Remember each file's contents (a digest), so that a file merely touched (its time
         changed, by a backup or sync tool or an editor saving it unchanged) is not taken for a
-        changed one. One more read of each file: an import's time is the API's, not this."""
-        self.digests = {path: digest(path) for path in self.stamps}
+        changed one. One more read of each file, by a thread of its own (hashing lets go of the
+        GIL): the run goes on meanwhile, and waits for it where a digest is asked for."""
+        paths = list(self.stamps)
+
+        def work() -> None:
+            try:
+                for path in paths:
+                    self.kept[path] = digest(path)
+            finally:
+                done.set()
+
+        done = threading.Event()
+        self._digesting = done
+        threading.Thread(target=work, name="digest", daemon=True).start()
+
+    @property
+    def digests(self) -> dict[str, str | None]:
+        """Each file's digest as `keep_contents` made it (waited for); none until asked to keep."""
+        if self._digesting is not None:
+            self._digesting.wait()
+        return self.kept
 
     def moved(self, touched_ok: bool = False) -> str | None:
         """The first file no longer as it was when opened: its size, or its modification time
@@ -166,19 +187,15 @@ def stamp(path: str) -> tuple[int, int] | None:
 
 
 def digest(path: str) -> str | None:
-    """A digest of a file's bytes (None once it is gone)."""
+    """A digest of a file's bytes (None once it is gone): SHA-256, which processors compute in
+    hardware (about twice as fast here as BLAKE2b)."""
     import hashlib
 
-    h = hashlib.blake2b(digest_size=20)
     try:
         with open(path, "rb") as f:
-            while block := f.read(1 << 20):
-                h.update(block)
+            return hashlib.file_digest(f, "sha256").hexdigest()
     except OSError:
         return None
-    return h.hexdigest()
-
-
 
 
 def check_paths(files: list[str], report: str) -> None:
