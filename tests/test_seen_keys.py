@@ -194,3 +194,19 @@ def test_an_import_whose_keys_go_to_disk_posts_every_row_once_as_row_by_row(etl,
         from etl.ledger.entries import state_home
 
         assert fds_in(Path(state_home()) / "keys") == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 2**64 - 1), max_size=400),
+       st.lists(st.integers(0, 2**64 - 1), min_size=300, max_size=3000),
+       st.integers(0, 63), st.sampled_from([0, 2**63, 2**64 - 2**40]))
+def test_which_keys_a_set_has_is_exact_whatever_their_top_bits(members: list[int], others: list[int],
+                                                                 low: int, top: int) -> None:
+    """`among` (a key's row known to the journal or not) looks first in a table of the set's top
+    bits: keys that share them with a member, or equal it but in their lowest bits, are still
+    told apart exactly."""
+    members += [top | (m % 2**20) for m in members[:50]]  # many members under one top
+    keys = others + members + [m ^ (1 << low) for m in members] + [top | (k % 2**16) for k in others]
+    sorted_set = np.unique(np.array(members, np.uint64))
+    asked = np.array(keys, np.uint64)
+    assert rowkeys.among(asked, sorted_set).tolist() == np.isin(asked, sorted_set).tolist()

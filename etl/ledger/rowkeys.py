@@ -300,8 +300,26 @@ def hex_keys(k1: np.ndarray, k2: np.ndarray) -> list[str]:
 
 def among(keys: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
     """Which KEYS are in SORTED_SET (a sorted unique array)."""
-    if len(sorted_set) == 0 or len(keys) == 0:
-        return np.zeros(len(keys), bool)
+    m, n = len(sorted_set), len(keys)
+    if m == 0 or n == 0:
+        return np.zeros(n, bool)
+    if n > 256 and m <= 1 << 18 and keys.dtype == sorted_set.dtype == np.uint64:
+        # a table of the set's top bits first (keys are hashes: their top bits are uniform),
+        # 16 slots a key: most keys are not in the set, and only the few that may be are
+        # looked for (three to four times faster than looking for every key)
+        bits = max(16, min(22, m.bit_length() + 4))
+        shift = np.uint64(64 - bits)
+        table = np.zeros(1 << bits, bool)
+        table[sorted_set >> shift] = True
+        maybe = np.flatnonzero(table[keys >> shift])
+        found = np.zeros(n, bool)
+        if len(maybe):
+            found[maybe] = _in_sorted(keys[maybe], sorted_set)
+        return found
+    return _in_sorted(keys, sorted_set)
+
+
+def _in_sorted(keys: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
     if len(keys) > 1024 and len(sorted_set) > 4096:  # looked for in order: the set's pages are
         order = np.argsort(keys)  # read once each, not once a key (3 to 6 times faster)
         at = np.empty(len(keys), np.int64)
