@@ -231,19 +231,21 @@ class ReportWriter:
                 with contextlib.suppress(OSError):
                     os.remove(self.path)
 
-    def close(self) -> None:
-        """Close the report (an errors.csv not published by `finish_errors` is dropped)."""
+    def close(self, sync: bool = True) -> None:
+        """Close the report (an errors.csv not published by `finish_errors` is dropped); SYNC:
+        made durable first (a durable report)."""
         if not self._file.closed:
             try:
-                self.flush()
+                self.flush(sync)
             finally:
                 self._pool.shutdown()
                 self._file.close()
                 if self._errors is not None and self.attention is None:
                     self._errors.discard()
 
-    def finish_errors(self) -> Attention | None:
-        """Close the report, then publish errors.csv: the rows that need action, as written."""
+    def finish_errors(self, sync: bool = True) -> Attention | None:
+        """Close the report (SYNC: made durable first), then publish errors.csv: the rows that
+        need action, as written."""
         if self._file.closed:
             return self.attention
         try:
@@ -252,14 +254,15 @@ class ReportWriter:
             self._pool.shutdown()
         if self._errors is not None:
             self.attention = self._errors.publish()
-        self.close()
+        self.close(sync)
         return self.attention
 
-    def finish(self, lines: dict[int, Cells]) -> Attention | None:
+    def finish(self, lines: dict[int, Cells], sync: bool = True) -> Attention | None:
         """Both files made again whole, with LINES (by index, 0 the first after the header) said
-        as given; then errors.csv is published (see the class)."""
+        as given; then errors.csv is published (see the class). Not SYNC: the report as written
+        is not made durable at the end (lines made again always are, in a durable report)."""
         if self._file.closed or not lines:
-            return self.finish_errors()
+            return self.finish_errors(sync)
         try:
             self.flush(sync=False)
         finally:

@@ -163,7 +163,9 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         if self.account is not None and self.account.lazy:  # and those looked up while sending
             self.account.finish()
             self.record.extra["account_checks"] = self.account.summary()
-        writer.flush()  # every line written is on disk before the run waits for rows to settle
+        # every line written is on disk before the run waits for rows to settle (a wait of
+        # minutes); else the lines of batches that sent rows are already (_Lines.said)
+        writer.flush(sync=self._will_settle())
         self._final_pass()
         self._report_whole(writer)
         counts = self.record.counts
