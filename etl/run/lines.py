@@ -13,7 +13,7 @@ import pyarrow as arrow
 
 from etl.outcomes import Said
 from etl.read.reading import RawChunk
-from etl.report.reporting import ReportWriter
+from etl.report.reporting import ReportWriter, sparse_text
 from etl.run.import_base import ImporterBase
 from etl.run.import_rows import Plan
 from etl.run.night import Night
@@ -69,13 +69,23 @@ class _Lines:
 
     def _write(self, start: int, end: int, said: list[tuple[Said, int]]) -> None:
         """The lines START to END, said as runs: each column made by repeating the runs' cells."""
-        which = arrow.array(np.repeat(np.arange(len(said)), [m for _, m in said]), type=arrow.int64())
+        lengths = np.fromiter((m for _, m in said), np.int64, len(said))
+        which = arrow.array(np.repeat(np.arange(len(said)), lengths), type=arrow.int64())
 
-        def column(values: list[Any], type_: arrow.DataType) -> arrow.Array:
+        def column(values: list[Any], type_: arrow.DataType) -> arrow.Array | None:
+            if all(v is None for v in values):  # empty cells: the writer's nulls
+                return None
             return arrow.array(values, type=type_).take(which)
 
         words = [s for s, _ in said]
-        errors = column([s.errors for s in words], arrow.string())
+        texts = [s.errors for s in words]
+        worded = [k for k, t in enumerate(texts) if t]
+        if int(lengths[worded].sum()) * 8 < end - start:  # few lines say anything (a night's)
+            firsts = np.cumsum(lengths) - lengths
+            errors = sparse_text(end - start, {int(firsts[k]) + j: texts[k] for k in worded
+                                               for j in range(int(lengths[k]))})
+        else:
+            errors = arrow.array(texts, arrow.string()).take(which)
         ids = column([s.record_id for s in words], arrow.int64())
         here = self.p.here
         if here is not None:  # the lines of rows created before, made
@@ -86,9 +96,12 @@ class _Lines:
                 take = arrow.array(at, type=arrow.int64())
                 errors = arrow.concat_arrays([errors, here.errors[lo:hi]]).take(take)
                 made = arrow.array(here.record_ids[lo:hi], arrow.int64())
+                if ids is None:
+                    ids = arrow.nulls(end - start, arrow.int64())
                 ids = arrow.concat_arrays([ids, made]).take(take)
+        outcomes = arrow.array([s.outcome.value for s in words], arrow.string()).take(which)
         self.writer.write(
-            self.path, self.chunk.rows[start:end], column([s.outcome.value for s in words], arrow.string()),
+            self.path, self.chunk.rows[start:end], outcomes,
             errors,
             [None if c is None else c[start:end] for c in self.own],
             ids=ids,
