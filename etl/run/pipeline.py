@@ -187,15 +187,21 @@ def stamp(path: str) -> tuple[int, int] | None:
 
 
 def digest(path: str) -> str | None:
-    """A digest of a file's bytes (None once it is gone): SHA-256, which processors compute in
-    hardware (about twice as fast here as BLAKE2b)."""
-    import hashlib
+    """A digest of a file's bytes (None once it is gone): XXH3's 128 bits, made at the speed the
+    bytes are read (SHA-256 took three times as long on a 258 MB file, which a night waits for
+    before it can use the keys kept of it)."""
+    import xxhash
 
+    h = xxhash.xxh3_128()
+    block = bytearray(1 << 22)
+    view = memoryview(block)
     try:
-        with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
+        with open(path, "rb", buffering=0) as f:
+            while n := f.readinto(block):
+                h.update(view[:n])
     except OSError:
         return None
+    return h.hexdigest()
 
 
 def check_paths(files: list[str], report: str) -> None:
