@@ -307,13 +307,28 @@ class _FileKeys:
 _ORDER = {"in_doubt": 0, "pending": 0, "failed": 1, "not_attempted": 1}
 
 
+class RowFacts(list[Facts]):
+    """A chunk's facts, a row's each, and which rows share one Facts object (KINDS: a number a
+    row, equal for rows of the same object): the report says runs of such rows at once
+    (`etl.run.night.Night.write`) without looking at every row. A row given facts of its own
+    gets a kind of its own."""
+
+    def __init__(self, facts: list[Facts], kinds: np.ndarray) -> None:
+        super().__init__(facts)
+        self.kinds = kinds
+
+    def __setitem__(self, pos: Any, facts: Any) -> None:
+        super().__setitem__(pos, facts)
+        self.kinds[pos] = -1 - pos  # a kind of its own (POS: one row's position)
+
+
 @dataclass
 class Plan:
     """One chunk's rows, decided against the journal: each row's facts (its report line is what
     `etl.outcomes.decide` makes of them), the rows to send, and the rows whose line may change
     before the run ends (position -> identity: rows in doubt, rows sent)."""
 
-    facts: list[Facts]
+    facts: RowFacts
     to_send: list[Row] = field(default_factory=list)
     open: dict[int, str] = field(default_factory=dict)
     #: rows to send the journal knows nothing of, made when the sending reaches them

@@ -52,6 +52,7 @@ from etl.run.import_rows import (
     Done,
     Plan,
     Row,
+    RowFacts,
     Settings,
     Stopper,
     _FileKeys,
@@ -251,16 +252,21 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         journal knows of them. Not SEND: the plan of a chunk the run reaches stopped (nothing
         of it is sent)."""
         facts = np.full(len(chunk), _UNDECIDED, dtype=object)
+        kinds = np.zeros(len(chunk), np.int64)  # which rows share their facts (RowFacts)
         if keyed is not None:
             plain = keyed.plain()
             facts[plain] = _NEW
+            kinds[plain] = 1
             if keyed.here is not None:
                 facts[keyed.here.positions] = CREATED_HERE
+                kinds[keyed.here.positions] = 2
         for q, text in texts.items():
             facts[q] = Facts(problem=text)
         for pos, problem in problems:
             facts[pos] = Facts(problem=problem)
-        p = Plan(facts.tolist(), here=keyed.here if keyed is not None else None)
+        own = np.fromiter(itertools.chain(texts, (pos for pos, _ in problems)), np.int64)
+        kinds[own] = -1 - own
+        p = Plan(RowFacts(facts.tolist(), kinds), here=keyed.here if keyed is not None else None)
         if keyed is not None:
             if send and not self.stopper.is_set():
                 p.plain = plain

@@ -49,7 +49,8 @@ class _Lines:
         """Lines START to END (a batch) have their facts: said and counted now."""
         p = self.p
         open_ = {q - start: identity for q, identity in p.open.items() if start <= q < end}
-        said = self.night.write(self.where, self.chunk.rows[start:end], p.facts[start:end], open_)
+        said = self.night.write(self.where, self.chunk.rows[start:end], p.facts[start:end], open_,
+                                p.facts.kinds[start:end])
         for s, m in said:
             self.counts[s.outcome.value] += m
         self.pending.append((start, end, said))

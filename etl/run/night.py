@@ -45,15 +45,16 @@ class Night:
         self._noted: Counter[str] = Counter()  # the run notes of the lines that can't
 
     def write(self, source: str, rows: np.ndarray, facts: Sequence[Facts],
-              open_: Mapping[int, str]) -> list[tuple[Said, int]]:
+              open_: Mapping[int, str], kinds: np.ndarray | None = None) -> list[tuple[Said, int]]:
         """The lines of a block, said: FACTS in file order (ROWS their row numbers in SOURCE, an
-        absolute path); OPEN names (position in the block -> identity) those that may change.
+        absolute path); OPEN names (position in the block -> identity) those that may change;
+        KINDS, where known, which lines share one Facts object (equal numbers: the same object).
         Returns what is said as runs (a line's words, how many lines in a row say them): lines
         that share their facts (every row not reached, say) are decided once, and said at once."""
         n = len(facts)
         if not n:
             return []
-        ids = np.fromiter(map(id, facts), dtype=np.int64, count=n)
+        ids = kinds if kinds is not None else np.fromiter(map(id, facts), dtype=np.int64, count=n)
         starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
         lengths = np.diff(np.r_[starts, n])
         runs = [(decide(facts[k]), int(m)) for k, m in zip(starts.tolist(), lengths.tolist(), strict=True)]
