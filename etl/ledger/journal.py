@@ -60,6 +60,10 @@ class Journal(Lookups):
         self.target = target
         self.run_id = run_id
         self.fresh = fresh
+        #: transactions this process committed: what it read of the journal before is as the
+        #: journal stands while this number is the same (no other run writes to it meanwhile:
+        #: the run lock)
+        self.writes = 0
         if self.url:  # a PostgreSQL journal: its lock is the server's
             self._lock = backends.PgLock(self.url, target, run_id)
         else:
@@ -280,6 +284,7 @@ class Journal(Lookups):
                 raise _write_problem(self.path, exc) from None
             try:
                 yield self.db
+                self.writes += 1  # before COMMIT: a commit that fails may have been made
                 self.db.execute("COMMIT")
             except BaseException as exc:
                 try:
@@ -369,6 +374,12 @@ class Journal(Lookups):
             db.execute("INSERT OR IGNORE INTO keys (identity, content, payload) VALUES (?, NULL, ?)",
                        (identity, keys))
             db.execute("UPDATE keys SET payload = ? WHERE identity = ? AND payload IS NULL", (keys, identity))
+            if insert:  # the note that every row up to this one has its keys, moved on to it
+                # when it stood right below it (a row a release before wrote without keys stops
+                # it there: Lookups._fill_payload_keys looks at the rows after it, once a night)
+                db.execute("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) "
+                           "WHERE key = ? AND CAST(value AS INTEGER) = (SELECT MAX(rowid) FROM rows) - 1",
+                           (_EVERY_ROW_KEYED,))
 
     def write_event(self, db: Any, identity: str, source: str | None, row: int | None,
                     from_state: str | None, to_state: str, event: str, reason: str | None) -> None:

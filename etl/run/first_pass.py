@@ -225,9 +225,11 @@ class FirstPass(ImporterBase):
     def check(self) -> None:
         """Read every file once: file problems, a changed identity, a repeated --key stop the run
         here (exit 2), before anything is sent."""
+        self._first = True
         try:
             self._check()
         finally:
+            self._first = False
             self._files_done()
             for cache in self._caches.values():
                 cache.abandon()  # kept only when every chunk of its file was read

@@ -22,7 +22,7 @@ from etl.post.poster import Poster
 from etl.post.reconciling import Reconciler
 from etl.read.reading import RawChunk
 from etl.run.checks import AccountChecks
-from etl.run.import_rows import Done, Plan, Row, Settings, Stopper, _FileKeys, _Keyed, _Sample
+from etl.run.import_rows import Done, Here, Plan, Row, Settings, Stopper, _FileKeys, _Keyed, _Sample
 from etl.run.night import Night
 from etl.run.pipeline import Inputs, RunRecord
 from etl.validate.resources import Resource
@@ -60,6 +60,9 @@ class ImporterBase:
     known_files: set[int]
     accounted: Counter[str]
     _files: dict[int, _FileKeys]
+    _read_keys: dict[int, _FileKeys]
+    _first: bool
+    _here_kept: dict[tuple[int, int, int], tuple[int, np.ndarray, Here, np.ndarray]]
     _checked: dict[tuple[int, int], tuple[dict[int, str], np.ndarray, int]]
     _keys: dict[tuple[int, int], tuple[np.ndarray, ...]]
     _candidates: dict[tuple[int, int], np.ndarray]

@@ -301,6 +301,7 @@ class _FileKeys:
     repeated: np.ndarray  # contents (first lane) the file has more than once, when known
     seen: SeenKeys = field(default_factory=SeenKeys)
     again: list[np.ndarray] = field(default_factory=list)  # rows seen again, this pass
+    writes: int = -1  # the journal's writes (Journal.writes) when it was read
 
 
 #: of a content's rows in the journal, which a file's first, second... row of it takes

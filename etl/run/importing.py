@@ -50,6 +50,7 @@ from etl.run.end_of_run import EndOfRun
 from etl.run.first_pass import FirstPass
 from etl.run.import_rows import (
     Done,
+    Here,
     Plan,
     Row,
     RowFacts,
@@ -109,6 +110,12 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         #: or in the journal from another file (counted there)
         self.accounted: Counter[str] = Counter()
         self._files: dict[int, _FileKeys] = {}  # per file, what this pass keys its rows against
+        #: per file, the journal's keys as the first pass read them (reused while unwritten)
+        self._read_keys: dict[int, _FileKeys] = {}
+        self._first = False  # the first pass is under way
+        #: chunks the first pass found rows created here in, that the posting pass plans again:
+        #: (journal's writes, rows asked of, Here, rows left), by (file, first row, rows)
+        self._here_kept: dict[tuple[int, int, int], tuple[int, np.ndarray, Here, np.ndarray]] = {}
         #: the first pass's verdicts, by (file, chunk): the invalid rows' texts, a bit a row
         self._checked: dict[tuple[int, int], tuple[dict[int, str], np.ndarray, int]] = {}
         #: the first pass's keys, by (file, chunk), where no KeyCache keeps them

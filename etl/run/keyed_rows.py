@@ -3,6 +3,7 @@ columns, kept from a night to the next, and the rows that need more than their c
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -55,16 +56,27 @@ class KeyedRows(ImporterBase):
         state = self._files.get(index)
         if state is None:
             self._files_done()  # the files are read one after another: those before are done
-            contents, lacking, every, settled = self.journal.key_columns(stored_payload_keys)
-            lanes, counts = np.unique(hex_pairs([contents])[0], return_counts=True)
-            del contents
-            kept, times = np.unique(hex_keys_of([every]), return_counts=True)
-            done, done_times = np.unique(hex_keys_of([settled]), return_counts=True)
-            times[np.searchsorted(kept, done)] -= done_times  # a key kept of every row not settled
-            state = self._files[index] = _FileKeys(
-                lanes, lanes[counts == 1], np.unique(hex_keys_of([lacking])), kept[times > 0],
-                self._repeated.get(index, np.zeros(0, np.uint64)),
-                SeenKeys(os.path.join(state_home(), "keys")))  # its temporary files where keys are kept
+            seen = SeenKeys(os.path.join(state_home(), "keys"))  # its temporary files where keys are kept
+            read = self._read_keys.get(index)
+            if read is not None and read.writes == self.journal.writes:
+                # the first pass's read of the journal, which has not been written to since (a
+                # migration's journal keeps millions of keys: read once a night, not twice)
+                state = dataclasses.replace(read, repeated=self._repeated.get(index, read.repeated),
+                                            seen=seen, again=[])
+            else:
+                contents, lacking, every, settled = self.journal.key_columns(stored_payload_keys)
+                # the first pass alone writes nothing meanwhile (no row is sent): its read is the
+                # journal as it stands until the journal's next write
+                writes = self.journal.writes if self._first else -1
+                lanes, counts = np.unique(hex_pairs([contents])[0], return_counts=True)
+                del contents
+                kept, times = np.unique(hex_keys_of([every]), return_counts=True)
+                done, done_times = np.unique(hex_keys_of([settled]), return_counts=True)
+                times[np.searchsorted(kept, done)] -= done_times  # a key kept of every row not settled
+                state = _FileKeys(lanes, lanes[counts == 1], np.unique(hex_keys_of([lacking])),
+                                  kept[times > 0], self._repeated.get(index, np.zeros(0, np.uint64)),
+                                  seen, writes=writes)
+            self._files[index] = self._read_keys[index] = state
         return state
 
     def _keyed(self, identities: Identities, index: int, chunk: RawChunk, valid: np.ndarray,
@@ -192,6 +204,23 @@ class KeyedRows(ImporterBase):
         return rows, known
 
     def _created_here(self, index: int, chunk: RawChunk, keyed: _Keyed, which: np.ndarray) -> np.ndarray:
+        """`_find_created_here`; for a chunk the posting pass plans again (some of its rows are
+        created here, not all: it holds rows to send), as the first pass found it, when the
+        journal was not written to since (a range of a migration's journal: read once a night)."""
+        key = (index, int(chunk.rows[0]) if len(chunk) else -1, len(chunk))
+        kept = self._here_kept.pop(key, None)
+        if kept is not None and kept[0] == self.journal.writes and np.array_equal(kept[1], which):
+            keyed.here = kept[2]
+            return kept[3]
+        rest = self._find_created_here(index, chunk, keyed, which)
+        here = keyed.here
+        if self._first and here is not None and len(here.positions) < len(keyed.positions) \
+                and len(self._here_kept) < 2:  # a chunk or two: memory stays flat
+            self._here_kept[key] = (self.journal.writes, which, here, rest)
+        return rest
+
+    def _find_created_here(self, index: int, chunk: RawChunk, keyed: _Keyed, which: np.ndarray
+                           ) -> np.ndarray:
         """Of the rows WHICH (of contents the journal has), those it created from their very
         line of this file, the one row of their content it has, found a chunk at a time (one
         range of the journal's rows by file and row, `keyed.here`, with their lines' cells);
