@@ -272,8 +272,9 @@ class Journal(Lookups):
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     @contextmanager
-    def transaction(self) -> Iterator[Any]:
-        """One atomic write. A failure to write (disk full) is reported as what it is."""
+    def transaction(self, rows: bool = True) -> Iterator[Any]:
+        """One atomic write. A failure to write (disk full) is reported as what it is. Not ROWS:
+        it writes nothing of the rows, their keys or the notes about them (`writes` stays)."""
         lock = getattr(self, "_mutex", None)
         if lock is not None:
             lock.acquire()
@@ -284,7 +285,7 @@ class Journal(Lookups):
                 raise _write_problem(self.path, exc) from None
             try:
                 yield self.db
-                self.writes += 1  # before COMMIT: a commit that fails may have been made
+                self.writes += rows  # before COMMIT: a commit that fails may have been made
                 self.db.execute("COMMIT")
             except BaseException as exc:
                 try:
@@ -391,7 +392,7 @@ class Journal(Lookups):
     # files and runs
 
     def note_source(self, source: str, rows: int, valid: int, scheme: str) -> None:
-        with self.transaction() as db:
+        with self.transaction(rows=False) as db:  # the sources table alone
             db.execute(
                 "INSERT INTO sources VALUES (?,?,?,?,?,?) ON CONFLICT (source) DO UPDATE SET "
                 "rows = excluded.rows, valid = excluded.valid, scheme = excluded.scheme, "
