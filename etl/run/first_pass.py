@@ -52,6 +52,10 @@ def _digests(payloads: list[dict[str, Any]], names: list[str], sent: list[str | 
     return made, texts
 
 
+#: the run's first chunks kept from the first pass for the posting pass (a chunk: a few MB)
+KEPT_CHUNKS = 1
+
+
 class FirstPass(ImporterBase):
     """The first pass over every file, and the rows' identities (see the module's docstring)."""
 
@@ -326,6 +330,10 @@ class FirstPass(ImporterBase):
             # its keys are read past, and its verdicts kept (a bit a row) for a file that turns
             # out to have identical rows: its rows of them are identified then (_pass_over)
             self._candidates.pop((index, number), None)
+        elif self._chunks_read == len(self._kept_chunks) + 1 and len(self._kept_chunks) < KEPT_CHUNKS:
+            # the run's first chunk, which the posting pass plans again (it holds rows to send):
+            # kept, so it is not read again (the chunks after are read, or written ahead)
+            self._kept_chunks.append((index, chunk))
         if known or (keyed is not None and keyed.here is not None):  # this journal has been
             # importing this file: the file is its own
             self.known_files.add(index)

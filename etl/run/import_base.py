@@ -62,6 +62,7 @@ class ImporterBase:
     _files: dict[int, _FileKeys]
     _read_keys: dict[int, _FileKeys]
     _first: bool
+    _kept_chunks: list[tuple[int, RawChunk]]
     _here_kept: dict[tuple[int, int, int], tuple[int, np.ndarray, Here, np.ndarray]]
     _checked: dict[tuple[int, int], tuple[dict[int, str], np.ndarray, int]]
     _keys: dict[tuple[int, int], tuple[np.ndarray, ...]]

@@ -20,7 +20,7 @@ import itertools
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -115,6 +115,8 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         self._first = False  # the first pass is under way
         #: chunks the first pass found rows created here in, that the posting pass plans again:
         #: (journal's writes, rows asked of, Here, rows left), by (file, first row, rows)
+        #: the run's first chunks, as the first pass read them, for the posting pass (first_pass)
+        self._kept_chunks: list[tuple[int, RawChunk]] = []
         self._here_kept: dict[tuple[int, int, int], tuple[int, np.ndarray, Here, np.ndarray]] = {}
         #: the first pass's verdicts, by (file, chunk): the invalid rows' texts, a bit a row
         self._checked: dict[tuple[int, int], tuple[dict[int, str], np.ndarray, int]] = {}
@@ -149,9 +151,13 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         self.inputs.unchanged("nothing was posted")
         self._files = {}
         numbers: Counter[int] = Counter()
+        chunks: Iterator[tuple[int, RawChunk]] = self.inputs.chunks()
+        kept, self._kept_chunks = self._kept_chunks, []
+        if kept:  # the first chunks as the first pass read them; the rest read again
+            chunks = itertools.chain(kept, itertools.islice(chunks, len(kept), None))
         try:
             with ThreadPoolExecutor(workers, thread_name_prefix="post") as pool:
-                for ordinal, (index, chunk) in enumerate(self.inputs.chunks(), 1):
+                for ordinal, (index, chunk) in enumerate(chunks, 1):
                     give_back_memory()
                     segment = self._segments.get(ordinal)
                     if segment is None:
