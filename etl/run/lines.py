@@ -79,14 +79,7 @@ class _Lines:
             return arrow.array(values, type=type_).take(which)
 
         words = [s for s, _ in said]
-        texts = [s.errors for s in words]
-        worded = [k for k, t in enumerate(texts) if t]
-        if int(lengths[worded].sum()) * 8 < end - start:  # few lines say anything (a night's)
-            firsts = np.cumsum(lengths) - lengths
-            errors = sparse_text(end - start, {int(firsts[k]) + j: texts[k] for k in worded
-                                               for j in range(int(lengths[k]))})
-        else:
-            errors = arrow.array(texts, arrow.string()).take(which)
+        errors = _texts([s.errors for s in words], lengths, which)
         ids = column([s.record_id for s in words], arrow.int64())
         here = self.p.here
         if here is not None:  # the lines of rows created before, made
@@ -108,3 +101,15 @@ class _Lines:
             ids=ids,
             statuses=column([s.http_status for s in words], arrow.int64()),
             attempts=column([s.attempts for s in words], arrow.int64()))
+
+
+def _texts(texts: list[str], lengths: np.ndarray, which: arrow.Array) -> arrow.Array:
+    """The errors cells of runs of lines (TEXTS: a run's, LENGTHS: its lines, WHICH: each line's
+    run): from the positions of the few lines that say anything, as the dry run makes them
+    (most lines of a night say nothing), else each run's text repeated."""
+    worded = [k for k, t in enumerate(texts) if t]
+    n = int(lengths.sum())
+    if int(lengths[worded].sum()) * 8 >= n:
+        return arrow.array(texts, arrow.string()).take(which)
+    firsts = np.cumsum(lengths) - lengths
+    return sparse_text(n, {int(firsts[k]) + j: texts[k] for k in worded for j in range(int(lengths[k]))})
