@@ -81,12 +81,16 @@ class Inputs:
         changed, by a backup or sync tool or an editor saving it unchanged) is not taken for a
         changed one. One more read of each file, by a thread of its own (hashing lets go of the
         GIL): the run goes on meanwhile, and waits for it where a digest is asked for."""
-        paths = list(self.stamps)
+        opened = dict(self.stamps)
 
         def work() -> None:
             try:
-                for path in paths:
-                    self.kept[path] = digest(path)
+                for path, was in opened.items():
+                    # the digest of the file as it was opened, or none: a file written again
+                    # before (or while) the thread got to it, already read as it was, must not
+                    # look merely touched later (its new digest would match)
+                    made = digest(path) if stamp(path) == was else None
+                    self.kept[path] = made if made is not None and stamp(path) == was else None
             finally:
                 done.set()
 
