@@ -15,7 +15,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-import itertools
 from typing import Any
 
 #: what the heap may hold free between chunks before it is given back to the system
@@ -56,18 +55,11 @@ def free_in_heap() -> int | None:
     return int(info().fordblks) if info is not None else None
 
 
-#: chunks between two looks at the heap: a look (mallinfo2) walks the heap's free lists, 1 to 2
-#: ms a look on a night's heap (0.14 s of a 5M-row night, looked at every chunk)
-EVERY = 4
-_calls = itertools.count()
-
-
 def give_back_memory() -> None:
     """Memory freed but kept by the C allocator (Arrow's system pool, NumPy) given back to the
-    system between chunks, when it holds more than SLACK free (always, where it does not say);
-    looked at every EVERY calls (the heap reuses what the chunks between free)."""
+    system between chunks, when it holds more than SLACK free (always, where it does not say)."""
     libc = _libc()
-    if libc is None or next(_calls) % EVERY:
+    if libc is None:
         return
     free = free_in_heap()
     if free is None or free > SLACK:
