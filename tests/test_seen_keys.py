@@ -152,8 +152,8 @@ def test_a_full_disk_ends_the_run_in_so_many_words(tmp_path, monkeypatch, code):
 
 
 @dataclass(frozen=True)
-class _Small(ReadOptions):
-    """Chunks of about 40 rows."""
+class SmallChunks(ReadOptions):
+    """Chunks of about 40 rows (tests that cross chunk boundaries with small files)."""
 
     chunk_rows: int = 40
     block_bytes: int = 1024
@@ -166,7 +166,7 @@ def test_an_import_whose_keys_go_to_disk_posts_every_row_once_as_row_by_row(etl,
     the night after (the file edited: keyed again) sends only the row added."""
     from etl.read import reading
 
-    monkeypatch.setattr(reading, "ReadOptions", _Small)
+    monkeypatch.setattr(reading, "ReadOptions", SmallChunks)
     for name, value in (("FAN_IN", 2), ("BLOCK", 4), ("BATCH", 2), ("SLICE", 16)):
         monkeypatch.setattr(SeenKeys, name, value)
     written = []

@@ -90,7 +90,7 @@ class Inputs:
                     # before (or while) the thread got to it, already read as it was, must not
                     # look merely touched later (its new digest would match)
                     made = digest(path) if stamp(path) == was else None
-                    self.kept[path] = made if made is not None and stamp(path) == was else None
+                    self.kept[path] = made if stamp(path) == was else None
             finally:
                 done.set()
 
