@@ -245,6 +245,44 @@ def test_identity_texts_a_column_at_a_time_are_the_rules_cell_by_cell(cells):
         assert got == expected
 
 
+number = st.text(alphabet=st.sampled_from(list("0123456789.,+-e ")), max_size=22)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), number, cell), max_size=40))
+def test_numbers_a_column_at_a_time_read_as_each_cell_alone(cells):
+    """Whole numbers and amounts, spelt every way (leading zeros, signs, exponents, 18 digits and
+    19, trailing zeros and dots): a column at once gives each cell's identity text alone."""
+    for kind in (Kind.INTEGER, Kind.AMOUNT):
+        got = identity_texts(pa.array(cells, pa.string()), kind).to_pylist()
+        expected = []
+        for one in cells:
+            found, problem = value(kind, one)
+            expected.append("" if problem else identity_text(found))
+        assert got == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.none(), number, cell), min_size=1, max_size=30), st.integers(0, 2**32))
+def test_a_column_of_few_values_is_keyed_as_cell_by_cell(values, seed):
+    """A column of many rows and few distinct values (keyed a distinct value at a time) has each
+    row's keys as the rules make them for that row alone."""
+    picks = np.random.default_rng(seed).integers(len(values), size=3000)
+    cells = [values[k] for k in picks]
+    for kind in (None, Kind.INTEGER, Kind.AMOUNT):
+        h1, h2, present = column_keys(pa.array(cells, pa.string()), kind)
+        rules = []
+        for one in values:
+            if kind is None:
+                text = identity_text(one)
+            else:
+                found, problem = value(kind, one)
+                text = "" if problem else identity_text(found)
+            rules.append((*text_hash(text), bool(text)))
+        got = list(zip(h1.tolist(), h2.tolist(), present.tolist(), strict=True))
+        assert got == [rules[k] for k in picks]
+
+
 @given(st.lists(st.integers(0, 40), max_size=300), st.lists(st.integers(1, 60), min_size=1, max_size=12))
 def test_identical_rows_are_numbered_across_many_chunks_as_in_one(values, sizes):
     """SeenKeys keeps a file's keys in runs it merges as they come: a row's occurrence is its

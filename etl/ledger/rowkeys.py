@@ -98,8 +98,14 @@ def text_hashes(texts: arrow.Array) -> tuple[np.ndarray, np.ndarray]:
         size = lengths.astype(np.uint64)
         h1 = np.uint64(_SEED[0]) ^ size
         h2 = np.uint64(_SEED[1]) ^ (size * np.uint64(_SEED[2]))
-        which = np.arange(n)
         step = 0
+        shortest = int(lengths.min()) if n else 0
+        while step + 8 <= shortest:  # a whole word of every text: no text left out, none cut
+            word = windows[starts + step]
+            h1 = _f1(h1 ^ word)
+            h2 = _f2(h2 ^ word)
+            step += 8
+        which = np.arange(n)
         longest = int(lengths.max()) if n else 0
         while step < longest:
             which = which[lengths[which] > step]
@@ -125,25 +131,31 @@ def identity_texts(cells: arrow.Array, kind: Kind | None, decimal: str = ".") ->
     """`identity_text` of each cell's value (KIND) or text (None), "" for none: the common
     cells (plain ASCII text, whole numbers and amounts written plainly) by Arrow's kernels,
     the others one by one."""
-    if isinstance(cells, arrow.ChunkedArray):
-        cells = cells.combine_chunks()
-    if not arrow.types.is_large_string(cells.type):
-        cells = cells.cast(arrow.large_string())
-    cells = pc.fill_null(cells, "")
+    cells = _texts(cells)
     trimmed = pc.utf8_trim(cells, characters=_SPACE)
     if kind is None or kind is Kind.TEXT:  # `normalised`: trimmed, line ends as LF, then NFC
-        if pc.any(pc.match_substring(trimmed, "\r")).as_py():
+        if _has_byte(trimmed, b"\r") and pc.any(pc.match_substring(trimmed, "\r")).as_py():
             trimmed = pc.replace_substring(pc.replace_substring(trimmed, "\r\n", "\n"), "\r", "\n")
         odd = np.flatnonzero(~pc.string_is_ascii(trimmed).to_numpy(zero_copy_only=False))
         if not len(odd):
             return trimmed
-        texts = trimmed.to_pylist()
+        # only the texts that are not plain ASCII go through Python, and are put back only
+        # where NFC changed one
+        was = trimmed.take(arrow.array(odd, arrow.int64())).to_pylist()
         nfc = unicodedata.normalize
-        for k in odd.tolist():
-            texts[k] = nfc("NFC", texts[k])
-        return arrow.array(texts, type=arrow.large_string())
-    if kind is Kind.INTEGER:
-        plain = pc.or_(pc.match_substring_regex(trimmed, r"^[1-9][0-9]{0,17}$"), pc.equal(trimmed, ""))
+        made = [nfc("NFC", text) for text in was]
+        changed = [k for k, (a, b) in enumerate(zip(was, made, strict=True)) if a != b]
+        if not changed:
+            return trimmed
+        mask = np.zeros(len(trimmed), bool)
+        mask[odd[changed]] = True
+        return pc.replace_with_mask(trimmed, arrow.array(mask),
+                                    arrow.array([made[k] for k in changed], arrow.large_string()))
+    if kind is Kind.INTEGER:  # ^[1-9][0-9]{0,17}$, or empty
+        length = pc.binary_length(trimmed)
+        plain = pc.or_(pc.and_(pc.and_(pc.ascii_is_decimal(trimmed), pc.invert(pc.starts_with(trimmed, "0"))),
+                               pc.less_equal(length, 18)),
+                       pc.equal(length, 0))
     elif decimal == ".":
         trimmed = pc.replace_substring_regex(trimmed, r"^([1-9][0-9]{0,17}|0)\.([0-9]*[1-9])0+$", r"\1.\2")
         trimmed = pc.replace_substring_regex(trimmed, r"^([1-9][0-9]{0,17})\.0*$", r"\1")
@@ -163,10 +175,37 @@ def identity_texts(cells: arrow.Array, kind: Kind | None, decimal: str = ".") ->
     return arrow.array(texts, type=arrow.large_string())
 
 
+def _texts(cells: arrow.Array) -> arrow.Array:
+    """CELLS as one large_string array, "" for none."""
+    if isinstance(cells, arrow.ChunkedArray):
+        cells = cells.combine_chunks()
+    if not arrow.types.is_large_string(cells.type):
+        cells = cells.cast(arrow.large_string())
+    return pc.fill_null(cells, "") if cells.null_count else cells
+
+
+def _has_byte(texts: arrow.Array, byte: bytes) -> bool:
+    """Whether BYTE may be in TEXTS (the bytes of its data buffer: those of a slice's
+    neighbours too, so True may be wrong, False never is)."""
+    data = texts.buffers()[2]
+    return data is not None and bytes(memoryview(data)).find(byte) >= 0
+
+
+#: a column whose first SAMPLE cells have at most three quarters as many distinct values is
+#: keyed a distinct value at a time (amounts, ids of a few members, names of rooms)
+SAMPLE = 2048
+
+
 def column_keys(cells: arrow.Array, kind: Kind | None, decimal: str = "."
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each cell's identity text hashed (two lanes), and whether it has one (a blank cell adds
-    nothing to its row)."""
+    nothing to its row). A column of few distinct values has each made once, then spread."""
+    cells = _texts(cells)
+    if len(cells) > SAMPLE and pc.count_distinct(cells.slice(0, SAMPLE)).as_py() <= SAMPLE * 3 // 4:
+        encoded = pc.dictionary_encode(cells)
+        h1, h2, present = column_keys(encoded.dictionary, kind, decimal)
+        at = encoded.indices.to_numpy(zero_copy_only=False)
+        return h1[at], h2[at], present[at]
     texts = identity_texts(cells, kind, decimal)
     h1, h2 = text_hashes(texts)
     present = pc.greater(pc.binary_length(texts), 0).to_numpy(zero_copy_only=False)
