@@ -188,7 +188,7 @@ def _has_byte(texts: arrow.Array, byte: bytes) -> bool:
     """Whether BYTE may be in TEXTS (the bytes of its data buffer: those of a slice's
     neighbours too, so True may be wrong, False never is)."""
     data = texts.buffers()[2]
-    return data is not None and bytes(memoryview(data)).find(byte) >= 0
+    return data is not None and bool((np.frombuffer(data, np.uint8) == byte[0]).any())
 
 
 #: a column whose first SAMPLE cells have at most three quarters as many distinct values is
