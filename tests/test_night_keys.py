@@ -262,6 +262,25 @@ def test_numbers_a_column_at_a_time_read_as_each_cell_alone(cells):
         assert got == expected
 
 
+def test_amounts_of_many_digits_or_two_dots_a_column_at_a_time_read_as_each_cell_alone():
+    """An amount of more than 28 significant digits is a Decimal the rules round (`canonical_number`
+    normalises in the context's 28 digits): a column at once must not keep it as spelt, or two
+    rows the rules call identical get two contents, both first of theirs, and one identity. A
+    "0.5" followed by a second ".5" is no number at all."""
+    cells = ["123456789012345678.12345678901234567", "123456789012345678.12345678901234568",
+             "999999999999999999.99999999999999999", "12345678901234567.12345678901",
+             "1234567890123456.123456789012", "0.5.5", "0.1.20", "0.25", "1.5", "12345.678"]
+    for kind in (Kind.INTEGER, Kind.AMOUNT):
+        expected = []
+        for one in cells:
+            found, problem = value(kind, one)
+            expected.append("" if problem else identity_text(found))
+        assert identity_texts(pa.array(cells, pa.string()), kind).to_pylist() == expected
+        h1, h2, present = column_keys(pa.array(cells * 300, pa.string()), kind)  # a distinct value at a time
+        assert list(zip(h1.tolist(), h2.tolist(), present.tolist(), strict=True)) == \
+            [(*text_hash(text), bool(text)) for text in expected] * 300
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.one_of(st.none(), number, cell), min_size=1, max_size=30), st.integers(0, 2**32))
 def test_a_column_of_few_values_is_keyed_as_cell_by_cell(values, seed):

@@ -159,8 +159,11 @@ def identity_texts(cells: arrow.Array, kind: Kind | None, decimal: str = ".") ->
     elif decimal == ".":
         trimmed = pc.replace_substring_regex(trimmed, r"^([1-9][0-9]{0,17}|0)\.([0-9]*[1-9])0+$", r"\1.\2")
         trimmed = pc.replace_substring_regex(trimmed, r"^([1-9][0-9]{0,17})\.0*$", r"\1")
-        plain = pc.or_(pc.match_substring_regex(trimmed, r"^([1-9][0-9]{0,17}|0\.[0-9]{0,17}[1-9])"
-                                                         r"(\.[0-9]{0,17}[1-9])?$"),
+        # as spelt only when `canonical_number` gives it back as is: at most 28 digits (it
+        # normalises in the context's 28, rounding any more), and one dot at most
+        plain = pc.or_(pc.and_(pc.match_substring_regex(trimmed, r"^([1-9][0-9]{0,17}(\.[0-9]{0,17}[1-9])?"
+                                                                 r"|0\.[0-9]{0,17}[1-9])$"),
+                               pc.less_equal(pc.binary_length(trimmed), 29)),
                        pc.equal(trimmed, ""))
     else:
         plain = pc.equal(trimmed, "")
