@@ -707,7 +707,7 @@ class KeyCache:
     file's contents, how rows are identified, the schema's fields); nothing of the journal,
     whose states are always read anew. A cache that can't be read or written is only time lost."""
 
-    VERSION = 3
+    VERSION = 4  # 4: amounts of more than 28 digits keyed as the rules round them
     NAMES = ("content1", "content2", "payload", "occurrence")
 
     def __init__(self, folder: str, token: str) -> None:
