@@ -116,6 +116,23 @@ def test_keys_a_chunk_at_a_time_are_the_contents_and_occurrences_row_by_row(rows
     assert len(set(by_key.values())) == len(by_key)
 
 
+def test_chunks_of_thousands_of_rows_are_keyed_as_row_by_row():
+    """Chunks large enough that a column of few values is keyed a distinct value at a time (the
+    amounts, the descriptions) beside one of many (the credits): the same contents and
+    occurrences as row by row, identical rows and spellings of one value included."""
+    amounts = ["1.50", "1.5", " 2", "2.0", "0.25", "abc", None]
+    texts = ["Desk", " Desk ", "Café", "Cafe\u0301", "Room\r\nB", "Room\nB", None]
+    rows = [[str(i % 1500 + 1), amounts[i % 7], texts[(i // 7) % 7], None if i % 11 else "ops"]
+            for i in range(5000)]
+    got, expected = keyed(rows, [2600]), oracle_rows(rows)
+    assert [o for _, o in got] == [o for _, _, o in expected]
+    assert max(o for _, o in got) > 1  # identical rows there are
+    by_key = {}
+    for (key, _), (_, base, _) in zip(got, expected, strict=True):
+        assert by_key.setdefault(key, base) == base
+    assert len(set(by_key.values())) == len(by_key)
+
+
 @given(st.lists(st.text(), max_size=20))
 def test_texts_are_hashed_alike_at_once_and_one_at_a_time(texts):
     h1, h2 = text_hashes(pa.array(texts, pa.string()))
