@@ -133,24 +133,8 @@ def identity_texts(cells: arrow.Array, kind: Kind | None, decimal: str = ".") ->
     the others one by one."""
     cells = _texts(cells)
     trimmed = pc.utf8_trim(cells, characters=_SPACE)
-    if kind is None or kind is Kind.TEXT:  # `normalised`: trimmed, line ends as LF, then NFC
-        if _has_byte(trimmed, b"\r") and pc.any(pc.match_substring(trimmed, "\r")).as_py():
-            trimmed = pc.replace_substring(pc.replace_substring(trimmed, "\r\n", "\n"), "\r", "\n")
-        odd = np.flatnonzero(~pc.string_is_ascii(trimmed).to_numpy(zero_copy_only=False))
-        if not len(odd):
-            return trimmed
-        # only the texts that are not plain ASCII go through Python, and are put back only
-        # where NFC changed one
-        was = trimmed.take(arrow.array(odd, arrow.int64())).to_pylist()
-        nfc = unicodedata.normalize
-        made = [nfc("NFC", text) for text in was]
-        changed = [k for k, (a, b) in enumerate(zip(was, made, strict=True)) if a != b]
-        if not changed:
-            return trimmed
-        mask = np.zeros(len(trimmed), bool)
-        mask[odd[changed]] = True
-        return pc.replace_with_mask(trimmed, arrow.array(mask),
-                                    arrow.array([made[k] for k in changed], arrow.large_string()))
+    if kind is None or kind is Kind.TEXT:
+        return _normalised(trimmed)
     if kind is Kind.INTEGER:  # ^[1-9][0-9]{0,17}$, or empty
         length = pc.binary_length(trimmed)
         plain = pc.or_(pc.and_(pc.and_(pc.ascii_is_decimal(trimmed), pc.invert(pc.starts_with(trimmed, "0"))),
@@ -176,6 +160,26 @@ def identity_texts(cells: arrow.Array, kind: Kind | None, decimal: str = ".") ->
         got, problem = value(kind, cell, decimal)
         texts[k] = "" if problem else identity_text(got)
     return arrow.array(texts, type=arrow.large_string())
+
+
+def _normalised(trimmed: arrow.Array) -> arrow.Array:
+    """`normalised` of texts already trimmed: line ends as LF, then NFC; only the texts that are
+    not plain ASCII go through Python, and are put back only where NFC changed one."""
+    if _has_byte(trimmed, b"\r") and pc.any(pc.match_substring(trimmed, "\r")).as_py():
+        trimmed = pc.replace_substring(pc.replace_substring(trimmed, "\r\n", "\n"), "\r", "\n")
+    odd = np.flatnonzero(~pc.string_is_ascii(trimmed).to_numpy(zero_copy_only=False))
+    if not len(odd):
+        return trimmed
+    was = trimmed.take(arrow.array(odd, arrow.int64())).to_pylist()
+    nfc = unicodedata.normalize
+    made = [nfc("NFC", text) for text in was]
+    changed = [k for k, (a, b) in enumerate(zip(was, made, strict=True)) if a != b]
+    if not changed:
+        return trimmed
+    mask = np.zeros(len(trimmed), bool)
+    mask[odd[changed]] = True
+    return pc.replace_with_mask(trimmed, arrow.array(mask),
+                                arrow.array([made[k] for k in changed], arrow.large_string()))
 
 
 def _texts(cells: arrow.Array) -> arrow.Array:
