@@ -36,6 +36,7 @@ import pyarrow as arrow
 import pyarrow.compute as pc
 
 from etl.errors import no_room
+from etl.fields import text_buffers
 from etl.ledger.entries import DiskFull
 from etl.ledger.identity import identity_text
 from etl.validate.values import Kind, value
@@ -192,10 +193,9 @@ def _texts(cells: arrow.Array) -> arrow.Array:
 
 
 def _has_byte(texts: arrow.Array, byte: bytes) -> bool:
-    """Whether BYTE may be in TEXTS (the bytes of its data buffer: those of a slice's
-    neighbours too, so True may be wrong, False never is)."""
-    data = texts.buffers()[2]
-    return data is not None and bool((np.frombuffer(data, np.uint8) == byte[0]).any())
+    """Whether BYTE is in one of TEXTS, read in place (`text_buffers`)."""
+    _, offsets, data = text_buffers(texts)
+    return bool((data[offsets[0]: offsets[-1]] == byte[0]).any())
 
 
 #: a column whose first SAMPLE cells have at most three quarters as many distinct values is
