@@ -10,14 +10,52 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import numpy as np
+import pyarrow as arrow
+import pyarrow.compute as pc
+
 from etl.ledger.entries import _SELECT, CONTENT_OF, OWN_CONTENT, ROW_COLUMNS, Entry
 
 #: the journal's note that every row has its payload keys (`Lookups.key_columns`)
 _EVERY_ROW_KEYED = "every_row_keyed"
 #: the meta key of a file named through a link: LINK + its path as named + tab + its real path
 LINK = "link:"
-#: what separates the cells (unit) and the rows (record) of a look-up read as one text
-_UNIT, _RECORD = "\x1f", "\x1e"
+#: what separates the cells of a look-up's column read as one text
+_UNIT = "\x1f"
+
+
+class CreatedLines(NamedTuple):
+    """Rows the journal created from lines of a file (`Lookups.created_at_lines`), as columns."""
+
+    rows: np.ndarray  # the line's row number, int64
+    k1: np.ndarray  # the row's content key, its two lanes (uint64)
+    k2: np.ndarray
+    record_ids: np.ndarray  # int64, -1 where the journal has none
+    created: arrow.Array  # when created, as the journal keeps it ('' for no time)
+
+    @classmethod
+    def none(cls) -> CreatedLines:
+        empty = np.zeros(0, np.int64)
+        return cls(empty, empty.astype(np.uint64), empty.astype(np.uint64), empty,
+                   arrow.array([], arrow.string()))
+
+
+def _split(text: str, separator: str) -> arrow.Array:
+    """TEXT's parts between SEPARATORs, as an Arrow string array."""
+    return pc.split_pattern(arrow.array([text], arrow.string()), separator).flatten()
+
+
+def _whole(texts: arrow.Array, missing: int | None = None) -> np.ndarray:
+    """Whole numbers spelt as TEXTS (nulls: MISSING), as int64; ValueError where one is not."""
+    try:
+        numbers = pc.cast(texts, arrow.int64())
+    except (arrow.ArrowInvalid, arrow.ArrowNotImplementedError) as exc:
+        raise ValueError(str(exc)) from None
+    if missing is not None:
+        numbers = numbers.fill_null(missing)
+    elif numbers.null_count:
+        raise ValueError("a number is missing")
+    return np.asarray(numbers.to_numpy(zero_copy_only=False), np.int64)
 
 
 class StateOf(NamedTuple):
@@ -158,27 +196,40 @@ class Lookups:
         return self._of_contents(
             contents, "r.identity, r.scheme, r.state, r.occurrence, r.payload_hash, r.base", StateOf)
 
-    def created_at_lines(self, source: str, first: int, last: int
-                         ) -> tuple[list[str], list[str], list[str], list[str]] | None:
+    def created_at_lines(self, source: str, first: int, last: int) -> CreatedLines | None:
         """The rows created from SOURCE (a real path, as the journal keeps it) rows FIRST to LAST,
-        as columns of texts: row, content key, record Id ('' for none), when created (else last
-        changed, as `etl.outcomes.when` reads them: an empty created_at is no time). One range
-        of the journal's rows_created_lines index, read as one text (a row at a time, a thread
-        reading the journal would wait for the others' turns at each row); None where a cell of
-        the journal's holds a separator (written by hand: the rows are looked up otherwise)."""
+        as columns (CreatedLines): row, content key, record Id (-1 for none), when created (else
+        last changed, as `etl.outcomes.when` reads them: an empty created_at is no time). One
+        range of the journal's rows_created_lines index, each column read as one text (a row at
+        a time, a thread reading the journal would wait for the others' turns at each row) and
+        split by Arrow's kernels; None where a cell is not as etl writes it (a separator in a
+        time, a content key that is not 32 hex digits: the rows are looked up otherwise)."""
         with self._mutex:
-            n, text = self.db.execute(
-                "SELECT COUNT(*), group_concat(CAST(row AS TEXT) || ? || substr(content, 1, 32) || ? "
-                "|| COALESCE(CAST(record_id AS TEXT), '') || ? "
-                "|| COALESCE(NULLIF(created_at, ''), updated_at, ''), ?) "
+            n, rows, contents, ids, times = self.db.execute(
+                "SELECT COUNT(*), group_concat(CAST(row AS TEXT), ','), "
+                "group_concat(substr(content, 1, 32), ''), "
+                "group_concat(COALESCE(CAST(record_id AS TEXT), ''), ','), "
+                "group_concat(COALESCE(NULLIF(created_at, ''), updated_at, ''), ?) "
                 "FROM rows WHERE source = ? AND row BETWEEN ? AND ? AND state = 'created' "
-                f"AND {OWN_CONTENT}", (_UNIT, _UNIT, _UNIT, _RECORD, source, first, last)).fetchone()
+                f"AND {OWN_CONTENT}", (_UNIT, source, first, last)).fetchone()
         if not n:
-            return [], [], [], []
-        if text.count(_UNIT) != 3 * n or text.count(_RECORD) != n - 1:
+            return CreatedLines.none()
+        if len(contents) != 32 * n or times.count(_UNIT) != n - 1:
             return None
-        cells = text.replace(_RECORD, _UNIT).split(_UNIT)
-        return cells[0::4], cells[1::4], cells[2::4], cells[3::4]
+        try:
+            lanes = np.frombuffer(bytes.fromhex(contents), ">u8").astype(np.uint64).reshape(-1, 2)
+        except ValueError:
+            return None
+        numbers = _split(rows, ",")
+        record_ids = _split(ids, ",")
+        if len(numbers) != n or len(record_ids) != n:
+            return None
+        record_ids = pc.if_else(pc.equal(record_ids, ""), arrow.scalar(None, arrow.string()), record_ids)
+        try:
+            return CreatedLines(_whole(numbers), lanes[:, 0].copy(), lanes[:, 1].copy(),
+                                _whole(record_ids, missing=-1), _split(times, _UNIT))
+        except ValueError:
+            return None
 
     def _of_contents(self, contents: Iterable[str], columns: str, make: Callable[..., Any]
                      ) -> dict[str, list[Any]]:

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as arrow
+import pyarrow.compute as pc
 
 from etl.ledger.entries import Entry, state_home
 from etl.ledger.identity import Identities
@@ -236,15 +237,9 @@ class KeyedRows(ImporterBase):
         numbers = np.asarray(chunk.rows)[keyed.positions[first]].astype(np.int64)
         source = os.path.realpath(self.inputs.tables[index].path)
         found = self.journal.created_at_lines(source, int(numbers.min()), int(numbers.max()))
-        if not found or not found[0] or set(map(len, found[1])) != {32}:  # none, or not as etl writes them
+        if found is None or not len(found.rows):  # none, or not as etl writes them
             return which
-        got, contents, record_ids, created = found
-        try:
-            j1, j2 = hex_pairs(contents)
-            rows = np.fromiter(map(int, got), np.int64, len(got))
-            ids = np.fromiter((int(x or -1) for x in record_ids), np.int64, len(record_ids))
-        except ValueError:  # not as etl writes them
-            return which
+        rows, j1, j2, ids = found.rows, found.k1, found.k2, found.record_ids
         order = np.argsort(rows, kind="stable")
         lo = np.searchsorted(rows[order], numbers, "left")
         hi = np.searchsorted(rows[order], numbers, "right")
@@ -258,15 +253,16 @@ class KeyedRows(ImporterBase):
                 if j1[j_] == keyed.k1[first[k]] and j2[j_] == keyed.k2[first[k]]:
                     match[k] = j_
         # a created row without its Id or time is read whole, row by row
-        dated = np.fromiter(map(bool, created), bool, len(created))
-        usable = np.flatnonzero((ids >= 0) & dated)
-        match[(match >= 0) & ~np.isin(match, usable)] = -1
+        dated = pc.not_equal(found.created, "").to_numpy(zero_copy_only=False)
+        unusable = match >= 0
+        unusable[unusable] = ~((ids >= 0) & dated)[match[unusable]]
+        match[unusable] = -1
         hit = match >= 0
         if not hit.any():
             return which
         at = match[hit]
         keyed.here = Here(keyed.positions[first[hit]], ids[at],
-                          created_here(source, numbers[hit], ids[at], [created[k] for k in at.tolist()]))
+                          created_here(source, numbers[hit], ids[at], found.created.take(arrow.array(at))))
         return np.setdiff1d(which, first[hit], assume_unique=True)
 
     def _keys_of(self, row: Row) -> tuple[str, str]:

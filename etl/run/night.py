@@ -141,7 +141,7 @@ def _worded() -> tuple[str, ...]:
     return tuple(marks.get(p, p) if k % 2 else p for k, p in enumerate(parts))
 
 
-def created_here(source: str, rows: np.ndarray, record_ids: np.ndarray, created: list[str]
+def created_here(source: str, rows: np.ndarray, record_ids: np.ndarray, created: arrow.Array
                  ) -> arrow.Array:
     """The errors cells `decide` gives the lines of rows created before from SOURCE's ROWS
     (CREATED: when, as the journal keeps it), with RECORD_IDS, each from its own line: made as
@@ -151,7 +151,7 @@ def created_here(source: str, rows: np.ndarray, record_ids: np.ndarray, created:
         "row": arrow.array(rows, arrow.int64()).cast(arrow.string()),
         "id": arrow.array(record_ids, arrow.int64()).cast(arrow.string()),
         # etl.outcomes.when: to the minute, a space for the T
-        "when": pc.replace_substring(pc.utf8_slice_codeunits(arrow.array(created, arrow.string()), 0, 16),
+        "when": pc.replace_substring(pc.utf8_slice_codeunits(created, 0, 16),
                                      "T", " "),
     }
     worded = _worded()
