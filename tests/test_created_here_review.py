@@ -77,3 +77,77 @@ def test_a_creation_time_holding_the_look_ups_separators_is_said_as_decide_says(
                                   f"(Id {ids[row]}): the same values in every cell")
     assert {r["outcome"] for r in lines.values()} == {"skipped"}
     assert [r["id"] for r in again.report()] == [str(ids[row]) for row in range(2, 7)]
+
+
+# --- review of a9eceb2 (created_at_lines a column at a time): a journal edited by hand --------------
+
+#: hand edits of row 3 (and its neighbours) of a journal: each night after them says of every line
+#: what the row-by-row look-up says (`created_at_lines` answering None), never another Id or time.
+#: (An Id kept as text or beyond int64 is not here: the row-by-row look-up itself stops at it.)
+_EDITS = {
+    "record id null": ["UPDATE rows SET record_id = NULL WHERE row = 3"],
+    "record id negative": ["UPDATE rows SET record_id = -7 WHERE row = 3"],
+    "record id huge": ["UPDATE rows SET record_id = 9223372036854775807 WHERE row = 3"],
+    "record id spaced": ["UPDATE rows SET record_id = ' ' || record_id WHERE row = 3"],
+    "record id signed": ["UPDATE rows SET record_id = '+' || record_id WHERE row = 3"],
+    "record id real": ["UPDATE rows SET record_id = record_id + 0.5 WHERE row = 3"],
+    "row real": ["UPDATE rows SET row = 3.5 WHERE row = 3"],
+    "row text": ["UPDATE rows SET row = '3,4' WHERE row = 3"],
+    "content upper case": ["UPDATE rows SET content = upper(substr(content, 1, 32)) || substr(content, 33) "
+                           "WHERE row = 3"],
+    "content not hex": ["UPDATE rows SET content = 'zz' || substr(content, 3) WHERE row = 3"],
+    "content of spaces": ["UPDATE rows SET content = printf('%32s', '') || substr(content, 33) WHERE row = 3"],
+    "content of spaces twice": ["UPDATE rows SET content = printf('%32s', '') || substr(content, 33) "
+                                "WHERE row IN (3, 5)"],
+    "content spaced": ["UPDATE rows SET content = substr(content, 1, 16) || printf('%16s', '') "
+                       "|| substr(content, 33) WHERE row IN (3, 4)"],
+    "content short": ["UPDATE rows SET content = substr(content, 1, 30) || substr(content, 33) WHERE row = 3"],
+    "time with a comma": ["UPDATE rows SET created_at = '2026-12-01T09:30,5' WHERE row = 3"],
+    "time with a unit separator": ["UPDATE rows SET created_at = '2026-12-01T09:30\x1f' WHERE row = 3"],
+    "time with a record separator": ["UPDATE rows SET created_at = '2026-12-01T09:30\x1e' WHERE row = 3"],
+    "no time at all": ["UPDATE rows SET created_at = NULL, updated_at = '' WHERE row = 3"],
+    "time a number": ["UPDATE rows SET created_at = 20261201 WHERE row = 3"],
+}
+
+
+def _said(report: list[dict[str, str]]) -> list[tuple[str, str, str, str]]:
+    return [(r["row"], r["outcome"], r["id"], r["errors"]) for r in report]
+
+
+@pytest.mark.parametrize("edit", list(_EDITS))
+def test_a_hand_edited_journal_says_what_the_row_by_row_look_up_says(etl, sandbox, tmp_path: Path,  # noqa: F811
+                                                                     monkeypatch, edit):
+    """A night after a journal's rows were edited by hand reads the rows created from its
+    lines a chunk at a time: each line says what the row-by-row look-up says of it (the
+    same outcome, Id and time), the night does not stop, and no row is sent again."""
+    import shutil
+
+    from etl.ledger.lookups import Lookups
+
+    path = tmp_path / "history.csv"
+    write(path, [[str(11 + i % 3), f"{1 + i}.5", f"Desk #{i}"] for i in range(8)])
+    first = night(etl, sandbox.url, path, 1000)
+    assert first.code == 0, first.output
+    journal = journal_of(sandbox.url)
+    with sqlite3.connect(journal, isolation_level=None) as db:
+        for sql in _EDITS[edit]:
+            db.execute(sql)
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    for end in ("", "-wal", "-shm"):
+        if os.path.exists(journal + end):
+            shutil.copyfile(journal + end, kept / f"journal{end}")
+    posts = len(sandbox.store.records())
+    fast = night(etl, sandbox.url, path, 1000)
+    assert fast.code == 0, fast.output
+    sent = len(sandbox.store.records()) - posts
+    for end in ("", "-wal", "-shm"):
+        if os.path.exists(journal + end):
+            os.remove(journal + end)
+        if (kept / f"journal{end}").exists():
+            shutil.copyfile(kept / f"journal{end}", journal + end)
+    monkeypatch.setattr(Lookups, "created_at_lines", lambda self, source, first, last: None)
+    slow = night(etl, sandbox.url, path, 1000)
+    assert slow.code == 0, slow.output
+    assert _said(fast.report()) == _said(slow.report())
+    assert len(sandbox.store.records()) - posts == 2 * sent  # the fast night sent what the slow one did
