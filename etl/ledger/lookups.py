@@ -217,9 +217,12 @@ class Lookups:
         if len(contents) != 32 * n or times.count(_UNIT) != n - 1:
             return None
         try:
-            lanes = np.frombuffer(bytes.fromhex(contents), ">u8").astype(np.uint64).reshape(-1, 2)
+            raw = bytes.fromhex(contents)
         except ValueError:
             return None
+        if len(raw) != 16 * n:  # fromhex skips whitespace: a key of spaces would shift the rest
+            return None
+        lanes = np.frombuffer(raw, ">u8").astype(np.uint64).reshape(-1, 2)
         numbers = _split(rows, ",")
         record_ids = _split(ids, ",")
         if len(numbers) != n or len(record_ids) != n:
