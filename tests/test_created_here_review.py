@@ -151,3 +151,56 @@ def test_a_hand_edited_journal_says_what_the_row_by_row_look_up_says(etl, sandbo
     assert slow.code == 0, slow.output
     assert _said(fast.report()) == _said(slow.report())
     assert len(sandbox.store.records()) - posts == 2 * sent  # the fast night sent what the slow one did
+
+
+def test_a_postgresql_journal_read_by_parallel_workers_gives_each_line_its_own_id_and_time(etl, sandbox,  # noqa: F811
+                                                                                          tmp_path: Path, pg_url,
+                                                                                          monkeypatch):
+    """PostgreSQL reads the created rows of a chunk a column at a time (one string_agg each):
+    with a parallel plan forced (workers each aggregating their blocks, combined at the
+    Gather), every column still lists the rows in the same order: each line says its own
+    row's Id and time."""
+    import psycopg
+
+    from etl.ledger.lookups import _UNIT
+
+    path = tmp_path / "history.csv"
+    write(path, [[str(11 + i % 3), f"{1 + i}.5", f"Desk #{i} " + "x" * (i % 50)] for i in range(3000)])
+    first = night(etl, sandbox.url, path, 100000, "--journal", pg_url)
+    assert first.code == 0, first.output
+    with psycopg.connect(pg_url, autocommit=True) as db:
+        name = db.execute("SELECT current_database()").fetchone()[0]
+        for setting in ("parallel_setup_cost = 0", "parallel_tuple_cost = 0", "min_parallel_table_scan_size = 0",
+                        "min_parallel_index_scan_size = 0", "max_parallel_workers_per_gather = 4",
+                        "enable_indexonlyscan = off", "enable_indexscan = off", "enable_bitmapscan = off"):
+            db.execute(f"ALTER DATABASE {name} SET {setting}")
+        # times told apart row by row (etl writes one a run: all would be alike)
+        db.execute("UPDATE rows SET created_at = '2026-' || lpad((1 + row % 12)::text, 2, '0') || '-01T'"
+                   " || lpad((row % 24)::text, 2, '0') || ':' || lpad((row % 60)::text, 2, '0')")
+        db.execute("ANALYZE rows")
+        known = {r: (i, c) for r, i, c in db.execute("SELECT row, record_id, created_at FROM rows")}
+    with psycopg.connect(pg_url, autocommit=True) as db:  # the settings hold for new sessions
+        plan = "\n".join(r[0] for r in db.execute(
+            "EXPLAIN SELECT COUNT(*), string_agg(CAST(row AS TEXT), ','), string_agg(substr(content, 1, 32), ''), "
+            "string_agg(COALESCE(CAST(record_id AS TEXT), ''), ','), "
+            "string_agg(COALESCE(NULLIF(created_at, ''), updated_at, ''), %s) FROM rows "
+            "WHERE source = %s AND row BETWEEN 1 AND 5000 AND state = 'created'",
+            (_UNIT, os.path.realpath(path))))
+    assert "Partial Aggregate" in plan, plan
+    from etl.ledger.lookups import Lookups
+
+    read, found = Lookups.created_at_lines, []
+    monkeypatch.setattr(Lookups, "created_at_lines",
+                        lambda self, *a: found.append(read(self, *a)) or found[-1])
+    again = night(etl, sandbox.url, path, 100000, "--journal", pg_url)
+    assert again.code == 0, again.output
+    real = os.path.realpath(path)
+    report = again.report()
+    assert len(report) == 3000
+    assert found and all(f is not None for f in found) and sum(len(f.rows) for f in found) == 3000
+    for line in report:
+        record_id, created = known[int(line["row"])]
+        stamp = created[:16].replace("T", " ")
+        assert line["outcome"] == "skipped" and line["id"] == str(record_id), line
+        assert line["errors"] == (f"note: already created from {real} row {line['row']} on {stamp} "
+                                  f"(Id {record_id}): the same values in every cell"), line
