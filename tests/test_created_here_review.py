@@ -96,12 +96,14 @@ _EDITS = {
     "content upper case": ["UPDATE rows SET content = upper(substr(content, 1, 32)) || substr(content, 33) "
                            "WHERE row = 3"],
     "content not hex": ["UPDATE rows SET content = 'zz' || substr(content, 3) WHERE row = 3"],
-    "content of spaces": ["UPDATE rows SET content = printf('%32s', '') || substr(content, 33) WHERE row = 3"],
+    "content of spaces": ["UPDATE rows SET content = printf('%32s', '') || substr(content, 33) "
+                          "WHERE row = 3"],
     "content of spaces twice": ["UPDATE rows SET content = printf('%32s', '') || substr(content, 33) "
                                 "WHERE row IN (3, 5)"],
     "content spaced": ["UPDATE rows SET content = substr(content, 1, 16) || printf('%16s', '') "
                        "|| substr(content, 33) WHERE row IN (3, 4)"],
-    "content short": ["UPDATE rows SET content = substr(content, 1, 30) || substr(content, 33) WHERE row = 3"],
+    "content short": ["UPDATE rows SET content = substr(content, 1, 30) || substr(content, 33) "
+                      "WHERE row = 3"],
     "time with a comma": ["UPDATE rows SET created_at = '2026-12-01T09:30,5' WHERE row = 3"],
     "time with a unit separator": ["UPDATE rows SET created_at = '2026-12-01T09:30\x1f' WHERE row = 3"],
     "time with a record separator": ["UPDATE rows SET created_at = '2026-12-01T09:30\x1e' WHERE row = 3"],
@@ -153,9 +155,8 @@ def test_a_hand_edited_journal_says_what_the_row_by_row_look_up_says(etl, sandbo
     assert len(sandbox.store.records()) - posts == 2 * sent  # the fast night sent what the slow one did
 
 
-def test_a_postgresql_journal_read_by_parallel_workers_gives_each_line_its_own_id_and_time(etl, sandbox,  # noqa: F811
-                                                                                          tmp_path: Path, pg_url,
-                                                                                          monkeypatch):
+def test_a_postgresql_journal_read_by_parallel_workers_gives_each_line_its_own_id_and_time(
+        etl, sandbox, tmp_path: Path, pg_url, monkeypatch):  # noqa: F811
     """PostgreSQL reads the created rows of a chunk a column at a time (one string_agg each):
     with a parallel plan forced (workers each aggregating their blocks, combined at the
     Gather), every column still lists the rows in the same order: each line says its own
@@ -170,8 +171,9 @@ def test_a_postgresql_journal_read_by_parallel_workers_gives_each_line_its_own_i
     assert first.code == 0, first.output
     with psycopg.connect(pg_url, autocommit=True) as db:
         name = db.execute("SELECT current_database()").fetchone()[0]
-        for setting in ("parallel_setup_cost = 0", "parallel_tuple_cost = 0", "min_parallel_table_scan_size = 0",
-                        "min_parallel_index_scan_size = 0", "max_parallel_workers_per_gather = 4",
+        for setting in ("parallel_setup_cost = 0", "parallel_tuple_cost = 0",
+                        "min_parallel_table_scan_size = 0", "min_parallel_index_scan_size = 0",
+                        "max_parallel_workers_per_gather = 4",
                         "enable_indexonlyscan = off", "enable_indexscan = off", "enable_bitmapscan = off"):
             db.execute(f"ALTER DATABASE {name} SET {setting}")
         # times told apart row by row (etl writes one a run: all would be alike)
@@ -181,7 +183,8 @@ def test_a_postgresql_journal_read_by_parallel_workers_gives_each_line_its_own_i
         known = {r: (i, c) for r, i, c in db.execute("SELECT row, record_id, created_at FROM rows")}
     with psycopg.connect(pg_url, autocommit=True) as db:  # the settings hold for new sessions
         plan = "\n".join(r[0] for r in db.execute(
-            "EXPLAIN SELECT COUNT(*), string_agg(CAST(row AS TEXT), ','), string_agg(substr(content, 1, 32), ''), "
+            "EXPLAIN SELECT COUNT(*), string_agg(CAST(row AS TEXT), ','), "
+            "string_agg(substr(content, 1, 32), ''), "
             "string_agg(COALESCE(CAST(record_id AS TEXT), ''), ','), "
             "string_agg(COALESCE(NULLIF(created_at, ''), updated_at, ''), %s) FROM rows "
             "WHERE source = %s AND row BETWEEN 1 AND 5000 AND state = 'created'",
