@@ -109,6 +109,15 @@ _EDITS = {
     "time with a record separator": ["UPDATE rows SET created_at = '2026-12-01T09:30\x1e' WHERE row = 3"],
     "no time at all": ["UPDATE rows SET created_at = NULL, updated_at = '' WHERE row = 3"],
     "time a number": ["UPDATE rows SET created_at = 20261201 WHERE row = 3"],
+    # the keys a night reads the journal's contents and payloads by (Lookups.key_columns)
+    "kept content of spaces": ["UPDATE keys SET content = printf('%32s', '') "
+                               "WHERE identity = (SELECT identity FROM rows WHERE row = 3)"],
+    "kept content not hex": ["UPDATE keys SET content = 'zz' || substr(content, 3) "
+                             "WHERE identity = (SELECT identity FROM rows WHERE row = 3)"],
+    "kept payload of spaces": ["UPDATE keys SET payload = printf('%16s', '') "
+                               "WHERE identity = (SELECT identity FROM rows WHERE row = 3)"],
+    "kept payloads spaced": ["UPDATE keys SET payload = printf('%16s', '') || ',' || payload "
+                             "WHERE identity = (SELECT identity FROM rows WHERE row = 4)"],
 }
 
 
@@ -153,6 +162,7 @@ def test_a_hand_edited_journal_says_what_the_row_by_row_look_up_says(etl, sandbo
     assert slow.code == 0, slow.output
     assert _said(fast.report()) == _said(slow.report())
     assert len(sandbox.store.records()) - posts == 2 * sent  # the fast night sent what the slow one did
+    assert sent == 0  # every row was created the night before: none is sent again
 
 
 def test_a_postgresql_journal_read_by_parallel_workers_gives_each_line_its_own_id_and_time(

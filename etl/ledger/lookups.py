@@ -46,7 +46,10 @@ def _split(text: str, separator: str) -> arrow.Array:
 
 
 def _whole(texts: arrow.Array, missing: int | None = None) -> np.ndarray:
-    """Whole numbers spelt as TEXTS (nulls: MISSING), as int64; ValueError where one is not."""
+    """Whole numbers spelt as TEXTS (nulls: MISSING), as int64; ValueError where one is not
+    spelt as the journal writes them (Arrow's cast would read '0x1f' as 31, ' 7' as 7)."""
+    if pc.all(pc.match_substring_regex(texts, r"^-?[0-9]{1,19}$")).as_py() is False:
+        raise ValueError("not a whole number as the journal writes them")
     try:
         numbers = pc.cast(texts, arrow.int64())
     except (arrow.ArrowInvalid, arrow.ArrowNotImplementedError) as exc:

@@ -23,6 +23,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import unicodedata
@@ -271,8 +272,10 @@ def key_hex(k1: np.ndarray, k2: np.ndarray, at: int) -> str:
 
 
 def hex_pairs(keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Keys as the journal keeps them (32 hex digits), back in two lanes."""
-    raw = bytes.fromhex("".join(keys))
+    """Keys as the journal keeps them (32 hex digits), back in two lanes; a key that is not 32
+    hex digits (a journal edited by hand) is left out, never read shifted onto the next."""
+    text = "".join(keys)
+    raw = _from_hex(text, 32)
     both = np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(-1, 2) if raw else \
         np.zeros((0, 2), np.uint64)
     return both[:, 0].copy(), both[:, 1].copy()
@@ -280,12 +283,28 @@ def hex_pairs(keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
 
 def hex_keys_of(texts: Sequence[str]) -> np.ndarray:
     """The payload keys of rows as the journal keeps them (each 16 hex digits, several of a row
-    joined by commas), all in one array."""
+    joined by commas), all in one array; one that is not hex digits is left out."""
     keys = [k for k in ",".join(texts).split(",") if k]
     if set(map(len, keys)) - {16}:  # not as etl writes them: one at a time
-        return np.array([int(k, 16) for k in keys], np.uint64)
-    raw = bytes.fromhex("".join(keys))
+        return np.array([int(k, 16) for k in keys if _HEX.fullmatch(k) and len(k) <= 16], np.uint64)
+    raw = _from_hex("".join(keys), 16)
     return np.frombuffer(raw, dtype=">u8").astype(np.uint64) if raw else np.zeros(0, np.uint64)
+
+
+_HEX = re.compile(r"[0-9a-fA-F]+")
+
+
+def _from_hex(text: str, width: int) -> bytes:
+    """TEXT, keys of WIDTH hex digits run together, as bytes; those that are not hex digits
+    left out (bytes.fromhex skips whitespace: a key of spaces would shift every key after it)."""
+    try:
+        raw = bytes.fromhex(text)
+        if 2 * len(raw) == len(text):
+            return raw
+    except ValueError:
+        pass
+    return b"".join(bytes.fromhex(k) for k in (text[i:i + width] for i in range(0, len(text), width))
+                    if len(k) == width and _HEX.fullmatch(k))
 
 
 def payload_part(name: str, h1: np.ndarray, present: np.ndarray) -> np.ndarray:
