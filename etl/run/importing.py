@@ -28,7 +28,7 @@ import pyarrow as arrow
 
 from etl import logs
 from etl.errors import EtlError, no_room
-from etl.heap import give_back_memory
+from etl.heap import arrow_pool, give_back_memory
 from etl.ledger.entries import Entry
 from etl.ledger.fencing import Fences
 from etl.ledger.identity import Identities
@@ -440,9 +440,10 @@ def import_files(
         # a file named through a link is kept by its real path: the link's name is kept too, as
         # the report names the row (`etl resolve latest.csv:ROW`, Lookups.at)
         journal.set_meta(f"{LINK}{named}\t{os.path.realpath(named)}", record.started_at)
-    # the system allocator gives freed chunks back; Arrow's default (mimalloc) keeps ~20% more
+    # Arrow's buffers in jemalloc (etl.heap.arrow_pool): a chunk reuses the memory the one before
+    # freed; Arrow's default (mimalloc) keeps ~20% more
     previous = arrow.default_memory_pool()
-    arrow.set_memory_pool(arrow.system_memory_pool())
+    arrow.set_memory_pool(arrow_pool())
     try:
         return _import(inputs, record, journal, poster, importer, progress)
     except BaseException as exc:
