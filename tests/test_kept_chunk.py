@@ -83,3 +83,38 @@ def test_a_journal_written_between_the_passes_is_read_again_not_taken_from_the_f
     assert [lines[n]["outcome"] for n in range(2, 62)] == ["skipped"] * 50 + ["created"] * 10
     assert {n: int(lines[n]["id"]) for n in (45, 46)} == swapped
     assert f"(Id {swapped[45]})" in lines[45]["errors"]
+
+
+def test_keys_kept_of_other_chunks_are_made_again_not_misread(etl, sandbox, tmp_path, monkeypatch):  # noqa: F811
+    """The keys a night keeps are of its chunks: a release that reads the file in chunks of
+    another size (this one's are smaller than the one's before) finds them not to fit, keys the
+    file again, and posts nothing twice; every line is there once, in file order."""
+    from dataclasses import dataclass
+
+    from etl.read import reading
+
+    @dataclass(frozen=True)
+    class OtherChunks(SmallChunks):
+        chunk_rows: int = 64
+        block_bytes: int = 2048
+
+    path = tmp_path / "history.csv"
+    history(path, 200)  # identical rows among them
+
+    def night(limit: int | None, options: type) -> tuple[int, list[dict[str, str]]]:
+        monkeypatch.setattr(reading, "ReadOptions", options)
+        more = ("--daily-limit", str(limit)) if limit else ()
+        run = etl("import", path, "--api-url", sandbox.url, "--token", TOKEN, "--rate", "1000",
+                  "--no-check-credits", *more, env=NO_ENV)
+        return run.code, run.report()
+
+    for limit, options, created, skipped in ((60, SmallChunks, 60, 0), (130, OtherChunks, 70, 60),
+                                             (None, SmallChunks, 70, 130)):
+        code, report = night(limit, options)
+        assert code == (4 if limit else 0)
+        assert [int(r["row"]) for r in report] == list(range(2, 202))
+        assert Counter(r["outcome"] for r in report) == +Counter(
+            {"created": created, "skipped": skipped, "not_attempted": 200 - created - skipped})
+    records = sandbox.store.records()
+    assert len(records) == 200
+    assert len({r["Id"] for r in records}) == 200
