@@ -12,6 +12,7 @@ platform), which the OS drops when the process dies, however it dies.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -80,6 +81,7 @@ class Journal(Lookups):
             self._lock.release()
             raise
         self._mutex = threading.Lock()
+        self._checkpointing: threading.Thread | None = None
 
     # opening
 
@@ -245,7 +247,24 @@ class Journal(Lookups):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def checkpoint_soon(self) -> None:
+        """The journal's write-ahead log copied into the journal by a thread of its own (SQLite),
+        while the run does what is left without it (its report's lines joined): the journal's
+        closing, which would do it, is then quick. A night of a journal of 100,000 rows writes
+        some 300 pages there for ten rows posted (a page of each of their indexes)."""
+        if self.url or self._checkpointing is not None:
+            return
+
+        def work() -> None:
+            with contextlib.suppress(*backends.Error), self._mutex:
+                self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+        self._checkpointing = threading.Thread(target=work, name="checkpoint", daemon=True)
+        self._checkpointing.start()
+
     def close(self) -> None:
+        if self._checkpointing is not None:
+            self._checkpointing.join()
         try:
             with self._mutex:
                 created = self.count("created")
