@@ -42,8 +42,12 @@ def test_every_post_504_then_created_no_systemid_cut_descriptions_local_times(et
                     description_max=6, created_on_offset=-8)
     rows = scenario_rows(credits)
     with Sandbox(faults=faults, tokens=(TOKEN,)) as box:
+        # paced so that records are made while the rows are still being sent (the API allows
+        # one POST a second): Ids are seen to rise only from a credit's listing read twice
+        # with records new in between; 120 POSTs in less than the 0.3 s a record takes would
+        # show every listing empty until the last, and every row would stay in doubt
         run = etl("import", write(tmp_path, "a.csv", *rows), "--api-url", box.url, "--token", TOKEN,
-                  "--rate", "1000", "--concurrency", "4", "--timeout", "0.5", "--gateway-settle", "1",
+                  "--rate", "100", "--concurrency", "4", "--timeout", "0.5", "--gateway-settle", "1",
                   "--max-errors", "1000", env=NO_ENV)
         records = box.store.records()
         assert box.stats.faults["gateway_timeout_late"] == len(rows)  # not one POST answered 200
