@@ -15,6 +15,7 @@ import pyarrow as arrow
 import pyarrow.compute as pc
 
 from etl.ledger.entries import _SELECT, CONTENT_OF, OWN_CONTENT, ROW_COLUMNS, Entry
+from etl.ledger.rowkeys import hex_pairs
 
 #: the journal's note that every row has its payload keys (`Lookups.key_columns`)
 _EVERY_ROW_KEYED = "every_row_keyed"
@@ -217,23 +218,16 @@ class Lookups:
                 f"AND {OWN_CONTENT}", (_UNIT, source, first, last)).fetchone()
         if not n:
             return CreatedLines.none()
-        if len(contents) != 32 * n or times.count(_UNIT) != n - 1:
+        if times.count(_UNIT) != n - 1:
             return None
-        try:
-            raw = bytes.fromhex(contents)
-        except ValueError:
-            return None
-        if len(raw) != 16 * n:  # fromhex skips whitespace: a key of spaces would shift the rest
-            return None
-        lanes = np.frombuffer(raw, ">u8").astype(np.uint64).reshape(-1, 2)
         numbers = _split(rows, ",")
         record_ids = _split(ids, ",")
         if len(numbers) != n or len(record_ids) != n:
             return None
         record_ids = pc.if_else(pc.equal(record_ids, ""), arrow.scalar(None, arrow.string()), record_ids)
         try:
-            return CreatedLines(_whole(numbers), lanes[:, 0].copy(), lanes[:, 1].copy(),
-                                _whole(record_ids, missing=-1), _split(times, _UNIT))
+            k1, k2 = hex_pairs([contents], count=n)
+            return CreatedLines(_whole(numbers), k1, k2, _whole(record_ids, missing=-1), _split(times, _UNIT))
         except ValueError:
             return None
 

@@ -271,11 +271,15 @@ def key_hex(k1: np.ndarray, k2: np.ndarray, at: int) -> str:
     return f"{int(k1[at]):016x}{int(k2[at]):016x}"
 
 
-def hex_pairs(keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def hex_pairs(keys: Sequence[str], count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Keys as the journal keeps them (32 hex digits), back in two lanes; a key that is not 32
-    hex digits (a journal edited by hand) is left out, never read shifted onto the next."""
+    hex digits (a journal edited by hand) is left out, never read shifted onto the next. COUNT:
+    the keys there must be, each as etl writes it (else ValueError: a column of keys read beside
+    others, whose rows would no longer line up)."""
     text = "".join(keys)
     raw = _from_hex(text, 32)
+    if count is not None and (len(text) != 32 * count or len(raw) != 16 * count):
+        raise ValueError("not every key is 32 hex digits")
     both = np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(-1, 2) if raw else \
         np.zeros((0, 2), np.uint64)
     return both[:, 0].copy(), both[:, 1].copy()

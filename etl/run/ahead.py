@@ -126,7 +126,6 @@ class WritingAhead(ImporterBase):
         ahead = self.ahead
         assert ahead is not None
         self.ahead = None
-        self.journal.checkpoint_soon()  # nothing more is sent: meanwhile, the journal's log
         self._segment_join(ahead, writer, progress)
 
     def _ahead_drop(self) -> None:

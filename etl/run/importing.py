@@ -169,6 +169,7 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
                     numbers[index] += 1
                     if self.ahead is not None and ordinal == self.ahead.start:
                         if self.stopper.is_set():  # the lines after are those written ahead
+                            self.journal.checkpoint_soon()  # nothing more is sent: its log, meanwhile
                             self._ahead_join(writer, progress)
                             break
                         self._ahead_drop()  # rows meant to be sent were not: the quota is not spent
