@@ -1,7 +1,7 @@
-"""A migration night's report lines after tonight's quota are written by the first pass (the
-posting pass never reads those chunks again): the report, errors.csv and the counts are the
-same as if every line had been written in turn, and a posting pass that finds the quota not
-spent when it reaches them carries on itself."""
+"""A migration night's report lines after tonight's quota, and those of chunks created on the
+nights before (written by the first pass): the report, errors.csv and the counts are the same as
+if every line had been written in turn, and a posting pass that finds the quota not spent where
+the first pass counted on it carries on itself."""
 
 from __future__ import annotations
 
@@ -69,9 +69,9 @@ def test_the_lines_after_the_quota_are_every_line_in_turn(etl, sandbox, tmp_path
 
 def test_a_quota_the_first_pass_counted_on_but_not_spent_is_spent_further_on(etl, sandbox, tmp_path):  # noqa: F811
     """The first pass counts rows 1 to 20 as to send (the journal's keys of rows 1 to 10 are
-    wrong), so the lines after the first chunk are written ahead; the posting pass finds rows 1
-    to 10 created before (looked up before sending), sends 11 to 20, and, its quota not spent
-    at the first chunk's end, goes on to the next chunk itself."""
+    wrong), so it counts on the quota being spent in the first chunk; the posting pass finds
+    rows 1 to 10 created before (looked up before sending), sends 11 to 20, and, its quota not
+    spent at the first chunk's end, goes on to the next chunk itself."""
     path = tmp_path / "history.csv"
     bad = set(range(20, 60_000))  # the first chunk: 20 valid rows, then invalid ones
     history(path, bad)

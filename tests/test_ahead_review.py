@@ -1,5 +1,5 @@
-"""Review of the lines written ahead (tests/test_ahead.py): cases where the first pass's lines
-after tonight's quota are not what the posting pass would have written."""
+"""Review of the lines after tonight's quota (tests/test_ahead.py): cases where a line the first
+pass could have written is not what the posting pass writes."""
 
 from __future__ import annotations
 
@@ -49,9 +49,9 @@ def test_a_later_files_rows_sent_tonight_from_an_earlier_file_are_skipped(etl, s
 
 
 def test_a_run_stopped_at_once_leaves_no_lines_written_ahead(sandbox, tmp_path):  # noqa: F811
-    """Ctrl-C twice stops a run at once (os._exit), here while it paces its first POSTs: the
-    lines the first pass wrote ahead were in files without a name, and nothing of them is left
-    in the run's folder."""
+    """Ctrl-C twice stops a run at once (os._exit), here while it paces its first POSTs: lines
+    written before the report's own (etl.run.ahead) are in files without a name, and nothing of
+    them, nor any other file of lines written ahead, is left in the run's folder."""
     import os
     import signal
     import subprocess
@@ -70,7 +70,7 @@ def test_a_run_stopped_at_once_leaves_no_lines_written_ahead(sandbox, tmp_path):
         cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while sandbox.stats.posts < 1 and time.monotonic() < deadline and child.poll() is None:
-        time.sleep(0.05)  # the first pass has written ahead; the posting pass paces its POSTs
+        time.sleep(0.05)  # the first pass is done; the posting pass paces its POSTs
     child.send_signal(signal.SIGINT)
     time.sleep(0.2)
     child.send_signal(signal.SIGINT)

@@ -249,7 +249,7 @@ class Journal(Lookups):
 
     def checkpoint_soon(self) -> None:
         """The journal's write-ahead log copied into the journal by a thread of its own (SQLite),
-        while the run does what is left without it (its report's lines joined): the journal's
+        while the run does what is left without it (the report's lines written): the journal's
         closing, which would do it, is then quick. A night of a journal of 100,000 rows writes
         some 300 pages there for ten rows posted (a page of each of their indexes)."""
         if self.url or self._checkpointing is not None:

@@ -249,7 +249,6 @@ class FirstPass(ImporterBase):
         quota = posts_left(self.journal, self.poster.daily_limit)
         self._reach = quota + 50
         self._collected = 0
-        self._ahead_from(quota)
         self._chunks_read = 0
         # the next chunk is read (Arrow lets go of the GIL) while this one is checked, as the dry
         # run does
@@ -286,8 +285,8 @@ class FirstPass(ImporterBase):
     def _first_chunk(self, identities: Identities, index: int, number: int, chunk: RawChunk
                      ) -> list[tuple[int, _Fresh]]:
         """One chunk of the first pass: checked, keyed (its keys kept for the night after),
-        looked up in the journal, sampled, its rows to send counted (written ahead after the
-        quota); the rows the journal does not know, for the checks at the end."""
+        looked up in the journal, its rows to send sampled, its lines written if they are final
+        (etl.run.ahead); the rows the journal does not know, for the checks at the end."""
         table = self.inputs.tables[index]
         give_back_memory()  # what the chunk before freed: the next one is not piled on top
         texts, valid = self.validator.verdicts(chunk, self.inputs.columns[index])
@@ -321,18 +320,13 @@ class FirstPass(ImporterBase):
                 self._collect(to_send)
             self.samples.setdefault(index, _Sample()).take(to_send.positions, to_send.rows_at)
         self._chunks_read += 1
-        if self._ahead_chunk(identities, index, chunk, texts, keyed, rows, known,
-                             np.array([r.position for r in sending], np.int64) if keyed is None
-                             else to_send.positions):
-            for kept_for in (self._checked, self._keys, self._candidates):
-                kept_for.pop((index, number), None)  # not read again tonight
-        elif self._written_first(identities, index, chunk, texts, keyed):
+        if self._written_first(identities, index, chunk, texts, keyed):
             # its keys are read past, and its verdicts kept (a bit a row) for a file that turns
             # out to have identical rows: its rows of them are identified then (_pass_over)
             self._candidates.pop((index, number), None)
         elif self._chunks_read == len(self._kept_chunks) + 1 and len(self._kept_chunks) < KEPT_CHUNKS:
             # the run's first chunk, which the posting pass plans again (it holds rows to send):
-            # kept, so it is not read again (the chunks after are read, or written ahead)
+            # kept, so it is not read again (the chunks after are read again)
             self._kept_chunks.append((index, chunk))
         if known or (keyed is not None and keyed.here is not None):  # this journal has been
             # importing this file: the file is its own

@@ -74,12 +74,7 @@ class ImporterBase:
     _reach: int  # rows the quota may send tonight, and a few (the account checks collect twice that)
     _collected: int  # rows to send the first pass collected for the account checks
     _verdicts_given: int  # rows given the account checks' verdicts with their chunk's plan
-    ahead: Any  # etl.run.lines._Ahead | None: the lines the first pass wrote ahead
     _segments: dict[int, Any]  # etl.run.lines._Ahead: chunks whose lines the first pass wrote
-    _ahead_quota: int | None
-    _ahead_seen: int
-    _ahead_sent: list[tuple[np.ndarray, np.ndarray]] | None
-    _ahead_file: int
 
     if TYPE_CHECKING:  # one part's methods another calls (the type checker's view only)
         def _identify(self, identities: Identities, index: int, chunk: RawChunk, valid: np.ndarray,
@@ -110,14 +105,8 @@ class ImporterBase:
 
         def _keep(self, rows: list[Row]) -> None: ...
 
-        def _ahead_from(self, quota: int) -> None: ...
-
         def _written_first(self, identities: Identities, index: int, chunk: RawChunk,
                            texts: dict[int, str], keyed: _Keyed | None) -> bool: ...
-
-        def _ahead_chunk(self, identities: Identities, index: int, chunk: RawChunk,
-                         texts: dict[int, str], keyed: _Keyed | None, rows: list[Row],
-                         known: dict[str, Entry], sending: np.ndarray) -> bool: ...
 
         def _send(self, row: Row, learn: bool = True, reason: str = "sent") -> Done: ...
 

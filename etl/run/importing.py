@@ -126,15 +126,9 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         self._candidates: dict[tuple[int, int], np.ndarray] = {}
         self._caches: dict[int, KeyCache] = {}
         self._repeated: dict[int, np.ndarray] = {}  # per file, the contents it has more than once
-        self.ahead: _Ahead | None = None  # the lines the first pass wrote ahead
         #: chunks (by their ordinal in the run) whose lines the first pass wrote, as segments of
         #: chunks in a row (etl.run.ahead.WritingAhead._written_first)
         self._segments: dict[int, _Ahead] = {}
-        self._ahead_quota: int | None = None
-        self._ahead_seen = 0
-        #: the content and payload keys of the rows to send up to the quota (None: not all known)
-        self._ahead_sent: list[tuple[np.ndarray, np.ndarray]] | None = []
-        self._ahead_file = -1  # the file of the chunk the quota ends in
         self._chunks_read = 0
         self._reach = self._collected = self._verdicts_given = 0
         self.account: AccountChecks | None = for_client(
@@ -153,6 +147,7 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         numbers: Counter[int] = Counter()
         chunks: Iterator[tuple[int, RawChunk]] = self.inputs.chunks()
         kept, self._kept_chunks = self._kept_chunks, []
+        checkpointed = False
         if kept:  # the first chunks as the first pass read them; the rest read again
             chunks = itertools.chain(kept, itertools.islice(chunks, len(kept), None))
         try:
@@ -167,12 +162,9 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
                         if ordinal == segment.start:
                             self._segment_join(segment, writer, progress)
                     numbers[index] += 1
-                    if self.ahead is not None and ordinal == self.ahead.start:
-                        if self.stopper.is_set():  # the lines after are those written ahead
-                            self.journal.checkpoint_soon()  # nothing more is sent: its log, meanwhile
-                            self._ahead_join(writer, progress)
-                            break
-                        self._ahead_drop()  # rows meant to be sent were not: the quota is not spent
+                    if not checkpointed and self.stopper.is_set():
+                        checkpointed = True  # nothing more is sent: the journal's log, meanwhile
+                        self.journal.checkpoint_soon()
         finally:
             self._files_done()
         if self.account is not None and self.account.lazy:  # and those looked up while sending

@@ -21,7 +21,8 @@ from etl.run.night import Night
 
 @dataclasses.dataclass
 class _Ahead:
-    """The lines the first pass wrote ahead: from the chunk after the START-th of the run on."""
+    """Lines the first pass wrote ahead of the posting pass (a segment of chunks in a row, from
+    the START-th chunk of the run on)."""
 
     start: int
     writer: ReportWriter
