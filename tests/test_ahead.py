@@ -133,3 +133,34 @@ def test_chunks_of_rows_created_before_are_written_by_the_first_pass(etl, sandbo
         assert leftovers(tmp_path) == []
     assert run.code == 1  # the invalid rows
     assert counts == {"invalid": len(bad), "skipped": len(valid)}
+
+
+def test_rows_after_the_quota_the_journal_knows_from_another_file_say_so(etl, sandbox, tmp_path):  # noqa: F811
+    """The posting pass, stopped at the quota, plans the chunks after it from their verdicts
+    alone only where the journal knows nothing of their rows: rows after the quota created
+    before from another file are still reported skipped, with that file's row, never
+    not_attempted (which would send them again on a later night)."""
+    a = tmp_path / "a.csv"
+    with a.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["CoworkerBookingCreditId", "CreditUsed", "Description"])
+        w.writerows([str(11 + i % 5), f"{1 + i}.25", f"Room #{i}"] for i in range(20))
+    first = night(etl, sandbox, a, 10)
+    assert first.code == 4, first.output
+    b = tmp_path / "b.csv"
+    filler = 100_000  # the quota ends in the first chunk; A's rows come in the last
+    with b.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["CoworkerBookingCreditId", "CreditUsed", "Description"])
+        w.writerows([str(11 + i % 5), f"{1 + i % 40}.25", f"Desk #{i}"] for i in range(filler))
+        w.writerows([str(11 + i % 5), f"{1 + i}.25", f"Room #{i}"] for i in range(12))
+    second = night(etl, sandbox, b, 20)
+    assert second.code == 4, second.output
+    report = second.report()
+    assert [r["outcome"] for r in report[:10]] == ["created"] * 10
+    assert {r["outcome"] for r in report[10:filler]} == {"not_attempted"}
+    tail = report[filler:]
+    assert [r["outcome"] for r in tail] == ["skipped"] * 10 + ["not_attempted"] * 2, tail
+    for i, line in enumerate(tail[:10]):
+        assert line["errors"].startswith(f"note: already created from {a} row {i + 2} on "), line
+    assert len(sandbox.store.records()) == 20

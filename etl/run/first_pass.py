@@ -297,6 +297,8 @@ class FirstPass(ImporterBase):
         keyed = self._keyed(identities, index, chunk, valid, kept)
         if keyed is not None:  # the posting pass keys the rows by these again
             self._candidates[(index, number)] = keyed.positions[keyed.candidate]
+            if keyed.here is None and not (keyed.exact.any() or keyed.known.any() or keyed.candidate.any()):
+                self._untouched_chunks.add((index, number))
             kept_keys = (keyed.k1, keyed.k2, keyed.payloads, keyed.occurrences)
             if cache is None:
                 self._keys[(index, number)] = kept_keys

@@ -4,6 +4,7 @@ and the methods one part calls on another, declared for the type checker only.""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -67,6 +68,7 @@ class ImporterBase:
     _checked: dict[tuple[int, int], tuple[dict[int, str], np.ndarray, int]]
     _keys: dict[tuple[int, int], tuple[np.ndarray, ...]]
     _candidates: dict[tuple[int, int], np.ndarray]
+    _untouched_chunks: set[tuple[int, int]]
     _caches: dict[int, KeyCache]
     _repeated: dict[int, np.ndarray]
     account: AccountChecks | None
@@ -101,7 +103,8 @@ class ImporterBase:
 
         def _plan_of(self, identities: Identities, index: int, chunk: RawChunk, texts: dict[int, str],
                      keyed: _Keyed | None, rows: list[Row], problems: list[tuple[int, str]],
-                     known: dict[str, Entry], send: bool = True) -> Plan: ...
+                     known: dict[str, Entry], send: bool = True, plain: np.ndarray | None = None
+                     ) -> Plan: ...
 
         def _keep(self, rows: list[Row]) -> None: ...
 
@@ -111,6 +114,13 @@ class ImporterBase:
         def _send(self, row: Row, learn: bool = True, reason: str = "sent") -> Done: ...
 
         def storage(self) -> Storage: ...
+
+    def _real_path(self, path: str) -> str:
+        """A file's real path, as the journal keeps its rows' files (found once a run)."""
+        real = self._real.get(path)
+        if real is None:
+            real = self._real[path] = os.path.realpath(path)
+        return real
 
     def _files_done(self) -> None:
         """The rows seen of the files this pass read, let go (their temporary files removed)."""

@@ -124,6 +124,9 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         self._keys: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
         #: the first pass's rows whose payload the journal may have created, by (file, chunk)
         self._candidates: dict[tuple[int, int], np.ndarray] = {}
+        #: the first pass's chunks whose valid rows the journal knew nothing of (Importer._untouched)
+        self._untouched_chunks: set[tuple[int, int]] = set()
+        self._sent_from: set[int] = set()  # files the posting pass sent rows from
         self._caches: dict[int, KeyCache] = {}
         self._repeated: dict[int, np.ndarray] = {}  # per file, the contents it has more than once
         #: chunks (by their ordinal in the run) whose lines the first pass wrote, as segments of
@@ -201,6 +204,10 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
                 "not_created": tally.get("failed", 0), "in_doubt": tally.get("in_doubt", 0)}
 
     def _plan(self, identities: Identities, index: int, number: int, chunk: RawChunk) -> Plan:
+        if self._untouched(index, number, len(chunk)):  # reached stopped: nothing to look up
+            texts, valid = self._verdicts(index, number, chunk)
+            return self._plan_of(identities, index, chunk, texts, None, [], [], {}, send=False,
+                                 plain=np.flatnonzero(valid))
         texts, valid = self._verdicts(index, number, chunk)
         keyed = self._keyed(identities, index, chunk, valid, self._kept_keys(index, number, valid),
                             candidates=self._candidates.pop((index, number), None))
@@ -223,6 +230,36 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
             kept = cache.next(valid) if cache.found else None
         return kept
 
+    def _keys_passed(self, index: int, number: int, rows: int) -> bool:
+        """The keys the first pass made of a chunk of ROWS rows, passed over (the next chunk's
+        are read next); False where they were not kept (the chunk is to be keyed)."""
+        if self._keys.pop((index, number), None) is not None:
+            return True
+        cache = self._caches.get(index)
+        if cache is None:
+            return False
+        if number == 0:  # the keys the first pass kept, read back
+            cache = self._caches[index] = KeyCache(os.path.dirname(cache.path),
+                                                   os.path.basename(cache.path))
+        return cache.skip(rows)
+
+    def _untouched(self, index: int, number: int, rows: int) -> bool:
+        """Whether the posting pass, stopped, can plan a chunk from its verdicts alone: the
+        first pass found that the journal knows nothing of its valid rows (no content, no
+        payload, no row created from its lines: `_Keyed.plain`), the journal has not changed
+        for this file since (no row was sent tonight from another file: its rows may be this
+        one's), and the keys of the chunk were passed over (else it is keyed, so the file's
+        identical rows are numbered with the rest)."""
+        if not self.stopper.is_set() or (index, number) not in self._untouched_chunks:
+            return False
+        if self._sent_from - {index}:
+            return False
+        self._untouched_chunks.discard((index, number))
+        if not self._keys_passed(index, number, rows):
+            return False
+        self._candidates.pop((index, number), None)
+        return True
+
     def _pass_over(self, identities: Identities, index: int, number: int, chunk: RawChunk) -> None:
         """A chunk whose lines the first pass wrote: the keys it kept of it, read past. Where
         they were not kept, the chunk is keyed all the same: the file's identical rows are
@@ -233,17 +270,9 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         row of their content would take it (and be skipped, never sent)."""
         self._candidates.pop((index, number), None)
         repeated = self._repeated.get(index)
-        if repeated is None or not len(repeated):
-            kept = self._keys.pop((index, number), None) is not None
-            cache = self._caches.get(index)
-            if not kept and cache is not None:
-                if number == 0:  # the keys the first pass kept, read back
-                    cache = self._caches[index] = KeyCache(os.path.dirname(cache.path),
-                                                           os.path.basename(cache.path))
-                kept = cache.skip(len(chunk))
-            if kept:
-                self._checked.pop((index, number), None)
-                return
+        if (repeated is None or not len(repeated)) and self._keys_passed(index, number, len(chunk)):
+            self._checked.pop((index, number), None)
+            return
         _, valid = self._verdicts(index, number, chunk)
         keyed = self._keyed(identities, index, chunk, valid, self._kept_keys(index, number, valid))
         if keyed is not None and keyed.exact.any():  # as _keyed_rows identifies them
@@ -253,16 +282,19 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
 
     def _plan_of(self, identities: Identities, index: int, chunk: RawChunk, texts: dict[int, str],
                  keyed: _Keyed | None, rows: list[Row], problems: list[tuple[int, str]],
-                 known: dict[str, Entry], send: bool = True) -> Plan:
+                 known: dict[str, Entry], send: bool = True, plain: np.ndarray | None = None) -> Plan:
         """A chunk's plan from its verdicts (TEXTS: the invalid rows'), its rows and what the
         journal knows of them. Not SEND: the plan of a chunk the run reaches stopped (nothing
-        of it is sent)."""
+        of it is sent). PLAIN: without KEYED, the positions of the rows the journal knows
+        nothing of."""
         facts = np.full(len(chunk), _UNDECIDED, dtype=object)
         kinds = np.zeros(len(chunk), np.int64)  # which rows share their facts (RowFacts)
         if keyed is not None:
             plain = keyed.plain()
+        if plain is not None:
             facts[plain] = _NEW
             kinds[plain] = 1
+        if keyed is not None:
             if keyed.here is not None:
                 facts[keyed.here.positions] = CREATED_HERE
                 kinds[keyed.here.positions] = 2
@@ -313,9 +345,7 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
     def _known_facts(self, r: Row, entry: Entry) -> Facts:
         """The facts of a row the journal decided before: where it was created from and, under
         --key, how its values differ from what was sent then."""
-        real = self._real.get(r.source)
-        if real is None:
-            real = self._real[r.source] = os.path.realpath(r.source)
+        real = self._real_path(r.source)
         changed: tuple[str, ...] = ()
         if self.settings.key and entry.state == Outcome.CREATED.value \
                 and r.payload_hash != entry.payload_hash:
@@ -377,6 +407,8 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
                     sent.append(done.row)
                 if progress is not None:
                     progress(1, self.record.counts)
+            if sent:
+                self._sent_from.add(index)
             self._batch_reconcile(p, sent)
             lines.said(start, end, bool(sent))
             if progress is not None:

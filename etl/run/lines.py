@@ -4,7 +4,6 @@ written in blocks; and the lines the first pass writes ahead (etl.run.ahead)."""
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections import Counter
 from typing import Any
 
@@ -42,7 +41,7 @@ class _Lines:
         self.night, self.counts = importer.night, importer.record.counts
         self.writer, self.chunk, self.p = writer, chunk, p
         self.path = importer.inputs.tables[index].path
-        self.where = os.path.realpath(self.path)  # as the journal keeps its rows' files
+        self.where = importer._real_path(self.path)  # as the journal keeps its rows' files
         self.own = importer.inputs.own_cells(index, chunk)
         self.pending: list[tuple[int, int, list[tuple[Said, int]]]] = []  # said, not yet written
 
