@@ -287,28 +287,13 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         journal knows of them. Not SEND: the plan of a chunk the run reaches stopped (nothing
         of it is sent). PLAIN: without KEYED, the positions of the rows the journal knows
         nothing of."""
-        facts = np.full(len(chunk), _UNDECIDED, dtype=object)
-        kinds = np.zeros(len(chunk), np.int64)  # which rows share their facts (RowFacts)
+        here = keyed.here if keyed is not None else None
         if keyed is not None:
             plain = keyed.plain()
-        if plain is not None:
-            facts[plain] = _NEW
-            kinds[plain] = 1
-        if keyed is not None:
-            if keyed.here is not None:
-                facts[keyed.here.positions] = CREATED_HERE
-                kinds[keyed.here.positions] = 2
-        for q, text in texts.items():
-            facts[q] = Facts(problem=text)
-        for pos, problem in problems:
-            facts[pos] = Facts(problem=problem)
-        own = np.fromiter(itertools.chain(texts, (pos for pos, _ in problems)), np.int64)
-        kinds[own] = -1 - own
-        p = Plan(RowFacts(facts.tolist(), kinds), here=keyed.here if keyed is not None else None)
-        if keyed is not None:
-            if send and not self.stopper.is_set():
-                p.plain = plain
-                p.build = self._plain_rows(identities, index, chunk, keyed, keep=True, plan=p)
+        p = Plan(_facts(len(chunk), plain, here, texts, problems), here=here)
+        if keyed is not None and send and not self.stopper.is_set():
+            p.plain = plain
+            p.build = self._plain_rows(identities, index, chunk, keyed, keep=True, plan=p)
         for r in rows:
             if self._decide(p, r, known.get(r.identity)) and send:
                 p.to_send.append(r)
@@ -437,6 +422,28 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         elif outcome is Outcome.CREATED:
             self.streak.clear()
         return True
+
+
+def _facts(n: int, plain: np.ndarray | None, here: Here | None, texts: dict[int, str],
+           problems: list[tuple[int, str]]) -> RowFacts:
+    """The facts of a chunk's N rows known before the journal is asked of any: the rows it
+    knows nothing of (PLAIN) to send, those created from their very line (HERE), the invalid
+    ones (TEXTS) and those with a problem of their own; the rest undecided."""
+    facts = np.full(n, _UNDECIDED, dtype=object)
+    kinds = np.zeros(n, np.int64)  # which rows share their facts (RowFacts)
+    if plain is not None:
+        facts[plain] = _NEW
+        kinds[plain] = 1
+    if here is not None:
+        facts[here.positions] = CREATED_HERE
+        kinds[here.positions] = 2
+    for q, text in texts.items():
+        facts[q] = Facts(problem=text)
+    for pos, problem in problems:
+        facts[pos] = Facts(problem=problem)
+    own = np.fromiter(itertools.chain(texts, (pos for pos, _ in problems)), np.int64)
+    kinds[own] = -1 - own
+    return RowFacts(facts.tolist(), kinds)
 
 
 #: rows of a chunk sent alone, at most, to learn from the first one created (etl.run.sending)
