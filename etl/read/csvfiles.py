@@ -8,6 +8,7 @@ import io
 import itertools
 import os
 import re
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -31,6 +32,7 @@ from etl.read.reading import (
     _gather,
     _not_text,
     _RowTooLong,
+    digest,
 )
 
 # --- CSV -------------------------------------------------------------------------------------
@@ -135,17 +137,25 @@ def _lines(text: io.TextIOBase, consumed: list[str]) -> Iterator[str]:
         yield line
 
 
+#: where the system names each open file of the process (Linux), else None
+_PROC_FD = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else None
+
+
 class CsvTable(Table):
     kind = "csv"
 
     def __init__(self, path: str, options: ReadOptions) -> None:
         self.path = path
         self.options = options
-        self.size = os.path.getsize(path)
         self.notes: list[str] = []
         try:
-            with open(path, "rb") as f:
-                head = f.read(4096)
+            # the file as opened, held: read again later (a night's posting pass), it is what was
+            # read first even once its name is another file's (an export written anew and moved
+            # into place) or no file's (moved into an archive)
+            self._held = open(path, "rb")  # noqa: SIM115 - closed with the table (or the process)
+            weakref.finalize(self, self._held.close)
+            self.size = os.fstat(self._held.fileno()).st_size
+            head = os.pread(self._held.fileno(), 4096, 0)
             what = encodings.binary_kind(head)
             if what is not None:
                 raise FileProblem(path, f"is {what}")
@@ -182,11 +192,27 @@ class CsvTable(Table):
         if options.sheet is not None:
             self.notes.append(f"{path}: --sheet applies to workbooks only; ignored for this CSV file")
 
+    def _open(self) -> io.BufferedReader:
+        """The file as opened (`_held`), to read (closed by the caller). Where the system names
+        an open file (Linux's /proc/self/fd), opened again: a place in it of its own; elsewhere
+        the held file's descriptor, copied (its place shared: read by one reader at a time)."""
+        fd = self._held.fileno()
+        if _PROC_FD:
+            return open(f"{_PROC_FD}/{fd}", "rb")  # noqa: SIM115 - closed by the caller
+        return open(os.dup(fd), "rb")  # noqa: SIM115 - closed by the caller
+
+    def stamp(self) -> tuple[int, int] | None:
+        st = os.fstat(self._held.fileno())
+        return st.st_size, st.st_mtime_ns
+
+    def digest(self) -> str | None:
+        return digest(f"{_PROC_FD}/{self._held.fileno()}") if _PROC_FD else digest(self.path)
+
     @contextmanager
     def _text(self, errors: str = "strict", start: int | None = None) -> Iterator[io.TextIOWrapper]:
         """The file as text from START (default: after the BOM)."""
         try:
-            raw = open(self.path, "rb")  # noqa: SIM115 - closed below
+            raw = self._open()
         except OSError as exc:
             raise FileProblem(self.path, f"can't be read ({exc.strerror})") from exc
         raw.seek(self.encoding.bom if start is None else start)
@@ -215,7 +241,7 @@ class CsvTable(Table):
 
     def _row_at(self, offset: int) -> int:
         """The spreadsheet row holding the byte at OFFSET (quoted line breaks stay in one row)."""
-        with open(self.path, "rb") as f:
+        with self._open() as f:
             f.seek(self.encoding.bom)
             prefix = f.read(max(0, offset - self.encoding.bom) + 1)
         text = prefix.decode(self.encoding.codec, "replace")
@@ -290,7 +316,7 @@ class CsvTable(Table):
         if self.data_start >= self.size:
             return  # a header and nothing else (maybe not even a final line break)
         codec = self.encoding.codec
-        with open(self.path, "rb") as raw:
+        with self._open() as raw:
             raw.seek(self.data_start)
             counter = _CountingReader(raw, codec)
             counter.done = self.data_start

@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as arrow
 
 from etl import logs
-from etl.errors import EtlError, no_room
+from etl.errors import EtlError, FileProblem, RunAborted, no_room
 from etl.heap import arrow_pool, give_back_memory
 from etl.ledger.entries import Entry
 from etl.ledger.fencing import Fences
@@ -153,9 +153,13 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         checkpointed = False
         if kept:  # the first chunks as the first pass read them; the rest read again
             chunks = itertools.chain(kept, itertools.islice(chunks, len(kept), None))
+        cut: RunAborted | None = None  # a file no longer as read: the report ends before it
         try:
             with ThreadPoolExecutor(workers, thread_name_prefix="post") as pool:
-                for ordinal, (index, chunk) in enumerate(chunks, 1):
+                for ordinal, (index, chunk) in enumerate(_read_again(chunks, len(kept), self.inputs), 1):
+                    if chunk is None:
+                        cut = self._cut(index)
+                        break
                     give_back_memory()
                     segment = self._segments.get(ordinal)
                     if segment is None:
@@ -170,6 +174,8 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
                         self.journal.checkpoint_soon()
         finally:
             self._files_done()
+        if cut is not None:
+            self._written_drop()  # segments after the cut: not in the report
         if self.account is not None and self.account.lazy:  # and those looked up while sending
             self.account.finish()
             self.record.extra["account_checks"] = self.account.summary()
@@ -179,7 +185,7 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         self._final_pass()
         self._report_whole(writer)
         counts = self.record.counts
-        reason = self.stopper.reason
+        reason = cut or self.stopper.reason
         if reason is not None:
             self.record.stopped = str(reason)
         if isinstance(reason, DailyLimitReached):
@@ -187,6 +193,19 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         if isinstance(reason, EtlError):
             return reason.exit_status
         return exit_status(counts)
+
+    def _cut(self, index: int) -> RunAborted:
+        """The posting pass found file INDEX no longer as it was read: nothing more is sent, and
+        the report ends with the lines written (those after can't be read as they were)."""
+        path = self.inputs.tables[index].path
+        written = sum(self.record.counts.values())
+        reason = RunAborted(
+            f"{path} changed while it was being imported (is the export still being written?): "
+            f"nothing more is sent, and the report ends after its first {written} lines (the rows "
+            "after them could not be read again as they were). Run again once it is complete: "
+            "what was created is skipped")
+        self.stopper.stop(reason)
+        return reason
 
     def recover(self) -> None:
         """Rows an earlier run left pending are in doubt; rows in doubt from any file are checked
@@ -422,6 +441,27 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         elif outcome is Outcome.CREATED:
             self.streak.clear()
         return True
+
+
+def _read_again(chunks: Iterator[tuple[int, RawChunk]], kept: int, inputs: Inputs
+                ) -> Iterator[tuple[int, RawChunk | None]]:
+    """The posting pass's chunks: the first KEPT as the first pass read them, the others read
+    again, each checked to read as the file did when it was opened (Inputs.as_read); where one
+    does not (or can no longer be read), (its file, None), and no more."""
+    ordinal = 0
+    while True:
+        try:
+            index, chunk = next(chunks)
+        except StopIteration:
+            return
+        except FileProblem as exc:  # written again while read: the file it names
+            yield next((i for i, t in enumerate(inputs.tables) if t.path == exc.path), 0), None
+            return
+        ordinal += 1
+        if ordinal > kept and not inputs.as_read(index):
+            yield index, None
+            return
+        yield index, chunk
 
 
 def _facts(n: int, plain: np.ndarray | None, here: Here | None, texts: dict[int, str],

@@ -6,6 +6,7 @@ Files are opened and their headers matched before anything is written, so a file
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import queue
@@ -22,7 +23,7 @@ import pyarrow.compute as pc
 from etl import logs
 from etl.errors import FileProblem, UsageProblem
 from etl.outcomes import NEEDS_ACTION, ExitStatus, Outcome, checked, exit_status
-from etl.read.reading import RawChunk, ReadOptions, Table, open_table
+from etl.read.reading import RawChunk, ReadOptions, Table, digest, open_table, stamp
 from etl.report.cells import restore
 from etl.report.reporting import (
     EXCEL,
@@ -68,6 +69,8 @@ class Inputs:
     # contents, once asked to keep (made by a thread of their own: `digests`)
     kept: dict[str, str | None] = field(default_factory=dict)
     _digesting: threading.Event | None = field(default=None, init=False, repr=False)
+    #: files whose stamp changed, read again and found the same: the stamp they had then
+    _verified: dict[str, tuple[int, int] | None] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.stamps:
@@ -123,6 +126,22 @@ class Inputs:
                 continue
             return path
         return None
+
+    def as_read(self, index: int) -> bool:
+        """Whether file INDEX, read again now, reads as it did when it was opened: what its
+        table reads (a CSV file: the very file opened, whatever its name is now) has the same
+        size and modification time, or, touched, the same digest."""
+        table = self.tables[index]
+        was, now = self.stamps.get(table.path), table.stamp()
+        if now is None or was is None or now[0] != was[0]:
+            return now == was
+        if now == was or self._verified.get(table.path) == now:
+            return True
+        kept = self.digests.get(table.path)
+        if kept is None or table.digest() != kept:
+            return False
+        self._verified[table.path] = now  # touched, not changed: not read whole again
+        return True
 
     def unchanged(self, what: str, touched_ok: bool = False) -> None:
         """A FileProblem naming the first file that changed since it was opened, if one did."""
@@ -181,33 +200,6 @@ class Inputs:
                 for n in numbered(self.own_columns)]
 
 
-def stamp(path: str) -> tuple[int, int] | None:
-    """A file's size and modification time (None once it is gone)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime_ns
-
-
-def digest(path: str) -> str | None:
-    """A digest of a file's bytes (None once it is gone): XXH3's 128 bits, made at the speed the
-    bytes are read (SHA-256 took three times as long on a 258 MB file, which a night waits for
-    before it can use the keys kept of it)."""
-    import xxhash
-
-    h = xxhash.xxh3_128()
-    block = bytearray(1 << 22)
-    view = memoryview(block)
-    try:
-        with open(path, "rb", buffering=0) as f:
-            while n := f.readinto(block):
-                h.update(view[:n])
-    except OSError:
-        return None
-    return h.hexdigest()
-
-
 def check_paths(files: list[str], report: str) -> None:
     """The same input twice (after following links) is a mistake, and a report that would
     overwrite an input destroys it: both are refused before anything is read or written."""
@@ -244,9 +236,27 @@ def _writable(report: str) -> None:
         raise UsageProblem(f"--report {report} can't be written by this user; choose another --report")
 
 
+def _room_for(files: int) -> None:
+    """Each CSV file is held open from its opening to the run's end (CsvTable): the process's
+    limit of open files (often 1,024) is raised, within what the system allows, to hold FILES
+    and as many more."""
+    try:
+        import resource
+    except ImportError:  # not on this system: its limit is its own
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 2 * files + 256
+    if soft != resource.RLIM_INFINITY and soft < want:
+        top = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        if top > soft:
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(resource.RLIMIT_NOFILE, (top, hard))
+
+
 def prepare_inputs(
     paths: list[str], resource: Resource, read: ReadOptions, renames: dict[str, str]
 ) -> Inputs:
+    _room_for(len(paths))
     tables = [open_table(p, read) for p in paths]
     columns = []
     for t in tables:
