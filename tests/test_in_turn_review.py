@@ -379,3 +379,30 @@ def test_more_files_than_the_open_file_limit_are_read(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads(done.stdout)
     assert summary["counts"]["valid"] == 1100
+
+
+@pytest.mark.parametrize("reopened", [True, False], ids=["proc-fd", "copied-descriptor"])
+def test_a_csv_file_reads_as_opened_whatever_its_name_holds_later(tmp_path, monkeypatch, reopened):
+    """A CSV table reads the file it opened: moved away and another file written under its name,
+    it still reads the rows it had, whether the system can reopen an open file (Linux's
+    /proc/self/fd) or its descriptor is copied (elsewhere); and it says when the file it holds
+    was written again in place."""
+    from etl.read import csvfiles
+    from etl.read.reading import ReadOptions, open_table
+
+    if not reopened:
+        monkeypatch.setattr(csvfiles, "_PROC_FD", None)
+    path = tmp_path / "history.csv"
+    rows = [[str(11 + i % 5), f"{1 + i % 40}.25", f"Desk #{i}"] for i in range(5000)]
+    write(path, rows)
+    table = open_table(str(path), ReadOptions())
+    first = [c.to_pylist() for chunk in table.chunks() for c in chunk.columns[2:3]]
+    stamp = table.stamp()
+    path.rename(tmp_path / "archived.csv")
+    write(path, [[r[0], r[1], r[2] + " (v2)"] for r in rows])
+    again = [c.to_pylist() for chunk in table.chunks() for c in chunk.columns[2:3]]
+    assert again == first and first[0][0] == "Desk #0"
+    assert table.stamp() == stamp
+    with open(tmp_path / "archived.csv", "a", encoding="utf-8") as f:  # the held file, written to
+        f.write("12,1.25,Desk #5000\n")
+    assert table.stamp() != stamp

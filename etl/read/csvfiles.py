@@ -155,7 +155,7 @@ class CsvTable(Table):
             self._held = open(path, "rb")  # noqa: SIM115 - closed with the table (or the process)
             weakref.finalize(self, self._held.close)
             self.size = os.fstat(self._held.fileno()).st_size
-            head = os.pread(self._held.fileno(), 4096, 0)
+            head = self._held.read(4096)  # every read after seeks where it starts
             what = encodings.binary_kind(head)
             if what is not None:
                 raise FileProblem(path, f"is {what}")
