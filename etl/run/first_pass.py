@@ -291,7 +291,7 @@ class FirstPass(ImporterBase):
         give_back_memory()  # what the chunk before freed: the next one is not piled on top
         texts, valid = self.validator.verdicts(chunk, self.inputs.columns[index])
         # kept for the posting pass, which would otherwise check every row again
-        self._checked[(index, number)] = (texts, np.packbits(valid), len(chunk))
+        self._checked.put((index, number), texts, valid)
         cache = self._key_cache(index) if number == 0 else self._caches.get(index)
         kept = cache.next(valid) if cache is not None and cache.found else None
         keyed = self._keyed(identities, index, chunk, valid, kept)

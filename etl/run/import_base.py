@@ -24,6 +24,7 @@ from etl.post.reconciling import Reconciler
 from etl.read.reading import RawChunk
 from etl.run.checks import AccountChecks
 from etl.run.import_rows import Done, Here, Plan, Row, Settings, Stopper, _FileKeys, _Keyed, _Sample
+from etl.run.kept_verdicts import KeptVerdicts
 from etl.run.night import Night
 from etl.run.pipeline import Inputs, RunRecord
 from etl.validate.resources import Resource
@@ -65,7 +66,7 @@ class ImporterBase:
     _first: bool
     _kept_chunks: list[tuple[int, RawChunk]]
     _here_kept: dict[tuple[int, int, int], tuple[int, np.ndarray, Here, np.ndarray]]
-    _checked: dict[tuple[int, int], tuple[dict[int, str], np.ndarray, int]]
+    _checked: KeptVerdicts
     _keys: dict[tuple[int, int], tuple[np.ndarray, ...]]
     _candidates: dict[tuple[int, int], np.ndarray]
     _untouched_chunks: set[tuple[int, int]]

@@ -29,7 +29,7 @@ import pyarrow as arrow
 from etl import logs
 from etl.errors import EtlError, FileProblem, RunAborted, no_room
 from etl.heap import arrow_pool, give_back_memory
-from etl.ledger.entries import Entry
+from etl.ledger.entries import Entry, state_home
 from etl.ledger.fencing import Fences
 from etl.ledger.identity import Identities
 from etl.ledger.journal import Journal
@@ -63,6 +63,7 @@ from etl.run.import_rows import (
     _ToSend,
     changed_cells,
 )
+from etl.run.kept_verdicts import KeptVerdicts
 from etl.run.keyed_rows import KeyedRows
 from etl.run.lines import _Ahead, _Lines
 from etl.run.night import CREATED_HERE, Night
@@ -119,7 +120,8 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         self._kept_chunks: list[tuple[int, RawChunk]] = []
         self._here_kept: dict[tuple[int, int, int], tuple[int, np.ndarray, Here, np.ndarray]] = {}
         #: the first pass's verdicts, by (file, chunk): the invalid rows' texts, a bit a row
-        self._checked: dict[tuple[int, int], tuple[dict[int, str], np.ndarray, int]] = {}
+        #: (many texts on disk: etl.run.kept_verdicts)
+        self._checked = KeptVerdicts(os.path.join(state_home(), "keys"))
         #: the first pass's keys, by (file, chunk), where no KeyCache keeps them
         self._keys: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
         #: the first pass's rows whose payload the journal may have created, by (file, chunk)
@@ -174,6 +176,7 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
                         self.journal.checkpoint_soon()
         finally:
             self._files_done()
+            self._checked.close()
         if cut is not None:
             self._written_drop()  # segments after the cut: not in the report
         if self.account is not None and self.account.lazy:  # and those looked up while sending
@@ -290,7 +293,7 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         self._candidates.pop((index, number), None)
         repeated = self._repeated.get(index)
         if (repeated is None or not len(repeated)) and self._keys_passed(index, number, len(chunk)):
-            self._checked.pop((index, number), None)
+            self._checked.discard((index, number))
             return
         _, valid = self._verdicts(index, number, chunk)
         keyed = self._keyed(identities, index, chunk, valid, self._kept_keys(index, number, valid))

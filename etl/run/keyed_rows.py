@@ -330,7 +330,7 @@ class KeyedRows(ImporterBase):
     def _verdicts(self, index: int, number: int, chunk: RawChunk) -> tuple[dict[int, str], np.ndarray]:
         """The schema's verdicts on a chunk: the first pass's, kept small (the few invalid rows'
         texts, a bit a row), or made now."""
-        kept = self._checked.pop((index, number), None)
+        kept = self._checked.pop((index, number))
         if kept is not None and kept[2] == len(chunk):
             texts, bits, n = kept
             return texts, np.unpackbits(bits, count=n).astype(bool)
