@@ -57,7 +57,17 @@ class Night:
         ids = kinds if kinds is not None else np.fromiter(map(id, facts), dtype=np.int64, count=n)
         starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
         lengths = np.diff(np.r_[starts, n])
-        runs = [(decide(facts[k]), int(m)) for k, m in zip(starts.tolist(), lengths.tolist(), strict=True)]
+        decided: dict[int, Said] = {}  # by kind: rows of one kind share one Facts, one line
+
+        def said(k: int) -> Said:
+            kind = int(ids[k])
+            if kind < 0:  # facts of its own (RowFacts)
+                return decide(facts[k])
+            if kind not in decided:
+                decided[kind] = decide(facts[k])
+            return decided[kind]
+
+        runs = [(said(k), int(m)) for k, m in zip(starts.tolist(), lengths.tolist(), strict=True)]
         codes = np.array([CODE[s.outcome] for s, _ in runs], dtype=np.uint8)
         first = len(self._codes)
         self._codes.extend(np.repeat(codes, lengths).tobytes())
