@@ -103,3 +103,24 @@ def test_every_package_of_etl_is_declared_for_a_non_editable_install():
     declared = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "etl").rglob("__init__.py")}
     assert found - {"etl.schemas"} <= declared, sorted(found - declared)
+
+
+def test_the_suite_collects_beside_another_installed_tests_package(tmp_path):
+    """Plain pytest, run from another folder, collects the suite even where another
+    distribution installed a top-level `tests` package: the suite's own modules import
+    `tests.*` (45 files failed to collect before tests/ was a package)."""
+    import os
+    import subprocess
+    import sys
+
+    other = tmp_path / "site" / "tests"
+    other.mkdir(parents=True)
+    (other / "__init__.py").write_text('"""Some distribution\'s tests, installed by mistake."""\n')
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    done = subprocess.run([sys.executable, "-c", "import sys, pytest; sys.exit(pytest.main())",
+                           "--collect-only", "-q", "-p", "no:cacheprovider",
+                           str(ROOT / "tests" / "test_ahead.py"),
+                           str(ROOT / "tests" / "test_kept_verdicts.py")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "error" not in done.stdout.lower()
