@@ -55,3 +55,16 @@ def test_a_night_over_a_file_of_many_invalid_rows_reports_every_reason(etl, sand
     assert len(sandbox.store.records()) == 10
     assert leftovers(tmp_path) == []
     assert not list(Path(tmp_path).rglob("verdicts-*"))
+
+
+def test_a_folder_that_cant_be_made_keeps_the_reasons_in_the_systems_temporary_folder(tmp_path):
+    """As the keys of the rows seen do (etl.ledger.rowkeys.scratch_file): a state folder that
+    can't be made (here under a file) is no reason to stop; the reasons go to the system's."""
+    blocker = tmp_path / "state"
+    blocker.write_text("a file where the folder would be")
+    kept = KeptVerdicts(str(blocker / "keys"))
+    many = {p: f"CreditUsed: 'x{p}' is not a number" for p in range(2000)}
+    kept.put((0, 0), many, np.zeros(2000, bool))
+    assert kept.pop((0, 0))[0] == many
+    assert kept.folder != str(blocker / "keys")
+    kept.close()

@@ -500,7 +500,7 @@ class SeenKeys:
 
     def _written(self, pieces: Iterable[_Keys], level: int) -> _Run:
         """A run of the keys of PIECES (sorted, one after another), written to a new file."""
-        file, folder = self._file()
+        file, folder = scratch_file(self.folder, "seen-", "the keys of the rows read so far")
         run = _Run(level, file=file)
         fences: list[tuple[np.ndarray, np.ndarray]] = []
         try:
@@ -522,27 +522,28 @@ class SeenKeys:
         run.f2 = np.concatenate([f for _, f in fences])
         return run
 
-    def _file(self) -> tuple[Any, str]:
-        """A new temporary file, unnamed, in FOLDER (or where that can't be made or written, in
-        the system's temporary folder), and its folder."""
-        system = tempfile.gettempdir()
-        for folder in dict.fromkeys([self.folder or system, system]):
-            try:
-                os.makedirs(folder, exist_ok=True)
-                return tempfile.TemporaryFile(dir=folder, prefix="seen-", buffering=0), folder
-            except OSError as exc:
-                if no_room(exc):
-                    raise _full(exc, folder) from exc
-                if folder == system:
-                    raise
-        raise AssertionError("no folder")
+def scratch_file(folder: str | None, prefix: str, what: str) -> tuple[Any, str]:
+    """A new temporary file, unnamed (gone when closed, or when the process ends, however it
+    ends), unbuffered, in FOLDER (or where that can't be made or written, in the system's
+    temporary folder), and its folder. WHAT it holds names it if the disk is full."""
+    system = tempfile.gettempdir()
+    for place in dict.fromkeys([folder or system, system]):
+        try:
+            os.makedirs(place, exist_ok=True)
+            return tempfile.TemporaryFile(dir=place, prefix=prefix, buffering=0), place
+        except OSError as exc:
+            if no_room(exc):
+                raise _full(exc, place, what) from exc
+            if place == system:
+                raise
+    raise AssertionError("no folder")
 
 
-def _full(exc: OSError, folder: str) -> DiskFull:
-    """No room left on the disk of SeenKeys' runs: the run ends, in so many words."""
-    return DiskFull(f"no room left in {folder} for the keys of the rows read so far "
-                    f"({exc.strerror or exc}); nothing more is sent. Free some space and run it "
-                    "again: the journal says what was done")
+def _full(exc: OSError, folder: str, what: str = "the keys of the rows read so far") -> DiskFull:
+    """No room left on the disk of a run's temporary files (WHAT they hold): the run ends, in so
+    many words."""
+    return DiskFull(f"no room left in {folder} for {what} ({exc.strerror or exc}); nothing more "
+                    "is sent. Free some space and run it again: the journal says what was done")
 
 
 def _close(runs: list[_Run]) -> None:

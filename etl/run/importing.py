@@ -244,26 +244,26 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
     def _kept_keys(self, index: int, number: int, valid: np.ndarray) -> tuple[np.ndarray, ...] | None:
         """The keys the first pass made of a chunk's valid rows, kept in memory or read back."""
         kept = self._keys.pop((index, number), None)
-        cache = self._caches.get(index)
+        cache = self._cache_read(index, number)
         if kept is None and cache is not None:
-            if number == 0:  # the keys the first pass kept, read back
-                cache = self._caches[index] = KeyCache(os.path.dirname(cache.path),
-                                                       os.path.basename(cache.path))
             kept = cache.next(valid) if cache.found else None
         return kept
+
+    def _cache_read(self, index: int, number: int) -> KeyCache | None:
+        """File INDEX's kept keys, read from its chunk NUMBER on: the posting pass reads back,
+        from its first chunk, the keys the first pass kept."""
+        cache = self._caches.get(index)
+        if cache is not None and number == 0:
+            cache = self._caches[index] = KeyCache(os.path.dirname(cache.path), os.path.basename(cache.path))
+        return cache
 
     def _keys_passed(self, index: int, number: int, rows: int) -> bool:
         """The keys the first pass made of a chunk of ROWS rows, passed over (the next chunk's
         are read next); False where they were not kept (the chunk is to be keyed)."""
         if self._keys.pop((index, number), None) is not None:
             return True
-        cache = self._caches.get(index)
-        if cache is None:
-            return False
-        if number == 0:  # the keys the first pass kept, read back
-            cache = self._caches[index] = KeyCache(os.path.dirname(cache.path),
-                                                   os.path.basename(cache.path))
-        return cache.skip(rows)
+        cache = self._cache_read(index, number)
+        return cache is not None and cache.skip(rows)
 
     def _untouched(self, index: int, number: int, rows: int) -> bool:
         """Whether the posting pass, stopped, can plan a chunk from its verdicts alone: the

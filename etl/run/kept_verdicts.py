@@ -2,22 +2,25 @@
 again and would otherwise check every row of it again (etl.run.importing).
 
 A chunk's verdicts are a bit a row, held in memory, and the texts of its invalid rows: held in
-memory while they are few, else written to a file without a name (in the state folder's
-`keys/`, beside the keys of the rows seen) and read back when the posting pass reaches the chunk.
+memory while they are few, else written to a file without a name (`scratch_file`: in the state
+folder's `keys/`, beside the keys of the rows seen) and read back when the posting pass reaches
+the chunk.
 A file of millions of invalid rows keeps a night's memory flat (before: 65 MB more at 1M rows
 half of them invalid, growing with the file)."""
 
 from __future__ import annotations
 
 import os
-import tempfile
 import weakref
 from typing import Any
 
 import numpy as np
 
 from etl.errors import no_room
-from etl.ledger.entries import DiskFull
+from etl.ledger.rowkeys import _full, scratch_file
+
+#: what the file holds, as a full disk names it
+_WHAT = "the reasons of the invalid rows read so far"
 
 #: a chunk's verdicts as kept: the invalid rows' texts (by position), a bit a row, its rows
 Verdicts = tuple[dict[int, str], np.ndarray, int]
@@ -44,14 +47,14 @@ class KeptVerdicts:
                                np.fromiter(map(len, data), np.int64, len(data))])
         blob = head.tobytes() + b"".join(data)
         f = self._spill()
-        at = f.seek(0, os.SEEK_END)
+        at = os.lseek(f.fileno(), 0, os.SEEK_END)
         try:
-            f.write(blob)
+            done = 0
+            while done < len(blob):
+                done += os.write(f.fileno(), blob[done:])
         except OSError as exc:
             if no_room(exc):
-                raise DiskFull(f"no room left in {self.folder} for the reasons of the invalid rows read "
-                               f"so far ({exc.strerror or exc}); nothing more is sent. Free some space "
-                               "and run it again: the journal says what was done") from exc
+                raise _full(exc, self.folder, _WHAT) from exc
             raise
         self._kept[key] = ((at, len(texts), len(blob)), bits, n)
 
@@ -64,8 +67,7 @@ class KeptVerdicts:
         if isinstance(texts, dict):
             return texts, bits, n
         at, m, size = texts
-        self._file.seek(at)
-        blob = self._file.read(size)
+        blob = os.pread(self._file.fileno(), size, at) if hasattr(os, "pread") else self._read(at, size)
         if len(blob) != size:
             raise OSError(f"the file of the invalid rows' reasons in {self.folder} was cut short")
         positions = np.frombuffer(blob, np.int64, m)
@@ -86,7 +88,10 @@ class KeptVerdicts:
 
     def _spill(self) -> Any:
         if self._file is None:
-            os.makedirs(self.folder, exist_ok=True)
-            self._file = tempfile.TemporaryFile(dir=self.folder, prefix="verdicts-")
+            self._file, self.folder = scratch_file(self.folder, "verdicts-", _WHAT)
             self._closing = weakref.finalize(self, self._file.close)
         return self._file
+
+    def _read(self, at: int, size: int) -> bytes:
+        self._file.seek(at)
+        return bytes(self._file.read(size))
