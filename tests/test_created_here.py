@@ -51,6 +51,21 @@ def test_a_chunks_keys_are_found_among_the_journals_as_isin_finds_them(n, m, see
     assert (among(keys, known) == np.isin(keys, known)).all()
 
 
+def test_sets_looked_in_chunk_after_chunk_answer_for_themselves_not_for_the_last_set_seen():
+    """`among` keeps a table of each set it looks in (a night looks in the same few sets once a
+    chunk): sets of one size looked in by turns, and a set made again from the same keys, each
+    answer as np.isin does; a set whose table is kept cannot be changed in place behind it."""
+    rng = np.random.default_rng(7)
+    pool = rng.integers(0, 2**64 - 1, 40_000, dtype=np.uint64, endpoint=True)
+    sets = [np.unique(rng.choice(pool, 20_000)) for _ in range(6)]  # more sets than tables kept
+    for _ in range(3):
+        for known in [*sets, np.unique(sets[0].copy())]:
+            keys = rng.choice(pool, 5_000)
+            assert (among(keys, known) == np.isin(keys, known)).all()
+    with pytest.raises(ValueError):
+        sets[-1][0] = 1
+
+
 def write(path: Path, rows: list[list[str]]) -> None:
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)

@@ -377,16 +377,33 @@ def among(keys: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
         # a table of the set's top bits first (keys are hashes: their top bits are uniform),
         # 16 slots a key: most keys are not in the set, and only the few that may be are
         # looked for (three to four times faster than looking for every key)
-        bits = max(16, min(22, m.bit_length() + 4))
-        shift = np.uint64(64 - bits)
-        table = np.zeros(1 << bits, bool)
-        table[sorted_set >> shift] = True
+        table, shift = _table_of(sorted_set)
         maybe = np.flatnonzero(table[keys >> shift])
         found = np.zeros(n, bool)
         if len(maybe):
             found[maybe] = _in_sorted(keys[maybe], sorted_set)
         return found
     return _in_sorted(keys, sorted_set)
+
+
+#: the tables of the last sets looked in (a night looks in the journal's few sets once a chunk)
+_TABLES: list[tuple[np.ndarray, np.ndarray, np.uint64]] = []
+
+
+def _table_of(sorted_set: np.ndarray) -> tuple[np.ndarray, np.uint64]:
+    """`among`'s table of SORTED_SET's top bits, made once a set (the set is kept with it:
+    the same array, never another one at the same address)."""
+    for kept, table, shift in _TABLES:
+        if kept is sorted_set:
+            return table, shift
+    bits = max(16, min(22, len(sorted_set).bit_length() + 4))
+    shift = np.uint64(64 - bits)
+    table = np.zeros(1 << bits, bool)
+    table[sorted_set >> shift] = True
+    sorted_set.flags.writeable = False  # a set changed in place would be looked up in its old table
+    _TABLES.insert(0, (sorted_set, table, shift))
+    del _TABLES[4:]  # at most 4 MB each
+    return table, shift
 
 
 def _in_sorted(keys: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
