@@ -73,13 +73,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> None:
-    """Five tests at a time (most wait on a sandbox or a child process) where pytest-xdist is
-    installed, unless `-n` says otherwise; one at a time without it, so that a plain `pytest`
-    works in any environment that has the project's dependencies."""
+    """Six tests at a time (most wait on a sandbox or a child process) where pytest-xdist is
+    installed, unless `-n` says otherwise, each worker taking the next test as it is free (the
+    last tests are not queued behind a long one); one at a time without it, so that a plain
+    `pytest` works in any environment that has the project's dependencies."""
     if os.environ.get("PYTEST_XDIST_WORKER") or not hasattr(config.option, "numprocesses"):
         return
     if config.option.numprocesses is None and not config.option.collectonly:
-        config.option.numprocesses = 5
+        config.option.numprocesses = 6
+        if config.option.dist == "no":
+            config.option.dist = "worksteal"
 
 
 @pytest.fixture(autouse=True)
