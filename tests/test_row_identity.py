@@ -230,6 +230,28 @@ def test_a_damaged_journal_stops_the_run_saying_what_to_do(post, sandbox, tmp_pa
     assert sandbox.stats.posts == 1
 
 
+@pytest.mark.parametrize("odd", ["12x", 0.5, 1e30])
+def test_a_record_id_edited_by_hand_into_no_whole_number_stops_every_command_in_one_line(
+        etl, post, sandbox, tmp_path, odd):
+    """Someone "fixed" a row's record Id in the journal with a spreadsheet tool: a text, a
+    fraction. The import and the reconciliation stop with exit 2, naming the journal, the row
+    and the Id, before anything is sent: never a traceback where the Id is first used as a
+    number, never the Id read as another (12.5 as 12)."""
+    path = write(tmp_path, "export.csv", "101,1,a", "102,2,b", "103,3,c")
+    post(path)
+    with sqlite3.connect(journal_of(sandbox.url)) as db:
+        db.execute("UPDATE rows SET record_id = ? WHERE row = 3", (odd,))
+    db.close()
+    (tmp_path / "more.csv").write_text(HEADER + "\n104,4,d\n", encoding="utf-8")
+    for run in (post(path), post(tmp_path / "more.csv"),
+                etl("reconcile", "--api-url", sandbox.url, "--token", TOKEN, env=NO_ENV)):
+        assert run.code == 2, run.out + run.err
+        assert "Traceback" not in run.out + run.err
+        assert f"is damaged (its row of {path} row 3 has the record Id {odd!r}, which is not a " \
+               "whole number); restore it from a backup" in run.err, run.err
+    assert sandbox.stats.posts == 3
+
+
 def test_a_journal_left_by_an_earlier_version_in_this_folder_is_taken_over(post, sandbox, tmp_path):
     """An earlier version kept logs/journal.sqlite3 in the current folder, one table for every URL."""
     path = write(tmp_path, "export.csv", "101,1,a")

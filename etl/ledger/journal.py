@@ -163,6 +163,7 @@ class Journal(Lookups):
                 db.execute("INSERT OR REPLACE INTO meta VALUES (?, '1')", (_ROWS_CONTENT,))
         # made after the contents are filled in (each row filled would be added to it: 3x slower)
         self.db.execute(CREATED_LINES)
+        self._whole_record_ids()
         empty = self.db.execute("SELECT 1 FROM rows LIMIT 1").fetchone() is None
         if self._meta("identity") is None and empty:
             with self.transaction() as db:  # its rows' identities are made of values
@@ -354,6 +355,24 @@ class Journal(Lookups):
             os.replace(tmp, path)
         except OSError:
             pass  # the journal has it; other journals learn it again
+
+    def _whole_record_ids(self) -> None:
+        """A record Id that is not a whole number (a journal edited by hand: '12x', 12.5) stops
+        the command here, in so many words, not with a traceback wherever the Id is first used
+        as a number. Texts sort after every number, so the largest Id by its index shows one;
+        a fraction is seen where it is the largest or the smallest. PostgreSQL keeps numbers."""
+        if self.url:
+            return
+        for which in ("MAX", "MIN"):
+            (odd,) = self.db.execute(f"SELECT {which}(record_id) FROM rows").fetchone()
+            if odd is None or isinstance(odd, int):
+                continue
+            source, row = self.db.execute("SELECT source, row FROM rows WHERE record_id = ?",
+                                          (odd,)).fetchone()
+            raise JournalProblem(
+                f"the journal {self.path} is damaged (its row of {source} row {row} has the record "
+                f"Id {odd!r}, which is not a whole number); restore it from a backup. Do not "
+                "delete it: it is what stops rows being posted twice")
 
     def max_record_id(self) -> int | None:
         """The largest record Id the journal holds (received by some run), or None."""
