@@ -230,25 +230,30 @@ def test_a_damaged_journal_stops_the_run_saying_what_to_do(post, sandbox, tmp_pa
     assert sandbox.stats.posts == 1
 
 
-@pytest.mark.parametrize("odd", ["12x", 0.5, 1e30])
-def test_a_record_id_edited_by_hand_into_no_whole_number_stops_every_command_in_one_line(
-        etl, post, sandbox, tmp_path, odd):
-    """Someone "fixed" a row's record Id in the journal with a spreadsheet tool: a text, a
-    fraction. The import and the reconciliation stop with exit 2, naming the journal, the row
-    and the Id, before anything is sent: never a traceback where the Id is first used as a
-    number, never the Id read as another (12.5 as 12)."""
+@pytest.mark.parametrize(("column", "odd", "said"), [
+    ("record_id", "12x", "has the record Id '12x', which is not a whole number"),
+    ("record_id", 0.5, "has the record Id 0.5, which is not a whole number"),
+    ("record_id", 1e30, "has the record Id 1e+30, which is not a whole number"),
+    ("state", "Created", "is in the state 'Created', which etl never writes"),
+    ("state", 3, "is in the state '3', which etl never writes"),  # a TEXT column: kept as '3'
+])
+def test_a_journal_row_edited_by_hand_into_what_etl_never_writes_stops_every_command_in_one_line(
+        etl, post, sandbox, tmp_path, column, odd, said):
+    """Someone "fixed" a row of the journal with a spreadsheet tool: its record Id made a text
+    or a fraction, its state spelt otherwise. The import and the reconciliation stop with exit
+    2, naming the journal, the row and the value, before anything is sent: never a traceback
+    where the value is first used, never the Id read as another (0.5 as 0)."""
     path = write(tmp_path, "export.csv", "101,1,a", "102,2,b", "103,3,c")
     post(path)
     with sqlite3.connect(journal_of(sandbox.url)) as db:
-        db.execute("UPDATE rows SET record_id = ? WHERE row = 3", (odd,))
+        db.execute(f"UPDATE rows SET {column} = ? WHERE row = 3", (odd,))
     db.close()
     (tmp_path / "more.csv").write_text(HEADER + "\n104,4,d\n", encoding="utf-8")
     for run in (post(path), post(tmp_path / "more.csv"),
                 etl("reconcile", "--api-url", sandbox.url, "--token", TOKEN, env=NO_ENV)):
         assert run.code == 2, run.out + run.err
         assert "Traceback" not in run.out + run.err
-        assert f"is damaged (its row of {path} row 3 has the record Id {odd!r}, which is not a " \
-               "whole number); restore it from a backup" in run.err, run.err
+        assert f"is damaged (its row of {path} row 3 {said}); restore it from a backup" in run.err, run.err
     assert sandbox.stats.posts == 3
 
 

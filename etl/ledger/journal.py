@@ -44,7 +44,7 @@ from etl.ledger.entries import (
     utc_day,
 )
 from etl.ledger.lookups import _EVERY_ROW_KEYED, Lookups
-from etl.outcomes import ExitStatus
+from etl.outcomes import STATES, ExitStatus
 
 #: the note that every row's content key is in rows.content as in keys.content (set once, when a
 #: journal of a release before that is first opened)
@@ -164,6 +164,7 @@ class Journal(Lookups):
         # made after the contents are filled in (each row filled would be added to it: 3x slower)
         self.db.execute(CREATED_LINES)
         self._whole_record_ids()
+        self._known_states()
         empty = self.db.execute("SELECT 1 FROM rows LIMIT 1").fetchone() is None
         if self._meta("identity") is None and empty:
             with self.transaction() as db:  # its rows' identities are made of values
@@ -373,6 +374,21 @@ class Journal(Lookups):
                 f"the journal {self.path} is damaged (its row of {source} row {row} has the record "
                 f"Id {odd!r}, which is not a whole number); restore it from a backup. Do not "
                 "delete it: it is what stops rows being posted twice")
+
+    def _known_states(self) -> None:
+        """A state etl never writes (a journal edited by hand: 'Created', 'done') stops the command
+        here, in so many words, not with a traceback where the row's life meets it. The states
+        are read one after another through their index (a handful of look-ups, no scan)."""
+        (state,) = self.db.execute("SELECT MIN(state) FROM rows").fetchone()
+        while state is not None:
+            if not isinstance(state, str) or state not in STATES or state == "new":
+                source, row = self.db.execute("SELECT source, row FROM rows WHERE state = ? LIMIT 1",
+                                              (state,)).fetchone()
+                raise JournalProblem(
+                    f"the journal {self.path} is damaged (its row of {source} row {row} is in the "
+                    f"state {state!r}, which etl never writes); restore it from a backup. Do not "
+                    "delete it: it is what stops rows being posted twice")
+            (state,) = self.db.execute("SELECT MIN(state) FROM rows WHERE state > ?", (state,)).fetchone()
 
     def max_record_id(self) -> int | None:
         """The largest record Id the journal holds (received by some run), or None."""
