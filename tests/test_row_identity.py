@@ -230,23 +230,31 @@ def test_a_damaged_journal_stops_the_run_saying_what_to_do(post, sandbox, tmp_pa
     assert sandbox.stats.posts == 1
 
 
-@pytest.mark.parametrize(("column", "odd", "said"), [
-    ("record_id", "12x", "has the record Id '12x', which is not a whole number"),
-    ("record_id", 0.5, "has the record Id 0.5, which is not a whole number"),
-    ("record_id", 1e30, "has the record Id 1e+30, which is not a whole number"),
-    ("state", "Created", "is in the state 'Created', which etl never writes"),
-    ("state", 3, "is in the state '3', which etl never writes"),  # a TEXT column: kept as '3'
-])
+@pytest.mark.parametrize(("edit", "said"), [
+    ({"record_id": "12x"}, "has the record Id '12x', which is not a whole number"),
+    ({"record_id": 0.5}, "has the record Id 0.5, which is not a whole number"),
+    ({"record_id": 1e30}, "has the record Id 1e+30, which is not a whole number"),
+    ({"state": "Created"}, "is in the state 'Created', which etl never writes"),
+    ({"state": 3}, "is in the state '3', which etl never writes"),  # a TEXT column: kept as '3'
+    ({"state": "in_doubt", "first_sent": "x"}, "has the first_sent 'x', which is not a number"),
+    ({"state": "in_doubt", "settle_until": "soon"}, "has the settle_until 'soon', which is not a number"),
+    ({"state": "failed", "record_id": None, "attempts": "two"},
+     "has the attempts 'two', which is not a number"),
+    ({"state": "in_doubt", "record_id": None, "payload": "{not json"},
+     "has the payload '{not json', which is not the JSON object of a body"),
+], ids=lambda v: "-".join(map(str, v)) if isinstance(v, dict) else "")
 def test_a_journal_row_edited_by_hand_into_what_etl_never_writes_stops_every_command_in_one_line(
-        etl, post, sandbox, tmp_path, column, odd, said):
+        etl, post, sandbox, tmp_path, edit, said):
     """Someone "fixed" a row of the journal with a spreadsheet tool: its record Id made a text
-    or a fraction, its state spelt otherwise. The import and the reconciliation stop with exit
-    2, naming the journal, the row and the value, before anything is sent: never a traceback
-    where the value is first used, never the Id read as another (0.5 as 0)."""
+    or a fraction, its state spelt otherwise, a time or a count of a row in doubt or failed
+    made a word, its body cut. The import and the reconciliation stop with exit 2, naming the
+    journal, the row and the value, before anything is sent: never a traceback where the value
+    is first used, never the Id read as another (0.5 as 0)."""
     path = write(tmp_path, "export.csv", "101,1,a", "102,2,b", "103,3,c")
     post(path)
     with sqlite3.connect(journal_of(sandbox.url)) as db:
-        db.execute(f"UPDATE rows SET {column} = ? WHERE row = 3", (odd,))
+        db.execute(f"UPDATE rows SET {', '.join(f'{c} = ?' for c in edit)} WHERE row = 3",
+                   list(edit.values()))
     db.close()
     (tmp_path / "more.csv").write_text(HEADER + "\n104,4,d\n", encoding="utf-8")
     for run in (post(path), post(tmp_path / "more.csv"),

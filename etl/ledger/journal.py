@@ -52,6 +52,11 @@ _ROWS_CONTENT = "rows_content"
 # --- the journal -----------------------------------------------------------------------------------
 
 
+#: the rows' columns of numbers (etl.ledger.entries._SCHEMA), which a row not created is read by
+_NUMBERS = ("occurrence", "http_status", "attempts", "timeout", "first_sent", "last_sent",
+            "server_offset", "settle_until", "fence_low", "fence_at", "fence_high")
+
+
 class Journal(Lookups):
     def __init__(self, path: str, target: str, *, run_id: str = "", command: str = "",
                  fresh: bool = False) -> None:
@@ -165,6 +170,7 @@ class Journal(Lookups):
         self.db.execute(CREATED_LINES)
         self._whole_record_ids()
         self._known_states()
+        self._readable_rows_not_created()
         empty = self.db.execute("SELECT 1 FROM rows LIMIT 1").fetchone() is None
         if self._meta("identity") is None and empty:
             with self.transaction() as db:  # its rows' identities are made of values
@@ -389,6 +395,37 @@ class Journal(Lookups):
                     f"state {state!r}, which etl never writes); restore it from a backup. Do not "
                     "delete it: it is what stops rows being posted twice")
             (state,) = self.db.execute("SELECT MIN(state) FROM rows WHERE state > ?", (state,)).fetchone()
+
+    def _readable_rows_not_created(self) -> None:
+        """The rows not created (sent again, reconciled: every field of theirs is read) with a
+        number that is no number or a body that is no JSON object (a journal edited by hand)
+        stop the command here, in so many words, not with a traceback where the field is used.
+        They are found through the index of states: a migration's journal has few of them.
+        PostgreSQL's columns keep their types; its bodies are left to the rows' own reading."""
+        if self.url:
+            return
+        checks = [(f"typeof({c}) NOT IN ('integer', 'real', 'null')", c, "is not a number")
+                  for c in _NUMBERS]
+        checks.append(("CASE WHEN json_valid(payload) THEN json_type(payload) ELSE '' END != 'object'",
+                       "payload", "is not the JSON object of a body"))
+        which = " ".join(f"WHEN {test} THEN {k}" for k, (test, _, _) in enumerate(checks))
+        states = ", ".join(f"'{s}'" for s in STATES if s not in ("new", "created"))
+        try:
+            found = self.db.execute(
+                f"SELECT source, row, CASE {which} END FROM rows WHERE state IN ({states}) AND "
+                f"({' OR '.join(test for test, _, _ in checks)}) LIMIT 1").fetchone()
+        except backends.DatabaseError:
+            return  # an SQLite without its JSON functions: the rows are read as they come
+        if found is not None:
+            source, row, k = found
+            _, column, why = checks[k]
+            (value,) = self.db.execute(f"SELECT {column} FROM rows WHERE source IS ? AND row IS ?",
+                                       (source, row)).fetchone()
+            shown = value if len(str(value)) <= 40 else f"{str(value)[:40]}..."
+            raise JournalProblem(
+                f"the journal {self.path} is damaged (its row of {source} row {row} has the "
+                f"{column} {shown!r}, which {why}); restore it from a backup. Do not delete it: "
+                "it is what stops rows being posted twice")
 
     def max_record_id(self) -> int | None:
         """The largest record Id the journal holds (received by some run), or None."""
