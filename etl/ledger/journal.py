@@ -145,10 +145,7 @@ class Journal(Lookups):
         except backends.DatabaseError as exc:
             if _cannot_write(exc):
                 raise _write_problem(self.path, exc) from None
-            raise JournalProblem(
-                f"the journal {self.path} is damaged ({exc}); restore it from a backup. Do not "
-                "delete it: it is what stops rows being posted twice"
-            ) from None
+            raise _damaged(self.path, str(exc)) from None
         if target is None:
             with self.transaction() as db:
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('target', ?), ('version', ?)",
@@ -374,12 +371,8 @@ class Journal(Lookups):
             (odd,) = self.db.execute(f"SELECT {which}(record_id) FROM rows").fetchone()
             if odd is None or isinstance(odd, int):
                 continue
-            source, row = self.db.execute("SELECT source, row FROM rows WHERE record_id = ?",
-                                          (odd,)).fetchone()
-            raise JournalProblem(
-                f"the journal {self.path} is damaged (its row of {source} row {row} has the record "
-                f"Id {odd!r}, which is not a whole number); restore it from a backup. Do not "
-                "delete it: it is what stops rows being posted twice")
+            raise self._bad_row("record_id = ?", odd,
+                                f"has the record Id {odd!r}, which is not a whole number")
 
     def _known_states(self) -> None:
         """A state etl never writes (a journal edited by hand: 'Created', 'done') stops the command
@@ -388,12 +381,7 @@ class Journal(Lookups):
         (state,) = self.db.execute("SELECT MIN(state) FROM rows").fetchone()
         while state is not None:
             if not isinstance(state, str) or state not in STATES or state == "new":
-                source, row = self.db.execute("SELECT source, row FROM rows WHERE state = ? LIMIT 1",
-                                              (state,)).fetchone()
-                raise JournalProblem(
-                    f"the journal {self.path} is damaged (its row of {source} row {row} is in the "
-                    f"state {state!r}, which etl never writes); restore it from a backup. Do not "
-                    "delete it: it is what stops rows being posted twice")
+                raise self._bad_row("state = ?", state, f"is in the state {state!r}, which etl never writes")
             (state,) = self.db.execute("SELECT MIN(state) FROM rows WHERE state > ?", (state,)).fetchone()
 
     def _readable_rows_not_created(self) -> None:
@@ -412,20 +400,22 @@ class Journal(Lookups):
         states = ", ".join(f"'{s}'" for s in STATES if s not in ("new", "created"))
         try:
             found = self.db.execute(
-                f"SELECT source, row, CASE {which} END FROM rows WHERE state IN ({states}) AND "
+                f"SELECT rowid, CASE {which} END FROM rows WHERE state IN ({states}) AND "
                 f"({' OR '.join(test for test, _, _ in checks)}) LIMIT 1").fetchone()
         except backends.DatabaseError:
             return  # an SQLite without its JSON functions: the rows are read as they come
         if found is not None:
-            source, row, k = found
+            rowid, k = found
             _, column, why = checks[k]
-            (value,) = self.db.execute(f"SELECT {column} FROM rows WHERE source IS ? AND row IS ?",
-                                       (source, row)).fetchone()
+            (value,) = self.db.execute(f"SELECT {column} FROM rows WHERE rowid = ?", (rowid,)).fetchone()
             shown = value if len(str(value)) <= 40 else f"{str(value)[:40]}..."
-            raise JournalProblem(
-                f"the journal {self.path} is damaged (its row of {source} row {row} has the "
-                f"{column} {shown!r}, which {why}); restore it from a backup. Do not delete it: "
-                "it is what stops rows being posted twice")
+            raise self._bad_row("rowid = ?", rowid, f"has the {column} {shown!r}, which {why}")
+
+    def _bad_row(self, where: str, value: object, what: str) -> JournalProblem:
+        """The journal is damaged: the first row WHERE (VALUE its parameter) is WHAT."""
+        source, row = self.db.execute(f"SELECT source, row FROM rows WHERE {where} LIMIT 1",
+                                      (value,)).fetchone()
+        return _damaged(self.path, f"its row of {source} row {row} {what}")
 
     def max_record_id(self) -> int | None:
         """The largest record Id the journal holds (received by some run), or None."""
@@ -533,6 +523,12 @@ def _cannot_write(exc: Exception) -> bool:
     return "is full" in text or "I/O error" in text
 
 
+def _damaged(path: str, why: str) -> JournalProblem:
+    """The journal at PATH can't be used as it is (WHY: what is wrong with it)."""
+    return JournalProblem(f"the journal {path} is damaged ({why}); restore it from a backup. Do not "
+                          "delete it: it is what stops rows being posted twice")
+
+
 def _write_problem(path: str, exc: Exception) -> EtlError:
     text = str(exc)
     if _cannot_write(exc):
@@ -541,8 +537,7 @@ def _write_problem(path: str, exc: Exception) -> EtlError:
     if "locked" in text:
         return RunAborted(f"the journal {path} is locked by another program ({text})")
     if (getattr(exc, "sqlite_errorname", "") or "").startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
-        return JournalProblem(f"the journal {path} is damaged ({text}); restore it from a backup. "
-                              "Do not delete it: it is what stops rows being posted twice")
+        return _damaged(path, text)
     problem = JournalProblem(f"the journal {path} could not be written ({text})")
     problem.exit_status = ExitStatus.ABORTED
     return problem
