@@ -82,15 +82,18 @@ def test_resource_definitions_install_under_etl_not_as_a_top_level_schemas(tmp_p
         "import importlib.util, importlib.metadata, json, etl.schemas, etl.validate.resources as r\n"
         "dist = importlib.metadata.distribution('nexudus-etl')\n"
         "print(json.dumps([importlib.util.find_spec('schemas') is None, list(etl.schemas.__path__),\n"
+        "    etl.__file__,\n"
         "    r.available(), r.load('coworkerbookingcreditusehistories').name,\n"
         "    (dist.read_text('top_level.txt') or '').split()]))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr
-    no_top_level, path, available, loaded, top_level = json.loads(done.stdout)
+    no_top_level, path, package, available, loaded, top_level = json.loads(done.stdout)
     assert no_top_level, "a top-level package `schemas` is importable"
-    assert [Path(p) for p in path] == [ROOT / "schemas"]
+    installed = Path(package).parent  # this checkout's etl (an editable install), or a copy of it
+    expected = ROOT / "schemas" if installed == ROOT / "etl" else installed / "schemas"
+    assert [Path(p) for p in path] == [expected]
     assert available == ["coworkerbookingcreditusehistories"] == [loaded]
     assert top_level in ([], ["etl"])
 
@@ -124,3 +127,18 @@ def test_the_suite_collects_beside_another_installed_tests_package(tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "error" not in done.stdout.lower()
+
+
+def test_the_checkout_gives_its_resource_definitions_without_an_editable_install():
+    """Beside `pip install .` (not editable), pytest's `pythonpath` and `python -m etl` in the
+    checkout import etl from the checkout itself, whose etl/ has no schemas/: `etl.schemas` is
+    then the top-level schemas/ folder, as the installed package has it (before: plain pytest
+    failed to collect tests/test_storage_rules.py, and `etl schema` ended in a traceback).
+    Python without its site-packages (-S): no editable install's finder to lean on."""
+    probe = "import json, etl, etl.schemas; print(json.dumps([etl.__file__, list(etl.schemas.__path__)]))"
+    done = subprocess.run([sys.executable, "-S", "-c", probe], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    package, path = json.loads(done.stdout)
+    assert Path(package) == ROOT / "etl" / "__init__.py"
+    assert [Path(p) for p in path] == [ROOT / "schemas"]
