@@ -260,9 +260,13 @@ class Journal(Lookups):
         if self.url or self._checkpointing is not None:
             return
 
-        def work() -> None:
-            with contextlib.suppress(*backends.Error), self._mutex:
-                self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        def work() -> None:  # a connection of its own: the run's look-ups do not wait for it
+            with contextlib.suppress(*backends.Error):
+                own = backends.sqlite_connect(self.path, isolation_level=None, timeout=30)
+                try:
+                    own.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                finally:
+                    own.close()
 
         self._checkpointing = threading.Thread(target=work, name="checkpoint", daemon=True)
         self._checkpointing.start()
