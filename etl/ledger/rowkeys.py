@@ -289,9 +289,15 @@ def hex_pairs(keys: Sequence[str], count: int | None = None) -> tuple[np.ndarray
 def hex_keys_of(texts: Sequence[str]) -> np.ndarray:
     """The payload keys of rows as the journal keeps them (each 16 hex digits, several of a row
     joined by commas), all in one array; one that is not hex digits is left out."""
-    keys = [k for k in ",".join(texts).split(",") if k]
-    if set(map(len, keys)) - {16}:  # not as etl writes them: one at a time
-        return np.array([int(k, 16) for k in keys if _HEX.fullmatch(k) and len(k) <= 16], np.uint64)
+    text = ",".join(texts)
+    count = (len(text) + 1) // 17
+    if count and len(text) == 17 * count - 1 and text.count(",") == count - 1 \
+            and text[16::17] == "," * (count - 1):  # each 16 digits, as etl writes them: read at once
+        keys = [text.replace(",", "")]
+    else:
+        keys = [k for k in text.split(",") if k]
+        if set(map(len, keys)) - {16}:  # not as etl writes them: one at a time
+            return np.array([int(k, 16) for k in keys if _HEX.fullmatch(k) and len(k) <= 16], np.uint64)
     raw = _from_hex("".join(keys), 16)
     return np.frombuffer(raw, dtype=">u8").astype(np.uint64) if raw else np.zeros(0, np.uint64)
 
