@@ -163,7 +163,7 @@ class EndOfRun(ImporterBase):
         """The end: the lines whose rows this run sent or found in doubt are decided again from
         the journal as it now stands, and the report and errors.csv are made again whole with
         them; the counts and notes are the report's."""
-        changed = self.night.decide_again(self.journal.lookup(self.night.open))
+        changed = self.night.decide_again(self.journal.lookup)
         # the lines of batches that sent rows were made durable as each was written (the
         # contract's --batch-size); those of rows that sent nothing (not attempted, skipped,
         # invalid: most of a migration's night) are handed to the system without waiting for

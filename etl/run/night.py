@@ -5,7 +5,7 @@ Every line's outcome is `etl.outcomes.decide` of its facts, when the line is wri
 can't change after that (invalid, skipped, refused before, not attempted): the plan keeps one
 byte of each, its outcome's code, for the counts. The lines of rows this run sent, and of rows in
 doubt, can change: reconciliation decides a row in doubt later in the run, a row proved absent is
-sent again. Their facts are kept (a dict by identity, as big as tonight's POSTs and doubts), and
+sent again. They are kept, a few dozen bytes each (`_Open`: a night may send a million rows), and
 at the end each is decided again, from the journal as it then stands; the report is then made
 again whole, in file order, and replaces the one written as the run went.
 """
@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import functools
 import re
+from array import array
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pyarrow as arrow
@@ -26,14 +28,90 @@ from etl.ledger.entries import Entry
 from etl.outcomes import CODE, OUTCOMES, Facts, Said, decide
 
 
-@dataclass
-class Line:
-    """A line whose facts may change before the run ends."""
+class _Open:
+    """The lines whose fate the rest of the run may still decide (tonight's POSTs, rows in
+    doubt), a few dozen bytes each: a night that sends a million rows keeps a million of them.
+    Each line keeps its place, its file and row, its facts without the journal's entry (most of
+    them share one Facts object), and what it said, cell by cell; the entry is read again from
+    the journal at the end (`Night.decide_again`), a batch at a time."""
 
-    index: int  # its place in the report: 0 is the line after the header
-    where: tuple[str, int]  # its file (absolute path) and row number, as the journal names them
-    facts: Facts
-    said: Said  # as last written
+    def __init__(self) -> None:
+        self.identities: list[str] = []
+        self.index, self.row, self.record_id = array("q"), array("q"), array("q")
+        self.source, self.facts, self.errors = array("i"), array("i"), array("i")
+        self.http_status, self.attempts, self.counted = array("i"), array("i"), array("i")
+        self.outcome = array("B")
+        self._tables: dict[str, tuple[list[Any], dict[Any, int]]] = {}
+        self._of: dict[str, list[int]] | None = None  # identity -> its lines, once asked
+
+    def __len__(self) -> int:
+        return len(self.identities)
+
+    def _code(self, table: str, value: Any) -> int:
+        values, codes = self._tables.setdefault(table, ([], {}))
+        code = codes.get(value)
+        if code is None:
+            code = codes[value] = len(values)
+            values.append(value)
+        return code
+
+    def _value(self, table: str, code: int) -> Any:
+        return self._tables[table][0][code]
+
+    def add(self, index: int, where: tuple[str, int], identity: str, facts: Facts, said: Said) -> None:
+        self.identities.append(identity)
+        self.index.append(index)
+        self.source.append(self._code("source", where[0]))
+        self.row.append(where[1])
+        self.facts.append(self._code("facts", replace(facts, entry=None)))
+        self.set_said(len(self.identities) - 1, said)
+        if self._of is not None:
+            self._of.setdefault(identity, []).append(len(self.identities) - 1)
+
+    def set_said(self, k: int, said: Said) -> None:
+        values = (CODE[said.outcome], _none_as(said.record_id, _NO_ID), _none_as(said.http_status),
+                  _none_as(said.attempts), self._code("errors", said.errors),
+                  self._code("counted", said.counted))
+        columns = (self.outcome, self.record_id, self.http_status, self.attempts, self.errors, self.counted)
+        for column, value in zip(columns, values, strict=True):
+            if k < len(column):
+                column[k] = value
+            else:
+                column.append(value)
+
+    def said(self, k: int) -> Said:
+        return Said(OUTCOMES[self.outcome[k]], _as_none(self.record_id[k], _NO_ID),
+                    _as_none(self.http_status[k]), _as_none(self.attempts[k]),
+                    self._value("errors", self.errors[k]), self._value("counted", self.counted[k]))
+
+    def facts_of(self, k: int) -> Facts:
+        facts: Facts = self._value("facts", self.facts[k])
+        return facts
+
+    def set_facts(self, k: int, facts: Facts) -> None:
+        self.facts[k] = self._code("facts", replace(facts, entry=None))
+
+    def where(self, k: int) -> tuple[str, int]:
+        return self._value("source", self.source[k]), self.row[k]
+
+    def lines_of(self, identity: str) -> list[int]:
+        if self._of is None:  # asked only when a row is sent again: made then, once
+            self._of = {}
+            for k, name in enumerate(self.identities):
+                self._of.setdefault(name, []).append(k)
+        return self._of.get(identity, [])
+
+
+#: None, in an array of 32-bit numbers (an HTTP status, a count of attempts) and of 64-bit ones
+_NONE, _NO_ID = -(1 << 31), -(1 << 63)
+
+
+def _none_as(value: int | None, none: int = _NONE) -> int:
+    return none if value is None else value
+
+
+def _as_none(value: int, none: int = _NONE) -> int | None:
+    return None if value == none else value
 
 
 class Night:
@@ -41,7 +119,7 @@ class Night:
 
     def __init__(self) -> None:
         self._codes = bytearray()  # each line's outcome, as its code
-        self.open: dict[str, list[Line]] = {}  # identity -> its lines that may still change
+        self.open = _Open()  # the lines that may still change
         self._noted: Counter[str] = Counter()  # the run notes of the lines that can't
 
     def write(self, source: str, rows: np.ndarray, facts: Sequence[Facts],
@@ -75,8 +153,7 @@ class Night:
         for pos, identity in open_.items():
             k = int(np.searchsorted(starts, pos, "right")) - 1
             opened[k] += 1
-            self.open.setdefault(identity, []).append(
-                Line(first + pos, (source, int(rows[pos])), facts[pos], runs[k][0]))
+            self.open.add(first + pos, (source, int(rows[pos])), identity, facts[pos], runs[k][0])
         for k, (s, m) in enumerate(runs):
             if s.counted and m > opened[k]:
                 self._noted[s.counted] += m - opened[k]
@@ -86,30 +163,38 @@ class Night:
         """The lines OTHER said (of a later part of the run, written ahead), after these."""
         first = len(self._codes)
         self._codes.extend(other._codes)
-        for identity, lines in other.open.items():
-            self.open.setdefault(identity, []).extend(replace(x, index=x.index + first) for x in lines)
+        theirs = other.open
+        for k, identity in enumerate(theirs.identities):
+            self.open.add(theirs.index[k] + first, theirs.where(k), identity, theirs.facts_of(k),
+                          theirs.said(k))
         self._noted.update(other._noted)
 
     def sent_again(self, identity: str, where: tuple[str, int], attempts_before: int) -> None:
         """IDENTITY is sent again (proved not created) from WHERE: that line sent it."""
-        lines = self.open.get(identity) or []
-        line = next((x for x in lines if x.where == where), lines[0] if lines else None)
-        if line is not None and not line.facts.sent:
-            line.facts = replace(line.facts, sent=True, attempts_before=attempts_before)
+        lines = self.open.lines_of(identity)
+        k = next((k for k in lines if self.open.where(k) == where), lines[0] if lines else None)
+        if k is not None and not (facts := self.open.facts_of(k)).sent:
+            self.open.set_facts(k, replace(facts, sent=True, attempts_before=attempts_before))
 
-    def decide_again(self, entries: Mapping[str, Entry]) -> dict[int, Said]:
+    def decide_again(self, lookup: Callable[[Iterable[str]], Mapping[str, Entry]],
+                     batch: int = 2000) -> dict[int, Said]:
         """Every line that may have changed, decided again with its row's journal entry as it
-        stands (ENTRIES, by identity): the lines whose report now differs, by index."""
+        stands (LOOKUP: the journal's entries of some identities), BATCH lines at a time (their
+        entries, read whole, are let go after): the lines whose report now differs, by index.
+        A line whose row the journal no longer has (never, as etl writes it) stays as said."""
         changed = {}
-        for identity, lines in self.open.items():
-            entry = entries.get(identity)
-            for line in lines:
-                if entry is not None and entry != line.facts.entry:
-                    line.facts = replace(line.facts, entry=entry)
-                said = decide(line.facts)
-                if said != line.said:
-                    changed[line.index] = line.said = said
-                    self._codes[line.index] = CODE[said.outcome]
+        lines = self.open
+        for start in range(0, len(lines), batch):
+            entries = lookup(set(lines.identities[start: start + batch]))
+            for k in range(start, min(start + batch, len(lines))):
+                entry = entries.get(lines.identities[k])
+                if entry is None:
+                    continue
+                said = decide(replace(lines.facts_of(k), entry=entry))
+                if said != lines.said(k):
+                    lines.set_said(k, said)
+                    changed[lines.index[k]] = said
+                    self._codes[lines.index[k]] = CODE[said.outcome]
         return changed
 
     def counts(self) -> Counter[str]:
@@ -121,12 +206,9 @@ class Night:
     def notes(self) -> Counter[str]:
         """The run notes (summary.json's "notes") of the lines, as the report says."""
         noted = Counter(self._noted)
-        noted.update(line.said.counted for line in self._open_lines() if line.said.counted)
+        lines = self.open
+        noted.update(c for k in range(len(lines)) if (c := lines._value("counted", lines.counted[k])))
         return noted
-
-    def _open_lines(self) -> Iterator[Line]:
-        for lines in self.open.values():
-            yield from lines
 
 
 #: The facts of every row the journal created from its very line of the file being read, the
