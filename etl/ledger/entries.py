@@ -10,7 +10,7 @@ import os
 import posixpath
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -139,6 +139,13 @@ class Entry:
     @property
     def where(self) -> str:
         return f"{self.source} row {self.row}"
+
+    def lean(self) -> Entry:
+        """The entry as a report line reads it (`etl.outcomes.decide`: its state, Id, answer,
+        attempts, reason, place and times), without what was sent: kept for each row a chunk
+        sends until the chunk's lines are written (tens of thousands of them)."""
+        return replace(self, scheme="", base=None, payload="", payload_hash="", resource=None,
+                                   run_id=None, system_id=None)
 
 
 class JournalProblem(EtlError):

@@ -58,7 +58,9 @@ class EndOfRun(ImporterBase):
                     self.streak = self.streak[self.streak.index(v.identity) + 1:]
             entries = self.journal.lookup(r.identity for r in sent)
         for r in sent:
-            p.facts[r.position] = dataclasses.replace(p.facts[r.position], entry=entries.get(r.identity))
+            entry = entries.get(r.identity)
+            p.facts[r.position] = dataclasses.replace(p.facts[r.position],
+                                                      entry=entry.lean() if entry is not None else None)
 
     # --- the end: rows in doubt settle, are checked, and those proved absent are sent again ------
 
