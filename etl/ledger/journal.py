@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote
 
 from etl.errors import EtlError, RunAborted, UsageProblem
 from etl.ledger import journal_backends as backends
@@ -262,7 +263,9 @@ class Journal(Lookups):
 
         def work() -> None:  # a connection of its own: the run's look-ups do not wait for it
             with contextlib.suppress(*backends.Error):
-                own = backends.sqlite_connect(self.path, isolation_level=None, timeout=30)
+                # never made anew: a journal moved away meanwhile leaves no empty one in its place
+                own = backends.sqlite_connect(f"file:{quote(self.path)}?mode=rw", uri=True,
+                                              isolation_level=None, timeout=30)
                 try:
                     own.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 finally:
