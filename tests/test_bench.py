@@ -52,3 +52,13 @@ def test_doubt_bench_runs_briefly(tmp_path):
     # (the faults fall on rows as the requests arrive: how many a run leaves varies, a little)
     assert re.search(r"^\d+ records for 36 valid rows: 0 duplicates, 0 lost, 0 wrong ids$", done.stdout,
                      re.M), done.stdout
+
+
+def test_posting_memory_bench_runs_briefly(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "posting_memory_bench.py"), "--rows", "300",
+                           "--posts", "10,120"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for posts in (10, 120):
+        assert re.search(rf"^ +{posts} POSTs: +[\d.]+ s, peak +\d+ MB \([\d.]+x the first; "
+                         rf"\+-?[\d.]+ KB a POST\) +\| exit 4: 300 rows: {posts} created, "
+                         rf"{300 - posts} not_attempted", done.stdout, re.M), done.stdout

@@ -152,13 +152,14 @@ def test_quick_start_and_development(desk):
     done = subprocess.run([str(BIN / "ruff"), "check", "."], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stdout
-    # the benchmarks start (post_bench.py, status_bench.py, night_bench.py and doubt_bench.py run
-    # briefly in tests/test_bench.py)
+    # the benchmarks start (post_bench.py, status_bench.py, night_bench.py, doubt_bench.py and
+    # posting_memory_bench.py run briefly in tests/test_bench.py)
     import runpy
 
     for bench in (as_written("python bench/validate_bench.py"), as_written("python bench/post_bench.py"),
                   as_written("python bench/soak_bench.py"), as_written("python bench/credit_bench.py"),
                   as_written("python bench/status_bench.py"), as_written("python bench/night_bench.py"),
+                  as_written("python bench/posting_memory_bench.py"),
                   as_written("python bench/doubt_bench.py --fault unavailable=0.1")):
         script = str(ROOT / bench.split()[1])
         with pytest.MonkeyPatch.context() as mp:
