@@ -78,6 +78,25 @@ def cell_digest(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
 
 
+#: etl's own errors.csv holds exactly the rows that needed action: its copies of a content take
+#: the journal's rows in doubt, failed or never sent first, then those created
+_NEEDING_ACTION_FIRST = {"in_doubt": 0, "pending": 0, "failed": 1, "not_attempted": 1, "rejected": 1}
+
+
+def copy_rank(state: str, occurrence: int | None, needing_action: bool) -> tuple[int, int]:
+    """Where the journal's row of a content (its STATE, its OCCURRENCE) comes among those a
+    file's identical rows take in turn, its first copy the first. In the order the copies were
+    numbered, whatever became of each: a file's k-th copy takes the row its k-th copy took
+    before, so a line keeps its record from night to night, and a file that now holds fewer
+    copies (one taken out after it failed) takes those created, never sending one more. A
+    refused row comes last: the refused copy fixed or left out, the others take the created
+    rows, never the refused one, which --retry-rejected would send again. NEEDING_ACTION (etl's
+    own errors.csv): the rows that needed action first."""
+    if needing_action:
+        return _NEEDING_ACTION_FIRST.get(state, 2), occurrence or 0
+    return (1 if state == "rejected" else 0), occurrence or 0
+
+
 def digest(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=20).hexdigest()
 
@@ -183,13 +202,7 @@ class Identities:
             return base, base, 0, None
         if base not in self.next_occurrence:  # the first row of this content in the file
             known = self.known(base) if self.known else []
-            # a refused row comes after the created ones: a file with fewer copies than the
-            # journal knows (the refused one fixed, or left out) takes the created copy, never
-            # the refused one, which --retry-rejected would send again; but an errors.csv holds
-            # exactly the rows that needed action
-            order = {"in_doubt": 0, "pending": 0, "failed": 1, "not_attempted": 1,
-                     "rejected": 1 if self.needing_action else 3}
-            known.sort(key=lambda k: (order.get(k[1], 2), k[2]))
+            known.sort(key=lambda k: copy_rank(k[1], k[2], self.needing_action))
             if known:  # most contents are new: no queue is kept for them (a file has millions)
                 self.queues[base] = deque((k[0], k[2]) for k in known)
             self.next_occurrence[base] = max((k[2] for k in known), default=0) + 1

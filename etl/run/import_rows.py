@@ -304,9 +304,6 @@ class _FileKeys:
     writes: int = -1  # the journal's writes (Journal.writes) when it was read
 
 
-#: of a content's rows in the journal, which a file's first, second... row of it takes
-_ORDER = {"in_doubt": 0, "pending": 0, "failed": 1, "not_attempted": 1}
-
 
 class RowFacts(list[Facts]):
     """A chunk's facts, a row's each, and which rows share one Facts object (KINDS: a number a

@@ -13,7 +13,7 @@ import pyarrow as arrow
 import pyarrow.compute as pc
 
 from etl.ledger.entries import Entry, state_home
-from etl.ledger.identity import Identities
+from etl.ledger.identity import Identities, copy_rank
 from etl.ledger.life import plan
 from etl.ledger.rowkeys import (
     KeyCache,
@@ -32,7 +32,7 @@ from etl.ledger.rowkeys import (
 )
 from etl.read.reading import RawChunk
 from etl.run.import_base import ImporterBase
-from etl.run.import_rows import _ORDER, _TAG, Here, Plan, Row, _FileKeys, _Keyed
+from etl.run.import_rows import _TAG, Here, Plan, Row, _FileKeys, _Keyed
 from etl.run.night import created_here
 from etl.validate.resources import header_key
 
@@ -164,11 +164,10 @@ class KeyedRows(ImporterBase):
                 found = self.journal.states_by_content(contents)
             else:  # under --key, a row's line says what changed since its payload was sent
                 found = self.journal.by_content(contents, payloads=bool(self.settings.key))
-            rank = dict(_ORDER, rejected=1 if identities.needing_action else 3)
             for k, content in zip(which.tolist(), contents, strict=True):
                 pos, occurrence = int(keyed.positions[k]), int(keyed.occurrence[k])
-                theirs = sorted(found.get(content, []),
-                                key=lambda e: (rank.get(e.state, 2), e.occurrence or 0))
+                theirs = sorted(found.get(content, []), key=lambda e: copy_rank(
+                    e.state, e.occurrence, identities.needing_action))
                 if not theirs:  # another content with the same first lane: a new one after all
                     whole[pos] = (occurrence, None)
                 elif occurrence <= len(theirs):
