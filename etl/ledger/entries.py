@@ -145,7 +145,7 @@ class Entry:
         attempts, reason, place and times), without what was sent: kept for each row a chunk
         sends until the chunk's lines are written (tens of thousands of them)."""
         return replace(self, scheme="", base=None, payload="", payload_hash="", resource=None,
-                                   run_id=None, system_id=None)
+                       run_id=None, system_id=None)
 
 
 class JournalProblem(EtlError):
