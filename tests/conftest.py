@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from hypothesis import settings as hypothesis_settings
 
 from etl.cli import main
 
@@ -50,13 +49,20 @@ class Run:
 
 # tests do not time things: a property test's examples take what the machine gives them (a
 # loaded CI runner made a 0.3 s first example "flaky" under hypothesis' 200 ms deadline)
-hypothesis_settings.register_profile("etl", deadline=None)
-hypothesis_settings.load_profile("etl")
+try:
+    from hypothesis import settings as hypothesis_settings
+except ImportError:  # an environment without the test extra: pytest_configure says so, in one line
+    pass
+else:
+    hypothesis_settings.register_profile("etl", deadline=None)
+    hypothesis_settings.load_profile("etl")
 
 
 #: what etl itself imports (pyproject's dependencies, as modules)
 RUNTIME = ("pandas", "pandera", "requests", "urllib3", "click", "structlog", "python_calamine",
            "tenacity", "pyarrow", "numpy", "platformdirs", "filelock")
+#: what the test modules import as they are collected (the test extra's)
+TESTING = ("hypothesis",)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -69,6 +75,10 @@ def pytest_configure(config: pytest.Config) -> None:
         pytest.exit(f"etl's dependencies are missing from this Python ({', '.join(missing)}): "
                     "install the project with its test extra, pip install -e '.[test]', and run "
                     "pytest from that environment", returncode=pytest.ExitCode.USAGE_ERROR)
+    missing = [m for m in TESTING if importlib.util.find_spec(m) is None]
+    if missing:  # etl installed, and pytest beside it, without the test extra
+        pytest.exit(f"the test extra is missing from this Python ({', '.join(missing)}): install it, "
+                    "pip install -e '.[test]', and run pytest again", returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 @pytest.hookimpl(tryfirst=True)

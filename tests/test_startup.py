@@ -129,6 +129,22 @@ def test_the_suite_collects_beside_another_installed_tests_package(tmp_path):
     assert "error" not in done.stdout.lower()
 
 
+def test_plain_pytest_without_the_test_extra_says_what_to_install_in_one_line(tmp_path):
+    """etl installed and pytest beside it, without the test extra (no hypothesis): plain pytest
+    stops with one line naming what to install, not an ImportError while loading conftest.py
+    (what it gave before)."""
+    hidden = "import sys, pytest; sys.modules['hypothesis'] = None; sys.exit(pytest.main())"
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}  # hypothesis' own plugin: not there
+    done = subprocess.run([sys.executable, "-c", hidden, "--collect-only", "-q", "-p", "no:cacheprovider",
+                           str(ROOT / "tests")], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    out = done.stdout + done.stderr
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, out[-2000:]
+    assert "the test extra is missing from this Python (hypothesis): install it, pip install -e '.[test]'" \
+        in out, out[-2000:]
+    assert "ImportError" not in out and "Traceback" not in out, out[-2000:]
+
+
 def test_the_checkout_gives_its_resource_definitions_without_an_editable_install():
     """Beside `pip install .` (not editable), pytest's `pythonpath` and `python -m etl` in the
     checkout import etl from the checkout itself, whose etl/ has no schemas/: `etl.schemas` is
