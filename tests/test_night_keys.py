@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import os
 import sqlite3
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
@@ -260,6 +261,21 @@ def test_identity_texts_a_column_at_a_time_are_the_rules_cell_by_cell(cells):
                 found, problem = value(kind, cell)
                 expected.append("" if problem else identity_text(found))
         assert got == expected
+
+
+def test_text_before_the_combining_marks_is_nfc_as_it_is():
+    """Columns are normalised by Python only where a text holds a character from U+0300 on: below
+    it, no character changes under NFC, and none is the second of a pair NFC composes (Python's
+    own Unicode data), so a Latin name with its accents ("Zoë") is NFC as it is."""
+    for c in range(0x300):
+        assert unicodedata.normalize("NFC", chr(c)) == chr(c)
+    for c in range(0x110000):
+        decomposition = unicodedata.decomposition(chr(c)).split()
+        if len(decomposition) == 2 and not decomposition[0].startswith("<"):
+            assert int(decomposition[1], 16) >= 0x300, hex(c)
+    column = ["Zoë", "Zoe\u0308", "Müller", "\u212b", "Å", "plain", None, "É\u0301"]
+    assert identity_texts(pa.array(column, pa.string()), Kind.TEXT).to_pylist() == \
+        ["Zoë", "Zoë", "Müller", "Å", "Å", "plain", "", unicodedata.normalize("NFC", "É\u0301")]
 
 
 number = st.text(alphabet=st.sampled_from(list("0123456789.,+-e ")), max_size=22)

@@ -170,7 +170,7 @@ def _normalised(trimmed: arrow.Array) -> arrow.Array:
     not plain ASCII go through Python, and are put back only where NFC changed one."""
     if _has_byte(trimmed, b"\r") and pc.any(pc.match_substring(trimmed, "\r")).as_py():
         trimmed = pc.replace_substring(pc.replace_substring(trimmed, "\r\n", "\n"), "\r", "\n")
-    odd = np.flatnonzero(~pc.string_is_ascii(trimmed).to_numpy(zero_copy_only=False))
+    odd = _past_latin(trimmed)
     if not len(odd):
         return trimmed
     was = trimmed.take(arrow.array(odd, arrow.int64())).to_pylist()
@@ -183,6 +183,25 @@ def _normalised(trimmed: arrow.Array) -> arrow.Array:
     mask[odd[changed]] = True
     return pc.replace_with_mask(trimmed, arrow.array(mask),
                                 arrow.array([made[k] for k in changed], arrow.large_string()))
+
+
+#: the UTF-8 lead bytes of the characters from U+0300 (the combining marks) on
+_PAST_LATIN = 0xCC
+
+
+def _past_latin(texts: arrow.Array) -> np.ndarray:
+    """The positions of the TEXTS that hold a character from U+0300 on: NFC may change those
+    only. A text of characters before U+0300 alone (ASCII, the Latin letters with their accents
+    as one character: "Zoë", "Müller") is NFC as it is: none of them decomposes, and none is the
+    second of a pair NFC composes (checked against Python's own Unicode data in the tests)."""
+    _, offsets, data = text_buffers(texts)
+    if not len(texts):
+        return np.zeros(0, np.int64)
+    start, end = int(offsets[0]), int(offsets[-1])
+    at = np.flatnonzero(data[start:end] >= _PAST_LATIN) + start
+    if not len(at):
+        return np.zeros(0, np.int64)
+    return np.unique(np.searchsorted(offsets, at, "right") - 1)
 
 
 def _texts(cells: arrow.Array) -> arrow.Array:
@@ -455,7 +474,7 @@ class SeenKeys:
     #: at 5M (then a look in each run on disk)
     WORDS = 20
     HASHES = 6
-    FAN_IN = 4  # a chunk's run held in memory until there are four, then every four merged
+    FAN_IN = 8  # a chunk's run held in memory until there are eight, then every eight merged
     BLOCK = 256  # keys (20 bytes each) of a block, the stride of a run's fences
     BATCH = 128  # blocks of a run read at a time while keys are looked for
     SLICE = 1 << 13  # keys of each run held at a time while runs are merged
