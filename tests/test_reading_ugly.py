@@ -149,6 +149,9 @@ def test_xlsx_hidden_first_sheet_is_not_read_unless_named(etl):
     ("text_in_number_cell.xlsx", (), 'worksheet "Sheet" is damaged and can\'t be read'),
     ("empty_active_sheet.xlsx", (),
      'worksheet "Notes" is empty: no header row; the other sheets are: "Uses" (pass --sheet NAME)'),
+    ("damaged_sheet_stream.xlsx", (),
+     'worksheet "Sheet" is damaged and can\'t be read (its XML does not decompress: Error -3'),
+    ("row_number_text.xlsx", (), 'worksheet "Sheet" is damaged and can\'t be read'),
 ])
 def test_xlsx_problems_are_one_line(etl, name, args, text):
     one_line_error(etl("validate", DATA / name, *args), f"{name}: {text}")
@@ -415,3 +418,88 @@ def test_spaces_at_the_edges_of_rich_text_runs_are_kept(etl):
     run = etl("validate", DATA / "rich_text_spaces.xlsx")
     assert run.code == 0, run.err
     assert [r["Description"] for r in run.report()] == ["Meeting room B"]
+
+
+def test_padded_strings_with_escapes_read_as_excel_shows_them(etl):
+    """Shared strings padded with spaces (no xml:space="preserve") and HTML-escaped, as hand-rolled
+    exporters write them: read with their spaces, and with `&#x27;` `&quot;` `&#39;` `&apos;` as
+    the characters they stand for (before, the spaces were kept and the escapes sent as typed)."""
+    run = etl("validate", DATA / "padded_entities.xlsx")
+    assert run.code == 0, run.err
+    assert [r["Description"] for r in run.report()] == [
+        "O'Brien booking   ", ' Room "A" ', "Tea & coffee 'n' cake "]
+
+
+def test_attributes_in_single_quotes_hide_no_error_cell(etl):
+    """`t='e'` is `t="e"`: the #N/A and the formula saved without its value are invalid cells, not
+    a row without a booking (before: both rows valid, BookingId blank)."""
+    run = etl("validate", DATA / "single_quoted.xlsx")
+    assert run.code == 1, run.err
+    rows = run.report()
+    assert [r["outcome"] for r in rows] == ["valid", "invalid", "invalid"]
+    assert rows[1]["errors"] == "BookingId: the cell holds Excel's #N/A"
+    assert rows[2]["errors"].startswith("BookingId: the cell holds a formula (=VLOOKUP(A4,Bookings!A:B,2,0)) "
+                                        "saved without its value")
+
+
+def test_a_formula_whose_value_is_empty_text_is_an_empty_cell(etl):
+    """Excel saves `=IF(D2="","",D2)` typed text with an empty value: known, and empty (before:
+    "saved without its value; save it again", which no saving mends)."""
+    run = etl("validate", DATA / "formula_empty_text.xlsx")
+    assert run.code == 0, run.err
+    assert [(r["outcome"], r["Description"]) for r in run.report()] == [("valid", ""), ("valid", "use 2")]
+
+
+def test_an_error_cell_of_a_large_sheet_without_row_numbers_stays_on_its_row(etl, tmp_path):
+    """A sheet of rows without `r` (streaming writers), larger than one block of the scan, whose
+    cells say "row ": each #N/A is on its own row (before: the rows after the first block were
+    not counted, and the errors landed on other rows)."""
+    import zipfile
+
+    import openpyxl
+    book = openpyxl.Workbook()
+    book.active.append(["CoworkerBookingCreditId", "CreditUsed", "Description", "BookingId"])
+    path = tmp_path / "streamed.xlsx"
+    book.save(path)
+    rows = ['<row><c t="inlineStr"><is><t>CoworkerBookingCreditId</t></is></c><c t="inlineStr"><is><t>'
+            'CreditUsed</t></is></c><c t="inlineStr"><is><t>Description</t></is></c><c t="inlineStr">'
+            '<is><t>BookingId</t></is></c></row>']
+    errors = {70_001, 70_500, 79_999}
+    for n in range(2, 80_001):
+        booking = '<c t="e"><v>#N/A</v></c>' if n in errors else f"<c><v>{n}</v></c>"
+        rows.append(f'<row><c><v>5</v></c><c><v>1</v></c><c t="inlineStr"><is><t>Back row desk</t></is></c>'
+                    f"{booking}</row>")
+    with zipfile.ZipFile(path) as source:
+        parts = {name: source.read(name) for name in source.namelist()}
+    sheet = parts["xl/worksheets/sheet1.xml"]
+    head = sheet[: sheet.index(b"<sheetData")]
+    body = "<sheetData>" + "".join(rows) + "</sheetData></worksheet>"
+    parts["xl/worksheets/sheet1.xml"] = head + body.encode()
+    assert len(parts["xl/worksheets/sheet1.xml"]) > 2 * (4 << 20)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for name, data in parts.items():
+            out.writestr(name, data)
+    run = etl("validate", path, "-q")
+    assert run.code == 1, run.err
+    invalid = [(int(r["row"]), r["errors"]) for r in run.report() if r["outcome"] != "valid"]
+    assert invalid == [(n, "BookingId: the cell holds Excel's #N/A") for n in sorted(errors)]
+
+
+def test_ids_of_round_thousands_with_a_decimal_comma_are_never_read_as_units(etl):
+    """Where the decimal mark is ",", "5.000" is five thousand written with a thousands separator:
+    refused and named, as amounts are, never read as 5 (before: credit 5 and booking 12 were sent);
+    "7004,0" is 7004, as Excel's "7004.0" is where the mark is "."."""
+    run = etl("validate", DATA / "decimal_comma_ids.csv", "--decimal", ",")
+    rows = run.report()
+    assert [r["outcome"] for r in rows] == ["invalid", "valid", "valid"]
+    assert rows[0]["errors"] == ('CoworkerBookingCreditId: "5.000" has a thousands separator ("."); write it '
+                                 'as 5000 | BookingId: "12.000" has a thousands separator ("."); write it as '
+                                 '12000')
+
+
+@pytest.mark.parametrize("codec", ["rot13", "base64", "hex", "idna", "punycode", "unicode_escape"])
+def test_an_encoding_that_is_no_character_set_is_one_line(etl, codec):
+    """Python's codecs that turn bytes into bytes (rot13, base64) or read escapes and domain names:
+    refused in one line, exit 2 (before: a traceback, or a file read as something else)."""
+    one_line_error(etl("validate", DATA / "crlf.csv", "--encoding", codec),
+                   f"crlf.csv: unknown encoding '{codec}': pass a character set such as utf-8")

@@ -161,7 +161,8 @@ class CsvTable(Table):
                 raise FileProblem(path, f"is {what}")
             verdict = encodings.choose(path, options.encoding)
         except LookupError as exc:
-            raise FileProblem(path, f"unknown encoding {options.encoding!r}") from exc
+            raise FileProblem(path, f"unknown encoding {options.encoding!r}: pass a character set "
+                                    "such as utf-8, cp1252 or latin-1") from exc
         except OSError as exc:
             raise FileProblem(path, f"can't be read ({exc.strerror})") from exc
         if isinstance(verdict, encodings.Refused):

@@ -61,8 +61,18 @@ class Refused:
     reason: str
 
 
+#: codecs Python has that read text, yet are no character set a file is saved in: each would
+#: read a file's bytes as something else (backslashes as escapes, labels of domain names)
+_NOT_CHARSETS = frozenset({"idna", "punycode", "unicode-escape", "raw-unicode-escape", "undefined"})
+
+
 def _canonical(codec: str) -> str:
-    return codecs.lookup(codec).name
+    """CODEC's own name; LookupError for a name Python has no codec of, or one that is no
+    character set (rot13, base64, hex: bytes to bytes or text to text; `_NOT_CHARSETS`)."""
+    info = codecs.lookup(codec)
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_CHARSETS:
+        raise LookupError(f"{codec!r} is not a character set")
+    return info.name
 
 
 def binary_kind(head: bytes) -> str | None:

@@ -18,13 +18,43 @@ from __future__ import annotations
 import posixpath
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from typing import IO
 from xml.etree import ElementTree
-from xml.sax.saxutils import unescape
 
 _BLOCK = 4 << 20
 _RELS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+
+
+class SheetDamaged(ValueError):
+    """The worksheet's XML can't be read as a worksheet (a member that does not decompress, a
+    row number that is not a number): its cells can't be told apart, so the file is refused."""
+
+
+_ENTITY = re.compile(r"&(?:#[xX]([0-9A-Fa-f]{1,6})|#([0-9]{1,7})|(amp|lt|gt|quot|apos));")
+_NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
+_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+
+
+def _entity(match: re.Match[str]) -> str:
+    hexadecimal, decimal, name = match.groups()
+    if name is not None:
+        return _NAMED[name]
+    code = int(hexadecimal, 16) if hexadecimal is not None else int(decimal)
+    return chr(code) if 0 < code <= 0x10FFFF and not 0xD800 <= code < 0xE000 else match.group(0)
+
+
+def xml_text(raw: bytes) -> str:
+    """The text of an element as the XML means it: its entities (`&amp;`, `&quot;`, `&#x27;`,
+    `&#39;`) and Excel's own escapes of characters XML can't hold (`_x000D_`; `_x005F_` is `_`)
+    read, as calamine reads them."""
+    text = raw.decode("utf-8", "replace")
+    if "&" in text:
+        text = _ENTITY.sub(_entity, text)
+    if "_x" in text:
+        text = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
+    return text
 
 
 @dataclass(frozen=True)
@@ -56,6 +86,8 @@ def sheet_facts(path: str, sheet: str) -> SheetFacts:
             spaced = _spaced_strings(book)
             with book.open(part) as xml:
                 return _scan(xml, recalc, spaced)
+    except zlib.error as exc:
+        raise SheetDamaged(f"its XML does not decompress: {exc}") from exc
     except (OSError, KeyError, zipfile.BadZipFile, ElementTree.ParseError, EOFError):
         return SheetFacts()
 
@@ -90,7 +122,7 @@ def _runs_text(inner: bytes) -> str | None:
               and (m.group(2)[:1].isspace() or m.group(2)[-1:].isspace())]
     if not spaced:
         return None
-    return unescape(b"".join(m.group(2) or b"" for m in runs).decode("utf-8", "replace"))
+    return xml_text(b"".join(m.group(2) or b"" for m in runs))
 
 
 def _spaced_strings(book: zipfile.ZipFile) -> dict[int, str]:
@@ -123,7 +155,7 @@ def sheets_with_data(path: str, sheets: list[str]) -> list[str]:
                 data = head[head.find(b"<sheetData"):] if b"<sheetData" in head else head
                 if re.search(rb"<(?:\w+:)?c\b", data):
                     found.append(sheet)
-    except (OSError, KeyError, zipfile.BadZipFile, ElementTree.ParseError, EOFError):
+    except (OSError, KeyError, zipfile.BadZipFile, ElementTree.ParseError, EOFError, zlib.error):
         pass
     return found
 
@@ -157,10 +189,37 @@ def _sheet_part(book: zipfile.ZipFile, sheet: str) -> tuple[str | None, bool]:
 _TOKEN = re.compile(rb"<(?:\w+:)?row\b([^>]*)>|<(?:\w+:)?c\b([^>]*?)(?:/>|>(.*?)</(?:\w+:)?c>)", re.S)
 _ROW_TAG = re.compile(rb"<(?:\w+:)?row\b([^>]*)>")
 _ROW_END = re.compile(rb"</(?:\w+:)?row>")
-_ATTR = re.compile(rb'(\w+)\s*=\s*"([^"]*)"')
+_ATTR = re.compile(rb"""(\w+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")  # XML quotes either way
 _FORMULA = re.compile(rb"<(?:\w+:)?f\b[^>]*?(?:/>|>(.*?)</(?:\w+:)?f>)", re.S)
 _VALUE = re.compile(rb"<(?:\w+:)?v\b[^>]*?(?:/>|>(.*?)</(?:\w+:)?v>)", re.S)
 _REF = re.compile(rb"([A-Z]+)([0-9]+)")
+
+
+def _attrs(tag: bytes) -> dict[bytes, bytes]:
+    """A tag's attributes, quoted either way (`r="D3"`, `t='e'`)."""
+    return {name: double or single for name, double, single in _ATTR.findall(tag)}
+
+
+def _row_number(text: bytes) -> int:
+    if not text.isdigit():
+        raise SheetDamaged(f"a row is numbered {text.decode('utf-8', 'replace')!r}, not a number")
+    return int(text)
+
+
+def _last_row_tag(data: bytes) -> re.Match[bytes] | None:
+    """The last row tag of DATA (`<row ...>`, `<x:row ...>`): a cell's text never holds a `<`,
+    so the text "row " of a cell is never taken for one."""
+    end = len(data)
+    while end > 0:
+        at = max(data.rfind(b"<row", 0, end), data.rfind(b":row", 0, end))
+        if at < 0:
+            return None
+        start = at if data[at:at + 1] == b"<" else data.rfind(b"<", 0, at)
+        found = _ROW_TAG.match(data, start) if start >= 0 else None
+        if found is not None:
+            return found
+        end = at
+    return None
 
 
 def _column(letters: bytes) -> int:
@@ -184,14 +243,15 @@ def _scan(xml: IO[bytes], recalc: bool, spaced: dict[int, str] | None = None) ->
                 continue
             data, carry = data[:end], data[end:]
         facts.filtered = facts.filtered or b"autoFilter" in data or b"autoFilter" in carry
-        if (b't="e"' in data or b"f>" in data or b"<f " in data or b":f " in data or b"hidden=" in data
-                or spaced and b't="s"' in data or _edge_spaces(data)):
+        if (b't="e"' in data or b"t='e'" in data or b"f>" in data or b"<f " in data or b":f " in data
+                or b"hidden=" in data or spaced and (b't="s"' in data or b"t='s'" in data)
+                or _edge_spaces(data)):
             _cells(data, recalc, state, facts, spaced or {})
         else:  # nothing odd here: only follow the row number (from the last row's r)
-            last = _ROW_TAG.search(data, max(0, data.rfind(b"row ", 0, len(data) - 8) - 4))
-            number = dict(_ATTR.findall(last.group(1))).get(b"r") if last else None
+            last = _last_row_tag(data)
+            number = _attrs(last.group(1)).get(b"r") if last else None
             if number:
-                state[0], state[1] = int(number), -1
+                state[0], state[1] = _row_number(number), -1
             elif last:  # rows without numbers: count them
                 state[0], state[1] = state[0] + len(_ROW_TAG.findall(data)), -1
         if not block:
@@ -203,14 +263,14 @@ def _cells(data: bytes, recalc: bool, state: list[int], facts: SheetFacts, space
     found = facts.odd
     for match in _TOKEN.finditer(data):
         if match.group(1) is not None:  # a row
-            row = dict(_ATTR.findall(match.group(1) or b""))
+            row = _attrs(match.group(1) or b"")
             number = row.get(b"r")
-            state[0] = int(number) if number else state[0] + 1
+            state[0] = _row_number(number) if number else state[0] + 1
             state[1] = -1
             if row.get(b"hidden") in (b"1", b"true"):
                 facts.hidden.append(state[0])
             continue
-        attrs = dict(_ATTR.findall(match.group(2)))
+        attrs = _attrs(match.group(2))
         ref = _REF.fullmatch(attrs.get(b"r", b""))
         if ref:
             state[0], state[1] = int(ref.group(2)), _column(ref.group(1))
@@ -218,7 +278,7 @@ def _cells(data: bytes, recalc: bool, state: list[int], facts: SheetFacts, space
             state[1] += 1
         inner = match.group(3) or b""
         value = _VALUE.search(inner)
-        text = unescape((value.group(1) or b"").decode("utf-8", "replace")) if value else ""
+        text = xml_text(value.group(1) or b"") if value else ""
         kind = attrs.get(b"t")
         if kind == b"e":
             found[(state[0], state[1])] = OddCell(text, f"the cell holds Excel's {text}")
@@ -234,8 +294,11 @@ def _cells(data: bytes, recalc: bool, state: list[int], facts: SheetFacts, space
         formula = _FORMULA.search(inner)
         if formula is None:
             continue
-        if text == "" or (recalc and text == "0" and attrs.get(b"t", b"n") == b"n"):
-            shown = unescape((formula.group(1) or b"").decode("utf-8", "replace"))
+        # a formula typed text whose value is empty (`t="str"`, `<v></v>`) gave "": Excel saves
+        # `=IF(E2="","",E2)` so; one without a value at all says nothing of its type
+        if (text == "" and not (kind == b"str" and value is not None and value.group(1) is not None)) \
+                or (recalc and text == "0" and attrs.get(b"t", b"n") == b"n"):
+            shown = xml_text(formula.group(1) or b"")
             found[(state[0], state[1])] = OddCell(
                 "",  # its value is not known
                 (f"the cell holds a formula (={shown})" if shown else "the cell holds a formula")

@@ -98,7 +98,11 @@ class XlsxTable(Table):
         self.sheets = sheets
         chosen = self._choose(sheets)
         self.sheet = chosen.name
-        facts = sheetcells.sheet_facts(path, chosen.name)
+        try:
+            facts = sheetcells.sheet_facts(path, chosen.name)
+        except sheetcells.SheetDamaged as exc:
+            raise FileProblem(path, f"worksheet {chosen} is damaged and can't be read ({exc}); "
+                                    "open it in Excel and save it again") from exc
         self._odd: dict[int, list[tuple[int, sheetcells.OddCell]]] = {}
         for (row, column), cell in sorted(facts.odd.items()):
             self._odd.setdefault(row, []).append((column, cell))

@@ -54,16 +54,19 @@ def value(kind: Kind, cell: str | None, decimal: str = ".") -> tuple[Any, str | 
     if text == "":
         return None, None
     if kind is Kind.INTEGER:
-        return _integer(text)
+        return _integer(text, decimal)
     if kind is Kind.AMOUNT:
         return _amount(text, decimal)
     return text, None
 
 
-def _integer(text: str) -> tuple[Any, str | None]:
-    if not _WHOLE_RX.fullmatch(text):
-        return None, f"{shown(text)} is not a whole number"
-    number = int(text.split(".")[0])
+def _integer(text: str, decimal: str = ".") -> tuple[Any, str | None]:
+    # "123,0" where the decimal mark is ","; there "5.000" is five thousand, written with a
+    # thousands separator, never 5
+    whole = text if decimal == "." else text.replace(".", "\x00").replace(decimal, ".")
+    if not _WHOLE_RX.fullmatch(whole):
+        return None, _not_a_number(text, decimal, "a whole number")
+    number = int(whole.split(".")[0])
     if abs(number) > _INT64:
         return None, f"{shown(text)} is too large"
     return number, None
@@ -72,14 +75,7 @@ def _integer(text: str) -> tuple[Any, str | None]:
 def _amount(text: str, decimal: str) -> tuple[Any, str | None]:
     dotted = text if decimal == "." else text.replace(".", "\x00").replace(decimal, ".")
     if not _NUMBER_RX.fullmatch(dotted):
-        sep = _grouped(text, decimal)
-        if sep is not None:
-            plain = text.replace(sep, "")
-            name = {" ": "a space", "\u00a0": "a no-break space", "\u202f": "a narrow no-break space"}
-            return None, (f"{shown(text)} has a thousands separator "
-                          f"({name.get(sep, repr(sep).replace(chr(39), chr(34)))}); write it as {plain}")
-        mark = "" if decimal == "." else f' (the decimal mark is "{decimal}")'
-        return None, f"{shown(text)} is not a number{mark}"
+        return None, _not_a_number(text, decimal, "a number")
     try:
         number = Decimal(dotted)
         double = float(number)
@@ -90,6 +86,18 @@ def _amount(text: str, decimal: str) -> tuple[Any, str | None]:
     if double == 0:
         return Decimal(0), None  # 1e-400 is 0 as a double, and so on the server
     return number, None
+
+
+def _not_a_number(text: str, decimal: str, what: str) -> str:
+    """Why TEXT is not WHAT: a thousands separator named, with the number as it should be written."""
+    sep = _grouped(text, decimal)
+    if sep is not None:
+        plain = text.replace(sep, "")
+        name = {" ": "a space", "\u00a0": "a no-break space", "\u202f": "a narrow no-break space"}
+        return (f"{shown(text)} has a thousands separator "
+                f"({name.get(sep, repr(sep).replace(chr(39), chr(34)))}); write it as {plain}")
+    mark = "" if decimal == "." else f' (the decimal mark is "{decimal}")'
+    return f"{shown(text)} is not {what}{mark}"
 
 
 def _grouped(text: str, decimal: str) -> str | None:

@@ -260,6 +260,77 @@ def second_round() -> None:
     # two exports pasted together: one saved as UTF-8, the other as Windows' cp1252
     write("utf8_and_cp1252.csv", rows("Réunion", "Café").encode("utf-8")
           + "103,1,Crème\n104,1,Genève\n105,1,Thé\n".encode("cp1252"))
+    third_round()
+
+
+def _string_at(cell: re.Match[bytes]) -> int:
+    """The shared string of padded_entities.xlsx's cell CELL (A1..C1 the header; C2..C4 the texts)."""
+    row = int(cell.group(2))
+    return b"ABC".index(cell.group(1)) if row == 1 else row + 1
+
+
+def third_round() -> None:
+    """Exports read wrong with exit 0, or with a traceback, before (run alone: `python -c "import
+    make_ugly as m; m.third_round()"` from this folder, so the files above keep their bytes)."""
+    # shared strings as a hand-rolled exporter writes them: HTML-escaped (&#x27; &quot;), padded
+    # (a CHAR column) and without xml:space="preserve"
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["CoworkerBookingCreditId", "CreditUsed", "Description"])
+    for i in range(3):
+        sheet.append([101 + i, 1, f"text {i}"])
+    strings = [b"CoworkerBookingCreditId", b"CreditUsed", b"Description",
+               b"O&#x27;Brien booking   ", b" Room &quot;A&quot; ", b"Tea &amp; coffee &#39;n&apos; cake "]
+    table = b"".join(b"<si><t>" + t + b"</t></si>" for t in strings)
+    patched(book, "padded_entities.xlsx", {
+        "xl/worksheets/sheet1.xml": lambda d: re.sub(
+            rb'<c r="([A-C])([1-4])" t="inlineStr"><is><t>[^<]*</t></is></c>',
+            lambda m: b'<c r="%s%s" t="s"><v>%d</v></c>' % (m.group(1), m.group(2), _string_at(m)), d),
+        "[Content_Types].xml": lambda d: d.replace(
+            b"</Types>", b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+                         b'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>'),
+        "xl/_rels/workbook.xml.rels": lambda d: d.replace(
+            b"</Relationships>", b'<Relationship Id="rIdSS" Type="http://schemas.openxmlformats.org/'
+                                 b'officeDocument/2006/relationships/sharedStrings" '
+                                 b'Target="sharedStrings.xml"/></Relationships>'),
+    }, extra={"xl/sharedStrings.xml": b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/'
+                                      b'2006/main">' + table + b"</sst>"})
+    # a sheet whose attributes are in single quotes (valid XML; some hand-rolled writers do it):
+    # an Excel error and a formula saved without its value in BookingId
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["CoworkerBookingCreditId", "CreditUsed", "Description", "BookingId"])
+    sheet.append([101, 1, "fine", 7])
+    sheet.append([102, 1, "lookup failed", "#N/A"])
+    sheet.append([103, 1, "not calculated", "=VLOOKUP(A4,Bookings!A:B,2,0)"])
+    patched(book, "single_quoted.xlsx", {"xl/worksheets/sheet1.xml": lambda d: d[:d.find(b"<sheetData")]
+             + re.sub(rb'(\w+)="([^"]*)"', rb"\1='\2'", d[d.find(b"<sheetData"):])})
+    # a formula whose value is "" (Excel saves =IF(D2="","",D2) typed text, with an empty value)
+    book = openpyxl.Workbook()
+    uses_sheet(book.active, 2)
+    patched(book, "formula_empty_text.xlsx", {"xl/worksheets/sheet1.xml": lambda d: re.sub(
+        rb'<c r="C2" t="inlineStr"><is><t>[^<]*</t></is></c>',
+        b'<c r="C2" t="str"><f>IF(D2="","",D2)</f><v></v></c>', d)})
+    # a row numbered with letters in it, and a sheet whose compressed XML is damaged (a download
+    # cut and patched)
+    book = openpyxl.Workbook()
+    uses_sheet(book.active, 2)
+    patched(book, "row_number_text.xlsx", {"xl/worksheets/sheet1.xml": lambda d: d.replace(
+        b'<row r="2"', b'<row r="2x"')})
+    book = openpyxl.Workbook()
+    uses_sheet(book.active, 40)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    data = bytearray(buffer.getvalue())
+    info = zipfile.ZipFile(io.BytesIO(bytes(data))).getinfo("xl/worksheets/sheet1.xml")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    for k in range(start + 20, start + 40):
+        data[k] ^= 0x55
+    write("damaged_sheet_stream.xlsx", bytes(data))
+    # ids of round thousands as a European spreadsheet shows them ("5.000": five thousand)
+    write("decimal_comma_ids.csv", "CoworkerBookingCreditId;CreditUsed;Description;BookingId\r\n"
+                                   "5.000;1,5;Raum A;12.000\r\n5;1,5;Raum B;12\r\n7004,0;2;Raum C;\r\n"
+                                   .encode("cp1252"))
 
 
 if __name__ == "__main__":
