@@ -203,6 +203,26 @@ def test_ignore_column_given_on_a_later_night_re_identifies_the_rows_created(pos
     assert sandbox.stats.posts == 5
 
 
+def test_a_re_export_of_identical_rows_stops_before_the_first_post(post, sandbox, tmp_path):
+    """Four copies of one credit use come back as four rows of the earlier file, not one: the
+    re-export is 10 of 10 rows and stops (before, 7 of 10 counted: under 90 %, the whole export
+    was posted a second time)."""
+    def export(name: str, at: str) -> Path:
+        path = tmp_path / name
+        path.write_text("CoworkerBookingCreditId,CreditUsed,Description,BookingId,ExportedAt\n"
+                        + "1201,1,Hot desk day pass,,{at}\n".format(at=at) * 4
+                        + "".join(f"120{i},2,Meeting room,88000{i},{at}\n" for i in range(1, 7)))
+        return path
+
+    assert outcomes(post(export("n1.csv", "2026-11-24T01:00"))) == ["created"] * 10
+    again = post(export("n2.csv", "2026-11-25T01:00"))
+    assert again.code == 2, again.err
+    assert "10 of the 10 rows created from" in again.err and "--ignore-column ExportedAt" in again.err
+    assert sandbox.stats.posts == 10
+    run = post(export("n2.csv", "2026-11-25T01:00"), "--ignore-column", "ExportedAt")
+    assert outcomes(run) == ["skipped"] * 10 and sandbox.stats.posts == 10
+
+
 def test_a_column_dropped_from_the_export_does_not_re_identify_rows(post, sandbox, tmp_path):
     """Two uses told apart only by their date: without that column they are no earlier row."""
     post(night(tmp_path, "night-1.csv", ["2026-11-24,101,1,Desk,,"]))

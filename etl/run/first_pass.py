@@ -192,7 +192,9 @@ class FirstPass(ImporterBase):
     def _look_for_a_re_export(self, identities: Identities, r: Row, earlier: list[Entry],
                               kept: dict[str, dict[str, str]]) -> None:
         """The first pass's evidence of a re-export: a row with a created row's payload whose
-        cells differ from that row's in one column only (not one of --key)."""
+        cells differ from that row's in one column only (not one of --key). Identical rows each
+        take a created row of their own: four copies of a credit use that come back are four
+        rows of the earlier file, not one."""
         if self.evidence is None:
             return
         key = set(identities.names[r.scheme]) if self.settings.key else set()
@@ -203,7 +205,9 @@ class FirstPass(ImporterBase):
             differ = [n for n in cells.keys() | r.cells.keys() if cells.get(n) != r.cells.get(n)]
             if len(differ) == 1 and differ[0] not in key:
                 found = self.evidence.setdefault(differ[0], {}).setdefault(e.source, {})
-                found.setdefault(e.identity, (r, e))
+                if e.identity in found:  # an identical row before this one came back as it
+                    continue
+                found[e.identity] = (r, e)
                 return
 
     def _stop_a_re_export(self) -> None:
