@@ -210,7 +210,7 @@ def test_a_re_export_of_identical_rows_stops_before_the_first_post(post, sandbox
     def export(name: str, at: str) -> Path:
         path = tmp_path / name
         path.write_text("CoworkerBookingCreditId,CreditUsed,Description,BookingId,ExportedAt\n"
-                        + "1201,1,Hot desk day pass,,{at}\n".format(at=at) * 4
+                        + f"1201,1,Hot desk day pass,,{at}\n" * 4
                         + "".join(f"120{i},2,Meeting room,88000{i},{at}\n" for i in range(1, 7)))
         return path
 

@@ -107,7 +107,15 @@ class Fences:
         with self._lock:
             if self._max is None and not ids:
                 self._max = 0
-            self._raise(max(ids, default=None))
+            top = max(ids, default=None)
+            if self._max and (top is None or top < self._max):
+                # it showed nothing as new as a record already seen: not the newest records (a
+                # server that ignores the page asked for answers the oldest), so what it showed
+                # is a fence, and not a fresh one
+                self.log.warning(f"a read of the newest record showed Id {top}, below Id {self._max} "
+                                 "seen before: not taken as the newest")
+                return
+            self._raise(top)
             self._since = since if self._since is None else max(self._since, since)
 
     def saw_empty(self, since: float | None = None) -> None:

@@ -173,8 +173,10 @@ class Reconciler:
         pages = first.get("TotalPages")
         if isinstance(pages, int) and pages > 1:
             last = self._get(self.resource.endpoint, {**params, "page": pages})
-            if not isinstance(last, dict) or not isinstance(last.get("Records"), list):
-                # the newest Id was not read: what was read is a fence, not a fresh one
+            if not isinstance(last, dict) or not isinstance(last.get("Records"), list) \
+                    or last.get("HasNextPage") is True:
+                # the newest Id was not read (no answer, or not the last page: a server that
+                # ignores the page asked for): what was read is a fence, not a fresh one
                 self.fences.saw(i for i in ids if isinstance(i, int))
                 return
             ids += [r.get("Id") for r in last["Records"] if isinstance(r, dict)]
