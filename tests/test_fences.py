@@ -136,19 +136,23 @@ def test_a_record_someone_else_made_above_an_old_fence_is_never_taken_for_a_row(
                               "'in_doubt'", (foreign,)).fetchall() == [("in_doubt", None)]
 
 
-def test_a_list_that_ignores_the_page_asked_for_never_makes_a_fence_fresh(etl, tmp_path):
+@pytest.mark.parametrize("dir_one", ["asc", "desc"])
+def test_a_list_that_ignores_the_page_asked_for_still_gives_a_fresh_fence(etl, tmp_path, dir_one):
     """A read for a fence asks for both ends of the list sorted by Id. A server that answers
-    page 1 whatever page was asked for (HasNextPage still true) showed its oldest record, not
-    its newest: the rows sent after that read keep a fence that is not fresh. Before, it was
-    taken as fresh, so a record someone else had made before the read, above that fence, could
-    be placed inside a row's window (where the server's clock can't place it) and taken for the
-    row's record: a row never sent, reported created."""
-    with Sandbox(faults=Faults(retry_after=0, list_ignore_page=1.0), tokens=(TOKEN,)) as box:
+    page 1 whatever page was asked for (HasNextPage still true) shows its oldest record twice:
+    the other end is then read sorted the other way, and the rows sent after the read are
+    fenced by the newest record, someone else's. Before, the oldest record was taken for the
+    newest: the journal's old fence was called fresh, so a record someone else had made before
+    the read, above that fence, could be placed inside a row's window (where the server's clock
+    can't place it) and taken for the row's record: a row never sent, reported created."""
+    faults = Faults(retry_after=0, list_ignore_page=1.0, dir_one=dir_one)
+    with Sandbox(faults=faults, tokens=(TOKEN,)) as box:
         api = ["--api-url", box.url, "--token", TOKEN, "--rate", "1000", "--no-system-id"]
         first = etl("import", write(tmp_path, "first.csv", "100,1,p", "100,2,q"), *api, env=NO_ENV)
         assert first.code == 0 and fact(box.url, "ids_rise") == "yes"
         for n in range(3):  # credit uses someone else made since: newer than any the journal has
-            box.store.create({"CoworkerBookingCreditId": 900 + n, "CreditUsed": 1, "Description": "theirs"})
+            newest = box.store.create({"CoworkerBookingCreditId": 900 + n, "CreditUsed": 1,
+                                       "Description": "theirs"})
         box.script("error", "ok", "ok")  # the first row: 500, nothing made; a fence is read
         run = etl("import", write(tmp_path, "a.csv", "101,1,a", "102,1,b", "103,1,c"), *api,
                   "--settle-wait", "0", env=NO_ENV)
@@ -157,5 +161,5 @@ def test_a_list_that_ignores_the_page_asked_for_never_makes_a_fence_fresh(etl, t
         with sqlite3.connect(journal_of(box.url)) as db:
             fences = db.execute("SELECT row, fence_low, fence_at FROM rows WHERE source LIKE '%a.csv' "
                                 "AND row > 2 ORDER BY row").fetchall()
-        # the second row left after the read: its fence is the journal's newest Id, not fresh
-        assert fences[0][1] == 87654322 and fences[0][2] is None, fences
+        # the second row left after the read: fenced by the newest record, freshly
+        assert fences[0][1] == newest and fences[0][2] is not None, fences

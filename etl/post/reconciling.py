@@ -157,7 +157,10 @@ class Reconciler:
     def read_fence(self) -> None:
         """After an ambiguous answer: the newest record Id of the resource, so that the rows sent
         from now on have a lower fence. Both ends of a list sorted by Id are read (one record
-        each), whichever way the server reads `dir`; any Id read is a valid fence."""
+        each), whichever way the server reads `dir`; any Id read is a valid fence. Where the last
+        page can't be read (a server that answers page 1 whatever page is asked for), the other
+        end is the first page sorted the other way (`dir` -1, else 0): taken only where the two
+        sorts differ (the server heeds `dir`), so one of them was the newest."""
         params: dict[str, Any] = {"orderBy": "Id", "dir": 1, "size": 1, "page": 1}
         if self.before_request:
             self.before_request()
@@ -173,13 +176,21 @@ class Reconciler:
         pages = first.get("TotalPages")
         if isinstance(pages, int) and pages > 1:
             last = self._get(self.resource.endpoint, {**params, "page": pages})
-            if not isinstance(last, dict) or not isinstance(last.get("Records"), list) \
-                    or last.get("HasNextPage") is True:
-                # the newest Id was not read (no answer, or not the last page: a server that
-                # ignores the page asked for): what was read is a fence, not a fresh one
-                self.fences.saw(i for i in ids if isinstance(i, int))
-                return
-            ids += [r.get("Id") for r in last["Records"] if isinstance(r, dict)]
+            if isinstance(last, dict) and isinstance(last.get("Records"), list) \
+                    and last.get("HasNextPage") is not True:
+                ids += [r.get("Id") for r in last["Records"] if isinstance(r, dict)]
+            else:  # not the last page (or no answer): the first, sorted the other way
+                theirs: list[Any] = []
+                for other in (-1, 0):  # descending for one convention, ascending for the other
+                    answer = self._get(self.resource.endpoint, {**params, "dir": other})
+                    theirs = [r.get("Id") for r in answer.get("Records") or [] if isinstance(r, dict)] \
+                        if isinstance(answer, dict) and isinstance(answer.get("Records"), list) else []
+                    if theirs and set(theirs) != set(ids):
+                        break
+                else:  # the newest Id was not read: what was read is a fence, not a fresh one
+                    self.fences.saw(i for i in ids + theirs if isinstance(i, int))
+                    return
+                ids += theirs
         self.fences.saw_newest((i for i in ids if isinstance(i, int)), since)
 
     # deciding
