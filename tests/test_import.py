@@ -409,6 +409,18 @@ def test_plain_http_to_another_machine_is_refused(etl, tmp_path):
     assert "plain http to another machine" in run.err
 
 
+@pytest.mark.parametrize("url, why", [("http://127.0.0.1:187110", "Port out of range"),
+                                      ("http://[::1", "Invalid IPv6 URL")])
+def test_an_api_url_that_is_no_url_is_one_line_and_json_says_so(etl, tmp_path, url, why):
+    """A port out of range or a bracket left open: one line, exit 2, and --json's one document
+    (before: a traceback, exit 1, nothing on stdout)."""
+    run = etl("import", write(tmp_path, "a.csv", "101,1,a"), "--api-url", url, "--token", TOKEN, "--json",
+              env=NO_ENV)
+    assert run.code == 2 and "Traceback" not in run.err
+    assert f"--api-url '{url}' is not a URL ({why}" in run.err
+    assert json.loads(run.out)["exit_code"] == 2
+
+
 def test_no_secret_in_anything_a_run_writes(post, sandbox, tmp_path, state_home):
     sandbox.script("unauthorized", "error_after_create", "reject")
     run = post(SAMPLES / "credit_uses.csv", "--username", USER, "--password", PASSWORD, token=False)

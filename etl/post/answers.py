@@ -90,7 +90,11 @@ class Credentials:
 
 def check_url(url: str, allow_insecure_http: bool = False) -> str:
     """The base URL without a trailing slash; plain http only to this machine."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a port out of range raises here, as a request would later
+    except ValueError as exc:  # a port out of range, a bracket left open
+        raise UsageProblem(f"--api-url {url!r} is not a URL ({exc})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageProblem(f"--api-url {url!r} is not an http(s) URL")
     loopback = parts.hostname in ("localhost", "::1") or parts.hostname.startswith("127.")
