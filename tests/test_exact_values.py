@@ -118,3 +118,24 @@ def test_encoding_and_cut_learnt_from_a_known_record_make_the_comparison_exact(p
     assert sandbox.stats.posts == 6 and len(sandbox.store.records()) == 5
     assert sorted(r["Description"] for r in sandbox.store.records()) == [
         "&lt;b&g", "A &amp;", "Tom &am", "Tom &am", "Tom &am"]
+
+
+def test_a_rounding_learnt_is_not_unlearnt_by_identical_rows_in_doubt(post, sandbox, tmp_path):
+    """A target that keeps amounts to one place: 1.25 is learnt stored as 1.3 from a 200. Two
+    identical rows of 1.25, each answered 500 after its record was made, are then decided
+    together: their records (1.3) equal them only through the rounding, so they show no places
+    kept. Before, each pairing was taken to show 1.25 kept exactly, the amount rule became
+    broken, and both rows stayed in doubt for good (neither reconcile nor resolve could decide
+    them)."""
+    sandbox.faults.amount_round = 1
+    sandbox.faults.description_max = 10
+    first = post(write(tmp_path, "n1.csv", "999,1.25,Desk", "998,1.25,Desk"))
+    assert [r["outcome"] for r in first.report()] == ["created", "created"]
+    sandbox.script("error_after_create", "error_after_create")
+    run = post(write(tmp_path, "n2.csv", "1000,1.25,Meeting room A", "1000,1.25,Meeting room A"),
+               "--timeout", "1", "--settle-wait", "10")
+    rows = run.report()
+    assert [r["outcome"] for r in rows] == ["created", "created"], [r["errors"] for r in rows]
+    assert sorted(int(r["id"]) for r in rows) == sorted(r["Id"] for r in sandbox.store.records()
+                                                        if r["CoworkerBookingCreditId"] == 1000)
+    assert sandbox.stats.posts == 4 and run.code == 0
