@@ -38,7 +38,7 @@ def test_not_created_is_refused_while_the_request_may_still_settle(etl, sandbox,
 def test_not_created_is_refused_while_a_record_that_may_be_the_rows_exists(etl, sandbox, api, tmp_path):
     sandbox.faults.created_on_offset = -8  # a local time in a zone never learnt: in doubt
     sandbox.script("error_after_create")
-    path = write(tmp_path, "a.csv", "101,1,first")
+    path = write(tmp_path, "a.csv", "101,1.25,first")
     run = etl("import", path, *api, "--no-system-id", "--timeout", "0.2", env=NO_ENV)
     assert [r["outcome"] for r in run.report()] == ["in_doubt"]
     record = sandbox.store.records()[0]["Id"]
@@ -49,7 +49,8 @@ def test_not_created_is_refused_while_a_record_that_may_be_the_rows_exists(etl, 
     other = sandbox.store.create({"CoworkerBookingCreditId": 101, "CreditUsed": "1.99",
                                   "Description": "first"})
     wrong = etl("resolve", f"{path}:2", "--created", str(other), *api, env=NO_ENV)
-    assert wrong.code == 2 and "CreditUsed 1.99 (the row: 1)" in wrong.err, wrong.err
+    # the row's amount as written, not Decimal('1.25')
+    assert wrong.code == 2 and "CreditUsed 1.99 (the row: 1.25)" in wrong.err, wrong.err
     right = etl("resolve", f"{path}:2", "--created", str(record), *api, env=NO_ENV)
     assert right.code == 0 and f"created, record {record}" in right.out
     rerun = etl("import", path, *api, "--no-system-id", "--timeout", "0.3", env=NO_ENV)

@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from etl import logs
@@ -268,5 +269,10 @@ def _check_record(api: Api, timeout: float, res: Resource, entry: Entry, record_
     texts = {f.name for f in res.fields if f.type_name == "text"}
     differ = list(compared.different) + [n for n in compared.unsure if n not in texts]
     if compared.match is not Match.SAME and differ:
-        shown = ", ".join(f"{n} {record.get(n)!r} (the row: {body.get(n)!r})" for n in differ)
+        shown = ", ".join(f"{n} {_shown(record.get(n))} (the row: {_shown(body.get(n))})" for n in differ)
         raise UsageProblem(f"record {record_id} is not this row's credit use: {shown}")
+
+
+def _shown(value: object) -> str:
+    """A value as a message shows it: an amount as written (1.25, not Decimal('1.25')), a text quoted."""
+    return str(value) if isinstance(value, Decimal) else repr(value)
