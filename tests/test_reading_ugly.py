@@ -503,3 +503,14 @@ def test_an_encoding_that_is_no_character_set_is_one_line(etl, codec):
     refused in one line, exit 2 (before: a traceback, or a file read as something else)."""
     one_line_error(etl("validate", DATA / "crlf.csv", "--encoding", codec),
                    f"crlf.csv: unknown encoding '{codec}': pass a character set such as utf-8")
+
+
+def test_cp1252_that_happens_to_be_valid_utf8_is_not_read_as_utf8(etl):
+    """"NESCAFÉ®" saved by Windows is NESCAFɮ read as UTF-8: Latin letters, but no language's.
+    Refused, naming the code page that reads it naturally (before: sent as NESCAFɮ, no word);
+    read right once named."""
+    run = etl("validate", DATA / "cp1252_valid_utf8.csv")
+    one_line_error(run, 'is valid UTF-8, but its text reads unnaturally so ("NESCAFɮ"), and naturally in '
+                        'another encoding (cp1252 reads "NESCAFÉ®")')
+    named = etl("validate", DATA / "cp1252_valid_utf8.csv", "--encoding", "cp1252")
+    assert [r["Description"] for r in named.report()] == ["NESCAFÉ® capsules", "CAFÉ–BAR catering"]

@@ -224,7 +224,10 @@ def _utf8_by_chance(path: str) -> Refused | None:
     words = _words(path)
     if len(words) > _FEW_WORDS:  # so many UTF-8 sequences are not there by chance
         return None
-    other = {w: o for w, o in words.items() if codepages.mixes_scripts(w.decode("utf-8"))}
+    # a word that mixes scripts (GBK's 预约 as ԤԼ), or that reads unnaturally as UTF-8 at all
+    # (cp1252's "CAFÉ®" as CAFɮ: Latin letters, but not as any language writes them)
+    other = {w: o for w, o in words.items() if codepages.mixes_scripts(text := w.decode("utf-8"))
+             or not codepages.reads_naturally(text, "utf-8")}
     if not other:
         return None
     present = bytes(sorted(set(b"".join(words)) - set(range(128))))

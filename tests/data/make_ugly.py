@@ -327,6 +327,8 @@ def third_round() -> None:
     for k in range(start + 20, start + 40):
         data[k] ^= 0x55
     write("damaged_sheet_stream.xlsx", bytes(data))
+    # Windows' cp1252 whose bytes happen to be valid UTF-8 (É® is UTF-8's ɮ, É– is ɖ: Latin letters)
+    write("cp1252_valid_utf8.csv", rows("NESCAFÉ® capsules", "CAFÉ–BAR catering").encode("cp1252"))
     # ids of round thousands as a European spreadsheet shows them ("5.000": five thousand)
     write("decimal_comma_ids.csv", "CoworkerBookingCreditId;CreditUsed;Description;BookingId\r\n"
                                    "5.000;1,5;Raum A;12.000\r\n5;1,5;Raum B;12\r\n7004,0;2;Raum C;\r\n"
