@@ -218,16 +218,22 @@ _DOUBTED_UTF8 = 4 << 20
 _FEW_WORDS = 200
 
 
+#: the IPA Extensions and Spacing Modifier Letters: what an accented capital and a symbol of
+#: Windows' code pages (É®, Ê») are when read as UTF-8
+_PHONETIC = re.compile("[\u0250-\u02ff]")
+
+
 def _utf8_by_chance(path: str) -> Refused | None:
     """A refusal when the file's UTF-8 text reads unnaturally and a code page reads it all
     naturally (see `etl.read.codepages`)."""
     words = _words(path)
     if len(words) > _FEW_WORDS:  # so many UTF-8 sequences are not there by chance
         return None
-    # a word that mixes scripts (GBK's 预约 as ԤԼ), or that reads unnaturally as UTF-8 at all
-    # (cp1252's "CAFÉ®" as CAFɮ: Latin letters, but not as any language writes them)
-    other = {w: o for w, o in words.items() if codepages.mixes_scripts(text := w.decode("utf-8"))
-             or not codepages.reads_naturally(text, "utf-8")}
+    # a word that mixes scripts (GBK's 预约 as ԤԼ), or holds a letter of the phonetic alphabet
+    # (cp1252's "CAFÉ®" as CAFɮ: an accented capital and a symbol are such a letter in UTF-8);
+    # not odd but real text (a run of é), which some code page would read "naturally" too
+    other = {w: o for w, o in words.items()
+             if codepages.mixes_scripts(text := w.decode("utf-8")) or _PHONETIC.search(text)}
     if not other:
         return None
     present = bytes(sorted(set(b"".join(words)) - set(range(128))))

@@ -65,7 +65,9 @@ def _integer(text: str, decimal: str = ".") -> tuple[Any, str | None]:
     # thousands separator, never 5
     whole = text if decimal == "." else text.replace(".", "\x00").replace(decimal, ".")
     if not _WHOLE_RX.fullmatch(whole):
-        return None, _not_a_number(text, decimal, "a whole number")
+        if decimal != "." and _grouped(text, decimal) == ".":
+            return None, _not_a_number(text, decimal, "a whole number")
+        return None, f"{shown(text)} is not a whole number"
     number = int(whole.split(".")[0])
     if abs(number) > _INT64:
         return None, f"{shown(text)} is too large"
