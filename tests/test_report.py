@@ -258,3 +258,19 @@ def test_reasons_by_column_when_headers_are_aliases_or_mapped(etl, tmp_path):
     page = (tmp_path / "page.html").read_text()
     assert ("<td>CreditUsed</td><td>&quot;…&quot; is not a number (the decimal mark is &quot;,&quot;)</td>"
             in page)
+
+
+@pytest.mark.parametrize("target", ["results.csv", "summary.json", "export.csv"])
+def test_html_report_never_overwrites_the_run_or_a_file_that_is_no_page(etl, imported, tmp_path, target):
+    """--html named after the run's own results.csv (before: replaced by the page, the per-row
+    report gone), its summary, or an input: refused, the file kept; a page written before is
+    written again."""
+    run_dir = (tmp_path / json.loads(imported.out)["report"]).parent
+    path = tmp_path / "export.csv" if target == "export.csv" else run_dir / target
+    before = path.read_bytes()
+    run = etl("report", run_dir, "--html", path)
+    assert run.code == 2 and "--html" in run.err, run.err
+    assert path.read_bytes() == before
+    page = tmp_path / "run.html"
+    assert etl("report", run_dir, "--html", page).code == 0
+    assert etl("report", run_dir, "--html", page).code == 0 and page.read_text().startswith("<!DOCTYPE html>")

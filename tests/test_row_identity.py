@@ -113,15 +113,29 @@ def test_the_same_input_twice_is_a_usage_error(post, sandbox, tmp_path, how):
 
 
 @pytest.mark.parametrize("command", ["validate", "import"])
-def test_a_report_that_is_an_input_is_refused_and_the_input_kept(etl, sandbox, tmp_path, command):
+@pytest.mark.parametrize("how", ["same", "hard link"])
+def test_a_report_that_is_an_input_is_refused_and_the_input_kept(etl, sandbox, tmp_path, command, how):
+    """The input named again, or under another name of the same file (a hard link: before, the
+    report wiped the input, then blamed it for changing while read)."""
     path = write(tmp_path, "export.csv", "101,1,a")
+    report = "export.csv"
+    if how == "hard link":
+        os.link(path, tmp_path / "export-link.csv")
+        report = "export-link.csv"
     before = path.read_text()
     extra = ["--api-url", sandbox.url, "--token", TOKEN] if command == "import" else []
-    run = etl(command, path, "--report", "export.csv", *extra, env=NO_ENV)
+    run = etl(command, path, "--report", report, *extra, env=NO_ENV)
     assert run.code == 2
     assert "would overwrite the input" in run.err
     assert path.read_text() == before
     assert sandbox.stats.posts == 0
+
+
+def test_an_input_named_twice_through_a_hard_link_is_refused(etl, tmp_path):
+    path = write(tmp_path, "export.csv", "101,1,a")
+    os.link(path, tmp_path / "again.csv")
+    run = etl("validate", path, tmp_path / "again.csv")
+    assert run.code == 2 and "are the same file; name each input once" in run.err
 
 
 @pytest.mark.parametrize("system_id", [True, False])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from html import escape
 
+from etl.errors import UsageProblem
 from etl.report.run_report import RunReport, ordered, per_bucket
 
 #: One colour per outcome, the same in every chart and badge.
@@ -68,7 +69,20 @@ def render(report: RunReport, *, rows: int = 200) -> str:
 
 
 def write(report: RunReport, path: str) -> None:
+    """The page, at PATH: never over one of the run's own files, nor over a file that is not a
+    page already (an export, a report CSV named by mistake)."""
     folder = os.path.dirname(os.path.abspath(path))
+    run = os.path.dirname(os.path.abspath(report.results))
+    if os.path.exists(path):
+        owns = (report.results, *(os.path.join(run, n) for n in ("summary.json", "log.jsonl", "errors.csv")))
+        for own in owns:
+            if os.path.exists(own) and os.path.samefile(path, own):
+                raise UsageProblem(f"--html {path} is the run's own {os.path.basename(own)}; "
+                                   "name another file")
+        with open(path, "rb") as f:
+            head = f.read(512).lstrip().lower()
+        if head and not head.startswith((b"<!doctype html", b"<html")):
+            raise UsageProblem(f"--html {path} exists and is not an HTML page: it is kept; name another file")
     os.makedirs(folder, exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         f.write(render(report))

@@ -204,19 +204,35 @@ def check_paths(files: list[str], report: str) -> None:
     """The same input twice (after following links) is a mistake, and a report that would
     overwrite an input destroys it: both are refused before anything is read or written."""
     seen: dict[str, str] = {}
+    inodes: dict[tuple[int, int], str] = {}  # the same file under another name (a hard link)
     for path in files:
         real = os.path.realpath(path)
-        if real in seen:
-            raise UsageProblem(f"{path} and {seen[real]} are the same file; name each input once")
+        key = _inode(real)
+        twin = seen.get(real) or (inodes.get(key) if key is not None else None)
+        if twin is not None:
+            raise UsageProblem(f"{path} and {twin} are the same file; name each input once")
         seen[real] = path
+        if key is not None:
+            inodes[key] = path
     _writable(report)
     folder = os.path.dirname(os.path.abspath(report))
     for out in (report, os.path.join(folder, "summary.json"), os.path.join(folder, "log.jsonl")):
         real = os.path.realpath(out)
-        if real in seen:
-            raise UsageProblem(f"--report {report} would overwrite the input {seen[real]}"
+        key = _inode(real)
+        same = seen.get(real) or (inodes.get(key) if key is not None else None)
+        if same is not None:
+            raise UsageProblem(f"--report {report} would overwrite the input {same}"
                                + ("" if out == report else f" (as {os.path.basename(out)})")
                                + "; choose another --report")
+
+
+def _inode(path: str) -> tuple[int, int] | None:
+    """PATH's device and inode where it exists: two names of one file have the same."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _writable(report: str) -> None:
@@ -343,7 +359,9 @@ class RunRecord:
         """errors.csv beside the report, unless that is one of this run's inputs (an operator
         who fixed an errors.csv in place and reports into the same folder keeps the fixes)."""
         path = os.path.join(os.path.dirname(self.report), "errors.csv")
-        if any(os.path.realpath(path) == os.path.realpath(f) for f in self.files):
+        here = _inode(path)  # a hard link of an input is that input too
+        if any(os.path.realpath(path) == os.path.realpath(f) or (here is not None and _inode(f) == here)
+               for f in self.files):
             path = os.path.join(os.path.dirname(self.report), f"errors-{self.run_id}.csv")
         return path
 
