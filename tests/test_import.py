@@ -421,6 +421,26 @@ def test_an_api_url_that_is_no_url_is_one_line_and_json_says_so(etl, tmp_path, u
     assert json.loads(run.out)["exit_code"] == 2
 
 
+@pytest.mark.parametrize("args", [
+    ["import", "--api-url", "http://admin:made-up-url-secret@10.255.255.1"],
+    ["import", "--api-url", "ftp://admin:made-up-url-secret@x"],
+    ["import", "--sandbox", "--journal", "postgresql://etl:pw@made-up-url-secret@127.0.0.1:1/x"],
+    ["status", "--journal", "postgresql://etl:pw@made-up-url-secret@127.0.0.1:1/x"],
+    ["status", "--journal", "host=127.0.0.1 password=made-up-url-secret dbname=x"],
+])
+def test_a_password_in_a_url_is_never_echoed(etl, tmp_path, args):
+    """A user and password in --api-url, a '@' in a journal URL's password (libpq splits at the
+    first '@', and named the rest as the host it could not find), a libpq keyword string: each
+    refused in one line (exit 2) that never shows the password, nor does --json or any file."""
+    command, *rest = args
+    files = [write(tmp_path, "a.csv", "101,1,a")] if command == "import" else []
+    run = etl(command, *files, *rest, "--json", env={**NO_ENV, "NEXUDUS_TOKEN": TOKEN})
+    assert run.code == 2 and "Traceback" not in run.err, run.err
+    assert json.loads(run.out)["exit_code"] == 2
+    written = "".join(p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file())
+    assert "made-up-url-secret" not in run.out + run.err + written
+
+
 def test_no_secret_in_anything_a_run_writes(post, sandbox, tmp_path, state_home):
     sandbox.script("unauthorized", "error_after_create", "reject")
     run = post(SAMPLES / "credit_uses.csv", "--username", USER, "--password", PASSWORD, token=False)

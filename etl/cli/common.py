@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable
@@ -184,6 +185,28 @@ def main() -> None:
 
 
 # --- shared options --------------------------------------------------------------------------
+
+
+def checked_journal(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
+    """--journal: a SQLite file, or a postgresql:// URL that reads one way only (a '@' in its
+    password is %40: libpq and Python's URL parser split it at different '@'s, and libpq's
+    message would show the part it took for the host). A libpq keyword string is neither, and
+    is never echoed with its password."""
+    from urllib.parse import urlsplit
+
+    from etl.ledger.journal_backends import is_url, shown
+
+    if value is None:
+        return value
+    if is_url(value):
+        if urlsplit(value).netloc.count("@") > 1:
+            raise UsageProblem(f"--journal {shown(value)}: write a '@' in the user name or password "
+                               "as %40 (the URL reads two ways otherwise)")
+    elif re.search(r"(?:^|\s)(?:password|host|dbname)\s*=", value):
+        raise UsageProblem("--journal takes a SQLite file or a postgresql:// URL "
+                           "(postgresql://user@host/database), not a string of keywords ("
+                           + re.sub(r"(password\s*=\s*)\S+", r"\1***", value) + ")")
+    return value
 
 
 def _parse_map(values: tuple[str, ...]) -> dict[str, str]:
@@ -380,6 +403,7 @@ def api_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Seconds the whole answer to a request may take; a time-out leaves the row "
                           "in doubt."),
         click.option("--journal", envvar="ETL_JOURNAL", metavar="PATH", type=click.Path(dir_okay=False),
+                     callback=checked_journal,
                      help="The SQLite journal of what was posted (what makes reruns safe). Default: "
                           "one per API target in your state folder, whatever folder you start in."),
         click.option("--allow-insecure-http", is_flag=True,

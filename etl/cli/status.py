@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from etl import config
-from etl.cli.common import json_option, main
+from etl.cli.common import checked_journal, json_option, main
 
 if TYPE_CHECKING:
     pass
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 @click.option("--api-url", envvar="NEXUDUS_API_URL", default=config.DEFAULT_API_URL,
               show_default=True, metavar="URL", help="The target whose journal to read.")
 @click.option("--sandbox", is_flag=True, help="The journal of the in-process sandbox's rehearsals.")
-@click.option("--journal", metavar="PATH", type=click.Path(dir_okay=False),
+@click.option("--journal", metavar="PATH", type=click.Path(dir_okay=False), callback=checked_journal,
               help="Read this journal. Default: the target's, in the user's state folder.")
 @click.option("--daily-limit", type=click.IntRange(min=1), default=5000, show_default=True, metavar="N",
               help="POSTs a night, to count the nights still needed.")

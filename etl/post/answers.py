@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from etl.errors import RunAborted, UsageProblem
 
@@ -95,6 +95,11 @@ def check_url(url: str, allow_insecure_http: bool = False) -> str:
         parts.port  # noqa: B018 - a port out of range raises here, as a request would later
     except ValueError as exc:  # a port out of range, a bracket left open
         raise UsageProblem(f"--api-url {url!r} is not a URL ({exc})") from None
+    if parts.username is not None or parts.password is not None:
+        # never echoed: the password would be in the terminal, summary.json and the log
+        bare = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, parts.query, ""))
+        raise UsageProblem(f"--api-url {bare!r} is given with a user name or password in it: pass them as "
+                           "NEXUDUS_USERNAME and NEXUDUS_PASSWORD (or a token as NEXUDUS_TOKEN)")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageProblem(f"--api-url {url!r} is not an http(s) URL")
     loopback = parts.hostname in ("localhost", "::1") or parts.hostname.startswith("127.")
