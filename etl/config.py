@@ -67,6 +67,9 @@ def load(
         raise UsageProblem(f"--config {path}: can't read it: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageProblem(f"--config {path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageProblem(f"--config {path}: not valid TOML: not UTF-8 (byte {exc.object[exc.start]:#04x} "
+                           f"at offset {exc.start}); save it as UTF-8") from None
     command_names = set(commands) | {command}
     known = {key(o) for o in everywhere}
     values: dict[str, Any] = {}
@@ -109,7 +112,15 @@ def _readable_by_others(mode: int) -> bool:
 
 
 def _value(value: Any) -> Any:
-    """TOML values as the option parsers take them: a table of renames becomes SOURCE=TARGET items."""
+    """TOML values as the option parsers take them from a command line, as text, so they are
+    checked as a flag's would be (`daily-limit = true` or `5.5` is no whole number, where click
+    would take 1 and 5); a table of renames becomes SOURCE=TARGET items."""
     if isinstance(value, dict):
         return [f"{k}={v}" for k, v in value.items()]
+    if isinstance(value, list):
+        return [_value(v) for v in value]
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
     return value

@@ -73,6 +73,24 @@ def test_a_bad_config_file_is_a_usage_error_naming_the_file(etl, tmp_path, conte
     assert not (tmp_path / "logs").exists() or not any((tmp_path / "logs").iterdir())
 
 
+@pytest.mark.parametrize(("content", "message"), [
+    (b"daily-limit = true\n", "Invalid value for '--daily-limit': 'true' is not a valid integer"),
+    (b"daily-limit = 5.5\n", "Invalid value for '--daily-limit': '5.5' is not a valid integer"),
+    (b"max-retries = 0.9\n", "Invalid value for '--max-retries': '0.9' is not a valid integer"),
+    (b"rate = nan\n", "Invalid value for '--rate': 'nan' is not a finite number"),
+    (b'delimiter = "\xff"\n', "--config etl.toml: not valid TOML: not UTF-8 (byte 0xff at offset 13)"),
+])
+def test_config_values_are_checked_as_the_flags_are(etl, tmp_path, content, message):
+    """A config value is the flag's text: `true` or 5.5 is no whole number, nan no rate (before:
+    true was 1, 5.5 was 5, 0.9 was 0 retries, nan paced nothing); a file that is not UTF-8 is
+    named (before: a traceback)."""
+    (tmp_path / "etl.toml").write_bytes(content)
+    run = etl("import", SAMPLES / "credit_uses.csv", "--dry-run", "--config", "etl.toml", "--json", env=CLEAN)
+    assert run.code == 2 and "Traceback" not in run.err, run.err
+    assert message in run.err
+    assert json.loads(run.out)["exit_code"] == 2
+
+
 def test_a_missing_config_file(etl):
     run = etl("validate", SAMPLES / "credit_uses.csv", "--config", "nope.toml", env=CLEAN)
     assert run.code == 2 and "nope.toml" in run.err

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import signal
@@ -185,6 +186,17 @@ def main() -> None:
 
 
 # --- shared options --------------------------------------------------------------------------
+
+
+class Finite(click.FloatRange):
+    """A FloatRange without nan and inf (click's own lets them through: `--rate nan` paced
+    nothing, `--timeout inf` failed in the socket)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 def checked_journal(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
@@ -365,7 +377,7 @@ def check_options(command: Callable[..., Any]) -> Callable[..., Any]:
              "Id,TotalCredit,RemainingCredit,..., as `etl sandbox --credits`). Without it every "
              "credit exists there, so the account checks prove nothing.")(command)
     return click.option(
-        "--read-rate", type=click.FloatRange(min=0.001), metavar="N",
+        "--read-rate", type=Finite(min=0.001), metavar="N",
         help="Most look-ups (reads) a second when checking booking credits before posting. "
              "Default 1.25, after a first 40 at once (Nexudus allows 120 requests a minute and "
              "5,000 an hour); 50 with --sandbox.")(command)
@@ -398,7 +410,7 @@ def api_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Password for --username (env NEXUDUS_PASSWORD)."),
         click.option("--password-file", metavar="PATH", type=click.Path(dir_okay=False),
                      help="Read the password from a file, so it stays out of `ps`."),
-        click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+        click.option("--timeout", type=Finite(min=0.1), default=30.0, show_default=True,
                      metavar="S",
                      help="Seconds the whole answer to a request may take; a time-out leaves the row "
                           "in doubt."),

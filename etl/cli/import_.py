@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from etl.cli.common import (
+    Finite,
     _connection,
     _done,
     _show_progress,
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 @reading_options
 @click.option("--dry-run", is_flag=True, help="Validate and report only, exactly like `etl validate`.")
 @api_options
-@click.option("--rate", type=click.FloatRange(min=0.001), metavar="N",
+@click.option("--rate", type=Finite(min=0.001), metavar="N",
               help="Most POSTs per second, evenly spaced. Default 1 (Nexudus allows 60 a minute); "
                    "10 with --sandbox.")
 @click.option("--daily-limit", type=click.IntRange(min=1), default=5000, show_default=True, metavar="N",
@@ -45,14 +46,14 @@ if TYPE_CHECKING:
               help="Retries of one row when the failure proves nothing was created.")
 @click.option("--max-errors", type=click.IntRange(min=1), default=50, show_default=True, metavar="N",
               help="Abort after N rows in a row ended rejected, failed or in doubt.")
-@click.option("--throttle-patience", type=click.FloatRange(min=0), default=600.0, show_default=True,
+@click.option("--throttle-patience", type=Finite(min=0), default=600.0, show_default=True,
               metavar="S", help="Stop (exit 4, like the daily limit) after S seconds of throttling "
                                 "without a break.")
-@click.option("--gateway-settle", type=click.FloatRange(min=0), default=600.0, show_default=True,
+@click.option("--gateway-settle", type=Finite(min=0), default=600.0, show_default=True,
               metavar="S", help="After a gateway's 502/503/504 (or a 408), seconds before \"no record\" "
                                 "may mean \"not created\" (the application behind it may still be "
                                 "working).")
-@click.option("--settle-wait", type=click.FloatRange(min=0), default=1800.0, show_default=True,
+@click.option("--settle-wait", type=Finite(min=0), default=1800.0, show_default=True,
               metavar="S", help="At the end of the run, wait at most S seconds in all for requests in "
                                 "doubt to settle (a gateway's answer takes --gateway-settle): each row "
                                 "is checked once its request has settled, and sent again if it was not "
