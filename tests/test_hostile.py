@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -106,3 +108,23 @@ def test_a_huge_field(tmp_path):
     code, _, _, lines = validate(data)
     assert code == 0 and len(lines) == 2
     assert len(lines[0]["Description"]) == 5_000_000
+
+
+def test_a_file_name_that_is_not_text_is_one_line(etl, tmp_path):
+    """A name of bytes that are not UTF-8 (a file copied from an old system): refused in one line
+    naming it with its bytes escaped (before: a traceback writing the report)."""
+    name = os.fsdecode(b"bad\xff.csv")
+    (tmp_path / name).write_text("CoworkerBookingCreditId,CreditUsed\n1,1\n")
+    run = etl("validate", tmp_path / name)
+    assert run.code == 2 and "Traceback" not in run.err
+    assert "bad\\xff.csv: the file's name is not text in this system's encoding" in run.err
+
+
+def test_the_emulator_in_a_folder_it_cannot_write_is_one_line(etl, tmp_path):
+    """--sandbox keeps its records beside the journal: a journal where nothing can be written
+    (/proc) is refused in one line (before: a traceback from SQLite)."""
+    (tmp_path / "a.csv").write_text("CoworkerBookingCreditId,CreditUsed\n1,1\n")
+    run = etl("import", tmp_path / "a.csv", "--sandbox", "--journal", "/proc/etl-journal.sqlite3", "--json")
+    assert run.code == 2 and "Traceback" not in run.err
+    assert "the emulator can't keep its records in /proc/sandbox-records.sqlite3" in run.err
+    assert json.loads(run.out)["exit_code"] == 2

@@ -274,3 +274,24 @@ def test_html_report_never_overwrites_the_run_or_a_file_that_is_no_page(etl, imp
     page = tmp_path / "run.html"
     assert etl("report", run_dir, "--html", page).code == 0
     assert etl("report", run_dir, "--html", page).code == 0 and page.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_report_of_a_run_that_did_not_finish_says_so(etl, tmp_path):
+    """A run folder without summary.json (the run was killed): its lines are counted, and the
+    first line says the run did not finish (before: counted as if complete). An empty results.csv
+    (killed before its first batch) and one that is not text are named as such, in one line."""
+    folder = tmp_path / "logs" / "20261124T010000Z-3f9c0a"
+    folder.mkdir(parents=True)
+    (folder / "results.csv").write_text("source,row,outcome,id,http_status,attempts,errors,CreditUsed\n"
+                                        '"a.csv",2,"created",87654321,200,1,"created","1"\n')
+    (folder / "log.jsonl").write_text('{"event": "run started"}\n')
+    run = etl("report", folder)
+    assert run.code == 0 and run.out.startswith("The run did not finish (no summary.json"), run.out
+    assert "1 rows: 1 created" in run.out or "1 row: 1 created" in run.out
+    (tmp_path / "empty.csv").write_bytes(b"")
+    empty = etl("report", tmp_path / "empty.csv", "--json")
+    assert empty.code == 2 and "empty: the run wrote no line" in empty.err
+    assert json.loads(empty.out)["exit_code"] == 2
+    (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00source,row\n")
+    binary = etl("report", tmp_path / "binary.csv")
+    assert binary.code == 2 and "not an etl results report" in binary.err and "Traceback" not in binary.err

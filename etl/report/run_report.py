@@ -81,14 +81,33 @@ def _summary(folder: str) -> dict[str, Any]:
 def read(target: str, *, keep: int = 200) -> RunReport:
     """The run behind TARGET (a run folder or a results CSV), with the first KEEP rows that need action."""
     import pyarrow as arrow
-    import pyarrow.compute as pc
 
     results, log = locate(target)
     report = RunReport(results, _summary(os.path.dirname(os.path.abspath(results))), log)
-    with open(results, encoding="utf-8", newline="") as f:
-        header = next(csv.reader(f), [])
+    if os.path.getsize(results) == 0:
+        raise UsageProblem(f"{results}: empty: the run wrote no line (it stopped before its first batch, "
+                           "or it is still running); `etl status` says what the journal knows")
+    try:
+        with open(results, encoding="utf-8", newline="") as f:
+            header = next(csv.reader(f), [])
+    except UnicodeDecodeError:
+        header = []
     if header[: len(FIXED)] != FIXED:
         raise UsageProblem(f"{results}: not an etl results report (its columns are not {', '.join(FIXED)})")
+    try:
+        _count(report, results, header, keep)
+    except (UnicodeDecodeError, arrow.ArrowInvalid) as exc:
+        raise UsageProblem(f"{results}: not an etl results report: it can't be read as one ({exc})") from None
+    if log:
+        report.posts = posts(log)
+    return report
+
+
+def _count(report: RunReport, results: str, header: list[str], keep: int) -> None:
+    """REPORT's counts, reasons and first rows that need action, from the lines of RESULTS."""
+    import pyarrow as arrow
+    import pyarrow.compute as pc
+
     columns = set(header[len(FIXED):]) | _field_names(report.summary.get("resource"))
     action = arrow.array(NEEDS_ACTION)
     for batch in results_batches(results, len(header)):
@@ -105,9 +124,6 @@ def read(target: str, *, keep: int = 200) -> RunReport:
                 report.attention.append({"source": source, "row": row, "outcome": outcome, "errors": errors})
             for column, reason in reasons(errors, columns):
                 report.reasons.setdefault(column, Counter())[reason] += 1
-    if log:
-        report.posts = posts(log)
-    return report
 
 
 def _field_names(resource: object) -> set[str]:
@@ -191,6 +207,9 @@ def text(report: RunReport, *, rows: int = 10) -> str:
         lines.append(f"Run {s.get('run_id', '?')} ({s.get('command', '?')}): started {s.get('started_at')}, "
                      f"finished {s.get('finished_at')}, exit {s.get('exit_code')}"
                      + (f"; stopped: {s['stopped']}" if s.get("stopped") else ""))
+    elif report.log:  # a run folder without its summary: the run was killed, or is still running
+        lines.append("The run did not finish (no summary.json beside the report): the lines below are "
+                     "those it wrote before it stopped; `etl status` says what the journal knows")
     counted = ordered(report.counts)
     lines.append(f"{report.rows} rows: " + (", ".join(f"{n} {o}" for o, n in counted) or "none"))
     if report.by_file:

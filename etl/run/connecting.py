@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -100,7 +101,12 @@ def connect(settings: Connection, *, credentials: bool = True) -> Api:
             os.makedirs(folder, exist_ok=True)
         except OSError as exc:
             raise journal_folder_problem(folder, exc) from None
-        box = settings.sandbox(os.path.join(folder, "sandbox-records.sqlite3"), token, settings.credits_file)
+        records = os.path.join(folder, "sandbox-records.sqlite3")
+        try:
+            box = settings.sandbox(records, token, settings.credits_file)
+        except sqlite3.Error as exc:  # a folder it can't write (/proc, read-only), a damaged file
+            raise UsageProblem(f"the emulator can't keep its records in {records} ({exc}); give a "
+                               "--journal in a folder this user can write") from None
         return Api(box.url, target, Credentials(token=token), journal, box)
     if settings.credits_file:
         raise UsageProblem("--credits declares the booking credits of the emulator: it goes with --sandbox")

@@ -203,6 +203,14 @@ class Inputs:
 def check_paths(files: list[str], report: str) -> None:
     """The same input twice (after following links) is a mistake, and a report that would
     overwrite an input destroys it: both are refused before anything is read or written."""
+    for path in [*files, report]:
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:  # bytes this system's encoding can't read: no report can name it
+            shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+            raise UsageProblem(f"{shown}: the file's name is not text in this system's encoding "
+                               "(UTF-8, or the locale's); rename the file, or set LANG to a UTF-8 "
+                               "locale") from None
     seen: dict[str, str] = {}
     inodes: dict[tuple[int, int], str] = {}  # the same file under another name (a hard link)
     for path in files:
