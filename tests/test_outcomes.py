@@ -171,3 +171,28 @@ def test_a_report_made_again_whole_is_byte_for_byte_the_same_but_for_the_lines_s
     assert again.splitlines(keepends=True)[3:] == written.splitlines(keepends=True)[3:]
     assert again.splitlines()[2] == b'"a.csv",3,"created",9,504,1,"found: record 9","two'
     assert b"HTTP 504" not in errors_again and b"HTTP 503" in errors_again
+
+
+def test_sigterm_stops_a_dry_run_as_ctrl_c_does_with_exit_143(tmp_path):
+    """The dry run has no handler of its own: SIGTERM (a cron timeout, `kill`) killed it with no
+    --json document, no summary.json and an errors.csv.tmp left behind. Now it stops as Ctrl-C
+    does: exit 143, one JSON document of the rows read, and the summary beside the report."""
+    path = tmp_path / "big.csv"
+    with open(path, "wb") as f:
+        f.write(b"CoworkerBookingCreditId,CreditUsed,Description\n")
+        f.write(b"101,1.5,Desk\n102,-1,Bad\n" * 1_000_000)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "etl", "validate", str(path), "--report",
+                             str(out / "results.csv"), "--json"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not ((out / "results.csv").exists() and (out / "results.csv").stat().st_size > 0) \
+            and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    document = json.loads(stdout)
+    assert document["exit_code"] == 143 and 0 < document["rows"] < 2_000_000
+    assert json.loads((out / "summary.json").read_text())["exit_code"] == 143
+    assert not list(out.glob("*.tmp"))

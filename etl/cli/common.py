@@ -77,6 +77,7 @@ class Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         one_heap()  # before the command starts threads
+        _terminate_as_interrupt()
         try:
             return super().invoke(ctx)
         except click.ClickException as exc:
@@ -86,9 +87,11 @@ class Group(click.Group):
             _failed(ctx, exc.exit_code, exc.format_message())
         except EtlError as exc:
             _fail(ctx, int(exc.exit_status), str(exc))
-        except KeyboardInterrupt:
-            click.echo("etl: interrupted", err=True)
-            _failed(ctx, int(ExitStatus.INTERRUPTED), "interrupted")
+        except KeyboardInterrupt as exc:
+            what, code = ("terminated", ExitStatus.TERMINATED) if isinstance(exc, _Terminated) \
+                else ("interrupted", ExitStatus.INTERRUPTED)
+            click.echo(f"etl: {what}", err=True)
+            _failed(ctx, int(code), what)
         except OSError as exc:
             sent = ctx.invoked_subcommand in ("import", "reconcile", "resolve")
             if not no_room(exc):
@@ -106,6 +109,19 @@ class Group(click.Group):
         if (name or cmd.name) not in _NOT_CONFIGURED:
             _configurable(cmd)
         super().add_command(cmd, name)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, where a command has no handler of its own (the dry run): stopped as Ctrl-C stops
+    it, the report and summary made of what was read, and exit 143."""
+
+
+def _terminate_as_interrupt() -> None:
+    def handler(signum: int, frame: Any) -> None:
+        raise _Terminated()
+
+    with contextlib.suppress(ValueError):  # not the main thread: the embedding program's business
+        signal.signal(signal.SIGTERM, handler)
 
 
 def _wants_json(ctx: click.Context) -> bool:
