@@ -14,12 +14,15 @@ This module does not import click: the CLI hands it the option names it knows.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from etl.errors import UsageProblem
-from etl.ledger.journal_backends import has_password
+from etl.ledger.journal_backends import has_password, is_url
+from etl.ledger.journal_backends import shown as shown_url
 
 #: The defaults of the options that name the API and the resource, for the CLI and the library.
 DEFAULT_API_URL = "https://spaces.nexudus.com"
@@ -124,3 +127,18 @@ def _value(value: Any) -> Any:
     if isinstance(value, int | float):
         return str(value)
     return value
+
+
+def check_journal(spec: str) -> None:
+    """A --journal: a SQLite file, or a postgresql:// URL that reads one way only (a '@' in its
+    password is %40: libpq and Python's URL parser split it at different '@'s, and libpq's
+    message would show the part it took for the host). A libpq keyword string is neither, and
+    is never echoed with its password."""
+    if is_url(spec):
+        if urlsplit(spec).netloc.count("@") > 1:
+            raise UsageProblem(f"--journal {shown_url(spec)}: write a '@' in the user name or password "
+                               "as %40 (the URL reads two ways otherwise)")
+    elif re.search(r"(?:^|\s)(?:password|host|dbname)\s*=", spec):
+        raise UsageProblem("--journal takes a SQLite file or a postgresql:// URL "
+                           "(postgresql://user@host/database), not a string of keywords ("
+                           + re.sub(r"(password\s*=\s*)\S+", r"\1***", spec) + ")")

@@ -17,7 +17,6 @@ import contextlib
 import json
 import math
 import os
-import re
 import signal
 import sys
 from collections.abc import Callable
@@ -216,24 +215,9 @@ class Finite(click.FloatRange):
 
 
 def checked_journal(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
-    """--journal: a SQLite file, or a postgresql:// URL that reads one way only (a '@' in its
-    password is %40: libpq and Python's URL parser split it at different '@'s, and libpq's
-    message would show the part it took for the host). A libpq keyword string is neither, and
-    is never echoed with its password."""
-    from urllib.parse import urlsplit
-
-    from etl.ledger.journal_backends import is_url, shown
-
-    if value is None:
-        return value
-    if is_url(value):
-        if urlsplit(value).netloc.count("@") > 1:
-            raise UsageProblem(f"--journal {shown(value)}: write a '@' in the user name or password "
-                               "as %40 (the URL reads two ways otherwise)")
-    elif re.search(r"(?:^|\s)(?:password|host|dbname)\s*=", value):
-        raise UsageProblem("--journal takes a SQLite file or a postgresql:// URL "
-                           "(postgresql://user@host/database), not a string of keywords ("
-                           + re.sub(r"(password\s*=\s*)\S+", r"\1***", value) + ")")
+    """--journal, checked before anything is read (etl.config.check_journal)."""
+    if value is not None:
+        config.check_journal(value)
     return value
 
 

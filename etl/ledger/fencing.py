@@ -10,10 +10,13 @@ ambiguous answer (never more often than `FENCE_READ_EVERY`, and paced with the P
 stay within the API's 120 a minute).
 
 Nothing promises rising Ids, so they are checked at run time, on this target, and the verdict
-is kept with it (`ids_rise`: "yes", "no"): a 200 whose Id is not above its row's fence, or a
-listing whose new records are not all above the Ids the same listing showed before, says "no",
-for good; a 200 above its fence, or new records above the old ones, says "yes". Until "yes",
-and after "no", fences are not used and reconciliation places records by the server's clock.
+is kept with it (`ids_rise`: "yes", "no"): a 200 whose Id is not above its row's fence, a
+listing whose new records are not all above the Ids the same listing showed before, or a record
+the server's clock places after a request left whose Id is at or below that request's fence,
+says "no", for good; five records seen to rise (200s above their fences, new records of a
+listing all above its old ones) say "yes" (`RISE_EVIDENCE`: Ids drawn at random rise now and
+then). Until "yes", and after "no", fences are not used and reconciliation places records by
+the server's clock.
 
 A lower fence only *excludes* records (an Id at or below it is not the row's record). To
 *admit* a record as a row's, reconciliation needs both ends of the row's window in time:
@@ -41,6 +44,10 @@ from etl.ledger.journal import Journal
 
 #: the least time between two reads made only for a fence
 FENCE_READ_EVERY = 2.0
+#: how many times Ids must be seen to rise (each 200 above its fence, each listing whose new
+#: records are all above its old ones) before they are used as fences; one that does not is enough
+#: to say they do not
+RISE_EVIDENCE = 5
 
 
 class Fences:
@@ -63,6 +70,13 @@ class Fences:
         self._listed: dict[tuple[tuple[str, str], ...], set[int]] = {}
         self._last_read: float | None = None
         self._rise: str | None = journal.target_fact("ids_rise")
+        # how many times Ids were seen to rise (a journal of a release that took one as enough
+        # has "yes" and no count: it counts again from one)
+        counted = journal.target_fact("ids_rise_seen")
+        self._seen_rising = int(counted) if counted and counted.isdigit() else 0
+        if self._rise == "yes" and self._seen_rising < RISE_EVIDENCE:
+            self._rise = None
+            self._seen_rising = max(self._seen_rising, 1)
         self.log = logs.get("etl.fencing")
 
     # what the run has seen
@@ -155,17 +169,35 @@ class Fences:
             below = sorted(i for i in new if i < top)
             self._verdict("no" if below else "yes",
                           f"records new since the last listing ({', '.join(map(str, sorted(new)[:5]))}) "
-                          + (f"include Ids below {top}" if below else f"are all above {top}"))
+                          + (f"include Ids below {top}" if below else f"are all above {top}"),
+                          weight=len(new))
 
-    def _verdict(self, value: str, why: str) -> None:
+    def _verdict(self, value: str, why: str, weight: int = 1) -> None:
+        """VALUE "no" is for good at once; "yes" only once RISE_EVIDENCE records were seen to rise
+        (WEIGHT of them here: a 200 above its fence is one, a listing's new records all above its
+        old ones are as many as they are) and none otherwise. Ids drawn at random rise now and
+        then: one 200 above its fence is a coin toss, and fences that exclude records wrongly
+        send rows again."""
         with self._lock:
             if self._rise == "no" or self._rise == value:
                 return
+            if value == "yes":
+                seen = self._seen_rising = self._seen_rising + weight
+                if seen < RISE_EVIDENCE:
+                    self.journal.set_target_fact("ids_rise_seen", str(seen))
+                    return
             self._rise = value
+        if value == "yes":
+            self.journal.set_target_fact("ids_rise_seen", str(RISE_EVIDENCE))
         self.journal.set_target_fact("ids_rise", value)
         say = self.log.info if value == "yes" else self.log.warning
         say(f"record Ids {'rise' if value == 'yes' else 'do not rise'} on {self.journal.target}: {why}"
             + ("" if value == "yes" else "; records are placed by the server's clock instead"))
+
+    def contradicted(self, why: str) -> None:
+        """A record the server's clock places after a request left, at or below that request's
+        fence: Ids and clock disagree, so Ids are not trusted as fences any more."""
+        self._verdict("no", why)
 
     @property
     def usable(self) -> bool:

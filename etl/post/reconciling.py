@@ -489,6 +489,13 @@ class Reconciler:
         known = e.server_offset if e.server_offset is not None else self.client.server_offset
         return sent + (known or 0.0) - (MARGIN if known is not None else UNKNOWN_SKEW)
 
+    def _surely_sent(self, e: Entry) -> float:
+        """By the server's clock, a time by which E's request had surely left (a record made after
+        it was made after the request left)."""
+        sent = e.last_sent or e.first_sent or 0.0
+        known = e.server_offset if e.server_offset is not None else self.client.server_offset
+        return sent + (known or 0.0) + (MARGIN if known is not None else UNKNOWN_SKEW)
+
     def _end(self, e: Entry) -> float:
         """The latest a record of E can have been created, by the server's clock: when its
         request settled."""
@@ -510,8 +517,7 @@ class Reconciler:
         neither claimed nor taken as proof that the row was not created)."""
         rid = record.get("Id")
         fenced = self.fences.usable and e.fence_low is not None
-        if fenced and (not isinstance(rid, int) or isinstance(rid, bool) or rid <= (e.fence_low or 0)):
-            return Place.NOT
+        below = fenced and (not isinstance(rid, int) or isinstance(rid, bool) or rid <= (e.fence_low or 0))
         zone = self._zone()
         when = created_range(record, zone)
         start, end = self._start(e), self._end(e)
@@ -522,7 +528,17 @@ class Reconciler:
             # only if it falls inside in every zone
             early, late = (when[2], when[2]) if zone is not None or when[0] == when[1] else when[:2]
             if start <= early and late <= end:
-                return Place.INSIDE
+                if below and early > self._surely_sent(e):
+                    # made after the request had surely left (by the server's clock), yet at or
+                    # below the fence of Ids seen before it left: Ids or clock are wrong
+                    self.fences.contradicted(
+                        f"record {rid} was made after {e.where}'s request left (by the server's "
+                        f"clock), yet its Id is not above that request's fence {e.fence_low}")
+                    return Place.MAYBE  # which of the two is wrong is not known: neither decides
+                if not below:
+                    return Place.INSIDE
+        if below:
+            return Place.NOT
         if fenced and e.fence_at is not None and isinstance(rid, int) and \
                 (e.last_sent or e.first_sent or 0.0) - e.fence_at <= FENCE_FRESH:
             ceiling = self._ceiling(e)
