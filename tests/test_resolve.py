@@ -4,12 +4,13 @@ refused while the row's request may still settle or a record that may be its own
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 import pytest
 
 from etl.sandbox import Faults, Sandbox
-from tests.test_import import NO_ENV, TOKEN, write
+from tests.test_import import NO_ENV, TOKEN, journal_of, write
 
 
 @pytest.fixture
@@ -71,3 +72,30 @@ def test_not_created_once_settled_and_no_record_is_sent_by_the_rerun(etl, sandbo
     rerun = etl("import", path, *api, "--no-system-id", "--timeout", "0.3", env=NO_ENV)
     assert [r["outcome"] for r in rerun.report()] == ["created"]
     assert sandbox.stats.posts == 2 and len(sandbox.store.records()) == 1
+
+
+def test_created_is_refused_for_a_record_the_server_says_is_another_rows(etl, sandbox, api, tmp_path):
+    """Two identical rows in doubt (each POST answered 504); their records, each with its row's
+    SystemId, and an admin's record of the same values without one. --created naming the other
+    row's record, or the admin's, is refused: the account keeps SystemId, and neither carries
+    this row's (before: accepted; the other row was then sent again, a duplicate, or this row
+    was never sent, a charge never made)."""
+    first = etl("import", write(tmp_path, "warm.csv", "100,1,warm"), *api, "--timeout", "0.5", env=NO_ENV)
+    assert first.code == 0  # the account is seen to keep SystemId
+    sandbox.script("gateway_timeout", "gateway_timeout")
+    path = write(tmp_path, "f.csv", "7,2.5,Desk", "7,2.5,Desk")
+    run = etl("import", path, *api, "--timeout", "0.5", "--settle-wait", "0", env=NO_ENV)
+    assert [r["outcome"] for r in run.report()] == ["in_doubt", "in_doubt"]
+    with sqlite3.connect(journal_of(sandbox.url)) as db:
+        keys = dict(db.execute("SELECT row, system_id FROM rows WHERE source LIKE '%f.csv'").fetchall())
+    db.close()
+    values = {"CoworkerBookingCreditId": 7, "CreditUsed": 2.5, "Description": "Desk"}
+    admin = sandbox.store.create(values)
+    row2 = sandbox.store.create({**values, "SystemId": keys[2]})
+    row3 = sandbox.store.create({**values, "SystemId": keys[3]})
+    wrong = etl("resolve", f"{path}:3", "--created", str(row2), *api, env=NO_ENV)
+    assert wrong.code == 2 and "another row's" in wrong.err, wrong.err
+    theirs = etl("resolve", f"{path}:3", "--created", str(admin), *api, env=NO_ENV)
+    assert theirs.code == 2 and "it was made otherwise" in theirs.err, theirs.err
+    right = etl("resolve", f"{path}:3", "--created", str(row3), *api, env=NO_ENV)
+    assert right.code == 0, right.err
