@@ -5,9 +5,13 @@ that a run leaves in doubt only what it could not wait for (--settle-wait)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
-from tests.test_import import journal_states, post, sandbox, write  # noqa: F401 - the fixtures
+from tests.test_import import TOKEN, journal_states, post, sandbox, write  # noqa: F401 - the fixtures
 
 
 def _arrivals(sandbox):  # noqa: F811 - the fixture
@@ -70,3 +74,37 @@ def test_an_immediate_rerun_waits_out_the_window_an_earlier_run_left_and_sends_t
     assert len(records) == 2 and {(r["CoworkerBookingCreditId"], r["Description"]) for r in records} == {
         (101, "same")}
     assert sorted(state for state, _ in journal_states(sandbox.url)) == ["created", "created"]
+
+
+def test_a_machine_whose_clock_runs_ahead_does_not_take_anothers_row_as_settled(sandbox, tmp_path):  # noqa: F811
+    """Two machines, one journal: A's POST is answered 504 (its record to come later), so A
+    keeps the row in doubt until the gateway's window has passed, by A's clock. B's clock runs
+    five minutes ahead: by B's clock that window has passed already. The journal's deadline is
+    moved onto B's clock (each machine's offset from the server's Date header is kept), so B
+    keeps the row in doubt and does not send it again (before: proved absent and sent: two
+    records once the late one landed)."""
+    journal = tmp_path / "shared.sqlite3"
+    sandbox.faults.late_delay = 120.0  # the record comes long after both runs
+    sandbox.script("gateway_timeout_late")
+    env = {**os.environ, "NEXUDUS_TOKEN": TOKEN}
+    args = ["--api-url", sandbox.url, "--rate", "1000", "--timeout", "0.5", "--settle-wait", "0",
+            "--gateway-settle", "60", "--no-check-credits", "--journal", str(journal), "-q"]
+    (tmp_path / "a").mkdir()
+    a = write(tmp_path / "a", "monday.csv", "7,2.5,Desk")
+    first = subprocess.run([sys.executable, "-m", "etl", "import", str(a), *args], cwd=tmp_path / "a",
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 1, first.stderr  # the row in doubt
+    ahead = tmp_path / "ahead"
+    ahead.mkdir()
+    (ahead / "sitecustomize.py").write_text(
+        "import time\n_t, _tn = time.time, time.time_ns\n"
+        "time.time = lambda: _t() + 300\ntime.time_ns = lambda: _tn() + 300 * 10**9\n")
+    (tmp_path / "b").mkdir()
+    b = write(tmp_path / "b", "mon-tue.csv", "7,2.5,Desk", "4,1,Pod")
+    root = str(Path(__file__).resolve().parent.parent)
+    second = subprocess.run([sys.executable, "-m", "etl", "import", str(b), *args, "--allow-new-identity"],
+                            cwd=tmp_path / "b", env={**env, "PYTHONPATH": f"{ahead}{os.pathsep}{root}"},
+                            capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in second.stderr, second.stderr
+    assert sandbox.stats.posts == 2, second.stderr  # A's row once, B's new row once
+    assert "may still be under way" in next((tmp_path / "b").glob("logs/*/results.csv")).read_text()

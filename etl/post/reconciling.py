@@ -311,7 +311,7 @@ class Reconciler:
                 continue
             e = group[0]
             body = body_of(e)
-            if e.fence_low is None or settles_at(e) > self.clock() or \
+            if e.fence_low is None or settles_at(e, self.client.server_offset) > self.clock() or \
                     storage.settled_for(self.resource, body):
                 continue
             inside = []
@@ -361,7 +361,8 @@ class Reconciler:
         credits = 0
         for key, group in by_key.items():
             listed = cache.get(key)
-            if listed is None or any(e.state != Outcome.IN_DOUBT.value or settles_at(e) > now
+            if listed is None or any(e.state != Outcome.IN_DOUBT.value
+                                     or settles_at(e, self.client.server_offset) > now
                                      for e in group):
                 continue
             learnt = self._taught_by(group, listed, claimed, taught)
@@ -600,7 +601,7 @@ class Reconciler:
         return Verdict(entry, Outcome.CREATED, record_id, reason)
 
     def _absent_or_wait(self, entry: Entry, what: str) -> Verdict:
-        until = settles_at(entry)
+        until = settles_at(entry, self.client.server_offset)
         if until > self.clock():
             left = until - self.clock()
             return self._undecided(entry, f"{what} yet, but the request may still be under way for "

@@ -45,10 +45,21 @@ def settle_time(timeout: float | None, status: int | None = None,
     return max(settle, gateway) if status in GATEWAY_STATUSES else settle
 
 
-def settles_at(entry: Entry) -> float:
-    """When ENTRY's last request can no longer create a record (our clock, epoch seconds)."""
-    return entry.settle_until or ((entry.last_sent or entry.first_sent or 0.0)
+def settles_at(entry: Entry, here: float | None = None) -> float:
+    """When ENTRY's last request can no longer create a record (our clock, epoch seconds). The
+    journal keeps it by the clock of the machine that sent the request; HERE (the server's clock
+    minus ours, from its Date header) moves it onto ours where that machine's own offset was kept
+    too (a journal several machines share: one whose clock runs ahead would otherwise take
+    another's rows as settled too soon). It is never made earlier than the journal says."""
+    kept = entry.settle_until or ((entry.last_sent or entry.first_sent or 0.0)
                                   + settle_time(entry.timeout, entry.http_status))
+    if here is not None and entry.server_offset is not None:
+        # two readings of the server's Date header (whole seconds) differ by a second or two on one
+        # machine: only a difference beyond that is two clocks
+        skew = entry.server_offset - here
+        if skew > MARGIN:
+            return kept + skew
+    return kept
 
 
 class Place(enum.Enum):

@@ -245,11 +245,15 @@ def _decide(api: Api, settings: ResolveSettings, res: Resource, journal: Journal
 def _check_absent(api: Api, timeout: float, res: Resource, entry: Entry, journal: Journal) -> None:
     """`--not-created` only once the row's request can't create a record any more, and while no
     record that may be its own exists: either would let the rerun post a second credit use."""
-    left = settles_at(entry) - time.time()
+    client = Client(api.url, api.credentials, timeout=timeout)
+    try:
+        client.login()  # the server's clock against ours (its Date header), for the row's deadline
+    except ReadFailed as exc:
+        raise UsageProblem(f"could not reach {api.target} to check {entry.where}: {exc}") from None
+    left = settles_at(entry, client.server_offset) - time.time()
     if left > 0:
         raise UsageProblem(f"{entry.where}: its request may still be under way for {left:.0f} s more "
                            "(a record may yet appear); decide it after that")
-    client = Client(api.url, api.credentials, timeout=timeout)
     try:
         client.login()
         ids = Reconciler(client, journal, Ledger(journal), res).may_be_its_records(entry)
