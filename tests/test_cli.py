@@ -181,3 +181,17 @@ def test_a_wrong_delimiter_gets_a_delimiter_hint_not_a_map_one(etl, path, given,
     assert run.code == 2
     assert f"the file is {right}-separated; pass --delimiter {right}" in run.err
     assert "--map" not in run.err
+
+
+def test_schema_template_never_overwrites_a_file_with_rows(etl, tmp_path):
+    """--template naming an export by mistake: refused, the export kept (before: replaced by a
+    header line); an empty file is written."""
+    export = tmp_path / "export.csv"
+    export.write_text("CoworkerBookingCreditId,CreditUsed\n101,1\n")
+    run = etl("schema", "--template", export)
+    assert run.code == 2 and "exists and is not empty: it is kept" in run.err
+    assert export.read_text() == "CoworkerBookingCreditId,CreditUsed\n101,1\n"
+    empty = tmp_path / "blank.csv"
+    empty.write_text("")
+    assert etl("schema", "--template", empty).code == 0
+    assert empty.read_text().startswith("CoworkerBookingCreditId")

@@ -148,7 +148,11 @@ def _failed(ctx: click.Context, code: int, message: str) -> None:
         if ctx.meta.get("etl.files"):
             document["files"] = ctx.meta["etl.files"]
     if _wants_json(ctx):
-        click.echo(json.dumps(document, indent=2, default=str))
+        try:
+            click.echo(json.dumps(document, indent=2, default=str))
+        except OSError as exc:  # standard output full or gone: the error is said on stderr already
+            click.echo("etl: error: can't write the JSON document to standard output "
+                       f"({exc.strerror or exc})", err=True)
     ctx.exit(code)
 
 

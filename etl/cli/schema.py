@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import csv
+import os
 from typing import TYPE_CHECKING
 
 import click
 
 from etl.cli.common import DEFAULT_RESOURCE, main
+from etl.errors import UsageProblem
 
 if TYPE_CHECKING:
     pass
@@ -43,6 +45,8 @@ def schema(resource: str, template: str | None) -> None:
 
     res = load(resource)
     if template:
+        if os.path.exists(template) and os.path.getsize(template) > 0:
+            raise UsageProblem(f"--template {template} exists and is not empty: it is kept; name a new file")
         with open(template, "w", newline="", encoding="utf-8") as f:
             csv.writer(f).writerow([field.name for field in res.fields])
         click.echo(f"Wrote the headers of {res.name} to {template}")

@@ -211,7 +211,8 @@ def text(report: RunReport, *, rows: int = 10) -> str:
         lines.append("The run did not finish (no summary.json beside the report): the lines below are "
                      "those it wrote before it stopped; `etl status` says what the journal knows")
     counted = ordered(report.counts)
-    lines.append(f"{report.rows} rows: " + (", ".join(f"{n} {o}" for o, n in counted) or "none"))
+    lines.append(f"{report.rows} row{'' if report.rows == 1 else 's'}: "
+                 + (", ".join(f"{n} {o}" for o, n in counted) or "none"))
     if report.by_file:
         outcomes = [o for o, _ in counted]
         lines.append("")
