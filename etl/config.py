@@ -129,6 +129,10 @@ def _value(value: Any) -> Any:
     return value
 
 
+#: a libpq keyword string's password, quoted or not
+_SECRET_KEYWORD = re.compile(r"""(password\s*=\s*)(?:'(?:[^'\\]|\\.)*'?|"[^"]*"?|\S+)""")
+
+
 def check_journal(spec: str) -> None:
     """A --journal: a SQLite file, or a postgresql:// URL that reads one way only (a '@' in its
     password is %40: libpq and Python's URL parser split it at different '@'s, and libpq's
@@ -141,4 +145,4 @@ def check_journal(spec: str) -> None:
     elif re.search(r"(?:^|\s)(?:password|host|dbname)\s*=", spec):
         raise UsageProblem("--journal takes a SQLite file or a postgresql:// URL "
                            "(postgresql://user@host/database), not a string of keywords ("
-                           + re.sub(r"(password\s*=\s*)\S+", r"\1***", spec) + ")")
+                           + _SECRET_KEYWORD.sub(r"\1***", spec) + ")")

@@ -427,6 +427,7 @@ def test_an_api_url_that_is_no_url_is_one_line_and_json_says_so(etl, tmp_path, u
     ["import", "--sandbox", "--journal", "postgresql://etl:pw@made-up-url-secret@127.0.0.1:1/x"],
     ["status", "--journal", "postgresql://etl:pw@made-up-url-secret@127.0.0.1:1/x"],
     ["status", "--journal", "host=127.0.0.1 password=made-up-url-secret dbname=x"],
+    ["status", "--journal", "host=db password='made-up-url-secret and more' dbname=x"],
 ])
 def test_a_password_in_a_url_is_never_echoed(etl, tmp_path, args):
     """A user and password in --api-url, a '@' in a journal URL's password (libpq splits at the
@@ -439,6 +440,7 @@ def test_a_password_in_a_url_is_never_echoed(etl, tmp_path, args):
     assert json.loads(run.out)["exit_code"] == 2
     written = "".join(p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file())
     assert "made-up-url-secret" not in run.out + run.err + written
+    assert "and more" not in run.out + run.err + written
 
 
 def test_no_secret_in_anything_a_run_writes(post, sandbox, tmp_path, state_home):

@@ -514,3 +514,32 @@ def test_cp1252_that_happens_to_be_valid_utf8_is_not_read_as_utf8(etl):
                         'another encoding (cp1252 reads "NESCAFÉ®")')
     named = etl("validate", DATA / "cp1252_valid_utf8.csv", "--encoding", "cp1252")
     assert [r["Description"] for r in named.report()] == ["NESCAFÉ® capsules", "CAFÉ–BAR catering"]
+
+
+def test_xlsx_escapes_of_an_emoji_and_spaced_attributes(etl, tmp_path):
+    """Excel writes a character beyond the BMP in a padded string as two escapes (_xD83D__xDE00_):
+    one character, and half of one alone is no character (before: a traceback); `t = "e"`, spaced
+    as XML allows, is an error cell like `t="e"` (before: read as a blank BookingId)."""
+    import zipfile
+
+    import openpyxl
+    book = openpyxl.Workbook()
+    book.active.append(["CoworkerBookingCreditId", "CreditUsed", "Description", "BookingId"])
+    book.active.append([101, 1, "x", 7])
+    book.active.append([102, 1, "y", 8])
+    path = tmp_path / "escapes.xlsx"
+    book.save(path)
+    with zipfile.ZipFile(path) as source:
+        parts = {name: source.read(name) for name in source.namelist()}
+    sheet = parts["xl/worksheets/sheet1.xml"]
+    sheet = sheet.replace(b"<is><t>x</t></is>", b"<is><t> smile _xD83D__xDE00_ and _xD83D_ </t></is>")
+    sheet = sheet.replace(b'<c r="D3" t="n"><v>8</v></c>', b'<c r="D3" t = "e"><v>#N/A</v></c>')
+    parts["xl/worksheets/sheet1.xml"] = sheet
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for name, data in parts.items():
+            out.writestr(name, data)
+    run = etl("validate", path)
+    assert "Traceback" not in run.err
+    rows = run.report()
+    assert rows[0]["Description"] == " smile \U0001f600 and \ufffd "
+    assert (rows[1]["outcome"], rows[1]["errors"]) == ("invalid", "BookingId: the cell holds Excel's #N/A")

@@ -76,7 +76,7 @@ class Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         one_heap()  # before the command starts threads
-        _terminate_as_interrupt()
+        before = _terminate_as_interrupt()
         try:
             return super().invoke(ctx)
         except click.ClickException as exc:
@@ -103,6 +103,10 @@ class Group(click.Group):
             then = ("nothing more is sent; free some space and run it again: the journal says what "
                     "was done" if sent else "free some space and run it again")
             _fail(ctx, int(ExitStatus.ABORTED), f"no room left{where} ({exc.strerror or exc}); {then}")
+        finally:
+            if before is not None:
+                with contextlib.suppress(ValueError):
+                    signal.signal(signal.SIGTERM, before)
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         if (name or cmd.name) not in _NOT_CONFIGURED:
@@ -115,12 +119,15 @@ class _Terminated(KeyboardInterrupt):
     it, the report and summary made of what was read, and exit 143."""
 
 
-def _terminate_as_interrupt() -> None:
+def _terminate_as_interrupt() -> Any:
+    """SIGTERM raised as `_Terminated` while a command runs; the handler it replaced (restored
+    by `Group.main` when the command is done: a program that embeds etl keeps its own)."""
     def handler(signum: int, frame: Any) -> None:
         raise _Terminated()
 
     with contextlib.suppress(ValueError):  # not the main thread: the embedding program's business
-        signal.signal(signal.SIGTERM, handler)
+        return signal.signal(signal.SIGTERM, handler)
+    return None
 
 
 def _wants_json(ctx: click.Context) -> bool:

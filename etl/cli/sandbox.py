@@ -136,10 +136,13 @@ def sandbox_command(port: int, db: str, username: str, password: str, credits_fi
                   credits=credits, tls=(tls_cert, tls_key) if tls_cert and tls_key else None)
     click.echo(f"Nexudus sandbox at {box.url} (username {username}, password {password})", nl=True)
     sys.stdout.flush()
+    stop: KeyboardInterrupt | None = None
     try:
         box.server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    except KeyboardInterrupt as exc:
+        stop = exc
     finally:
         box.server.server_close()
         click.echo(f"sandbox stopped: {box.stats.created} records created", err=True)
+    if stop is not None and type(stop) is not KeyboardInterrupt:
+        raise stop  # SIGTERM: exit 143, as it always was; Ctrl-C ends it quietly, as ever

@@ -13,10 +13,10 @@ Nothing promises rising Ids, so they are checked at run time, on this target, an
 is kept with it (`ids_rise`: "yes", "no"): a 200 whose Id is not above its row's fence, a
 listing whose new records are not all above the Ids the same listing showed before, or a record
 the server's clock places after a request left whose Id is at or below that request's fence,
-says "no", for good; five records seen to rise (200s above their fences, new records of a
-listing all above its old ones) say "yes" (`RISE_EVIDENCE`: Ids drawn at random rise now and
-then). Until "yes", and after "no", fences are not used and reconciliation places records by
-the server's clock.
+says "no", for good; enough records seen to rise (200s above their fences, new records of a
+listing all above its old ones) that random Ids would look so less than once in 500 say "yes"
+(`RISE_EVIDENCE`). Until "yes", and after "no", fences are not used and reconciliation places
+records by the server's clock.
 
 A lower fence only *excludes* records (an Id at or below it is not the row's record). To
 *admit* a record as a row's, reconciliation needs both ends of the row's window in time:
@@ -34,6 +34,7 @@ inside a row's fence may be someone else's (see etl.post.reconciling for how tha
 from __future__ import annotations
 
 import bisect
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -44,10 +45,12 @@ from etl.ledger.journal import Journal
 
 #: the least time between two reads made only for a fence
 FENCE_READ_EVERY = 2.0
-#: how many times Ids must be seen to rise (each 200 above its fence, each listing whose new
-#: records are all above its old ones) before they are used as fences; one that does not is enough
-#: to say they do not
-RISE_EVIDENCE = 5
+#: how sure, in bits, that Ids rise before they are used as fences: the odds that Ids drawn at
+#: random would have looked as they did are below 1 in 500. The k-th 200 in a row above its
+#: fence is log2(k + 1) bits (random Ids rise k times in a row once in (k + 1)!: five 200s are
+#: 1 in 720), a listing whose k new records are all above its m old ones log2(C(m + k, k)); each
+#: record counts once. One that does not rise is enough to say they do not
+RISE_EVIDENCE = math.log2(500)
 
 
 class Fences:
@@ -72,11 +75,11 @@ class Fences:
         self._rise: str | None = journal.target_fact("ids_rise")
         # how many times Ids were seen to rise (a journal of a release that took one as enough
         # has "yes" and no count: it counts again from one)
-        counted = journal.target_fact("ids_rise_seen")
-        self._seen_rising = int(counted) if counted and counted.isdigit() else 0
-        if self._rise == "yes" and self._seen_rising < RISE_EVIDENCE:
-            self._rise = None
-            self._seen_rising = max(self._seen_rising, 1)
+        self._bits = _float(journal.target_fact("ids_rise_seen"))
+        self._rising = 0  # 200s above their fences, one after another
+        self._counted: set[int] = set()  # records already counted as rising
+        if self._rise == "yes" and self._bits < RISE_EVIDENCE:
+            self._rise = None  # said by a release that took one rise as enough: counted again
         self.log = logs.get("etl.fencing")
 
     # what the run has seen
@@ -149,8 +152,15 @@ class Fences:
             with self._lock:
                 self._since = sent_at if self._since is None else max(self._since, sent_at)
         if fence_low is not None and fence_low > 0:
-            self._verdict("yes" if record_id > fence_low else "no",
-                          f"record {record_id} was created after Id {fence_low} was seen")
+            rose = record_id > fence_low
+            with self._lock:
+                fresh = rose and record_id not in self._counted
+                if fresh:
+                    self._counted.add(record_id)
+                    self._rising += 1
+                bits = math.log2(self._rising + 1) if fresh else 0.0
+            self._verdict("yes" if rose else "no",
+                          f"record {record_id} was created after Id {fence_low} was seen", bits)
 
     def saw_listing(self, params: dict[str, Any], ids: Iterable[int]) -> None:
         """A complete listing of PARAMS: new Ids since the same listing was last read must all be
@@ -167,28 +177,32 @@ class Fences:
         if new:
             top = max(before)
             below = sorted(i for i in new if i < top)
+            with self._lock:
+                fresh = [i for i in new if i not in self._counted]
+                self._counted.update(fresh)
+            bits = math.log2(math.comb(len(before) + len(fresh), len(fresh))) if fresh and not below else 0.0
             self._verdict("no" if below else "yes",
                           f"records new since the last listing ({', '.join(map(str, sorted(new)[:5]))}) "
-                          + (f"include Ids below {top}" if below else f"are all above {top}"),
-                          weight=len(new))
+                          + (f"include Ids below {top}" if below else f"are all above {top}"), bits)
 
-    def _verdict(self, value: str, why: str, weight: int = 1) -> None:
-        """VALUE "no" is for good at once; "yes" only once RISE_EVIDENCE records were seen to rise
-        (WEIGHT of them here: a 200 above its fence is one, a listing's new records all above its
-        old ones are as many as they are) and none otherwise. Ids drawn at random rise now and
-        then: one 200 above its fence is a coin toss, and fences that exclude records wrongly
-        send rows again."""
+    def _verdict(self, value: str, why: str, bits: float = 0.0) -> None:
+        """VALUE "no" is for good at once; "yes" adds BITS of evidence, and says so once they
+        reach RISE_EVIDENCE (Ids drawn at random rise now and then: one 200 above its fence is a
+        coin toss, and fences that exclude records wrongly send rows again)."""
         with self._lock:
             if self._rise == "no" or self._rise == value:
                 return
             if value == "yes":
-                seen = self._seen_rising = self._seen_rising + weight
-                if seen < RISE_EVIDENCE:
-                    self.journal.set_target_fact("ids_rise_seen", str(seen))
+                if not bits:
                     return
+                self._bits += bits
+                total = self._bits
+            if value == "yes" and total < RISE_EVIDENCE:
+                self.journal.set_target_fact("ids_rise_seen", f"{total:.3f}")
+                return
             self._rise = value
         if value == "yes":
-            self.journal.set_target_fact("ids_rise_seen", str(RISE_EVIDENCE))
+            self.journal.set_target_fact("ids_rise_seen", f"{total:.3f}")
         self.journal.set_target_fact("ids_rise", value)
         say = self.log.info if value == "yes" else self.log.warning
         say(f"record Ids {'rise' if value == 'yes' else 'do not rise'} on {self.journal.target}: {why}"
@@ -215,3 +229,10 @@ class Fences:
                 return False
             self._last_read = now
             return True
+
+
+def _float(text: str | None) -> float:
+    try:
+        return float(text) if text else 0.0
+    except ValueError:
+        return 0.0

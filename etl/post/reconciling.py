@@ -182,7 +182,10 @@ class Reconciler:
             else:  # not the last page (or no answer): the first, sorted the other way
                 theirs: list[Any] = []
                 for other in (-1, 0):  # descending for one convention, ascending for the other
-                    answer = self._get(self.resource.endpoint, {**params, "dir": other})
+                    try:
+                        answer = self._get(self.resource.endpoint, {**params, "dir": other})
+                    except ReadFailed:  # a server that refuses that value of dir: the other one
+                        continue
                     theirs = [r.get("Id") for r in answer.get("Records") or [] if isinstance(r, dict)] \
                         if isinstance(answer, dict) and isinstance(answer.get("Records"), list) else []
                     if theirs and set(theirs) != set(ids):
@@ -550,7 +553,13 @@ class Reconciler:
     def _ceiling(self, e: Entry) -> int | None:
         """E's higher fence: the largest Id seen by soon after its request settled (by this run,
         or kept in the journal by an earlier one)."""
-        seen = self.fences.ceiling(settles_at(e) + FENCE_FRESH)
+        # the row's deadline on this machine's clock, never later than kept: a later one would let
+        # in Ids seen after the row settled (a machine whose clock runs behind the sender's)
+        kept = settles_at(e)
+        here = self.client.server_offset
+        if here is not None and e.server_offset is not None:
+            kept = min(kept, kept + e.server_offset - here)
+        seen = self.fences.ceiling(kept + FENCE_FRESH)
         if e.fence_high is None or e.fence_low is None:
             return seen
         return e.fence_high if seen is None else max(seen, e.fence_high)

@@ -54,6 +54,8 @@ def xml_text(raw: bytes) -> str:
         text = _ENTITY.sub(_entity, text)
     if "_x" in text:
         text = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
+        # an emoji is two escapes (_xD83D__xDE00_): joined; a half of one alone is no character
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
     return text
 
 
@@ -195,6 +197,12 @@ _VALUE = re.compile(rb"<(?:\w+:)?v\b[^>]*?(?:/>|>(.*?)</(?:\w+:)?v>)", re.S)
 _REF = re.compile(rb"([A-Z]+)([0-9]+)")
 
 
+#: a cell typed as an error, or (where shared strings need their spaces) a shared string, its
+#: attribute quoted either way and spaced as XML allows
+_TYPED_ERROR = re.compile(rb"""\bt\s*=\s*["']e["']""")
+_TYPED_ANY = re.compile(rb"""\bt\s*=\s*["'][es]["']""")
+
+
 def _attrs(tag: bytes) -> dict[bytes, bytes]:
     """A tag's attributes, quoted either way (`r="D3"`, `t='e'`)."""
     return {name: double or single for name, double, single in _ATTR.findall(tag)}
@@ -233,6 +241,7 @@ def _scan(xml: IO[bytes], recalc: bool, spaced: dict[int, str] | None = None) ->
     facts = SheetFacts()
     state = [0, -1]  # the current row (from 1) and the last cell's column
     carry = b""
+    _TYPED = _TYPED_ANY if spaced else _TYPED_ERROR  # noqa: N806 - the one a block is searched with
     while True:
         block = xml.read(_BLOCK)
         data = carry + block
@@ -243,9 +252,8 @@ def _scan(xml: IO[bytes], recalc: bool, spaced: dict[int, str] | None = None) ->
                 continue
             data, carry = data[:end], data[end:]
         facts.filtered = facts.filtered or b"autoFilter" in data or b"autoFilter" in carry
-        if (b't="e"' in data or b"t='e'" in data or b"f>" in data or b"<f " in data or b":f " in data
-                or b"hidden=" in data or spaced and (b't="s"' in data or b"t='s'" in data)
-                or _edge_spaces(data)):
+        if (_TYPED.search(data) or b"f>" in data or b"<f " in data or b":f " in data
+                or b"hidden=" in data or _edge_spaces(data)):
             _cells(data, recalc, state, facts, spaced or {})
         else:  # nothing odd here: only follow the row number (from the last row's r)
             last = _last_row_tag(data)

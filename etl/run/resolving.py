@@ -30,16 +30,7 @@ from etl.post.answers import ReadFailed
 from etl.post.pacing import Pacer
 from etl.post.posting import Client
 from etl.post.reconciling import Reconciler
-from etl.post.verdicts import (
-    MARGIN,
-    UNKNOWN_SKEW,
-    Verdict,
-    body_of,
-    created_range,
-    differences,
-    settle_time,
-    settles_at,
-)
+from etl.post.verdicts import Verdict, body_of, differences, settle_time, settles_at
 from etl.run.connecting import Api, Connection, connect, open_journal
 from etl.run.pipeline import new_run_id
 from etl.validate.resources import Resource, load
@@ -227,8 +218,7 @@ def _decide(api: Api, settings: ResolveSettings, res: Resource, journal: Journal
         raise UsageProblem(f"record {record_id} already belongs to another row of the journal")
     if record_id is not None:
         _check_record(api, timeout, res, entry, record_id, Storage.loads(journal.target_fact("storage")),
-                      keys_kept=journal.meta("system_id") == "on",
-                      ids_rise=journal.target_fact("ids_rise") == "yes")
+                      keys_kept=journal.meta("system_id") == "on")
     else:
         _check_absent(api, timeout, res, entry, journal)
     ledger = Ledger(journal)
@@ -266,13 +256,13 @@ def _check_absent(api: Api, timeout: float, res: Resource, entry: Entry, journal
 
 
 def _check_record(api: Api, timeout: float, res: Resource, entry: Entry, record_id: int,
-                  storage: Storage | None = None, *, keys_kept: bool = False, ids_rise: bool = False) -> None:
+                  storage: Storage | None = None, *, keys_kept: bool = False) -> None:
     """The record a person names must exist and be this row's credit use, compared as values
-    (ids, the exact amount, through the target's storage rules as learnt), and nothing the
-    server says may show it to be another's: where the account keeps SystemId (KEYS_KEPT) and
-    the row was sent with one, the record carries that key; it was not made before the row's
-    request first left (by the server's clock), nor, where Ids rise (IDS_RISE), is its Id at
-    or below the Ids seen before the row was sent."""
+    (ids, the exact amount, through the target's storage rules as learnt), and, where the
+    account keeps SystemId (KEYS_KEPT) and the row was sent with one, carry that key: another
+    row's key, or none (a record made otherwise), is another credit use. (Not its time or its
+    Id against the row's fence: those are of the row's last request, and a row sent again
+    after it was wrongly proved absent has its first request's record.)"""
     client = Client(api.url, api.credentials, timeout=timeout)
     try:
         client.login()
@@ -296,15 +286,6 @@ def _check_record(api: Api, timeout: float, res: Resource, entry: Entry, record_
             "empty (it was made otherwise, not by this row's POST)"
         raise UsageProblem(f"record {record_id} is not this row's: the account keeps SystemId, and the "
                            f"record's is {whose}, where this row's is {entry.system_id!r}")
-    when = created_range(record, None)
-    if when is not None and entry.first_sent is not None:
-        margin = MARGIN if entry.server_offset is not None else UNKNOWN_SKEW
-        if when[1] < entry.first_sent + (entry.server_offset or 0.0) - margin:
-            raise UsageProblem(f"record {record_id} is not this row's: it was made "
-                               f"({record.get('CreatedOn')}) before this row's request first left")
-    if ids_rise and entry.fence_low is not None and record_id <= entry.fence_low:
-        raise UsageProblem(f"record {record_id} is not this row's: record Ids rise on this target, and Id "
-                           f"{entry.fence_low} had been seen before this row's request left")
 
 
 def _shown(value: object) -> str:
