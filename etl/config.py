@@ -115,15 +115,16 @@ def _readable_by_others(mode: int) -> bool:
 
 
 def _value(value: Any) -> Any:
-    """TOML values as the option parsers take them from a command line, as text, so they are
-    checked as a flag's would be (`daily-limit = true` or `5.5` is no whole number, where click
-    would take 1 and 5); a table of renames becomes SOURCE=TARGET items."""
+    """TOML values as the option parsers take them from a command line: numbers as text, so they
+    are checked as a flag's would be (`daily-limit = 5.5` is no whole number, where click would
+    take 5); true and false as they are, for flags only (etl.cli refuses them elsewhere); a table
+    of renames becomes SOURCE=TARGET items."""
     if isinstance(value, dict):
         return [f"{k}={v}" for k, v in value.items()]
     if isinstance(value, list):
         return [_value(v) for v in value]
     if isinstance(value, bool):
-        return "true" if value else "false"
+        return value  # a flag's (etl.cli checks that it is one)
     if isinstance(value, int | float):
         return str(value)
     return value

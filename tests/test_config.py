@@ -74,7 +74,7 @@ def test_a_bad_config_file_is_a_usage_error_naming_the_file(etl, tmp_path, conte
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    (b"daily-limit = true\n", "Invalid value for '--daily-limit': 'true' is not a valid integer"),
+    (b"daily-limit = true\n", "--config etl.toml: daily-limit = true is not a value of --daily-limit"),
     (b"daily-limit = 5.5\n", "Invalid value for '--daily-limit': '5.5' is not a valid integer"),
     (b"max-retries = 0.9\n", "Invalid value for '--max-retries': '0.9' is not a valid integer"),
     (b"rate = nan\n", "Invalid value for '--rate': 'nan' is not a finite number"),
@@ -122,3 +122,20 @@ def test_json_prints_what_summary_json_holds_and_nothing_else(etl):
     assert printed["counts"]["invalid"] == 6 and printed["exit_code"] == 1
     assert printed["errors_report"] == str(report.parent / "errors.csv").removeprefix(f"{run.cwd}/")
     assert "12 rows: 6 valid, 6 invalid." in run.err  # the human line moves to stderr
+
+
+def test_a_flag_that_turns_something_off_is_set_by_true_in_a_config_file(etl, tmp_path):
+    """`no-system-id = true` means the flag is given: no SystemId is sent (before: sent all the
+    same); `quiet = true` in the same file still quiets the run."""
+    import sqlite3
+
+    (tmp_path / "etl.toml").write_text("no-system-id = true\nquiet = true\n")
+    journal = tmp_path / "journal.sqlite3"
+    run = etl("import", SAMPLES / "credit_uses.csv", "--sandbox", "--journal", journal,
+              "--config", "etl.toml", env=CLEAN)
+    assert run.code == 0, run.err
+    assert run.err == "", run.err  # quiet: only the summary line, on stdout
+    with sqlite3.connect(journal) as db:
+        keys = {k for (k,) in db.execute("SELECT system_id FROM rows")}
+    db.close()
+    assert keys == {None}, keys

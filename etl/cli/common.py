@@ -62,6 +62,19 @@ def _load_config(ctx: click.Context, _: click.Parameter, path: str | None) -> No
     assert isinstance(group, click.Group)
     everywhere = {o for c in group.commands.values() for o in _options(c)}
     values = config.load(path, ctx.command.name, _options(ctx.command), everywhere, group.commands)
+    for param in ctx.command.params:
+        if param.name not in values or not isinstance(values[param.name], bool):
+            continue
+        flag = isinstance(param, click.Option) and param.is_flag
+        if not flag:  # `daily-limit = true`: click would take it as 1
+            name = next(o for o in param.opts if o.startswith("--"))
+            raise UsageProblem(f"--config {path}: {name[2:]} = {str(values[param.name]).lower()} is not a "
+                               f"value of {name}")
+        assert isinstance(param, click.Option)
+        if param.flag_value is False:  # a flag that turns something off (--no-system-id): true sets it
+            values[param.name] = False if values[param.name] else param.default
+        else:  # as click reads a flag's default from a map: as text
+            values[param.name] = "true" if values[param.name] else "false"
     ctx.default_map = {**(ctx.default_map or {}), **values}
 
 
