@@ -139,3 +139,19 @@ def test_a_flag_that_turns_something_off_is_set_by_true_in_a_config_file(etl, tm
         keys = {k for (k,) in db.execute("SELECT system_id FROM rows")}
     db.close()
     assert keys == {None}, keys
+
+
+@pytest.mark.parametrize("value, sent", [("1", False), ("0", True)])
+def test_a_flag_that_turns_something_off_is_set_by_its_environment_variable(etl, tmp_path, value, sent):
+    """ETL_NO_SYSTEM_ID=1 means --no-system-id: no SystemId is sent (before: it was, and =0 turned
+    it off)."""
+    import sqlite3
+
+    journal = tmp_path / "journal.sqlite3"
+    run = etl("import", SAMPLES / "credit_uses.csv", "--sandbox", "--journal", journal, "-q",
+              env={**CLEAN, "ETL_NO_SYSTEM_ID": value})
+    assert run.code == 0, run.err
+    with sqlite3.connect(journal) as db:
+        keys = {k for (k,) in db.execute("SELECT system_id FROM rows")}
+    db.close()
+    assert (keys != {None}) is sent, keys

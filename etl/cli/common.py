@@ -187,6 +187,17 @@ def _note_files(ctx: click.Context, _: click.Parameter, value: tuple[str, ...]) 
     return value
 
 
+def _off_from_environment(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A flag that turns something off (--no-system-id), set by its ETL_ variable: 1 or true means
+    the flag is given (click took it as the value of what the flag turns off: on)."""
+    if ctx.get_parameter_source(param.name or "") is not click.core.ParameterSource.ENVIRONMENT:
+        return value
+    names = [param.envvar] if isinstance(param.envvar, str) else list(param.envvar or [])
+    text = next((os.environ[n] for n in names if n in os.environ), "")
+    given = text.strip().lower() in ("1", "true", "t", "yes", "y", "on")
+    return False if given else param.default
+
+
 def _configurable(command: click.Command) -> None:
     """Flag, then ETL_<OPTION> (or NEXUDUS_*), then --config, then the default: click's own order
     of command line, envvar, default_map and default, set up here for every option at once."""
@@ -198,6 +209,8 @@ def _configurable(command: click.Command) -> None:
             param.envvar = config.env_name(name)
         elif name not in _SECRET_OPTIONS and isinstance(param.envvar, str):
             param.envvar = [param.envvar, config.env_name(name)]
+        if param.is_flag and param.flag_value is False and param.callback is None:
+            param.callback = _off_from_environment
     command.params.append(click.Option(
         ["--config"], metavar="FILE", is_eager=True, expose_value=False, callback=_load_config,
         envvar="ETL_CONFIG", type=click.Path(dir_okay=False),
