@@ -42,6 +42,18 @@ def patched(book: openpyxl.Workbook, name: str, fix: dict[str, callable],
             out.writestr(item, data)
 
 
+#: the parts that declare a workbook's shared strings (openpyxl writes inline strings only)
+SHARED_STRINGS = {
+    "[Content_Types].xml": lambda d: d.replace(
+        b"</Types>", b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+                     b'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>'),
+    "xl/_rels/workbook.xml.rels": lambda d: d.replace(
+        b"</Relationships>", b'<Relationship Id="rIdSS" Type="http://schemas.openxmlformats.org/'
+                             b'officeDocument/2006/relationships/sharedStrings" '
+                             b'Target="sharedStrings.xml"/></Relationships>'),
+}
+
+
 def uses_sheet(sheet, n: int = 2) -> None:
     sheet.append(["CoworkerBookingCreditId", "CreditUsed", "Description"])
     for i in range(n):
@@ -242,13 +254,7 @@ def second_round() -> None:
     patched(book, "rich_text_spaces.xlsx", {
         "xl/worksheets/sheet1.xml": lambda d: re.sub(
             rb'<c r="C2" t="inlineStr"><is><t>[^<]*</t></is></c>', b'<c r="C2" t="s"><v>0</v></c>', d),
-        "[Content_Types].xml": lambda d: d.replace(
-            b"</Types>", b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
-                         b'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>'),
-        "xl/_rels/workbook.xml.rels": lambda d: d.replace(
-            b"</Relationships>", b'<Relationship Id="rIdSS" Type="http://schemas.openxmlformats.org/'
-                                 b'officeDocument/2006/relationships/sharedStrings" '
-                                 b'Target="sharedStrings.xml"/></Relationships>'),
+        **SHARED_STRINGS,
     }, extra={"xl/sharedStrings.xml": b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/'
                                       b'2006/main" count="1" uniqueCount="1"><si><r><t>Meeting</t></r>'
                                       b"<r><rPr><b/></rPr><t> room </t></r><r><t>B</t></r></si></sst>"})
@@ -286,13 +292,7 @@ def third_round() -> None:
         "xl/worksheets/sheet1.xml": lambda d: re.sub(
             rb'<c r="([A-C])([1-4])" t="inlineStr"><is><t>[^<]*</t></is></c>',
             lambda m: b'<c r="%s%s" t="s"><v>%d</v></c>' % (m.group(1), m.group(2), _string_at(m)), d),
-        "[Content_Types].xml": lambda d: d.replace(
-            b"</Types>", b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
-                         b'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>'),
-        "xl/_rels/workbook.xml.rels": lambda d: d.replace(
-            b"</Relationships>", b'<Relationship Id="rIdSS" Type="http://schemas.openxmlformats.org/'
-                                 b'officeDocument/2006/relationships/sharedStrings" '
-                                 b'Target="sharedStrings.xml"/></Relationships>'),
+        **SHARED_STRINGS,
     }, extra={"xl/sharedStrings.xml": b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/'
                                       b'2006/main">' + table + b"</sst>"})
     # a sheet whose attributes are in single quotes (valid XML; some hand-rolled writers do it):
