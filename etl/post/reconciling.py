@@ -172,29 +172,33 @@ class Reconciler:
             if first.get("TotalItems") == 0:
                 self.fences.saw_empty(since)
             return
-        ids = [r.get("Id") for r in first["Records"] if isinstance(r, dict)]
+        ids = _ids(first)
         pages = first.get("TotalPages")
         if isinstance(pages, int) and pages > 1:
-            last = self._get(self.resource.endpoint, {**params, "page": pages})
-            if isinstance(last, dict) and isinstance(last.get("Records"), list) \
-                    and last.get("HasNextPage") is not True:
-                ids += [r.get("Id") for r in last["Records"] if isinstance(r, dict)]
-            else:  # not the last page (or no answer): the first, sorted the other way
-                theirs: list[Any] = []
-                for other in (-1, 0):  # descending for one convention, ascending for the other
-                    try:
-                        answer = self._get(self.resource.endpoint, {**params, "dir": other})
-                    except ReadFailed:  # a server that refuses that value of dir: the other one
-                        continue
-                    theirs = [r.get("Id") for r in answer.get("Records") or [] if isinstance(r, dict)] \
-                        if isinstance(answer, dict) and isinstance(answer.get("Records"), list) else []
-                    if theirs and set(theirs) != set(ids):
-                        break
-                else:  # the newest Id was not read: what was read is a fence, not a fresh one
-                    self.fences.saw(i for i in ids + theirs if isinstance(i, int))
-                    return
-                ids += theirs
+            other = self._other_end(params, pages, ids)
+            if other is None:  # the newest Id was not read: what was read is a fence, not a fresh one
+                self.fences.saw(i for i in ids if isinstance(i, int))
+                return
+            ids += other
         self.fences.saw_newest((i for i in ids if isinstance(i, int)), since)
+
+    def _other_end(self, params: dict[str, Any], pages: int, ids: list[Any]) -> list[Any] | None:
+        """The Ids at the other end of the list whose first page showed IDS: its last page, or
+        where that is page 1 again (a server that ignores the page asked for), the first page
+        sorted the other way, where the two sorts differ; None where neither was read."""
+        last = self._get(self.resource.endpoint, {**params, "page": pages})
+        if isinstance(last, dict) and isinstance(last.get("Records"), list) \
+                and last.get("HasNextPage") is not True:
+            return _ids(last)
+        for other in (-1, 0):  # descending for one convention, ascending for the other
+            try:
+                answer = self._get(self.resource.endpoint, {**params, "dir": other})
+            except ReadFailed:  # a server that refuses that value of dir: the other one
+                continue
+            theirs = _ids(answer) if isinstance(answer, dict) else []
+            if theirs and set(theirs) != set(ids):
+                return theirs
+        return None
 
     # deciding
 
@@ -628,3 +632,7 @@ class Reconciler:
         return Verdict(entry, Outcome.IN_DOUBT, None, reason)
 
 
+def _ids(answer: dict[str, Any]) -> list[Any]:
+    """The Ids of a list answer's records."""
+    records = answer.get("Records")
+    return [r.get("Id") for r in records if isinstance(r, dict)] if isinstance(records, list) else []
