@@ -80,8 +80,8 @@ def write(report: RunReport, path: str) -> None:
                 raise UsageProblem(f"--html {path} is the run's own {os.path.basename(own)}; "
                                    "name another file")
         with open(path, "rb") as f:
-            head = f.read(512).lstrip().lower()
-        if head and not head.startswith((b"<!doctype html", b"<html")):
+            head = f.read(512).removeprefix(b"\xef\xbb\xbf").lstrip().lower()
+        if head and not head.startswith((b"<!doctype html", b"<html", b"<!--")):
             raise UsageProblem(f"--html {path} exists and is not an HTML page: it is kept; name another file")
     os.makedirs(folder, exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
