@@ -241,7 +241,7 @@ def _scan(xml: IO[bytes], recalc: bool, spaced: dict[int, str] | None = None) ->
     facts = SheetFacts()
     state = [0, -1]  # the current row (from 1) and the last cell's column
     carry = b""
-    _TYPED = _TYPED_ANY if spaced else _TYPED_ERROR  # noqa: N806 - the one a block is searched with
+    typed = _TYPED_ANY if spaced else _TYPED_ERROR  # what makes a block worth reading cell by cell
     while True:
         block = xml.read(_BLOCK)
         data = carry + block
@@ -252,7 +252,7 @@ def _scan(xml: IO[bytes], recalc: bool, spaced: dict[int, str] | None = None) ->
                 continue
             data, carry = data[:end], data[end:]
         facts.filtered = facts.filtered or b"autoFilter" in data or b"autoFilter" in carry
-        if (_TYPED.search(data) or b"f>" in data or b"<f " in data or b":f " in data
+        if (typed.search(data) or b"f>" in data or b"<f " in data or b":f " in data
                 or b"hidden=" in data or _edge_spaces(data)):
             _cells(data, recalc, state, facts, spaced or {})
         else:  # nothing odd here: only follow the row number (from the last row's r)

@@ -237,18 +237,16 @@ def _check_absent(api: Api, timeout: float, res: Resource, entry: Entry, journal
     record that may be its own exists: either would let the rerun post a second credit use."""
     client = Client(api.url, api.credentials, timeout=timeout)
     try:
-        client.login()  # the server's clock against ours (its Date header), for the row's deadline
-    except ReadFailed as exc:
-        raise UsageProblem(f"could not reach {api.target} to check {entry.where}: {exc}") from None
-    left = settles_at(entry, client.server_offset) - time.time()
-    if left > 0:
-        raise UsageProblem(f"{entry.where}: its request may still be under way for {left:.0f} s more "
-                           "(a record may yet appear); decide it after that")
-    try:
         client.login()
         ids = Reconciler(client, journal, Ledger(journal), res).may_be_its_records(entry)
     except ReadFailed as exc:
         raise UsageProblem(f"could not look for the row's record: {exc}") from None
+    # after a read: the server's clock against ours (its Date header) moves a deadline another
+    # machine kept onto this one's clock
+    left = settles_at(entry, client.server_offset) - time.time()
+    if left > 0:
+        raise UsageProblem(f"{entry.where}: its request may still be under way for {left:.0f} s more "
+                           "(a record may yet appear); decide it after that")
     if ids:
         shown = ", ".join(str(i) for i in ids[:10])
         raise UsageProblem(f"{entry.where}: a record that may be this row's exists (Id {shown}); if "
