@@ -18,7 +18,7 @@ from etl.ledger.identity import Identities, cell_digest, identity_text
 from etl.ledger.journal import Journal
 from etl.ledger.life import Event, Ledger, Sending
 from etl.sandbox import Faults, Sandbox
-from tests.test_import import NO_ENV, TOKEN, write
+from tests.test_import import NO_ENV, TOKEN, journal_of, write
 
 RESOURCE = "coworkerbookingcreditusehistories"
 
@@ -266,3 +266,14 @@ def test_ctrl_c_mid_reconcile_leaves_every_row_in_doubt_and_the_next_one_settles
         assert run.out.strip().splitlines()[-1] == (
             "8 rows in doubt: 0 were created, 8 were not (a rerun sends them), 0 still in doubt.")
         assert box.stats.posts == 0
+
+
+def test_reconcile_with_the_server_spelt_otherwise_names_its_journal(etl, sandbox, tmp_path, state_home):
+    """The import went to 127.0.0.1, `etl reconcile` is given localhost: one server, another
+    journal file. It names the one that exists (before: "nothing has been imported")."""
+    os.makedirs(os.path.dirname(journal_of(sandbox.url)), exist_ok=True)
+    left_pending(tmp_path, sandbox.url, (101, "1", "in doubt"), journal_path=journal_of(sandbox.url))
+    other = sandbox.url.replace("127.0.0.1", "localhost")
+    run = etl("reconcile", "--api-url", other, "--token", TOKEN, env=NO_ENV)
+    assert run.code == 2
+    assert f"no journal for {other}, but one for {sandbox.url}, the same server" in run.err, run.err
