@@ -470,9 +470,10 @@ class SeenKeys:
     blocks at a time; where they are many (a file of many identical rows) that is every block of
     a run, read a batch at a time."""
 
-    #: 8 MiB: of the contents never seen, fewer than 1 in 10,000 a "maybe" at 1M rows, 1 in 140
-    #: at 5M (then a look in each run on disk)
-    WORDS = 20
+    #: 16 MiB: of the contents never seen, about 1 in 1,000 a "maybe" at 5M rows (then a look in
+    #: each run on disk); at 8 MiB it was 1 in 140, and those looks took half of a 5M-row
+    #: night's numbering
+    WORDS = 21
     HASHES = 6
     FAN_IN = 8  # a chunk's run held in memory until there are eight, then every eight merged
     BLOCK = 256  # keys (20 bytes each) of a block, the stride of a run's fences
