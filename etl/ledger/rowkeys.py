@@ -227,9 +227,21 @@ SAMPLE = 2048
 def column_keys(cells: arrow.Array, kind: Kind | None, decimal: str = "."
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each cell's identity text hashed (two lanes), and whether it has one (a blank cell adds
-    nothing to its row). A column of few distinct values has each made once, then spread."""
+    nothing to its row). A column blank on most rows has its filled cells alone made; a column of
+    few distinct values has each made once, then spread."""
     cells = _texts(cells)
-    if len(cells) > SAMPLE and pc.count_distinct(cells.slice(0, SAMPLE)).as_py() <= SAMPLE * 3 // 4:
+    n = len(cells)
+    if n > SAMPLE:  # a column blank on most rows (ids of what a credit was used for): its filled
+        lengths = np.diff(text_buffers(cells)[1])  # cells alone are keyed (a blank one adds
+        if np.count_nonzero(lengths) <= n // 2:  # nothing to its row)
+            filled = np.flatnonzero(lengths)
+            made = column_keys(cells.take(arrow.array(filled, arrow.int64())), kind, decimal)
+            blank = text_hash("")
+            h1, h2 = np.full(n, blank[0], np.uint64), np.full(n, blank[1], np.uint64)
+            present = np.zeros(n, bool)
+            h1[filled], h2[filled], present[filled] = made
+            return h1, h2, present
+    if n > SAMPLE and pc.count_distinct(cells.slice(0, SAMPLE)).as_py() <= SAMPLE * 3 // 4:
         encoded = pc.dictionary_encode(cells)
         h1, h2, present = column_keys(encoded.dictionary, kind, decimal)
         at = encoded.indices.to_numpy(zero_copy_only=False)
