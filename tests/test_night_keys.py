@@ -335,6 +335,29 @@ def test_a_column_of_few_values_is_keyed_as_cell_by_cell(values, seed):
         assert got == [rules[k] for k in picks]
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.one_of(number, cell), min_size=1, max_size=40), st.integers(0, 2**32),
+       st.floats(0.5, 0.99))
+def test_a_column_blank_on_most_rows_is_keyed_as_cell_by_cell(values, seed, blank):
+    """A column blank on most rows (a booking id where most credits were used on invoice lines)
+    has its filled cells alone keyed: each row's keys are still the rules' for that row alone,
+    blanks (none, "", spaces) included, whatever the kind."""
+    rng = np.random.default_rng(seed)
+    cells = [[None, "", "  "][k % 3] if rng.random() < blank else values[k % len(values)]
+             for k in rng.integers(0, 10**6, size=5000)]
+    for kind in (None, Kind.INTEGER, Kind.AMOUNT):
+        expected = []
+        for one in cells:
+            if kind is None:
+                text = identity_text(one)
+            else:
+                found, problem = value(kind, one)
+                text = "" if problem else identity_text(found)
+            expected.append((*text_hash(text), bool(text)))
+        h1, h2, present = column_keys(pa.array(cells, pa.string()), kind)
+        assert list(zip(h1.tolist(), h2.tolist(), present.tolist(), strict=True)) == expected
+
+
 @given(st.lists(st.integers(0, 40), max_size=300), st.lists(st.integers(1, 60), min_size=1, max_size=12))
 def test_identical_rows_are_numbered_across_many_chunks_as_in_one(values, sizes):
     """SeenKeys keeps a file's keys in runs it merges as they come: a row's occurrence is its
