@@ -5,7 +5,9 @@ every night, whatever the file's spellings, repeats and chunk boundaries."""
 from __future__ import annotations
 
 import csv
+import json
 import os
+import shutil
 import sqlite3
 import unicodedata
 from collections import Counter
@@ -384,3 +386,101 @@ def test_payload_keys_as_the_journal_keeps_them_read_back_at_once(rows):
     assert hex_keys_of(texts).tolist() == [k for keys in rows for k in keys]
     assert hex_keys_of([t.lstrip("0") for t in texts if t]).tolist() == \
         [int(k, 16) for t in texts if t for k in t.lstrip("0").split(",") if k]
+
+
+def _night(etl, sandbox, path, *args: str):
+    return etl("import", path, "--api-url", sandbox.url, "--token", TOKEN, "--rate", "1000",
+               "--no-check-credits", *args, env=NO_ENV)
+
+
+def test_the_same_bytes_read_another_way_are_keyed_again(etl, sandbox, tmp_path):
+    """The keys kept of a file are those of its cells as read: its bytes read in another
+    encoding, or another sheet of the same workbook, are other rows, and are posted (they were
+    reported skipped, with the Ids of the rows read the first way, and never posted)."""
+    import openpyxl
+
+    path = tmp_path / "export.csv"
+    path.write_bytes(b"CoworkerBookingCreditId,CreditUsed,Description\n"
+                     + b"".join(b"%d,1,Caf\xe9 na\xefve %d\n" % (100 + i, i) for i in range(6)))
+    assert _night(etl, sandbox, path, "--encoding", "cp1252").code == 0
+    again = _night(etl, sandbox, path, "--encoding", "cp1251")
+    assert again.code == 0, again.err
+    assert [r["outcome"] for r in again.report()] == ["created"] * 6
+    assert len(sandbox.store.records()) == 12
+
+    book = openpyxl.Workbook()
+    for name, base in (("A", 200), ("B", 300)):
+        sheet = book.create_sheet(name)
+        sheet.append(["CoworkerBookingCreditId", "CreditUsed", "Description"])
+        for i in range(5):
+            sheet.append([base + i, 2, f"sheet {name} use {i}"])
+    workbook = tmp_path / "book.xlsx"
+    book.save(workbook)
+    assert _night(etl, sandbox, workbook, "--sheet", "A").code == 0
+    other = _night(etl, sandbox, workbook, "--sheet", "B")
+    assert other.code == 0, other.err
+    assert [r["outcome"] for r in other.report()] == ["created"] * 5
+    assert sorted(r["Description"] for r in sandbox.store.records())[-5:] == \
+        [f"sheet B use {i}" for i in range(5)]
+
+
+def test_a_schema_that_makes_other_rows_valid_never_takes_another_chunks_keys(etl, sandbox, tmp_path):
+    """The README's "Adding a rule": a copy of the schema with one more check makes a row of
+    the second chunk invalid. The keys kept of the file no longer fit from that chunk on: the
+    chunks before it keep theirs, the rest are keyed again, and no row is given another row's
+    keys (they were: a cache that started at the second chunk was read for the first, rows were
+    posted with keys of rows 32,768 lines further, and those rows were then reported skipped,
+    never posted)."""
+    from etl.ledger.entries import state_home
+
+    path = tmp_path / "history.csv"
+    lines = ["CoworkerBookingCreditId,CreditUsed,Description,BookingId"]
+    for i in range(70_000):  # lines of 32 bytes: a chunk (a block of 1 MiB) is 32,768 rows
+        amount = "   " if i == 100 else "150" if i == 32_768 + 100 else "  1"
+        lines.append(f"{100000 + i},{amount},use {i:09d},{500000 + i}")
+    path.write_text("\n".join(lines) + "\n")
+    bundled = (Path(__file__).parents[1] / "schemas" / "coworkerbookingcreditusehistories.py").read_text()
+    strict = tmp_path / "strict.py"
+    strict.write_text(bundled.replace("Amount, checks=[pa.Check.gt(0)]",
+                                      "Amount, checks=[pa.Check.gt(0), pa.Check.le(100)]"))
+    assert "le(100)" in strict.read_text()
+    assert _night(etl, sandbox, path, "--daily-limit", "5").code == 4
+    for limit in (10, 15):
+        assert _night(etl, sandbox, path, "--resource", strict, "--daily-limit", str(limit)).code == 4
+    shutil.rmtree(Path(state_home()) / "keys")  # the truth: every row keyed from its cells
+    last = _night(etl, sandbox, path, "--resource", strict, "--daily-limit", "20")
+    assert last.code == 4
+    done = {int(r["row"]): r for r in last.report() if r["outcome"] in ("created", "skipped")}
+    assert sorted(done) == list(range(2, 22))  # the first twenty rows, each once
+    assert all(f"row {n} on" in r["errors"] for n, r in done.items() if r["outcome"] == "skipped")
+    assert sorted(r["Description"] for r in sandbox.store.records()) == [f"use {i:09d}" for i in range(20)]
+
+
+@pytest.mark.parametrize("which", ["content1.bin content2.bin payload.bin occurrence.bin", "occurrence.bin",
+                                   "lengths.npy", "valid.npy"])
+def test_kept_keys_a_crash_left_zeros_in_or_cut_are_made_again(etl, sandbox, tmp_path, which):
+    """A crash before the system wrote the kept keys out can leave their files full of zeros,
+    or empty: they are not taken for keys (all zeros posted a row a second time, then stopped
+    with a traceback; zeros for the occurrences gave two identical rows one Id; an empty file
+    ended the run in "Aborted!")."""
+    from etl.ledger.entries import state_home
+
+    path = tmp_path / "export.csv"
+    lines = ["CoworkerBookingCreditId,CreditUsed,Description"]
+    for i in range(10):
+        lines += [f"{1000 + i},1,use {i}"] * 2  # each credit use twice: two identical rows
+    path.write_text("\n".join(lines) + "\n")
+    assert _night(etl, sandbox, path, "--daily-limit", "12").code == 4
+    (folder,) = kept_keys()
+    for name in which.split():
+        file = Path(state_home()) / "keys" / folder / name
+        file.write_bytes(bytes(file.stat().st_size) if name.endswith(".bin") else b"")
+    again = _night(etl, sandbox, path, "--json")
+    assert again.code == 0, again.err
+    document = json.loads(again.out)
+    assert document["counts"]["created"] == 8
+    with (tmp_path / document["report"]).open(encoding="utf-8") as f:
+        report = list(csv.DictReader(f))
+    assert [r["outcome"] for r in report] == ["skipped"] * 12 + ["created"] * 8
+    assert len({r["id"] for r in report}) == 20
+    assert len(sandbox.store.records()) == 20

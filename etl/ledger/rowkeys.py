@@ -784,32 +784,55 @@ def _combined(pieces: Sequence[_Keys]) -> _Keys:
     return k1[starts], k2[starts], np.add.reduceat(n, starts)
 
 
+def _keys_sum(arrays: Sequence[np.ndarray]) -> int:
+    """A sum of a chunk's kept keys (each array weighed apart), as a signed 64-bit number."""
+    total = 0
+    for k, a in enumerate(arrays):
+        total += (2 * k + 1) * int(np.add.reduce(a, dtype=np.uint64)) if len(a) else 0
+    total &= (1 << 64) - 1
+    return total - (1 << 64) if total >= 1 << 63 else total
+
+
 class KeyCache:
     """The keys of a file's rows (content keys in two lanes and payload keys, a chunk after
     another, with the valid rows they are of), kept between nights: a history file unchanged
     since last night is not read into keys again. TOKEN names everything the keys depend on (the
-    file's contents, how rows are identified, the schema's fields); nothing of the journal,
-    whose states are always read anew. A cache that can't be read or written is only time lost."""
+    file's contents, how it was read, how rows are identified, the schema's fields); nothing of
+    the journal, whose states are always read anew. Each chunk's keys are taken only for the
+    chunk they were made of: the same rows (their count, first and last), the same ones valid,
+    and keys that still sum as they did (a file cut short, or left zeros by a crash, is not
+    read as keys). A cache that can't be read or written is only time lost."""
 
-    VERSION = 4  # 4: amounts of more than 28 digits keyed as the rules round them
+    VERSION = 5  # 5: each chunk's rows and a sum of its keys kept, checked when read
     NAMES = ("content1", "content2", "payload", "occurrence")
+    #: a chunk's entry: rows, keys (its valid rows), bytes of its valid bits, first and last row
+    #: numbers, the sum of its keys
+    WIDTH = 6
 
-    def __init__(self, folder: str, token: str) -> None:
+    def __init__(self, folder: str, token: str, keeps: bool = True) -> None:
+        """KEEPS: this night's keys may be kept (the first pass's cache; the posting pass only
+        reads what it kept)."""
         self.path = os.path.join(folder, token)
+        self._keeps = keeps
         self._at = 0
         self._chunk = 0
-        self._writing: tuple[str, list[Any], Any, list[tuple[int, int, int]]] | None = None
+        self._writing: tuple[str, list[Any], Any, list[tuple[int, ...]]] | None = None
         self._reading: tuple[np.ndarray, list[str], np.ndarray] | None = None
         try:
             lengths = np.load(os.path.join(self.path, "lengths.npy"))
+            if lengths.ndim != 2 or lengths.shape[1] != self.WIDTH:
+                raise ValueError("not of this version")
             total = int(lengths[:, 1].sum()) if len(lengths) else 0
             files = [os.path.join(self.path, f"{name}.bin") for name in self.NAMES]
             if any(os.path.getsize(f) != 8 * total for f in files):
                 raise ValueError("cut short")
             bits = np.load(os.path.join(self.path, "valid.npy"))
             self._reading = (lengths, files, bits)
-        except (OSError, ValueError, IndexError):
+        except Exception:  # noqa: BLE001 - whatever is wrong with it, the keys are made again
             self._reading = None
+        # written only where none was found: from the file's first chunk, or (`_restart`) from
+        # the chunks before the first whose kept keys no longer fit
+        self._writable = keeps and self._reading is None
 
     @staticmethod
     def token(*parts: object) -> str:
@@ -820,62 +843,105 @@ class KeyCache:
     def found(self) -> bool:
         return self._reading is not None
 
-    def next(self, valid: np.ndarray) -> tuple[np.ndarray, ...] | None:
-        """The keys of the next chunk's valid rows, if this chunk is the one they were made of
-        (the same rows, the same ones valid)."""
+    def next(self, valid: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, ...] | None:
+        """The keys of the next chunk's valid rows (VALID: which of the chunk's rows, ROWS: their
+        numbers), if this chunk is the one they were made of (the same rows, the same ones
+        valid). Where it is not, none are read any more: a new cache is begun with the keys of
+        the chunks before it (`_restart`), and the chunks from it on are added as they are
+        keyed."""
         if self._reading is None:
             return None
         lengths, files, bits = self._reading
         k = self._chunk
         self._chunk += 1
-        if k >= len(lengths) or int(lengths[k, 0]) != len(valid):
-            self._reading = None
+        if not self._fits(k, rows):
+            self._restart(k)
             return None
         m = int(lengths[k, 1])
         start_bits = int(lengths[:k, 2].sum())
         packed = np.packbits(valid)
         if not np.array_equal(np.asarray(bits[start_bits: start_bits + len(packed)]), packed):
-            self._reading = None
+            self._restart(k)
             return None
         try:  # read, not mapped: a night's memory holds a chunk's keys, never the file's
             out = tuple(np.fromfile(f, np.uint64, count=m, offset=8 * self._at) for f in files)
         except OSError:
-            self._reading = None
+            self._restart(k)
             return None
-        if any(len(a) != m for a in out):
-            self._reading = None
+        if any(len(a) != m for a in out) or _keys_sum(out) != int(lengths[k, 5]):
+            self._restart(k)
             return None
         self._at += m
         return out
 
-    def skip(self, rows: int) -> bool:
-        """The next chunk's keys passed over (a chunk of ROWS rows the run need not key);
+    def _fits(self, k: int, rows: np.ndarray) -> bool:
+        """Whether chunk K's entry is of a chunk of these ROWS."""
+        assert self._reading is not None
+        lengths = self._reading[0]
+        if k >= len(lengths) or int(lengths[k, 0]) != len(rows):
+            return False
+        return not len(rows) or (int(lengths[k, 3]) == int(rows[0]) and int(lengths[k, 4]) == int(rows[-1]))
+
+    def skip(self, rows: np.ndarray) -> bool:
+        """The next chunk's keys passed over (a chunk of these ROWS the run need not key);
         whether the keys kept are of such a chunk."""
         if self._reading is None:
             return False
         lengths = self._reading[0]
         k = self._chunk
         self._chunk += 1
-        if k >= len(lengths) or int(lengths[k, 0]) != rows:
+        if not self._fits(k, rows):
             self._reading = None
             return False
         self._at += int(lengths[k, 1])
         return True
 
-    def add(self, valid: np.ndarray, *arrays: np.ndarray) -> None:
-        """The next chunk's keys, to keep (written as they come: nothing held a row)."""
+    def _restart(self, k: int) -> None:
+        """Chunk K's kept keys are not of this chunk (another schema's checks made other rows
+        valid, say): none are read any more, and (by the first pass, which keeps keys) a new
+        cache is begun with the chunks before K, which fit: the chunks from K on, keyed
+        tonight, are kept after them. Never a cache that starts elsewhere than the file's
+        first chunk."""
+        assert self._reading is not None
+        lengths, files, bits = self._reading
+        self._reading = None
+        if not self._keeps:
+            return
         try:
-            if self._writing is None:
-                tmp = self.path + f".{os.getpid()}.tmp"
-                os.makedirs(tmp, exist_ok=True)
-                files = [open(os.path.join(tmp, f"{name}.bin"), "wb") for name in self.NAMES]  # noqa: SIM115
-                self._writing = (tmp, files, open(os.path.join(tmp, "valid.bin"), "wb"), [])  # noqa: SIM115
+            self._open()
+            assert self._writing is not None
+            _, out, bits_out, kept = self._writing
+            for f, name in zip(out, files, strict=True):
+                f.write(np.fromfile(name, np.uint8, count=8 * self._at).tobytes())
+            bits_out.write(np.asarray(bits[: int(lengths[:k, 2].sum())]).tobytes())
+            kept.extend(tuple(int(x) for x in row) for row in lengths[:k])
+            self._writable = True
+        except OSError:
+            self.abandon()
+
+    def _open(self) -> None:
+        if self._writing is None:
+            tmp = self.path + f".{os.getpid()}.tmp"
+            os.makedirs(tmp, exist_ok=True)
+            files = [open(os.path.join(tmp, f"{name}.bin"), "wb") for name in self.NAMES]  # noqa: SIM115
+            self._writing = (tmp, files, open(os.path.join(tmp, "valid.bin"), "wb"), [])  # noqa: SIM115
+
+    def add(self, valid: np.ndarray, rows: np.ndarray, *arrays: np.ndarray) -> None:
+        """The next chunk's keys (VALID: which of its ROWS they are of), to keep (written as
+        they come: nothing held a row); nothing where the cache is not one to write."""
+        if not self._writable:
+            return
+        try:
+            self._open()
+            assert self._writing is not None
             tmp, files, bits, lengths = self._writing
+            arrays = tuple(np.ascontiguousarray(a, np.uint64) for a in arrays)
             for f, a in zip(files, arrays, strict=True):
-                f.write(np.ascontiguousarray(a, np.uint64).tobytes())
+                f.write(a.tobytes())
             packed = np.packbits(valid)
             bits.write(packed.tobytes())
-            lengths.append((len(valid), len(arrays[0]), len(packed)))
+            first, last = (int(rows[0]), int(rows[-1])) if len(rows) else (0, 0)
+            lengths.append((len(valid), len(arrays[0]), len(packed), first, last, _keys_sum(arrays)))
         except OSError:
             self.abandon()
 
@@ -891,7 +957,7 @@ class KeyCache:
             packed = np.fromfile(os.path.join(tmp, "valid.bin"), np.uint8)
             np.save(os.path.join(tmp, "valid.npy"), packed)
             os.remove(os.path.join(tmp, "valid.bin"))
-            np.save(os.path.join(tmp, "lengths.npy"), np.array(lengths, np.int64).reshape(-1, 3))
+            np.save(os.path.join(tmp, "lengths.npy"), np.array(lengths, np.int64).reshape(-1, self.WIDTH))
             if os.path.isdir(self.path):
                 shutil.rmtree(self.path, ignore_errors=True)
             os.replace(tmp, self.path)
@@ -909,6 +975,7 @@ class KeyCache:
                 shutil.rmtree(old.path, ignore_errors=True)
 
     def abandon(self) -> None:
+        self._writable = False
         if self._writing is not None:
             tmp, files, bits, _ = self._writing
             self._writing = None

@@ -297,7 +297,7 @@ class FirstPass(ImporterBase):
         # kept for the posting pass, which would otherwise check every row again
         self._checked.put((index, number), texts, valid)
         cache = self._key_cache(index) if number == 0 else self._caches.get(index)
-        kept = cache.next(valid) if cache is not None and cache.found else None
+        kept = cache.next(valid, chunk.rows) if cache is not None and cache.found else None
         keyed = self._keyed(identities, index, chunk, valid, kept)
         if keyed is not None:  # the posting pass keys the rows by these again
             self._candidates[(index, number)] = keyed.positions[keyed.candidate]
@@ -307,7 +307,7 @@ class FirstPass(ImporterBase):
             if cache is None:
                 self._keys[(index, number)] = kept_keys
             elif not cache.found:
-                cache.add(valid, *kept_keys)
+                cache.add(valid, chunk.rows, *kept_keys)
         if keyed is None:
             rows, problems = self._identify(identities, index, chunk, valid)
             known, identified = self._known(identities, rows), len(rows)

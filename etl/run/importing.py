@@ -226,12 +226,13 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
                 "not_created": tally.get("failed", 0), "in_doubt": tally.get("in_doubt", 0)}
 
     def _plan(self, identities: Identities, index: int, number: int, chunk: RawChunk) -> Plan:
-        if self._untouched(index, number, len(chunk)):  # reached stopped: nothing to look up
+        if self._untouched(index, number, chunk.rows):  # reached stopped: nothing to look up
             texts, valid = self._verdicts(index, number, chunk)
             return self._plan_of(identities, index, chunk, texts, None, [], [], {}, send=False,
                                  plain=np.flatnonzero(valid))
         texts, valid = self._verdicts(index, number, chunk)
-        keyed = self._keyed(identities, index, chunk, valid, self._kept_keys(index, number, valid),
+        kept = self._kept_keys(index, number, valid, chunk.rows)
+        keyed = self._keyed(identities, index, chunk, valid, kept,
                             candidates=self._candidates.pop((index, number), None))
         problems: list[tuple[int, str]] = []
         if keyed is None:
@@ -241,12 +242,13 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
             rows, known = self._keyed_rows(identities, index, chunk, keyed)
         return self._plan_of(identities, index, chunk, texts, keyed, rows, problems, known)
 
-    def _kept_keys(self, index: int, number: int, valid: np.ndarray) -> tuple[np.ndarray, ...] | None:
+    def _kept_keys(self, index: int, number: int, valid: np.ndarray, rows: np.ndarray
+                   ) -> tuple[np.ndarray, ...] | None:
         """The keys the first pass made of a chunk's valid rows, kept in memory or read back."""
         kept = self._keys.pop((index, number), None)
         cache = self._cache_read(index, number)
         if kept is None and cache is not None:
-            kept = cache.next(valid) if cache.found else None
+            kept = cache.next(valid, rows) if cache.found else None
         return kept
 
     def _cache_read(self, index: int, number: int) -> KeyCache | None:
@@ -254,18 +256,19 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         from its first chunk, the keys the first pass kept."""
         cache = self._caches.get(index)
         if cache is not None and number == 0:
-            cache = self._caches[index] = KeyCache(os.path.dirname(cache.path), os.path.basename(cache.path))
+            cache = self._caches[index] = KeyCache(os.path.dirname(cache.path), os.path.basename(cache.path),
+                                                   keeps=False)
         return cache
 
-    def _keys_passed(self, index: int, number: int, rows: int) -> bool:
-        """The keys the first pass made of a chunk of ROWS rows, passed over (the next chunk's
+    def _keys_passed(self, index: int, number: int, rows: np.ndarray) -> bool:
+        """The keys the first pass made of a chunk of these ROWS, passed over (the next chunk's
         are read next); False where they were not kept (the chunk is to be keyed)."""
         if self._keys.pop((index, number), None) is not None:
             return True
         cache = self._cache_read(index, number)
         return cache is not None and cache.skip(rows)
 
-    def _untouched(self, index: int, number: int, rows: int) -> bool:
+    def _untouched(self, index: int, number: int, rows: np.ndarray) -> bool:
         """Whether the posting pass, stopped, can plan a chunk from its verdicts alone: the
         first pass found that the journal knows nothing of its valid rows (no content, no
         payload, no row created from its lines: `_Keyed.plain`), the journal has not changed
@@ -292,11 +295,12 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         row of their content would take it (and be skipped, never sent)."""
         self._candidates.pop((index, number), None)
         repeated = self._repeated.get(index)
-        if (repeated is None or not len(repeated)) and self._keys_passed(index, number, len(chunk)):
+        if (repeated is None or not len(repeated)) and self._keys_passed(index, number, chunk.rows):
             self._checked.discard((index, number))
             return
         _, valid = self._verdicts(index, number, chunk)
-        keyed = self._keyed(identities, index, chunk, valid, self._kept_keys(index, number, valid))
+        kept = self._kept_keys(index, number, valid, chunk.rows)
+        keyed = self._keyed(identities, index, chunk, valid, kept)
         if keyed is not None and keyed.exact.any():  # as _keyed_rows identifies them
             exact = np.zeros(len(chunk), bool)
             exact[keyed.positions[keyed.exact]] = True

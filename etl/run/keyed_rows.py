@@ -318,8 +318,13 @@ class KeyedRows(ImporterBase):
         contents = self.inputs.digests.get(table.path)
         if contents is None or self.legacy:
             return None
+        # how the file was read (its encoding, delimiter or sheet, and the reader's options:
+        # the same bytes read otherwise are other cells, in other chunks) and how its rows are
+        # identified
+        read = {k: v for k, v in table.describe().items() if k != "path"}
+        options = repr(getattr(table, "options", None))
         token = KeyCache.token(
-            contents, table.header, sorted(columns.positions.items()), self.resource.name,
+            contents, read, options, table.header, sorted(columns.positions.items()), self.resource.name,
             [(f.name, f.kind.value) for f in self.resource.fields], self.validator.decimal,
             list(self.settings.key), sorted(header_key(c) for c in self.settings.ignore),
             os.path.realpath(table.path) if self.inputs.errors_files[index] else "")
