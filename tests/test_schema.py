@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SAMPLES
+from tests.test_import import TOKEN
 
 SCHEMA_FILE = Path(__file__).parent.parent / "schemas" / "coworkerbookingcreditusehistories.py"
 NO_ENV = {"NEXUDUS_TOKEN": None, "NEXUDUS_USERNAME": None, "NEXUDUS_PASSWORD": None,
@@ -264,3 +265,104 @@ def test_a_schema_file_of_the_release_before_the_stage_folders_still_loads(etl, 
     run = etl("validate", sample, "--resource", schema)
     assert run.code == 0, run.err
     assert {r["outcome"] for r in run.report()} == {"valid"}
+
+
+@pytest.fixture
+def sandbox():
+    from etl.sandbox import Faults, Sandbox
+
+    with Sandbox(faults=Faults(retry_after=0), tokens=(TOKEN,)) as box:
+        yield box
+
+
+ACROSS_ROWS = {  # rules that look at other rows than the one they answer for, as users write them
+    "no two alike": ('"BookingId": pa.Column(\n', "checks=ID_CHECKS,",
+                     "checks=ID_CHECKS + [pa.Check(lambda s: ~s.duplicated(keep=False), name='once')],"),
+    "the row before": ('"BookingId": pa.Column(\n', "checks=ID_CHECKS,",
+                       "checks=ID_CHECKS + [pa.Check(lambda s: s.diff().fillna(1) > 0, name='rising')],"),
+    "a total": ('"CreditUsed": pa.Column(\n', "checks=[pa.Check.gt(0)],",
+                "checks=[pa.Check.gt(0), pa.Check(lambda s: s.sum() < 10**6, name='total')],"),
+    "far from the mean": ('"BookingId": pa.Column(\n', "checks=ID_CHECKS,",
+                          "checks=ID_CHECKS + [pa.Check(lambda s: (s - s.mean()).abs() <= 3 * s.std(), "
+                          "name='usual')],"),
+    "one answer for the column": ('"CreditUsed": pa.Column(\n', "checks=[pa.Check.gt(0)],",
+                                  "checks=[pa.Check.gt(0), pa.Check.unique_values_eq([1])],"),
+    "a group's count (the frame)": ('    name="coworkerbookingcreditusehistories",\n', "", ""),
+}
+
+
+@pytest.mark.parametrize("rule", sorted(ACROSS_ROWS))
+def test_a_check_that_looks_at_other_rows_is_refused_before_anything_is_posted(etl, sandbox, tmp_path, rule):
+    """etl checks a file a chunk of rows at a time: a check whose answer for a row depends on
+    other rows would be honoured within each chunk only (two rows alike in two chunks were both
+    posted; a total over the file was a total over each chunk). Such a check is refused, in the
+    dry run and in the import, before a row is sent."""
+    where, old, new = ACROSS_ROWS[rule]
+    text = SCHEMA_FILE.read_text(encoding="utf-8")
+    if old:
+        at = text.index(where)
+        end = text.index(old, at)
+        text = text[:end] + new + text[end + len(old):]
+    else:
+        text = text.replace(where, where + "    checks=[pa.Check(lambda df: df.groupby("
+                            "'CoworkerBookingCreditId')['CreditUsed'].transform('count') <= 500, "
+                            "name='few_uses')],\n")
+    assert text != SCHEMA_FILE.read_text(encoding="utf-8")
+    schema = tmp_path / "across.py"
+    schema.write_text(text, encoding="utf-8")
+    dry = etl("validate", SAMPLES / "credit_uses.csv", "--resource", schema)
+    assert dry.code == 2, dry.err
+    assert "looks at other rows than the one it checks" in dry.err and "Traceback" not in dry.err
+    run = etl("import", SAMPLES / "credit_uses.csv", "--resource", schema, "--api-url", sandbox.url,
+              "--token", TOKEN, "--no-check-credits", env=NO_ENV)
+    assert run.code == 2, run.err
+    assert sandbox.store.records() == []
+
+
+def test_checks_of_each_row_alone_are_kept_whatever_they_are_written_as(etl, tmp_path):
+    """Checks that answer for each row by itself pass the trials, written as a vectorised
+    function, an element-wise one, or a frame check across a row's columns."""
+    schema = schema_copy(
+        tmp_path, "Amount, checks=[pa.Check.gt(0)],",
+        "Amount, checks=[pa.Check.gt(0), pa.Check(lambda s: s <= 100), "
+        "pa.Check(lambda v: v != 7, element_wise=True)],")
+    text = schema.read_text(encoding="utf-8").replace(
+        '    name="coworkerbookingcreditusehistories",\n',
+        '    name="coworkerbookingcreditusehistories",\n'
+        "    checks=[pa.Check(lambda df: df[['BookingId', 'CoworkerInvoiceLineId', 'EventAttendeeId']]"
+        ".notna().sum(axis=1) <= 1, name='one_use')],\n")
+    schema.write_text(text, encoding="utf-8")
+    run = etl("validate", SAMPLES / "credit_uses.csv", "--resource", schema)
+    assert run.code in (0, 1), run.err
+    assert len(run.report()) == 24
+
+
+@pytest.mark.parametrize(("old", "new", "said"), [
+    ("Amount, checks=[pa.Check.gt(0)],",
+     "Amount, checks=[pa.Check.gt(0, groupby='CoworkerBookingCreditId')],", "is grouped by"),
+    ('"BookingId": pa.Column(\n            "Int64",',
+     '"BookingId": pa.Column(\n            "Int64", default=1,', "default= can't be honoured"),
+    ('    name="coworkerbookingcreditusehistories",\n',
+     '    name="coworkerbookingcreditusehistories",\n    ordered=True,\n', "ordered=True can't be honoured"),
+    ('    name="coworkerbookingcreditusehistories",\n',
+     '    name="coworkerbookingcreditusehistories",\n    add_missing_columns=True,\n',
+     "add_missing_columns=True can't be honoured"),
+    ('    name="coworkerbookingcreditusehistories",\n',
+     '    name="coworkerbookingcreditusehistories",\n    index=pa.Index(int, checks=pa.Check.lt(10)),\n',
+     "index= can't be honoured"),
+    ('    name="coworkerbookingcreditusehistories",\n',
+     '    name="coworkerbookingcreditusehistories",\n    unique_column_names=True,\n',
+     "unique_column_names=True can't be honoured"),
+    ('"Description": pa.Column(\n            str,',
+     '"Description": pa.Column(\n            str, parsers=pa.Parser(lambda s: s.str.lower()),',
+     "parsers= can't be honoured"),
+])
+def test_what_a_schema_says_that_etl_would_not_honour_is_refused_at_once(etl, tmp_path, old, new, said):
+    """pandera options etl would ignore (a value parsed or defaulted before it is checked, an
+    order of columns, an index, a check by group) are refused in one line, not ignored: the
+    posted value was the cell as read, and rows pandera refuses were posted."""
+    schema = schema_copy(tmp_path, old, new)
+    run = etl("validate", SAMPLES / "credit_uses.csv", "--resource", schema)
+    assert run.code == 2
+    assert said in run.err and "Traceback" not in run.err
+    assert len(run.err.strip().splitlines()) == 1

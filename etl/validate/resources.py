@@ -143,6 +143,7 @@ def from_schema(schema: Any, name: str) -> Resource:
         raise SchemaProblem('SCHEMA has no metadata={"endpoint": "/api/..."}: where its rows are posted')
     if schema.unique:
         raise SchemaProblem("SCHEMA's unique= can't be honoured: etl checks a file in chunks of rows")
+    _refuse_what_is_not_honoured(schema)
     fields = []
     for col_name, column in schema.columns.items():
         if column.regex:
@@ -150,6 +151,7 @@ def from_schema(schema: Any, name: str) -> Resource:
         if column.unique:
             raise SchemaProblem(f"column {col_name}: unique=True can't be honoured: etl checks a "
                                 "file in chunks of rows")
+        _refuse_in_column(str(col_name), column)
         cmeta = dict(column.metadata or {})
         fields.append(Field(
             name=str(col_name), kind=kind_of(str(col_name), column), required=bool(column.required),
@@ -163,6 +165,44 @@ def from_schema(schema: Any, name: str) -> Resource:
         lookup=dict(meta.get("lookup", {})), system_id_filter=meta.get("system_id_filter", ""),
         references=tuple(meta.get("references", ())),
     )
+
+
+def _refuse_what_is_not_honoured(schema: Any) -> None:
+    """What a schema may say that etl would not honour, refused in so many words (etl posts
+    each row's cells as read, checks them a chunk of rows at a time, and reads columns by name
+    in any order)."""
+    if getattr(schema, "parsers", None):
+        raise SchemaProblem("SCHEMA's parsers= can't be honoured: etl checks and posts each cell's "
+                            "value as read; write the rule as a check")
+    if getattr(schema, "add_missing_columns", False):
+        raise SchemaProblem("SCHEMA's add_missing_columns=True can't be honoured: etl posts only "
+                            "the cells a file has (a column the file lacks is left out)")
+    if getattr(schema, "ordered", False):
+        raise SchemaProblem("SCHEMA's ordered=True can't be honoured: etl reads a file's columns "
+                            "by their names, in any order")
+    if getattr(schema, "index", None) is not None:
+        raise SchemaProblem("SCHEMA's index= can't be honoured: etl's rows have no index of the "
+                            "file's (a row is known by its row number)")
+    if getattr(schema, "unique_column_names", False):
+        raise SchemaProblem("SCHEMA's unique_column_names=True can't be honoured: etl reads each "
+                            "column of the schema by its name, and a file's other columns as they "
+                            "come")
+
+
+def _refuse_in_column(name: str, column: Any) -> None:
+    """A column's parts etl would not honour (see `_refuse_what_is_not_honoured`)."""
+    if getattr(column, "parsers", None):
+        raise SchemaProblem(f"column {name}: parsers= can't be honoured: etl checks and posts each "
+                            "cell's value as read; write the rule as a check")
+    if getattr(column, "default", None) is not None:
+        raise SchemaProblem(f"column {name}: default= can't be honoured: a blank cell is posted "
+                            "as no value (declare the column nullable, or not)")
+    for check in column.checks:
+        if check.groupby is not None:
+            raise SchemaProblem(
+                f"column {name}: the check {check.name or 'given'} is grouped by {check.groupby!r} "
+                "(groupby=): a group's rows may be in several chunks of a file, and etl checks a "
+                "file a chunk of rows at a time, so it can't honour it")
 
 
 def available() -> list[str]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import threading
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,7 +27,7 @@ from etl.read.reading import RawChunk
 from etl.validate.kernels import Kernel, compile_check
 from etl.validate.lazy import pandera
 from etl.validate.resources import Field, Resource, SchemaProblem, header_key
-from etl.validate.rules import failure, label
+from etl.validate.rules import _builtin, failure, label
 from etl.validate.values import Kind, Parsed, value
 
 if TYPE_CHECKING:
@@ -129,6 +128,7 @@ class Validator:
                                      all(k is not None for k in kernels)))
         self._rank = {p.field.name: i for i, p in enumerate(self._plans)}
         self._wide = list(self.schema.checks)
+        self._alone: set[int] = set()  # the checks found to answer for each row alone (by id)
         _register_backends()
         self._importing: threading.Thread | None = None
 
@@ -249,8 +249,6 @@ class Validator:
         name = plan.field.name
         series = self._series(plan.field, p, rows)
         checks = list(plan.column.checks)
-        if any(check.groupby is not None for check in checks):
-            return self._grouped_problems(plan, p, series)
         rank = self._rank[name]
         out: list[tuple[int, int, int, str]] = []
         blank = ~p.ok[rows]  # the rows handed to pandera are values or blanks
@@ -268,6 +266,7 @@ class Validator:
             except Exception as exc:
                 raise SchemaProblem(f"column {name}: the check {label(check)} failed to run: "
                                     f"{type(exc).__name__}: {exc}") from exc
+            self._each_row_alone(check, given, f"column {name}: the check {label(check)}")
             bad = _failing(output, values.index)
             if not len(bad):
                 continue
@@ -275,37 +274,6 @@ class Validator:
             message = failure(check)
             out.extend((pos, rank, 1 + number, f"{name}: {message(shown(cell or ''), v)}")
                        for pos, cell, v in zip(bad.tolist(), cells, series.loc[bad].tolist(), strict=True))
-        return out
-
-    def _grouped_problems(self, plan: _Plan, p: Parsed, series: pd.Series) -> list[tuple[int, int, int, str]]:
-        """What pandera's validation of the column finds (for checks it must run its own way)."""
-        import pandas as pd
-
-        pa = pandera()
-        name = plan.field.name
-        try:
-            with warnings.catch_warnings():  # a raise_warning=True check warns: no row is invalid
-                warnings.simplefilter("ignore", pa.errors.SchemaWarning)
-                plan.column.validate(pd.DataFrame({name: series}), lazy=True, inplace=True)
-            return []
-        except pa.errors.SchemaErrors as exc:
-            cases = exc.failure_cases
-        rank, out = self._rank[name], []
-        checks = list(plan.column.checks)
-        for check_name, number, case, index in zip(cases["check"], cases["check_number"],
-                                                   cases["failure_case"], cases["index"], strict=True):
-            if index is None or pd.isna(index):
-                raise SchemaProblem(f"column {name}: the check {check_name} failed to run: {case}")
-            pos = int(index)
-            if check_name == "not_nullable":
-                out.append((pos, rank, 0, f"{name}: is required"))
-            elif number is not None and not pd.isna(number) and int(number) < len(checks):
-                cell = shown(str(p.cells[pos].as_py() or ""))
-                message = failure(checks[int(number)])(cell, case)
-                out.append((pos, rank, 1 + int(number), f"{name}: {message}"))
-            else:  # a dtype of ours pandera refused: a defect, never a row's problem
-                raise RuntimeError(f"schema check {check_name} of {name} failed: {case}")
-        out.sort(key=lambda item: item[2])
         return out
 
     def _frame_problems(self, chunk: RawChunk, columns: ColumnMap, parsed: dict[str, Parsed],
@@ -333,10 +301,34 @@ class Validator:
             except Exception as exc:
                 raise SchemaProblem(f"the check {label(check)} of the schema failed to run: "
                                     f"{type(exc).__name__}: {exc}") from exc
+            self._each_row_alone(check, frame, f"the check {label(check)} of the schema")
             bad = _failing(output, frame.index)
             message = f"row: fails {label(check)}"
             out.extend((int(pos), rank, number, message) for pos in bad)
         return out
+
+    def _each_row_alone(self, check: Any, given: Any, named: str) -> None:
+        """CHECK (NAMED so) refused unless it answers for each row alone: etl checks a file a
+        chunk of rows at a time, so a check that looks at other rows (no two alike, a total, the
+        row before) would be honoured within each chunk only, and rows that break it across
+        chunks would be posted. Pandera's built-ins of one value and element-wise checks answer
+        for each row by themselves; any other is tried, once, on the first rows it is given
+        (GIVEN): given twice over, in reverse, a few of them one at a time, and the first among
+        tens of thousands like it, it must say the same of each row. (No trial can prove a check
+        looks at nothing else; these catch the ways one does: a total, a count, no two alike,
+        the row before, a group.)"""
+        if id(check) in self._alone or not len(given):
+            return
+        if getattr(check, "element_wise", False) or (_builtin(check) and check.name in ROW_BY_ROW):
+            self._alone.add(id(check))
+            return
+        why = _looks_across(check, given.iloc[:PROBE_ROWS])
+        if why is not None:
+            raise SchemaProblem(
+                f"{named} looks at other rows than the one it checks ({why}). etl checks a file "
+                "a chunk of rows at a time, so it can't honour such a check on every row: write "
+                "it as a check of each value (element_wise=True) or of each row alone")
+        self._alone.add(id(check))
 
     def payloads(
         self, chunk: RawChunk, columns: ColumnMap, positions: Sequence[int]
@@ -379,6 +371,58 @@ def _failing(output: Any, index: Any) -> np.ndarray:
         passed = output.fillna(False).astype(bool).to_numpy()
         return np.asarray(output.index[~passed], dtype=np.int64)
     return np.asarray(index if not bool(output) else index[:0], dtype=np.int64)
+
+
+#: pandera's built-in checks that answer for each value alone (not `unique_values_eq`: a
+#: column's values as a whole)
+ROW_BY_ROW = frozenset({
+    "equal_to", "not_equal_to", "greater_than", "greater_than_or_equal_to", "less_than",
+    "less_than_or_equal_to", "in_range", "isin", "notin", "str_matches", "str_contains",
+    "str_startswith", "str_endswith", "str_length"})
+#: the rows a check is tried on (`Validator._each_row_alone`), and how many of them one at a time
+PROBE_ROWS = 64
+PROBE_ALONE = 8
+PROBE_COPIES = 1 << 16  # rows like the first, among which its answer must stay its own
+
+
+def _looks_across(check: Any, given: Any) -> str | None:
+    """How CHECK was seen to look at other rows than the one it answers for, given GIVEN (a
+    series or frame of a few rows); None where it answered for each row as if alone."""
+    import pandas as pd
+
+    def passed(data: Any) -> np.ndarray | None:
+        output = check(data).check_output
+        if isinstance(output, pd.DataFrame):
+            output = output.fillna(False).astype(bool).all(axis="columns")
+        if not isinstance(output, pd.Series) or not output.index.equals(data.index):
+            return None  # one answer for all the rows, or not one for each
+        return output.fillna(False).astype(bool).to_numpy()
+
+    n = len(given)
+    try:
+        alone = passed(given)
+        if alone is None:
+            return "it gives one answer for all the rows, not one for each"
+        twice = pd.concat([given, given])
+        twice.index = pd.RangeIndex(2 * n)
+        doubled = passed(twice)
+        if doubled is None or not (np.array_equal(doubled[:n], alone) and np.array_equal(doubled[n:], alone)):
+            return "its answer for a row changed when the same rows came twice"
+        backwards = passed(given.iloc[::-1])
+        if backwards is None or not np.array_equal(backwards[::-1], alone):
+            return "its answer for a row changed when the rows came in reverse order"
+        for k in range(min(n, PROBE_ALONE)):
+            one = passed(given.iloc[k: k + 1])
+            if one is None or bool(one[0]) != bool(alone[k]):
+                return "its answer for a row changed when the row was checked alone"
+        many = given.iloc[[0] * PROBE_COPIES]  # a total, a count of a group's rows: grown
+        many.index = pd.RangeIndex(PROBE_COPIES)
+        copies = passed(many)
+        if copies is None or not (copies == alone[0]).all():
+            return f"its answer for a row changed among {PROBE_COPIES:,} rows like it"
+    except Exception as exc:  # noqa: BLE001 - it runs on the rows it is given, not on these
+        return f"it failed when the rows were given otherwise: {type(exc).__name__}: {exc}"
+    return None
 
 
 def _deciding(column: Any) -> Any:
