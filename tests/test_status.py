@@ -272,3 +272,50 @@ def test_a_file_whose_rows_were_created_from_another_file_has_nothing_left(etl, 
     assert again.code == 0 and {r["outcome"] for r in again.report()} == {"skipped"}
     found = json.loads(etl("status", "--sandbox", "--json").out)
     assert found["to_post"] == 0, [(s["source"], s["left"]) for s in found["sources"]]
+
+
+def test_a_row_deleted_from_the_export_is_not_counted_done_in_place_of_one_never_sent(etl, tmp_path):
+    """The morning check: a re-export without a row created before (deleted, or edited into
+    another row) and with a new row the quota did not reach. Status counted the deleted row
+    done, so the file had nothing left to post while the new row was never sent."""
+    header = "CoworkerBookingCreditId,CreditUsed,Description\n"
+    export = tmp_path / "export.csv"
+    export.write_text(header + "".join(f"{1200 + i},1,use {i}\n" for i in range(1, 6)))
+    assert etl("import", export, "--sandbox", "-q", "--rate", "1000", "--no-check-credits").code == 0
+    export.write_text(header + "".join(f"{1200 + i},1,use {i}\n" for i in (1, 2, 3, 4, 6)))
+    night = etl("import", export, "--sandbox", "-q", "--rate", "1000", "--no-check-credits",
+                "--daily-limit", "5")
+    assert night.code == 4, night.err
+    assert [r["outcome"] for r in night.report()] == ["skipped"] * 4 + ["not_attempted"]
+    found = json.loads(etl("status", "--sandbox", "--json", "--daily-limit", "5").out)
+    (source,) = found["sources"]
+    assert (source["rows"], source["valid"], source["done"], source["left"]) == (5, 5, 4, 1)
+    assert (found["to_post"], found["nights"]) == (1, 1)
+    assert "1 rows to post" in etl("status", "--sandbox", "--daily-limit", "5").out
+
+
+def test_rows_reconcile_settles_after_the_import_move_from_in_doubt_to_done(etl, tmp_path):
+    """What the journal decides of a file's rows after its import (etl reconcile settling a row
+    in doubt) moves status's columns on from what the import reported."""
+    from etl.sandbox import Faults, Sandbox
+
+    export = tmp_path / "export.csv"
+    export.write_text("CoworkerBookingCreditId,CreditUsed,Description\n1201,1,a\n1202,2,b\n")
+    with Sandbox(faults=Faults(retry_after=0), tokens=("t0k3n",)) as box:
+        box.script("ok", "error_after_create")  # the second row: created, answered 500
+        box.script_list("ok", "ok", *["list_no_records"] * 40)  # and its record not found tonight
+        args = ("--api-url", box.url)
+        run = etl("import", export, *args, "--token", "t0k3n", "-q", "--rate", "1000",
+                  "--no-check-credits", "--no-system-id", "--timeout", "0.2")
+        assert [r["outcome"] for r in run.report()] == ["created", "in_doubt"], run.err
+        shown = etl("status", *args, "--json")
+        assert "sources" in json.loads(shown.out), shown.out + shown.err
+        before = json.loads(shown.out)["sources"][0]
+        assert (before["done"], before["in_doubt"], before["left"]) == (1, 1, 1)
+        box.script_list()  # the server reads right again
+        while box.next_list_fault() != "ok":
+            pass
+        assert etl("reconcile", *args, "--token", "t0k3n").code == 0
+        after = json.loads(etl("status", *args, "--json").out)
+    (source,) = after["sources"]
+    assert (source["done"], source["in_doubt"], source["left"], after["to_post"]) == (2, 0, 0, 0)

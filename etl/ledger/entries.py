@@ -65,7 +65,7 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_identity ON events (identity);
 CREATE TABLE IF NOT EXISTS sources (
     source TEXT PRIMARY KEY, rows INTEGER, valid INTEGER, scheme TEXT, last_run TEXT,
-    updated_at TEXT
+    updated_at TEXT, counts TEXT
 );
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, command TEXT, started_at TEXT, finished_at TEXT, exit_code INTEGER,

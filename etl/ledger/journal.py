@@ -16,7 +16,7 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
@@ -140,6 +140,11 @@ class Journal(Lookups):
                 # night reads the rows it created from a file's lines, with their contents, from
                 # one index (rows_created_lines)
                 self.db.execute("ALTER TABLE rows ADD COLUMN content TEXT")
+            if "counts" not in {r[1] for r in self.db.execute("PRAGMA table_info(sources)")}:
+                # a file's lines by outcome as its last import reported them, and the journal's
+                # rows of it by state then (`etl status`: the file as it is, not every row the
+                # journal ever had of it)
+                self.db.execute("ALTER TABLE sources ADD COLUMN counts TEXT")
             target = self._meta("target")
             legacy = self.db.execute(
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name='entries'").fetchone()
@@ -479,13 +484,24 @@ class Journal(Lookups):
 
     # files and runs
 
-    def note_source(self, source: str, rows: int, valid: int, scheme: str) -> None:
+    def note_source(self, source: str, rows: int, valid: int, scheme: str,
+                    lines: Mapping[str, int] | None = None) -> None:
+        """What a run read of SOURCE; LINES: its report's lines of it by outcome, once the run
+        is over, kept with the journal's rows of SOURCE by state as they stand then (what
+        `etl status` tells of the file: its lines as reported, moved on by what the journal
+        decided of them since)."""
+        counts = None
         with self.transaction(rows=False) as db:  # the sources table alone
+            if lines is not None:
+                states = dict(db.execute("SELECT state, COUNT(*) FROM rows WHERE source = ? GROUP BY state",
+                                         (os.path.abspath(source),)).fetchall())
+                counts = json.dumps({"lines": dict(lines), "journal": states}, sort_keys=True)
             db.execute(
-                "INSERT INTO sources VALUES (?,?,?,?,?,?) ON CONFLICT (source) DO UPDATE SET "
+                "INSERT INTO sources (source, rows, valid, scheme, last_run, updated_at, counts) "
+                "VALUES (?,?,?,?,?,?,?) ON CONFLICT (source) DO UPDATE SET "
                 "rows = excluded.rows, valid = excluded.valid, scheme = excluded.scheme, "
-                "last_run = excluded.last_run, updated_at = excluded.updated_at",
-                (os.path.abspath(source), rows, valid, scheme, self.run_id, now_iso()))
+                "last_run = excluded.last_run, updated_at = excluded.updated_at, counts = excluded.counts",
+                (os.path.abspath(source), rows, valid, scheme, self.run_id, now_iso(), counts))
 
     def start_run(self, command: str, files: list[str], started_at: str) -> None:
         with self.transaction() as db:

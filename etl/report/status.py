@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import math
 import os
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -178,18 +179,23 @@ def _read(db: Any, path: str, daily_limit: int, runs: int, day: str) -> Status:
     row = db.execute("SELECT posts FROM quota WHERE day = ?", (day,)).fetchone()
     status.posts_today = int(row[0]) if row else 0
     sources: dict[str, Source] = {}
-    for name, rows, valid, last_run in db.execute(
-        "SELECT source, rows, valid, last_run FROM sources ORDER BY source"
+    said: dict[str, Any] = {}  # a file's lines as its last import reported them (`Journal.note_source`)
+    counted = "counts" in {r[1] for r in db.execute("PRAGMA table_info(sources)")}
+    kept = "counts" if counted else "NULL"
+    for name, rows, valid, last_run, counts in db.execute(
+        f"SELECT source, rows, valid, last_run, {kept} FROM sources ORDER BY source"
     ):
         sources[name] = Source(name, rows, valid, last_run=last_run)
+        said[name] = _json(counts, None)
+    states: dict[str, Counter[str]] = {}
     for name, state, n in db.execute(
         "SELECT source, state, COUNT(*) FROM rows GROUP BY source, state ORDER BY source"
     ):
-        s = sources.setdefault(name or "(unknown)", Source(name or "(unknown)"))
-        outcome = STATE_OUTCOME.get(state)  # the state as a report shows it
-        bucket = _BUCKET.get(outcome) if outcome is not None else None
-        if bucket is not None:
-            setattr(s, bucket, getattr(s, bucket) + n)
+        key = name or "(unknown)"
+        sources.setdefault(key, Source(key))
+        states.setdefault(key, Counter())[state] += n
+    for key, s in sources.items():
+        _count(s, states.get(key, Counter()), said.get(key))
     status.sources = sorted(sources.values(), key=lambda s: s.source)
     for run_id, command, started, finished, exit_code, counts, files in db.execute(
         "SELECT run_id, command, started_at, finished_at, exit_code, counts, files FROM runs "
@@ -201,6 +207,41 @@ def _read(db: Any, path: str, daily_limit: int, runs: int, day: str) -> Status:
             "exit_code": exit_code, "counts": _json(counts, {}), "files": _json(files, []),
         })
     return status
+
+
+def _count(s: Source, states: Counter[str], said: Any) -> None:
+    """S's columns: its lines as its last import reported them (SAID: by outcome, with the
+    journal's rows of the file by state then), moved on by what the journal decided of its rows
+    since (STATES: by state now): a row settled by `etl reconcile` moves from in doubt to done.
+    A row the journal has of the file that is no longer in it (deleted, or edited into another
+    row) is not one of its lines. Without SAID (a journal of an earlier release, a run that did
+    not finish), the journal's rows of the file."""
+    buckets: Counter[str] = Counter()
+    if isinstance(said, dict) and isinstance(said.get("lines"), dict) \
+            and isinstance(said.get("journal"), dict):
+        lines = Counter({k: v for k, v in said["lines"].items() if isinstance(v, int)})
+        buckets.update(done=lines["created"] + lines["skipped"], in_doubt=lines["in_doubt"],
+                       failed=lines["failed"], rejected=lines["rejected"],
+                       not_attempted=lines["not_attempted"])
+        if s.rows is not None:
+            s.valid = max(0, s.rows - lines["invalid"])
+        then = said["journal"]
+        for state in set(states) | set(then):
+            bucket = _bucket(state)
+            if bucket is not None:
+                buckets[bucket] += states.get(state, 0) - int(then.get(state, 0) or 0)
+    else:
+        for state, n in states.items():
+            bucket = _bucket(state)
+            if bucket is not None:
+                buckets[bucket] += n
+    for bucket in _BUCKET.values():
+        setattr(s, bucket, max(0, buckets[bucket]))
+
+
+def _bucket(state: str) -> str | None:
+    outcome = STATE_OUTCOME.get(state)  # the state as a report shows it
+    return _BUCKET.get(outcome) if outcome is not None else None
 
 
 #: Which column of `etl status` a journal row counts in, by its outcome (etl.outcomes.STATE_OUTCOME)

@@ -564,9 +564,13 @@ def _import(inputs: Inputs, record: RunRecord, journal: Journal, poster: Poster,
         status = importer.run(writer, progress(total) if progress else None)
     finally:
         writer.close()
-    for path, rows in record.extra.get("rows_read", {}).items():  # what `etl status` counts as left
+    start = 0  # each file's lines, in the order read: what `etl status` tells of it
+    for path, rows in record.extra.get("rows_read", {}).items():
         valid = importer.valid_rows.get(path, 0) - importer.accounted.get(path, 0)
-        journal.note_source(os.path.realpath(path), rows, max(0, valid), "")
+        lines = importer.night.counts(start, start + rows)
+        start += rows
+        journal.note_source(os.path.realpath(path), rows, max(0, valid), "",
+                            lines=lines if sum(lines.values()) == rows else None)
     journal.finish_run(int(status), {k: v for k, v in record.counts.items() if v})
     record.extra["journal"] = journal.path
     record.finish(status)
