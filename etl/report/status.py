@@ -225,11 +225,13 @@ def _count(s: Source, states: Counter[str], said: Any) -> None:
                        not_attempted=lines["not_attempted"])
         if s.rows is not None:
             s.valid = max(0, s.rows - lines["invalid"])
-        then = said["journal"]
-        for state in set(states) | set(then):
+        then = said["journal"]  # the rows of the file not created, by state, after its import
+        for state in (set(states) | set(then)) - {"created"}:
             bucket = _bucket(state)
+            moved = states.get(state, 0) - int(then.get(state, 0) or 0)
             if bucket is not None:
-                buckets[bucket] += states.get(state, 0) - int(then.get(state, 0) or 0)
+                buckets[bucket] += moved
+                buckets["done"] -= moved  # a file's rows change state, never in number
     else:
         for state, n in states.items():
             bucket = _bucket(state)
