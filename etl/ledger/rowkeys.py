@@ -29,6 +29,7 @@ import tempfile
 import unicodedata
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
@@ -814,6 +815,8 @@ class KeyCache:
         reads what it kept)."""
         self.path = os.path.join(folder, token)
         self._keeps = keeps
+        self._writer: ThreadPoolExecutor | None = None  # writes the chunks' keys as they come
+        self._pending: Future[None] | None = None
         self._at = 0
         self._chunk = 0
         self._writing: tuple[str, list[Any], Any, list[tuple[int, ...]]] | None = None
@@ -928,27 +931,56 @@ class KeyCache:
 
     def add(self, valid: np.ndarray, rows: np.ndarray, *arrays: np.ndarray) -> None:
         """The next chunk's keys (VALID: which of its ROWS they are of), to keep (written as
-        they come: nothing held a row); nothing where the cache is not one to write."""
+        they come, by a thread of their own: nothing held a row, and the night reads on
+        meanwhile); nothing where the cache is not one to write."""
         if not self._writable:
             return
         try:
             self._open()
-            assert self._writing is not None
-            tmp, files, bits, lengths = self._writing
-            arrays = tuple(np.ascontiguousarray(a, np.uint64) for a in arrays)
-            for f, a in zip(files, arrays, strict=True):
-                f.write(a.tobytes())
-            packed = np.packbits(valid)
-            bits.write(packed.tobytes())
-            first, last = (int(rows[0]), int(rows[-1])) if len(rows) else (0, 0)
-            lengths.append((len(valid), len(arrays[0]), len(packed), first, last, _keys_sum(arrays)))
         except OSError:
             self.abandon()
+            return
+        arrays = tuple(np.ascontiguousarray(a, np.uint64) for a in arrays)
+        packed = np.packbits(valid)
+        first, last = (int(rows[0]), int(rows[-1])) if len(rows) else (0, 0)
+        assert self._writing is not None
+        self._writing[3].append((len(valid), len(arrays[0]), len(packed), first, last, _keys_sum(arrays)))
+        self._written()  # one chunk's writes in hand at most
+        self._pending = self._thread().submit(self._put, arrays, packed)
+
+    def _put(self, arrays: tuple[np.ndarray, ...], packed: np.ndarray) -> None:
+        writing = self._writing
+        if writing is None:
+            return
+        _, files, bits, _ = writing
+        for f, a in zip(files, arrays, strict=True):
+            f.write(a.data)
+        bits.write(packed.data)
+
+    def _thread(self) -> ThreadPoolExecutor:
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="kept-keys")
+        return self._writer
+
+    def _written(self) -> bool:
+        """The chunk handed to the writer, written; False where it could not be (the cache is
+        given up: only time is lost)."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return True
+        try:
+            pending.result()
+            return True
+        except OSError:
+            self.abandon()
+            return False
 
     def finish(self) -> None:
         """Every chunk was added: the keys are kept, replacing any kept before."""
-        if self._writing is None:
+        if not self._written() or self._writing is None:
+            self._stop_writer()
             return
+        self._stop_writer()
         tmp, files, bits, lengths = self._writing
         self._writing = None
         try:
@@ -974,8 +1006,18 @@ class KeyCache:
             for old in kept[keep:]:
                 shutil.rmtree(old.path, ignore_errors=True)
 
+    def _stop_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown()
+            self._writer = None
+
     def abandon(self) -> None:
         self._writable = False
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            with contextlib.suppress(OSError):
+                pending.result()
+        self._stop_writer()
         if self._writing is not None:
             tmp, files, bits, _ = self._writing
             self._writing = None
