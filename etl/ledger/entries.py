@@ -65,8 +65,13 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_identity ON events (identity);
 CREATE TABLE IF NOT EXISTS sources (
     source TEXT PRIMARY KEY, rows INTEGER, valid INTEGER, scheme TEXT, last_run TEXT,
-    updated_at TEXT, counts TEXT
+    updated_at TEXT
 );
+-- a file's lines by outcome as its last import reported them, with the journal's rows of it not
+-- created, by state, then (JSON): `etl status` tells of the file as it is, not of every row the
+-- journal ever had of it (a table of its own: a journal an earlier release also writes to keeps
+-- its tables as that release made them)
+CREATE TABLE IF NOT EXISTS source_lines (source TEXT PRIMARY KEY, counts TEXT);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, command TEXT, started_at TEXT, finished_at TEXT, exit_code INTEGER,
     counts TEXT, files TEXT

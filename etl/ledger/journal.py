@@ -144,11 +144,6 @@ class Journal(Lookups):
                 # night reads the rows it created from a file's lines, with their contents, from
                 # one index (rows_created_lines)
                 self.db.execute("ALTER TABLE rows ADD COLUMN content TEXT")
-            if "counts" not in {r[1] for r in self.db.execute("PRAGMA table_info(sources)")}:
-                # a file's lines by outcome as its last import reported them, and the journal's
-                # rows of it by state then (`etl status`: the file as it is, not every row the
-                # journal ever had of it)
-                self.db.execute("ALTER TABLE sources ADD COLUMN counts TEXT")
             target = self._meta("target")
             legacy = self.db.execute(
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name='entries'").fetchone()
@@ -505,11 +500,12 @@ class Journal(Lookups):
                                          (os.path.abspath(source), *NOT_CREATED)).fetchall())
                 counts = json.dumps({"lines": dict(lines), "journal": states}, sort_keys=True)
             db.execute(
-                "INSERT INTO sources (source, rows, valid, scheme, last_run, updated_at, counts) "
-                "VALUES (?,?,?,?,?,?,?) ON CONFLICT (source) DO UPDATE SET "
+                "INSERT INTO sources VALUES (?,?,?,?,?,?) ON CONFLICT (source) DO UPDATE SET "
                 "rows = excluded.rows, valid = excluded.valid, scheme = excluded.scheme, "
-                "last_run = excluded.last_run, updated_at = excluded.updated_at, counts = excluded.counts",
-                (os.path.abspath(source), rows, valid, scheme, self.run_id, now_iso(), counts))
+                "last_run = excluded.last_run, updated_at = excluded.updated_at",
+                (os.path.abspath(source), rows, valid, scheme, self.run_id, now_iso()))
+            db.execute("INSERT INTO source_lines VALUES (?,?) ON CONFLICT (source) DO UPDATE SET "
+                       "counts = excluded.counts", (os.path.abspath(source), counts))
 
     def start_run(self, command: str, files: list[str], started_at: str) -> None:
         with self.transaction() as db:

@@ -179,14 +179,14 @@ def _read(db: Any, path: str, daily_limit: int, runs: int, day: str) -> Status:
     row = db.execute("SELECT posts FROM quota WHERE day = ?", (day,)).fetchone()
     status.posts_today = int(row[0]) if row else 0
     sources: dict[str, Source] = {}
-    said: dict[str, Any] = {}  # a file's lines as its last import reported them (`Journal.note_source`)
-    counted = "counts" in {r[1] for r in db.execute("PRAGMA table_info(sources)")}
-    kept = "counts" if counted else "NULL"
-    for name, rows, valid, last_run, counts in db.execute(
-        f"SELECT source, rows, valid, last_run, {kept} FROM sources ORDER BY source"
+    for name, rows, valid, last_run in db.execute(
+        "SELECT source, rows, valid, last_run FROM sources ORDER BY source"
     ):
         sources[name] = Source(name, rows, valid, last_run=last_run)
-        said[name] = _json(counts, None)
+    said: dict[str, Any] = {}  # a file's lines as its last import reported them (`Journal.note_source`)
+    if list(db.execute("PRAGMA table_info(source_lines)")):  # not in a journal of an earlier release
+        said = {name: _json(counts, None)
+                for name, counts in db.execute("SELECT source, counts FROM source_lines")}
     states: dict[str, Counter[str]] = {}
     for name, state, n in db.execute(
         "SELECT source, state, COUNT(*) FROM rows GROUP BY source, state ORDER BY source"
