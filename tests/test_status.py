@@ -319,3 +319,23 @@ def test_rows_reconcile_settles_after_the_import_move_from_in_doubt_to_done(etl,
         after = json.loads(etl("status", *args, "--json").out)
     (source,) = after["sources"]
     assert (source["done"], source["in_doubt"], source["left"], after["to_post"]) == (2, 0, 0, 0)
+
+
+def test_localhost_and_127_0_0_1_are_one_target_with_one_journal(etl, tmp_path):
+    """A cron job spelling the local API one way and a rerun by hand the other (or an SSH
+    tunnel) share the journal: the rerun skips what the first run created (it was refused,
+    exit 2, its journal file another), and status finds it either way."""
+    from etl.sandbox import Faults, Sandbox
+
+    with Sandbox(faults=Faults(retry_after=0), tokens=("t0k3n",)) as box:
+        first = etl("import", SAMPLES / "credit_uses.csv", "--api-url", box.url, "--token", "t0k3n", "-q",
+                    "--rate", "1000", "--no-check-credits")
+        assert first.code == 0, first.err
+        other = box.url.replace("127.0.0.1", "localhost")
+        again = etl("import", SAMPLES / "credit_uses.csv", "--api-url", other + "/", "--token", "t0k3n", "-q",
+                    "--rate", "1000", "--no-check-credits")
+        assert again.code == 0, again.err
+        assert {r["outcome"] for r in again.report()} == {"skipped"}
+        assert len(box.store.records()) == 24
+    mine, theirs = (json.loads(etl("status", "--api-url", url, "--json").out) for url in (box.url, other))
+    assert mine["journal"] == theirs["journal"] and mine["sources"][0]["done"] == 24

@@ -203,9 +203,31 @@ def state_home() -> str:
 
 
 def default_journal_path(target: str) -> str:
-    """The journal of TARGET (a normalised URL, or "sandbox") in the user's state folder."""
+    """The journal of TARGET (a normalised URL, or "sandbox") in the user's state folder: where
+    none is, that of the same server spelt otherwise (`localhost`, `127.0.0.1`, `::1` with one
+    port), if there is one."""
+    path = _journal_file(target)
+    if not os.path.exists(path):
+        for other in loopback_spellings(target):
+            if os.path.exists(_journal_file(other)):
+                return _journal_file(other)
+    return path
+
+
+def _journal_file(target: str) -> str:
     slug = re.sub(r"[^a-z0-9.]+", "-", target.lower().split("://", 1)[-1]).strip("-") or "target"
     return os.path.join(state_home(), "journals", f"{slug}.sqlite3")
+
+
+def loopback_spellings(target: str) -> list[str]:
+    """TARGET's server spelt the other ways (`localhost`, `127.0.0.1`, `[::1]`), where it is one
+    of them."""
+    out = []
+    for host in ("127.0.0.1", "localhost", "[::1]"):
+        other = re.sub(r"^(https?://)(localhost|127\.0\.0\.1|\[::1\])(?=[:/]|$)", rf"\g<1>{host}", target)
+        if other != target:
+            out.append(other)
+    return out
 
 
 # --- a registry of journals, so that a lost one is noticed -----------------------------------------

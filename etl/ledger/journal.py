@@ -155,7 +155,7 @@ class Journal(Lookups):
             with self.transaction() as db:
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('target', ?), ('version', ?)",
                            (self.target, VERSION))
-        elif target != self.target:
+        elif one_target(target) != one_target(self.target):  # localhost is 127.0.0.1
             raise UsageProblem(
                 f"the journal {self.path} is the journal of {target}, not of {self.target}; "
                 "leave out --journal to use the target's own journal"

@@ -10,7 +10,6 @@ whoever asks for it (`Connection.sandbox`): only the CLI reaches the emulator.
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import sqlite3
 from collections.abc import Callable
@@ -139,8 +138,6 @@ def open_journal(api: Api, settings: Connection, run_id: str, command: str, *,
     a mistyped --journal, or a relative one from another folder, would otherwise be a new empty
     journal, and `etl reconcile` would say "0 rows in doubt" of the night's 40)."""
     if existing and not (not settings.journal and os.path.isfile(OLD_DEFAULT)):
-        if not settings.journal:
-            _another_spelling(api.target, api.journal)
         _must_exist(api.journal)
     if settings.new_journal:
         forget(api.journal)
@@ -154,18 +151,6 @@ def open_journal(api: Api, settings: Connection, run_id: str, command: str, *,
                 f"version kept in this folder; the journal is now {journal.path}")
     logs.get().info("journal", path=journal.path, target=api.target)
     return journal
-
-
-def _another_spelling(target: str, journal: str) -> None:
-    """No journal for TARGET, but one for the same server spelt otherwise (localhost, 127.0.0.1,
-    ::1 with one port): named, rather than "nothing has been imported"."""
-    if os.path.isfile(journal):
-        return
-    for host in ("127.0.0.1", "localhost", "[::1]"):
-        other = re.sub(r"^(https?://)(localhost|127\.0\.0\.1|\[::1\])(?=[:/]|$)", rf"\g<1>{host}", target)
-        if other != target and os.path.isfile(default_journal_path(other)):
-            raise UsageProblem(f"no journal for {target}, but one for {other}, the same server: pass "
-                               f"--api-url {other}")
 
 
 def _must_exist(journal: str) -> None:
