@@ -339,3 +339,32 @@ def test_localhost_and_127_0_0_1_are_one_target_with_one_journal(etl, tmp_path):
         assert len(box.store.records()) == 24
     mine, theirs = (json.loads(etl("status", "--api-url", url, "--json").out) for url in (box.url, other))
     assert mine["journal"] == theirs["journal"] and mine["sources"][0]["done"] == 24
+
+
+def test_a_row_dropped_from_the_export_and_settled_later_is_not_counted_for_the_file(etl, tmp_path):
+    """A row left in doubt, then dropped from the next export, whose one new row the quota did
+    not reach; `etl reconcile` then settles the dropped row as created. It is no line of the
+    file: status still has the new row left to post (it said nothing was left)."""
+    from etl.sandbox import Faults, Sandbox
+
+    header = "CoworkerBookingCreditId,CreditUsed,Description\n"
+    export = tmp_path / "export.csv"
+    export.write_text(header + "1201,1,z\n1202,2,a\n")
+    with Sandbox(faults=Faults(retry_after=0), tokens=("t0k3n",)) as box:
+        args = ("--api-url", box.url)
+        sending = (*args, "--token", "t0k3n", "-q", "--rate", "1000", "--no-check-credits", "--no-system-id",
+                   "--timeout", "0.2")
+        box.script("ok", "error_after_create")  # a: created, answered 500
+        box.script_list("ok", "ok", *["list_no_records"] * 40)  # and its record not found tonight
+        first = etl("import", export, *sending)
+        assert [r["outcome"] for r in first.report()] == ["created", "in_doubt"], first.err
+        export.write_text(header + "1201,1,z\n1203,3,b\n")  # a dropped, b new
+        night = etl("import", export, *sending, "--daily-limit", "2")
+        assert [r["outcome"] for r in night.report()] == ["skipped", "not_attempted"], night.err
+        box.script_list()
+        while box.next_list_fault() != "ok":
+            pass
+        assert etl("reconcile", *args, "--token", "t0k3n").code == 0
+        found = json.loads(etl("status", *args, "--json").out)
+    (source,) = found["sources"]
+    assert (source["done"], source["in_doubt"], source["left"], found["to_post"]) == (1, 0, 1, 1)

@@ -58,9 +58,6 @@ _NUMBERS = ("occurrence", "http_status", "attempts", "timeout", "first_sent", "l
             "server_offset", "settle_until", "fence_low", "fence_at", "fence_high")
 
 
-#: the states of a row not (yet) created, whose rows of a file `note_source` counts
-NOT_CREATED = tuple(sorted(set(STATES) - {"created"}))
-
 
 class Journal(Lookups):
     def __init__(self, path: str, target: str, *, run_id: str = "", command: str = "",
@@ -484,21 +481,17 @@ class Journal(Lookups):
     # files and runs
 
     def note_source(self, source: str, rows: int, valid: int, scheme: str,
-                    lines: Mapping[str, int] | None = None) -> None:
+                    lines: Mapping[str, int] | None = None, unsettled: Mapping[str, str] | None = None
+                    ) -> None:
         """What a run read of SOURCE; LINES: its report's lines of it by outcome, once the run
-        is over, kept with the journal's rows of SOURCE by state as they stand then (what
-        `etl status` tells of the file: its lines as reported, moved on by what the journal
-        decided of them since)."""
+        is over, with UNSETTLED: the identities of its lines the journal may yet decide
+        otherwise (in doubt, failed), and what each said (what `etl status` tells of the file:
+        its lines as reported, those moved on that the journal decided since)."""
         counts = None
+        if lines is not None:
+            counts = json.dumps({"run": self.run_id, "lines": dict(lines),
+                                 "unsettled": dict(unsettled or {})}, sort_keys=True)
         with self.transaction(rows=False) as db:  # the sources table alone
-            if lines is not None:  # the rows not created alone (a migration's file has millions
-                # created): its rows change state after its import, never in number, so what
-                # leaves these states has been created
-                marks = ",".join("?" * len(NOT_CREATED))
-                states = dict(db.execute(f"SELECT state, COUNT(*) FROM rows WHERE source = ? AND state IN "
-                                         f"({marks}) GROUP BY state",
-                                         (os.path.abspath(source), *NOT_CREATED)).fetchall())
-                counts = json.dumps({"lines": dict(lines), "journal": states}, sort_keys=True)
             db.execute(
                 "INSERT INTO sources VALUES (?,?,?,?,?,?) ON CONFLICT (source) DO UPDATE SET "
                 "rows = excluded.rows, valid = excluded.valid, scheme = excluded.scheme, "

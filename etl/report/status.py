@@ -15,6 +15,7 @@ import json
 import math
 import os
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -194,8 +195,11 @@ def _read(db: Any, path: str, daily_limit: int, runs: int, day: str) -> Status:
         key = name or "(unknown)"
         sources.setdefault(key, Source(key))
         states.setdefault(key, Counter())[state] += n
+    told = {key: lines for key, s in sources.items()
+            if (lines := _lines(db, s, said.get(key))) is not None}
+    now = _states_of(db, [i for lines in told.values() for i in lines["unsettled"]])
     for key, s in sources.items():
-        _count(s, states.get(key, Counter()), said.get(key))
+        _count(s, states.get(key, Counter()), told.get(key), now)
     status.sources = sorted(sources.values(), key=lambda s: s.source)
     for run_id, command, started, finished, exit_code, counts, files in db.execute(
         "SELECT run_id, command, started_at, finished_at, exit_code, counts, files FROM runs "
@@ -209,29 +213,53 @@ def _read(db: Any, path: str, daily_limit: int, runs: int, day: str) -> Status:
     return status
 
 
-def _count(s: Source, states: Counter[str], said: Any) -> None:
-    """S's columns: its lines as its last import reported them (SAID: by outcome, with the
-    journal's rows of the file by state then), moved on by what the journal decided of its rows
-    since (STATES: by state now): a row settled by `etl reconcile` moves from in doubt to done.
-    A row the journal has of the file that is no longer in it (deleted, or edited into another
-    row) is not one of its lines. Without SAID (a journal of an earlier release, a run that did
-    not finish), the journal's rows of the file."""
+def _lines(db: Any, s: Source, said: Any) -> dict[str, Any] | None:
+    """S's lines as its last import reported them (SAID, `Journal.note_source`), where they
+    tell of the file as it is: kept by the run that last read it, or by an earlier one where
+    that run never finished (killed: its rows since are counted as not sent, never the other
+    way). None where a run of an earlier release read it since (it keeps no lines)."""
+    if not isinstance(said, dict) or not isinstance(said.get("lines"), dict) \
+            or not isinstance(said.get("unsettled"), dict):
+        return None
+    if said.get("run") != s.last_run:
+        row = db.execute("SELECT finished_at FROM runs WHERE run_id = ?", (s.last_run,)).fetchone()
+        if row is None or row[0] is not None:
+            return None
+    return said
+
+
+def _states_of(db: Any, identities: list[str], batch: int = 500) -> dict[str, str]:
+    """The journal's state of each of IDENTITIES."""
+    found: dict[str, str] = {}
+    for start in range(0, len(identities), batch):
+        part = identities[start: start + batch]
+        marks = ",".join("?" * len(part))
+        found.update(db.execute(f"SELECT identity, state FROM rows WHERE identity IN ({marks})",
+                                part).fetchall())
+    return found
+
+
+def _count(s: Source, states: Counter[str], said: dict[str, Any] | None, now: Mapping[str, str]) -> None:
+    """S's columns: its lines as its last import reported them (SAID), those it left in doubt
+    or failed moved on by what the journal has decided of their rows since (NOW: the state of
+    each): a row `etl reconcile` settles moves from in doubt to done. A row the journal has of
+    the file that is no longer in it (deleted, or edited into another row) is not one of its
+    lines. Without SAID (a journal of an earlier release, a file an earlier release read
+    last), the journal's rows of the file (STATES: by state)."""
     buckets: Counter[str] = Counter()
-    if isinstance(said, dict) and isinstance(said.get("lines"), dict) \
-            and isinstance(said.get("journal"), dict):
+    if said is not None:
         lines = Counter({k: v for k, v in said["lines"].items() if isinstance(v, int)})
         buckets.update(done=lines["created"] + lines["skipped"], in_doubt=lines["in_doubt"],
                        failed=lines["failed"], rejected=lines["rejected"],
                        not_attempted=lines["not_attempted"])
         if s.rows is not None:
             s.valid = max(0, s.rows - lines["invalid"])
-        then = said["journal"]  # the rows of the file not created, by state, after its import
-        for state in (set(states) | set(then)) - {"created"}:
-            bucket = _bucket(state)
-            moved = states.get(state, 0) - int(then.get(state, 0) or 0)
-            if bucket is not None:
-                buckets[bucket] += moved
-                buckets["done"] -= moved  # a file's rows change state, never in number
+        for identity, was in said["unsettled"].items():
+            before = _BUCKET.get(Outcome(was)) if was in _OUTCOME_VALUES else None
+            after = _bucket(now[identity]) if identity in now else None
+            if before is not None and after is not None and before != after:
+                buckets[before] -= 1
+                buckets[after] += 1
     else:
         for state, n in states.items():
             bucket = _bucket(state)
@@ -246,6 +274,7 @@ def _bucket(state: str) -> str | None:
     return _BUCKET.get(outcome) if outcome is not None else None
 
 
+_OUTCOME_VALUES = {o.value for o in Outcome}
 #: Which column of `etl status` a journal row counts in, by its outcome (etl.outcomes.STATE_OUTCOME)
 _BUCKET = {Outcome.CREATED: "done", Outcome.IN_DOUBT: "in_doubt", Outcome.FAILED: "failed",
            Outcome.REJECTED: "rejected", Outcome.NOT_ATTEMPTED: "not_attempted"}

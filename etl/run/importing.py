@@ -568,9 +568,10 @@ def _import(inputs: Inputs, record: RunRecord, journal: Journal, poster: Poster,
     for path, rows in record.extra.get("rows_read", {}).items():
         valid = importer.valid_rows.get(path, 0) - importer.accounted.get(path, 0)
         lines = importer.night.counts(start, start + rows)
+        whole = sum(lines.values()) == rows  # else the report ends before the file does
+        journal.note_source(os.path.realpath(path), rows, max(0, valid), "", lines=lines if whole else None,
+                            unsettled=importer.night.unsettled(start, start + rows) if whole else None)
         start += rows
-        journal.note_source(os.path.realpath(path), rows, max(0, valid), "",
-                            lines=lines if sum(lines.values()) == rows else None)
     journal.finish_run(int(status), {k: v for k, v in record.counts.items() if v})
     record.extra["journal"] = journal.path
     record.finish(status)

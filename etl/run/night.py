@@ -25,7 +25,7 @@ import pyarrow as arrow
 import pyarrow.compute as pc
 
 from etl.ledger.entries import Entry
-from etl.outcomes import CODE, OUTCOMES, Facts, Said, decide
+from etl.outcomes import CODE, OUTCOMES, Facts, Outcome, Said, decide
 
 
 class _Open:
@@ -203,6 +203,16 @@ class Night:
         5M lines)."""
         codes = self._codes if start == 0 and end is None else self._codes[start:end]
         return Counter({o.value: n for i, o in enumerate(OUTCOMES) if (n := codes.count(i))})
+
+    def unsettled(self, start: int, end: int) -> dict[str, str]:
+        """The lines START to END the journal may yet decide otherwise (in doubt, or failed: a
+        later run sends them again), by their rows' identities, with what each says."""
+        lines, out = self.open, {}
+        wanted = {CODE[Outcome.IN_DOUBT], CODE[Outcome.FAILED]}
+        for k in range(len(lines)):
+            if start <= lines.index[k] < end and lines.outcome[k] in wanted:
+                out[lines.identities[k]] = OUTCOMES[lines.outcome[k]].value
+        return out
 
     def notes(self) -> Counter[str]:
         """The run notes (summary.json's "notes") of the lines, as the report says."""
