@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from etl.errors import FileProblem
 from etl.fields import shown
-from etl.read.reading import RawChunk
+from etl.read.reading import CHUNK_ROWS, RawChunk
 from etl.validate.kernels import Kernel, compile_check
 from etl.validate.lazy import pandera
 from etl.validate.resources import Field, Resource, SchemaProblem, header_key
@@ -129,6 +129,7 @@ class Validator:
         self._rank = {p.field.name: i for i, p in enumerate(self._plans)}
         self._wide = list(self.schema.checks)
         self._alone: set[int] = set()  # the checks found to answer for each row alone (by id)
+        self._big = False  # the chunk being checked is of a file of more than ONE_PIECE rows
         _register_backends()
         self._importing: threading.Thread | None = None
 
@@ -177,6 +178,8 @@ class Validator:
         """The rows with problems (position in the chunk), each with them joined by ` | `:
         the row's shape, then each column's (in the schema's order), then the frame's checks."""
         found: list[tuple[int, int, int, str]] = []  # (row, rank, order, message)
+        # a file of more than ONE_PIECE rows is checked a chunk at a time (`_each_row_alone`)
+        self._big = bool(len(chunk)) and int(chunk.rows[-1]) > ONE_PIECE + 1
         for pos, message in chunk.shape_errors.items():
             found.append((pos, -1, 0, message))
         parsed: dict[str, Parsed] = {}
@@ -266,7 +269,8 @@ class Validator:
             except Exception as exc:
                 raise SchemaProblem(f"column {name}: the check {label(check)} failed to run: "
                                     f"{type(exc).__name__}: {exc}") from exc
-            self._each_row_alone(check, given, f"column {name}: the check {label(check)}")
+            self._each_row_alone(check, given, f"column {name}: the check {label(check)}",
+                                 bool((plan.column.metadata or {}).get("row_by_row")), f"column {name}")
             bad = _failing(output, values.index)
             if not len(bad):
                 continue
@@ -301,33 +305,47 @@ class Validator:
             except Exception as exc:
                 raise SchemaProblem(f"the check {label(check)} of the schema failed to run: "
                                     f"{type(exc).__name__}: {exc}") from exc
-            self._each_row_alone(check, frame, f"the check {label(check)} of the schema")
+            self._each_row_alone(check, frame, f"the check {label(check)} of the schema",
+                                 bool((self.schema.metadata or {}).get("row_by_row")), "the schema")
             bad = _failing(output, frame.index)
             message = f"row: fails {label(check)}"
             out.extend((int(pos), rank, number, message) for pos in bad)
         return out
 
-    def _each_row_alone(self, check: Any, given: Any, named: str) -> None:
-        """CHECK (NAMED so) refused unless it answers for each row alone: etl checks a file a
-        chunk of rows at a time, so a check that looks at other rows (no two alike, a total, the
-        row before) would be honoured within each chunk only, and rows that break it across
-        chunks would be posted. Pandera's built-ins of one value and element-wise checks answer
-        for each row by themselves; any other is tried, once, on the first rows it is given
-        (GIVEN): given twice over, in reverse, a few of them one at a time, and the first among
-        tens of thousands like it, it must say the same of each row. (No trial can prove a check
-        looks at nothing else; these catch the ways one does: a total, a count, no two alike,
-        the row before, a group.)"""
+    def _each_row_alone(self, check: Any, given: Any, named: str, declared: bool, where: str) -> None:
+        """CHECK (NAMED so) refused on a file of more than ONE_PIECE rows unless it answers for
+        each row alone. etl checks such a file a chunk of rows at a time: a check that looks at
+        other rows (no two alike, a total, the row before, a group) would be held within each
+        chunk only, and rows that break it across chunks would be posted. A file of one piece is
+        checked whole: every check sees all its rows at once, as pandera would. Pandera's
+        built-ins of one value and element-wise checks answer for each row by themselves; any
+        other is taken on a big file only where the schema's author says it does (DECLARED:
+        `"row_by_row": True` in the metadata of WHERE, its column or the schema), and then it is
+        tried once on rows it is given (GIVEN): twice over, in reverse, some one at a time, one
+        among tens of thousands like it, and must say the same of each row. No trial can prove
+        a check looks at nothing else: the word is the author's; the trials catch a slip."""
         if id(check) in self._alone or not len(given):
             return
         if getattr(check, "element_wise", False) or (_builtin(check) and check.name in ROW_BY_ROW):
             self._alone.add(id(check))
             return
-        why = _looks_across(check, given.iloc[:PROBE_ROWS])
+        if not self._big:  # a file of one piece: the check saw every row at once
+            return
+        if not declared:
+            raise SchemaProblem(
+                f"{named} is neither element-wise nor one of pandera's checks of one value, and "
+                f"the file has more than {ONE_PIECE:,} rows, which etl checks a chunk of rows at a "
+                "time: such a check is held on every row of such a file only where the schema "
+                f"says it answers for each row by itself. If it does, add \"row_by_row\": True to "
+                f"the metadata of {where}; a rule across rows (no two alike, a total, the row "
+                "before) belongs before the export")
+        spread = given.iloc[np.unique(np.linspace(0, len(given) - 1, PROBE_ROWS).astype(np.int64))]
+        why = _looks_across(check, spread)
         if why is not None:
             raise SchemaProblem(
-                f"{named} looks at other rows than the one it checks ({why}). etl checks a file "
-                "a chunk of rows at a time, so it can't honour such a check on every row: write "
-                "it as a check of each value (element_wise=True) or of each row alone")
+                f"{named} is said to answer for each row by itself (\"row_by_row\" in the metadata "
+                f"of {where}), but it looks at other rows ({why}): etl checks a file of more than "
+                f"{ONE_PIECE:,} rows a chunk at a time, so it can't honour it on every row")
         self._alone.add(id(check))
 
     def payloads(
@@ -379,6 +397,8 @@ ROW_BY_ROW = frozenset({
     "equal_to", "not_equal_to", "greater_than", "greater_than_or_equal_to", "less_than",
     "less_than_or_equal_to", "in_range", "isin", "notin", "str_matches", "str_contains",
     "str_startswith", "str_endswith", "str_length"})
+#: a file of up to this many rows is read and checked in one piece (a chunk of the import's)
+ONE_PIECE = CHUNK_ROWS
 #: the rows a check is tried on (`Validator._each_row_alone`), and how many of them one at a time
 PROBE_ROWS = 64
 PROBE_ALONE = 8
