@@ -492,8 +492,9 @@ class Journal(Lookups):
             counts = json.dumps({"run": self.run_id, "lines": dict(lines),
                                  "unsettled": dict(unsettled or {})}, sort_keys=True)
         with self.transaction(rows=False) as db:  # the sources table alone
-            db.execute(
-                "INSERT INTO sources VALUES (?,?,?,?,?,?) ON CONFLICT (source) DO UPDATE SET "
+            db.execute(  # by name: a journal may have more columns (one made by a later release)
+                "INSERT INTO sources (source, rows, valid, scheme, last_run, updated_at) "
+                "VALUES (?,?,?,?,?,?) ON CONFLICT (source) DO UPDATE SET "
                 "rows = excluded.rows, valid = excluded.valid, scheme = excluded.scheme, "
                 "last_run = excluded.last_run, updated_at = excluded.updated_at",
                 (os.path.abspath(source), rows, valid, scheme, self.run_id, now_iso()))
