@@ -316,6 +316,17 @@ def test_amounts_of_many_digits_or_two_dots_a_column_at_a_time_read_as_each_cell
             [(*text_hash(text), bool(text)) for text in expected] * 300
 
 
+def rule_keys(cell: str | None, kind: Kind | None) -> tuple[int, int, bool]:
+    """A cell's keys as the rules make them for that cell alone: its identity text hashed, and
+    whether it has one."""
+    if kind is None:
+        text = identity_text(cell)
+    else:
+        found, problem = value(kind, cell)
+        text = "" if problem else identity_text(found)
+    return (*text_hash(text), bool(text))
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.one_of(st.none(), number, cell), min_size=1, max_size=30), st.integers(0, 2**32))
 def test_a_column_of_few_values_is_keyed_as_cell_by_cell(values, seed):
@@ -325,14 +336,7 @@ def test_a_column_of_few_values_is_keyed_as_cell_by_cell(values, seed):
     cells = [values[k] for k in picks]
     for kind in (None, Kind.INTEGER, Kind.AMOUNT):
         h1, h2, present = column_keys(pa.array(cells, pa.string()), kind)
-        rules = []
-        for one in values:
-            if kind is None:
-                text = identity_text(one)
-            else:
-                found, problem = value(kind, one)
-                text = "" if problem else identity_text(found)
-            rules.append((*text_hash(text), bool(text)))
+        rules = [rule_keys(one, kind) for one in values]
         got = list(zip(h1.tolist(), h2.tolist(), present.tolist(), strict=True))
         assert got == [rules[k] for k in picks]
 
@@ -348,14 +352,7 @@ def test_a_column_blank_on_most_rows_is_keyed_as_cell_by_cell(values, seed, blan
     cells = [[None, "", "  "][k % 3] if rng.random() < blank else values[k % len(values)]
              for k in rng.integers(0, 10**6, size=5000)]
     for kind in (None, Kind.INTEGER, Kind.AMOUNT):
-        expected = []
-        for one in cells:
-            if kind is None:
-                text = identity_text(one)
-            else:
-                found, problem = value(kind, one)
-                text = "" if problem else identity_text(found)
-            expected.append((*text_hash(text), bool(text)))
+        expected = [rule_keys(one, kind) for one in cells]
         h1, h2, present = column_keys(pa.array(cells, pa.string()), kind)
         assert list(zip(h1.tolist(), h2.tolist(), present.tolist(), strict=True)) == expected
 
