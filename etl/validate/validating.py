@@ -130,6 +130,7 @@ class Validator:
         self._wide = list(self.schema.checks)
         self._alone: set[int] = set()  # the checks found to answer for each row alone (by id)
         self._big = False  # the chunk being checked is of a file of more than ONE_PIECE rows
+        self._first_rows: dict[int, int] = {}  # each file's first row (by its ColumnMap)
         _register_backends()
         self._importing: threading.Thread | None = None
 
@@ -178,8 +179,10 @@ class Validator:
         """The rows with problems (position in the chunk), each with them joined by ` | `:
         the row's shape, then each column's (in the schema's order), then the frame's checks."""
         found: list[tuple[int, int, int, str]] = []  # (row, rank, order, message)
-        # a file of more than ONE_PIECE rows is checked a chunk at a time (`_each_row_alone`)
-        self._big = bool(len(chunk)) and int(chunk.rows[-1]) > ONE_PIECE + 1
+        # a file of more than ONE_PIECE rows is checked a chunk at a time (`_each_row_alone`):
+        # a chunk of more rows, or one after its file's first
+        first = self._first_rows.setdefault(id(columns), int(chunk.rows[0]) if len(chunk) else 0)
+        self._big = len(chunk) > ONE_PIECE or (bool(len(chunk)) and int(chunk.rows[0]) != first)
         for pos, message in chunk.shape_errors.items():
             found.append((pos, -1, 0, message))
         parsed: dict[str, Parsed] = {}
