@@ -424,3 +424,15 @@ def test_what_a_schema_says_that_etl_would_not_honour_is_refused_at_once(etl, tm
     assert run.code == 2
     assert said in run.err and "Traceback" not in run.err
     assert len(run.err.strip().splitlines()) == 1
+
+
+def test_a_small_file_with_many_blank_lines_is_checked_in_one_piece(etl, tmp_path):
+    """Blank lines count in row numbers, not in rows: three rows after 33,000 blank lines are a
+    file of one piece, and a rule across rows is held on it (it was refused as a big file)."""
+    schema = across(tmp_path, "no two alike")
+    data = tmp_path / "blank.csv"
+    data.write_text("CoworkerBookingCreditId,CreditUsed,Description,BookingId\n" + "\n" * 33_000
+                    + "1281,1,a,880000\n1203,2,b,880001\n1231,3,c,880000\n", encoding="utf-8")
+    run = etl("validate", data, "--resource", schema)
+    assert run.code == 1, run.err
+    assert [r["outcome"] for r in run.report()] == ["invalid", "valid", "invalid"]

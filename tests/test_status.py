@@ -368,3 +368,21 @@ def test_a_row_dropped_from_the_export_and_settled_later_is_not_counted_for_the_
         found = json.loads(etl("status", *args, "--json").out)
     (source,) = found["sources"]
     assert (source["done"], source["in_doubt"], source["left"], found["to_post"]) == (1, 0, 1, 1)
+
+
+def test_a_file_whose_last_run_never_finished_is_not_said_to_have_nothing_left(etl, tmp_path):
+    """The last run that read a file was killed (or runs now): the lines the file has are not
+    known (its rows created before may no longer be in it), so status never says nothing is
+    left of it; it says so, and --json names the file (it said nothing was left while a row of
+    the re-export was never sent)."""
+    assert etl("import", SAMPLES / "credit_uses.csv", "--sandbox", "-q", "--rate", "1000").code == 0
+    before = json.loads(etl("status", "--sandbox", "--json").out)
+    (found,) = before["sources"]
+    with sqlite3.connect(before["journal"]) as db:  # a run that read the file, then was killed
+        db.execute("INSERT INTO runs (run_id, command, started_at, files) "
+                   "VALUES ('killed', 'import', ?, '[]')", (dt.datetime.now(dt.UTC).isoformat(),))
+        db.execute("UPDATE sources SET last_run = 'killed'")
+    shown = etl("status", "--sandbox")
+    assert "Nothing left to post." not in shown.out
+    assert "has not finished (killed, or running)" in shown.out
+    assert json.loads(etl("status", "--sandbox", "--json").out)["unfinished"] == [found["source"]]

@@ -38,6 +38,9 @@ class Source:
     rejected: int = 0  # refused by the API: sent again only after a fix (or --retry-rejected)
     not_attempted: int = 0
     last_run: str | None = None
+    # the last run that read the file never finished (killed, or running now): what is left of
+    # the file can't be told until it is read again
+    unfinished: bool = False
 
     @property
     def left(self) -> int:
@@ -75,6 +78,8 @@ class Status:
             "journal": self.journal, "target": self.target, "day": self.day,
             "posts_today": self.posts_today, "daily_limit": self.daily_limit,
             "to_post": self.to_post, "nights": self.nights,
+            # a file whose last run never finished: to_post is a floor, not the whole
+            "unfinished": [s.source for s in self.sources if s.unfinished],
             "sources": [{**asdict(s), "left": s.left} for s in self.sources],
             "runs": self.runs,
         }
@@ -214,17 +219,17 @@ def _read(db: Any, path: str, daily_limit: int, runs: int, day: str) -> Status:
 
 
 def _lines(db: Any, s: Source, said: Any) -> dict[str, Any] | None:
-    """S's lines as its last import reported them (SAID, `Journal.note_source`), where they
-    tell of the file as it is: kept by the run that last read it, or by an earlier one where
-    that run never finished (killed: its rows since are counted as not sent, never the other
-    way). None where a run of an earlier release read it since (it keeps no lines)."""
-    if not isinstance(said, dict) or not isinstance(said.get("lines"), dict) \
-            or not isinstance(said.get("unsettled"), dict):
-        return None
-    if said.get("run") != s.last_run:
+    """S's lines as the run that last read it reported them (SAID, `Journal.note_source`).
+    None where that run never finished (S is marked so: the lines the file has now are not
+    known), or where it kept none (a run of an earlier release)."""
+    if s.last_run is not None:
         row = db.execute("SELECT finished_at FROM runs WHERE run_id = ?", (s.last_run,)).fetchone()
-        if row is None or row[0] is not None:
+        if row is None or row[0] is None:
+            s.unfinished = True
             return None
+    if not isinstance(said, dict) or not isinstance(said.get("lines"), dict) \
+            or not isinstance(said.get("unsettled"), dict) or said.get("run") != s.last_run:
+        return None
     return said
 
 
@@ -312,11 +317,16 @@ def text(status: Status) -> str:
         lines.append("No rows recorded yet.")
     lines.append(f"POSTs today ({status.day} UTC): {status.posts_today} of {status.daily_limit} "
                  "(--daily-limit).")
+    unfinished = [s.source for s in status.sources if s.unfinished]
     if status.to_post:
         nights = f"{status.nights} night" + ("s" if status.nights != 1 else "")
-        lines.append(f"{status.to_post} rows to post: {nights} at {status.daily_limit} a night.")
-    else:
+        lines.append(f"{status.to_post} rows to post" + (" at least" if unfinished else "")
+                     + f": {nights} at {status.daily_limit} a night.")
+    elif not unfinished:
         lines.append("Nothing left to post.")
+    for source in unfinished:
+        lines.append(f"The last run that read {source} has not finished (killed, or running): what "
+                     "is left of it is known once a run reads it to the end.")
     doubt = sum(s.in_doubt for s in status.sources)
     if doubt:
         lines.append(f"{doubt} rows in doubt: `etl reconcile` checks them against the API.")
