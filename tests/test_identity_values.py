@@ -109,6 +109,24 @@ def test_a_column_the_export_dropped_still_stops_the_run(post, sandbox, tmp_path
     assert sandbox.stats.posts == 1
 
 
+def test_an_export_spelling_its_columns_by_their_aliases_says_so_and_posts_nothing(post, sandbox, tmp_path):
+    """The export of the same rows under `CreditId` and `Amount` (the schema's aliases of
+    CoworkerBookingCreditId and CreditUsed): a row is known by its columns' names as spelt, so
+    the run stops before posting, naming the columns spelt otherwise and the way on (it named
+    --key and --ignore-column, neither of which applies, and --allow-new-identity, which posts
+    every row again)."""
+    first = tmp_path / "night-1.csv"
+    first.write_text("CoworkerBookingCreditId,CreditUsed,Description\n101,1,Desk\n102,2,Room\n")
+    assert post(first).code == 0
+    again = tmp_path / "night-2.csv"
+    again.write_text("CreditId,Amount,Description\n101,1,Desk\n102,2,Room\n103,3,Hall\n")
+    run = post(again)
+    assert run.code == 2
+    assert "amount, once creditused; creditid, once coworkerbookingcreditid" in run.err
+    assert "rename the header back" in run.err and "Nothing was posted" in run.err
+    assert sandbox.stats.posts == 2
+
+
 def test_a_corrected_row_under_its_key_is_skipped_and_reported_as_changed(post, sandbox, tmp_path):
     path = tmp_path / "uses.csv"
     path.write_text("Ref,CoworkerBookingCreditId,CreditUsed,Description\nU1,101,1,Desk\nU2,102,2,Room\n")

@@ -276,6 +276,14 @@ class FirstPass(ImporterBase):
         self.evidence = None
         if changed and not self.settings.allow_new_identity:
             row, entry = changed[0]
+            respelt = _respelt(self.resource, row.scheme, entry.scheme)
+            if respelt:
+                raise UsageProblem(
+                    f"{len(changed)} rows match credit uses already created: {row.source} spells "
+                    f"its columns otherwise than the file they were created from ({entry.where}, Id "
+                    f"{entry.record_id}): {respelt}. A row is known by its columns' names as the "
+                    "export spells them: rename the header back to how it was spelt then, and run "
+                    "again. Nothing was posted (--allow-new-identity would post them all again)")
             raise UsageProblem(
                 f"{len(changed)} rows match credit uses already created under another way of "
                 f"identifying rows: {row.source} row {row.number} is identified by "
@@ -471,3 +479,28 @@ class FirstPass(ImporterBase):
                     "exactly, whatever else changes in a re-export")
                 return
 
+
+def _respelt(resource: Any, now: str, then: str) -> str:
+    """Where two ways of identifying rows by every cell differ only in how the columns are
+    spelt (a field's alias for its name, say), the columns spelt otherwise ("creditid, once
+    coworkerbookingcreditid"); else ""."""
+    kind_now, _, cols_now = now.partition(":")
+    kind_then, _, cols_then = then.partition(":")
+    if kind_now != "cells" or kind_then != "cells":
+        return ""
+    a, b = cols_now.split(","), cols_then.split(",")
+    only_now, only_then = sorted(set(a) - set(b)), sorted(set(b) - set(a))
+    if not only_now or len(only_now) != len(only_then):
+        return ""
+    fields_now = {resource.match(c) or f"?{c}" for c in a}
+    fields_then = {resource.match(c) or f"?{c}" for c in b}
+    if fields_now != fields_then:
+        return ""
+    pairs = []
+    for c in only_now:
+        field = resource.match(c)
+        was = next((d for d in only_then if resource.match(d) == field), None)
+        if was is None:
+            return ""
+        pairs.append(f"{c}, once {was}")
+    return "; ".join(pairs)
