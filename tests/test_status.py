@@ -384,5 +384,18 @@ def test_a_file_whose_last_run_never_finished_is_not_said_to_have_nothing_left(e
         db.execute("UPDATE sources SET last_run = 'killed'")
     shown = etl("status", "--sandbox")
     assert "Nothing left to post." not in shown.out
-    assert "has not finished (killed, or running)" in shown.out
+    assert "did not finish it (killed, running, or stopped part way)" in shown.out
     assert json.loads(etl("status", "--sandbox", "--json").out)["unfinished"] == [found["source"]]
+
+
+def test_a_file_whose_last_run_stopped_before_posting_is_not_said_to_have_nothing_left(etl, tmp_path):
+    """A re-export that stops the run before anything is posted (exit 2: its columns spelt by
+    their aliases), with a row more: status said nothing was left, from the night before."""
+    export = tmp_path / "export.csv"
+    export.write_text("CoworkerBookingCreditId,CreditUsed,Description\n1281,1,a\n1203,2,b\n")
+    assert etl("import", export, "--sandbox", "-q", "--rate", "1000").code == 0
+    export.write_text("CreditId,Amount,Description\n1281,1,a\n1203,2,b\n1231,3,c\n")
+    assert etl("import", export, "--sandbox", "-q", "--rate", "1000").code == 2
+    shown = etl("status", "--sandbox")
+    assert "Nothing left to post." not in shown.out, shown.out
+    assert json.loads(etl("status", "--sandbox", "--json").out)["unfinished"] == [str(export.resolve())]

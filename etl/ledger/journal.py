@@ -487,10 +487,9 @@ class Journal(Lookups):
         is over, with UNSETTLED: the identities of its lines the journal may yet decide
         otherwise (in doubt, failed), and what each said (what `etl status` tells of the file:
         its lines as reported, those moved on that the journal decided since)."""
-        counts = None
-        if lines is not None:
-            counts = json.dumps({"run": self.run_id, "lines": dict(lines),
-                                 "unsettled": dict(unsettled or {})}, sort_keys=True)
+        # without LINES (read, not yet told, or a run cut short): what is left is not known
+        counts = json.dumps({"run": self.run_id, "lines": dict(lines) if lines is not None else None,
+                             "unsettled": dict(unsettled or {})}, sort_keys=True)
         with self.transaction(rows=False) as db:  # the sources table alone
             db.execute(  # by name: a journal may have more columns (one made by a later release)
                 "INSERT INTO sources (source, rows, valid, scheme, last_run, updated_at) "
@@ -500,6 +499,14 @@ class Journal(Lookups):
                 (os.path.abspath(source), rows, valid, scheme, self.run_id, now_iso()))
             db.execute("INSERT INTO source_lines VALUES (?,?) ON CONFLICT (source) DO UPDATE SET "
                        "counts = excluded.counts", (os.path.abspath(source), counts))
+
+    def note_reading(self, source: str) -> None:
+        """This run reads SOURCE: until it tells the lines it reported (`note_source`), what is
+        left of the file is not known (`etl status`): a run that stops part way (a file problem,
+        a file changed while read) leaves it so, never the lines of a run before."""
+        with self.transaction(rows=False) as db:
+            db.execute("UPDATE sources SET last_run = ?, updated_at = ? WHERE source = ?",
+                       (self.run_id, now_iso(), os.path.abspath(source)))
 
     def start_run(self, command: str, files: list[str], started_at: str) -> None:
         with self.transaction() as db:

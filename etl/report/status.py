@@ -220,15 +220,20 @@ def _read(db: Any, path: str, daily_limit: int, runs: int, day: str) -> Status:
 
 def _lines(db: Any, s: Source, said: Any) -> dict[str, Any] | None:
     """S's lines as the run that last read it reported them (SAID, `Journal.note_source`).
-    None where that run never finished (S is marked so: the lines the file has now are not
-    known), or where it kept none (a run of an earlier release)."""
+    None, S marked unfinished, where that run has not finished (killed, or running) or stopped
+    before it told them (a file problem, the file changed while read): the lines the file has
+    now are not known. None where no run of this release told them (the journal's rows of the
+    file are counted then, as an earlier release did)."""
     if s.last_run is not None:
         row = db.execute("SELECT finished_at FROM runs WHERE run_id = ?", (s.last_run,)).fetchone()
         if row is None or row[0] is None:
             s.unfinished = True
             return None
+    if said is None:
+        return None
     if not isinstance(said, dict) or not isinstance(said.get("lines"), dict) \
             or not isinstance(said.get("unsettled"), dict) or said.get("run") != s.last_run:
+        s.unfinished = True
         return None
     return said
 
@@ -325,8 +330,8 @@ def text(status: Status) -> str:
     elif not unfinished:
         lines.append("Nothing left to post.")
     for source in unfinished:
-        lines.append(f"The last run that read {source} has not finished (killed, or running): what "
-                     "is left of it is known once a run reads it to the end.")
+        lines.append(f"The last run that read {source} did not finish it (killed, running, or "
+                     "stopped part way): what is left of it is known once a run reads it to the end.")
     doubt = sum(s.in_doubt for s in status.sources)
     if doubt:
         lines.append(f"{doubt} rows in doubt: `etl reconcile` checks them against the API.")

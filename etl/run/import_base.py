@@ -71,6 +71,7 @@ class ImporterBase:
     _candidates: dict[tuple[int, int], np.ndarray]
     _untouched_chunks: set[tuple[int, int]]
     _caches: dict[int, KeyCache]
+    cut_short: bool
     _repeated: dict[int, np.ndarray]
     account: AccountChecks | None
     _chunks_read: int  # by the first pass, in all files
@@ -132,6 +133,7 @@ class ImporterBase:
         """While sending: an input that changed stops the run before its next POST (exit 3)."""
         moved = self.inputs.moved()
         if moved is not None:
+            self.cut_short = True  # what is left of the file, as it now is, is not known
             self.stopper.stop(RunAborted(
                 f"{moved} changed while it was being imported (is the export still being written?); "
                 "nothing more is sent. Run again once it is complete: what was created is skipped"))

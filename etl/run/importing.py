@@ -135,6 +135,7 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         #: chunks in a row (etl.run.ahead.WritingAhead._written_first)
         self._segments: dict[int, _Ahead] = {}
         self._chunks_read = 0
+        self.cut_short = False  # a file changed while it was posted from: the run ended there
         self._reach = self._collected = self._verdicts_given = 0
         self.account: AccountChecks | None = for_client(
             self.resource, poster.client, read_rate=settings.read_rate,
@@ -201,6 +202,7 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         """The posting pass found file INDEX no longer as it was read: nothing more is sent, and
         the report ends with the lines written (those after can't be read as they were)."""
         path = self.inputs.tables[index].path
+        self.cut_short = True  # what is left of the file, as it now is, is not known
         written = sum(self.record.counts.values())
         reason = RunAborted(
             f"{path} changed while it was being imported (is the export still being written?): "
@@ -549,6 +551,8 @@ def _exit_code(exc: BaseException) -> int | None:
 
 def _import(inputs: Inputs, record: RunRecord, journal: Journal, poster: Poster, importer: Importer,
             progress: Callable[[int], Callable[[int, Counter[str]], None]] | None) -> ExitStatus:
+    for table in inputs.tables:  # read by this run: `etl status` waits for what it reports
+        journal.note_reading(os.path.realpath(table.path))
     poster.client.login()
     importer.recover()  # rows an earlier run left in doubt are settled first: the check sees them
     importer.check()
@@ -568,7 +572,8 @@ def _import(inputs: Inputs, record: RunRecord, journal: Journal, poster: Poster,
     for path, rows in record.extra.get("rows_read", {}).items():
         valid = importer.valid_rows.get(path, 0) - importer.accounted.get(path, 0)
         lines = importer.night.counts(start, start + rows)
-        whole = sum(lines.values()) == rows  # else the report ends before the file does
+        # else the report ends before the file does, or the file changed while it was read
+        whole = sum(lines.values()) == rows and not importer.cut_short
         journal.note_source(os.path.realpath(path), rows, max(0, valid), "", lines=lines if whole else None,
                             unsettled=importer.night.unsettled(start, start + rows) if whole else None)
         start += rows
