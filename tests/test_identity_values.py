@@ -124,6 +124,11 @@ def test_an_export_spelling_its_columns_by_their_aliases_says_so_and_posts_nothi
     assert run.code == 2
     assert "amount, once creditused; creditid, once coworkerbookingcreditid" in run.err
     assert "rename the header back" in run.err and "Nothing was posted" in run.err
+    mapped = tmp_path / "night-3.csv"  # the same, named through --map
+    mapped.write_text("Credit Ref,Credits,Description\n101,1,Desk\n102,2,Room\n")
+    run = post(mapped, "--map", "Credit Ref=CoworkerBookingCreditId", "--map", "Credits=CreditUsed")
+    assert run.code == 2
+    assert "creditref, once coworkerbookingcreditid; credits, once creditused" in run.err
     assert sandbox.stats.posts == 2
 
 

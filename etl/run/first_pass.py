@@ -276,7 +276,11 @@ class FirstPass(ImporterBase):
         self.evidence = None
         if changed and not self.settings.allow_new_identity:
             row, entry = changed[0]
-            respelt = _respelt(self.resource, row.scheme, entry.scheme)
+            named = {}  # the fields the row's file names by its columns (aliases, --map)
+            for table, columns in zip(self.inputs.tables, self.inputs.columns, strict=True):
+                if table.path == row.source:
+                    named = {header_key(table.header[at]): field for field, at in columns.positions.items()}
+            respelt = _respelt(self.resource, row.scheme, entry.scheme, named)
             if respelt:
                 raise UsageProblem(
                     f"{len(changed)} rows match credit uses already created: {row.source} spells "
@@ -480,10 +484,11 @@ class FirstPass(ImporterBase):
                 return
 
 
-def _respelt(resource: Any, now: str, then: str) -> str:
+def _respelt(resource: Any, now: str, then: str, named: dict[str, str]) -> str:
     """Where two ways of identifying rows by every cell differ only in how the columns are
-    spelt (a field's alias for its name, say), the columns spelt otherwise ("creditid, once
-    coworkerbookingcreditid"); else ""."""
+    spelt (a field's alias for its name, a column --map names: NAMED, the fields of the file's
+    columns now), the columns spelt otherwise ("creditid, once coworkerbookingcreditid");
+    else ""."""
     kind_now, _, cols_now = now.partition(":")
     kind_then, _, cols_then = then.partition(":")
     if kind_now != "cells" or kind_then != "cells":
@@ -492,13 +497,16 @@ def _respelt(resource: Any, now: str, then: str) -> str:
     only_now, only_then = sorted(set(a) - set(b)), sorted(set(b) - set(a))
     if not only_now or len(only_now) != len(only_then):
         return ""
-    fields_now = {resource.match(c) or f"?{c}" for c in a}
+    def field_now(c: str) -> str | None:
+        return named.get(c) or resource.match(c)
+
+    fields_now = {field_now(c) or f"?{c}" for c in a}
     fields_then = {resource.match(c) or f"?{c}" for c in b}
     if fields_now != fields_then:
         return ""
     pairs = []
     for c in only_now:
-        field = resource.match(c)
+        field = field_now(c)
         was = next((d for d in only_then if resource.match(d) == field), None)
         if was is None:
             return ""
