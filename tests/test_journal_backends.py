@@ -318,3 +318,20 @@ def test_a_run_started_as_another_ends_waits_for_its_lock(etl, pg_url, tmp_path)
             assert holder_of(watcher, target) is None  # let go of as that run ended
         finally:
             watcher.close()
+
+
+def test_status_tells_a_file_by_its_lines_on_each_backend(etl, sandbox, journal, tmp_path):
+    """A re-export without a row created before and with a new row the quota did not reach:
+    status, on either backend, has the new row left (the lines the import told, kept in the
+    journal), not the dropped row counted done."""
+    api = ["--api-url", sandbox.url, "--token", TOKEN, "--journal", journal, "--rate", "1000",
+           "--no-check-credits"]
+    header = "CoworkerBookingCreditId,CreditUsed,Description\n"
+    export = tmp_path / "export.csv"
+    export.write_text(header + "".join(f"{1200 + i},1,use {i}\n" for i in range(1, 6)))
+    assert etl("import", export, *api, env=NO_ENV).code == 0
+    export.write_text(header + "".join(f"{1200 + i},1,use {i}\n" for i in (1, 2, 3, 4, 6)))
+    assert etl("import", export, *api, "--daily-limit", "5", env=NO_ENV).code == 4
+    found = json.loads(etl("status", "--journal", journal, "--json", "--daily-limit", "5", env=NO_ENV).out)
+    (source,) = found["sources"]
+    assert (source["done"], source["left"], found["to_post"], found["unfinished"]) == (4, 1, 1, [])
