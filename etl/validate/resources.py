@@ -141,16 +141,11 @@ def from_schema(schema: Any, name: str) -> Resource:
     meta = dict(schema.metadata or model_meta or {})
     if not meta.get("endpoint"):
         raise SchemaProblem('SCHEMA has no metadata={"endpoint": "/api/..."}: where its rows are posted')
-    if schema.unique:
-        raise SchemaProblem("SCHEMA's unique= can't be honoured: etl checks a file in chunks of rows")
     _refuse_what_is_not_honoured(schema)
     fields = []
     for col_name, column in schema.columns.items():
         if column.regex:
             raise SchemaProblem(f"column {col_name}: etl needs each column by its name (regex=True)")
-        if column.unique:
-            raise SchemaProblem(f"column {col_name}: unique=True can't be honoured: etl checks a "
-                                "file in chunks of rows")
         _refuse_in_column(str(col_name), column)
         cmeta = dict(column.metadata or {})
         fields.append(Field(

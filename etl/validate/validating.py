@@ -220,6 +220,7 @@ class Validator:
                 rows = np.flatnonzero((p.ok | p.blank) & ~told)
             if len(rows):
                 found.extend(self._column_problems(plan, p, rows))
+        found.extend(self._not_unique(chunk, columns, parsed, unreadable))
         if self._wide:
             rows = np.flatnonzero(~unreadable)
             if len(rows):
@@ -313,6 +314,50 @@ class Validator:
             bad = _failing(output, frame.index)
             message = f"row: fails {label(check)}"
             out.extend((int(pos), rank, number, message) for pos in bad)
+        return out
+
+    def _not_unique(self, chunk: RawChunk, columns: ColumnMap, parsed: dict[str, Parsed],
+                    unreadable: np.ndarray) -> list[tuple[int, int, int, str]]:
+        """The rows pandera's `unique=` refuses (a column's, or the schema's columns together):
+        every row whose value (values) another row has too, blanks aside, as pandera reports
+        them. Held on a file of one piece; on a bigger file, checked a chunk at a time, no two
+        alike can't be told, and the schema is refused before a row is sent."""
+        together = self.schema.unique
+        together = [together] if isinstance(together, str) else list(together or [])
+        alone = [plan for plan in self._plans if plan.column.unique]
+        if not together and not alone:
+            return []
+        if self._big:
+            what = f"column {alone[0].field.name}: unique=True" if alone else "SCHEMA's unique="
+            raise SchemaProblem(
+                f"{what} can't be held on a file of more than {ONE_PIECE:,} rows, which etl checks "
+                "a chunk of rows at a time (no two alike is a rule across the whole file): check it "
+                "before the export, or import the file in parts")
+        import pandas as pd
+
+        out: list[tuple[int, int, int, str]] = []
+        rows = np.flatnonzero(~unreadable)
+        values: dict[str, pd.Series] = {}
+        for name in {p.field.name for p in alone} | set(together):
+            if name not in columns.positions:
+                continue
+            p = parsed.get(name) or self.parsed(chunk, columns, name)
+            values[name] = self._series(self.resource.field(name), p, rows)
+        for plan in alone:
+            name = plan.field.name
+            if name not in values:
+                continue
+            column = values[name].dropna()
+            for pos in column.index[column.duplicated(keep=False)].tolist():
+                cell = shown(str(self.cells(chunk, columns.positions[name])[pos].as_py() or ""))
+                out.append((int(pos), self._rank[name], 1 + len(plan.column.checks),
+                            f"{name}: {cell} is in another row too (unique=True)"))
+        present = [name for name in together if name in values]
+        if present:
+            frame = pd.DataFrame({name: values[name] for name in present})
+            for pos in frame.index[frame.duplicated(keep=False)].tolist():
+                out.append((int(pos), len(self._plans), -1,
+                            f"row: {', '.join(present)} are the same in another row (unique=)"))
         return out
 
     def _each_row_alone(self, check: Any, given: Any, named: str, declared: bool, where: str) -> None:
