@@ -463,3 +463,17 @@ def test_unique_is_held_on_a_file_of_one_piece_and_refused_on_a_big_file(etl, sa
     pairs = uses(tmp_path, "1281,1,a,880000,,", "1281,2,b,880000,,", "1203,3,c,880000,,")
     run = etl("validate", pairs, "--resource", together)
     assert [r["outcome"] for r in run.report()] == ["invalid", "invalid", "valid"]
+
+
+def test_unique_keeps_the_first_or_the_last_of_rows_alike_as_report_duplicates_says(etl, tmp_path):
+    """pandera's report_duplicates= says which rows alike fail: all of them (the default), or
+    all but the first (exclude_first) or the last (exclude_last)."""
+    data = uses(tmp_path, "1281,1,a,880000,,", "1203,2,b,880000,,", "1231,3,c,880000,,")
+    expected = {"all": ["invalid"] * 3, "exclude_first": ["valid", "invalid", "invalid"],
+                "exclude_last": ["invalid", "invalid", "valid"]}
+    for report, outcomes in expected.items():
+        schema = schema_copy(tmp_path, '"BookingId": pa.Column(\n            "Int64", checks=ID_CHECKS,',
+                             '"BookingId": pa.Column(\n            "Int64", checks=ID_CHECKS, unique=True, '
+                             f'report_duplicates="{report}",', name=f"{report}.py")
+        run = etl("validate", data, "--resource", schema)
+        assert [r["outcome"] for r in run.report()] == outcomes, report

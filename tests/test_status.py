@@ -294,6 +294,20 @@ def test_a_row_deleted_from_the_export_is_not_counted_done_in_place_of_one_never
     assert "1 rows to post" in etl("status", "--sandbox", "--daily-limit", "5").out
 
 
+def second_in_doubt(box) -> None:
+    """The emulator creates the second row sent, answers 500, and can't list its record tonight:
+    the row is left in doubt."""
+    box.script("ok", "error_after_create")
+    box.script_list("ok", "ok", *["list_no_records"] * 40)
+
+
+def reads_right_again(box) -> None:
+    """The emulator lists records right again."""
+    box.script_list()
+    while box.next_list_fault() != "ok":
+        pass
+
+
 def test_rows_reconcile_settles_after_the_import_move_from_in_doubt_to_done(etl, tmp_path):
     """What the journal decides of a file's rows after its import (etl reconcile settling a row
     in doubt) moves status's columns on from what the import reported."""
@@ -302,8 +316,7 @@ def test_rows_reconcile_settles_after_the_import_move_from_in_doubt_to_done(etl,
     export = tmp_path / "export.csv"
     export.write_text("CoworkerBookingCreditId,CreditUsed,Description\n1201,1,a\n1202,2,b\n")
     with Sandbox(faults=Faults(retry_after=0), tokens=("t0k3n",)) as box:
-        box.script("ok", "error_after_create")  # the second row: created, answered 500
-        box.script_list("ok", "ok", *["list_no_records"] * 40)  # and its record not found tonight
+        second_in_doubt(box)
         args = ("--api-url", box.url)
         run = etl("import", export, *args, "--token", "t0k3n", "-q", "--rate", "1000",
                   "--no-check-credits", "--no-system-id", "--timeout", "0.2")
@@ -312,9 +325,7 @@ def test_rows_reconcile_settles_after_the_import_move_from_in_doubt_to_done(etl,
         assert "sources" in json.loads(shown.out), shown.out + shown.err
         before = json.loads(shown.out)["sources"][0]
         assert (before["done"], before["in_doubt"], before["left"]) == (1, 1, 1)
-        box.script_list()  # the server reads right again
-        while box.next_list_fault() != "ok":
-            pass
+        reads_right_again(box)
         assert etl("reconcile", *args, "--token", "t0k3n").code == 0
         after = json.loads(etl("status", *args, "--json").out)
     (source,) = after["sources"]
@@ -354,16 +365,13 @@ def test_a_row_dropped_from_the_export_and_settled_later_is_not_counted_for_the_
         args = ("--api-url", box.url)
         sending = (*args, "--token", "t0k3n", "-q", "--rate", "1000", "--no-check-credits", "--no-system-id",
                    "--timeout", "0.2")
-        box.script("ok", "error_after_create")  # a: created, answered 500
-        box.script_list("ok", "ok", *["list_no_records"] * 40)  # and its record not found tonight
+        second_in_doubt(box)  # a
         first = etl("import", export, *sending)
         assert [r["outcome"] for r in first.report()] == ["created", "in_doubt"], first.err
         export.write_text(header + "1201,1,z\n1203,3,b\n")  # a dropped, b new
         night = etl("import", export, *sending, "--daily-limit", "2")
         assert [r["outcome"] for r in night.report()] == ["skipped", "not_attempted"], night.err
-        box.script_list()
-        while box.next_list_fault() != "ok":
-            pass
+        reads_right_again(box)
         assert etl("reconcile", *args, "--token", "t0k3n").code == 0
         found = json.loads(etl("status", *args, "--json").out)
     (source,) = found["sources"]
@@ -399,3 +407,20 @@ def test_a_file_whose_last_run_stopped_before_posting_is_not_said_to_have_nothin
     shown = etl("status", "--sandbox")
     assert "Nothing left to post." not in shown.out, shown.out
     assert json.loads(etl("status", "--sandbox", "--json").out)["unfinished"] == [str(export.resolve())]
+
+
+def test_another_port_of_the_loopback_is_another_target(etl, tmp_path):
+    """localhost and 127.0.0.1 are one server only at one port: an emulator on another port is
+    another target, with a journal of its own, and its rows are posted to it, not skipped as
+    the first one's."""
+    from etl.sandbox import Faults, Sandbox
+
+    with Sandbox(faults=Faults(retry_after=0), tokens=("t0k3n",)) as one, \
+            Sandbox(faults=Faults(retry_after=0), tokens=("t0k3n",)) as other:
+        sending = ("--token", "t0k3n", "-q", "--rate", "1000", "--no-check-credits")
+        assert etl("import", SAMPLES / "credit_uses.csv", "--api-url", one.url, *sending).code == 0
+        url = other.url.replace("127.0.0.1", "localhost")
+        second = etl("import", SAMPLES / "credit_uses.csv", "--api-url", url, *sending)
+        assert second.code == 0, second.err
+        assert {r["outcome"] for r in second.report()} == {"created"}
+        assert len(one.store.records()) == len(other.store.records()) == 24

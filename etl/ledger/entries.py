@@ -189,10 +189,14 @@ def normalise_url(url: str) -> str:
     return urlunsplit((scheme, host, path, "", ""))
 
 
+#: a target on this machine's loopback, by any of its names (the host, in group 2)
+_LOOPBACK = re.compile(r"^(https?://)(localhost|127\.0\.0\.1|\[::1\])(?=[:/]|$)")
+
+
 def one_target(target: str) -> str:
     """`localhost`, `127.0.0.1` and `::1` with one port are one server: the same target for
     telling whether another journal knows it."""
-    return re.sub(r"^(https?://)(localhost|127\.0\.0\.1|\[::1\])(?=[:/]|$)", r"\g<1>127.0.0.1", target)
+    return _LOOPBACK.sub(r"\g<1>127.0.0.1", target)
 
 
 def state_home() -> str:
@@ -222,12 +226,11 @@ def _journal_file(target: str) -> str:
 def loopback_spellings(target: str) -> list[str]:
     """TARGET's server spelt the other ways (`localhost`, `127.0.0.1`, `[::1]`), where it is one
     of them."""
-    out = []
-    for host in ("127.0.0.1", "localhost", "[::1]"):
-        other = re.sub(r"^(https?://)(localhost|127\.0\.0\.1|\[::1\])(?=[:/]|$)", rf"\g<1>{host}", target)
-        if other != target:
-            out.append(other)
-    return out
+    found = _LOOPBACK.match(target)
+    if found is None:
+        return []
+    return [_LOOPBACK.sub(rf"\g<1>{host}", target) for host in ("127.0.0.1", "localhost", "[::1]")
+            if host != found.group(2)]
 
 
 # --- a registry of journals, so that a lost one is noticed -----------------------------------------

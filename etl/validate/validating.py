@@ -320,8 +320,9 @@ class Validator:
                     unreadable: np.ndarray) -> list[tuple[int, int, int, str]]:
         """The rows pandera's `unique=` refuses (a column's, or the schema's columns together):
         every row whose value (values) another row has too, blanks aside, as pandera reports
-        them. Held on a file of one piece; on a bigger file, checked a chunk at a time, no two
-        alike can't be told, and the schema is refused before a row is sent."""
+        them (`report_duplicates`: all, or all but the first or the last). Held on a file of one
+        piece; on a bigger file, checked a chunk at a time, no two alike can't be told, and the
+        schema is refused before a row is sent."""
         together = self.schema.unique
         together = [together] if isinstance(together, str) else list(together or [])
         alone = [plan for plan in self._plans if plan.column.unique]
@@ -348,14 +349,16 @@ class Validator:
             if name not in values:
                 continue
             column = values[name].dropna()
-            for pos in column.index[column.duplicated(keep=False)].tolist():
+            keep = _KEEP.get(getattr(plan.column, "report_duplicates", "all"), False)
+            for pos in column.index[column.duplicated(keep=keep)].tolist():
                 cell = shown(str(self.cells(chunk, columns.positions[name])[pos].as_py() or ""))
                 out.append((int(pos), self._rank[name], 1 + len(plan.column.checks),
                             f"{name}: {cell} is in another row too (unique=True)"))
         present = [name for name in together if name in values]
         if present:
             frame = pd.DataFrame({name: values[name] for name in present})
-            for pos in frame.index[frame.duplicated(keep=False)].tolist():
+            keep = _KEEP.get(getattr(self.schema, "report_duplicates", "all"), False)
+            for pos in frame.index[frame.duplicated(keep=keep)].tolist():
                 out.append((int(pos), len(self._plans), -1,
                             f"row: {', '.join(present)} are the same in another row (unique=)"))
         return out
@@ -445,6 +448,9 @@ ROW_BY_ROW = frozenset({
     "equal_to", "not_equal_to", "greater_than", "greater_than_or_equal_to", "less_than",
     "less_than_or_equal_to", "in_range", "isin", "notin", "str_matches", "str_contains",
     "str_startswith", "str_endswith", "str_length"})
+#: pandera's report_duplicates= as pandas' keep=: which of the rows alike are refused (all of them,
+#: or all but the first or the last)
+_KEEP: dict[str, Any] = {"all": False, "exclude_first": "first", "exclude_last": "last"}
 #: a file of up to this many rows is read and checked in one piece (a chunk of the import's)
 ONE_PIECE = CHUNK_ROWS
 #: the rows a check is tried on (`Validator._each_row_alone`), and how many of them one at a time
