@@ -14,6 +14,7 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -259,3 +260,56 @@ def test_a_journal_of_the_release_before_says_each_row_as_before(etl, sandbox, t
     check_skipped(third.report(), created, {})
     assert third.report() == again.report()
     assert len(sandbox.store.records()) == 59
+
+
+@given(st.lists(st.integers(1, 400), min_size=0, max_size=60, unique=True).map(sorted),
+       st.lists(st.integers(1, 80), min_size=1, max_size=12), st.integers(1, 50), st.integers(0, 3),
+       st.integers(0, 2))
+def test_rows_read_ahead_a_window_at_a_time_are_those_the_journal_has_of_each_chunk(
+        created, chunks, window, failing, behind):
+    """The first pass reads the rows created from a file's lines ahead of its chunks, a window
+    of lines at a time (etl.run.created_ahead): each chunk is given every row the journal has of
+    its lines, with its key, Id and time, whatever the windows and chunks; a window whose read
+    failed, or lines asked for again, are said unknown (None: the chunk asks the journal itself)."""
+    from etl.ledger.lookups import CreatedLines
+    from etl.run.created_ahead import CreatedAhead
+
+    rows = np.array(created, np.int64)
+    bad = set(created[:failing])  # reads of windows holding these lines fail
+
+    def read(first: int, last: int) -> CreatedLines | None:
+        at = (rows >= first) & (rows <= last)
+        if bad & set(rows[at].tolist()):
+            raise RuntimeError("the journal could not be read")
+        r = rows[at]
+        return CreatedLines(r, r.astype(np.uint64) * 3, r.astype(np.uint64) * 5, r * 7,
+                            pa.array([f"2026-12-0{1 + int(x) % 9}T10:00" for x in r], pa.string()))
+
+    if not created:
+        return  # no span: nothing is read ahead (Lookups.created_span)
+    def same(got: CreatedLines, first: int, last: int) -> None:
+        inside = (got.rows >= first) & (got.rows <= last)
+        assert got.rows[inside].tolist() == rows[(rows >= first) & (rows <= last)].tolist()
+        assert (got.k1 == got.rows.astype(np.uint64) * 3).all() and (got.record_ids == got.rows * 7).all()
+        assert got.created.to_pylist() == [f"2026-12-0{1 + int(x) % 9}T10:00" for x in got.rows]
+
+    ahead = CreatedAhead(read, created[0], created[-1], window=window)
+    try:
+        start, asked = 1, 1
+        for k, size in enumerate(chunks):
+            first, last = start, start + size - 1
+            if behind and k == behind and start > 1:  # lines asked for again, from before
+                lo, hi = max(1, first - 2), max(1, first - 1)
+                again = ahead.lines(lo, hi)
+                if again is None:
+                    assert lo < asked or bad & set(range(lo - window, hi + window + 1))
+                else:
+                    same(again, lo, hi)
+            got = ahead.lines(first, last)
+            if got is None:
+                assert bad & set(range(first - window, last + window + 1)), (first, last)
+            else:
+                same(got, first, last)
+            start, asked = last + 1, first
+    finally:
+        ahead.close()

@@ -466,7 +466,7 @@ class Journal(Lookups):
             db.execute("UPDATE keys SET payload = ? WHERE identity = ? AND payload IS NULL", (keys, identity))
             if insert:  # the note that every row up to this one has its keys, moved on to it
                 # when it stood right below it (a row a release before wrote without keys stops
-                # it there: Lookups._fill_payload_keys looks at the rows after it, once a night)
+                # it there: Lookups.fill_payload_keys looks at the rows after it, once a night)
                 db.execute("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) "
                            "WHERE key = ? AND CAST(value AS INTEGER) = (SELECT MAX(rowid) FROM rows) - 1",
                            (_EVERY_ROW_KEYED,))

@@ -136,7 +136,8 @@ class Lookups:
                          if e.source and (os.path.basename(e.source) == source or e.source in linked)]
         return found
 
-    def key_columns(self, payload_keys: Callable[[list[str]], list[list[int]]]) -> tuple[str, str, str, str]:
+    def key_columns(self, payload_keys: Callable[[list[str]], list[list[int]]] | None
+                    ) -> tuple[str, str, str, str]:
         """What a night keys a file's rows against, each one text of keys as the journal keeps
         them: every content key (32 hex digits each, run together), and payload keys (16 hex
         digits each, joined by commas) of rows without a content key, of every row, and of rows
@@ -144,8 +145,10 @@ class Lookups:
         keys the journal keeps alone, as one text each (a journal of a migration keeps millions):
         a key kept for a row that was never sent only adds a row to look at more closely. Rows
         without payload keys (written before a row's were kept with it, or given another
-        identity since) get them first, made by PAYLOAD_KEYS from their payloads."""
-        self._fill_payload_keys(payload_keys)
+        identity since) get them first, made by PAYLOAD_KEYS from their payloads (None: they
+        were given them just before, `fill_payload_keys`: the keys are only read)."""
+        if payload_keys is not None:
+            self.fill_payload_keys(payload_keys)
         with self._mutex:
             contents = self.db.execute("SELECT group_concat(content, '') FROM keys "
                                        "WHERE length(content) = 32").fetchone()[0]
@@ -159,7 +162,7 @@ class Lookups:
             ).fetchone()[0]
         return contents or "", lacking or "", every or "", settled or ""
 
-    def _fill_payload_keys(self, payload_keys: Callable[[list[str]], list[list[int]]]) -> None:
+    def fill_payload_keys(self, payload_keys: Callable[[list[str]], list[list[int]]]) -> None:
         """Every row's payload keys, where the journal lacks them; then the journal notes up to
         which row (rowid) every row has them, in the same transaction (a change of identities
         meanwhile, on another machine, waits). A row is written with its keys from then on
@@ -199,6 +202,19 @@ class Lookups:
         which the journal knows hundreds of thousands."""
         return self._of_contents(
             contents, "r.identity, r.scheme, r.state, r.occurrence, r.payload_hash, r.base", StateOf)
+
+    def created_span(self, source: str) -> tuple[int, int] | None:
+        """The first and last rows of SOURCE (a real path) the journal created rows from (one
+        end of its rows_created_lines index each); None for none, or for row numbers that are
+        not whole numbers."""
+        with self._mutex:  # each end alone: an end of the index, not a scan of it
+            first, last = self.db.execute(
+                "SELECT (SELECT MIN(row) FROM rows WHERE source = ? AND state = 'created'), "
+                "(SELECT MAX(row) FROM rows WHERE source = ? AND state = 'created')",
+                (source, source)).fetchone()
+        if not isinstance(first, int) or not isinstance(last, int):
+            return None  # none, or a row number not as etl writes them (edited by hand)
+        return first, last
 
     def created_at_lines(self, source: str, first: int, last: int) -> CreatedLines | None:
         """The rows created from SOURCE (a real path, as the journal keeps it) rows FIRST to LAST,

@@ -4,6 +4,7 @@ journal's rows stop the run here."""
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from typing import Any
 
@@ -239,6 +240,10 @@ class FirstPass(ImporterBase):
         finally:
             self._first = False
             self._files_done()
+            soon, self._keys_soon = self._keys_soon, None
+            if soon is not None:  # not asked for (the pass ended before): done before the journal closes
+                with contextlib.suppress(Exception):
+                    soon.result()
             for cache in self._caches.values():
                 cache.abandon()  # kept only when every chunk of its file was read
 
@@ -256,6 +261,8 @@ class FirstPass(ImporterBase):
         self._chunks_read = 0
         # the next chunk is read (Arrow lets go of the GIL) while this one is checked, as the dry
         # run does
+        self._start_ahead(0)  # read while the first chunk is checked
+        self._read_keys_soon(identities)
         for index, chunk in read_ahead(self.inputs.chunks()):
             fresh.extend(self._first_chunk(identities, index, numbers[index], chunk))
             numbers[index] += 1

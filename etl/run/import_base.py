@@ -8,6 +8,7 @@ import os
 import threading
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from etl.post.poster import Poster
 from etl.post.reconciling import Reconciler
 from etl.read.reading import RawChunk
 from etl.run.checks import AccountChecks
+from etl.run.created_ahead import CreatedAhead
 from etl.run.import_rows import Done, Here, Plan, Row, Settings, Stopper, _FileKeys, _Keyed, _Sample
 from etl.run.kept_verdicts import KeptVerdicts
 from etl.run.night import Night
@@ -66,6 +68,8 @@ class ImporterBase:
     _first: bool
     _kept_chunks: list[tuple[int, RawChunk]]
     _here_kept: dict[tuple[int, int, int], tuple[int, np.ndarray, Here, np.ndarray]]
+    _ahead: dict[int, CreatedAhead]
+    _keys_soon: Future[tuple[tuple[str, str, str, str], int]] | None
     _checked: KeptVerdicts
     _keys: dict[tuple[int, int], tuple[np.ndarray, ...]]
     _candidates: dict[tuple[int, int], np.ndarray]
@@ -88,6 +92,10 @@ class ImporterBase:
         def _known(self, identities: Identities, rows: list[Row]) -> dict[str, Entry]: ...
 
         def _key_cache(self, index: int) -> KeyCache | None: ...
+
+        def _start_ahead(self, index: int) -> None: ...
+
+        def _read_keys_soon(self, identities: Identities) -> None: ...
 
         def _keyed(self, identities: Identities, index: int, chunk: RawChunk, valid: np.ndarray,
                    kept: tuple[np.ndarray, ...] | None = None, candidates: np.ndarray | None = None
@@ -124,10 +132,18 @@ class ImporterBase:
             real = self._real[path] = os.path.realpath(path)
         return real
 
-    def _files_done(self) -> None:
-        """The rows seen of the files this pass read, let go (their temporary files removed)."""
+    def _files_done(self, keep: int = -1) -> None:
+        """The rows seen of the files this pass read, let go (their temporary files removed),
+        and the rows created from their lines read ahead, but file KEEP's."""
         for state in self._files.values():
             state.seen.close()
+        self._aheads_done(keep)
+
+    def _aheads_done(self, keep: int = -1) -> None:
+        """The threads reading ahead the rows created from the files' lines stopped (before the
+        journal is closed), but file KEEP's."""
+        for index in [i for i in self._ahead if i != keep]:
+            self._ahead.pop(index).close()
 
     def _stop_if_moved(self) -> None:
         """While sending: an input that changed stops the run before its next POST (exit 3)."""

@@ -21,7 +21,7 @@ import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as arrow
@@ -46,6 +46,7 @@ from etl.run import resolving
 from etl.run.ahead import WritingAhead
 from etl.run.checking_rows import CheckingRows
 from etl.run.checks import AccountChecks, for_client
+from etl.run.created_ahead import CreatedAhead
 from etl.run.end_of_run import EndOfRun
 from etl.run.first_pass import FirstPass
 from etl.run.import_rows import (
@@ -119,6 +120,10 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         #: the run's first chunks, as the first pass read them, for the posting pass (first_pass)
         self._kept_chunks: list[tuple[int, RawChunk]] = []
         self._here_kept: dict[tuple[int, int, int], tuple[int, np.ndarray, Here, np.ndarray]] = {}
+        #: per file, the rows created from its lines, read ahead of the first pass (created_ahead)
+        self._ahead: dict[int, CreatedAhead] = {}
+        #: the journal's keys, read while the first chunk is checked (keyed_rows)
+        self._keys_soon: Future[tuple[tuple[str, str, str, str], int]] | None = None
         #: the first pass's verdicts, by (file, chunk): the invalid rows' texts, a bit a row
         #: (many texts on disk: etl.run.kept_verdicts)
         self._checked = KeptVerdicts(os.path.join(state_home(), "keys"))

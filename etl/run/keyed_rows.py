@@ -31,6 +31,7 @@ from etl.ledger.rowkeys import (
     stored_payload_keys,
 )
 from etl.read.reading import RawChunk
+from etl.run.created_ahead import CreatedAhead
 from etl.run.import_base import ImporterBase
 from etl.run.import_rows import _TAG, Here, Plan, Row, _FileKeys, _Keyed
 from etl.run.night import created_here
@@ -56,7 +57,8 @@ class KeyedRows(ImporterBase):
         """What this pass keys file INDEX's rows against, read from the journal at its start."""
         state = self._files.get(index)
         if state is None:
-            self._files_done()  # the files are read one after another: those before are done
+            self._files_done(keep=index)  # the files are read one after another: those before are done
+            self._start_ahead(index)
             seen = SeenKeys(os.path.join(state_home(), "keys"))  # its temporary files where keys are kept
             read = self._read_keys.get(index)
             if read is not None and read.writes == self.journal.writes:
@@ -65,10 +67,10 @@ class KeyedRows(ImporterBase):
                 state = dataclasses.replace(read, repeated=self._repeated.get(index, read.repeated),
                                             seen=seen, again=[])
             else:
-                contents, lacking, every, settled = self.journal.key_columns(stored_payload_keys)
+                (contents, lacking, every, settled), writes = self._journal_keys()
                 # the first pass alone writes nothing meanwhile (no row is sent): its read is the
                 # journal as it stands until the journal's next write
-                writes = self.journal.writes if self._first else -1
+                writes = writes if self._first else -1
                 lanes, counts = np.unique(hex_pairs([contents])[0], return_counts=True)
                 del contents
                 kept, times = np.unique(hex_keys_of([every]), return_counts=True)
@@ -79,6 +81,44 @@ class KeyedRows(ImporterBase):
                                   seen, writes=writes)
             self._files[index] = self._read_keys[index] = state
         return state
+
+    def _read_keys_soon(self, identities: Identities) -> None:
+        """The first pass: the journal's keys (`_file_keys`), read by a thread of their own while
+        the first chunk is read and checked, where its rows will be keyed by their columns."""
+        if self._first and not self.settings.key and not self.legacy and identities.previous is None:
+            self.journal.fill_payload_keys(stored_payload_keys)  # the one write, here
+            journal = self.journal
+
+            def read() -> tuple[tuple[str, str, str, str], int]:
+                before = journal.writes
+                keys = journal.key_columns(None)
+                return keys, (journal.writes if journal.writes == before else -1)
+
+            self._keys_soon = _pool().submit(read)
+
+    def _journal_keys(self) -> tuple[tuple[str, str, str, str], int]:
+        """`Lookups.key_columns`, and the journal's writes when they were read: as read soon
+        (`_read_keys_soon`) where the journal was not written to from before that read began
+        until now."""
+        soon, self._keys_soon = self._keys_soon, None
+        if soon is not None:
+            read, writes = soon.result()
+            if writes >= 0 and writes == self.journal.writes:
+                return read, writes
+        read = self.journal.key_columns(stored_payload_keys)
+        return read, self.journal.writes
+
+    def _start_ahead(self, index: int) -> None:
+        """The first pass: the rows the journal created from file INDEX's lines, read ahead by a
+        thread of their own (etl.run.created_ahead), where `_find_created_here` will ask for them."""
+        if not self._first or self.settings.key or self.legacy or index in self._ahead \
+                or index >= len(self.inputs.tables):
+            return
+        source = os.path.realpath(self.inputs.tables[index].path)
+        span = self.journal.created_span(source)
+        if span is not None:
+            self._ahead[index] = CreatedAhead(
+                lambda first, last: self.journal.created_at_lines(source, first, last), *span)
 
     def _keyed(self, identities: Identities, index: int, chunk: RawChunk, valid: np.ndarray,
                kept: tuple[np.ndarray, ...] | None = None, candidates: np.ndarray | None = None
@@ -235,7 +275,11 @@ class KeyedRows(ImporterBase):
             return which
         numbers = np.asarray(chunk.rows)[keyed.positions[first]].astype(np.int64)
         source = os.path.realpath(self.inputs.tables[index].path)
-        found = self.journal.created_at_lines(source, int(numbers.min()), int(numbers.max()))
+        first_line, last_line = int(numbers.min()), int(numbers.max())
+        ahead = self._ahead.get(index) if self._first else None
+        found = ahead.lines(first_line, last_line) if ahead is not None else None
+        if found is None:
+            found = self.journal.created_at_lines(source, first_line, last_line)
         if found is None or not len(found.rows):  # none, or not as etl writes them
             return which
         rows, j1, j2, ids = found.rows, found.k1, found.k2, found.record_ids
