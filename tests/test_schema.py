@@ -193,6 +193,21 @@ def test_a_check_that_raises_is_a_schema_problem_not_a_traceback(etl, tmp_path):
     assert run.code == 2
     assert "the check broken of the schema failed to run: KeyError" in run.err
     assert "Traceback" not in run.err
+    assert f"{SAMPLES / 'credit_uses.csv'} rows 2 to " in run.err  # the file, and the rows it was given
+
+
+def test_a_check_that_returns_what_pandera_cannot_read_says_so(etl, tmp_path):
+    """pandera answers a check returning a NumPy array (or a list) with a NotImplementedError of
+    no words: the run stops (as pandera's validate fails) and says what a check returns."""
+    schema = schema_copy(tmp_path, "Amount, checks=[pa.Check.gt(0)],",
+                         "Amount, checks=[pa.Check.gt(0), "
+                         "pa.Check(lambda s: (s < 100).to_numpy(), name='small')],")
+    run = etl("validate", SAMPLES / "credit_uses.csv", "--resource", schema)
+    assert run.code == 2
+    assert "column CreditUsed: the check small failed to run: pandera cannot read what it returned" in run.err
+    assert "a pandas Series or DataFrame of True/False" in run.err
+    assert "credit_uses.csv rows 2 to " in run.err
+    assert run.err.count("\n") == 1 and "Traceback" not in run.err
 
 
 def test_a_check_that_only_warns_makes_no_row_invalid(etl, tmp_path):

@@ -43,6 +43,7 @@ class ColumnMap:
     header: list[str]
     positions: dict[str, int]  # field name -> column position
     unknown: list[str]  # headers that are no field: kept in the report, never sent
+    path: str = ""  # the file's
 
 
 def match_columns(
@@ -83,7 +84,7 @@ def match_columns(
             f"{', '.join(shown(h, 40) for h in unknown[:20])}; remove "
             f"{'them' if len(unknown) > 1 else 'it'}, or name the schema column with --map SOURCE=TARGET",
         )
-    return ColumnMap(header, positions, unknown)
+    return ColumnMap(header, positions, unknown, path)
 
 
 def valid_rows(n: int, problems: dict[int, str]) -> np.ndarray:
@@ -177,7 +178,17 @@ class Validator:
 
     def problems(self, chunk: RawChunk, columns: ColumnMap) -> dict[int, str]:
         """The rows with problems (position in the chunk), each with them joined by ` | `:
-        the row's shape, then each column's (in the schema's order), then the frame's checks."""
+        the row's shape, then each column's (in the schema's order), then the frame's checks.
+        A check that fails to run (or is seen to look across rows) stops the command with the
+        file and rows it was given."""
+        try:
+            return self._problems(chunk, columns)
+        except SchemaProblem as exc:
+            where = f"rows {int(chunk.rows[0])} to {int(chunk.rows[-1])}" if len(chunk) > 1 else \
+                f"row {int(chunk.rows[0])}" if len(chunk) else ""
+            raise SchemaProblem(f"{columns.path or 'the file'} {where}: {exc}".replace("  ", " ")) from exc
+
+    def _problems(self, chunk: RawChunk, columns: ColumnMap) -> dict[int, str]:
         found: list[tuple[int, int, int, str]] = []  # (row, rank, order, message)
         # a file of more than ONE_PIECE rows is checked a chunk at a time (`_each_row_alone`):
         # a chunk of more rows, or one after its file's first
@@ -272,7 +283,7 @@ class Validator:
                 output = check(given).check_output
             except Exception as exc:
                 raise SchemaProblem(f"column {name}: the check {label(check)} failed to run: "
-                                    f"{type(exc).__name__}: {exc}") from exc
+                                    f"{_reason(exc)}") from exc
             self._each_row_alone(check, given, f"column {name}: the check {label(check)}",
                                  bool((plan.column.metadata or {}).get("row_by_row")), f"column {name}")
             bad = _failing(output, values.index)
@@ -308,7 +319,7 @@ class Validator:
                 output = check(frame).check_output
             except Exception as exc:
                 raise SchemaProblem(f"the check {label(check)} of the schema failed to run: "
-                                    f"{type(exc).__name__}: {exc}") from exc
+                                    f"{_reason(exc)}") from exc
             self._each_row_alone(check, frame, f"the check {label(check)} of the schema",
                                  bool((self.schema.metadata or {}).get("row_by_row")), "the schema")
             bad = _failing(output, frame.index)
@@ -427,6 +438,15 @@ def _register_backends() -> None:
     import pandas as pd
 
     pandera().DataFrameSchema().validate(pd.DataFrame())
+
+
+def _reason(exc: Exception) -> str:
+    """Why a check failed to run, in a line: pandera's NotImplementedError, without a word, is
+    its answer to a check whose result it cannot read."""
+    if isinstance(exc, NotImplementedError) and not str(exc):
+        return ("pandera cannot read what it returned (a check returns a pandas Series or "
+                "DataFrame of True/False, or one True/False; not a NumPy array or a list)")
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _failing(output: Any, index: Any) -> np.ndarray:
