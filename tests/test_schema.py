@@ -492,3 +492,85 @@ def test_unique_keeps_the_first_or_the_last_of_rows_alike_as_report_duplicates_s
                              f'report_duplicates="{report}",', name=f"{report}.py")
         run = etl("validate", data, "--resource", schema)
         assert [r["outcome"] for r in run.report()] == outcomes, report
+
+
+def _two_column_file(folder: Path, *lines: str, extra: str = "") -> Path:
+    path = folder / "uses.csv"
+    path.write_text(f"CoworkerBookingCreditId,CreditUsed,BookingId{extra}\n" + "\n".join(lines) + "\n",
+                    encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("result", [
+    "(s > 4).reset_index(drop=True)",  # the blank rows are not given to it: other labels
+    "(s > 4)[::-1]",  # its rows in another order (pandera fails it, naming no row)
+    "pd.Series([False], index=[999])",  # a label no row has
+    "pd.Series([False], index=['x'])",
+])
+def test_a_check_answering_for_other_rows_than_it_was_given_stops_the_run(etl, tmp_path, result):
+    """A check whose result is indexed otherwise than what it was given would put its answers
+    on other rows (a row it refuses reported valid): the run stops before a row is sent, and
+    says what to keep."""
+    schema = schema_copy(tmp_path, "import pandera.pandas as pa\n",
+                         "import pandas as pd\nimport pandera.pandas as pa\n")
+    schema.write_text(schema.read_text().replace(
+        '"Int64", checks=ID_CHECKS, required=False, nullable=True,\n'
+        '            description="The booking the credit paid for.",',
+        '"Int64", checks=[pa.Check(lambda s: ' + result + ', name="above_4")], required=False,\n'
+        '            nullable=True, description="The booking the credit paid for.",'))
+    assert "above_4" in schema.read_text()
+    data = _two_column_file(tmp_path, "1,1,5", "2,1,", "3,1,-1", "4,1,12", "5,1,3")
+    for command in (["validate"], ["import", "--sandbox", "--no-check-credits"]):
+        run = etl(*command, data, "--resource", schema)
+        assert run.code == 2, run.output
+        assert "uses.csv rows 2 to 6: column BookingId: the check above_4 answered for other rows" in run.err
+        assert "keep that index" in run.err and "Traceback" not in run.err
+
+
+def test_a_check_answering_for_some_of_its_rows_passes_the_others_as_pandera_does(etl, tmp_path):
+    schema = schema_copy(tmp_path, "Amount, checks=[pa.Check.gt(0)],",
+                         "Amount, checks=[pa.Check.gt(0), "
+                         "pa.Check(lambda s: (s < 50)[s > 10], name='small')],")
+    data = _two_column_file(tmp_path, "1,70,5", "2,5,6", "3,20,7")
+    assert [(r["outcome"], r["errors"]) for r in etl("validate", data, "--resource", schema).report()] == [
+        ("invalid", 'CreditUsed: "70" fails small'), ("valid", ""), ("valid", "")]
+
+
+def test_one_false_for_a_column_fails_every_row_blank_ones_too(etl, tmp_path):
+    """A check answering False once (not row by row) fails the column as a whole, as pandera
+    fails it: every row is invalid, its blank rows too when the check sees them (ignore_na=False)."""
+    schema = schema_copy(
+        tmp_path, '"Int64", checks=ID_CHECKS, required=False, nullable=True,\n'
+                  '            description="The booking the credit paid for.",',
+        '"Int64", checks=[pa.Check(lambda s: bool(s.notna().all()), ignore_na=False, name="no_blank")],\n'
+        '            required=False, nullable=True, description="The booking the credit paid for.",')
+    data = _two_column_file(tmp_path, "1,1,5", "2,1,", "3,1,7")
+    run = etl("validate", data, "--resource", schema)
+    assert [(r["outcome"], r["errors"]) for r in run.report()] == [
+        ("invalid", "BookingId: the column fails no_blank")] * 3
+
+
+def test_a_frame_check_across_rows_sees_a_row_with_a_cell_it_cannot_read(etl, tmp_path):
+    """A row with an unreadable cell is given to a frame check with that cell blank: its twin
+    (a rule across rows) is refused as pandera would refuse both; the unreadable row says only
+    what is wrong with its cell."""
+    schema = schema_copy(
+        tmp_path, '    name="coworkerbookingcreditusehistories",\n',
+        '    name="coworkerbookingcreditusehistories",\n'
+        '    checks=[pa.Check(lambda df: ~df.duplicated(subset=["CoworkerBookingCreditId", "BookingId"],'
+        ' keep=False), name="no_two_alike")],\n')
+    data = _two_column_file(tmp_path, "1,abc,5", "1,2,5", "2,2,5")
+    assert [(r["outcome"], r["errors"]) for r in etl("validate", data, "--resource", schema).report()] == [
+        ("invalid", 'CreditUsed: "abc" is not a number'), ("invalid", "row: fails no_two_alike"),
+        ("valid", "")]
+
+
+def test_a_frame_check_sees_the_files_other_columns_as_text(etl, tmp_path):
+    schema = schema_copy(
+        tmp_path, '    name="coworkerbookingcreditusehistories",\n',
+        '    name="coworkerbookingcreditusehistories",\n'
+        '    checks=[pa.Check(lambda df: df["Note"] != "bad", name="note_ok")],\n')
+    data = _two_column_file(tmp_path, "1,1,5,ok", "2,1,6,bad", "3,1,7,", extra=",Note")
+    run = etl("validate", data, "--resource", schema)
+    assert [(r["outcome"], r["errors"]) for r in run.report()] == [
+        ("valid", ""), ("invalid", "row: fails note_ok"), ("valid", "")]

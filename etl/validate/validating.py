@@ -232,10 +232,8 @@ class Validator:
             if len(rows):
                 found.extend(self._column_problems(plan, p, rows))
         found.extend(self._not_unique(chunk, columns, parsed, unreadable))
-        if self._wide:
-            rows = np.flatnonzero(~unreadable)
-            if len(rows):
-                found.extend(self._frame_problems(chunk, columns, parsed, rows))
+        if self._wide and len(chunk):
+            found.extend(self._frame_problems(chunk, columns, parsed, unreadable))
         # found in the order a row's problems read: its shape, the columns in the schema's order
         # (each: unreadable or blank, then its checks in order), the frame's checks
         problems: dict[int, list[str]] = {}
@@ -286,8 +284,14 @@ class Validator:
                                     f"{_reason(exc)}") from exc
             self._each_row_alone(check, given, f"column {name}: the check {label(check)}",
                                  bool((plan.column.metadata or {}).get("row_by_row")), f"column {name}")
-            bad = _failing(output, values.index)
+            bad = _failing(output, given.index, series.index)
+            if bad is None:
+                raise SchemaProblem(f"column {name}: the check {label(check)} {_OTHER_ROWS}")
             if not len(bad):
+                continue
+            if _one_answer(output):  # the column as a whole fails it
+                out.extend((int(pos), rank, 1 + number, f"{name}: the column fails {label(check)}")
+                           for pos in bad)
                 continue
             cells = p.cells.take(arrow.array(bad, type=arrow.int64())).to_pylist()
             message = failure(check)
@@ -296,12 +300,16 @@ class Validator:
         return out
 
     def _frame_problems(self, chunk: RawChunk, columns: ColumnMap, parsed: dict[str, Parsed],
-                        rows: np.ndarray) -> list[tuple[int, int, int, str]]:
-        """What the schema's DataFrame-wide checks find in ROWS (every column of the schema,
-        a column the file lacks as all blank)."""
+                        unreadable: np.ndarray | None = None) -> list[tuple[int, int, int, str]]:
+        """What the schema's DataFrame-wide checks find in the chunk's rows: every column of the
+        schema (a column the file lacks as all blank, a cell that could not be read as blank:
+        its row is invalid already, UNREADABLE, and what the checks say of it is not added),
+        and the file's other columns as text (blank: None), as pandera gives a frame check
+        the columns it does not know."""
         import pandas as pd
 
-        data = {}
+        rows = np.arange(len(chunk))
+        data: dict[str, Any] = {}
         for plan in self._plans:
             name = plan.field.name
             if name in columns.positions:
@@ -309,6 +317,11 @@ class Validator:
             else:
                 p = Parsed(plan.field.kind, arrow.nulls(len(chunk), arrow.string()), self.decimal)
             data[name] = self._series(plan.field, p, rows)
+        taken = set(columns.positions.values())
+        for at, header in enumerate(columns.header):
+            if at not in taken and header and header not in data and at < len(chunk.columns):
+                texts = chunk.columns[at].to_pylist()
+                data[header] = pd.Series([t if t else None for t in texts], index=rows, dtype=object)
         frame = pd.DataFrame(data, index=pd.Index(rows))
         out: list[tuple[int, int, int, str]] = []
         rank = len(self._plans)
@@ -322,7 +335,11 @@ class Validator:
                                     f"{_reason(exc)}") from exc
             self._each_row_alone(check, frame, f"the check {label(check)} of the schema",
                                  bool((self.schema.metadata or {}).get("row_by_row")), "the schema")
-            bad = _failing(output, frame.index)
+            bad = _failing(output, frame.index, frame.index)
+            if bad is None:
+                raise SchemaProblem(f"the check {label(check)} of the schema {_OTHER_ROWS}")
+            if unreadable is not None:  # a row with a cell that could not be read is invalid already
+                bad = bad[~unreadable[bad]]
             message = f"row: fails {label(check)}"
             out.extend((int(pos), rank, number, message) for pos in bad)
         return out
@@ -441,25 +458,50 @@ def _register_backends() -> None:
 
 
 def _reason(exc: Exception) -> str:
-    """Why a check failed to run, in a line: pandera's NotImplementedError, without a word, is
-    its answer to a check whose result it cannot read."""
-    if isinstance(exc, NotImplementedError) and not str(exc):
+    """Why a check failed to run, in a line: pandera's NotImplementedError (or AssertionError),
+    without a word, is its answer to a check whose result it cannot read."""
+    if isinstance(exc, NotImplementedError | AssertionError) and not str(exc):
         return ("pandera cannot read what it returned (a check returns a pandas Series or "
-                "DataFrame of True/False, or one True/False; not a NumPy array or a list)")
+                "DataFrame of True/False with the index of what it is given, or one True/False; "
+                "not a NumPy array or a list)")
+    if isinstance(exc, ValueError) and "NaN to bool" in str(exc):
+        return (f"{type(exc).__name__}: {exc} (its result is blank, NaN, for a row: a blank cell "
+                "gives a blank answer unless the check says what it means)")
     return f"{type(exc).__name__}: {exc}"
 
 
-def _failing(output: Any, index: Any) -> np.ndarray:
+#: a check whose result is not indexed by the rows it was given (pandera fails such a check
+#: without naming a row: etl will not guess which rows its answers are of)
+_OTHER_ROWS = ("answered for other rows than it was given (the index of its result is not the "
+               "index of the Series or DataFrame it was given: keep that index)")
+
+
+def _one_answer(output: Any) -> bool:
+    """Whether a check's output is one answer for all the rows (not a Series or a DataFrame)."""
+    import pandas as pd
+
+    return not isinstance(output, pd.Series | pd.DataFrame)
+
+
+def _failing(output: Any, given: Any, every: Any) -> np.ndarray | None:
     """The positions a check's output fails: False (or NA: never let through) in a series, any
-    such cell in a row of a frame; a single False fails every row of INDEX."""
+    such cell in a row of a frame, of the rows it was GIVEN (an index of positions); a row it
+    says nothing of passes, as in pandera. A single False fails EVERY row (the column, or the
+    frame, fails as a whole). None where the output is indexed otherwise than GIVEN (labels
+    it was not given, or given in another order: pandera fails it, naming no row)."""
     import pandas as pd
 
     if isinstance(output, pd.DataFrame):
         output = output.fillna(False).astype(bool).all(axis="columns")
     if isinstance(output, pd.Series):
+        index = output.index
+        if not index.equals(given):
+            at = given.get_indexer(index) if given.is_unique and index.is_unique else None
+            if at is None or (at < 0).any() or (np.diff(at) <= 0).any():
+                return None
         passed = output.fillna(False).astype(bool).to_numpy()
-        return np.asarray(output.index[~passed], dtype=np.int64)
-    return np.asarray(index if not bool(output) else index[:0], dtype=np.int64)
+        return np.asarray(index[~passed], dtype=np.int64)
+    return np.asarray(every if not bool(output) else every[:0], dtype=np.int64)
 
 
 #: pandera's built-in checks that answer for each value alone (not `unique_values_eq`: a
