@@ -218,7 +218,10 @@ def test_a_check_that_only_warns_makes_no_row_invalid(etl, tmp_path):
         ("valid", ""), ("invalid", 'CreditUsed: "-1" must be greater than 0')]
 
 
-def test_a_dataframe_model_is_a_schema_too(etl, tmp_path):
+@pytest.mark.parametrize("given", ["Uses", "Uses.to_schema()"])
+def test_a_dataframe_model_is_a_schema_too(etl, tmp_path, given):
+    """The model, or the schema it makes (whose to_schema() leaves Config.metadata behind: the
+    endpoint is the model's all the same)."""
     model = tmp_path / "model.py"
     model.write_text(
         "import pandas as pd\n"
@@ -231,7 +234,7 @@ def test_a_dataframe_model_is_a_schema_too(etl, tmp_path):
         "    class Config:\n"
         "        name = 'coworkerbookingcreditusehistories'\n"
         "        metadata = {'endpoint': '/api/billing/coworkerbookingcreditusehistories'}\n\n\n"
-        "SCHEMA = Uses\n", encoding="utf-8")
+        f"SCHEMA = {given}\n", encoding="utf-8")
     path = tmp_path / "m.csv"
     path.write_text("CoworkerBookingCreditId,Amount\n1,150\n2,2.5\n", encoding="utf-8")
     run = etl("validate", path, "--resource", model)
@@ -574,3 +577,27 @@ def test_a_frame_check_sees_the_files_other_columns_as_text(etl, tmp_path):
     run = etl("validate", data, "--resource", schema)
     assert [(r["outcome"], r["errors"]) for r in run.report()] == [
         ("valid", ""), ("invalid", "row: fails note_ok"), ("valid", "")]
+
+
+@pytest.mark.parametrize(("check", "verdicts"), [
+    ("pa.Check.gt(0.3)", ["invalid", "invalid", "valid"]),
+    ("pa.Check.le(0.3)", ["valid", "valid", "invalid"]),
+    ("pa.Check.isin([0.1, 0.2])", ["invalid", "valid", "invalid"]),
+    ("pa.Check.in_range(0.1, 0.3)", ["valid", "valid", "invalid"]),
+    ("pa.Check.in_range(0.1, 0.3, include_min=False)", ["valid", "invalid", "invalid"]),
+])
+def test_a_float_bound_of_an_amount_is_the_number_written(etl, tmp_path, check, verdicts):
+    """`le(0.3)` holds "0.3" (an amount is an exact decimal; the double 0.3 is a hair below it):
+    a float bound is read as its author wrote it, by pandera's run of the check as by etl's."""
+    schema = schema_copy(tmp_path, "Amount, checks=[pa.Check.gt(0)],", f"Amount, checks=[{check}],")
+    data = _two_column_file(tmp_path, "1,0.3,", "2,0.1,", "3,0.30000000000000001,")
+    assert [r["outcome"] for r in etl("validate", data, "--resource", schema).report()] == verdicts
+
+
+def test_a_range_open_at_an_end_says_so(etl, tmp_path):
+    schema = schema_copy(tmp_path, "Amount, checks=[pa.Check.gt(0)],",
+                         "Amount, checks=[pa.Check.in_range(0.5, 100, include_min=False)],")
+    data = _two_column_file(tmp_path, "1,0.5,", "2,100,")
+    assert [(r["outcome"], r["errors"]) for r in etl("validate", data, "--resource", schema).report()] == [
+        ("invalid", 'CreditUsed: "0.5" must be above 0.5 and at most 100'), ("valid", "")]
+    assert "above 0.5 and at most 100" in etl("schema", "--resource", schema).out

@@ -16,8 +16,10 @@ schema can be tried, or tightened, without touching the installed one.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import importlib.util
+import math
 import os
 import pkgutil
 import re
@@ -126,6 +128,28 @@ class SchemaProblem(UsageProblem):
     """A schema etl cannot honour as written (the message names the column and why)."""
 
 
+def _model_of(module: Any, schema: Any) -> Any:
+    """The DataFrameModel of MODULE that SCHEMA was made of (`Model.to_schema()`, which leaves
+    the model's Config.metadata behind): the one model there whose columns and name are
+    SCHEMA's; else SCHEMA."""
+    import pandera.pandas as pa
+
+    if not isinstance(schema, pa.DataFrameSchema) or schema.metadata:
+        return schema
+    models = [m for m in vars(module).values()
+              if isinstance(m, type) and issubclass(m, pa.DataFrameModel) and m is not pa.DataFrameModel
+              and getattr(m.Config, "metadata", None)]
+    alike = []
+    for model in models:
+        try:
+            made = model.to_schema()
+        except Exception:  # noqa: BLE001 - not the model of SCHEMA
+            continue
+        if list(made.columns) == list(schema.columns) and made.name == schema.name:
+            alike.append(model)
+    return alike[0] if len(alike) == 1 else schema
+
+
 def from_schema(schema: Any, name: str) -> Resource:
     """The resource SCHEMA declares (NAME when the schema has none)."""
     import pandera.pandas as pa
@@ -136,12 +160,16 @@ def from_schema(schema: Any, name: str) -> Resource:
     if isinstance(schema, type) and issubclass(schema, pa.DataFrameModel):
         model_meta = getattr(schema.Config, "metadata", None)  # to_schema() leaves it behind
         schema = schema.to_schema()
+        if model_meta and not schema.metadata:  # the schema's own, as a schema would say it
+            schema = copy.copy(schema)
+            schema.metadata = dict(model_meta)
     if not isinstance(schema, pa.DataFrameSchema):
         raise SchemaProblem(f"SCHEMA is a {type(schema).__name__}, not a pandera.pandas.DataFrameSchema")
     meta = dict(schema.metadata or model_meta or {})
     if not meta.get("endpoint"):
         raise SchemaProblem('SCHEMA has no metadata={"endpoint": "/api/..."}: where its rows are posted')
     _refuse_what_is_not_honoured(schema)
+    schema = _bounds_as_written(schema)
     fields = []
     for col_name, column in schema.columns.items():
         if column.regex:
@@ -160,6 +188,41 @@ def from_schema(schema: Any, name: str) -> Resource:
         lookup=dict(meta.get("lookup", {})), system_id_filter=meta.get("system_id_filter", ""),
         references=tuple(meta.get("references", ())),
     )
+
+
+def _as_written(value: Any) -> Any:
+    """A float bound of an amount as its author wrote it (0.3, not the double nearest to it,
+    which is 0.299999999999999988897769753748...): the exact decimal of its shortest spelling.
+    Sets and lists of bounds, each so."""
+    from decimal import Decimal
+
+    if isinstance(value, float) and math.isfinite(value):
+        return Decimal(repr(value))
+    if isinstance(value, list | tuple | set | frozenset) and any(isinstance(v, float) for v in value):
+        return type(value)(_as_written(v) for v in value)
+    return value
+
+
+def _bounds_as_written(schema: Any) -> Any:
+    """SCHEMA with the float bounds of pandera's built-in checks of amount columns (`gt(0.3)`,
+    `isin([0.1, 0.2])`) as written: an amount is an exact decimal, and `le(0.3)` refusing "0.3"
+    (larger than the double 0.3 is) would hold no one's rule."""
+    from etl.validate.rules import _builtin
+
+    for name, column in schema.columns.items():
+        if kind_of(str(name), column) is not Kind.AMOUNT:
+            continue
+        checks = []
+        for check in column.checks:
+            stats = dict(check.statistics or {})
+            if _builtin(check) and any(_as_written(v) is not v for v in stats.values()):
+                check = copy.copy(check)
+                check.statistics = {k: _as_written(v) for k, v in stats.items()}
+                check._check_kwargs = {k: _as_written(v) for k, v in (check._check_kwargs or {}).items()}
+            checks.append(check)
+        if any(a is not b for a, b in zip(checks, column.checks, strict=True)):
+            schema = schema.update_column(name, checks=checks)
+    return schema
 
 
 def _refuse_what_is_not_honoured(schema: Any) -> None:
@@ -232,7 +295,7 @@ def load(name: str) -> Resource:
     if not hasattr(module, "SCHEMA"):
         raise SchemaProblem(f"{module.__file__}: defines no SCHEMA (a pandera.pandas.DataFrameSchema)")
     try:
-        resource = from_schema(module.SCHEMA, default)
+        resource = from_schema(_model_of(module, module.SCHEMA), default)
     except SchemaProblem as exc:
         raise SchemaProblem(f"{name}: {exc}") from exc
     # the name a row's identity takes: an installed resource's is its file's, whatever its

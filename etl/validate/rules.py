@@ -44,6 +44,15 @@ def label(check: Any) -> str:
     return _own_error(check) or str(check.name or "a check")
 
 
+def _range(s: dict[str, Any]) -> str:
+    """in_range's statistics in words, each end as included or not."""
+    low, high = s.get("min_value"), s.get("max_value")
+    with_low, with_high = s.get("include_min", True), s.get("include_max", True)
+    if with_low and with_high:
+        return f"from {low} to {high}"
+    return f"{'at least' if with_low else 'above'} {low} and {'at most' if with_high else 'below'} {high}"
+
+
 def rule(check: Any) -> str:
     """CHECK as a rule of a column: `greater than 0`, `at most 255 characters`."""
     if not _builtin(check) or _own_error(check):
@@ -60,7 +69,7 @@ def rule(check: Any) -> str:
         except (KeyError, IndexError):
             return str(check.error)
     if name == "in_range":
-        return f"from {s.get('min_value')} to {s.get('max_value')}"
+        return _range(s)
     if name == "isin":
         return f"one of {_listed(s.get('allowed_values', ()))}"
     if name == "notin":
@@ -87,8 +96,10 @@ def failure(check: Any) -> Callable[[str, Any], str]:
     fixed = {"greater_than": "must be greater than {min_value}",
              "greater_than_or_equal_to": "must be at least {min_value}",
              "less_than": "must be less than {max_value}",
-             "less_than_or_equal_to": "is larger than {max_value}",
-             "in_range": "must be from {min_value} to {max_value}"}
+             "less_than_or_equal_to": "is larger than {max_value}"}
+    if name == "in_range":
+        words = f"must be {_range(s)}"
+        return lambda cell, value: f"{cell} {words}"
     if name in fixed:
         try:
             words = fixed[name].format(**s)
@@ -101,8 +112,11 @@ def failure(check: Any) -> Callable[[str, Any], str]:
         def length(cell: str, value: Any) -> str:
             if exact is not None:
                 return f"{cell} must be {exact} characters long"
-            if high is not None and isinstance(value, str) and len(value) > high:
-                return f"{cell} is longer than {high} characters"
+            if high is not None and (not isinstance(value, str) or len(value) > high):
+                return f"{cell} is longer than {high} characters" if isinstance(value, str) else \
+                    f"{cell} must be {rule(check)}"
+            if low is None:
+                return f"{cell} must be {rule(check)}"
             return f"{cell} is shorter than {low} characters"
 
         return length
