@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -213,9 +214,19 @@ def test_a_check_that_returns_what_pandera_cannot_read_says_so(etl, tmp_path):
 def test_a_check_that_only_warns_makes_no_row_invalid(etl, tmp_path):
     schema = schema_copy(tmp_path, "Amount, checks=[pa.Check.gt(0)],",
                          "Amount, checks=[pa.Check.gt(0), pa.Check.le(100, raise_warning=True)],")
-    run = etl("validate", uses(tmp_path, "1,150,,,,", "2,-1,,,,"), "--resource", schema)
+    run = etl("validate", uses(tmp_path, "1,150,,,,", "2,-1,,,,", "3,200,,,,"), "--resource", schema)
     assert [(r["outcome"], r["errors"]) for r in run.report()] == [
-        ("valid", ""), ("invalid", 'CreditUsed: "-1" must be greater than 0')]
+        ("valid", ""), ("invalid", 'CreditUsed: "-1" must be greater than 0'), ("valid", "")]
+    # as pandera warns of it: the rows that fail it told, on the terminal and in summary.json
+    assert "2 rows fail CreditUsed: at most 100 (the first: " in run.err and "row 2)" in run.err
+    assert "they stay valid" in run.err
+    summary = json.loads((run.report_path().parent / "summary.json").read_text())
+    assert [(w["check"], w["rows"]) for w in summary["warnings"]] == [("CreditUsed: at most 100", 2)]
+    imported = etl("import", uses(tmp_path, "1,150,,,,", "2,-1,,,,", "3,200,,,,"), "--resource", schema,
+                   "--sandbox", "--no-check-credits", "--rate", "500")
+    assert [r["outcome"] for r in imported.report()] == ["created", "invalid", "created"]
+    summary = json.loads((imported.report_path().parent / "summary.json").read_text())
+    assert [(w["check"], w["rows"]) for w in summary["warnings"]] == [("CreditUsed: at most 100", 2)]
 
 
 @pytest.mark.parametrize("given", ["Uses", "Uses.to_schema()"])

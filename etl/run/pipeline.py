@@ -357,6 +357,8 @@ class RunRecord:
     extra: dict[str, Any] = field(default_factory=dict)
     attention: Attention | None = None
     inputs: Inputs | None = None  # what was read, once known
+    #: the checks that only warn: the rows failing each, and the first ("file row N")
+    warnings: dict[str, list[Any]] = field(default_factory=dict)
 
     @property
     def summary_path(self) -> str:
@@ -390,11 +392,17 @@ class RunRecord:
             "report": self.report,
             "errors_report": self.attention.path if self.attention else None,
             "needs_action": self.attention.total if self.attention else None,
+            **({"warnings": [{"check": what, "rows": n, "first": first}
+                             for what, (n, first) in self.warnings.items()]} if self.warnings else {}),
             **self.extra,
         }
 
     def finish(self, status: ExitStatus) -> None:
-        """Cut errors.csv from the finished report, then write summary.json."""
+        """Cut errors.csv from the finished report, then write summary.json (and tell the rows
+        that fail a check that only warns)."""
+        for what, (n, first) in self.warnings.items():
+            logs.get().warning(f"{n} row{'s' if n != 1 else ''} fail {what} (the first: {first}); "
+                               "the check only warns (raise_warning=True): they stay valid")
         self.finished_at = now_iso()
         self.exit_code = int(status)
         if os.path.exists(self.report) and self.attention is None:  # else cut as it was written

@@ -147,7 +147,9 @@ class Run:
     def validator(self) -> Validator:
         from etl.validate.validating import Validator
 
-        return Validator(self.resource, self.decimal)
+        validator = Validator(self.resource, self.decimal)
+        validator.warnings = self.record.warnings  # the rows failing a check that only warns
+        return validator
 
 
 def _spool_stdin(stream: IO[bytes], folder: str, run_id: str) -> str:

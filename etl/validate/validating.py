@@ -27,7 +27,7 @@ from etl.read.reading import CHUNK_ROWS, RawChunk
 from etl.validate.kernels import Kernel, compile_check
 from etl.validate.lazy import pandera
 from etl.validate.resources import Field, Resource, SchemaProblem, header_key
-from etl.validate.rules import _builtin, failure, label
+from etl.validate.rules import _builtin, failure, label, rule
 from etl.validate.values import Kind, Parsed, value
 
 if TYPE_CHECKING:
@@ -132,6 +132,11 @@ class Validator:
         self._alone: set[int] = set()  # the checks found to answer for each row alone (by id)
         self._big = False  # the chunk being checked is of a file of more than ONE_PIECE rows
         self._first_rows: dict[int, int] = {}  # each file's first row (by its ColumnMap)
+        #: the checks that only warn (raise_warning=True), each with the rows that fail it and
+        #: the first of them ("file row N"); the run tells them (RunRecord.warnings)
+        self.warnings: dict[str, list[Any]] = {}
+        self._warned: list[tuple[int, str]] = []  # this chunk's: (position, the check)
+        self._warned_chunks: set[tuple[str, int, int]] = set()  # chunks counted (read twice: once)
         _register_backends()
         self._importing: threading.Thread | None = None
 
@@ -181,12 +186,31 @@ class Validator:
         the row's shape, then each column's (in the schema's order), then the frame's checks.
         A check that fails to run (or is seen to look across rows) stops the command with the
         file and rows it was given."""
+        self._warned = []
         try:
-            return self._problems(chunk, columns)
+            found = self._problems(chunk, columns)
+            self._tell_warnings(chunk, columns)
+            return found
         except SchemaProblem as exc:
             where = f"rows {int(chunk.rows[0])} to {int(chunk.rows[-1])}" if len(chunk) > 1 else \
                 f"row {int(chunk.rows[0])}" if len(chunk) else ""
             raise SchemaProblem(f"{columns.path or 'the file'} {where}: {exc}".replace("  ", " ")) from exc
+
+    def _tell_warnings(self, chunk: RawChunk, columns: ColumnMap) -> None:
+        """The rows of this chunk that fail a check that only warns, counted (once a chunk)."""
+        if not self._warned or not len(chunk):
+            return
+        key = (columns.path, int(chunk.rows[0]), len(chunk))
+        if key in self._warned_chunks:
+            return
+        self._warned_chunks.add(key)
+        for pos, what in sorted(self._warned):
+            first = f"{columns.path or 'the file'} row {int(chunk.rows[pos])}"
+            told = self.warnings.setdefault(what, [0, first])
+            told[0] += 1
+
+    def _warn(self, rows: Any, what: str) -> None:
+        self._warned.extend((int(pos), what) for pos in rows)
 
     def _problems(self, chunk: RawChunk, columns: ColumnMap) -> dict[int, str]:
         found: list[tuple[int, int, int, str]] = []  # (row, rank, order, message)
@@ -274,9 +298,10 @@ class Validator:
         # give them (telling null from value again, a million Decimals at a time, is slow)
         values = series[~blank] if blank.any() else series
         for number, check in enumerate(checks):
-            if check.raise_warning:  # pandera only warns of it: no row is invalid
-                continue
             given = values if check.ignore_na else series
+            if check.raise_warning:  # pandera only warns of it: no row is invalid, the run tells them
+                self._warn_of(check, given, series.index, f"{name}: {rule(check)}")
+                continue
             try:
                 output = check(given).check_output
             except Exception as exc:
@@ -326,7 +351,8 @@ class Validator:
         out: list[tuple[int, int, int, str]] = []
         rank = len(self._plans)
         for number, check in enumerate(self._wide):
-            if check.raise_warning:  # pandera only warns of it: no row is invalid
+            if check.raise_warning:  # pandera only warns of it: no row is invalid, the run tells them
+                self._warn_of(check, frame, frame.index, f"row: {label(check)}", unreadable)
                 continue
             try:
                 output = check(frame).check_output
@@ -343,6 +369,21 @@ class Validator:
             message = f"row: fails {label(check)}"
             out.extend((int(pos), rank, number, message) for pos in bad)
         return out
+
+    def _warn_of(self, check: Any, given: Any, every: Any, what: str, unreadable: np.ndarray | None = None
+                 ) -> None:
+        """A check that only warns, run as pandera runs it: the rows failing it told, none made
+        invalid (one that fails to run, or answers for other rows, is told as failing them all)."""
+        try:
+            bad = _failing(check(given).check_output, given.index, every)
+        except Exception:  # noqa: BLE001 - pandera would warn of it too
+            bad = None
+        if bad is None:
+            bad = np.asarray(every, dtype=np.int64)
+            what = f"{what} (failed to run, or answered for other rows)"
+        if unreadable is not None:
+            bad = bad[~unreadable[bad]]
+        self._warn(bad, what)
 
     def _not_unique(self, chunk: RawChunk, columns: ColumnMap, parsed: dict[str, Parsed],
                     unreadable: np.ndarray) -> list[tuple[int, int, int, str]]:
