@@ -176,3 +176,42 @@ def test_rows_after_the_quota_the_journal_knows_from_another_file_say_so(etl, sa
     for i, line in enumerate(tail[:10]):
         assert line["errors"].startswith(f"note: already created from {a} row {i + 2} on "), line
     assert len(sandbox.store.records()) == 20
+
+
+def test_a_link_moved_to_a_copy_while_a_night_reads_names_the_file_the_rows_came_from(
+        etl, sandbox, tmp_path, monkeypatch):  # noqa: F811
+    """The link a night imports is moved to a copy of the same bytes just as the night begins
+    to read the journal's rows of the file it led to (a `cp -p` and `ln -sfn` at the wrong
+    moment): each line still names the file its row was created from, never the copy, which
+    the journal has no row of."""
+    import os
+    import re
+    import shutil
+
+    from etl.ledger.lookups import Lookups
+
+    a, b, link = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "latest.csv"
+    history(a, set())
+    link.symlink_to(a)
+    first = night(etl, sandbox, link, ROWS)
+    assert first.code == 0, first.output
+    ids = {r["row"]: r["id"] for r in first.report()}
+    shutil.copy2(a, b)
+    span = Lookups.created_span
+
+    def moved(self, source):
+        found = span(self, source)
+        link.unlink()
+        link.symlink_to(b)
+        return found
+
+    monkeypatch.setattr(Lookups, "created_span", moved)
+    again = night(etl, sandbox, link, ROWS)
+    assert again.code == 0, again.output
+    note = re.compile(r"note: already created from (.+) row (\d+) on .+ \(Id (\d+)\): "
+                      r"the same values in every cell")
+    for r in again.report():
+        m = note.fullmatch(r["errors"])
+        assert r["outcome"] == "skipped" and m, r
+        assert (m[1], m[2], m[3]) == (os.path.realpath(a), r["row"], ids[r["row"]]), r
+    assert len(sandbox.store.records()) == ROWS

@@ -31,8 +31,9 @@ class CreatedAhead:
     them when the pass began), READ(first, last) WINDOW lines at a time by a thread of its own."""
 
     def __init__(self, read: Callable[[int, int], CreatedLines | None], first: int, last: int,
-                 window: int = WINDOW) -> None:
+                 window: int = WINDOW, source: str = "") -> None:
         self._read, self._last, self._window = read, last, window
+        self.source = source  # the file (its real path) whose lines these are
         self._ready: queue.Queue[_Window | None] = queue.Queue(maxsize=2)  # None: no more
         self._stop = threading.Event()
         self._held: list[_Window] = []  # read, and not yet behind the lines asked for

@@ -118,7 +118,7 @@ class KeyedRows(ImporterBase):
         span = self.journal.created_span(source)
         if span is not None:
             self._ahead[index] = CreatedAhead(
-                lambda first, last: self.journal.created_at_lines(source, first, last), *span)
+                lambda first, last: self.journal.created_at_lines(source, first, last), *span, source=source)
 
     def _keyed(self, identities: Identities, index: int, chunk: RawChunk, valid: np.ndarray,
                kept: tuple[np.ndarray, ...] | None = None, candidates: np.ndarray | None = None
@@ -277,7 +277,9 @@ class KeyedRows(ImporterBase):
         source = os.path.realpath(self.inputs.tables[index].path)
         first_line, last_line = int(numbers.min()), int(numbers.max())
         ahead = self._ahead.get(index) if self._first else None
-        found = ahead.lines(first_line, last_line) if ahead is not None else None
+        # the lines of the file the name led to when the pass began: not another one it leads
+        # to now (a link moved to a copy meanwhile), whose lines the journal may not have
+        found = ahead.lines(first_line, last_line) if ahead is not None and ahead.source == source else None
         if found is None:
             found = self.journal.created_at_lines(source, first_line, last_line)
         if found is None or not len(found.rows):  # none, or not as etl writes them
