@@ -77,21 +77,25 @@ class CreatedAhead:
                 self._done = True
             elif window[1] >= first:
                 self._held.append(window)
-        parts = [w[2] for w in self._held if w[0] <= last]
-        if any(p is None for p in parts):
-            return None
-        found = [p for p in parts if p is not None and len(p.rows)]
-        if not found:
-            return CreatedLines.none()
-        if len(found) == 1:
-            return found[0]
-        return CreatedLines(np.concatenate([p.rows for p in found]), np.concatenate([p.k1 for p in found]),
-                            np.concatenate([p.k2 for p in found]),
-                            np.concatenate([p.record_ids for p in found]),
-                            arrow.concat_arrays([p.created for p in found]))
+        return _joined([w[2] for w in self._held if w[0] <= last])
 
     def close(self) -> None:
         """The thread stopped (before the journal is closed), what it read let go."""
         self._stop.set()
         self._thread.join()
         self._held = []
+
+
+def _joined(parts: list[CreatedLines | None]) -> CreatedLines | None:
+    """Windows' rows as one (None if a window was not read)."""
+    found = []
+    for part in parts:
+        if part is None:
+            return None
+        if len(part.rows):
+            found.append(part)
+    if len(found) < 2:
+        return found[0] if found else CreatedLines.none()
+    rows, k1, k2, ids = (np.concatenate([getattr(p, f) for p in found])
+                         for f in ("rows", "k1", "k2", "record_ids"))
+    return CreatedLines(rows, k1, k2, ids, arrow.concat_arrays([p.created for p in found]))
