@@ -612,3 +612,18 @@ def test_a_range_open_at_an_end_says_so(etl, tmp_path):
     assert [(r["outcome"], r["errors"]) for r in etl("validate", data, "--resource", schema).report()] == [
         ("invalid", 'CreditUsed: "0.5" must be above 0.5 and at most 100'), ("valid", "")]
     assert "above 0.5 and at most 100" in etl("schema", "--resource", schema).out
+
+
+def test_a_frame_check_that_cannot_take_a_blank_still_checks_a_file_with_a_cell_it_cannot_read(etl, tmp_path):
+    """A frame check of a column never blank (one value at a time: `v < 100` raises on None) is
+    given the rows whose cells were all read when it can't take the blank of an unreadable one:
+    the file is checked as before, the unreadable row invalid for its cell."""
+    schema = schema_copy(
+        tmp_path, '    name="coworkerbookingcreditusehistories",\n',
+        '    name="coworkerbookingcreditusehistories",\n'
+        '    checks=[pa.Check(lambda df: df["CreditUsed"].map(lambda v: v < 100), name="under_100")],\n')
+    data = _two_column_file(tmp_path, "1,1,5", "2,abc,6", "3,150,7")
+    run = etl("validate", data, "--resource", schema)
+    assert run.code == 1, run.output
+    assert [(r["outcome"], r["errors"]) for r in run.report()] == [
+        ("valid", ""), ("invalid", 'CreditUsed: "abc" is not a number'), ("invalid", "row: fails under_100")]

@@ -354,14 +354,24 @@ class Validator:
             if check.raise_warning:  # pandera only warns of it: no row is invalid, the run tells them
                 self._warn_of(check, frame, frame.index, f"row: {label(check)}", unreadable)
                 continue
+            given = frame
             try:
                 output = check(frame).check_output
             except Exception as exc:
-                raise SchemaProblem(f"the check {label(check)} of the schema failed to run: "
-                                    f"{_reason(exc)}") from exc
-            self._each_row_alone(check, frame, f"the check {label(check)} of the schema",
+                # a check that can't take the blank given for a cell that could not be read (its
+                # column never blank otherwise): given the rows whose cells were all read
+                readable = ~unreadable if unreadable is not None and unreadable.any() else None
+                try:
+                    if readable is None or not readable.any():
+                        raise
+                    given = frame[readable]
+                    output = check(given).check_output
+                except Exception:
+                    raise SchemaProblem(f"the check {label(check)} of the schema failed to run: "
+                                        f"{_reason(exc)}") from exc
+            self._each_row_alone(check, given, f"the check {label(check)} of the schema",
                                  bool((self.schema.metadata or {}).get("row_by_row")), "the schema")
-            bad = _failing(output, frame.index, frame.index)
+            bad = _failing(output, given.index, given.index)
             if bad is None:
                 raise SchemaProblem(f"the check {label(check)} of the schema {_OTHER_ROWS}")
             if unreadable is not None:  # a row with a cell that could not be read is invalid already
