@@ -541,13 +541,49 @@ def test_a_check_answering_for_other_rows_than_it_was_given_stops_the_run(etl, t
         assert "keep that index" in run.err and "Traceback" not in run.err
 
 
-def test_a_check_answering_for_some_of_its_rows_passes_the_others_as_pandera_does(etl, tmp_path):
+@pytest.mark.parametrize(("result", "passes"), [
+    ("(s < 50)[s > 10]", False),  # some rows left out, a False among the others
+    ("(s < 500)[s > 10]", True),  # some rows left out, the others True
+    ("(s > 0).sort_values()", True),  # reordered, all True
+])
+def test_a_check_answering_for_other_rows_passes_only_if_all_true_as_pandera(etl, tmp_path, result, passes):
+    """A result indexed otherwise than what the check was given passes when every answer is
+    True, as in pandera; one False fails the check as a whole (pandera names no row): the run
+    stops, since its answers can't be told to be of which rows."""
     schema = schema_copy(tmp_path, "Amount, checks=[pa.Check.gt(0)],",
-                         "Amount, checks=[pa.Check.gt(0), "
-                         "pa.Check(lambda s: (s < 50)[s > 10], name='small')],")
+                         f"Amount, checks=[pa.Check.gt(0), pa.Check(lambda s: {result}, name='small')],")
     data = _two_column_file(tmp_path, "1,70,5", "2,5,6", "3,20,7")
-    assert [(r["outcome"], r["errors"]) for r in etl("validate", data, "--resource", schema).report()] == [
-        ("invalid", 'CreditUsed: "70" fails small'), ("valid", ""), ("valid", "")]
+    run = etl("validate", data, "--resource", schema)
+    if passes:
+        assert run.code == 0 and [r["outcome"] for r in run.report()] == ["valid"] * 3, run.err
+    else:
+        assert run.code == 2 and "the check small answered for other rows" in run.err, run.err
+
+
+def test_a_schema_made_of_a_model_then_changed_keeps_its_changes(etl, tmp_path):
+    """SCHEMA = Model.to_schema(), then a check added: the endpoint is the model's, the rules
+    are SCHEMA's (the added check held); two models alike with the same metadata are one."""
+    model = tmp_path / "model.py"
+    model.write_text(
+        "import pandas as pd\n"
+        "import pandera.pandas as pa\n"
+        "from pandera.typing import Series\n"
+        "from etl.dtypes import Amount\n\n\n"
+        "class Uses(pa.DataFrameModel):\n"
+        "    CoworkerBookingCreditId: Series[pd.Int64Dtype] = pa.Field(gt=0, nullable=False)\n"
+        "    CreditUsed: Series[Amount] = pa.Field(gt=0)\n\n"
+        "    class Config:\n"
+        "        name = 'coworkerbookingcreditusehistories'\n"
+        "        metadata = {'endpoint': '/api/billing/coworkerbookingcreditusehistories'}\n\n\n"
+        "class Again(Uses):\n"
+        "    pass\n\n\n"
+        "SCHEMA = Uses.to_schema().update_column('CreditUsed', checks=[pa.Check.gt(0), pa.Check.le(100)])\n",
+        encoding="utf-8")
+    path = tmp_path / "m.csv"
+    path.write_text("CoworkerBookingCreditId,CreditUsed\n1,150\n2,3\n", encoding="utf-8")
+    run = etl("validate", path, "--resource", model)
+    assert [(r["outcome"], r["errors"]) for r in run.report()] == [
+        ("invalid", 'CreditUsed: "150" is larger than 100'), ("valid", "")], run.err
 
 
 def test_one_false_for_a_column_fails_every_row_blank_ones_too(etl, tmp_path):
@@ -579,6 +615,24 @@ def test_a_frame_check_across_rows_sees_a_row_with_a_cell_it_cannot_read(etl, tm
         ("valid", "")]
 
 
+def test_a_frame_check_sees_neither_etls_own_errors_column_nor_columns_strict_filter_drops(etl, tmp_path):
+    """errors.csv loaded again: its `errors` column is etl's, not the export's, and a frame
+    check counting filled cells must not count it (the row failed, then passed, and was
+    posted); under strict="filter" pandera drops the columns it does not know before checking."""
+    three = ('    name="coworkerbookingcreditusehistories",\n'
+             '    checks=[pa.Check(lambda df: df.notna().sum(axis="columns") >= 3, name="three_filled")],\n')
+    schema = schema_copy(tmp_path, '    name="coworkerbookingcreditusehistories",\n', three)
+    first = etl("validate", _two_column_file(tmp_path, "1,1,"), "--resource", schema)
+    assert [r["errors"] for r in first.report()] == ["row: fails three_filled"]
+    errors = first.report_path().parent / "errors.csv"
+    again = etl("import", errors, "--resource", schema, "--sandbox", "--no-check-credits", "--rate", "500")
+    assert [r["outcome"] for r in again.report()] == ["invalid"], again.output
+    filtered = schema_copy(tmp_path, '    name="coworkerbookingcreditusehistories",\n',
+                           three + '    strict="filter",\n', name="filtered.py")
+    data = _two_column_file(tmp_path, "1,1,,", "2,3,,9", extra=",Note")
+    assert [r["outcome"] for r in etl("validate", data, "--resource", filtered).report()] == ["invalid"] * 2
+
+
 def test_a_frame_check_sees_the_files_other_columns_as_text(etl, tmp_path):
     schema = schema_copy(
         tmp_path, '    name="coworkerbookingcreditusehistories",\n',
@@ -596,11 +650,13 @@ def test_a_frame_check_sees_the_files_other_columns_as_text(etl, tmp_path):
     ("pa.Check.isin([0.1, 0.2])", ["invalid", "valid", "invalid"]),
     ("pa.Check.in_range(0.1, 0.3)", ["valid", "valid", "invalid"]),
     ("pa.Check.in_range(0.1, 0.3, include_min=False)", ["valid", "invalid", "invalid"]),
+    ("pa.Check.le(np.float64(0.3))", ["valid", "valid", "invalid"]),  # NumPy's floats too
 ])
 def test_a_float_bound_of_an_amount_is_the_number_written(etl, tmp_path, check, verdicts):
     """`le(0.3)` holds "0.3" (an amount is an exact decimal; the double 0.3 is a hair below it):
     a float bound is read as its author wrote it, by pandera's run of the check as by etl's."""
     schema = schema_copy(tmp_path, "Amount, checks=[pa.Check.gt(0)],", f"Amount, checks=[{check}],")
+    schema.write_text("import numpy as np\n" + schema.read_text(), encoding="utf-8")
     data = _two_column_file(tmp_path, "1,0.3,", "2,0.1,", "3,0.30000000000000001,")
     assert [r["outcome"] for r in etl("validate", data, "--resource", schema).report()] == verdicts
 

@@ -401,7 +401,7 @@ class RunRecord:
         """Cut errors.csv from the finished report, then write summary.json (and tell the rows
         that fail a check that only warns)."""
         for what, (n, first) in self.warnings.items():
-            logs.get().warning(f"{n} row{'s' if n != 1 else ''} fail {what} (the first: {first}); "
+            logs.get().warning(f"{n} row{'s fail' if n != 1 else ' fails'} {what} (the first: {first}); "
                                "the check only warns (raise_warning=True): they stay valid")
         self.finished_at = now_iso()
         self.exit_code = int(status)

@@ -129,25 +129,30 @@ class SchemaProblem(UsageProblem):
 
 
 def _model_of(module: Any, schema: Any) -> Any:
-    """The DataFrameModel of MODULE that SCHEMA was made of (`Model.to_schema()`, which leaves
-    the model's Config.metadata behind): the one model there whose columns and name are
-    SCHEMA's; else SCHEMA."""
+    """SCHEMA with the metadata of the DataFrameModel of MODULE it was made of, where it has
+    none (`Model.to_schema()` leaves the model's Config.metadata behind): the models there whose
+    columns and name are SCHEMA's, all with the same metadata. SCHEMA's own columns and checks
+    stay as they are (a schema made of a model, then changed, keeps its changes)."""
     import pandera.pandas as pa
 
     if not isinstance(schema, pa.DataFrameSchema) or schema.metadata:
         return schema
-    models = [m for m in vars(module).values()
-              if isinstance(m, type) and issubclass(m, pa.DataFrameModel) and m is not pa.DataFrameModel
-              and getattr(m.Config, "metadata", None)]
-    alike = []
-    for model in models:
+    found = []
+    for model in vars(module).values():
+        if not (isinstance(model, type) and issubclass(model, pa.DataFrameModel)
+                and model is not pa.DataFrameModel and getattr(model.Config, "metadata", None)):
+            continue
         try:
             made = model.to_schema()
         except Exception:  # noqa: BLE001 - not the model of SCHEMA
             continue
         if list(made.columns) == list(schema.columns) and made.name == schema.name:
-            alike.append(model)
-    return alike[0] if len(alike) == 1 else schema
+            found.append(dict(model.Config.metadata or {}))
+    if not found or any(meta != found[0] for meta in found):
+        return schema
+    schema = copy.copy(schema)
+    schema.metadata = found[0]
+    return schema
 
 
 def from_schema(schema: Any, name: str) -> Resource:
@@ -196,8 +201,8 @@ def _as_written(value: Any) -> Any:
     Sets and lists of bounds, each so."""
     from decimal import Decimal
 
-    if isinstance(value, float) and math.isfinite(value):
-        return Decimal(repr(value))
+    if isinstance(value, float) and math.isfinite(value):  # np.float64 too: its own repr is not one
+        return Decimal(float.__repr__(value))
     if isinstance(value, list | tuple | set | frozenset) and any(isinstance(v, float) for v in value):
         return type(value)(_as_written(v) for v in value)
     return value

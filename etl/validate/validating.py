@@ -343,8 +343,10 @@ class Validator:
                 p = Parsed(plan.field.kind, arrow.nulls(len(chunk), arrow.string()), self.decimal)
             data[name] = self._series(plan.field, p, rows)
         taken = set(columns.positions.values())
-        for at, header in enumerate(columns.header):
-            if at not in taken and header and header not in data and at < len(chunk.columns):
+        others = [] if self.schema.strict == "filter" else columns.header  # pandera drops them first
+        for at, header in enumerate(others):
+            if at not in taken and header and header not in data and at < len(chunk.columns) \
+                    and header_key(header) not in _OWN_COLUMNS:
                 texts = chunk.columns[at].to_pylist()
                 data[header] = pd.Series([t if t else None for t in texts], index=rows, dtype=object)
         frame = pd.DataFrame(data, index=pd.Index(rows))
@@ -513,18 +515,21 @@ def _reason(exc: Exception) -> str:
     without a word, is its answer to a check whose result it cannot read."""
     if isinstance(exc, NotImplementedError | AssertionError) and not str(exc):
         return ("pandera cannot read what it returned (a check returns a pandas Series or "
-                "DataFrame of True/False with the index of what it is given, or one True/False; "
-                "not a NumPy array or a list)")
+                "DataFrame of True/False, of the shape and index of what it is given, or one "
+                "True/False; not a NumPy array or a list)")
     if isinstance(exc, ValueError) and "NaN to bool" in str(exc):
         return (f"{type(exc).__name__}: {exc} (its result is blank, NaN, for a row: a blank cell "
                 "gives a blank answer unless the check says what it means)")
     return f"{type(exc).__name__}: {exc}"
 
 
+#: columns of etl's own a file may have (an errors.csv loaded again: its reasons), never given to
+#: a frame check
+_OWN_COLUMNS = frozenset({"errors"})
 #: a check whose result is not indexed by the rows it was given (pandera fails such a check
 #: without naming a row: etl will not guess which rows its answers are of)
-_OTHER_ROWS = ("answered for other rows than it was given (the index of its result is not the "
-               "index of the Series or DataFrame it was given: keep that index)")
+_OTHER_ROWS = ("answered for other rows than it was given, not True for all (the index of its "
+               "result is not the index of the Series or DataFrame it was given: keep that index)")
 
 
 def _one_answer(output: Any) -> bool:
@@ -536,22 +541,20 @@ def _one_answer(output: Any) -> bool:
 
 def _failing(output: Any, given: Any, every: Any) -> np.ndarray | None:
     """The positions a check's output fails: False (or NA: never let through) in a series, any
-    such cell in a row of a frame, of the rows it was GIVEN (an index of positions); a row it
-    says nothing of passes, as in pandera. A single False fails EVERY row (the column, or the
-    frame, fails as a whole). None where the output is indexed otherwise than GIVEN (labels
-    it was not given, or given in another order: pandera fails it, naming no row)."""
+    such cell in a row of a frame, of the rows it was GIVEN (an index of positions). A single
+    False fails EVERY row (the column, or the frame, fails as a whole). A result indexed
+    otherwise than GIVEN (rows left out, reordered, reset, labels it was not given) passes
+    when every answer is True, as in pandera; else None: pandera fails it naming no row, and
+    its answers can't be told to be of which rows."""
     import pandas as pd
 
     if isinstance(output, pd.DataFrame):
         output = output.fillna(False).astype(bool).all(axis="columns")
     if isinstance(output, pd.Series):
-        index = output.index
-        if not index.equals(given):
-            at = given.get_indexer(index) if given.is_unique and index.is_unique else None
-            if at is None or (at < 0).any() or (np.diff(at) <= 0).any():
-                return None
         passed = output.fillna(False).astype(bool).to_numpy()
-        return np.asarray(index[~passed], dtype=np.int64)
+        if not output.index.equals(given):  # as pandera: all True passes, else it fails whole
+            return np.asarray(every[:0], dtype=np.int64) if passed.all() else None
+        return np.asarray(output.index[~passed], dtype=np.int64)
     return np.asarray(every if not bool(output) else every[:0], dtype=np.int64)
 
 
