@@ -229,23 +229,31 @@ def test_a_check_that_only_warns_makes_no_row_invalid(etl, tmp_path):
     assert [(w["check"], w["rows"]) for w in summary["warnings"]] == [("CreditUsed: at most 100", 2)]
 
 
-@pytest.mark.parametrize("given", ["Uses", "Uses.to_schema()"])
-def test_a_dataframe_model_is_a_schema_too(etl, tmp_path, given):
-    """The model, or the schema it makes (whose to_schema() leaves Config.metadata behind: the
-    endpoint is the model's all the same)."""
-    model = tmp_path / "model.py"
+def _model_file(folder: Path, credit_id: str, credit_used: str, tail: str) -> Path:
+    """A schema file of a DataFrameModel `Uses` (the fields' pa.Field arguments given), its
+    endpoint in Config.metadata, then TAIL (which says what SCHEMA is)."""
+    model = folder / "model.py"
     model.write_text(
         "import pandas as pd\n"
         "import pandera.pandas as pa\n"
         "from pandera.typing import Series\n"
         "from etl.dtypes import Amount\n\n\n"
         "class Uses(pa.DataFrameModel):\n"
-        "    CoworkerBookingCreditId: Series[pd.Int64Dtype] = pa.Field(gt=0, le=2**31 - 1, nullable=False)\n"
-        "    CreditUsed: Series[Amount] = pa.Field(gt=0, le=100, metadata={'aliases': ['Amount']})\n\n"
+        f"    CoworkerBookingCreditId: Series[pd.Int64Dtype] = pa.Field({credit_id})\n"
+        f"    CreditUsed: Series[Amount] = pa.Field({credit_used})\n\n"
         "    class Config:\n"
         "        name = 'coworkerbookingcreditusehistories'\n"
         "        metadata = {'endpoint': '/api/billing/coworkerbookingcreditusehistories'}\n\n\n"
-        f"SCHEMA = {given}\n", encoding="utf-8")
+        + tail, encoding="utf-8")
+    return model
+
+
+@pytest.mark.parametrize("given", ["Uses", "Uses.to_schema()"])
+def test_a_dataframe_model_is_a_schema_too(etl, tmp_path, given):
+    """The model, or the schema it makes (whose to_schema() leaves Config.metadata behind: the
+    endpoint is the model's all the same)."""
+    model = _model_file(tmp_path, "gt=0, le=2**31 - 1, nullable=False",
+                        "gt=0, le=100, metadata={'aliases': ['Amount']}", f"SCHEMA = {given}\n")
     path = tmp_path / "m.csv"
     path.write_text("CoworkerBookingCreditId,Amount\n1,150\n2,2.5\n", encoding="utf-8")
     run = etl("validate", path, "--resource", model)
@@ -563,22 +571,10 @@ def test_a_check_answering_for_other_rows_passes_only_if_all_true_as_pandera(etl
 def test_a_schema_made_of_a_model_then_changed_keeps_its_changes(etl, tmp_path):
     """SCHEMA = Model.to_schema(), then a check added: the endpoint is the model's, the rules
     are SCHEMA's (the added check held); two models alike with the same metadata are one."""
-    model = tmp_path / "model.py"
-    model.write_text(
-        "import pandas as pd\n"
-        "import pandera.pandas as pa\n"
-        "from pandera.typing import Series\n"
-        "from etl.dtypes import Amount\n\n\n"
-        "class Uses(pa.DataFrameModel):\n"
-        "    CoworkerBookingCreditId: Series[pd.Int64Dtype] = pa.Field(gt=0, nullable=False)\n"
-        "    CreditUsed: Series[Amount] = pa.Field(gt=0)\n\n"
-        "    class Config:\n"
-        "        name = 'coworkerbookingcreditusehistories'\n"
-        "        metadata = {'endpoint': '/api/billing/coworkerbookingcreditusehistories'}\n\n\n"
-        "class Again(Uses):\n"
-        "    pass\n\n\n"
-        "SCHEMA = Uses.to_schema().update_column('CreditUsed', checks=[pa.Check.gt(0), pa.Check.le(100)])\n",
-        encoding="utf-8")
+    model = _model_file(tmp_path, "gt=0, nullable=False", "gt=0",
+                        "class Again(Uses):\n    pass\n\n\n"
+                        "SCHEMA = Uses.to_schema().update_column('CreditUsed', checks=[pa.Check.gt(0), "
+                        "pa.Check.le(100)])\n")
     path = tmp_path / "m.csv"
     path.write_text("CoworkerBookingCreditId,CreditUsed\n1,150\n2,3\n", encoding="utf-8")
     run = etl("validate", path, "--resource", model)
