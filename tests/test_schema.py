@@ -638,6 +638,14 @@ def test_a_frame_check_sees_the_files_other_columns_as_text(etl, tmp_path):
     run = etl("validate", data, "--resource", schema)
     assert [(r["outcome"], r["errors"]) for r in run.report()] == [
         ("valid", ""), ("invalid", "row: fails note_ok"), ("valid", "")]
+    # a header the file has twice: the second as pandas names it
+    twice = schema_copy(tmp_path, '    name="coworkerbookingcreditusehistories",\n',
+                        '    name="coworkerbookingcreditusehistories",\n'
+                        '    checks=[pa.Check(lambda df: df["Note.1"] != "bad", name="second_note_ok")],\n',
+                        name="twice.py")
+    data = _two_column_file(tmp_path, "1,1,5,ok,bad", "2,1,6,bad,ok", extra=",Note,Note")
+    assert [(r["outcome"], r["errors"]) for r in etl("validate", data, "--resource", twice).report()] == [
+        ("invalid", "row: fails second_note_ok"), ("valid", "")]
 
 
 @pytest.mark.parametrize(("check", "verdicts"), [

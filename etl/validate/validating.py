@@ -345,10 +345,14 @@ class Validator:
         taken = set(columns.positions.values())
         others = [] if self.schema.strict == "filter" else columns.header  # pandera drops them first
         for at, header in enumerate(others):
-            if at not in taken and header and header not in data and at < len(chunk.columns) \
+            if at not in taken and header and at < len(chunk.columns) \
                     and header_key(header) not in _OWN_COLUMNS:
+                name, k = header, 0
+                while name in data:  # a header the file has twice: Note, Note.1, as pandas reads it
+                    k += 1
+                    name = f"{header}.{k}"
                 texts = chunk.columns[at].to_pylist()
-                data[header] = pd.Series([t if t else None for t in texts], index=rows, dtype=object)
+                data[name] = pd.Series([t if t else None for t in texts], index=rows, dtype=object)
         frame = pd.DataFrame(data, index=pd.Index(rows))
         out: list[tuple[int, int, int, str]] = []
         rank = len(self._plans)
