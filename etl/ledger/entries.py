@@ -10,6 +10,7 @@ import os
 import posixpath
 import re
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -187,6 +188,15 @@ def normalise_url(url: str) -> str:
     path = posixpath.normpath(path) if path not in ("", "/") else ""
     path = "" if path in (".", "/") else path.rstrip("/")
     return urlunsplit((scheme, host, path, "", ""))
+
+
+def rows_in(db: Any, sql: str, values: Iterable[Any]) -> Iterator[Any]:
+    """The rows SQL selects from DB, its `{marks}` standing for VALUES (each once), 500 a query:
+    the look-ups of many rows at once, whatever the number of values."""
+    wanted = list(dict.fromkeys(values))
+    for start in range(0, len(wanted), 500):
+        part = wanted[start: start + 500]
+        yield from db.execute(sql.format(marks=",".join("?" * len(part))), part).fetchall()
 
 
 #: a target on this machine's loopback, by any of its names (the host, in group 2)

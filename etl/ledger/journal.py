@@ -58,7 +58,6 @@ _NUMBERS = ("occurrence", "http_status", "attempts", "timeout", "first_sent", "l
             "server_offset", "settle_until", "fence_low", "fence_at", "fence_high")
 
 
-
 class Journal(Lookups):
     def __init__(self, path: str, target: str, *, run_id: str = "", command: str = "",
                  fresh: bool = False) -> None:

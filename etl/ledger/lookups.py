@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as arrow
 import pyarrow.compute as pc
 
-from etl.ledger.entries import _SELECT, CONTENT_OF, OWN_CONTENT, ROW_COLUMNS, Entry
+from etl.ledger.entries import _SELECT, CONTENT_OF, OWN_CONTENT, ROW_COLUMNS, Entry, rows_in
 from etl.ledger.rowkeys import hex_pairs
 
 #: the journal's note that every row has its payload keys (`Lookups.key_columns`)
@@ -87,13 +87,9 @@ class Lookups:
     # rows: reading
 
     def _rows_in(self, sql: str, values: Iterable[Any]) -> Iterator[Any]:
-        """The rows SQL selects, its `{marks}` standing for VALUES (each once), 500 a query: the
-        look-ups of many rows at once, whatever the number of values."""
-        wanted = list(dict.fromkeys(values))
+        """`rows_in` of the journal, its look-ups one at a time."""
         with self._mutex:
-            for start in range(0, len(wanted), 500):
-                part = wanted[start: start + 500]
-                yield from self.db.execute(sql.format(marks=",".join("?" * len(part))), part).fetchall()
+            yield from rows_in(self.db, sql, values)
 
     def lookup(self, identities: Iterable[str]) -> dict[str, Entry]:
         return {r[0]: Entry(*r) for r in self._rows_in(_SELECT + " WHERE identity IN ({marks})", identities)}

@@ -22,7 +22,7 @@ from typing import Any
 from etl.config import DEFAULT_API_URL
 from etl.errors import UsageProblem
 from etl.ledger import journal_backends as backends
-from etl.ledger.entries import default_journal_path, normalise_url
+from etl.ledger.entries import default_journal_path, normalise_url, rows_in
 from etl.outcomes import STATE_OUTCOME, Outcome
 from etl.texts import aligned
 
@@ -238,15 +238,9 @@ def _lines(db: Any, s: Source, said: Any) -> dict[str, Any] | None:
     return said
 
 
-def _states_of(db: Any, identities: list[str], batch: int = 500) -> dict[str, str]:
+def _states_of(db: Any, identities: list[str]) -> dict[str, str]:
     """The journal's state of each of IDENTITIES."""
-    found: dict[str, str] = {}
-    for start in range(0, len(identities), batch):
-        part = identities[start: start + batch]
-        marks = ",".join("?" * len(part))
-        found.update(db.execute(f"SELECT identity, state FROM rows WHERE identity IN ({marks})",
-                                part).fetchall())
-    return found
+    return dict(rows_in(db, "SELECT identity, state FROM rows WHERE identity IN ({marks})", identities))
 
 
 def _count(s: Source, states: Counter[str], said: dict[str, Any] | None, now: Mapping[str, str]) -> None:

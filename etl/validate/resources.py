@@ -150,8 +150,13 @@ def _model_of(module: Any, schema: Any) -> Any:
             found.append(dict(model.Config.metadata or {}))
     if not found or any(meta != found[0] for meta in found):
         return schema
+    return _with_metadata(schema, found[0])
+
+
+def _with_metadata(schema: Any, metadata: dict[str, Any]) -> Any:
+    """A copy of SCHEMA saying METADATA, as a schema would say it itself."""
     schema = copy.copy(schema)
-    schema.metadata = found[0]
+    schema.metadata = dict(metadata)
     return schema
 
 
@@ -165,9 +170,8 @@ def from_schema(schema: Any, name: str) -> Resource:
     if isinstance(schema, type) and issubclass(schema, pa.DataFrameModel):
         model_meta = getattr(schema.Config, "metadata", None)  # to_schema() leaves it behind
         schema = schema.to_schema()
-        if model_meta and not schema.metadata:  # the schema's own, as a schema would say it
-            schema = copy.copy(schema)
-            schema.metadata = dict(model_meta)
+        if model_meta and not schema.metadata:
+            schema = _with_metadata(schema, model_meta)
     if not isinstance(schema, pa.DataFrameSchema):
         raise SchemaProblem(f"SCHEMA is a {type(schema).__name__}, not a pandera.pandas.DataFrameSchema")
     meta = dict(schema.metadata or model_meta or {})

@@ -192,9 +192,11 @@ class Validator:
             self._tell_warnings(chunk, columns)
             return found
         except SchemaProblem as exc:
-            where = f"rows {int(chunk.rows[0])} to {int(chunk.rows[-1])}" if len(chunk) > 1 else \
-                f"row {int(chunk.rows[0])}" if len(chunk) else ""
-            raise SchemaProblem(f"{columns.path or 'the file'} {where}: {exc}".replace("  ", " ")) from exc
+            where = [columns.path or "the file"]
+            if len(chunk):
+                first, last = int(chunk.rows[0]), int(chunk.rows[-1])
+                where.append(f"rows {first} to {last}" if len(chunk) > 1 else f"row {first}")
+            raise SchemaProblem(f"{' '.join(where)}: {exc}") from exc
 
     def _tell_warnings(self, chunk: RawChunk, columns: ColumnMap) -> None:
         """The rows of this chunk that fail a check that only warns, counted (once a chunk)."""
@@ -366,13 +368,13 @@ class Validator:
             except Exception as exc:
                 # a check that can't take the blank given for a cell that could not be read (its
                 # column never blank otherwise): given the rows whose cells were all read
-                readable = ~unreadable if unreadable is not None and unreadable.any() else None
+                some = unreadable is not None and unreadable.any() and not unreadable.all()
+                given = frame[~unreadable] if some and unreadable is not None else None
                 try:
-                    if readable is None or not readable.any():
-                        raise
-                    given = frame[readable]
-                    output = check(given).check_output
+                    output = check(given).check_output if given is not None else None
                 except Exception:
+                    given = None
+                if given is None:
                     raise SchemaProblem(f"the check {label(check)} of the schema failed to run: "
                                         f"{_reason(exc)}") from exc
             self._each_row_alone(check, given, f"the check {label(check)} of the schema",
