@@ -379,3 +379,35 @@ def test_every_knob_of_the_sandbox_is_an_option_of_etl_sandbox(etl):
     assert missing == [], missing
     for option in ("--tls-cert", "--tls-key", "--tls-after-create", "--ids-random"):
         assert option in shown
+
+
+@pytest.mark.parametrize("fields", [
+    {"credit": 12345678901234567890123},  # past Int32, past SQLite's integers
+    {"credit": 2**31},
+    {"BookingId": 99999999999999999999999},
+    {"used": "1e400"},  # a double's infinity, as Python's json reads it
+    {"used": "1e29"},
+])
+def test_values_past_what_nexudus_stores_are_refused_with_400(fields: dict[str, Any]) -> None:
+    """An Id past .NET's Int32 or an amount past its decimal: a 400 naming the field, as the real
+    server answers, not a dropped connection and a traceback; and the emulator keeps serving."""
+    with running() as box:
+        if "used" in fields:  # written as the JSON text, which no client library would send
+            text = f'{{"CoworkerBookingCreditId": 101, "CreditUsed": {fields["used"]}}}'
+            answer = requests.post(box.url + USES, data=text, timeout=5,
+                                   headers={**AUTH, "Content-Type": "application/json"})
+        else:
+            answer = post(box, **fields)
+        assert answer.status_code == 400 and answer.json()["WasSuccessful"] is False
+        field = next(iter(fields))
+        named = {"credit": "CoworkerBookingCreditId", "used": "CreditUsed"}.get(field, field)
+        assert [e["PropertyName"] for e in answer.json()["Errors"]] == [named]
+        assert get(box, USES).json()["TotalItems"] == 0
+        assert post(box).status_code == 200
+
+
+@pytest.mark.parametrize("tail", ["123456789012345678901234", "2147483648", "²"])
+def test_an_id_no_record_can_have_is_not_found(tail: str) -> None:
+    with running() as box:
+        assert get(box, f"{USES}/{tail}").status_code == 404
+        assert get(box, f"{CREDITS}/{tail}").status_code == 404

@@ -55,6 +55,11 @@ def list_order(query: dict[str, str], dir_one: str, newest_first: bool) -> tuple
     return (column, False) if column else ("Id", newest_first)
 
 
+def _an_id(text: str) -> bool:
+    """TEXT could be a record's Id (an Id past Int32 is none: never looked for in the store)."""
+    return text.isascii() and text.isdigit() and int(text) <= rules.MAX_ID
+
+
 def _int(text: str | None, default: int) -> int:
     try:
         return int(text) if text is not None else default
@@ -215,14 +220,14 @@ def handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
 
         def _read(self, tail: str, _: dict[str, str]) -> None:
             sandbox.stats.add("reads")
-            record = sandbox.store.record(int(tail)) if tail.isdigit() else None
+            record = sandbox.store.record(int(tail)) if _an_id(tail) else None
             if record is None:
                 return self._send(404, {"Message": f"CoworkerBookingCreditUseHistory {tail} was not found."})
             self._send(200, record)
 
         def _credit(self, tail: str, _: dict[str, str]) -> None:
             sandbox.stats.add("credit_lookups")
-            credit = sandbox.store.credit(int(tail)) if tail.isdigit() else None
+            credit = sandbox.store.credit(int(tail)) if _an_id(tail) else None
             if credit is None:
                 return self._send(404, {"Message": f"CoworkerBookingCredit {tail} was not found."})
             self._send(200, credit)

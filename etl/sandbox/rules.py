@@ -8,6 +8,10 @@ from typing import Any
 
 from etl.sandbox.faults import Faults
 
+#: Nexudus keeps Ids as .NET Int32, amounts as .NET decimal: a value past either is refused
+MAX_ID = 2**31 - 1
+MAX_DECIMAL = Decimal("79228162514264337593543950335")
+
 #: How .NET's HttpUtility.HtmlEncode writes the characters it encodes (`&` first).
 _HTML = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&#39;"))
 
@@ -28,10 +32,12 @@ def validate_body(body: Any) -> list[dict[str, Any]]:
         value = body.get(name)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
             error(name, "must be a positive whole number")
+        elif value is not None and value > MAX_ID:
+            error(name, f"must be at most {MAX_ID}")
     used = body.get("CreditUsed")
     if used is not None:
         try:
-            ok = not isinstance(used, bool) and Decimal(str(used)) > 0
+            ok = not isinstance(used, bool) and 0 < Decimal(str(used)) <= MAX_DECIMAL
         except InvalidOperation:
             ok = False
         if not ok:
