@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -195,3 +197,21 @@ def test_schema_template_never_overwrites_a_file_with_rows(etl, tmp_path):
     empty.write_text("")
     assert etl("schema", "--template", empty).code == 0
     assert empty.read_text().startswith("CoworkerBookingCreditId")
+
+
+@pytest.mark.parametrize(("args", "env"), [
+    (["validate", str(SAMPLES / "credit_uses.csv"), "--json"], {}),
+    (["import", str(SAMPLES / "credit_uses.csv"), "--sandbox", "--json", "-q"], {}),
+    (["validate", str(SAMPLES / "credit_uses.csv")], {"ETL_JSON": "1"}),  # asked for by the environment
+])
+def test_json_with_standard_output_closed_is_an_error_not_a_silent_success(tmp_path, args, env):
+    """`etl ... --json >&-`: Python writes nothing to a closed standard output, without a word;
+    a script must not read exit 0 with no document. Asked for by option, it stops before
+    anything is read or sent (exit 2)."""
+    command = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "etl", *args]) + " >&-"
+    done = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), **env}, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "standard output" in done.stderr and "closed" in done.stderr and "Traceback" not in done.stderr
+    if not env:
+        assert not (tmp_path / "logs").exists() and not (tmp_path / "state").exists()

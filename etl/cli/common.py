@@ -14,6 +14,7 @@ Every option can also come from the environment (`ETL_<OPTION>`) or from a `--co
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -152,6 +153,15 @@ def _wants_json(ctx: click.Context) -> bool:
     return os.environ.get("ETL_JSON", "").strip().lower() in ("1", "true", "t", "yes", "y", "on")
 
 
+def echo_json(document: Any) -> None:
+    """The one JSON document of --json, on standard output; a standard output that is closed
+    (`>&-`: Python then writes nothing, without a word) is an error, as a full one is."""
+    text = json.dumps(document, indent=2, default=str)
+    if sys.stdout is None:
+        raise OSError(errno.EBADF, "it is closed", "standard output")
+    click.echo(text)
+
+
 def _fail(ctx: click.Context, code: int, message: str) -> None:
     click.echo(f"etl: error: {message}", err=True)
     _failed(ctx, code, message)
@@ -169,16 +179,19 @@ def _failed(ctx: click.Context, code: int, message: str) -> None:
             document["files"] = ctx.meta["etl.files"]
     if _wants_json(ctx):
         try:
-            click.echo(json.dumps(document, indent=2, default=str))
+            echo_json(document)
         except OSError as exc:  # standard output full or gone: the error is said on stderr already
             click.echo("etl: error: can't write the JSON document to standard output "
                        f"({exc.strerror or exc})", err=True)
     ctx.exit(code)
 
 
-def _note_json(ctx: click.Context, _: click.Parameter, value: bool) -> bool:
+def _note_json(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
     if value:
         ctx.meta["etl.json"] = True
+        if sys.stdout is None:  # said before anything is done, not after the import
+            raise click.BadParameter("standard output is closed: the JSON document has nowhere to go",
+                                     ctx, param)
     return value
 
 
@@ -367,7 +380,7 @@ def _done(run: Run, status: ExitStatus, as_json: bool) -> None:
     if as_json:
         if not run.quiet:
             click.echo(run.record.line(), err=True)
-        click.echo(json.dumps(run.record.summary(), indent=2, default=str))
+        echo_json(run.record.summary())
     else:
         click.echo(run.record.line())
     logs.close()

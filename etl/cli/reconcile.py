@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from etl.cli.common import DEFAULT_RESOURCE, _connection, api_options, json_option, main
+from etl.cli.common import DEFAULT_RESOURCE, _connection, api_options, echo_json, json_option, main
 
 if TYPE_CHECKING:
     pass
@@ -45,5 +44,5 @@ def reconcile(resource: str, quiet: bool, as_json: bool, **kw: Any) -> None:
             click.echo(line, err=as_json)
     click.echo(found.summary(), err=as_json)
     if as_json:
-        click.echo(json.dumps(found.as_dict(), indent=2))
+        echo_json(found.as_dict())
     sys.exit(int(found.exit_status))

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import click
 
-from etl.cli.common import json_option, main
+from etl.cli.common import echo_json, json_option, main
 
 if TYPE_CHECKING:
     pass
@@ -43,13 +42,13 @@ def report(target: str, html_path: str | None, rows: int, as_json: bool) -> None
 
         report_html.write(found, html_path)
     if as_json:
-        click.echo(json.dumps({
+        echo_json({
             "results": found.results, "summary": found.summary, "rows": found.rows,
             "counts": dict(run_report.ordered(found.counts)),
             "files": {f: dict(run_report.ordered(c)) for f, c in found.by_file.items()},
             "reasons": [{"column": c, "reason": r, "rows": n} for c, r, n in found.top_reasons()],
             "needs_action": found.attention_total, "posts": len(found.posts), "html": html_path,
-        }, indent=2, default=str))
+        })
     else:
         click.echo(run_report.text(found, rows=rows))
         if html_path:

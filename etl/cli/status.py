@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import click
 
 from etl import config
-from etl.cli.common import checked_journal, json_option, main
+from etl.cli.common import checked_journal, echo_json, json_option, main
 
 if TYPE_CHECKING:
     pass
@@ -45,6 +44,6 @@ def status(api_url: str, sandbox: bool, journal: str | None, daily_limit: int, r
 
     found = journal_status.status(journal_status.StatusSettings(journal, api_url, sandbox, daily_limit, runs))
     if as_json:
-        click.echo(json.dumps(found.as_dict(), indent=2))
+        echo_json(found.as_dict())
     else:
         click.echo(journal_status.text(found))
