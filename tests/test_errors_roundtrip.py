@@ -86,3 +86,27 @@ def test_loading_errors_csv_does_not_warn_about_its_own_errors_column(etl, tmp_p
     again = etl("validate", run.report_path().parent / "errors.csv")
     assert again.code == 1
     assert "warning" not in again.err, again.err
+
+
+def test_a_file_of_the_operators_own_with_an_errors_column_is_read_as_it_is(etl, tmp_path):
+    """Only etl's own errors.csv (its last column, `errors`) has its formula guard taken off: an
+    export of another system with a column of notes called Errors, whose cells carry that
+    system's own guard (`'=== rebooked ===`), is posted as written, and its Errors column is the
+    file's own in errors.csv too (not dropped as old reasons)."""
+    (tmp_path / "export.csv").write_text(
+        "CoworkerBookingCreditId,CreditUsed,Description,Errors,Room\n"
+        "101,1,'=== rebooked ===,late,A\n102,2,'+44 20 7946 0000 callback,,B\n"
+        "103,x,'@reception,typo,C\n", encoding="utf-8")
+    with Sandbox(faults=Faults(retry_after=0), tokens=(TOKEN,)) as box:
+        api = ["--api-url", box.url, "--token", TOKEN, "--rate", "1000"]
+        run = etl("import", "export.csv", *api, env=NO_ENV)
+        assert [r["outcome"] for r in run.report()] == ["created", "created", "invalid"], run.err
+        assert sorted(r["Description"] for r in box.store.records()) == [
+            "'+44 20 7946 0000 callback", "'=== rebooked ==="]
+    assert '"Errors"' in run.err  # a column of the file's own, not in the schema: said
+    errors_csv = lines(run.report_path().parent / "errors.csv")
+    assert errors_csv == [["CoworkerBookingCreditId", "CreditUsed", "Description", "Errors", "Room",
+                           "errors"],
+                          ["103", "x", "''@reception", "typo", "C", 'CreditUsed: "x" is not a number']]
+    again = etl("validate", run.report_path().parent / "errors.csv")  # etl's own, read back exactly
+    assert [(r["Description"], r["Errors (input)"]) for r in again.report()] == [("''@reception", "typo")]

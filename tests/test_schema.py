@@ -687,3 +687,19 @@ def test_a_frame_check_that_cannot_take_a_blank_still_checks_a_file_with_a_cell_
     assert run.code == 1, run.output
     assert [(r["outcome"], r["errors"]) for r in run.report()] == [
         ("valid", ""), ("invalid", 'CreditUsed: "abc" is not a number'), ("invalid", "row: fails under_100")]
+
+
+def test_a_strict_schema_takes_its_own_errors_csv_back(etl, tmp_path):
+    """errors.csv ends with etl's reasons column, which no schema names: under strict=True it is
+    etl's own, not a column of the file's, and the fixed rows load again."""
+    schema = schema_copy(tmp_path, '    name="coworkerbookingcreditusehistories",\n',
+                         '    name="coworkerbookingcreditusehistories",\n    strict=True,\n')
+    path = tmp_path / "export.csv"
+    path.write_text("CoworkerBookingCreditId,CreditUsed\n1,1\n2,x\n", encoding="utf-8")
+    run = etl("validate", path, "--resource", schema)
+    errors_csv = run.report_path().parent / "errors.csv"
+    errors_csv.write_text(errors_csv.read_text(encoding="utf-8").replace('"2","x"', '"2","2"'),
+                          encoding="utf-8")  # the row fixed; its old reason stays, as an operator leaves it
+    again = etl("validate", errors_csv, "--resource", schema)
+    assert again.code == 0, again.err
+    assert [r["outcome"] for r in again.report()] == ["valid"]

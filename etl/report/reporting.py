@@ -15,7 +15,7 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,7 +110,7 @@ class ReportWriter:
 
     def __init__(self, path: str, own_columns: list[str], errors: str | None = None,
                  durable: bool = True, errors_dialect: Dialect | None = None,
-                 headed: bool = True, anonymous: bool = False) -> None:
+                 headed: bool = True, anonymous: bool = False, reasons: Collection[int] = ()) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.path = path
         self.own_columns = own_columns
@@ -126,7 +126,8 @@ class ReportWriter:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="report")
         self._writing: Future[None] | None = None
         self._errors = _ErrorsFile(errors, FIXED + own, durable=durable, dialect=errors_dialect,
-                                   headed=headed, anonymous=anonymous) if errors is not None else None
+                                   headed=headed, anonymous=anonymous,
+                                   reasons=reasons) if errors is not None else None
         self.durable = durable
         self.attention: Attention | None = None
         # where each block written ends in either file, how many lines it has and how many of
@@ -198,11 +199,13 @@ class ReportWriter:
             os.fsync(self._file.fileno())
 
     @classmethod
-    def ahead(cls, path: str, own_columns: list[str], errors: str | None = None) -> ReportWriter:
+    def ahead(cls, path: str, own_columns: list[str], errors: str | None = None,
+              reasons: Collection[int] = ()) -> ReportWriter:
         """A writer of the lines that come after all the report's writer (of PATH, ERRORS) will
         write before its `append`: into files of their own beside them, without a header or a
         name (a run stopped at once leaves nothing of them)."""
-        return cls(path, own_columns, errors=errors, durable=False, headed=False, anonymous=True)
+        return cls(path, own_columns, errors=errors, durable=False, headed=False, anonymous=True,
+                   reasons=reasons)
 
     def append(self, other: ReportWriter) -> None:
         """The lines OTHER (made by `ahead`) wrote, after the lines written so far; OTHER's
@@ -472,12 +475,12 @@ class _ErrorsFile:
     leading `'`), which etl undoes exactly when it reads an errors.csv back (`restore`)."""
 
     def __init__(self, path: str, header: list[str], limit: int = 10, durable: bool = True,
-                 dialect: Dialect | None = None, headed: bool = True, anonymous: bool = False) -> None:
+                 dialect: Dialect | None = None, headed: bool = True, anonymous: bool = False,
+                 reasons: Collection[int] = ()) -> None:
         self.dialect = dialect or PLAIN
-        # an input column named `errors` (an earlier errors.csv's reasons: the report calls it
-        # `errors (input)`) is replaced by the new reasons
-        self.own = [i for i, name in enumerate(header)
-                    if i >= len(FIXED) and name.strip().casefold() != "errors (input)"]
+        # REASONS: the own columns that are an earlier errors.csv's reasons (the report calls
+        # them `errors (input)`), replaced by the new reasons; any other column is the file's own
+        self.own = [i for i in range(len(FIXED), len(header)) if i - len(FIXED) not in reasons]
         self.attention = Attention(path)
         self.limit = limit
         self.durable = durable
@@ -562,17 +565,17 @@ _NEEDS_ACTION = arrow.array(NEEDS_ACTION)
 
 
 def write_errors(report: str, path: str, *, limit: int = 10, expected: int | None = None,
-                 dialect: Dialect | None = None) -> Attention:
+                 dialect: Dialect | None = None, reasons: Collection[int] = ()) -> Attention:
     """errors.csv at PATH: the report's rows that need action, in the input's own columns with
-    `errors` last, ready to fix and import again (an `errors` column of the input, from an earlier
-    errors.csv, is the old reasons and is replaced). Cells are as in the report, formulas made
+    `errors` last, ready to fix and import again (REASONS: the own columns that are an earlier
+    errors.csv's reasons, replaced). Cells are as in the report, formulas made
     text; the file is in DIALECT (the input's encoding and delimiter).
 
     EXPECTED, when the run's counts say no row needs action, spares reading the report again.
     """
     with open(report, newline="", encoding="utf-8") as f:
         header = next(csv.reader(f), FIXED)
-    errors = _ErrorsFile(path, header, limit, dialect=dialect)
+    errors = _ErrorsFile(path, header, limit, dialect=dialect, reasons=reasons)
     if expected != 0:
         for batch in results_batches(report, len(header)):
             errors.add(batch)

@@ -38,7 +38,7 @@ class WritingAhead(ImporterBase):
         segment = self._segments.get(ordinal - 1)
         if segment is None:
             segment = _Ahead(ordinal, ReportWriter.ahead(
-                self.record.report, self.inputs.own_columns, self.record.errors_path))
+                self.record.report, self.inputs.own_columns, self.record.errors_path, self.inputs.reasons))
         self._segments[ordinal] = segment
         self._lines_into(segment, identities, index, chunk, texts, keyed)
         return True

@@ -568,7 +568,7 @@ def _import(inputs: Inputs, record: RunRecord, journal: Journal, poster: Poster,
     importer.check_account()
     # errors.csv is cut as the report is written, and made again with it at the end
     writer = ReportWriter(record.report, inputs.own_columns, errors=record.errors_path,
-                          errors_dialect=inputs.errors_dialect())
+                          errors_dialect=inputs.errors_dialect(), reasons=inputs.reasons)
     try:
         status = importer.run(writer, progress(total) if progress else None)
     finally:

@@ -36,15 +36,11 @@ from etl.report.reporting import (
     write_summary,
 )
 from etl.texts import numbered
-from etl.validate.resources import Resource, header_key
+from etl.validate.resources import Resource, header_key, reasons_at
 from etl.validate.validating import ColumnMap, Validator, match_columns
 
 Progress = Callable[[int], None]
 T = TypeVar("T")
-
-
-#: the reasons column of an errors.csv (headers compared as `header_key` does)
-ERRORS_KEY = "errors"
 
 
 def new_run_id() -> str:
@@ -75,9 +71,9 @@ class Inputs:
     def __post_init__(self) -> None:
         if not self.stamps:
             self.stamps = {t.path: stamp(t.path) for t in self.tables}
-        # an errors.csv etl wrote (its reasons in an `errors` column): its cells are read back
-        # exactly as the rows were first read, so a row loaded again is the same row
-        self.errors_files = [ERRORS_KEY in {header_key(h) for h in t.header} for t in self.tables]
+        # an errors.csv etl wrote (its reasons in its last column, `errors`): its cells are read
+        # back exactly as the rows were first read, so a row loaded again is the same row
+        self.errors_files = [reasons_at(t.header) is not None for t in self.tables]
 
     def keep_contents(self) -> None:
         """Remember each file's contents (a digest), so that a file merely touched (its time
@@ -193,6 +189,14 @@ class Inputs:
     def total_bytes(self) -> int:
         return sum(t.size for t in self.tables)
 
+    @property
+    def reasons(self) -> frozenset[int]:
+        """Which own columns are an errors.csv's reasons (by position in `own_columns`): replaced
+        by the new reasons in the next errors.csv, never given to a check."""
+        own = numbered(self.own_columns)
+        return frozenset(own.index(numbered(t.header)[at]) for t in self.tables
+                         if (at := reasons_at(t.header)) is not None)
+
     def own_cells(self, index: int, chunk: RawChunk) -> list[Any]:
         """The chunk's columns in the report's own-column order (None where a file lacks one)."""
         where = dict(zip(numbered(self.tables[index].header), range(len(chunk.columns)), strict=True))
@@ -300,13 +304,14 @@ def prepare_inputs(
             if header_key(name) != header_key(target) and header_key(name) not in renamed:
                 table.notes.append(f'{table.path}: column "{name}" is read as {target} (one of its names)')
                 logs.get().info(table.notes[-1])
+    reasons = {numbered(t.header)[at] for t in tables if (at := reasons_at(t.header)) is not None}
     for old, new in report_names([name for name, _ in own]).items():
-        if header_key(old[0]) == ERRORS_KEY:
+        if old in reasons:
             continue  # an errors.csv's own reasons: replaced by the new ones, nothing to warn of
         why = ("so that it does not shadow the report's own column" if new.endswith(" (input)")
                else "so that a spreadsheet does not run it as a formula")
         logs.get().warning(f'input column "{old[0]}" is "{new}" in the report, {why}')
-    unknown = [u for c in columns for u in c.unknown if header_key(u) != ERRORS_KEY]
+    unknown = [u for c in columns for u in c.unknown]
     if unknown:
         logs.get().warning(
             "columns not in the schema are kept in the report and never sent: "
@@ -409,7 +414,8 @@ class RunRecord:
             expected = sum(self.counts.get(o, 0) for o in NEEDS_ACTION)
             self.attention = write_errors(
                 self.report, self.errors_path, expected=expected,
-                dialect=self.inputs.errors_dialect() if self.inputs is not None else None)
+                dialect=self.inputs.errors_dialect() if self.inputs is not None else None,
+                reasons=self.inputs.reasons if self.inputs is not None else ())
         write_summary(self.summary_path, self.summary())
 
     def line(self) -> str:
@@ -463,7 +469,7 @@ def validate(
     arrow.set_memory_pool(arrow.system_memory_pool())
     # a dry run's report is made again by running it again: it is not worth an fsync
     writer = ReportWriter(record.report, inputs.own_columns, errors=record.errors_path, durable=False,
-                          errors_dialect=inputs.errors_dialect())
+                          errors_dialect=inputs.errors_dialect(), reasons=inputs.reasons)
     try:
         for index, chunk in read_ahead(inputs.chunks(progress, VALIDATE_ROWS)):
             texts, valid = validator.verdicts(chunk, inputs.columns[index])

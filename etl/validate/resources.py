@@ -24,7 +24,7 @@ import os
 import pkgutil
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any
@@ -36,6 +36,13 @@ from etl.validate.values import Kind
 def header_key(name: str) -> str:
     """How headers are compared: ignoring case, spaces, `_` and `-`."""
     return re.sub(r"[\s_\-]+", "", name).casefold()
+
+
+def reasons_at(header: Sequence[str]) -> int | None:
+    """Where an errors.csv etl wrote keeps its reasons: its last column, headed `errors` as etl
+    writes it; None for any other file (a file of the operator's own with an `Errors` column, a
+    column of notes, is read as it is: its cells, its formula guards, in errors.csv too)."""
+    return len(header) - 1 if header and header[-1].strip() == "errors" else None
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from etl.fields import shown
 from etl.read.reading import CHUNK_ROWS, RawChunk
 from etl.validate.kernels import Kernel, compile_check
 from etl.validate.lazy import pandera
-from etl.validate.resources import Field, Resource, SchemaProblem, header_key
+from etl.validate.resources import Field, Resource, SchemaProblem, header_key, reasons_at
 from etl.validate.rules import _builtin, failure, label, rule
 from etl.validate.values import Kind, Parsed, value
 
@@ -53,10 +53,12 @@ def match_columns(
     renamed = {header_key(src): dst for src, dst in (renames or {}).items()}
     positions: dict[str, int] = {}
     unknown: list[str] = []
+    reasons = reasons_at(header)
     for pos, name in enumerate(header):
         target = renamed.get(header_key(name)) or resource.match(name)
         if target is None:
-            unknown.append(name)
+            if pos != reasons:  # an errors.csv's reasons: etl's own, nothing to say
+                unknown.append(name)
             continue
         if target in positions:
             first = header[positions[target]]
@@ -345,10 +347,10 @@ class Validator:
                 p = Parsed(plan.field.kind, arrow.nulls(len(chunk), arrow.string()), self.decimal)
             data[name] = self._series(plan.field, p, rows)
         taken = set(columns.positions.values())
+        reasons = reasons_at(columns.header)  # an errors.csv's: etl's own column, not the file's
         others = [] if self.schema.strict == "filter" else columns.header  # pandera drops them first
         for at, header in enumerate(others):
-            if at not in taken and header and at < len(chunk.columns) \
-                    and header_key(header) not in _OWN_COLUMNS:
+            if at not in taken and header and at < len(chunk.columns) and at != reasons:
                 name, k = header, 0
                 while name in data:  # a header the file has twice: Note, Note.1, as pandas reads it
                     k += 1
@@ -529,9 +531,6 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-#: columns of etl's own a file may have (an errors.csv loaded again: its reasons), never given to
-#: a frame check
-_OWN_COLUMNS = frozenset({"errors"})
 #: a check whose result is not indexed by the rows it was given (pandera fails such a check
 #: without naming a row: etl will not guess which rows its answers are of)
 _OTHER_ROWS = ("answered for other rows than it was given, not True for all (the index of its "
