@@ -85,8 +85,35 @@ def test_semicolons_with_decimal_comma(etl):
 def test_decimal_comma_without_the_option_is_reported_not_guessed(etl):
     run = etl("validate", DATA / "semicolon_decimal_comma.csv")
     rows = run.report()
-    assert rows[0]["errors"] == 'CreditUsed: "2,5" is not a number'
+    assert rows[0]["errors"] == 'CreditUsed: "2,5" is not a number (a decimal comma? say --decimal ,)'
     assert rows[2]["outcome"] == "valid"
+
+
+def test_dots_that_may_group_thousands_in_a_semicolon_file_are_not_guessed(etl, tmp_path):
+    """A ";"-separated export (LibreOffice's, a German Excel's: cp1252, CRLF) is written where the
+    comma is the decimal mark, and there 1.500 is fifteen hundred. Without --decimal it is
+    refused, not read as 1.5 beside the row with 1,5 that is refused (before: posted as 1.5, and
+    the booking id 5.000 as booking 5); 0.250 and 1.5 cannot be grouped thousands and are read.
+    Said either way, the option decides, and errors.csv is to be loaded again with it."""
+    path = DATA / "semicolon_dots_grouped.csv"
+    run = etl("validate", path)
+    rows = {r["row"]: r for r in run.report()}
+    assert {n: r["outcome"] for n, r in rows.items()} == {
+        "2": "invalid", "3": "valid", "4": "invalid", "5": "valid", "6": "invalid", "7": "valid"}
+    assert rows["2"]["errors"] == 'CreditUsed: "1,5" is not a number (a decimal comma? say --decimal ,)'
+    assert rows["4"]["errors"] == ('CreditUsed: "1.500" could be 1500 (dots grouping thousands, as a '
+                                   '";"-separated export writes them) or 1.5: say which with --decimal , '
+                                   'or --decimal .')
+    assert rows["6"]["errors"].startswith('CreditUsed: "12.345" could be 12345 ') and \
+        ' | BookingId: "5.000" could be 5000 ' in rows["6"]["errors"]
+    dots = etl("validate", path, "--decimal", ".")
+    assert [r["outcome"] for r in dots.report()] == ["invalid", "valid", "valid", "valid", "valid", "valid"]
+    assert "Load it again with the same options: --decimal ." in dots.err
+    commas = etl("validate", path, "--decimal", ",")
+    assert [r["outcome"] for r in commas.report()] == ["valid", "valid", "invalid", "invalid", "invalid",
+                                                       "invalid"]
+    (tmp_path / "dots.csv").write_text("CoworkerBookingCreditId,CreditUsed\n103,1.500\n")  # "," separates:
+    assert [r["outcome"] for r in etl("validate", tmp_path / "dots.csv").report()] == ["valid"]  # a dot's
 
 
 def test_encoding_and_delimiter_can_be_forced(etl):

@@ -72,6 +72,8 @@ def test_amount_examples():
     assert amount("abc")[1] == '"abc" is not a number'
     assert amount("1.5", ",")[1] == '"1.5" is not a number (the decimal mark is ",")'
     assert amount("1,234.50")[1] == '"1,234.50" has a thousands separator (","); write it as 1234.50'
+    assert amount("1'234.50")[1] == ('"1\'234.50" has a thousands separator (an apostrophe); write it as '
+                                     "1234.50")
     assert amount("1e400")[1] == '"1e400" is too large'
     assert amount("1e-400") == (Decimal(0), None)  # 0 as a double: the server keeps doubles
     for absurd in ("NaN", "inf", "0x1F", "1_000"):

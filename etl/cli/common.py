@@ -314,8 +314,9 @@ def reading_options(command: Callable[..., Any]) -> Callable[..., Any]:
                  "from , ; tab | outside quotes.",
         ),
         click.option(
-            "--decimal", type=click.Choice([".", ","]), default=".", show_default=True,
-            help="Decimal mark of numbers; ',' for European spreadsheets.",
+            "--decimal", type=click.Choice([".", ","]), default=None, show_default=".",
+            help="Decimal mark of numbers; ',' for European spreadsheets. Not given, a "
+                 "';'-separated file (as they write) refuses a number like 1.500: 1500 or 1.5?",
         ),
         click.option("--sheet", metavar="NAME",
                      help="Worksheet of an .xlsx. Default: the active one (never a hidden one)."),

@@ -14,7 +14,7 @@ import secrets
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import pyarrow as arrow
@@ -282,14 +282,20 @@ def _room_for(files: int) -> None:
 
 
 def prepare_inputs(
-    paths: list[str], resource: Resource, read: ReadOptions, renames: dict[str, str]
+    paths: list[str], resource: Resource, read: ReadOptions, renames: dict[str, str], *,
+    decimal_said: bool = True,
 ) -> Inputs:
+    """The files, opened, and where each field sits in each. Without DECIMAL_SAID (--decimal not
+    given), a ";"-separated file's numbers that read as thousands grouped with dots (1.500) are
+    refused as ambiguous: such files are written where the comma is the decimal mark."""
     _room_for(len(paths))
     tables = [open_table(p, read) for p in paths]
     columns = []
     for t in tables:
         try:
-            columns.append(match_columns(t.path, t.header, resource, renames))
+            found = match_columns(t.path, t.header, resource, renames)
+            columns.append(replace(
+                found, dots_ambiguous=not decimal_said and t.describe().get("delimiter") == ";"))
         except FileProblem as exc:
             raise _delimiter_problem(t, resource, renames) or exc from None
     own: list[tuple[str, int]] = []  # a header and which of its namesakes it is

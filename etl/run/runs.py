@@ -40,7 +40,7 @@ class ReadSettings:
     resource: str = DEFAULT_RESOURCE
     encoding: str | None = None
     delimiter: str | None = None
-    decimal: str = "."
+    decimal: str | None = None  # None: ".", not said (a ";"-separated file's 1.500 is refused)
     sheet: str | None = None
     renames: dict[str, str] = field(default_factory=dict)  # SOURCE -> TARGET column
     report: str | None = None  # default: logs/<run-id>/results.csv
@@ -85,7 +85,7 @@ class Run:
         #: the options a fixed errors.csv is read with again (its headers and numbers are the file's)
         self.again: list[str] = [
             *(["--resource", settings.resource] if settings.resource != DEFAULT_RESOURCE else []),
-            *(["--decimal", settings.decimal] if settings.decimal != "." else []),
+            *(["--decimal", settings.decimal] if settings.decimal is not None else []),
             *(["--encoding", settings.encoding] if settings.encoding else []),
             *(["--delimiter", {"\t": "tab"}.get(settings.delimiter, settings.delimiter)]
               if settings.delimiter else []),
@@ -109,7 +109,8 @@ class Run:
                                                    self.run_id)
         self.read = ReadOptions(encoding=settings.encoding, delimiter=settings.delimiter,
                                 sheet=settings.sheet)
-        self.decimal = settings.decimal
+        self.decimal = settings.decimal or "."
+        self.decimal_said = settings.decimal is not None
         self.files: list[str] = files
         self.record = pipeline.RunRecord(self.run_id, command, report, self.files)
         self.record.extra["resource"] = self.resource.name
@@ -142,7 +143,8 @@ class Run:
     def inputs(self) -> Inputs:
         from etl.run import pipeline
 
-        return pipeline.prepare_inputs(self.files, self.resource, self.read, self.renames)
+        return pipeline.prepare_inputs(self.files, self.resource, self.read, self.renames,
+                                       decimal_said=self.decimal_said)
 
     def validator(self) -> Validator:
         from etl.validate.validating import Validator

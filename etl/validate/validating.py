@@ -44,6 +44,9 @@ class ColumnMap:
     positions: dict[str, int]  # field name -> column position
     unknown: list[str]  # headers that are no field: kept in the report, never sent
     path: str = ""  # the file's
+    #: numbers grouped with dots (1.500) are ambiguous here: a ";"-separated file, read with
+    #: the decimal mark not said
+    dots_ambiguous: bool = False
 
 
 def match_columns(
@@ -181,7 +184,7 @@ class Validator:
     def parsed(self, chunk: RawChunk, columns: ColumnMap, name: str) -> Parsed:
         """The values of column NAME of CHUNK."""
         return Parsed(self.resource.field(name).kind, self.cells(chunk, columns.positions[name]),
-                      self.decimal)
+                      self.decimal, dots_ambiguous=columns.dots_ambiguous)
 
     def problems(self, chunk: RawChunk, columns: ColumnMap) -> dict[int, str]:
         """The rows with problems (position in the chunk), each with them joined by ` | `:

@@ -30,6 +30,10 @@ _SPACE = " \t\r\n\v\f"
 _WHOLE_RX = re.compile(r"[+-]?\d+(?:\.0*)?", re.ASCII)  # "123", and "123.0" as Excel writes them
 _NUMBER_RX = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _INT64 = 2**63 - 1
+#: a number written with a decimal comma (1,5; 1.234,5), read where the mark is a dot
+_COMMA_DECIMAL = re.compile(r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+),\d+", re.ASCII)
+#: a number that reads as thousands grouped with dots: 1 to 3 digits (not a lone 0), then groups
+_GROUPED_BY_DOTS = r"^[ \t]*[+-]?[1-9][0-9]{0,2}(?:\.[0-9]{3})+[ \t]*$"
 
 
 class Kind(Enum):
@@ -95,10 +99,12 @@ def _not_a_number(text: str, decimal: str, what: str) -> str:
     sep = _grouped(text, decimal)
     if sep is not None:
         plain = text.replace(sep, "")
-        name = {" ": "a space", "\u00a0": "a no-break space", "\u202f": "a narrow no-break space"}
-        return (f"{shown(text)} has a thousands separator "
-                f"({name.get(sep, repr(sep).replace(chr(39), chr(34)))}); write it as {plain}")
+        name = {" ": "a space", "\u00a0": "a no-break space", "\u202f": "a narrow no-break space",
+                "'": "an apostrophe"}
+        return f"{shown(text)} has a thousands separator ({name.get(sep, shown(sep))}); write it as {plain}"
     mark = "" if decimal == "." else f' (the decimal mark is "{decimal}")'
+    if decimal == "." and _COMMA_DECIMAL.fullmatch(text):
+        mark = " (a decimal comma? say --decimal ,)"
     return f"{shown(text)} is not {what}{mark}"
 
 
@@ -123,7 +129,8 @@ class Parsed:
     The common cell (plain ASCII digits) is read by Arrow's kernels; any other non-blank cell
     goes through `value()`, so the two cannot disagree on it."""
 
-    def __init__(self, kind: Kind, cells: arrow.Array, decimal: str = ".") -> None:
+    def __init__(self, kind: Kind, cells: arrow.Array, decimal: str = ".", *,
+                 dots_ambiguous: bool = False) -> None:
         if not (arrow.types.is_string(cells.type) or arrow.types.is_large_string(cells.type)):
             cells = cells.cast(arrow.large_string())  # a view or a dictionary: text all the same
         self.kind = kind
@@ -170,10 +177,25 @@ class Parsed:
             np_values = values.to_numpy(zero_copy_only=False).copy()
             np_values[rest] = fixed
             values = arrow.array(np_values, type=target)
+        if dots_ambiguous and decimal == ".":
+            self._ambiguous(cells)
         self.ok = ~self.blank
         if self.problems:
             self.ok[np.fromiter(self.problems, dtype=np.int64, count=len(self.problems))] = False
         self.raw = values  # what a kernel reads: a value where `ok`, anything elsewhere
+
+    def _ambiguous(self, cells: arrow.Array) -> None:
+        """Numbers whose dots may group thousands (`1.500`, `12.345.678`; not `0.250`), where the
+        file was written where the comma is the decimal mark (a ";"-separated file) and the run
+        did not say which: a problem each, never a guess."""
+        grouped = pc.match_substring_regex(pc.fill_null(cells, ""), _GROUPED_BY_DOTS)
+        for pos in np.flatnonzero(bools(grouped)).tolist():
+            if pos not in self.problems:
+                text = str(cells[pos].as_py()).strip(_SPACE)
+                self.problems[pos] = (
+                    f"{shown(text)} could be {text.replace('.', '')} (dots grouping thousands, as a "
+                    f"\";\"-separated export writes them) or {Decimal(text).normalize():f}: say which with "
+                    "--decimal , or --decimal .")
 
     @property
     def values(self) -> arrow.Array:
