@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterable, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -163,5 +163,3 @@ def close() -> None:
         logging.getLogger("etl").removeHandler(handler)
 
 
-def names(items: Iterable[str]) -> str:
-    return ", ".join(f'"{i}"' for i in items)

@@ -543,3 +543,14 @@ def test_xlsx_escapes_of_an_emoji_and_spaced_attributes(etl, tmp_path):
     rows = run.report()
     assert rows[0]["Description"] == " smile \U0001f600 and \ufffd "
     assert (rows[1]["outcome"], rows[1]["errors"]) == ("invalid", "BookingId: the cell holds Excel's #N/A")
+
+
+def test_a_header_with_an_invisible_character_is_named_so_in_the_warning(etl, tmp_path):
+    """"BookingId" with a zero-width space inside is not the schema's BookingId: the warning that
+    its column is not sent names the character, never prints it raw (it read "BookingId is not
+    in the schema", and the operator could not see why)."""
+    path = tmp_path / "export.csv"
+    path.write_text("CoworkerBookingCreditId,CreditUsed,Booking\u200bId\n1,1,5\n", encoding="utf-8")
+    run = etl("validate", path)
+    assert run.code == 0
+    assert 'never sent: "Booking<ZWSP>Id"' in run.err and "\u200b" not in run.err

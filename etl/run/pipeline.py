@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from etl import logs
 from etl.errors import FileProblem, UsageProblem
+from etl.fields import shown
 from etl.outcomes import NEEDS_ACTION, ExitStatus, Outcome, checked, exit_status
 from etl.read.reading import RawChunk, ReadOptions, Table, digest, open_table, stamp
 from etl.report.cells import restore
@@ -321,7 +322,7 @@ def prepare_inputs(
     if unknown:
         logs.get().warning(
             "columns not in the schema are kept in the report and never sent: "
-            + logs.names(dict.fromkeys(unknown)),
+            + ", ".join(shown(u) for u in dict.fromkeys(unknown)),  # an invisible character named
             resource=resource.name,
         )
     return Inputs(tables, columns, [name for name, _ in own])
