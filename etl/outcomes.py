@@ -176,7 +176,10 @@ def decide(facts: Facts) -> Said:
         return Said(
             outcome, entry.record_id if outcome is Outcome.CREATED else None, entry.http_status,
             (entry.attempts - facts.attempts_before) or None,
-            _joined(entry.reason or "", _twin_note(twin) if twin is not None else "", *_noted(facts.notes)),
+            # a row created as asked has nothing to say (its outcome says it); a row found
+            # created by reconcile, or decided by hand, says how
+            _joined(entry.reason if entry.reason != "created" else "",
+                    _twin_note(twin) if twin is not None else "", *_noted(facts.notes)),
             "posted_with_the_payload_of_an_earlier_row" if twin is not None else None)
     if outcome is Outcome.SKIPPED:
         return _skipped(facts, entry)

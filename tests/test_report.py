@@ -283,7 +283,7 @@ def test_report_of_a_run_that_did_not_finish_says_so(etl, tmp_path):
     folder = tmp_path / "logs" / "20261124T010000Z-3f9c0a"
     folder.mkdir(parents=True)
     (folder / "results.csv").write_text("source,row,outcome,id,http_status,attempts,errors,CreditUsed\n"
-                                        '"a.csv",2,"created",87654321,200,1,"created","1"\n')
+                                        '"a.csv",2,"created",87654321,200,1,"","1"\n')
     (folder / "log.jsonl").write_text('{"event": "run started"}\n')
     run = etl("report", folder)
     assert run.code == 0 and run.out.startswith("The run did not finish (no summary.json"), run.out
