@@ -554,3 +554,18 @@ def test_a_header_with_an_invisible_character_is_named_so_in_the_warning(etl, tm
     run = etl("validate", path)
     assert run.code == 0
     assert 'never sent: "Booking<ZWSP>Id"' in run.err and "\u200b" not in run.err
+
+
+def test_a_trailing_delimiter_loses_nothing_and_refuses_nothing(etl):
+    """Exports that end rows (or only the header) with a delimiter: the empty cells past the
+    header, or the header's unnamed last column a row stops before, hold nothing, and the rows
+    are read (before: every such row refused, "has 4 values but the header has 3 columns"). A
+    cell with something in it past the header still refuses its row: a shifted row is never
+    guessed."""
+    rows = etl("validate", DATA / "trailing_delimiter_rows.csv").report()
+    assert [r["outcome"] for r in rows] == ["valid", "valid", "valid", "invalid"]
+    assert rows[1]["Description"] == "Room B, east"
+    assert rows[3]["errors"] == 'row: has 4 values but the header has 3 columns (extra: "q")'
+    run = etl("validate", DATA / "trailing_delimiter_header.csv")
+    assert [r["outcome"] for r in run.report()] == ["valid", "valid", "valid"]
+    assert "never sent: one without a name" in run.err

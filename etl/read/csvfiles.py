@@ -392,8 +392,11 @@ class CsvTable(Table):
         errors: dict[int, str] = {}
         if ragged:
             records = [self._fields(text) for _, text in ragged]
+            unnamed = 0  # the header's last columns without a name (a trailing delimiter)
+            while unnamed < width and not self.header[width - 1 - unnamed].strip():
+                unnamed += 1
             extra = _chunk(np.asarray([r for r, _ in ragged], dtype=np.int64), records, width,
-                           drop_blank=False)
+                           drop_blank=False, unnamed=unnamed)
             numbers = np.concatenate([numbers, extra.rows])
             order = np.argsort(numbers, kind="stable")
             numbers = numbers[order]

@@ -188,8 +188,11 @@ def _workbook_kind(path: str) -> str:
     return "other"
 
 
-def _chunk(rows: np.ndarray, records: list[list[str]], width: int, drop_blank: bool = True) -> RawChunk:
-    """Columns of the records, blank ones dropped; ragged ones are padded or cut, and say so."""
+def _chunk(rows: np.ndarray, records: list[list[str]], width: int, drop_blank: bool = True,
+           unnamed: int = 0) -> RawChunk:
+    """Columns of the records, blank ones dropped; ragged ones are padded or cut, and say so,
+    unless nothing is lost or shifted: empty cells past the header's last column (a trailing
+    delimiter), or a row that stops before the header's last UNNAMED columns (a header with one)."""
     errors: dict[int, str] = {}
     if set(map(len, records)) != {width}:
         keep: list[int] = []
@@ -198,7 +201,9 @@ def _chunk(rows: np.ndarray, records: list[list[str]], width: int, drop_blank: b
             if len(r) != width:
                 if not any(r):
                     continue
-                errors[len(fixed)] = _shape_error(r, width)
+                harmless = (len(r) > width and not any(r[width:])) or width - unnamed <= len(r) < width
+                if not harmless:
+                    errors[len(fixed)] = _shape_error(r, width)
                 r = (r + [""] * width)[:width]
             keep.append(i)
             fixed.append(r)

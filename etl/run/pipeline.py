@@ -322,7 +322,8 @@ def prepare_inputs(
     if unknown:
         logs.get().warning(
             "columns not in the schema are kept in the report and never sent: "
-            + ", ".join(shown(u) for u in dict.fromkeys(unknown)),  # an invisible character named
+            + ", ".join(shown(u) if u.strip() else "one without a name"  # an invisible character named
+                        for u in dict.fromkeys(unknown)),
             resource=resource.name,
         )
     return Inputs(tables, columns, [name for name, _ in own])
