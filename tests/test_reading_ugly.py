@@ -569,3 +569,14 @@ def test_a_trailing_delimiter_loses_nothing_and_refuses_nothing(etl):
     run = etl("validate", DATA / "trailing_delimiter_header.csv")
     assert [r["outcome"] for r in run.report()] == ["valid", "valid", "valid"]
     assert "never sent: one without a name" in run.err
+
+
+def test_a_column_taken_by_another_name_is_said_when_columns_beside_it_are_not_sent(etl, tmp_path):
+    """`Amount` is one of CreditUsed's names; beside a `Credits` column that is not sent, which
+    of the two was taken is said on the terminal with the warning (before: only "Credits is not
+    sent", and 30.00 of money was posted as 30 credits without a word of Amount)."""
+    path = tmp_path / "export.csv"
+    path.write_text("CoworkerBookingCreditId,Credits,Amount,Description\n101,2,30.00,x\n", encoding="utf-8")
+    run = etl("validate", path)
+    assert 'export.csv: column "Amount" is read as CreditUsed (one of its names)' in run.err
+    assert 'never sent: "Credits"' in run.err

@@ -306,11 +306,13 @@ def prepare_inputs(
     for table, found in zip(tables, columns, strict=True):
         for note in table.notes:
             logs.get().warning(note)
-        for target, position in found.positions.items():  # by design, so said, not warned of
+        for target, position in found.positions.items():  # by design, so said, not warned of...
             name = table.header[position]
             if header_key(name) != header_key(target) and header_key(name) not in renamed:
                 table.notes.append(f'{table.path}: column "{name}" is read as {target} (one of its names)')
-                logs.get().info(table.notes[-1])
+                # ...unless the file has columns that are not read: which of its columns is
+                # the field is then part of the warning that they are not sent
+                (logs.get().warning if found.unknown else logs.get().info)(table.notes[-1])
     reasons = {numbered(t.header)[at] for t in tables if (at := reasons_at(t.header)) is not None}
     for old, new in report_names([name for name, _ in own]).items():
         if old in reasons:
