@@ -373,10 +373,21 @@ def test_journal_is_per_target_and_spelling_of_the_url_does_not_matter(post, etl
     path = write(tmp_path, "a.csv", "101,1,a")
     assert post(path).code == 0
     port = sandbox.url.rsplit(":", 1)[1]
-    for spelling in (f"HTTP://127.0.0.1:{port}/", f"http://127.0.0.1:{port}//.", f"{sandbox.url}/x/..//"):
+    for spelling in (f"HTTP://127.0.0.1:{port}/", f"http://127.0.0.1:{port}//.", f"{sandbox.url}/x/..//",
+                     f"http://localhost:{port}", f"http://127.1:{port}", f"http://2130706433:{port}",
+                     f"http://0x7f.0.0.1:{port}"):  # the same address, as the resolver reads it
         run = etl("import", path, "--api-url", spelling, "--token", TOKEN, "--rate", "1000", env=NO_ENV)
         assert run.report()[0]["outcome"] == "skipped", (spelling, run.err)
     assert len(sandbox.store.records()) == 1
+    # a bigger export holding it, through yet another spelling, with no journal of its own: the
+    # one journal of that server (before: a new journal, whose look-up of a few rows of the file
+    # missed it, and it was posted again)
+    big = write(tmp_path, "big.csv", *[f"{200 + i},1,b{i}" for i in range(40)], "101,1,a",
+                *[f"{300 + i},1,c{i}" for i in range(40)])
+    run = etl("import", big, "--api-url", f"http://127.1:{port}", "--token", TOKEN, "--rate", "1000",
+              env=NO_ENV)
+    assert [r["outcome"] for r in run.report()].count("skipped") == 1, run.err
+    assert len(sandbox.store.records()) == 81
     with Sandbox(tokens=(TOKEN,)) as other:
         run = etl("import", path, "--api-url", other.url, "--token", TOKEN, "--rate", "1000", env=NO_ENV)
         assert run.report()[0]["outcome"] == "created"
@@ -481,3 +492,12 @@ def test_seconds_and_rates_are_finite_numbers(etl, tmp_path, option, value):
     run = etl("import", write(tmp_path, "a.csv", "101,1,a"), "--sandbox", option, value, "--json")
     assert run.code == 2 and "is not a finite number" in run.err, run.err
     assert json.loads(run.out)["exit_code"] == 2
+
+
+def test_plain_http_goes_only_to_this_machine_however_it_is_spelt(etl, tmp_path):
+    """127.0.0.0/8 and ::1 in any spelling are this machine; a name that merely starts like one
+    (`127.example.com`) is another machine, and plain http to it is refused before credentials
+    cross the network (before: taken for this machine)."""
+    path = write(tmp_path, "a.csv", "101,1,a")
+    run = etl("import", path, "--api-url", "http://127.example.com:8080", "--token", TOKEN, env=NO_ENV)
+    assert run.code == 2 and "plain http to another machine" in run.err

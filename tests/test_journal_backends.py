@@ -112,11 +112,16 @@ def test_reconcile_and_resolve_on_each_backend(etl, sandbox, journal, tmp_path):
     assert PG_SECRET not in everything_shown(run, tmp_path) + refused.err
 
 
-def test_a_second_run_on_a_held_journal_stops_with_exit_3(etl, sandbox, journal, tmp_path):
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "127.1"])
+def test_a_second_run_on_a_held_journal_stops_with_exit_3(etl, sandbox, journal, tmp_path, host):
+    """However the second run spells the server (one server: one journal, one lock; before, a
+    PostgreSQL journal's lock went by the spelling, both runs went on, and a row was posted
+    twice)."""
     path = write(tmp_path, "export.csv", "101,1,first")
+    url = sandbox.url.replace("127.0.0.1", host)
     with Journal(journal, normalise_url(sandbox.url), run_id="first-run") as held:
         held.start_run("import", [], "2026-12-03T02:15:00+00:00")
-        run = etl("import", path, "--api-url", sandbox.url, "--token", TOKEN, "--journal", journal,
+        run = etl("import", path, "--api-url", url, "--token", TOKEN, "--journal", journal,
                   env=NO_ENV)
         assert run.code == 3, run.err
         assert "another run holds the journal" in run.err

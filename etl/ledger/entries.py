@@ -5,10 +5,12 @@ the canonical form and hash of a sent body."""
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 import os
 import posixpath
 import re
+import socket
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -200,13 +202,55 @@ def rows_in(db: Any, sql: str, values: Iterable[Any]) -> Iterator[Any]:
 
 
 #: a target on this machine's loopback, by any of its names (the host, in group 2)
-_LOOPBACK = re.compile(r"^(https?://)(localhost|127\.0\.0\.1|\[::1\])(?=[:/]|$)")
+_LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+
+
+def _one_host(host: str) -> str:
+    """HOST as one spelling of its address: an IPv4 address however the system's resolver reads
+    it (`127.1`, `0x7f.0.0.1`, `2130706433` are 127.0.0.1), an IPv6 one compressed (an IPv4 one
+    mapped into it as that one), and `localhost` and `::1` as 127.0.0.1 (one server on one port,
+    as etl has always taken them). A name is itself."""
+    bare = host.strip("[]").lower().rstrip(".")
+    if bare == "localhost":
+        return "127.0.0.1"
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(bare)
+    except ValueError:
+        try:  # the forms inet_aton reads and connections are made to
+            address = ipaddress.IPv4Address(socket.inet_aton(bare))
+        except (OSError, ValueError):
+            return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        elif address == ipaddress.IPv6Address("::1"):
+            return "127.0.0.1"
+        else:
+            return f"[{address.compressed}]"
+    return str(address)
+
+
+def on_this_machine(host: str) -> bool:
+    """Whether HOST is an address of this machine's loopback (127.0.0.0/8, ::1, `localhost`),
+    however spelt: never a name that merely starts like one (`127.example.com`)."""
+    one = _one_host(host).strip("[]")
+    try:
+        return ipaddress.ip_address(one).is_loopback
+    except ValueError:
+        return False
 
 
 def one_target(target: str) -> str:
-    """`localhost`, `127.0.0.1` and `::1` with one port are one server: the same target for
-    telling whether another journal knows it."""
-    return _LOOPBACK.sub(r"\g<1>127.0.0.1", target)
+    """TARGET with its host spelt one way (`_one_host`): `localhost`, `127.0.0.1`, `127.1` and
+    `::1` with one port are one server, the same target for a journal, its lock, and telling
+    whether another journal knows it."""
+    parts = urlsplit(target)
+    if not parts.scheme or not parts.hostname:
+        return target  # "sandbox"
+    host = _one_host(parts.hostname)
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
 def state_home() -> str:
@@ -234,13 +278,17 @@ def _journal_file(target: str) -> str:
 
 
 def loopback_spellings(target: str) -> list[str]:
-    """TARGET's server spelt the other ways (`localhost`, `127.0.0.1`, `[::1]`), where it is one
-    of them."""
-    found = _LOOPBACK.match(target)
-    if found is None:
+    """TARGET's server spelt the other ways its journal may be named by (`127.0.0.1`,
+    `localhost`, `[::1]`, or the one spelling of its address), where it is spelt otherwise."""
+    one = one_target(target)
+    parts = urlsplit(one)
+    if parts.hostname is None:
         return []
-    return [_LOOPBACK.sub(rf"\g<1>{host}", target) for host in ("127.0.0.1", "localhost", "[::1]")
-            if host != found.group(2)]
+    spellings = [one]
+    if _one_host(parts.hostname) == "127.0.0.1":
+        port = f":{parts.port}" if parts.port is not None else ""
+        spellings = [urlunsplit((parts.scheme, f"{host}{port}", parts.path, "", "")) for host in _LOOPBACK]
+    return [s for s in dict.fromkeys(spellings) if s != target]
 
 
 # --- a registry of journals, so that a lost one is noticed -----------------------------------------

@@ -181,7 +181,12 @@ _GATE = _APP_KEY + 1  # held by each write transaction: a new holder waits for t
 
 
 def lock_key(target: str) -> int:
-    return int.from_bytes(hashlib.blake2b(target.encode(), digest_size=4).digest(), "big") & 0x7FFFFFFF
+    """The run lock's key of TARGET, however its host is spelt (`localhost`, `127.0.0.1`: one
+    server, one journal, one lock)."""
+    from etl.ledger.entries import one_target
+
+    one = one_target(target).encode()
+    return int.from_bytes(hashlib.blake2b(one, digest_size=4).digest(), "big") & 0x7FFFFFFF
 
 
 def _connect(url: str, app: str) -> Any:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from etl.errors import RunAborted, UsageProblem
+from etl.ledger.entries import on_this_machine
 
 #: A Retry-After longer than this is the daily quota talking, not a throttle: stop for today.
 QUOTA_RETRY_AFTER = 300.0
@@ -102,7 +103,7 @@ def check_url(url: str, allow_insecure_http: bool = False) -> str:
                            "NEXUDUS_USERNAME and NEXUDUS_PASSWORD (or a token as NEXUDUS_TOKEN)")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageProblem(f"--api-url {url!r} is not an http(s) URL")
-    loopback = parts.hostname in ("localhost", "::1") or parts.hostname.startswith("127.")
+    loopback = on_this_machine(parts.hostname)
     if parts.scheme == "http" and not loopback and not allow_insecure_http:
         raise UsageProblem(
             f"--api-url {url!r} is plain http to another machine: credentials would cross the "
