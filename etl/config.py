@@ -143,6 +143,9 @@ def check_journal(spec: str) -> None:
         if urlsplit(spec).netloc.count("@") > 1:
             raise UsageProblem(f"--journal {shown_url(spec)}: write a '@' in the user name or password "
                                "as %40 (the URL reads two ways otherwise)")
+        if "@" in spec.partition("://")[2] and "@" not in urlsplit(spec).netloc:
+            raise UsageProblem(f"--journal {shown_url(spec)}: write a '/', '?' or '#' in the user name "
+                               "or password as %2F, %3F or %23 (the URL reads two ways otherwise)")
     elif re.search(r"(?:^|\s)(?:password|host|dbname)\s*=", spec):
         raise UsageProblem("--journal takes a SQLite file or a postgresql:// URL "
                            "(postgresql://user@host/database), not a string of keywords ("

@@ -201,6 +201,22 @@ def test_a_journal_url_is_shown_without_its_password(url, shown):
     assert masked(url) == shown
 
 
+@pytest.mark.parametrize("secret", ["Sl4sh/S3cr3t", "H4sh#S3cr3t", "Q?S3cr3t"])
+@pytest.mark.parametrize("command", [["status"], ["reconcile", "--sandbox"],
+                                     ["import", str(SAMPLES / "credit_uses.csv"), "--sandbox", "--json"]])
+def test_a_journal_password_with_a_slash_hash_or_question_mark_as_is_is_never_shown(etl, secret, command):
+    """A '/', '#' or '?' in a URL's password, not percent-encoded, ends its host part for
+    Python's parser (libpq reads it otherwise): the URL is refused, and shown with all before its
+    last '@' masked (before: the password, or its first part, in the message, --json,
+    summary.json and the log)."""
+    url = f"postgresql://etl:{secret}@127.0.0.1:1/etl_db"
+    run = etl(*command, "--journal", url, env=NO_ENV)
+    assert run.code == 2
+    assert "--journal postgresql://***@127.0.0.1:1/etl_db: write a '/', '?' or '#'" in run.err
+    shown = run.out + run.err + "".join(p.read_text() for p in run.cwd.rglob("*") if p.is_file())
+    assert secret.split("S3cr3t")[0][:-1] not in shown and "S3cr3t" not in shown
+
+
 def test_an_emptied_postgresql_journal_stops_the_import_until_new_journal(etl, sandbox, pg_url, tmp_path):
     import psycopg
 

@@ -60,7 +60,12 @@ def is_url(path: str) -> bool:
 
 
 def shown(url: str) -> str:
-    """URL as it may be shown (status, reports, logs, messages): the password masked."""
+    """URL as it may be shown (status, reports, logs, messages): the password masked. A URL
+    whose user name or password holds a '/', '?' or '#' as it is (not %2F, %3F, %23) ends its
+    host part there for Python's parser: all that comes before its last '@' is masked then."""
+    head, sep, tail = url.partition("://")
+    if sep and "@" in tail and "@" not in urlsplit(url).netloc:
+        return shown(f"{head}://***@{tail.rsplit('@', 1)[1]}")
     parts = urlsplit(url)
     netloc = parts.netloc
     if "@" in netloc:
