@@ -543,3 +543,56 @@ def test_xlsx_escapes_of_an_emoji_and_spaced_attributes(etl, tmp_path):
     rows = run.report()
     assert rows[0]["Description"] == " smile \U0001f600 and \ufffd "
     assert (rows[1]["outcome"], rows[1]["errors"]) == ("invalid", "BookingId: the cell holds Excel's #N/A")
+
+
+@pytest.fixture
+def sandbox():
+    from etl.sandbox import Faults, Sandbox
+
+    with Sandbox(faults=Faults(retry_after=0), tokens=("test-token-not-a-real-one-0002",)) as box:
+        yield box
+
+
+def _import(etl, sandbox, path):
+    return etl("import", path, "--api-url", sandbox.url, "--rate", "1000",
+               "--token", "test-token-not-a-real-one-0002", "--no-check-credits",
+               env={"NEXUDUS_TOKEN": None, "NEXUDUS_USERNAME": None, "NEXUDUS_PASSWORD": None,
+                    "NEXUDUS_API_URL": None})
+
+
+@pytest.mark.parametrize("name", ["strict_ooxml.xlsx", "part_name_case.xlsx"])
+def test_a_strict_workbook_or_one_whose_sheet_is_named_in_another_case_has_its_errors_found(etl, name):
+    """Excel's "Strict Open XML Spreadsheet", and a sheet stored as Sheet1.xml where its
+    relationship says sheet1.xml: calamine reads both, etl's own read of the sheet found
+    nothing in them, so the #N/A read as a blank BookingId and the hidden row went unsaid
+    (before: exit 0, both rows valid, no note)."""
+    run = etl("validate", DATA / name)
+    assert run.code == 1, run.err
+    assert [(r["outcome"], r["errors"], r["BookingId"]) for r in run.report()] == [
+        ("invalid", "BookingId: the cell holds Excel's #N/A", "#N/A"), ("valid", "", "7")]
+    assert f"{name}: row 3 is hidden in the workbook and was read all the same" in run.err
+
+
+def test_a_strict_workbook_never_posts_an_error_cell_as_a_blank(etl, sandbox):
+    """(before: both rows created, the first without its BookingId)"""
+    run = _import(etl, sandbox, DATA / "strict_ooxml.xlsx")
+    assert run.code == 1, run.err
+    assert [r["outcome"] for r in run.report()] == ["invalid", "created"]
+    assert [(r["CoworkerBookingCreditId"], r["BookingId"]) for r in sandbox.store.records()] == [(102, 7)]
+
+
+def test_a_workbook_whose_sheet_etl_cannot_check_is_refused_and_nothing_is_sent(etl, sandbox):
+    """A sheet list whose `r:id` prefix is never declared: calamine reads the values, etl's own
+    read of the sheet can't find the sheet, so its #N/A can't be told from a blank. Refused in
+    one line, with the way on (before: exit 0, the #N/A row created without its BookingId)."""
+    text = ('undeclared_prefix.xlsx: worksheet "Uses" could not be checked for error cells (#N/A, ...) '
+            "and hidden rows (its part xl/workbook.xml is not XML that can be read: unbound prefix")
+    way_on = ("so it is not read: open the workbook in Excel and save it as an Excel Workbook (.xlsx), "
+              "or export it to CSV")
+    run = etl("validate", DATA / "undeclared_prefix.xlsx")
+    one_line_error(run, text)
+    assert way_on in run.err
+    run = _import(etl, sandbox, DATA / "undeclared_prefix.xlsx")
+    one_line_error(run, text)
+    assert sandbox.store.records() == [] and sandbox.stats.posts == 0
+

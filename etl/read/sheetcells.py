@@ -1,4 +1,7 @@
-"""What calamine leaves out of a worksheet's cells, read from the sheet's own XML.
+"""What calamine leaves out of a worksheet's cells, read from the sheet's own XML: error cells,
+formulas without a value and hidden rows. The sheet is found as calamine finds it (by the
+package's relationships, part names in any case, Strict or transitional namespaces); one that
+can't be found or read here is refused (SheetUnchecked), never read with its errors blank.
 
 calamine gives an Excel error (`#N/A`, `#DIV/0!`, `#REF!`, ...) and a formula saved without its
 computed value as an empty cell, so a row with `BookingId` `#N/A` would read as a row without a
@@ -24,12 +27,17 @@ from typing import IO
 from xml.etree import ElementTree
 
 _BLOCK = 4 << 20
-_RELS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
 
 
 class SheetDamaged(ValueError):
     """The worksheet's XML can't be read as a worksheet (a member that does not decompress, a
     row number that is not a number): its cells can't be told apart, so the file is refused."""
+
+
+class SheetUnchecked(ValueError):
+    """The worksheet calamine read can't be found or read here: its error cells, formulas without
+    a value and hidden rows can't be told, so the file is refused rather than read with its
+    errors as blanks."""
 
 
 _ENTITY = re.compile(r"&(?:#[xX]([0-9A-Fa-f]{1,6})|#([0-9]{1,7})|(amp|lt|gt|quot|apos));")
@@ -77,21 +85,63 @@ class SheetFacts:
 
 
 def sheet_facts(path: str, sheet: str) -> SheetFacts:
-    """The error cells, formulas without a value and hidden rows of worksheet SHEET; nothing
-    when the workbook's parts can't be found (calamine, which read the sheet, has the last word
-    on a damaged file)."""
+    """The error cells, formulas without a value and hidden rows of worksheet SHEET, found
+    where calamine finds it. Never nothing for want of reading it: a sheet that can't be found
+    or opened here is SheetUnchecked (or SheetDamaged)."""
     try:
         with zipfile.ZipFile(path) as book:
-            part, recalc = _sheet_part(book, sheet)
-            if part is None:
-                return SheetFacts()
-            spaced = _spaced_strings(book)
+            package = _Package(book)
+            part, recalc, folder = _sheet_part(package, sheet)
+            spaced = _spaced_strings(package, folder)
             with book.open(part) as xml:
                 return _scan(xml, recalc, spaced)
     except zlib.error as exc:
         raise SheetDamaged(f"its XML does not decompress: {exc}") from exc
-    except (OSError, KeyError, zipfile.BadZipFile, ElementTree.ParseError, EOFError):
-        return SheetFacts()
+    except (SheetDamaged, SheetUnchecked):
+        raise
+    except Exception as exc:  # a zip member that won't open or read, a CRC that fails, ...
+        raise SheetUnchecked(_first_line(exc)) from exc
+
+
+def workbook_xml(path: str) -> bytes | None:
+    """The workbook part of the file at PATH (its list of sheets and views), found as calamine
+    finds it; None when it can't be."""
+    try:
+        with zipfile.ZipFile(path) as book:
+            package = _Package(book)
+            return package.read(_workbook_folder(package) + "workbook.xml")
+    except Exception:  # noqa: BLE001 - calamine, which read the workbook, says what is wrong
+        return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
+class _Package:
+    """A workbook's zip members by the part names of the package. Part names compare without
+    regard to case (Open Packaging Conventions), and some writers store `\\` for `/`: members
+    are looked up as calamine looks them up, so this reads the parts calamine read."""
+
+    def __init__(self, book: zipfile.ZipFile) -> None:
+        self.book = book
+        self.members = {name.replace("\\", "/").lower(): name for name in book.namelist()}
+
+    def member(self, part: str) -> str | None:
+        return self.members.get(part.lower())
+
+    def read(self, part: str) -> bytes:
+        member = self.member(part)
+        if member is None:
+            raise SheetUnchecked(f"it has no part {part}")
+        return self.book.read(member)
+
+    def xml(self, part: str) -> ElementTree.Element:
+        try:
+            return ElementTree.fromstring(self.read(part))
+        except ElementTree.ParseError as exc:
+            raise SheetUnchecked(f"its part {part} is not XML that can be read: {exc}") from exc
 
 
 _EDGE_SPACES = (b"t> ", b" </")
@@ -127,12 +177,12 @@ def _runs_text(inner: bytes) -> str | None:
     return xml_text(b"".join(m.group(2) or b"" for m in runs))
 
 
-def _spaced_strings(book: zipfile.ZipFile) -> dict[int, str]:
+def _spaced_strings(package: _Package, folder: str) -> dict[int, str]:
     """The shared strings whose runs have spaces at their edges, by index, as written."""
-    part = next((n for n in book.namelist() if n.lower() == "xl/sharedstrings.xml"), None)
+    part = package.member(folder + "sharedStrings.xml")  # where calamine reads them
     if part is None:
         return {}
-    data = book.read(part)
+    data = package.book.read(part)
     if not _edge_spaces(data):
         return {}
     found = {}
@@ -148,16 +198,18 @@ def sheets_with_data(path: str, sheets: list[str]) -> list[str]:
     found = []
     try:
         with zipfile.ZipFile(path) as book:
+            package = _Package(book)
             for sheet in sheets:
-                part, _ = _sheet_part(book, sheet)
-                if part is None:
+                try:
+                    part, _, _ = _sheet_part(package, sheet)
+                except SheetUnchecked:
                     continue
                 with book.open(part) as xml:
                     head = xml.read(1 << 16)
                 data = head[head.find(b"<sheetData"):] if b"<sheetData" in head else head
                 if re.search(rb"<(?:\w+:)?c\b", data):
                     found.append(sheet)
-    except (OSError, KeyError, zipfile.BadZipFile, ElementTree.ParseError, EOFError, zlib.error):
+    except Exception:  # noqa: BLE001 - a note on other sheets is not worth a failure
         pass
     return found
 
@@ -166,26 +218,51 @@ def _local(tag: str) -> str:
     return tag.rpartition("}")[2]
 
 
-def _sheet_part(book: zipfile.ZipFile, sheet: str) -> tuple[str | None, bool]:
-    """(the zip member holding worksheet SHEET, whether the workbook asks to be recalculated)."""
-    workbook = ElementTree.fromstring(book.read("xl/workbook.xml"))
-    rid, recalc = None, False
+_OFFICE_DOCUMENT = "/relationships/officeDocument"  # the end of its type, Strict or transitional
+
+
+def _relationships(package: _Package, part: str) -> list[ElementTree.Element]:
+    return [e for e in package.xml(part).iter() if _local(e.tag) == "Relationship"]
+
+
+def _workbook_folder(package: _Package) -> str:
+    """The folder of the workbook part (`xl/`), as the package's relationships name it."""
+    target = None
+    for element in _relationships(package, "_rels/.rels"):
+        if element.get("Type", "").endswith(_OFFICE_DOCUMENT):
+            target = element.get("Target", "")
+    if target is None:
+        raise SheetUnchecked("no relationship names its workbook part")
+    return target[: target.rfind("/") + 1].removeprefix("/")
+
+
+def _sheet_part(package: _Package, sheet: str) -> tuple[str, bool, str]:
+    """(the zip member holding worksheet SHEET, whether the workbook asks to be recalculated,
+    the workbook's folder). The sheet's relationship is its attribute `id` in whatever namespace
+    (`r:id`: transitional, or Strict's http://purl.oclc.org/ooxml/...), as calamine takes it."""
+    folder = _workbook_folder(package)
+    workbook = package.xml(folder + "workbook.xml")
+    rid, recalc, listed = None, False, False
     for element in workbook.iter():
         name = _local(element.tag)
-        if name == "sheet" and element.get("name") == sheet:
-            rid = element.get(_RELS)
+        if name == "sheet" and element.get("name") == sheet and not listed:
+            listed = True
+            rid = next((v for k, v in element.attrib.items() if k == "id" or k.endswith("}id")), None)
         elif name == "calcPr":
             recalc = element.get("fullCalcOnLoad") in ("1", "true")
+    if not listed:
+        raise SheetUnchecked(f"its workbook part lists no sheet {sheet!r}")
     if rid is None:
-        return None, recalc
-    rels = ElementTree.fromstring(book.read("xl/_rels/workbook.xml.rels"))
-    for element in rels.iter():
-        if _local(element.tag) == "Relationship" and element.get("Id") == rid:
+        raise SheetUnchecked("the workbook does not say which part holds the sheet")
+    for element in _relationships(package, folder + "_rels/workbook.xml.rels"):
+        if element.get("Id") == rid:
             target = element.get("Target", "")
-            part = target.lstrip("/") if target.startswith("/") else posixpath.normpath(
-                posixpath.join("xl", target))
-            return part, recalc
-    return None, recalc
+            part = target[1:] if target.startswith("/") else folder + target
+            member = package.member(part) or package.member(posixpath.normpath(part))
+            if member is None:
+                raise SheetUnchecked(f"it has no part {part}")
+            return member, recalc, folder
+    raise SheetUnchecked(f"the workbook's relationships have no {rid!r}")
 
 
 _TOKEN = re.compile(rb"<(?:\w+:)?row\b([^>]*)>|<(?:\w+:)?c\b([^>]*?)(?:/>|>(.*?)</(?:\w+:)?c>)", re.S)
@@ -284,20 +361,21 @@ def _cells(data: bytes, recalc: bool, state: list[int], facts: SheetFacts, space
             state[0], state[1] = int(ref.group(2)), _column(ref.group(1))
         else:
             state[1] += 1
+        at = (state[0], state[1])
         inner = match.group(3) or b""
         value = _VALUE.search(inner)
         text = xml_text(value.group(1) or b"") if value else ""
         kind = attrs.get(b"t")
         if kind == b"e":
-            found[(state[0], state[1])] = OddCell(text, f"the cell holds Excel's {text}")
+            found[at] = OddCell(text, f"the cell holds Excel's {text}")
             continue
         if kind == b"s" and text.isdigit() and int(text) in spaced:
-            found[(state[0], state[1])] = OddCell(spaced[int(text)], "")  # read right, no problem
+            found[at] = OddCell(spaced[int(text)], "")  # read right, no problem
             continue
         if kind == b"inlineStr":
             runs = _runs_text(inner)
             if runs is not None:
-                found[(state[0], state[1])] = OddCell(runs, "")
+                found[at] = OddCell(runs, "")
             continue
         formula = _FORMULA.search(inner)
         if formula is None:
@@ -307,7 +385,7 @@ def _cells(data: bytes, recalc: bool, state: list[int], facts: SheetFacts, space
         if (text == "" and not (kind == b"str" and value is not None and value.group(1) is not None)) \
                 or (recalc and text == "0" and attrs.get(b"t", b"n") == b"n"):
             shown = xml_text(formula.group(1) or b"")
-            found[(state[0], state[1])] = OddCell(
+            found[at] = OddCell(
                 "",  # its value is not known
                 (f"the cell holds a formula (={shown})" if shown else "the cell holds a formula")
                 + " saved without its value; open the workbook in Excel or LibreOffice and save it "

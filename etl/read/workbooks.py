@@ -54,13 +54,14 @@ class _Sheet:
 
 def _active_tab(path: str) -> int:
     """The sheet the workbook opens on (`activeTab` of its first view; 0 when it names none)."""
-    import zipfile
     from xml.etree import ElementTree
 
+    data = sheetcells.workbook_xml(path)
     try:
-        with zipfile.ZipFile(path) as book:
-            root = ElementTree.fromstring(book.read("xl/workbook.xml"))
-    except (KeyError, OSError, zipfile.BadZipFile, ElementTree.ParseError):
+        root = ElementTree.fromstring(data) if data is not None else None
+    except ElementTree.ParseError:
+        root = None
+    if root is None:
         return 0
     for element in root.iter():
         if element.tag.endswith("}workbookView") or element.tag == "workbookView":
@@ -98,16 +99,24 @@ class XlsxTable(Table):
         self.sheets = sheets
         chosen = self._choose(sheets)
         self.sheet = chosen.name
+        unchecked: sheetcells.SheetUnchecked | None = None
         try:
             facts = sheetcells.sheet_facts(path, chosen.name)
         except sheetcells.SheetDamaged as exc:
             raise FileProblem(path, f"worksheet {chosen} is damaged and can't be read ({exc}); "
                                     "open it in Excel and save it again") from exc
+        except sheetcells.SheetUnchecked as exc:  # refused below, where calamine reads the sheet
+            facts, unchecked = sheetcells.SheetFacts(), exc
         self._odd: dict[int, list[tuple[int, sheetcells.OddCell]]] = {}
         for (row, column), cell in sorted(facts.odd.items()):
             self._odd.setdefault(row, []).append((column, cell))
         try:
             self._data = book.get_sheet_by_name(chosen.name)
+            if unchecked is not None:  # never read with its error cells as blanks
+                raise FileProblem(path, f"worksheet {chosen} could not be checked for error cells (#N/A, "
+                                        f"...) and hidden rows ({unchecked}), so it is not read: open the "
+                                        "workbook in Excel and save it as an Excel Workbook (.xlsx), or "
+                                        "export it to CSV")
             self._first_column = (self._data.start or (0, 0))[1]  # rows are given from row 1, cells from here
             rows = self._records()
             first = next(rows, None)
