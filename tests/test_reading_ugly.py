@@ -581,6 +581,17 @@ def test_a_strict_workbook_never_posts_an_error_cell_as_a_blank(etl, sandbox):
     assert [(r["CoworkerBookingCreditId"], r["BookingId"]) for r in sandbox.store.records()] == [(102, 7)]
 
 
+def test_cell_names_in_lower_case_put_an_error_cell_in_its_own_column(etl):
+    """`r="d2"` is D2, as calamine reads it (before: the #N/A landed in the empty Notes column,
+    never sent, and BookingId read blank: a valid row)."""
+    run = etl("validate", DATA / "lowercase_refs.xlsx")
+    assert run.code == 1, run.err
+    rows = run.report()
+    assert [(r["outcome"], r["errors"]) for r in rows] == [
+        ("invalid", "BookingId: the cell holds Excel's #N/A"), ("valid", "")]
+    assert (rows[0]["Notes"], rows[0]["BookingId"]) == ("", "#N/A")
+
+
 def test_a_workbook_whose_sheet_etl_cannot_check_is_refused_and_nothing_is_sent(etl, sandbox):
     """A sheet list whose `r:id` prefix is never declared: calamine reads the values, etl's own
     read of the sheet can't find the sheet, so its #N/A can't be told from a blank. Refused in

@@ -87,7 +87,7 @@ class SheetFacts:
 def sheet_facts(path: str, sheet: str) -> SheetFacts:
     """The error cells, formulas without a value and hidden rows of worksheet SHEET, found
     where calamine finds it. Never nothing for want of reading it: a sheet that can't be found
-    or opened here is SheetUnchecked (or SheetDamaged)."""
+    or opened here is SheetUnchecked, a cell that can't be placed SheetDamaged."""
     try:
         with zipfile.ZipFile(path) as book:
             package = _Package(book)
@@ -271,7 +271,7 @@ _ROW_END = re.compile(rb"</(?:\w+:)?row>")
 _ATTR = re.compile(rb"""(\w+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")  # XML quotes either way
 _FORMULA = re.compile(rb"<(?:\w+:)?f\b[^>]*?(?:/>|>(.*?)</(?:\w+:)?f>)", re.S)
 _VALUE = re.compile(rb"<(?:\w+:)?v\b[^>]*?(?:/>|>(.*?)</(?:\w+:)?v>)", re.S)
-_REF = re.compile(rb"([A-Z]+)([0-9]+)")
+_REF = re.compile(rb"([A-Za-z]+)([0-9]+)")  # any case, as calamine reads it
 
 
 #: a cell typed as an error, or (where shared strings need their spaces) a shared string, its
@@ -310,7 +310,7 @@ def _last_row_tag(data: bytes) -> re.Match[bytes] | None:
 def _column(letters: bytes) -> int:
     n = 0
     for c in letters:
-        n = n * 26 + c - 64
+        n = n * 26 + (c & 0xDF) - 64  # a is A
     return n - 1
 
 
@@ -356,12 +356,14 @@ def _cells(data: bytes, recalc: bool, state: list[int], facts: SheetFacts, space
                 facts.hidden.append(state[0])
             continue
         attrs = _attrs(match.group(2))
-        ref = _REF.fullmatch(attrs.get(b"r", b""))
-        if ref:
-            state[0], state[1] = int(ref.group(2)), _column(ref.group(1))
+        ref = attrs.get(b"r")
+        if ref is None:  # a cell without a name follows the last one, as calamine places it
+            line, state[1] = state[0], state[1] + 1
+        elif named := _REF.fullmatch(ref):  # else it is where its name says, whatever its row's
+            line, state[1] = int(named.group(2)), _column(named.group(1))  # number (calamine's way)
         else:
-            state[1] += 1
-        at = (state[0], state[1])
+            raise SheetDamaged(f"a cell is named {ref.decode('utf-8', 'replace')!r}, not like A1")
+        at = (line, state[1])
         inner = match.group(3) or b""
         value = _VALUE.search(inner)
         text = xml_text(value.group(1) or b"") if value else ""

@@ -388,6 +388,15 @@ def fourth_round() -> None:
             if item == "xl/worksheets/sheet1.xml":
                 item, data = "xl/worksheets/Sheet1.xml", data.replace(*_LOOKUP)
             out.writestr(item, data)
+    # cell names in lower case (r="d2"), Notes left empty in row 2: the #N/A is BookingId's
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Uses"
+    sheet.append(["CoworkerBookingCreditId", "CreditUsed", "Notes", "BookingId"])
+    sheet.append([101, 1, None, "#N/A"])
+    sheet.append([102, 1, "fine", 8])
+    patched(book, "lowercase_refs.xlsx", {"xl/worksheets/sheet1.xml": lambda d: re.sub(
+        rb' r="([A-Z]+[0-9]+)"', lambda m: b' r="%s"' % m.group(1).lower(), d)})
     # a workbook whose sheet list uses r:id without declaring the prefix (a hand-rolled writer's
     # slip): calamine reads its values, etl's own read of the sheet can't find it
     book = _lookups()
