@@ -607,3 +607,16 @@ def test_a_workbook_whose_sheet_etl_cannot_check_is_refused_and_nothing_is_sent(
     one_line_error(run, text)
     assert sandbox.store.records() == [] and sandbox.stats.posts == 0
 
+
+def test_hidden_columns_of_the_table_are_said_on_the_terminal_in_summary_and_json(etl):
+    """BookingId hidden, Notes at no width: read and sent all the same, now said as hidden rows
+    are; the columns hidden past the table are not read, so not named (before: no word)."""
+    note = ('columns C ("BookingId"), E ("Notes") are hidden in the workbook and were read all the '
+            "same: check them in the report")
+    run = etl("validate", DATA / "hidden_columns.xlsx")
+    assert run.code == 0, run.err
+    assert f"hidden_columns.xlsx: {note}" in run.err
+    assert [r["BookingId"] for r in run.report()] == ["880001", "880002"]
+    assert run.summary()["read"][0]["notes"] == [note]
+    run = etl("validate", DATA / "hidden_columns.xlsx", "--json")
+    assert json.loads(run.out)["read"][0]["notes"] == [note]

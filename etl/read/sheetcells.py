@@ -1,7 +1,7 @@
 """What calamine leaves out of a worksheet's cells, read from the sheet's own XML: error cells,
-formulas without a value and hidden rows. The sheet is found as calamine finds it (by the
-package's relationships, part names in any case, Strict or transitional namespaces); one that
-can't be found or read here is refused (SheetUnchecked), never read with its errors blank.
+formulas without a value, hidden rows and hidden columns. The sheet is found as calamine finds it
+(by the package's relationships, part names in any case, Strict or transitional namespaces); one
+that can't be found or read here is refused (SheetUnchecked), never read with its errors blank.
 
 calamine gives an Excel error (`#N/A`, `#DIV/0!`, `#REF!`, ...) and a formula saved without its
 computed value as an empty cell, so a row with `BookingId` `#N/A` would read as a row without a
@@ -82,12 +82,13 @@ class SheetFacts:
     odd: dict[tuple[int, int], OddCell] = field(default_factory=dict)  # by (row, column from 0)
     hidden: list[int] = field(default_factory=list)  # rows hidden (by hand, or by a filter)
     filtered: bool = False  # the sheet has a filter (its hidden rows are the ones it hides)
+    hidden_columns: list[tuple[int, int]] = field(default_factory=list)  # (first, last), from 0
 
 
 def sheet_facts(path: str, sheet: str) -> SheetFacts:
-    """The error cells, formulas without a value and hidden rows of worksheet SHEET, found
-    where calamine finds it. Never nothing for want of reading it: a sheet that can't be found
-    or opened here is SheetUnchecked, a cell that can't be placed SheetDamaged."""
+    """The error cells, formulas without a value, hidden rows and hidden columns of worksheet
+    SHEET, found where calamine finds it. Never nothing for want of reading it: a sheet that
+    can't be found or opened here is SheetUnchecked, a cell that can't be placed SheetDamaged."""
     try:
         with zipfile.ZipFile(path) as book:
             package = _Package(book)
@@ -272,6 +273,7 @@ _ATTR = re.compile(rb"""(\w+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")  # XML quotes ei
 _FORMULA = re.compile(rb"<(?:\w+:)?f\b[^>]*?(?:/>|>(.*?)</(?:\w+:)?f>)", re.S)
 _VALUE = re.compile(rb"<(?:\w+:)?v\b[^>]*?(?:/>|>(.*?)</(?:\w+:)?v>)", re.S)
 _REF = re.compile(rb"([A-Za-z]+)([0-9]+)")  # any case, as calamine reads it
+_COL = re.compile(rb"<(?:\w+:)?col\b([^>]*)>")
 
 
 #: a cell typed as an error, or (where shared strings need their spaces) a shared string, its
@@ -314,10 +316,33 @@ def _column(letters: bytes) -> int:
     return n - 1
 
 
+def _hidden_columns(head: bytes) -> list[tuple[int, int]]:
+    """The spans of columns (first, last, from 0) that HEAD's `<cols>` hides: `hidden="1"`, or
+    a width of 0."""
+    spans = []
+    for match in _COL.finditer(head):
+        attrs = _attrs(match.group(1))
+        if attrs.get(b"hidden") not in (b"1", b"true") and not _nought(attrs.get(b"width")):
+            continue
+        first, last = attrs.get(b"min", b""), attrs.get(b"max", b"")
+        if not (first.isdigit() and last.isdigit()):
+            raise SheetDamaged("a hidden column is numbered "
+                               f"{(first + b':' + last).decode('utf-8', 'replace')!r}, not by numbers")
+        spans.append((int(first) - 1, int(last) - 1))
+    return spans
+
+
+def _nought(width: bytes | None) -> bool:
+    try:
+        return width is not None and float(width) == 0
+    except ValueError:
+        return False
+
+
 def _scan(xml: IO[bytes], recalc: bool, spaced: dict[int, str] | None = None) -> SheetFacts:
     facts = SheetFacts()
     state = [0, -1]  # the current row (from 1) and the last cell's column
-    carry = b""
+    carry, first = b"", True
     typed = _TYPED_ANY if spaced else _TYPED_ERROR  # what makes a block worth reading cell by cell
     while True:
         block = xml.read(_BLOCK)
@@ -328,6 +353,10 @@ def _scan(xml: IO[bytes], recalc: bool, spaced: dict[int, str] | None = None) ->
                 carry = data
                 continue
             data, carry = data[:end], data[end:]
+        if first:  # the sheet's head, before its rows: which columns are hidden
+            start = data.find(b"sheetData")
+            facts.hidden_columns = _hidden_columns(data[:start] if start >= 0 else data)
+            first = False
         facts.filtered = facts.filtered or b"autoFilter" in data or b"autoFilter" in carry
         if (typed.search(data) or b"f>" in data or b"<f " in data or b":f " in data
                 or b"hidden=" in data or _edge_spaces(data)):

@@ -368,8 +368,8 @@ def _strict(data: bytes) -> bytes:
 
 def fourth_round() -> None:
     """Workbooks whose error cells and hidden rows etl's own read of the sheet missed, so that an
-    #N/A was read as a blank BookingId (run alone: `python -c "import make_ugly as m;
-    m.fourth_round()"` from this folder)."""
+    #N/A was read as a blank BookingId, and hidden columns read without a word (run alone:
+    `python -c "import make_ugly as m; m.fourth_round()"` from this folder)."""
     # Excel's "Strict Open XML Spreadsheet" (Save As), the same sheet in the Strict namespaces
     book = _lookups()
     parts = ["[Content_Types].xml", "_rels/.rels", "xl/workbook.xml", "xl/_rels/workbook.xml.rels",
@@ -397,6 +397,19 @@ def fourth_round() -> None:
     sheet.append([102, 1, "fine", 8])
     patched(book, "lowercase_refs.xlsx", {"xl/worksheets/sheet1.xml": lambda d: re.sub(
         rb' r="([A-Z]+[0-9]+)"', lambda m: b' r="%s"' % m.group(1).lower(), d)})
+    # hidden columns: BookingId hidden (Excel's Hide), Notes at no width, and the columns past
+    # the table hidden (as offices tidy a sheet)
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Uses"
+    sheet.append(["CoworkerBookingCreditId", "CreditUsed", "BookingId", "Description", "Notes"])
+    sheet.append([101, 1.5, 880001, "Room A", "old"])
+    sheet.append([102, 2, 880002, "Room B", ""])
+    sheet.column_dimensions["C"].hidden = True
+    sheet.column_dimensions["E"].width = 30
+    sheet.column_dimensions.group("F", "Z", hidden=True)
+    patched(book, "hidden_columns.xlsx", {"xl/worksheets/sheet1.xml": lambda d: d.replace(
+        b'width="30"', b'width="0"')})
     # a workbook whose sheet list uses r:id without declaring the prefix (a hand-rolled writer's
     # slip): calamine reads its values, etl's own read of the sheet can't find it
     book = _lookups()
