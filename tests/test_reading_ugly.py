@@ -580,3 +580,80 @@ def test_a_column_taken_by_another_name_is_said_when_columns_beside_it_are_not_s
     run = etl("validate", path)
     assert 'export.csv: column "Amount" is read as CreditUsed (one of its names)' in run.err
     assert 'never sent: "Credits"' in run.err
+
+
+@pytest.fixture
+def sandbox():
+    from etl.sandbox import Faults, Sandbox
+
+    with Sandbox(faults=Faults(retry_after=0), tokens=("test-token-not-a-real-one-0002",)) as box:
+        yield box
+
+
+def _import(etl, sandbox, path):
+    return etl("import", path, "--api-url", sandbox.url, "--rate", "1000",
+               "--token", "test-token-not-a-real-one-0002", "--no-check-credits",
+               env={"NEXUDUS_TOKEN": None, "NEXUDUS_USERNAME": None, "NEXUDUS_PASSWORD": None,
+                    "NEXUDUS_API_URL": None})
+
+
+@pytest.mark.parametrize("name", ["strict_ooxml.xlsx", "part_name_case.xlsx"])
+def test_a_strict_workbook_or_one_whose_sheet_is_named_in_another_case_has_its_errors_found(etl, name):
+    """Excel's "Strict Open XML Spreadsheet", and a sheet stored as Sheet1.xml where its
+    relationship says sheet1.xml: calamine reads both, etl's own read of the sheet found
+    nothing in them, so the #N/A read as a blank BookingId and the hidden row went unsaid
+    (before: exit 0, both rows valid, no note)."""
+    run = etl("validate", DATA / name)
+    assert run.code == 1, run.err
+    assert [(r["outcome"], r["errors"], r["BookingId"]) for r in run.report()] == [
+        ("invalid", "BookingId: the cell holds Excel's #N/A", "#N/A"), ("valid", "", "7")]
+    assert f"{name}: row 3 is hidden in the workbook and was read all the same" in run.err
+
+
+def test_a_strict_workbook_never_posts_an_error_cell_as_a_blank(etl, sandbox):
+    """(before: both rows created, the first without its BookingId)"""
+    run = _import(etl, sandbox, DATA / "strict_ooxml.xlsx")
+    assert run.code == 1, run.err
+    assert [r["outcome"] for r in run.report()] == ["invalid", "created"]
+    assert [(r["CoworkerBookingCreditId"], r["BookingId"]) for r in sandbox.store.records()] == [(102, 7)]
+
+
+def test_cell_names_in_lower_case_put_an_error_cell_in_its_own_column(etl):
+    """`r="d2"` is D2, as calamine reads it (before: the #N/A landed in the empty Notes column,
+    never sent, and BookingId read blank: a valid row)."""
+    run = etl("validate", DATA / "lowercase_refs.xlsx")
+    assert run.code == 1, run.err
+    rows = run.report()
+    assert [(r["outcome"], r["errors"]) for r in rows] == [
+        ("invalid", "BookingId: the cell holds Excel's #N/A"), ("valid", "")]
+    assert (rows[0]["Notes"], rows[0]["BookingId"]) == ("", "#N/A")
+
+
+def test_a_workbook_whose_sheet_etl_cannot_check_is_refused_and_nothing_is_sent(etl, sandbox):
+    """A sheet list whose `r:id` prefix is never declared: calamine reads the values, etl's own
+    read of the sheet can't find the sheet, so its #N/A can't be told from a blank. Refused in
+    one line, with the way on (before: exit 0, the #N/A row created without its BookingId)."""
+    text = ('undeclared_prefix.xlsx: worksheet "Uses" could not be checked for error cells (#N/A, ...) '
+            "and hidden rows (its part xl/workbook.xml is not XML that can be read: unbound prefix")
+    way_on = ("so it is not read: open the workbook in Excel and save it as an Excel Workbook (.xlsx), "
+              "or export it to CSV")
+    run = etl("validate", DATA / "undeclared_prefix.xlsx")
+    one_line_error(run, text)
+    assert way_on in run.err
+    run = _import(etl, sandbox, DATA / "undeclared_prefix.xlsx")
+    one_line_error(run, text)
+    assert sandbox.store.records() == [] and sandbox.stats.posts == 0
+
+
+def test_hidden_columns_of_the_table_are_said_on_the_terminal_in_summary_and_json(etl):
+    """BookingId hidden, Notes at no width: read and sent all the same, now said as hidden rows
+    are; the columns hidden past the table are not read, so not named (before: no word)."""
+    note = ('columns C ("BookingId"), E ("Notes") are hidden in the workbook and were read all the '
+            "same: check them in the report")
+    run = etl("validate", DATA / "hidden_columns.xlsx")
+    assert run.code == 0, run.err
+    assert f"hidden_columns.xlsx: {note}" in run.err
+    assert [r["BookingId"] for r in run.report()] == ["880001", "880002"]
+    assert run.summary()["read"][0]["notes"] == [note]
+    run = etl("validate", DATA / "hidden_columns.xlsx", "--json")
+    assert json.loads(run.out)["read"][0]["notes"] == [note]

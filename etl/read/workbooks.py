@@ -54,13 +54,14 @@ class _Sheet:
 
 def _active_tab(path: str) -> int:
     """The sheet the workbook opens on (`activeTab` of its first view; 0 when it names none)."""
-    import zipfile
     from xml.etree import ElementTree
 
+    data = sheetcells.workbook_xml(path)
     try:
-        with zipfile.ZipFile(path) as book:
-            root = ElementTree.fromstring(book.read("xl/workbook.xml"))
-    except (KeyError, OSError, zipfile.BadZipFile, ElementTree.ParseError):
+        root = ElementTree.fromstring(data) if data is not None else None
+    except ElementTree.ParseError:
+        root = None
+    if root is None:
         return 0
     for element in root.iter():
         if element.tag.endswith("}workbookView") or element.tag == "workbookView":
@@ -98,16 +99,24 @@ class XlsxTable(Table):
         self.sheets = sheets
         chosen = self._choose(sheets)
         self.sheet = chosen.name
+        unchecked: sheetcells.SheetUnchecked | None = None
         try:
             facts = sheetcells.sheet_facts(path, chosen.name)
         except sheetcells.SheetDamaged as exc:
             raise FileProblem(path, f"worksheet {chosen} is damaged and can't be read ({exc}); "
                                     "open it in Excel and save it again") from exc
+        except sheetcells.SheetUnchecked as exc:  # refused below, where calamine reads the sheet
+            facts, unchecked = sheetcells.SheetFacts(), exc
         self._odd: dict[int, list[tuple[int, sheetcells.OddCell]]] = {}
         for (row, column), cell in sorted(facts.odd.items()):
             self._odd.setdefault(row, []).append((column, cell))
         try:
             self._data = book.get_sheet_by_name(chosen.name)
+            if unchecked is not None:  # never read with its error cells as blanks
+                raise FileProblem(path, f"worksheet {chosen} could not be checked for error cells (#N/A, "
+                                        f"...) and hidden rows ({unchecked}), so it is not read: open the "
+                                        "workbook in Excel and save it as an Excel Workbook (.xlsx), or "
+                                        "export it to CSV")
             self._first_column = (self._data.start or (0, 0))[1]  # rows are given from row 1, cells from here
             rows = self._records()
             first = next(rows, None)
@@ -130,14 +139,26 @@ class XlsxTable(Table):
     def _say_what_was_left_out(self, sheets: list[_Sheet], chosen: _Sheet, facts: sheetcells.SheetFacts
                                ) -> None:
         """Notes on what a spreadsheet shows otherwise than this read: rows hidden (by hand or
-        by a filter) that were read all the same, merged cells that read as blank below or
-        beside their first cell, and other sheets with data that were not read."""
+        by a filter) and columns of the table hidden that were read all the same, merged cells
+        that read as blank below or beside their first cell, and other sheets with data that
+        were not read."""
         hidden = [n for n in facts.hidden if n > self.header_row]
         if hidden:
             why = " (the sheet has a filter)" if facts.filtered else ""
             self.notes.append(f"{self.path}: {_rows(hidden)} {'is' if len(hidden) == 1 else 'are'} "
                               f"hidden in the workbook{why} and {'was' if len(hidden) == 1 else 'were'} "
                               "read all the same: check them in the report")
+        columns = [j for j in range(len(self.header))
+                   if any(a <= self._first_column + j <= b for a, b in facts.hidden_columns)]
+        if columns:
+            one = len(columns) == 1
+            shown = ", ".join(f'{_letters(self._first_column + j)} ("{self.header[j]}")' if self.header[j]
+                              else _letters(self._first_column + j) for j in columns[:10])
+            more = f" and {len(columns) - 10} more" if len(columns) > 10 else ""
+            self.notes.append(f"{self.path}: column{'' if one else 's'} {shown}{more} "
+                              f"{'is' if one else 'are'} hidden in the workbook and "
+                              f"{'was' if one else 'were'} read all the same: check "
+                              f"{'it' if one else 'them'} in the report")
         try:
             merged = self._data.merged_cell_ranges or []
         except Exception:  # noqa: BLE001 - a note is not worth a failure
@@ -229,11 +250,7 @@ class XlsxTable(Table):
     def _column_name(self, j: int) -> str:
         if j < len(self.header) and self.header[j]:
             return self.header[j]
-        n, letters = self._first_column + j + 1, ""
-        while n:
-            n, r = divmod(n - 1, 26)
-            letters = chr(65 + r) + letters
-        return f"column {letters}"
+        return f"column {_letters(self._first_column + j)}"
 
     def describe(self) -> dict[str, Any]:
         return {"path": self.path, "format": "xlsx", "sheet": self.sheet}
@@ -247,11 +264,16 @@ def _listed(sheets: list[_Sheet], most: int = 10) -> str:
 
 def _ref(row: int, column: int) -> str:
     """A cell's A1 name from its row and column, both from 0."""
+    return f"{_letters(column)}{row + 1}"
+
+
+def _letters(column: int) -> str:
+    """A column's letters (A, B, ..., AA) from its number from 0."""
     n, letters = column + 1, ""
     while n:
         n, r = divmod(n - 1, 26)
         letters = chr(65 + r) + letters
-    return f"{letters}{row + 1}"
+    return letters
 
 
 def _rows(numbers: list[int]) -> str:

@@ -333,6 +333,91 @@ def third_round() -> None:
     write("decimal_comma_ids.csv", "CoworkerBookingCreditId;CreditUsed;Description;BookingId\r\n"
                                    "5.000;1,5;Raum A;12.000\r\n5;1,5;Raum B;12\r\n7004,0;2;Raum C;\r\n"
                                    .encode("cp1252"))
+    fourth_round()
+
+
+def _lookups() -> openpyxl.Workbook:
+    """A sheet of uses whose BookingId is a VLOOKUP that found nothing in row 2 (Excel saves the
+    formula and its cached #N/A), and whose row 3 is hidden."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Uses"
+    sheet.append(["CoworkerBookingCreditId", "CreditUsed", "Description", "BookingId"])
+    sheet.append([101, 1.5, "lookup failed", "#N/A"])
+    sheet.append([102, 2, "hidden row", 7])
+    sheet.row_dimensions[3].hidden = True
+    return book
+
+
+_LOOKUP = (b'<c r="D2" t="e"><v>#N/A</v></c>',
+           b'<c r="D2" t="e"><f>VLOOKUP(A2,Bookings!A:B,2,FALSE)</f><v>#N/A</v></c>')
+
+
+def _strict(data: bytes) -> bytes:
+    """A part as Excel's "Strict Open XML Spreadsheet" writes it: the same XML in the Strict
+    namespaces (http://purl.oclc.org/ooxml/...), relationship types included."""
+    for transitional, strict in [
+        (b"http://schemas.openxmlformats.org/spreadsheetml/2006/main",
+         b"http://purl.oclc.org/ooxml/spreadsheetml/main"),
+        (b"http://schemas.openxmlformats.org/officeDocument/2006/relationships",
+         b"http://purl.oclc.org/ooxml/officeDocument/relationships"),
+    ]:
+        data = data.replace(transitional, strict)
+    return data.replace(b"<workbookPr", b'<workbookPr conformance="strict"', 1)
+
+
+def fourth_round() -> None:
+    """Workbooks whose error cells and hidden rows etl's own read of the sheet missed, so that an
+    #N/A was read as a blank BookingId, and hidden columns read without a word (run alone:
+    `python -c "import make_ugly as m; m.fourth_round()"` from this folder)."""
+    # Excel's "Strict Open XML Spreadsheet" (Save As), the same sheet in the Strict namespaces
+    book = _lookups()
+    parts = ["[Content_Types].xml", "_rels/.rels", "xl/workbook.xml", "xl/_rels/workbook.xml.rels",
+             "xl/worksheets/sheet1.xml", "xl/styles.xml", "xl/theme/theme1.xml"]
+    fix = {part: _strict for part in parts}
+    fix["xl/worksheets/sheet1.xml"] = lambda d: _strict(d.replace(*_LOOKUP))
+    patched(book, "strict_ooxml.xlsx", fix)
+    # the sheet's part stored as xl/worksheets/Sheet1.xml where the relationship says sheet1.xml
+    # (part names compare without regard to case)
+    buffer = io.BytesIO()
+    _lookups().save(buffer)
+    source = zipfile.ZipFile(buffer)
+    with zipfile.ZipFile(HERE / "part_name_case.xlsx", "w", zipfile.ZIP_DEFLATED) as out:
+        for item in source.namelist():
+            data = source.read(item)
+            if item == "xl/worksheets/sheet1.xml":
+                item, data = "xl/worksheets/Sheet1.xml", data.replace(*_LOOKUP)
+            out.writestr(item, data)
+    # cell names in lower case (r="d2"), Notes left empty in row 2: the #N/A is BookingId's
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Uses"
+    sheet.append(["CoworkerBookingCreditId", "CreditUsed", "Notes", "BookingId"])
+    sheet.append([101, 1, None, "#N/A"])
+    sheet.append([102, 1, "fine", 8])
+    patched(book, "lowercase_refs.xlsx", {"xl/worksheets/sheet1.xml": lambda d: re.sub(
+        rb' r="([A-Z]+[0-9]+)"', lambda m: b' r="%s"' % m.group(1).lower(), d)})
+    # hidden columns: BookingId hidden (Excel's Hide), Notes at no width, and the columns past
+    # the table hidden (as offices tidy a sheet)
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Uses"
+    sheet.append(["CoworkerBookingCreditId", "CreditUsed", "BookingId", "Description", "Notes"])
+    sheet.append([101, 1.5, 880001, "Room A", "old"])
+    sheet.append([102, 2, 880002, "Room B", ""])
+    sheet.column_dimensions["C"].hidden = True
+    sheet.column_dimensions["E"].width = 30
+    sheet.column_dimensions.group("F", "Z", hidden=True)
+    patched(book, "hidden_columns.xlsx", {"xl/worksheets/sheet1.xml": lambda d: d.replace(
+        b'width="30"', b'width="0"')})
+    # a workbook whose sheet list uses r:id without declaring the prefix (a hand-rolled writer's
+    # slip): calamine reads its values, etl's own read of the sheet can't find it
+    book = _lookups()
+    patched(book, "undeclared_prefix.xlsx", {
+        "xl/workbook.xml": lambda d: d.replace(
+            b' xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"', b""),
+        "xl/worksheets/sheet1.xml": lambda d: d.replace(*_LOOKUP),
+    })
 
 
 if __name__ == "__main__":
