@@ -215,3 +215,24 @@ def test_json_with_standard_output_closed_is_an_error_not_a_silent_success(tmp_p
     assert "standard output" in done.stderr and "closed" in done.stderr and "Traceback" not in done.stderr
     if not env:
         assert not (tmp_path / "logs").exists() and not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize(("args", "code"), [
+    (["import", str(SAMPLES / "credit_uses.csv"), "--sandbox", "--daily-limit", "10", "--rate", "1000"], 4),
+    (["import", str(SAMPLES / "credit_uses.csv"), "--sandbox", "--json", "--rate", "1000"], 0),
+    (["validate", str(SAMPLES / "credit_uses_with_errors.csv")], 1),
+    (["schema"], 0),
+])
+def test_a_reader_of_standard_output_that_went_away_leaves_the_exit_status_as_it_was(tmp_path, args, code):
+    """`etl import ... | logger` where the logger died: writing the summary fails (EPIPE), and the
+    exit status still says how the run ended (before: 1 for every run, a quota stop and a clean
+    one alike, without a word), with no traceback."""
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "s")}
+    child = subprocess.Popen([sys.executable, "-m", "etl", *args], cwd=tmp_path, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=env)
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # gone before anything is written
+    with child.stderr:
+        err = child.stderr.read().decode()
+    assert child.wait(timeout=120) == code, err
+    assert "Traceback" not in err and "BrokenPipe" not in err

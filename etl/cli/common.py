@@ -105,6 +105,13 @@ class Group(click.Group):
                 else ("interrupted", ExitStatus.INTERRUPTED)
             click.echo(f"etl: {what}", err=True)
             _failed(ctx, int(code), what)
+        except BrokenPipeError:
+            # the reader of standard output went away (`| true`, a logger that died): what was
+            # done is done, and said in the run's folder; the exit status still says how it ended
+            _stdout_gone()
+            run = ctx.meta.get("etl.run")
+            finished = run.record.exit_code if run is not None else 0
+            ctx.exit(int(ExitStatus.ABORTED) if finished is None else finished)
         except OSError as exc:
             sent = ctx.invoked_subcommand in ("import", "reconcile", "resolve")
             if not no_room(exc):
@@ -142,6 +149,15 @@ def _terminate_as_interrupt() -> Any:
     with contextlib.suppress(ValueError):  # not the main thread: the embedding program's business
         return signal.signal(signal.SIGTERM, handler)
     return None
+
+
+def _stdout_gone() -> None:
+    """Standard output pointed at nowhere, so that nothing more written to it (Python's own
+    flush at exit included) fails."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        nowhere = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(nowhere, sys.stdout.fileno())
+        os.close(nowhere)
 
 
 def _wants_json(ctx: click.Context) -> bool:
