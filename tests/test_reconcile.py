@@ -240,16 +240,21 @@ def test_reconcile_takes_its_target_journal_and_json_from_a_config_file(etl, san
     assert refused.code == 2 and "others can read the file" in refused.err and TOKEN not in refused.err
 
 
-def test_ctrl_c_mid_reconcile_leaves_every_row_in_doubt_and_the_next_one_settles_them(etl, tmp_path):
+@pytest.mark.parametrize("started_deaf", [False, True])
+def test_ctrl_c_mid_reconcile_leaves_every_row_in_doubt_and_the_next_one_settles_them(
+        etl, tmp_path, started_deaf):
     """Ctrl-C while rows are being looked up: exit 130 with one JSON document, every row still in
-    doubt (none lost, none pending), the journal free, and the next reconcile decides them."""
+    doubt (none lost, none pending), the journal free, and the next reconcile decides them. Also
+    when it started with SIGINT ignored, as a background job of a script does (before: it ran to
+    its end and exited 1, where `etl import` stopped)."""
     with Sandbox(faults=Faults(retry_after=0, latency=0.5), tokens=(TOKEN,)) as box:
         left_pending(tmp_path, box.url, *[(100 + i, "1", f"row {i}") for i in range(8)])
         env = {k: v for k, v in os.environ.items() if not k.startswith("NEXUDUS_")}
         proc = subprocess.Popen(
             [sys.executable, "-m", "etl", "reconcile", "--api-url", box.url, "--token", TOKEN,
              "--journal", "journal.sqlite3", "--json"], cwd=tmp_path, env={**env, "ETL_CONFIG": ""},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if started_deaf else None)
         deadline = time.monotonic() + 60
         while box.stats.lists == 0 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)

@@ -91,6 +91,7 @@ class Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         one_heap()  # before the command starts threads
         before = _terminate_as_interrupt()
+        ignored = _interrupt_heard()
         try:
             return super().invoke(ctx)
         except click.ClickException as exc:
@@ -128,6 +129,9 @@ class Group(click.Group):
             if before is not None:
                 with contextlib.suppress(ValueError):
                     signal.signal(signal.SIGTERM, before)
+            if ignored:
+                with contextlib.suppress(ValueError):
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         if (name or cmd.name) not in _NOT_CONFIGURED:
@@ -138,6 +142,17 @@ class Group(click.Group):
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, where a command has no handler of its own (the dry run): stopped as Ctrl-C stops
     it, the report and summary made of what was read, and exit 143."""
+
+
+def _interrupt_heard() -> bool:
+    """Ctrl-C (SIGINT) heard by every command, as `etl import` hears it, even where the process
+    started with it ignored (a background job of a script, some supervisors): a `kill -INT`
+    stops it with exit 130. Whether it was ignored (put back when the command is done)."""
+    with contextlib.suppress(ValueError):  # not the main thread: the embedding program's business
+        if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            return True
+    return False
 
 
 def _terminate_as_interrupt() -> Any:
