@@ -411,3 +411,18 @@ def test_an_id_no_record_can_have_is_not_found(tail: str) -> None:
     with running() as box:
         assert get(box, f"{USES}/{tail}").status_code == 404
         assert get(box, f"{CREDITS}/{tail}").status_code == 404
+
+
+def test_etl_sandbox_says_in_one_line_why_it_cannot_start(etl, tmp_path):
+    """A port another sandbox holds, a --db in a folder that is not there, a port or a share out
+    of range: one line and exit 2 (before: a traceback and exit 1 for the first three)."""
+    with running() as box:
+        port = box.url.rsplit(":", 1)[1]
+        taken = etl("sandbox", "--port", port)
+        assert taken.code == 2 and f"can't listen on 127.0.0.1:{port}" in taken.err
+    nowhere = etl("sandbox", "--port", "0", "--db", tmp_path / "no" / "such" / "folder.sqlite3")
+    assert nowhere.code == 2 and "can't keep the records there" in nowhere.err
+    assert etl("sandbox", "--port", "99999").code == 2
+    assert etl("sandbox", "--unavailable", "2").code == 2
+    for run in (taken, nowhere):
+        assert "Traceback" not in run.err

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from etl.cli.common import main
+from etl.errors import UsageProblem
 
 if TYPE_CHECKING:
     pass
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
 
 
 @main.command("sandbox")
-@click.option("--port", type=int, default=8765, show_default=True,
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
               help="Port on 127.0.0.1 (0: any free one).")
 @click.option("--db", metavar="PATH", default=":memory:", show_default=True,
               help="Keep records in this SQLite file, for a rehearsal that spans runs.")
@@ -28,38 +30,38 @@ if TYPE_CHECKING:
 @click.option("--rate-limit", type=float, default=0.0, metavar="N",
               help="POSTs per second accepted; more get 409 + Retry-After (0: no limit).")
 @click.option("--daily-limit", type=int, default=0, metavar="N", help="POSTs per UTC day (0: no limit).")
-@click.option("--unavailable", type=float, default=0.0, metavar="P",
+@click.option("--unavailable", type=click.FloatRange(0, 1), default=0.0, metavar="P",
               help="Share of POSTs answered 503 without creating anything.")
-@click.option("--unavailable-after-create", type=float, default=0.0, metavar="P",
+@click.option("--unavailable-after-create", type=click.FloatRange(0, 1), default=0.0, metavar="P",
               help="Share of POSTs that create the record, then a gateway answers 503.")
-@click.option("--request-timeout-after-create", type=float, default=0.0, metavar="P",
+@click.option("--request-timeout-after-create", type=click.FloatRange(0, 1), default=0.0, metavar="P",
               help="Share of POSTs that create the record, then answer 408 Request Timeout.")
-@click.option("--blocked", type=float, default=0.0, metavar="P",
+@click.option("--blocked", type=click.FloatRange(0, 1), default=0.0, metavar="P",
               help="Share of POSTs a firewall in front of the API refuses with 403, nothing created.")
-@click.option("--error", type=float, default=0.0, metavar="P",
+@click.option("--error", type=click.FloatRange(0, 1), default=0.0, metavar="P",
               help="Share of POSTs answered 500 without creating anything.")
-@click.option("--drop", type=float, default=0.0, metavar="P",
+@click.option("--drop", type=click.FloatRange(0, 1), default=0.0, metavar="P",
               help="Share of POSTs whose connection is dropped without creating anything.")
-@click.option("--reject", type=float, default=0.0, metavar="P",
+@click.option("--reject", type=click.FloatRange(0, 1), default=0.0, metavar="P",
               help="Share of POSTs refused with 400 and Errors.")
 @click.option("--retry-after", default="1", show_default=True, metavar="TEXT",
               help="A 409's Retry-After, sent verbatim: seconds, an HTTP date, or an odd value.")
-@click.option("--error-after-create", type=float, default=0.0, metavar="P",
+@click.option("--error-after-create", type=click.FloatRange(0, 1), default=0.0, metavar="P",
               help="Share of POSTs that create the record, then answer 500.")
-@click.option("--drop-after-create", type=float, default=0.0, metavar="P",
+@click.option("--drop-after-create", type=click.FloatRange(0, 1), default=0.0, metavar="P",
               help="Share of POSTs that create the record, then drop the connection.")
-@click.option("--hang-after-create", type=float, default=0.0, metavar="P",
+@click.option("--hang-after-create", type=click.FloatRange(0, 1), default=0.0, metavar="P",
               help="Share of POSTs that create the record, then answer only after --hang seconds.")
 @click.option("--hang", type=float, default=60.0, show_default=True, metavar="S",
               help="How long a hang lasts.")
-@click.option("--tls-after-create", type=float, default=0.0, metavar="P",
+@click.option("--tls-after-create", type=click.FloatRange(0, 1), default=0.0, metavar="P",
               help="Share of POSTs that create the record, then break the TLS session (with --tls-cert).")
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None, metavar="PEM",
               help="Serve https with this certificate (and --tls-key); clients trust it via "
                    "REQUESTS_CA_BUNDLE.")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None, metavar="PEM",
               help="The private key of --tls-cert.")
-@click.option("--unsuccessful", type=float, default=0.0, metavar="P",
+@click.option("--unsuccessful", type=click.FloatRange(0, 1), default=0.0, metavar="P",
               help="Share of POSTs answered 200 with WasSuccessful: false.")
 @click.option("--token-ttl", type=float, default=0.0, metavar="S",
               help="Seconds a token lives (0: for ever).")
@@ -80,25 +82,25 @@ if TYPE_CHECKING:
               help="CreditUsed stored rounded to N decimal places (default: exact).")
 @click.option("--ids-random", is_flag=True,
               help="Record Ids drawn at random instead of from one rising sequence.")
-@click.option("--bad-gateway", type=float, default=0.0, metavar="P",
+@click.option("--bad-gateway", type=click.FloatRange(0, 1), default=0.0, metavar="P",
               help="Share of POSTs answered 502 by a proxy, nothing created.")
-@click.option("--gateway-timeout", type=float, default=0.0, metavar="P",
+@click.option("--gateway-timeout", type=click.FloatRange(0, 1), default=0.0, metavar="P",
               help="Share of POSTs answered 504 at once, nothing created.")
-@click.option("--gateway-timeout-late", type=float, default=0.0, metavar="P",
+@click.option("--gateway-timeout-late", type=click.FloatRange(0, 1), default=0.0, metavar="P",
               help="Share of POSTs answered 504 at once whose record is created --late-delay seconds later.")
 @click.option("--late-delay", type=float, default=2.0, show_default=True, metavar="S",
               help="How long after its 504 a late record is created.")
-@click.option("--list-no-records", type=float, default=0.0, metavar="P",
+@click.option("--list-no-records", type=click.FloatRange(0, 1), default=0.0, metavar="P",
               help="Share of list answers with the paging fields but no Records.")
-@click.option("--list-throttle", type=float, default=0.0, metavar="P",
+@click.option("--list-throttle", type=click.FloatRange(0, 1), default=0.0, metavar="P",
               help="Share of list requests answered 409 + Retry-After.")
-@click.option("--list-drop", type=float, default=0.0, metavar="P",
+@click.option("--list-drop", type=click.FloatRange(0, 1), default=0.0, metavar="P",
               help="Share of list requests whose connection is dropped.")
-@click.option("--list-error", type=float, default=0.0, metavar="P",
+@click.option("--list-error", type=click.FloatRange(0, 1), default=0.0, metavar="P",
               help="Share of list requests answered 500.")
-@click.option("--list-ignore-page", type=float, default=0.0, metavar="P",
+@click.option("--list-ignore-page", type=click.FloatRange(0, 1), default=0.0, metavar="P",
               help="Share of list answers that are page 1, whatever page was asked, with HasNextPage.")
-@click.option("--list-shift", type=float, default=0.0, metavar="P",
+@click.option("--list-shift", type=click.FloatRange(0, 1), default=0.0, metavar="P",
               help="Share of list answers (page 2 on) that start one record early, as after an insert.")
 @click.option("--newest-first", is_flag=True,
               help="A list without orderBy/dir answers newest first (Id descending), as the UI does.")
@@ -132,8 +134,14 @@ def sandbox_command(port: int, db: str, username: str, password: str, credits_fi
         raise click.BadParameter(str(e), param_hint="--credits") from e
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("give --tls-cert and --tls-key together")
-    box = Sandbox(port=port, faults=Faults(**faults), db=db, username=username, password=password,
-                  credits=credits, tls=(tls_cert, tls_key) if tls_cert and tls_key else None)
+    try:
+        box = Sandbox(port=port, faults=Faults(**faults), db=db, username=username, password=password,
+                      credits=credits, tls=(tls_cert, tls_key) if tls_cert and tls_key else None)
+    except sqlite3.Error as exc:
+        raise UsageProblem(f"--db {db}: can't keep the records there ({exc})") from None
+    except OSError as exc:  # the port taken (another sandbox), or not ours to take
+        raise UsageProblem(f"can't listen on 127.0.0.1:{port} ({exc.strerror or exc}): is another sandbox "
+                           "running there? Pick another --port, or --port 0 for any free one") from None
     click.echo(f"Nexudus sandbox at {box.url} (username {username}, password {password})", nl=True)
     sys.stdout.flush()
     stop: KeyboardInterrupt | None = None
