@@ -174,6 +174,15 @@ def test_a_journal_url_that_cannot_be_opened_shows_no_password(etl, pg_url):
     assert PG_SECRET not in run.out + run.err
 
 
+def test_a_journal_server_that_is_down_is_said_in_one_line(etl):
+    """libpq's message runs over two lines (`... Connection refused\n\tIs the server running
+    ...`): the error is one line, as every error of etl is."""
+    run = etl("status", "--journal", f"postgresql://etl:{PG_SECRET}@127.0.0.1:1/etl_db", env=NO_ENV)
+    assert run.code == 2
+    assert run.err.startswith("etl: error: can't open the journal postgresql://etl:***@127.0.0.1:1/etl_db: ")
+    assert run.err.count("\n") == 1 and "\t" not in run.err and PG_SECRET not in run.err
+
+
 def test_a_journal_password_is_read_only_from_a_config_its_owner_alone_reads(etl, pg_url, tmp_path):
     with Journal(pg_url, "sandbox", run_id="r1") as j:
         j.start_run("import", [], "2026-12-03T10:00:00+00:00")

@@ -83,12 +83,13 @@ def has_password(url: str) -> bool:
 
 
 def _hide(url: str, text: str) -> str:
-    """TEXT (a server's or libpq's message) with any password of URL taken out."""
+    """TEXT (a server's or libpq's message) with any password of URL taken out, on one line
+    (libpq's own runs over two: `...failed\n\tIs the server running on that host...`)."""
     parts = urlsplit(url)
     secrets = [parts.password or ""] + [v for k, v in parse_qsl(parts.query) if k.lower() == "password"]
     for secret in filter(None, secrets):
         text = text.replace(secret, "***")
-    return text
+    return " ".join(text.split())
 
 
 def sqlite_connect(path: str, **kw: Any) -> sqlite3.Connection:
