@@ -196,3 +196,31 @@ def test_sigterm_stops_a_dry_run_as_ctrl_c_does_with_exit_143(tmp_path):
     assert document["exit_code"] == 143 and 0 < document["rows"] < 2_000_000
     assert json.loads((out / "summary.json").read_text())["exit_code"] == 143
     assert not list(out.glob("*.tmp"))
+
+
+def test_a_second_ctrl_c_still_leaves_one_json_document_and_a_summary(sandbox, tmp_path):
+    """The first Ctrl-C stops the run cleanly; a second, while it settles, stops it at once
+    (exit 130). --json still prints its one document, and summary.json is kept, as far as
+    they are known (before: an empty document, the README's cron line mailed an empty file)."""
+    path = write(tmp_path, "export.csv", *[f"{100 + i},1,row {i}" for i in range(30)])
+    env = {**os.environ, "NEXUDUS_TOKEN": TOKEN}
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "etl", "import", str(path), "--api-url", sandbox.url, "--rate", "20",
+           "--batch-size", "1", "--concurrency", "4", "--no-check-credits", "--report",
+           str(out / "results.csv"), "--json"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 30
+    while sandbox.stats.posts < 4 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    sandbox.faults.latency = 1.5  # the requests under way when the first Ctrl-C comes take long
+    time.sleep(0.4)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted again: stopped at once" in stderr
+    document = json.loads(stdout)
+    assert document["exit_code"] == 130 and document["error"].startswith("interrupted again")
+    assert json.loads((out / "summary.json").read_text()) == document

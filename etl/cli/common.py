@@ -540,10 +540,12 @@ def _sandbox_credits(path: str | None) -> list[dict[str, Any]]:
 
 class _Signals:
     """Ctrl-C and SIGTERM stop a run cleanly; a second one exits at once (the journal is
-    consistent either way: every write is one transaction)."""
+    consistent either way: every write is one transaction), after RUN's last words: its
+    summary.json and, with AS_JSON, its one JSON document, as far as they are known."""
 
-    def __init__(self, stopper: Any) -> None:
+    def __init__(self, stopper: Any, run: Run | None = None, as_json: bool = False) -> None:
         self.stopper = stopper
+        self.run, self.as_json = run, as_json
         self.old: dict[int, Any] = {}
         self.count = 0
 
@@ -553,8 +555,8 @@ class _Signals:
         def handler(signum: int, frame: Any) -> None:
             self.count += 1
             if self.count > 1:
-                sys.stderr.write("etl: interrupted again: stopped at once; the report is incomplete, "
-                                 "the journal consistent: rerun to continue\n")
+                sys.stderr.write(f"etl: {_AT_ONCE}\n")
+                self._last_words(128 + signum)
                 os._exit(128 + signum)
             self.stopper.stop(Interrupted(signum))
 
@@ -568,3 +570,28 @@ class _Signals:
     def __exit__(self, *exc: object) -> None:
         for sig, old in self.old.items():
             signal.signal(sig, old)
+
+    def _last_words(self, code: int) -> None:
+        """The run's summary as far as it is known, kept as summary.json and, with --json,
+        written as the one document on stdout (by the system call itself: the process ends
+        at once, and Python's buffers may be in the middle of a write)."""
+        if self.run is None:
+            return
+        document: dict[str, Any] = {"command": self.run.record.command, "exit_code": code, "error": _AT_ONCE}
+        with contextlib.suppress(Exception):  # counts changing under it: the plain document
+            document = {**self.run.record.summary(), "exit_code": code, "error": _AT_ONCE}
+        text = json.dumps(document, indent=2, default=str) + "\n"
+        with contextlib.suppress(Exception):
+            from etl.report.reporting import write_summary
+
+            write_summary(self.run.record.summary_path, document)
+        if self.as_json:
+            with contextlib.suppress(OSError):
+                data = text.encode()
+                while data:
+                    data = data[os.write(1, data):]
+
+
+#: what a second Ctrl-C (or SIGTERM) says
+_AT_ONCE = ("interrupted again: stopped at once; the report is incomplete, the journal consistent: "
+            "rerun to continue")

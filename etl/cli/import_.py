@@ -140,7 +140,7 @@ def import_(files: tuple[str, ...], **kw: Any) -> None:
                 bar.render_progress()  # the counts of a batch just written, too
             return update
     status = runs.import_files(run, _connection(kw), settings, posting, stopper=stopper, progress=progress,
-                               while_posting=_while_posting(stack, stopper))
+                               while_posting=_while_posting(stack, stopper, run, reading["as_json"]))
     notes = {} if run.quiet else run.record.extra.get("notes") or {}
     for key, text in _IMPORT_NOTES:
         if notes.get(key):
@@ -149,10 +149,10 @@ def import_(files: tuple[str, ...], **kw: Any) -> None:
 
 
 @contextlib.contextmanager
-def _while_posting(stack: contextlib.ExitStack, stopper: Any) -> Iterator[None]:
+def _while_posting(stack: contextlib.ExitStack, stopper: Any, run: Any, as_json: bool) -> Iterator[None]:
     """Around the import itself: Ctrl-C and SIGTERM stop it cleanly; the progress bar, if one
     was shown, is closed at its end."""
-    with stack, _Signals(stopper):
+    with stack, _Signals(stopper, run, as_json):
         yield
 
 
