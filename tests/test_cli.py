@@ -236,3 +236,12 @@ def test_a_reader_of_standard_output_that_went_away_leaves_the_exit_status_as_it
         err = child.stderr.read().decode()
     assert child.wait(timeout=120) == code, err
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_schema_template_to_stdout(etl, tmp_path):
+    """`--template -` prints the header line, as `-` means standard output to csvkit's tools
+    (before: a file named "-" was written)."""
+    run = etl("schema", "--template", "-")
+    assert run.code == 0
+    assert run.out.splitlines()[0].startswith("CoworkerBookingCreditId,CreditUsed,")
+    assert not (tmp_path / "-").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 from typing import TYPE_CHECKING
 
 import click
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--template", metavar="PATH", type=click.Path(dir_okay=False),
-    help="Write an empty CSV with the right headers to PATH instead.",
+    help="Write an empty CSV with the right headers to PATH instead (- for stdout).",
 )
 def schema(resource: str, template: str | None) -> None:
     """Print the columns a file needs: name, type and rules, required or optional, aliases.
@@ -38,12 +39,16 @@ def schema(resource: str, template: str | None) -> None:
     Examples:
         etl schema
         etl schema --template blank.csv
+        etl schema --template - > blank.csv
         etl schema --resource ./my_schema.py
     """
     from etl.validate.resources import available, load
     from etl.validate.rules import label
 
     res = load(resource)
+    if template == "-":  # as csvkit's tools take it: the header line on stdout
+        csv.writer(sys.stdout, lineterminator="\n").writerow([field.name for field in res.fields])
+        return
     if template:
         if os.path.exists(template) and os.path.getsize(template) > 0:
             raise UsageProblem(f"--template {template} exists and is not empty: it is kept; name a new file")
