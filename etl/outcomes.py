@@ -178,7 +178,7 @@ def decide(facts: Facts) -> Said:
             (entry.attempts - facts.attempts_before) or None,
             # a row created as asked has nothing to say (its outcome says it); a row found
             # created by reconcile, or decided by hand, says how
-            _joined(entry.reason if entry.reason != "created" else "",
+            _joined((entry.reason or "") if entry.reason != "created" else "",
                     _twin_note(twin) if twin is not None else "", *_noted(facts.notes)),
             "posted_with_the_payload_of_an_earlier_row" if twin is not None else None)
     if outcome is Outcome.SKIPPED:
