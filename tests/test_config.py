@@ -62,7 +62,7 @@ def test_boolean_and_repeatable_options_from_the_environment(etl, tmp_path):
     [
         ("daily-limt = 5000\n", "--config etl.toml: 'daily-limt' is not an option of etl"),
         ("rate = \n", "--config etl.toml: not valid TOML"),
-        ('decimal = ";"\n', "Invalid value for '--decimal'"),
+        ('decimal = ";"\n', "Invalid value for decimal in --config etl.toml"),
     ],
 )
 def test_a_bad_config_file_is_a_usage_error_naming_the_file(etl, tmp_path, content, message):
@@ -75,9 +75,9 @@ def test_a_bad_config_file_is_a_usage_error_naming_the_file(etl, tmp_path, conte
 
 @pytest.mark.parametrize(("content", "message"), [
     (b"daily-limit = true\n", "--config etl.toml: daily-limit = true is not a value of --daily-limit"),
-    (b"daily-limit = 5.5\n", "Invalid value for '--daily-limit': '5.5' is not a valid integer"),
-    (b"max-retries = 0.9\n", "Invalid value for '--max-retries': '0.9' is not a valid integer"),
-    (b"rate = nan\n", "Invalid value for '--rate': 'nan' is not a finite number"),
+    (b"daily-limit = 5.5\n", "for daily-limit in --config etl.toml: '5.5' is not a valid integer"),
+    (b"max-retries = 0.9\n", "for max-retries in --config etl.toml: '0.9' is not a valid integer"),
+    (b"rate = nan\n", "Invalid value for rate in --config etl.toml: 'nan' is not a finite number"),
     (b'delimiter = "\xff"\n', "--config etl.toml: not valid TOML: not UTF-8 (byte 0xff at offset 13)"),
 ])
 def test_config_values_are_checked_as_the_flags_are(etl, tmp_path, content, message):
@@ -155,3 +155,18 @@ def test_a_flag_that_turns_something_off_is_set_by_its_environment_variable(etl,
         keys = {k for (k,) in db.execute("SELECT system_id FROM rows")}
     db.close()
     assert (keys != {None}) is sent, keys
+
+
+def test_a_bad_value_from_a_variable_or_a_config_file_names_where_it_was_given(etl, tmp_path):
+    """The operator typed no --daily-limit: the message names the variable, or the key and the
+    file (before: "Invalid value for '--daily-limit'", naming neither)."""
+    config = tmp_path / "nightly.toml"
+    config.write_text('daily-limit = "abc"\n')
+    sample = str(SAMPLES / "credit_uses.csv")
+    from_file = etl("import", sample, "--sandbox", "--config", config)
+    assert from_file.code == 2 and f"Invalid value for daily-limit in --config {config}" in from_file.err
+    from_env = etl("import", sample, "--sandbox", env={"ETL_DAILY_LIMIT": "abc"})
+    assert from_env.code == 2
+    assert "Invalid value for ETL_DAILY_LIMIT (in the environment, for --daily-limit)" in from_env.err
+    typed = etl("import", sample, "--sandbox", "--daily-limit", "abc")
+    assert "Invalid value for '--daily-limit'" in typed.err

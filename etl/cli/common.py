@@ -77,6 +77,7 @@ def _load_config(ctx: click.Context, _: click.Parameter, path: str | None) -> No
         else:  # as click reads a flag's default from a map: as text
             values[param.name] = "true" if values[param.name] else "false"
     ctx.default_map = {**(ctx.default_map or {}), **values}
+    ctx.meta["etl.config"] = path
 
 
 class Group(click.Group):
@@ -95,6 +96,7 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except click.ClickException as exc:
+            _named_where_given(exc)
             if not _wants_json(ctx):
                 raise
             exc.show()
@@ -164,6 +166,23 @@ def _terminate_as_interrupt() -> Any:
     with contextlib.suppress(ValueError):  # not the main thread: the embedding program's business
         return signal.signal(signal.SIGTERM, handler)
     return None
+
+
+def _named_where_given(exc: click.ClickException) -> None:
+    """A bad value of an option given by an ETL_* variable or a --config file names that, not a
+    flag the operator never typed."""
+    if not isinstance(exc, click.BadParameter) or exc.ctx is None or exc.param is None \
+            or exc.param.name is None:
+        return
+    source = exc.ctx.get_parameter_source(exc.param.name)
+    name = next((o for o in exc.param.opts if o.startswith("--")), exc.param.opts[0])
+    if source is click.core.ParameterSource.ENVIRONMENT:
+        names = exc.param.envvar if isinstance(exc.param.envvar, list | tuple) else [exc.param.envvar]
+        given = next((n for n in names if n and n in os.environ), None)
+        exc.param_hint = f"{given} (in the environment, for {name})" if given else exc.param_hint
+    elif source is click.core.ParameterSource.DEFAULT_MAP:
+        where = exc.ctx.meta.get("etl.config")
+        exc.param_hint = f"{name[2:]} in --config {where}" if where else exc.param_hint
 
 
 def _stdout_gone() -> None:
