@@ -373,7 +373,10 @@ class KeyedRows(ImporterBase):
             contents, read, options, table.header, sorted(columns.positions.items()), self.resource.name,
             [(f.name, f.kind.value) for f in self.resource.fields], self.validator.decimal,
             list(self.settings.key), sorted(header_key(c) for c in self.settings.ignore),
-            os.path.realpath(table.path) if self.inputs.errors_files[index] else "", columns.dots_ambiguous)
+            os.path.realpath(table.path) if self.inputs.errors_files[index] else "",
+            # which rows are valid there: said only where it is so, so that every other file
+            # keeps the keys kept of it before
+            *(["dots ambiguous"] if columns.dots_ambiguous else []))
         cache = self._caches[index] = KeyCache(os.path.join(state_home(), "keys"), token)
         return cache
 
