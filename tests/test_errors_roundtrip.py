@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import csv
 
+import pytest
+
 from etl.sandbox import Faults, Sandbox
 from tests.test_import import NO_ENV, TOKEN
 
@@ -88,25 +90,35 @@ def test_loading_errors_csv_does_not_warn_about_its_own_errors_column(etl, tmp_p
     assert "warning" not in again.err, again.err
 
 
-def test_a_file_of_the_operators_own_with_an_errors_column_is_read_as_it_is(etl, tmp_path):
-    """Only etl's own errors.csv (its last column, `errors`) has its formula guard taken off: an
-    export of another system with a column of notes called Errors, whose cells carry that
-    system's own guard (`'=== rebooked ===`), is posted as written, and its Errors column is the
-    file's own in errors.csv too (not dropped as old reasons)."""
-    (tmp_path / "export.csv").write_text(
-        "CoworkerBookingCreditId,CreditUsed,Description,Errors,Room\n"
-        "101,1,'=== rebooked ===,late,A\n102,2,'+44 20 7946 0000 callback,,B\n"
-        "103,x,'@reception,typo,C\n", encoding="utf-8")
+@pytest.mark.parametrize("saved", ["trailing delimiter", "Errors", "moved first"])
+def test_a_row_in_doubt_loaded_again_from_an_errors_csv_a_spreadsheet_saved_is_never_sent_twice(
+        etl, tmp_path, saved):
+    """A row created on the server whose answer was lost (in doubt) goes to errors.csv; the
+    operator's spreadsheet saves it back with a trailing delimiter, a column added after the
+    reasons, the header respelt, the reasons column moved. Each is still etl's errors.csv: its
+    formula guard is taken off, the row is the same row, found created, and not posted again
+    (a stricter reading of "etl's own errors.csv" posted it twice, with the guard on). Where the
+    layout is not etl's, the reading is said."""
+    (tmp_path / "first.csv").write_text("CoworkerBookingCreditId,CreditUsed,Description\n1281,1.5,plain\n",
+                                        encoding="utf-8")
     with Sandbox(faults=Faults(retry_after=0), tokens=(TOKEN,)) as box:
-        api = ["--api-url", box.url, "--token", TOKEN, "--rate", "1000"]
-        run = etl("import", "export.csv", *api, env=NO_ENV)
-        assert [r["outcome"] for r in run.report()] == ["created", "created", "invalid"], run.err
-        assert sorted(r["Description"] for r in box.store.records()) == [
-            "'+44 20 7946 0000 callback", "'=== rebooked ==="]
-    assert '"Errors"' in run.err  # a column of the file's own, not in the schema: said
-    errors_csv = lines(run.report_path().parent / "errors.csv")
-    assert errors_csv == [["CoworkerBookingCreditId", "CreditUsed", "Description", "Errors", "Room",
-                           "errors"],
-                          ["103", "x", "''@reception", "typo", "C", 'CreditUsed: "x" is not a number']]
-    again = etl("validate", run.report_path().parent / "errors.csv")  # etl's own, read back exactly
-    assert [(r["Description"], r["Errors (input)"]) for r in again.report()] == [("''@reception", "typo")]
+        api = ["--api-url", box.url, "--token", TOKEN, "--rate", "1000", "--no-check-credits",
+               "--max-retries", "0", "--settle-wait", "0"]
+        assert etl("import", "first.csv", *api, env=NO_ENV).code == 0  # the export, the night before
+        (tmp_path / "first.csv").write_text("CoworkerBookingCreditId,CreditUsed,Description\n1281,1.5,plain\n"
+                                            "1203,3,+1 guest\n", encoding="utf-8")
+        box.faults.error_after_create = box.faults.list_error = 1.0
+        run = etl("import", "first.csv", *api, env=NO_ENV)
+        assert [r["outcome"] for r in run.report()] == ["skipped", "in_doubt"], run.err
+        rows = lines(run.report_path().parent / "errors.csv")
+        assert rows[1][2] == "'+1 guest"
+        rows = {"trailing delimiter": [r + [""] for r in rows],
+                "Errors": [rows[0][:-1] + ["Errors"], rows[1]],
+                "moved first": [[r[-1], *r[:-1]] for r in rows]}[saved]
+        with open(tmp_path / "again.csv", "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows(rows)
+        box.faults.error_after_create = box.faults.list_error = 0.0
+        again = etl("import", "again.csv", *api, env=NO_ENV)
+        assert [r["outcome"] for r in again.report()] in (["created"], ["skipped"]), again.err
+        assert [r["Description"] for r in box.store.records()] == ["plain", "+1 guest"]
+        assert ("read as an errors.csv etl wrote" in again.err) is (saved != "trailing delimiter")

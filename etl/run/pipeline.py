@@ -37,7 +37,7 @@ from etl.report.reporting import (
     write_summary,
 )
 from etl.texts import numbered
-from etl.validate.resources import Resource, header_key, reasons_at
+from etl.validate.resources import Resource, header_key, reasons_at, reasons_moved
 from etl.validate.validating import ColumnMap, Validator, match_columns
 
 Progress = Callable[[int], None]
@@ -304,6 +304,12 @@ def prepare_inputs(
         own.extend(h for h in numbered(table.header) if h not in own)
     renamed = {header_key(source) for source in renames}
     for table, found in zip(tables, columns, strict=True):
+        if reasons_moved(table.header):  # said: its cells are read back as etl wrote them
+            at = reasons_at(table.header)
+            table.notes.insert(0, f'{table.path}: read as an errors.csv etl wrote (its column '
+                                  f'"{table.header[at or 0]}" is taken for the reasons): a leading \' '
+                                  "before a cell a spreadsheet would run as a formula (=, +, -, @) is "
+                                  "taken off, as etl puts it there")
         for note in table.notes:
             logs.get().warning(note)
         for target, position in found.positions.items():  # by design, so said, not warned of...

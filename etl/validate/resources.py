@@ -39,10 +39,21 @@ def header_key(name: str) -> str:
 
 
 def reasons_at(header: Sequence[str]) -> int | None:
-    """Where an errors.csv etl wrote keeps its reasons: its last column, headed `errors` as etl
-    writes it; None for any other file (a file of the operator's own with an `Errors` column, a
-    column of notes, is read as it is: its cells, its formula guards, in errors.csv too)."""
-    return len(header) - 1 if header and header[-1].strip() == "errors" else None
+    """Where an errors.csv etl wrote keeps its reasons: its column headed `errors` (the last one,
+    as etl writes it, but wherever a spreadsheet saved it: moved, respelt `Errors`, another
+    column added after it); None for a file without one. Such a file is read back as etl wrote
+    it (its formula guards taken off): a row of it is the same row, never a second credit use,
+    which outweighs reading an export's own notes column of that name so."""
+    found = [at for at, name in enumerate(header) if header_key(name) == "errors"]
+    return found[-1] if found else None
+
+
+def reasons_moved(header: Sequence[str]) -> bool:
+    """An errors.csv whose reasons column is not where etl writes it (the last column with a
+    name): a spreadsheet changed it, or it is an export of the operator's own."""
+    at = reasons_at(header)
+    named = [i for i, name in enumerate(header) if name.strip()]
+    return at is not None and (not named or named[-1] != at or header[at].strip() != "errors")
 
 
 @dataclass(frozen=True)
