@@ -501,3 +501,21 @@ def test_plain_http_goes_only_to_this_machine_however_it_is_spelt(etl, tmp_path)
     path = write(tmp_path, "a.csv", "101,1,a")
     run = etl("import", path, "--api-url", "http://127.example.com:8080", "--token", TOKEN, env=NO_ENV)
     assert run.code == 2 and "plain http to another machine" in run.err
+
+
+def test_a_first_run_through_any_spelling_starts_the_one_journal_of_the_server(
+        etl, sandbox, tmp_path, state_home):
+    """No journal yet: a run through 127.1 starts the journal every spelling of the server uses
+    (so two runs through two spellings at once share one journal and its lock; before, each
+    started its own, and both posted every row)."""
+    path = write(tmp_path, "a.csv", "101,1,a", "102,2,b")
+    port = sandbox.url.rsplit(":", 1)[1]
+    first = etl("import", path, "--api-url", f"http://127.1:{port}", "--token", TOKEN, "--rate", "1000",
+                env=NO_ENV)
+    assert [r["outcome"] for r in first.report()] == ["created", "created"], first.err
+    for spelling in (f"http://localhost:{port}", sandbox.url):
+        run = etl("import", path, "--api-url", spelling, "--token", TOKEN, "--rate", "1000", env=NO_ENV)
+        assert [r["outcome"] for r in run.report()] == ["skipped", "skipped"], run.err
+    journals = sorted(p.name for p in (state_home / "nexudus-etl" / "journals").glob("*.sqlite3"))
+    assert journals == [f"127.0.0.1-{port}.sqlite3"]
+    assert len(sandbox.store.records()) == 2

@@ -269,6 +269,9 @@ def default_journal_path(target: str) -> str:
         for other in loopback_spellings(target):
             if os.path.exists(_journal_file(other)):
                 return _journal_file(other)
+        # none yet: the one spelling's, so that two runs through two spellings at once share
+        # it, and its lock
+        return _journal_file(one_target(target))
     return path
 
 
