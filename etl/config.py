@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from etl.errors import UsageProblem
-from etl.ledger.journal_backends import has_password, is_url
+from etl.ledger.journal_backends import has_password, is_url, reads_two_ways
 from etl.ledger.journal_backends import shown as shown_url
 
 #: The defaults of the options that name the API and the resource, for the CLI and the library.
@@ -143,7 +143,7 @@ def check_journal(spec: str) -> None:
         if urlsplit(spec).netloc.count("@") > 1:
             raise UsageProblem(f"--journal {shown_url(spec)}: write a '@' in the user name or password "
                                "as %40 (the URL reads two ways otherwise)")
-        if "@" in spec.partition("://")[2] and "@" not in urlsplit(spec).netloc:
+        if reads_two_ways(spec):
             raise UsageProblem(f"--journal {shown_url(spec)}: write a '/', '?' or '#' in the user name "
                                "or password as %2F, %3F or %23 (the URL reads two ways otherwise)")
     elif re.search(r"(?:^|\s)(?:password|host|dbname)\s*=", spec):

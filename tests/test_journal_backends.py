@@ -203,6 +203,8 @@ def test_a_journal_password_is_read_only_from_a_config_its_owner_alone_reads(etl
     ("postgresql://etl:s3cr:et@db.internal:5433/etl_spaces", "postgresql://etl:***@db.internal:5433/etl_spaces"),
     ("postgres://etl@db/j?password=s3cr:et&sslmode=require", "postgres://etl@db/j?password=***&sslmode=require"),
     ("postgresql://etl@db/j", "postgresql://etl@db/j"),
+    ("postgresql://etl:s3cr@t/Pa55@db/j", "postgresql://***@db/j"),  # a '/' after a '@' in it
+    ("postgresql://etl@db/j?application_name=a@b", "postgresql://etl@db/j?application_name=a%40b"),
 ])
 def test_a_journal_url_is_shown_without_its_password(url, shown):
     from etl.ledger.journal_backends import shown as masked
@@ -214,7 +216,7 @@ def test_a_journal_url_is_shown_without_its_password(url, shown):
     ("Sl4sh/S3cr3t", ["status"]),
     ("H4sh#S3cr3t", ["reconcile", "--sandbox"]),
     ("Q?S3cr3t", ["import", str(SAMPLES / "credit_uses.csv"), "--sandbox", "--json"]),
-    ("Sl4sh/S3cr3t", ["import", str(SAMPLES / "credit_uses.csv"), "--sandbox", "--json"]),
+    ("s3cr@t/S3cr3t", ["import", str(SAMPLES / "credit_uses.csv"), "--sandbox", "--json"]),
 ])
 def test_a_journal_password_with_a_slash_hash_or_question_mark_as_is_is_never_shown(etl, secret, command):
     """A '/', '#' or '?' in a URL's password, not percent-encoded, ends its host part for
@@ -226,7 +228,7 @@ def test_a_journal_password_with_a_slash_hash_or_question_mark_as_is_is_never_sh
     assert run.code == 2
     assert "--journal postgresql://***@127.0.0.1:1/etl_db: write a '/', '?' or '#'" in run.err
     shown = run.out + run.err + "".join(p.read_text() for p in run.cwd.rglob("*") if p.is_file())
-    assert secret.split("S3cr3t")[0][:-1] not in shown and "S3cr3t" not in shown
+    assert "S3cr3t" not in shown and all(part not in shown for part in ("Sl4sh", "H4sh", "s3cr@t"))
 
 
 def test_an_emptied_postgresql_journal_stops_the_import_until_new_journal(etl, sandbox, pg_url, tmp_path):

@@ -64,7 +64,7 @@ def shown(url: str) -> str:
     whose user name or password holds a '/', '?' or '#' as it is (not %2F, %3F, %23) ends its
     host part there for Python's parser: all that comes before its last '@' is masked then."""
     head, sep, tail = url.partition("://")
-    if sep and "@" in tail and "@" not in urlsplit(url).netloc:
+    if sep and reads_two_ways(url):
         return shown(f"{head}://***@{tail.rsplit('@', 1)[1]}")
     parts = urlsplit(url)
     netloc = parts.netloc
@@ -76,6 +76,20 @@ def shown(url: str) -> str:
     query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in parse_qsl(parts.query)],
                       safe="/*:")
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def reads_two_ways(url: str) -> bool:
+    """Whether URL has a '@' past the end of its host part as Python's parser finds it (the
+    first '/', '?' or '#'): its user name or password holds one of those as is, and libpq may
+    take the URL otherwise."""
+    tail = url.partition("://")[2]
+    ends = [at for at in (tail.find(c) for c in "/?#") if at >= 0]
+    rest = tail[min(ends):] if ends else ""
+    path, _, fragment = rest.partition("#")
+    path, _, query = path.partition("?")
+    # a query's value may hold a '@' (application_name=a@b); a password's '?' has no key=value
+    # before its '@'
+    return "@" in path or "@" in fragment or ("@" in query and "=" not in query[:query.index("@")])
 
 
 def has_password(url: str) -> bool:
