@@ -284,3 +284,22 @@ def test_reconcile_with_the_server_spelt_otherwise_uses_its_journal(etl, sandbox
     assert run.code == 0, run.err
     assert run.out.strip().splitlines()[-1] == (
         "1 rows in doubt: 1 were created, 0 were not (a rerun sends them), 0 still in doubt.")
+
+
+def test_reconcile_keeps_its_exit_status_when_its_reader_went_away(sandbox, tmp_path):
+    """A row still in doubt is exit 1, also when what read stdout has gone (a pipe with no
+    reader: the lines can't be written); before, such a run exited 0."""
+    left_pending(tmp_path, sandbox.url, (101, "1.5", "unknown"))
+    sandbox.faults.list_error = 1.0  # can't be checked: it stays in doubt
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("NEXUDUS_")}, "ETL_CONFIG": ""}
+    read, write_end = os.pipe()
+    os.close(read)
+    try:
+        command = [sys.executable, "-m", "etl", "reconcile", "--api-url", sandbox.url, "--token", TOKEN,
+                   "--journal", "journal.sqlite3"]
+        done = subprocess.run(command, cwd=tmp_path, env=env, stdout=write_end, stderr=subprocess.PIPE,
+                              text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr

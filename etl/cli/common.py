@@ -113,7 +113,7 @@ class Group(click.Group):
             # done is done, and said in the run's folder; the exit status still says how it ended
             _stdout_gone()
             run = ctx.meta.get("etl.run")
-            finished = run.record.exit_code if run is not None else 0
+            finished = run.record.exit_code if run is not None else ctx.meta.get("etl.exit", 0)
             ctx.exit(int(ExitStatus.ABORTED) if finished is None else finished)
         except OSError as exc:
             sent = ctx.invoked_subcommand in ("import", "reconcile", "resolve")

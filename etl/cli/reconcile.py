@@ -39,6 +39,7 @@ def reconcile(resource: str, quiet: bool, as_json: bool, **kw: Any) -> None:
     from etl.run import resolving
 
     found = resolving.reconcile(resolving.ReconcileSettings(_connection(kw), resource, quiet))
+    click.get_current_context().meta["etl.exit"] = int(found.exit_status)  # whatever becomes of stdout
     if not quiet:
         for line in found.lines():
             click.echo(line, err=as_json)
