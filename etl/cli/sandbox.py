@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sqlite3
+import ssl
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -139,6 +140,9 @@ def sandbox_command(port: int, db: str, username: str, password: str, credits_fi
                       credits=credits, tls=(tls_cert, tls_key) if tls_cert and tls_key else None)
     except sqlite3.Error as exc:
         raise UsageProblem(f"--db {db}: can't keep the records there ({exc})") from None
+    except ssl.SSLError as exc:  # an OSError too, but nothing to do with the port
+        raise UsageProblem(f"--tls-cert {tls_cert} and --tls-key {tls_key} can't serve https "
+                           f"({exc.reason or exc})") from None
     except OSError as exc:  # the port taken (another sandbox), or not ours to take
         raise UsageProblem(f"can't listen on 127.0.0.1:{port} ({exc.strerror or exc}): is another sandbox "
                            "running there? Pick another --port, or --port 0 for any free one") from None
