@@ -424,8 +424,10 @@ def test_etl_sandbox_says_in_one_line_why_it_cannot_start(etl, tmp_path):
     assert nowhere.code == 2 and "can't keep the records there" in nowhere.err
     assert etl("sandbox", "--port", "99999").code == 2
     assert etl("sandbox", "--unavailable", "2").code == 2
-    (tmp_path / "bad.pem").write_text("not a certificate\n")
-    unusable = etl("sandbox", "--port", "0", "--tls-cert", tmp_path / "bad.pem", "--tls-key", tmp_path / "bad.pem")
-    assert unusable.code == 2 and "can't serve https" in unusable.err and "another sandbox" not in unusable.err
+    pem = tmp_path / "bad.pem"
+    pem.write_text("not a certificate\n")
+    unusable = etl("sandbox", "--port", "0", "--tls-cert", pem, "--tls-key", pem)
+    assert unusable.code == 2 and "can't serve https" in unusable.err
+    assert "another sandbox" not in unusable.err
     for run in (taken, nowhere, unusable):
         assert "Traceback" not in run.err
