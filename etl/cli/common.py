@@ -597,8 +597,11 @@ class _Signals:
         if self.run is None:
             return
         document: dict[str, Any] = {"command": self.run.record.command, "exit_code": code, "error": _AT_ONCE}
-        with contextlib.suppress(Exception):  # counts changing under it: the plain document
-            document = {**self.run.record.summary(), "exit_code": code, "error": _AT_ONCE}
+        with contextlib.suppress(Exception):  # changing under it: the plain document
+            # the counts are of the lines said so far, not of the rows sent: the journal's are
+            # the truth (etl status), and none is given rather than wrong ones
+            document = {**self.run.record.summary(), "rows": None, "counts": None, "exit_code": code,
+                        "error": _AT_ONCE}
         text = json.dumps(document, indent=2, default=str) + "\n"
         with contextlib.suppress(Exception):
             from etl.report.reporting import write_summary
@@ -612,5 +615,5 @@ class _Signals:
 
 
 #: what a second Ctrl-C (or SIGTERM) says
-_AT_ONCE = ("interrupted again: stopped at once; the report is incomplete, the journal consistent: "
-            "rerun to continue")
+_AT_ONCE = ("interrupted again: stopped at once; the report is incomplete, the journal consistent "
+            "(etl status counts what was done): rerun to continue")
