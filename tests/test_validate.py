@@ -336,3 +336,19 @@ def test_repeated_unknown_headers_are_all_kept(etl):
     lines = run.report_path().read_text().splitlines()
     assert lines[0].endswith("CoworkerBookingCreditId,CreditUsed,Notes,Notes")
     assert lines[1].endswith('"first","second"')
+
+
+def test_an_ambiguous_number_stays_refused_when_errors_csv_of_mixed_files_is_loaded_again(etl, tmp_path):
+    """A ";" export and a "," one in one run: errors.csv, which can be in one dialect only, is
+    ";"-separated, so 1.500 loaded again from it is still refused until --decimal says which
+    (comma-separated, it was read as 1.5 without a word)."""
+    (tmp_path / "eu.csv").write_text("CoworkerBookingCreditId;CreditUsed;Description\n1281;1.500;eu\n")
+    (tmp_path / "us.csv").write_text("CoworkerBookingCreditId,CreditUsed,Description\n1203,x,us\n")
+    run = etl("validate", tmp_path / "eu.csv", tmp_path / "us.csv")
+    errors_csv = run.report_path().parent / "errors.csv"
+    assert errors_csv.read_bytes().startswith(
+        b"\xef\xbb\xbfCoworkerBookingCreditId;CreditUsed;Description;errors")
+    again = etl("validate", errors_csv)
+    assert [(r["CreditUsed"], r["outcome"]) for r in again.report()] == [
+        ("1.500", "invalid"), ("x", "invalid")]
+    assert "could be 1500" in again.report()[0]["errors"]

@@ -167,18 +167,21 @@ class Inputs:
 
     def errors_dialect(self) -> Dialect:
         """errors.csv is written as the inputs were: their encoding (BOM included) and
-        delimiter; UTF-8 with a BOM, comma-separated, for a workbook or inputs that differ."""
+        delimiter; UTF-8 with a BOM, comma-separated, for a workbook or inputs that differ,
+        semicolon-separated where one of them was (read without --decimal: its numbers that may
+        group thousands with dots stay refused when errors.csv is loaded again so)."""
+        mixed = replace(EXCEL, delimiter=";") if any(c.dots_ambiguous for c in self.columns) else EXCEL
         found = set()
         for table in self.tables:
             encoding, delimiter = getattr(table, "encoding", None), getattr(table, "delimiter", None)
             if encoding is None or not delimiter:
-                return EXCEL
+                return mixed
             bom = b""
             if encoding.bom:
                 with open(table.path, "rb") as f:
                     bom = f.read(encoding.bom)
             found.add(Dialect(encoding.codec, bom, delimiter))
-        return found.pop() if len(found) == 1 else EXCEL
+        return found.pop() if len(found) == 1 else mixed
 
     def read(self) -> list[dict[str, Any]]:
         """What was read of each file: format, encoding and delimiter or sheet, rows."""
