@@ -53,11 +53,17 @@ def test_a_workbook_or_mixed_inputs_give_an_errors_csv_excel_reads_right(etl, tm
                                     encoding="utf-8")
     (tmp_path / "b.csv").write_bytes("CoworkerBookingCreditId;CreditUsed;Description\n2;y;Brûlée\n"
                                      .encode("cp1252"))
-    run = etl("validate", "a.csv", "b.csv")
+    run = etl("validate", "a.csv", "b.csv", "--decimal", ".")
     assert run.code == 1
     raw = (run.report_path().parent / "errors.csv").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbfCoworkerBookingCreditId,CreditUsed,Description,errors\n")
     assert "Crème" in raw.decode("utf-8-sig") and "Brûlée" in raw.decode("utf-8-sig")
+    # without --decimal, the ";" file's numbers may group thousands with dots: errors.csv is
+    # ";"-separated (as a spreadsheet where the comma is the decimal mark opens it), so that they
+    # stay refused when it is loaded again
+    run = etl("validate", "a.csv", "b.csv")
+    raw = (run.report_path().parent / "errors.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbfCoworkerBookingCreditId;CreditUsed;Description;errors\n")
 
 
 def test_a_row_fixed_or_sent_again_from_errors_csv_is_the_same_row(etl, tmp_path):
