@@ -152,3 +152,22 @@ def test_the_cli_is_a_face():
     used = set().union(*faces.values())
     assert within(etl_imports(used), PLUMBING) == set()
     assert {"etl.run.runs", "etl.run.resolving", "etl.report.status"} <= used  # the deferred ones too
+
+
+def test_no_file_holds_the_markers_a_merge_left_unresolved():
+    """A merge's conflict markers committed by mistake (a README once held both sides)."""
+    import os
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    markers = re.compile(r"^(<{7} |>{7} |={7}$)", re.MULTILINE)
+    left = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [d for d in subfolders if not d.startswith(".") and "venv" not in d
+                         and d not in ("logs", "out", "__pycache__")]
+        for name in files:
+            path = Path(folder) / name
+            if path.suffix in (".py", ".md", ".toml", ".txt") \
+                    and markers.search(path.read_text(errors="replace")):
+                left.append(str(path.relative_to(root)))
+    assert left == []
