@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import gc
 import json
 import re
 import sqlite3
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -426,7 +428,12 @@ def test_etl_sandbox_says_in_one_line_why_it_cannot_start(etl, tmp_path):
     assert etl("sandbox", "--unavailable", "2").code == 2
     pem = tmp_path / "bad.pem"
     pem.write_text("not a certificate\n")
-    unusable = etl("sandbox", "--port", "0", "--tls-cert", pem, "--tls-key", pem)
+    gc.collect()
+    with warnings.catch_warnings(record=True) as seen:  # nor leaves its listening socket open
+        warnings.simplefilter("always", ResourceWarning)
+        unusable = etl("sandbox", "--port", "0", "--tls-cert", pem, "--tls-key", pem)
+        gc.collect()
+    assert [str(w.message) for w in seen if issubclass(w.category, ResourceWarning)] == []
     assert unusable.code == 2 and "can't serve https" in unusable.err
     assert "another sandbox" not in unusable.err
     for run in (taken, nowhere, unusable):

@@ -125,6 +125,17 @@ class Client:
         logs.add_secret(credentials.token)
         logs.add_secret(credentials.password)
 
+    def close(self) -> None:
+        """Close the connections kept open (left to the garbage collector, each would be closed
+        whenever it runs, with a ResourceWarning)."""
+        self.session.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def login(self) -> None:
         """Get a token by the password grant, unless one was given."""
         if self.token:

@@ -422,7 +422,12 @@ def validate_online(inputs: Inputs, validator: Validator, record: RunRecord, api
     """`etl validate --online`: the dry run plus the account checks over every valid row; reads
     the account, never posts. It has no journal: every valid row draws its credit down, so after
     part of a file was imported, `etl import` (which counts what was created) is the exact check."""
-    client = Client(api_url, credentials, timeout=timeout)
+    with Client(api_url, credentials, timeout=timeout) as client:
+        return _validate_online(inputs, validator, record, client, read_rate, progress)
+
+
+def _validate_online(inputs: Inputs, validator: Validator, record: RunRecord, client: Client,
+                     read_rate: float, progress: Progress | None) -> ExitStatus:
     account = for_client(validator.resource, client, read_rate=read_rate)
     if account is None:
         return validate(inputs, validator, record, progress)

@@ -125,11 +125,11 @@ def reconcile(settings: ReconcileSettings) -> Reconciled:
             journal = open_journal(api, settings.connection, run_id, "reconcile", existing=True)
             try:
                 ledger = Ledger(journal)
-                client = Client(api.url, api.credentials, timeout=settings.connection.timeout)
-                client.login()
-                reconciler = Reconciler(client, journal, ledger, res,
-                                        before_request=Pacer(RECONCILE_RATE).acquire)
-                found = recover(journal, ledger, reconciler, res, final=True)
+                with Client(api.url, api.credentials, timeout=settings.connection.timeout) as client:
+                    client.login()
+                    reconciler = Reconciler(client, journal, ledger, res,
+                                            before_request=Pacer(RECONCILE_RATE).acquire)
+                    found = recover(journal, ledger, reconciler, res, final=True)
             finally:
                 journal.close()
         finally:
@@ -235,12 +235,12 @@ def _decide(api: Api, settings: ResolveSettings, res: Resource, journal: Journal
 def _check_absent(api: Api, timeout: float, res: Resource, entry: Entry, journal: Journal) -> None:
     """`--not-created` only once the row's request can't create a record any more, and while no
     record that may be its own exists: either would let the rerun post a second credit use."""
-    client = Client(api.url, api.credentials, timeout=timeout)
-    try:
-        client.login()
-        ids = Reconciler(client, journal, Ledger(journal), res).may_be_its_records(entry)
-    except ReadFailed as exc:
-        raise UsageProblem(f"could not look for the row's record: {exc}") from None
+    with Client(api.url, api.credentials, timeout=timeout) as client:
+        try:
+            client.login()
+            ids = Reconciler(client, journal, Ledger(journal), res).may_be_its_records(entry)
+        except ReadFailed as exc:
+            raise UsageProblem(f"could not look for the row's record: {exc}") from None
     # after a read: the server's clock against ours (its Date header) moves a deadline another
     # machine kept onto this one's clock
     left = settles_at(entry, client.server_offset) - time.time()
@@ -261,12 +261,12 @@ def _check_record(api: Api, timeout: float, res: Resource, entry: Entry, record_
     row's key, or none (a record made otherwise), is another credit use. (Not its time or its
     Id against the row's fence: those are of the row's last request, and a row sent again
     after it was wrongly proved absent has its first request's record.)"""
-    client = Client(api.url, api.credentials, timeout=timeout)
-    try:
-        client.login()
-        record = client.get(f"{res.endpoint}/{record_id}")
-    except ReadFailed as exc:
-        raise UsageProblem(f"could not read record {record_id} to check it: {exc}") from None
+    with Client(api.url, api.credentials, timeout=timeout) as client:
+        try:
+            client.login()
+            record = client.get(f"{res.endpoint}/{record_id}")
+        except ReadFailed as exc:
+            raise UsageProblem(f"could not read record {record_id} to check it: {exc}") from None
     if not isinstance(record, dict):
         raise UsageProblem(f"there is no record {record_id} in {api.target}")
     body = body_of(entry)

@@ -225,14 +225,14 @@ def import_files(run: Run, connection: Connection, settings: Settings, posting: 
         inputs = run.inputs()
         journal = open_journal(api, connection, run.run_id, "import")
         try:
-            client = Client(api.url, api.credentials, timeout=connection.timeout,
-                            pool=settings.concurrency + 2)
-            poster = Poster(client, Pacer(rate), journal, run.resource.endpoint,
-                            max_retries=posting.max_retries, daily_limit=posting.daily_limit,
-                            throttle_patience=posting.throttle_patience)
-            with while_posting or contextlib.nullcontext():
-                return importing.import_files(inputs, run.validator(), run.record, journal, poster,
-                                              settings, stopper, progress)
+            with Client(api.url, api.credentials, timeout=connection.timeout,
+                        pool=settings.concurrency + 2) as client:
+                poster = Poster(client, Pacer(rate), journal, run.resource.endpoint,
+                                max_retries=posting.max_retries, daily_limit=posting.daily_limit,
+                                throttle_patience=posting.throttle_patience)
+                with while_posting or contextlib.nullcontext():
+                    return importing.import_files(inputs, run.validator(), run.record, journal, poster,
+                                                  settings, stopper, progress)
         finally:
             journal.close()
     finally:

@@ -80,9 +80,13 @@ class Sandbox:
         self.server.daemon_threads = True
         self.tls = tls is not None
         if tls is not None:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(*tls)
-            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            try:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                context.load_cert_chain(*tls)
+                self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            except BaseException:  # a pair it can't use: the port is let go, not left to the GC
+                self.server.server_close()
+                raise
         self._thread: threading.Thread | None = None
 
     @property
