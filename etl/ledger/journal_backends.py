@@ -81,15 +81,19 @@ def shown(url: str) -> str:
 def reads_two_ways(url: str) -> bool:
     """Whether URL has a '@' past the end of its host part as Python's parser finds it (the
     first '/', '?' or '#'): its user name or password holds one of those as is, and libpq may
-    take the URL otherwise."""
+    take the URL otherwise. libpq reads a user name and password wherever a '@' comes before
+    the first '/', whatever '?', '=' or '#' come before it; a query's '@' after a '/'
+    (db/j?application_name=a@b) is a query's for both."""
     tail = url.partition("://")[2]
     ends = [at for at in (tail.find(c) for c in "/?#") if at >= 0]
     rest = tail[min(ends):] if ends else ""
     path, _, fragment = rest.partition("#")
     path, _, query = path.partition("?")
-    # a query's value may hold a '@' (application_name=a@b); a password's '?' has no key=value
-    # before its '@'
-    return "@" in path or "@" in fragment or ("@" in query and "=" not in query[:query.index("@")])
+    if "@" in path or "@" in fragment:
+        return True
+    # the '@' libpq ends a user name and password at: its first, if no '/' comes before it
+    at, slash = tail.find("@"), tail.find("/")
+    return bool(ends) and at > min(ends) and (slash < 0 or at < slash)
 
 
 def has_password(url: str) -> bool:
