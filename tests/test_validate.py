@@ -101,9 +101,9 @@ def test_dots_that_may_group_thousands_in_a_semicolon_file_are_not_guessed(etl, 
     assert {n: r["outcome"] for n, r in rows.items()} == {
         "2": "invalid", "3": "valid", "4": "invalid", "5": "valid", "6": "invalid", "7": "valid"}
     assert rows["2"]["errors"] == 'CreditUsed: "1,5" is not a number (a decimal comma? say --decimal ,)'
-    assert rows["4"]["errors"] == ('CreditUsed: "1.500" could be 1500 (dots grouping thousands, as a '
-                                   '";"-separated export writes them) or 1.5: say which with --decimal , '
-                                   'or --decimal .')
+    assert rows["4"]["errors"] == ('CreditUsed: "1.500" could be 1500 (dots grouping thousands, as an '
+                                   'export not separated by commas may write them) or 1.5: say which with '
+                                   '--decimal , or --decimal .')
     assert rows["6"]["errors"].startswith('CreditUsed: "12.345" could be 12345 ') and \
         ' | BookingId: "5.000" could be 5000 ' in rows["6"]["errors"]
     dots = etl("validate", path, "--decimal", ".")
@@ -114,6 +114,25 @@ def test_dots_that_may_group_thousands_in_a_semicolon_file_are_not_guessed(etl, 
                                                        "invalid"]
     (tmp_path / "dots.csv").write_text("CoworkerBookingCreditId,CreditUsed\n103,1.500\n")  # "," separates:
     assert [r["outcome"] for r in etl("validate", tmp_path / "dots.csv").report()] == ["valid"]  # a dot's
+
+
+def test_dots_that_may_group_thousands_in_excels_unicode_text_are_not_guessed(etl):
+    """Excel's "Unicode Text" (UTF-16, tab-separated) from a European locale writes 1.500 for
+    fifteen hundred, as its ";"-separated CSV does: without --decimal it is refused, and so is the
+    id 5.000 (before: read as 1.5 and as credit 5, and posted, beside the row with 1,5 that was
+    refused). A file whose delimiter is the comma can't have a decimal comma: its 1.500 is 1.5."""
+    path = DATA / "excel_unicode_text_dots_grouped.txt"
+    run = etl("validate", path)
+    rows = {r["row"]: r for r in run.report()}
+    assert {n: r["outcome"] for n, r in rows.items()} == {"2": "invalid", "3": "invalid", "4": "invalid",
+                                                          "5": "valid"}
+    assert rows["2"]["errors"].startswith('CreditUsed: "1.500" could be 1500 (dots grouping thousands')
+    assert rows["4"]["errors"].startswith('CoworkerBookingCreditId: "5.000" could be 5000 ')
+    commas = etl("validate", path, "--decimal", ",")  # there a dot groups thousands: refused
+    assert [r["outcome"] for r in commas.report()] == ["invalid", "valid", "invalid", "invalid"]
+    assert "has a thousands separator" in commas.report()[0]["errors"]
+    dots = etl("validate", path, "--decimal", ".")
+    assert [r["outcome"] for r in dots.report()] == ["valid", "invalid", "valid", "valid"]
 
 
 def test_encoding_and_delimiter_can_be_forced(etl):

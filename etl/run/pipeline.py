@@ -168,8 +168,9 @@ class Inputs:
     def errors_dialect(self) -> Dialect:
         """errors.csv is written as the inputs were: their encoding (BOM included) and
         delimiter; UTF-8 with a BOM, comma-separated, for a workbook or inputs that differ,
-        semicolon-separated where one of them was (read without --decimal: its numbers that may
-        group thousands with dots stay refused when errors.csv is loaded again so)."""
+        semicolon-separated where one of them was not comma-separated (read without --decimal:
+        its numbers that may group thousands with dots stay refused when errors.csv is loaded
+        again so)."""
         mixed = replace(EXCEL, delimiter=";") if any(c.dots_ambiguous for c in self.columns) else EXCEL
         found = set()
         for table in self.tables:
@@ -290,16 +291,19 @@ def prepare_inputs(
     decimal_said: bool = True,
 ) -> Inputs:
     """The files, opened, and where each field sits in each. Without DECIMAL_SAID (--decimal not
-    given), a ";"-separated file's numbers that read as thousands grouped with dots (1.500) are
-    refused as ambiguous: such files are written where the comma is the decimal mark."""
+    given), the numbers that read as thousands grouped with dots (1.500) of a file separated by
+    anything but a comma (";", a tab) are refused as ambiguous: such files are written where the
+    comma is the decimal mark (a comma-separated file can't be)."""
     _room_for(len(paths))
     tables = [open_table(p, read) for p in paths]
     columns = []
     for t in tables:
         try:
             found = match_columns(t.path, t.header, resource, renames)
+            # a file whose delimiter is not the comma may come from where the comma is the
+            # decimal mark (a ";" CSV, Excel's tab-separated "Unicode Text")
             columns.append(replace(
-                found, dots_ambiguous=not decimal_said and t.describe().get("delimiter") == ";"))
+                found, dots_ambiguous=not decimal_said and t.describe().get("delimiter") not in (None, ",")))
         except FileProblem as exc:
             raise _delimiter_problem(t, resource, renames) or exc from None
     own: list[tuple[str, int]] = []  # a header and which of its namesakes it is

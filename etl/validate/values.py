@@ -186,16 +186,16 @@ class Parsed:
 
     def _ambiguous(self, cells: arrow.Array) -> None:
         """Numbers whose dots may group thousands (`1.500`, `12.345.678`; not `0.250`), where the
-        file was written where the comma is the decimal mark (a ";"-separated file) and the run
+        file may be written where the comma is the decimal mark (separated by ";" or a tab) and the run
         did not say which: a problem each, never a guess."""
         grouped = pc.match_substring_regex(pc.fill_null(cells, ""), _GROUPED_BY_DOTS)
         for pos in np.flatnonzero(bools(grouped)).tolist():
             if pos not in self.problems:
                 text = str(cells[pos].as_py()).strip(_SPACE)
                 self.problems[pos] = (
-                    f"{shown(text)} could be {text.replace('.', '')} (dots grouping thousands, as a "
-                    f"\";\"-separated export writes them) or {Decimal(text).normalize():f}: say which with "
-                    "--decimal , or --decimal .")
+                    f"{shown(text)} could be {text.replace('.', '')} (dots grouping thousands, as an "
+                    f"export not separated by commas may write them) or {Decimal(text).normalize():f}: "
+                    "say which with --decimal , or --decimal .")
 
     @property
     def values(self) -> arrow.Array:
