@@ -216,6 +216,22 @@ def test_a_migration_whose_rows_left_are_all_refused_has_nothing_left_to_post(et
     assert "Nothing left to post." in etl("status", "--api-url", box.url).out
 
 
+def test_rows_in_doubt_are_never_called_nothing_left_to_post(etl, tmp_path):
+    """Every row answered 500 (nothing created) and still in doubt: status does not say "Nothing
+    left to post", which an operator reads as done (before: it did, over the line counting the
+    rows in doubt, and after `etl reconcile` found them absent they were all to post)."""
+    from etl.sandbox import Faults, Sandbox
+
+    with Sandbox(faults=Faults(retry_after=0, error=1.0), tokens=("t0k3n",)) as box:
+        run = etl("import", SAMPLES / "credit_uses.csv", "--api-url", box.url, "--token", "t0k3n", "-q",
+                  "--rate", "1000", "--no-check-credits", "--max-retries", "0", "--settle-wait", "0")
+        doubt = sum(r["outcome"] == "in_doubt" for r in run.report())
+        assert doubt and not box.store.records(), run.err
+    out = etl("status", "--api-url", box.url, env=NO_ENV).out
+    assert "Nothing left to post" not in out
+    assert f"{doubt} rows in doubt: `etl reconcile` checks them against the API" in out
+
+
 @pytest.fixture
 def refusing_sandbox():
     """`etl sandbox --reject 0.3` in a process of its own, as an operator rehearses with it."""

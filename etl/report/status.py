@@ -317,16 +317,16 @@ def text(status: Status) -> str:
     lines.append(f"POSTs today ({status.day} UTC): {status.posts_today} of {status.daily_limit} "
                  "(--daily-limit).")
     unfinished = [s.source for s in status.sources if s.unfinished]
+    doubt = sum(s.in_doubt for s in status.sources)
     if status.to_post:
         nights = f"{status.nights} night" + ("s" if status.nights != 1 else "")
         lines.append(f"{status.to_post} rows to post" + (" at least" if unfinished else "")
                      + f": {nights} at {status.daily_limit} a night.")
-    elif not unfinished:
+    elif not unfinished and not doubt:  # rows in doubt may yet be posted: never "nothing left"
         lines.append("Nothing left to post.")
     for source in unfinished:
         lines.append(f"The last run that read {source} did not finish it (killed, running, or "
                      "stopped part way): what is left of it is known once a run reads it to the end.")
-    doubt = sum(s.in_doubt for s in status.sources)
     if doubt:
         lines.append(f"{doubt} rows in doubt: `etl reconcile` checks them against the API.")
     if status.runs:
