@@ -413,6 +413,29 @@ def test_a_second_run_on_a_journal_in_use_exits_3(post, sandbox, tmp_path):
     assert "another --journal" not in run.err
 
 
+def test_a_journal_named_through_a_link_is_held_by_the_same_lock(etl, sandbox, tmp_path):
+    """Cron names the journal file, an operator a link to it (or a linked folder): one journal,
+    one lock (before: a lock for each name, two runs at once on one journal, and both ended in a
+    traceback when the row state machine refused what the other had done)."""
+    from etl.ledger.journal import Journal
+
+    (tmp_path / "srv").mkdir()
+    real = tmp_path / "srv" / "journal.sqlite3"
+    assert etl("import", write(tmp_path, "a.csv", "101,1,a"), "--api-url", sandbox.url, "--token", TOKEN,
+               "--journal", real, env=NO_ENV).code == 0
+    (tmp_path / "mine.sqlite3").symlink_to(real)
+    (tmp_path / "linked").symlink_to(tmp_path / "srv")
+    held = Journal(str(real), sandbox.url)
+    try:
+        for name in (tmp_path / "mine.sqlite3", tmp_path / "linked" / "journal.sqlite3"):
+            run = etl("import", write(tmp_path, "b.csv", "102,1,b"), "--api-url", sandbox.url,
+                      "--token", TOKEN, "--journal", name, env=NO_ENV)
+            assert run.code == 3 and "another run holds the journal" in run.err, (name, run.err)
+    finally:
+        held.close()
+    assert len(sandbox.store.records()) == 1
+
+
 def test_plain_http_to_another_machine_is_refused(etl, tmp_path):
     run = etl("import", write(tmp_path, "a.csv", "101,1,a"), "--api-url", "http://nexudus.example.com",
               "--token", TOKEN, env=NO_ENV)

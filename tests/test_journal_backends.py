@@ -209,6 +209,7 @@ def test_a_journal_password_is_read_only_from_a_config_its_owner_alone_reads(etl
     # before it), Python a query (before: shown whole)
     ("postgresql://etl:Xy?z=9q@db:5432/j", "postgresql://***@db:5432/j"),
     ("postgresql://etl:Xy#z=9q@db/j", "postgresql://***@db/j"),
+    ("postgresql://etl@db/j?sslkey=k.pem&sslpassword=S3cr3t", "postgresql://etl@db/j?sslkey=k.pem&sslpassword=***"),
 ])
 def test_a_journal_url_is_shown_without_its_password(url, shown):
     from etl.ledger.journal_backends import shown as masked

@@ -94,8 +94,11 @@ class Journal(Lookups):
     def _take_lock(self) -> Any:
         from filelock import FileLock, Timeout
 
-        lock = FileLock(self.path + ".lock", timeout=0)
-        holder_path = self.path + ".holder"
+        # beside the file itself: a link to it, or a name through a linked folder, is the same
+        # journal and takes the same lock (before: a lock of its own, and two runs went on at once)
+        real = os.path.realpath(self.path)
+        lock = FileLock(real + ".lock", timeout=0)
+        holder_path = real + ".holder"
         try:
             lock.acquire()
         except Timeout:

@@ -59,6 +59,10 @@ def is_url(path: str) -> bool:
     return path.split("://", 1)[0].lower() in ("postgresql", "postgres") and "://" in path
 
 
+#: a URL's parameters that are secrets: the password, and the passphrase of the client's key
+_SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
+
+
 def shown(url: str) -> str:
     """URL as it may be shown (status, reports, logs, messages): the password masked. A URL
     whose user name or password holds a '/', '?' or '#' as it is (not %2F, %3F, %23) ends its
@@ -73,8 +77,8 @@ def shown(url: str) -> str:
         if ":" in who:
             who = who.split(":", 1)[0] + ":***"
         netloc = f"{who}@{host}"
-    query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in parse_qsl(parts.query)],
-                      safe="/*:")
+    query = urlencode([(k, "***" if k.lower() in _SECRET_PARAMETERS else v)
+                       for k, v in parse_qsl(parts.query)], safe="/*:")
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
@@ -104,7 +108,8 @@ def _hide(url: str, text: str) -> str:
     """TEXT (a server's or libpq's message) with any password of URL taken out, on one line
     (libpq's own runs over two: `...failed\n\tIs the server running on that host...`)."""
     parts = urlsplit(url)
-    secrets = [parts.password or ""] + [v for k, v in parse_qsl(parts.query) if k.lower() == "password"]
+    secrets = [parts.password or ""] + [v for k, v in parse_qsl(parts.query)
+                                        if k.lower() in _SECRET_PARAMETERS]
     for secret in filter(None, secrets):
         text = text.replace(secret, "***")
     return " ".join(text.split())

@@ -158,7 +158,7 @@ def _holder(path: str) -> str | None:
     from etl.ledger.entries import process_start
 
     try:
-        with open(path + ".holder", encoding="utf-8") as f:
+        with open(os.path.realpath(path) + ".holder", encoding="utf-8") as f:
             f.readline()
             facts = json.loads(f.readline() or "{}")
         pid, run = int(facts["pid"]), facts.get("run")
