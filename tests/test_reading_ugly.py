@@ -563,12 +563,25 @@ def test_a_trailing_delimiter_loses_nothing_and_refuses_nothing(etl):
     cell with something in it past the header still refuses its row: a shifted row is never
     guessed."""
     rows = etl("validate", DATA / "trailing_delimiter_rows.csv").report()
-    assert [r["outcome"] for r in rows] == ["valid", "valid", "valid", "invalid"]
+    assert [r["outcome"] for r in rows] == ["valid", "valid", "valid", "invalid", "invalid"]
     assert rows[1]["Description"] == "Room B, east"
     assert rows[3]["errors"] == 'row: has 4 values but the header has 3 columns (extra: "q")'
+    # a value more than the file's rows have as a rule: one was added somewhere, cells shifted
+    assert rows[4]["errors"].startswith("row: has 5 values but the header has 3 columns")
     run = etl("validate", DATA / "trailing_delimiter_header.csv")
-    assert [r["outcome"] for r in run.report()] == ["valid", "valid", "valid"]
+    assert [r["outcome"] for r in run.report()] == ["valid", "valid", "valid", "valid"]
     assert "never sent: one without a name" in run.err
+
+
+def test_a_row_a_value_short_among_rows_that_end_with_a_delimiter_is_never_read_shifted(etl):
+    """Every line of the export ends with a delimiter, header included; one row lost an empty
+    cell in a hand edit: its invoice line 51001 would be read as BookingId. It is refused, as
+    any ragged row is (before: read shifted and posted as a use of booking 51001)."""
+    run = etl("validate", DATA / "trailing_delimiter_one_row_short.csv")
+    rows = run.report()
+    assert [r["outcome"] for r in rows] == ["valid", "invalid", "valid"]
+    assert rows[1]["errors"].startswith("row: has 5 values but the header has 6 columns")
+    assert rows[2]["CoworkerInvoiceLineId"] == "7302" and rows[0]["BookingId"] == "880000"
 
 
 def test_a_column_taken_by_another_name_is_said_when_columns_beside_it_are_not_sent(etl, tmp_path):

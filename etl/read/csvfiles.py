@@ -9,6 +9,7 @@ import itertools
 import os
 import re
 import weakref
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -344,6 +345,7 @@ class CsvTable(Table):
                 raise self._arrow_problem(exc) from exc
             following = self.header_row + 1  # the record number of the next row
             held: RawChunk | None = None
+            rule: int | None = None  # the number of values the file's rows have as a rule
             while True:
                 try:
                     batch = reader.read_next_batch()
@@ -358,7 +360,9 @@ class CsvTable(Table):
                 here = [(r, t) for r, t in ragged if r <= last]
                 ragged[:] = [(r, t) for r, t in ragged if r > last]
                 following = last + 1
-                chunk = self._merge(numbers, batch.columns, here, width)
+                if rule is None:
+                    rule = self._rule(n, here, width)
+                chunk = self._merge(numbers, batch.columns, here, width, rule)
                 chunk.read_to = counter.done
                 if len(chunk):
                     if held is not None:
@@ -366,7 +370,8 @@ class CsvTable(Table):
                     held = chunk  # the last one is checked before it is given
             if ragged:
                 chunk = self._merge(np.empty(0, dtype=np.int64),
-                                    [arrow.array([], arrow.string())] * width, ragged, width)
+                                    [arrow.array([], arrow.string())] * width, ragged, width,
+                                    rule if rule is not None else self._rule(0, ragged, width))
                 if len(chunk):
                     if held is not None:
                         yield held
@@ -385,8 +390,18 @@ class CsvTable(Table):
                 self._check_quotes()
                 return
 
+    def _rule(self, n: int, ragged: list[tuple[int, str]], width: int) -> int | None:
+        """The number of values most rows of the file's first batch have: N rows of the
+        header's WIDTH, and the RAGGED ones (None: no row yet)."""
+        lengths = Counter({width: n}) if n else Counter()
+        for _, text in ragged:
+            fields = self._fields(text)
+            if any(fields):
+                lengths[len(fields)] += 1
+        return lengths.most_common(1)[0][0] if lengths else None
+
     def _merge(self, numbers: np.ndarray, columns: list[Any], ragged: list[tuple[int, str]],
-               width: int) -> RawChunk:
+               width: int, rule: int | None = None) -> RawChunk:
         """A batch's rows with its ragged rows put back in place, as one chunk."""
         columns = [c.combine_chunks() if isinstance(c, arrow.ChunkedArray) else c for c in columns]
         errors: dict[int, str] = {}
@@ -396,7 +411,7 @@ class CsvTable(Table):
             while unnamed < width and not self.header[width - 1 - unnamed].strip():
                 unnamed += 1
             extra = _chunk(np.asarray([r for r, _ in ragged], dtype=np.int64), records, width,
-                           drop_blank=False, unnamed=unnamed)
+                           drop_blank=False, unnamed=unnamed, rule=rule)
             numbers = np.concatenate([numbers, extra.rows])
             order = np.argsort(numbers, kind="stable")
             numbers = numbers[order]

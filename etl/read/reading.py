@@ -189,10 +189,13 @@ def _workbook_kind(path: str) -> str:
 
 
 def _chunk(rows: np.ndarray, records: list[list[str]], width: int, drop_blank: bool = True,
-           unnamed: int = 0) -> RawChunk:
+           unnamed: int = 0, rule: int | None = None) -> RawChunk:
     """Columns of the records, blank ones dropped; ragged ones are padded or cut, and say so,
     unless nothing is lost or shifted: empty cells past the header's last column (a trailing
-    delimiter), or a row that stops before the header's last UNNAMED columns (a header with one)."""
+    delimiter), or a row that stops before the header's last UNNAMED columns (a header with one),
+    where the row has as many values as the file's rows have as a rule (RULE, when known: a row
+    one value short or long among rows that all end with a delimiter lost or gained a value
+    somewhere, and its cells are shifted)."""
     errors: dict[int, str] = {}
     if set(map(len, records)) != {width}:
         keep: list[int] = []
@@ -201,7 +204,8 @@ def _chunk(rows: np.ndarray, records: list[list[str]], width: int, drop_blank: b
             if len(r) != width:
                 if not any(r):
                     continue
-                harmless = (len(r) > width and not any(r[width:])) or width - unnamed <= len(r) < width
+                harmless = (rule is None or len(r) == rule) and (
+                    (len(r) > width and not any(r[width:])) or width - unnamed <= len(r) < width)
                 if not harmless:
                     errors[len(fixed)] = _shape_error(r, width)
                 r = (r + [""] * width)[:width]
