@@ -96,6 +96,40 @@ def test_loading_errors_csv_does_not_warn_about_its_own_errors_column(etl, tmp_p
     assert "warning" not in again.err, again.err
 
 
+def test_an_errors_csv_without_its_errors_column_never_posts_a_row_in_doubt_again(etl, tmp_path):
+    """The operator takes the reasons column out of errors.csv before loading it again: the file
+    is no errors.csv then, and its "'+1 guest" is read as it is, a row the journal never saw. But
+    without the ' it is the row in doubt (its record made, its answer lost): refused, with what
+    to do (before: posted as a second credit use, "'+1 guest")."""
+    (tmp_path / "first.csv").write_text("CoworkerBookingCreditId,CreditUsed,Description\n1281,1.5,plain\n",
+                                        encoding="utf-8")
+    with Sandbox(faults=Faults(retry_after=0), tokens=(TOKEN,)) as box:
+        api = ["--api-url", box.url, "--token", TOKEN, "--rate", "1000", "--no-check-credits",
+               "--max-retries", "0", "--settle-wait", "0"]
+        assert etl("import", "first.csv", *api, env=NO_ENV).code == 0  # the export, the night before
+        with open(tmp_path / "first.csv", "a", encoding="utf-8") as f:
+            f.write("1203,3,+1 guest\n")
+        box.faults.error_after_create = box.faults.list_error = 1.0
+        run = etl("import", "first.csv", *api, env=NO_ENV)
+        assert [r["outcome"] for r in run.report()] == ["skipped", "in_doubt"], run.err
+        box.faults.error_after_create = 0.0
+        rows = lines(run.report_path().parent / "errors.csv")
+        with open(tmp_path / "again.csv", "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([r[:-1] for r in rows])  # the reasons column taken out
+        assert rows[1][2] == "'+1 guest"
+        box.faults.list_error = 0.0
+        again = etl("import", "again.csv", *api, env=NO_ENV)
+        (line,) = again.report()
+        assert line["outcome"] == "invalid", again.err
+        assert "first.csv row 3's credit use (" in line["errors"], line["errors"]
+        assert [r["Description"] for r in box.store.records()] == ["plain", "+1 guest"]
+        # a file whose own cells start so, of rows the journal never saw, is read as it is
+        (tmp_path / "own.csv").write_text("CoworkerBookingCreditId,CreditUsed,Description\n1204,1,'-5 off\n",
+                                          encoding="utf-8")
+        assert [r["outcome"] for r in etl("import", "own.csv", *api, env=NO_ENV).report()] == ["created"]
+        assert box.store.records()[-1]["Description"] == "'-5 off"
+
+
 @pytest.mark.parametrize("saved", ["trailing delimiter", "Errors", "moved first"])
 def test_a_row_in_doubt_loaded_again_from_an_errors_csv_a_spreadsheet_saved_is_never_sent_twice(
         etl, tmp_path, saved):

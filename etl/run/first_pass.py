@@ -312,7 +312,7 @@ class FirstPass(ImporterBase):
         (etl.run.ahead); the rows the journal does not know, for the checks at the end."""
         table = self.inputs.tables[index]
         give_back_memory()  # what the chunk before freed: the next one is not piled on top
-        texts, valid = self.validator.verdicts(chunk, self.inputs.columns[index])
+        texts, valid = self._checked_verdicts(index, chunk)
         # kept for the posting pass, which would otherwise check every row again
         self._checked.put((index, number), texts, valid)
         cache = self._key_cache(index) if number == 0 else self._caches.get(index)
