@@ -28,7 +28,7 @@ def start(export: Path, url: str, cwd: Path, state: Path) -> subprocess.Popen:
         env.pop(name, None)
     return subprocess.Popen(
         [sys.executable, "-m", "etl", "import", str(export), "--api-url", url, "--token", TOKEN,
-         "--rate", "1000", "--concurrency", "1", "-q", "--report", "out/results.csv"],
+         "--rate", "1000", "--concurrency", "1", "-q", "--report", "out/results.csv", "--no-check-credits"],
         cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -116,7 +116,8 @@ def test_ctrl_c_mid_run_leaves_a_report_that_agrees_with_the_journal_line_by_lin
     env = {**os.environ, "NEXUDUS_TOKEN": TOKEN}
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "etl", "import", str(path), "--api-url", sandbox.url, "--rate", "1000",
-           "--batch-size", "1", "--timeout", "0.5", "--report", str(out / "results.csv"), "-q"]
+           "--batch-size", "1", "--timeout", "0.5", "--report", str(out / "results.csv"), "-q",
+           "--no-check-credits"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.monotonic() + 30
