@@ -411,10 +411,9 @@ class KeyedRows(ImporterBase):
         for name in fields:
             cells = chunk.columns[columns.positions[name]]
             quoted = np.flatnonzero(bools(pc.starts_with(pc.fill_null(cells, ""), "'")) & valid)
-            for p in quoted.tolist():
-                text = str(cells[p].as_py())
-                if restore_cell(text) != text:
-                    positions.add(p)
+            texts_at = cells.take(arrow.array(quoted, arrow.int64())).to_pylist() if len(quoted) else []
+            positions.update(p for p, text in zip(quoted.tolist(), texts_at, strict=True)
+                             if restore_cell(text) != text)
         if not positions:
             return
         at = sorted(positions)
