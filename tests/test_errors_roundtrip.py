@@ -130,6 +130,32 @@ def test_an_errors_csv_without_its_errors_column_never_posts_a_row_in_doubt_agai
         assert box.store.records()[-1]["Description"] == "'-5 off"
 
 
+def test_a_guard_in_a_column_not_sent_without_the_errors_column_never_posts_a_row_in_doubt_again(
+        etl, tmp_path):
+    """The same with the guard in a column the schema does not know (a phone number, "+44 ...",
+    is "'+44 ..." in errors.csv): the row's cells differ, so it is another row to etl, with the
+    very payload of the row in doubt. Refused (before: posted again, a second charge)."""
+    head = "CoworkerBookingCreditId,CreditUsed,Description,Phone\n"
+    (tmp_path / "first.csv").write_text(head + "1281,1.5,plain,0\n", encoding="utf-8")
+    with Sandbox(faults=Faults(retry_after=0), tokens=(TOKEN,)) as box:
+        api = ["--api-url", box.url, "--token", TOKEN, "--rate", "1000", "--no-check-credits",
+               "--max-retries", "0", "--settle-wait", "0"]
+        assert etl("import", "first.csv", *api, env=NO_ENV).code == 0
+        with open(tmp_path / "first.csv", "a", encoding="utf-8") as f:
+            f.write("1203,3,Hot desk,+44 20 7946 0958\n")
+        box.faults.error_after_create = box.faults.list_error = 1.0
+        run = etl("import", "first.csv", *api, env=NO_ENV)
+        assert [r["outcome"] for r in run.report()] == ["skipped", "in_doubt"], run.err
+        box.faults.error_after_create = box.faults.list_error = 0.0
+        rows = lines(run.report_path().parent / "errors.csv")
+        assert rows[1][3] == "'+44 20 7946 0958"
+        with open(tmp_path / "again.csv", "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([r[:-1] for r in rows])
+        (line,) = etl("import", "again.csv", *api, env=NO_ENV).report()
+        assert line["outcome"] == "invalid" and "first.csv row 3's credit use (" in line["errors"], line
+        assert [r["Description"] for r in box.store.records()] == ["plain", "Hot desk"]
+
+
 @pytest.mark.parametrize("saved", ["trailing delimiter", "Errors", "moved first"])
 def test_a_row_in_doubt_loaded_again_from_an_errors_csv_a_spreadsheet_saved_is_never_sent_twice(
         etl, tmp_path, saved):

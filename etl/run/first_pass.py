@@ -10,8 +10,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as arrow
+import pyarrow.compute as pc
 
 from etl.errors import RunAborted, UsageProblem
+from etl.fields import bools
 from etl.heap import give_back_memory
 from etl.ledger.entries import LEGACY_SCHEME, Entry, JournalProblem, canonical_json, payload_hash
 from etl.ledger.identity import (
@@ -29,6 +31,7 @@ from etl.outcomes import Outcome
 from etl.post.answers import ReadFailed
 from etl.post.verdicts import differences
 from etl.read.reading import RawChunk
+from etl.report.cells import restore_cell
 from etl.run.checks import posts_left
 from etl.run.import_base import ImporterBase
 from etl.run.import_rows import Row, _Fresh, _identified_otherwise, _Sample, _ToSend, system_id_of, tagged
@@ -115,6 +118,61 @@ class FirstPass(ImporterBase):
         finally:
             identities.known = known
         return rows, problems
+
+    def _checked_verdicts(self, identities: Identities, index: int, chunk: RawChunk
+                          ) -> tuple[dict[int, str], np.ndarray]:
+        """The schema's verdicts on a chunk of file INDEX, and `_guarded_twins`."""
+        texts, valid = self.validator.verdicts(chunk, self.inputs.columns[index])
+        if not self.inputs.errors_files[index]:
+            self._guarded_twins(identities, index, chunk, texts, valid)
+        return texts, valid
+
+    def _guarded_twins(self, identities: Identities, index: int, chunk: RawChunk, texts: dict[int, str],
+                       valid: np.ndarray) -> None:
+        """Valid rows with a cell that starts with the ' errors.csv puts before a cell a
+        spreadsheet could take for a formula (`'-10% off`, `'+44 20...`), in a file not read as an
+        errors.csv (its errors column taken out): where the row without it (its content, any
+        column's cells restored) is one the journal has, the row is refused, never sent as
+        another credit use (a second charge, or a text with a stray '). A file whose own cells
+        start so, of rows the journal never had without the ', is read as it is."""
+        table, columns = self.inputs.tables[index], self.inputs.columns[index]
+        identities.start(table.path, table.header)
+        _, scheme = identities.columns(table.path, table.header,
+                                       {header_key(f.name) for f in self.resource.fields})
+        if not scheme.startswith("cells:"):
+            return  # a --key: the key's own cells, read as they are
+        kept_at, kept_names = identities.kept(table.header)
+        guarded: set[int] = set()
+        for at in kept_at:
+            cells = chunk.columns[at]
+            quoted = np.flatnonzero(bools(pc.starts_with(pc.fill_null(cells, ""), "'")) & valid)
+            if len(quoted):
+                spelt = cells.take(arrow.array(quoted, arrow.int64())).to_pylist()
+                guarded.update(p for p, text in zip(quoted.tolist(), spelt, strict=True)
+                               if restore_cell(text) != text)
+        if not guarded:
+            return
+        at_rows = sorted(guarded)
+        field_at = {p: name for name, p in columns.positions.items()}
+        sent = [field_at.get(i) for i in kept_at]
+        take = arrow.array(at_rows, arrow.int64())
+        cells = [[restore_cell(c) if isinstance(c, str) else c
+                  for c in chunk.columns[i].take(take).to_pylist()] for i in kept_at]
+        bare = [{k: restore_cell(v) if isinstance(v, str) else v for k, v in body.items()}
+                for body in self.validator.payloads(chunk, columns, at_rows)]
+        made, _ = _digests(bare, kept_names, sent, cells)
+        twins = {pos: identities.base_of(scheme, d) for pos, d in zip(at_rows, made, strict=True)}
+        found = self.journal.of_bases(set(twins.values()))
+        for pos, base in twins.items():
+            if found.get(base):
+                identity, state, _ = found[base][0]
+                entry = self.journal.lookup([identity]).get(identity)
+                where = f"{entry.where}'s" if entry is not None else "a"
+                valid[pos] = False
+                texts[pos] = (f"a cell starts with the ' an errors.csv puts before a cell a spreadsheet "
+                              f"could take for a formula, and without it the row is {where} credit use "
+                              f"({state.replace('_', ' ')} in the journal): load the errors.csv again with "
+                              "its errors column (the ' is taken away then), or take the ' out")
 
     def _row(self, identities: Identities, pos: int, identity: str, scheme: str, payload: dict[str, Any],
              source: str, number: int, spelt: list[str], base: str | None, occurrence: int | None,
@@ -312,7 +370,7 @@ class FirstPass(ImporterBase):
         (etl.run.ahead); the rows the journal does not know, for the checks at the end."""
         table = self.inputs.tables[index]
         give_back_memory()  # what the chunk before freed: the next one is not piled on top
-        texts, valid = self._checked_verdicts(index, chunk)
+        texts, valid = self._checked_verdicts(identities, index, chunk)
         # kept for the posting pass, which would otherwise check every row again
         self._checked.put((index, number), texts, valid)
         cache = self._key_cache(index) if number == 0 else self._caches.get(index)

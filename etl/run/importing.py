@@ -234,10 +234,10 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
 
     def _plan(self, identities: Identities, index: int, number: int, chunk: RawChunk) -> Plan:
         if self._untouched(index, number, chunk.rows):  # reached stopped: nothing to look up
-            texts, valid = self._verdicts(index, number, chunk)
+            texts, valid = self._verdicts(identities, index, number, chunk)
             return self._plan_of(identities, index, chunk, texts, None, [], [], {}, send=False,
                                  plain=np.flatnonzero(valid))
-        texts, valid = self._verdicts(index, number, chunk)
+        texts, valid = self._verdicts(identities, index, number, chunk)
         kept = self._kept_keys(index, number, valid, chunk.rows)
         keyed = self._keyed(identities, index, chunk, valid, kept,
                             candidates=self._candidates.pop((index, number), None))
@@ -305,7 +305,7 @@ class Importer(FirstPass, KeyedRows, Sender, EndOfRun, WritingAhead, CheckingRow
         if (repeated is None or not len(repeated)) and self._keys_passed(index, number, chunk.rows):
             self._checked.discard((index, number))
             return
-        _, valid = self._verdicts(index, number, chunk)
+        _, valid = self._verdicts(identities, index, number, chunk)
         kept = self._kept_keys(index, number, valid, chunk.rows)
         keyed = self._keyed(identities, index, chunk, valid, kept)
         if keyed is not None and keyed.exact.any():  # as _keyed_rows identifies them

@@ -12,8 +12,7 @@ import numpy as np
 import pyarrow as arrow
 import pyarrow.compute as pc
 
-from etl.fields import bools
-from etl.ledger.entries import Entry, canonical_json, payload_hash, state_home
+from etl.ledger.entries import Entry, state_home
 from etl.ledger.identity import Identities, copy_rank
 from etl.ledger.life import plan
 from etl.ledger.rowkeys import (
@@ -32,13 +31,11 @@ from etl.ledger.rowkeys import (
     stored_payload_keys,
 )
 from etl.read.reading import RawChunk
-from etl.report.cells import restore_cell
 from etl.run.created_ahead import CreatedAhead
 from etl.run.import_base import ImporterBase
 from etl.run.import_rows import _TAG, Here, Plan, Row, _FileKeys, _Keyed
 from etl.run.night import created_here
 from etl.validate.resources import header_key
-from etl.validate.values import Kind
 
 _POOL: list[ThreadPoolExecutor] = []
 _Lanes = tuple[np.ndarray, np.ndarray, np.ndarray]  # a column's cells hashed: two lanes, and present
@@ -383,51 +380,14 @@ class KeyedRows(ImporterBase):
         cache = self._caches[index] = KeyCache(os.path.join(state_home(), "keys"), token)
         return cache
 
-    def _verdicts(self, index: int, number: int, chunk: RawChunk) -> tuple[dict[int, str], np.ndarray]:
+    def _verdicts(self, identities: Identities, index: int, number: int, chunk: RawChunk
+                  ) -> tuple[dict[int, str], np.ndarray]:
         """The schema's verdicts on a chunk: the first pass's, kept small (the few invalid rows'
         texts, a bit a row), or made now."""
         kept = self._checked.pop((index, number))
         if kept is not None and kept[2] == len(chunk):
             texts, bits, n = kept
             return texts, np.unpackbits(bits, count=n).astype(bool)
-        return self._checked_verdicts(index, chunk)
+        return self._checked_verdicts(identities, index, chunk)
 
-    def _checked_verdicts(self, index: int, chunk: RawChunk) -> tuple[dict[int, str], np.ndarray]:
-        """The schema's verdicts on a chunk of file INDEX, and `_guarded_twins`."""
-        texts, valid = self.validator.verdicts(chunk, self.inputs.columns[index])
-        if not self.inputs.errors_files[index]:
-            self._guarded_twins(index, chunk, texts, valid)
-        return texts, valid
-
-    def _guarded_twins(self, index: int, chunk: RawChunk, texts: dict[int, str], valid: np.ndarray) -> None:
-        """Valid rows with a text cell that starts with the ' errors.csv puts before a cell a
-        spreadsheet could take for a formula (`'-10% off`), in a file not read as an errors.csv
-        (its errors column taken out): where the row without it is one the journal has created,
-        or may have (in doubt), the row is refused, never sent as another credit use (a second
-        charge, its text with a stray '). A file whose own cells start so is read as it is."""
-        columns = self.inputs.columns[index]
-        fields = [f.name for f in self.resource.fields if f.kind is Kind.TEXT and f.name in columns.positions]
-        positions: set[int] = set()
-        for name in fields:
-            cells = chunk.columns[columns.positions[name]]
-            quoted = np.flatnonzero(bools(pc.starts_with(pc.fill_null(cells, ""), "'")) & valid)
-            texts_at = cells.take(arrow.array(quoted, arrow.int64())).to_pylist() if len(quoted) else []
-            positions.update(p for p, text in zip(quoted.tolist(), texts_at, strict=True)
-                             if restore_cell(text) != text)
-        if not positions:
-            return
-        at = sorted(positions)
-        twins = {}
-        for pos, body in zip(at, self.validator.payloads(chunk, columns, at), strict=True):
-            bare = {k: restore_cell(v) if k in fields and isinstance(v, str) else v for k, v in body.items()}
-            twins[pos] = payload_hash(self.resource.name, canonical_json(bare))
-        found = self.journal.created_with_payload(twins.values(), maybe=True)
-        for pos, twin in twins.items():
-            if found.get(twin):
-                entry = found[twin][0]
-                valid[pos] = False
-                texts[pos] = (f"a cell starts with the ' an errors.csv puts before a cell a spreadsheet "
-                              f"could take for a formula, and without it the row is {entry.where}'s credit "
-                              f"use ({entry.state.replace('_', ' ')} in the journal): load the errors.csv "
-                              "again with its errors column (the ' is taken away then), or take the ' out")
 
