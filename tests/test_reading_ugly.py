@@ -569,7 +569,10 @@ def test_a_trailing_delimiter_loses_nothing_and_refuses_nothing(etl):
     # a value more than the file's rows have as a rule: one was added somewhere, cells shifted
     assert rows[4]["errors"].startswith("row: has 5 values but the header has 3 columns")
     run = etl("validate", DATA / "trailing_delimiter_header.csv")
-    assert [r["outcome"] for r in run.report()] == ["valid", "valid", "valid", "valid"]
+    rows = run.report()
+    # a value in the header's unnamed column, where no other row has one: a value more somewhere
+    assert [r["outcome"] for r in rows] == ["valid", "valid", "invalid", "valid"]
+    assert rows[2]["errors"].startswith("row: has 4 values where the file's rows have 3 (a value more")
     assert "never sent: one without a name" in run.err
 
 
@@ -582,6 +585,11 @@ def test_a_row_a_value_short_among_rows_that_end_with_a_delimiter_is_never_read_
     assert [r["outcome"] for r in rows] == ["valid", "invalid", "valid"]
     assert rows[1]["errors"].startswith("row: has 5 values but the header has 6 columns")
     assert rows[2]["CoworkerInvoiceLineId"] == "7302" and rows[0]["BookingId"] == "880000"
+    # the rows end with a delimiter, the header does not: the row with the header's count of
+    # values is the one a value short (before: read shifted, the two others refused)
+    rows = etl("validate", DATA / "trailing_delimiter_rows_one_short_to_header.csv").report()
+    assert [r["outcome"] for r in rows] == ["valid", "invalid", "valid"]
+    assert rows[1]["errors"].startswith("row: has 6 values where the file's rows have 7 (a value missing")
 
 
 def test_a_column_taken_by_another_name_is_said_when_columns_beside_it_are_not_sent(etl, tmp_path):

@@ -16,9 +16,11 @@ from typing import Any
 
 import numpy as np
 import pyarrow as arrow
+import pyarrow.compute as pc
 import pyarrow.csv as arrow_csv
 
 from etl.errors import FileProblem
+from etl.fields import bools
 from etl.read import encodings
 from etl.read.reading import (
     _MAX_BLOCK,
@@ -140,6 +142,25 @@ def _lines(text: io.TextIOBase, consumed: list[str]) -> Iterator[str]:
 
 #: where the system names each open file of the process (Linux), else None
 _PROC_FD = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else None
+
+
+def _off_the_rule(columns: list[Any], n: int, width: int, rule: int | None) -> dict[int, str]:
+    """Of N rows with the header's WIDTH of values (COLUMNS), those off the file's RULE: where
+    its rows have more values (a trailing delimiter on every row but a header without), every
+    one of them (a value went missing somewhere); where they have fewer (a header with a
+    trailing delimiter, rows without), those with a value past the rule's. Their cells may be
+    shifted: refused, never guessed."""
+    if rule is None or rule == width or not n:
+        return {}
+    if rule > width:
+        off = np.ones(n, bool)
+    else:
+        off = np.zeros(n, bool)
+        for column in columns[rule:width]:
+            off |= bools(pc.not_equal(pc.fill_null(column, ""), ""))
+    said = (f"row: has {width} values where the file's rows have {rule} (a value "
+            f"{'missing' if rule > width else 'more'}: its cells may be shifted)")
+    return {int(i): said for i in np.flatnonzero(off)}
 
 
 class CsvTable(Table):
@@ -357,11 +378,11 @@ class CsvTable(Table):
                 candidates = np.arange(following, following + n + len(ragged), dtype=np.int64)
                 numbers = candidates[~np.isin(candidates, [r for r, _ in ragged])][:n]
                 last = int(numbers[-1]) if n else following - 1
+                if rule is None:  # the rows read so far: the ragged ones past this batch too
+                    rule = self._rule(n, ragged, width)
                 here = [(r, t) for r, t in ragged if r <= last]
                 ragged[:] = [(r, t) for r, t in ragged if r > last]
                 following = last + 1
-                if rule is None:
-                    rule = self._rule(n, here, width)
                 chunk = self._merge(numbers, batch.columns, here, width, rule)
                 chunk.read_to = counter.done
                 if len(chunk):
@@ -404,7 +425,7 @@ class CsvTable(Table):
                width: int, rule: int | None = None) -> RawChunk:
         """A batch's rows with its ragged rows put back in place, as one chunk."""
         columns = [c.combine_chunks() if isinstance(c, arrow.ChunkedArray) else c for c in columns]
-        errors: dict[int, str] = {}
+        errors = _off_the_rule(columns, len(numbers), width, rule)
         if ragged:
             records = [self._fields(text) for _, text in ragged]
             unnamed = 0  # the header's last columns without a name (a trailing delimiter)
@@ -420,7 +441,8 @@ class CsvTable(Table):
                                                                               strict=True)]
             where = {int(old): new for new, old in enumerate(order)}
             base = len(order) - len(extra)
-            errors = {where[base + i]: e for i, e in extra.shape_errors.items()}
+            errors = {where[i]: e for i, e in errors.items()}
+            errors.update({where[base + i]: e for i, e in extra.shape_errors.items()})
         return _drop_blank(RawChunk(numbers, columns, errors))
 
     def _fields(self, text: str) -> list[str]:
