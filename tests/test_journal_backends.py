@@ -210,6 +210,11 @@ def test_a_journal_password_is_read_only_from_a_config_its_owner_alone_reads(etl
     ("postgresql://etl:Xy?z=9q@db:5432/j", "postgresql://***@db:5432/j"),
     ("postgresql://etl:Xy#z=9q@db/j", "postgresql://***@db/j"),
     ("postgresql://etl@db/j?sslkey=k.pem&sslpassword=S3cr3t", "postgresql://etl@db/j?sslkey=k.pem&sslpassword=***"),
+    # a '@' in a query before any '/' (a user name "etl@dbsrv", a password "Xy@9q..."): what
+    # follows it may be a password's rest (before: shown, the password with it)
+    ("postgresql://?host=db&user=etl@dbsrv&password=S3cr3t", "postgresql://***"),
+    ("postgresql://db?user=etl&password=Xy@9qS3cr3t", "postgresql://***"),
+    ("postgresql://db?user=etl@dbsrv/j?password=S3cr3t", "postgresql://***@dbsrv/j?password=***"),
 ])
 def test_a_journal_url_is_shown_without_its_password(url, shown):
     from etl.ledger.journal_backends import shown as masked

@@ -61,6 +61,8 @@ def is_url(path: str) -> bool:
 
 #: a URL's parameters that are secrets: the password, and the passphrase of the client's key
 _SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
+#: one of them, written out, wherever it is in a text
+_SECRET_VALUE = re.compile(r"(?i)(\b(?:ssl)?password=)[^&#\s]*")
 
 
 def shown(url: str) -> str:
@@ -69,7 +71,10 @@ def shown(url: str) -> str:
     host part there for Python's parser: all that comes before its last '@' is masked then."""
     head, sep, tail = url.partition("://")
     if sep and reads_two_ways(url):
-        return shown(f"{head}://***@{tail.rsplit('@', 1)[1]}")
+        # what follows its last '@' is shown where it reads as a host and a database (a '/'
+        # in it), its password parameters masked; else it may be the rest of a password
+        rest = tail.rsplit("@", 1)[1]
+        return _SECRET_VALUE.sub(r"\1***", shown(f"{head}://***@{rest}")) if "/" in rest else f"{head}://***"
     parts = urlsplit(url)
     netloc = parts.netloc
     if "@" in netloc:
