@@ -436,6 +436,22 @@ def test_a_journal_named_through_a_link_is_held_by_the_same_lock(etl, sandbox, t
     assert len(sandbox.store.records()) == 1
 
 
+def test_a_journal_with_a_second_name_by_a_hard_link_is_refused(etl, sandbox, tmp_path):
+    """A hard link is another name for the same file that no path resolves to the first: each
+    name would take a lock of its own, and SQLite keeps its log beside each name (before: two
+    runs at once through the two names both posted every row)."""
+    import os
+
+    real = tmp_path / "journal.sqlite3"
+    api = ["--api-url", sandbox.url, "--token", TOKEN, "--rate", "1000"]
+    assert etl("import", write(tmp_path, "a.csv", "101,1,a"), *api, "--journal", real, env=NO_ENV).code == 0
+    os.link(real, tmp_path / "mine.sqlite3")
+    for name in (real, tmp_path / "mine.sqlite3"):
+        run = etl("import", write(tmp_path, "b.csv", "102,1,b"), *api, "--journal", name, env=NO_ENV)
+        assert run.code == 2 and "has 2 names (hard links)" in run.err, run.err
+    assert len(sandbox.store.records()) == 1
+
+
 def test_plain_http_to_another_machine_is_refused(etl, tmp_path):
     run = etl("import", write(tmp_path, "a.csv", "101,1,a"), "--api-url", "http://nexudus.example.com",
               "--token", TOKEN, env=NO_ENV)

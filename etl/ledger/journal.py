@@ -58,6 +58,21 @@ _NUMBERS = ("occurrence", "http_status", "attempts", "timeout", "first_sent", "l
             "server_offset", "settle_until", "fence_low", "fence_at", "fence_high")
 
 
+def _one_name(path: str) -> None:
+    """A SQLite journal has one name: a hard link to it would take a lock of its own (two runs at
+    once on one journal), and SQLite keeps its log beside each name (a run through one would
+    not see what a run killed through another wrote)."""
+    try:
+        names = os.stat(path).st_nlink
+    except OSError:
+        return  # not made yet: a name of its own
+    if names > 1:
+        raise JournalProblem(
+            f"the journal {path} has {names} names (hard links): a run through one would not see "
+            "what a run through another wrote, nor wait for it. Keep one name (remove the others; "
+            "copy the file to back it up, never link it), then run again. Nothing was posted")
+
+
 class Journal(Lookups):
     def __init__(self, path: str, target: str, *, run_id: str = "", command: str = "",
                  fresh: bool = False) -> None:
@@ -74,6 +89,7 @@ class Journal(Lookups):
         if self.url:  # a PostgreSQL journal: its lock is the server's
             self._lock = backends.PgLock(self.url, target, run_id)
         else:
+            _one_name(self.path)
             try:
                 os.makedirs(os.path.dirname(self.path), exist_ok=True)
                 self._lock = self._take_lock()
