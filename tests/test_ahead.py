@@ -193,7 +193,7 @@ def test_a_link_moved_to_a_copy_while_a_night_reads_names_the_file_the_rows_came
     a, b, link = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "latest.csv"
     history(a, set())
     link.symlink_to(a)
-    first = night(etl, sandbox, link, ROWS)
+    first = night(etl, sandbox, link, ROWS, "--concurrency", "16")
     assert first.code == 0, first.output
     ids = {r["row"]: r["id"] for r in first.report()}
     shutil.copy2(a, b)

@@ -177,7 +177,7 @@ def test_a_postgresql_journal_read_by_parallel_workers_gives_each_line_its_own_i
 
     path = tmp_path / "history.csv"
     write(path, [[str(11 + i % 3), f"{1 + i}.5", f"Desk #{i} " + "x" * (i % 50)] for i in range(600)])
-    first = night(etl, sandbox.url, path, 100000, "--journal", pg_url)
+    first = night(etl, sandbox.url, path, 100000, "--journal", pg_url, "--concurrency", "16")
     assert first.code == 0, first.output
     with psycopg.connect(pg_url, autocommit=True) as db:
         name = db.execute("SELECT current_database()").fetchone()[0]

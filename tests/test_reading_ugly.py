@@ -576,7 +576,7 @@ def test_a_trailing_delimiter_loses_nothing_and_refuses_nothing(etl):
     assert "never sent: one without a name" in run.err
 
 
-def test_a_row_a_value_short_among_rows_that_end_with_a_delimiter_is_never_read_shifted(etl):
+def test_a_row_a_value_short_among_rows_that_end_with_a_delimiter_is_never_read_shifted(etl, tmp_path):
     """Every line of the export ends with a delimiter, header included; one row lost an empty
     cell in a hand edit: its invoice line 51001 would be read as BookingId. It is refused, as
     any ragged row is (before: read shifted and posted as a use of booking 51001)."""
@@ -590,6 +590,9 @@ def test_a_row_a_value_short_among_rows_that_end_with_a_delimiter_is_never_read_
     rows = etl("validate", DATA / "trailing_delimiter_rows_one_short_to_header.csv").report()
     assert [r["outcome"] for r in rows] == ["valid", "invalid", "valid"]
     assert rows[1]["errors"].startswith("row: has 6 values where the file's rows have 7 (a value missing")
+    # a blank line among such rows is no row (before this was right, a rule made it one)
+    (tmp_path / "blank.csv").write_bytes(b"CoworkerBookingCreditId,CreditUsed\r\n\r\n1,1,\r\n2,1,\r\n")
+    assert [r["outcome"] for r in etl("validate", tmp_path / "blank.csv").report()] == ["valid", "valid"]
 
 
 def test_a_column_taken_by_another_name_is_said_when_columns_beside_it_are_not_sent(etl, tmp_path):

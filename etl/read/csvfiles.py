@@ -152,12 +152,15 @@ def _off_the_rule(columns: list[Any], n: int, width: int, rule: int | None) -> d
     shifted: refused, never guessed."""
     if rule is None or rule == width or not n:
         return {}
-    if rule > width:
-        off = np.ones(n, bool)
-    else:
-        off = np.zeros(n, bool)
-        for column in columns[rule:width]:
-            off |= bools(pc.not_equal(pc.fill_null(column, ""), ""))
+    def filled(part: list[Any]) -> np.ndarray:
+        found = np.zeros(n, bool)
+        for column in part:
+            found |= bools(pc.not_equal(pc.fill_null(column, ""), ""))
+        return found
+
+    # a blank line is no row (dropped as ever); a row with the header's count of values where
+    # the rows have more lacks one, where they have fewer has one more if it fills the last
+    off = filled(columns) if rule > width else filled(columns[rule:width])
     said = (f"row: has {width} values where the file's rows have {rule} (a value "
             f"{'missing' if rule > width else 'more'}: its cells may be shifted)")
     return {int(i): said for i in np.flatnonzero(off)}
