@@ -5,11 +5,15 @@ back exactly, so a row loaded again is the same row (never a second credit use).
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
 from etl.sandbox import Faults, Sandbox
 from tests.test_import import NO_ENV, TOKEN
+
+HEAD = "CoworkerBookingCreditId,CreditUsed,Description\n"
 
 HEADER = "Credit Id;Credit;Description"
 MAP = ["--map", "Credit Id=CoworkerBookingCreditId", "--decimal", ","]
@@ -96,28 +100,36 @@ def test_loading_errors_csv_does_not_warn_about_its_own_errors_column(etl, tmp_p
     assert "warning" not in again.err, again.err
 
 
-def test_an_errors_csv_without_its_errors_column_never_posts_a_row_in_doubt_again(etl, tmp_path):
-    """The operator takes the reasons column out of errors.csv before loading it again: the file
-    is no errors.csv then, and its "'+1 guest" is read as it is, a row the journal never saw. But
-    without the ' it is the row in doubt (its record made, its answer lost): refused, with what
-    to do (before: posted as a second credit use, "'+1 guest")."""
-    (tmp_path / "first.csv").write_text("CoworkerBookingCreditId,CreditUsed,Description\n1281,1.5,plain\n",
-                                        encoding="utf-8")
+@contextmanager
+def row_in_doubt(etl, tmp_path, head: str, first: str, then: str
+                 ) -> Iterator[tuple[Sandbox, list[str], object]]:
+    """first.csv imported the night before (FIRST), then again with the row THEN added, whose
+    record the server made but whose answer was lost (a 500 after creating, lists failing):
+    (the emulator, the import's options, that run), the faults over."""
+    (tmp_path / "first.csv").write_text(head + first, encoding="utf-8")
     with Sandbox(faults=Faults(retry_after=0), tokens=(TOKEN,)) as box:
         api = ["--api-url", box.url, "--token", TOKEN, "--rate", "1000", "--no-check-credits",
                "--max-retries", "0", "--settle-wait", "0"]
         assert etl("import", "first.csv", *api, env=NO_ENV).code == 0  # the export, the night before
         with open(tmp_path / "first.csv", "a", encoding="utf-8") as f:
-            f.write("1203,3,+1 guest\n")
+            f.write(then)
         box.faults.error_after_create = box.faults.list_error = 1.0
         run = etl("import", "first.csv", *api, env=NO_ENV)
         assert [r["outcome"] for r in run.report()] == ["skipped", "in_doubt"], run.err
-        box.faults.error_after_create = 0.0
+        box.faults.error_after_create = box.faults.list_error = 0.0
+        yield box, api, run
+
+
+def test_an_errors_csv_without_its_errors_column_never_posts_a_row_in_doubt_again(etl, tmp_path):
+    """The operator takes the reasons column out of errors.csv before loading it again: the file
+    is no errors.csv then, and its "'+1 guest" is read as it is, a row the journal never saw. But
+    without the ' it is the row in doubt (its record made, its answer lost): refused, with what
+    to do (before: posted as a second credit use, "'+1 guest")."""
+    with row_in_doubt(etl, tmp_path, HEAD, "1281,1.5,plain\n", "1203,3,+1 guest\n") as (box, api, run):
         rows = lines(run.report_path().parent / "errors.csv")
         with open(tmp_path / "again.csv", "w", newline="", encoding="utf-8") as f:
             csv.writer(f).writerows([r[:-1] for r in rows])  # the reasons column taken out
         assert rows[1][2] == "'+1 guest"
-        box.faults.list_error = 0.0
         again = etl("import", "again.csv", *api, env=NO_ENV)
         (line,) = again.report()
         assert line["outcome"] == "invalid", again.err
@@ -136,17 +148,8 @@ def test_a_guard_in_a_column_not_sent_without_the_errors_column_never_posts_a_ro
     is "'+44 ..." in errors.csv): the row's cells differ, so it is another row to etl, with the
     very payload of the row in doubt. Refused (before: posted again, a second charge)."""
     head = "CoworkerBookingCreditId,CreditUsed,Description,Phone\n"
-    (tmp_path / "first.csv").write_text(head + "1281,1.5,plain,0\n", encoding="utf-8")
-    with Sandbox(faults=Faults(retry_after=0), tokens=(TOKEN,)) as box:
-        api = ["--api-url", box.url, "--token", TOKEN, "--rate", "1000", "--no-check-credits",
-               "--max-retries", "0", "--settle-wait", "0"]
-        assert etl("import", "first.csv", *api, env=NO_ENV).code == 0
-        with open(tmp_path / "first.csv", "a", encoding="utf-8") as f:
-            f.write("1203,3,Hot desk,+44 20 7946 0958\n")
-        box.faults.error_after_create = box.faults.list_error = 1.0
-        run = etl("import", "first.csv", *api, env=NO_ENV)
-        assert [r["outcome"] for r in run.report()] == ["skipped", "in_doubt"], run.err
-        box.faults.error_after_create = box.faults.list_error = 0.0
+    with row_in_doubt(etl, tmp_path, head, "1281,1.5,plain,0\n", "1203,3,Hot desk,+44 20 7946 0958\n") as (
+            box, api, run):
         rows = lines(run.report_path().parent / "errors.csv")
         assert rows[1][3] == "'+44 20 7946 0958"
         with open(tmp_path / "again.csv", "w", newline="", encoding="utf-8") as f:
@@ -165,17 +168,7 @@ def test_a_row_in_doubt_loaded_again_from_an_errors_csv_a_spreadsheet_saved_is_n
     formula guard is taken off, the row is the same row, found created, and not posted again
     (a stricter reading of "etl's own errors.csv" posted it twice, with the guard on). Where the
     layout is not etl's, the reading is said."""
-    (tmp_path / "first.csv").write_text("CoworkerBookingCreditId,CreditUsed,Description\n1281,1.5,plain\n",
-                                        encoding="utf-8")
-    with Sandbox(faults=Faults(retry_after=0), tokens=(TOKEN,)) as box:
-        api = ["--api-url", box.url, "--token", TOKEN, "--rate", "1000", "--no-check-credits",
-               "--max-retries", "0", "--settle-wait", "0"]
-        assert etl("import", "first.csv", *api, env=NO_ENV).code == 0  # the export, the night before
-        (tmp_path / "first.csv").write_text("CoworkerBookingCreditId,CreditUsed,Description\n1281,1.5,plain\n"
-                                            "1203,3,+1 guest\n", encoding="utf-8")
-        box.faults.error_after_create = box.faults.list_error = 1.0
-        run = etl("import", "first.csv", *api, env=NO_ENV)
-        assert [r["outcome"] for r in run.report()] == ["skipped", "in_doubt"], run.err
+    with row_in_doubt(etl, tmp_path, HEAD, "1281,1.5,plain\n", "1203,3,+1 guest\n") as (box, api, run):
         rows = lines(run.report_path().parent / "errors.csv")
         assert rows[1][2] == "'+1 guest"
         rows = {"trailing delimiter": [r + [""] for r in rows],
@@ -183,7 +176,6 @@ def test_a_row_in_doubt_loaded_again_from_an_errors_csv_a_spreadsheet_saved_is_n
                 "moved first": [[r[-1], *r[:-1]] for r in rows]}[saved]
         with open(tmp_path / "again.csv", "w", newline="", encoding="utf-8") as f:
             csv.writer(f).writerows(rows)
-        box.faults.error_after_create = box.faults.list_error = 0.0
         again = etl("import", "again.csv", *api, env=NO_ENV)
         assert [r["outcome"] for r in again.report()] in (["created"], ["skipped"]), again.err
         assert [r["Description"] for r in box.store.records()] == ["plain", "+1 guest"]
