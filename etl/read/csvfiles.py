@@ -152,6 +152,7 @@ def _off_the_rule(columns: list[Any], n: int, width: int, rule: int | None) -> d
     shifted: refused, never guessed."""
     if rule is None or rule == width or not n:
         return {}
+
     def filled(part: list[Any]) -> np.ndarray:
         found = np.zeros(n, bool)
         for column in part:
@@ -415,8 +416,8 @@ class CsvTable(Table):
                 return
 
     def _rule(self, n: int, ragged: list[tuple[int, str]], width: int) -> int | None:
-        """The number of values most rows of the file's first batch have: N rows of the
-        header's WIDTH, and the RAGGED ones (None: no row yet)."""
+        """The number of values most rows read so far have: N rows of the header's WIDTH, and
+        the RAGGED ones (None: no row yet)."""
         lengths = Counter({width: n}) if n else Counter()
         for _, text in ragged:
             fields = self._fields(text)

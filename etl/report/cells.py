@@ -55,6 +55,19 @@ def restore(cells: arrow.Array) -> arrow.Array:
     return _mended(cells, pc.starts_with(cells, "'"), _restored)
 
 
+def guarded(cells: arrow.Array | arrow.ChunkedArray) -> np.ndarray:
+    """Which cells carry the guard `neutralise` puts on (`restore` would take it off): the
+    cells that start with a `'` alone are looked at closely."""
+    where = np.flatnonzero(first_bytes(cells) == ord("'"))
+    found = np.zeros(len(cells), dtype=bool)
+    if len(where):
+        if isinstance(cells, arrow.ChunkedArray):
+            cells = cells.combine_chunks()
+        picked = cells.take(arrow.array(where, type=arrow.int64()))
+        found[where[bools(pc.not_equal(_restored(picked), picked))]] = True
+    return found
+
+
 def first_bytes(cells: arrow.Array | arrow.ChunkedArray) -> np.ndarray:
     """The first byte of each cell of a text column (0 for an empty or null cell)."""
     if isinstance(cells, arrow.ChunkedArray):

@@ -10,10 +10,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as arrow
-import pyarrow.compute as pc
 
 from etl.errors import RunAborted, UsageProblem
-from etl.fields import bools
 from etl.heap import give_back_memory
 from etl.ledger.entries import LEGACY_SCHEME, Entry, JournalProblem, canonical_json, payload_hash
 from etl.ledger.identity import (
@@ -31,7 +29,7 @@ from etl.outcomes import Outcome
 from etl.post.answers import ReadFailed
 from etl.post.verdicts import differences
 from etl.read.reading import RawChunk
-from etl.report.cells import restore_cell
+from etl.report.cells import guarded, restore, restore_cell
 from etl.run.checks import posts_left
 from etl.run.import_base import ImporterBase
 from etl.run.import_rows import Row, _Fresh, _identified_otherwise, _Sample, _ToSend, system_id_of, tagged
@@ -142,37 +140,31 @@ class FirstPass(ImporterBase):
         if not scheme.startswith("cells:"):
             return  # a --key: the key's own cells, read as they are
         kept_at, kept_names = identities.kept(table.header)
-        guarded: set[int] = set()
+        marked = np.zeros(len(chunk), dtype=bool)
         for at in kept_at:
-            cells = chunk.columns[at]
-            quoted = np.flatnonzero(bools(pc.starts_with(pc.fill_null(cells, ""), "'")) & valid)
-            if len(quoted):
-                spelt = cells.take(arrow.array(quoted, arrow.int64())).to_pylist()
-                guarded.update(p for p, text in zip(quoted.tolist(), spelt, strict=True)
-                               if restore_cell(text) != text)
-        if not guarded:
+            marked |= guarded(chunk.columns[at])
+        at_rows = np.flatnonzero(marked & valid).tolist()
+        if not at_rows:
             return
-        at_rows = sorted(guarded)
         field_at = {p: name for name, p in columns.positions.items()}
         sent = [field_at.get(i) for i in kept_at]
         take = arrow.array(at_rows, arrow.int64())
-        cells = [[restore_cell(c) if isinstance(c, str) else c
-                  for c in chunk.columns[i].take(take).to_pylist()] for i in kept_at]
+        cells = [restore(chunk.columns[i].take(take)).to_pylist() for i in kept_at]
         bare = [{k: restore_cell(v) if isinstance(v, str) else v for k, v in body.items()}
                 for body in self.validator.payloads(chunk, columns, at_rows)]
         made, _ = _digests(bare, kept_names, sent, cells)
         twins = {pos: identities.base_of(scheme, d) for pos, d in zip(at_rows, made, strict=True)}
         found = self.journal.of_bases(set(twins.values()))
-        for pos, base in twins.items():
-            if found.get(base):
-                identity, state, _ = found[base][0]
-                entry = self.journal.lookup([identity]).get(identity)
-                where = f"{entry.where}'s" if entry is not None else "a"
-                valid[pos] = False
-                texts[pos] = (f"a cell starts with the ' an errors.csv puts before a cell a spreadsheet "
-                              f"could take for a formula, and without it the row is {where} credit use "
-                              f"({state.replace('_', ' ')} in the journal): load the errors.csv again with "
-                              "its errors column (the ' is taken away then), or take the ' out")
+        theirs = {pos: found[base][0] for pos, base in twins.items() if found.get(base)}
+        entries = self.journal.lookup(identity for identity, _, _ in theirs.values())
+        for pos, (identity, state, _) in theirs.items():
+            entry = entries.get(identity)
+            where = f"{entry.where}'s" if entry is not None else "a"
+            valid[pos] = False
+            texts[pos] = (f"a cell starts with the ' an errors.csv puts before a cell a spreadsheet "
+                          f"could take for a formula, and without it the row is {where} credit use "
+                          f"({state.replace('_', ' ')} in the journal): load the errors.csv again with "
+                          "its errors column (the ' is taken away then), or take the ' out")
 
     def _row(self, identities: Identities, pos: int, identity: str, scheme: str, payload: dict[str, Any],
              source: str, number: int, spelt: list[str], base: str | None, occurrence: int | None,

@@ -389,5 +389,3 @@ class KeyedRows(ImporterBase):
             texts, bits, n = kept
             return texts, np.unpackbits(bits, count=n).astype(bool)
         return self._checked_verdicts(identities, index, chunk)
-
-
